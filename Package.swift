@@ -1,0 +1,61 @@
+// swift-tools-version:6.1
+// Scrollback: an embedded storage engine for chat messages.
+// Layers (dependencies point down only; see ../shared/architecture.md):
+//   Storage  checkpoint + recovery: log + pager + trees as one crash-safe unit
+//   BTree    copy-on-write counted B+tree
+//   Pager    page file, meta pages, free list, page cache
+//   Log      append-only segments, group commit, recovery scan, LZ4 sealing
+//   IO       file-system protocol: POSIX, in-memory, crash-simulating
+//   Format   byte codecs, CRC32C, varints, on-disk constants (mirrors spec/)
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Scrollback",
+    platforms: [.macOS(.v15)],
+    products: [],
+    targets: [
+        .systemLibrary(
+            name: "CLZ4",
+            path: "Sources/CLZ4",
+            pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"])]
+        ),
+        .target(name: "ScrollbackFormat", path: "Sources/Format", swiftSettings: strict),
+        .target(name: "ScrollbackIO", dependencies: ["ScrollbackFormat"], path: "Sources/IO", swiftSettings: strict),
+        .target(
+            name: "ScrollbackLog",
+            dependencies: ["ScrollbackFormat", "ScrollbackIO", "CLZ4"],
+            path: "Sources/Log", swiftSettings: strict),
+        .target(
+            name: "ScrollbackPager",
+            dependencies: ["ScrollbackFormat", "ScrollbackIO"],
+            path: "Sources/Pager", swiftSettings: strict),
+        .target(
+            name: "ScrollbackBTree",
+            dependencies: ["ScrollbackFormat", "ScrollbackPager"],
+            path: "Sources/BTree", swiftSettings: strict),
+        .target(
+            name: "ScrollbackStorage",
+            dependencies: ["ScrollbackFormat", "ScrollbackIO", "ScrollbackLog", "ScrollbackPager", "ScrollbackBTree"],
+            path: "Sources/Storage", swiftSettings: strict),
+
+        .target(
+            name: "TestSupport",
+            dependencies: ["ScrollbackFormat", "ScrollbackIO"],
+            path: "Tests/TestSupport", swiftSettings: strict),
+        .testTarget(name: "FormatTests", dependencies: ["ScrollbackFormat", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "IOTests", dependencies: ["ScrollbackIO", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "LogTests", dependencies: ["ScrollbackLog", "ScrollbackIO", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "PagerTests", dependencies: ["ScrollbackPager", "ScrollbackIO", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "BTreeTests", dependencies: ["ScrollbackBTree", "ScrollbackPager", "ScrollbackIO", "TestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "StorageTests",
+            dependencies: ["ScrollbackStorage", "ScrollbackBTree", "ScrollbackPager", "ScrollbackLog", "ScrollbackIO", "TestSupport"],
+            swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,1 @@
+// The BTree layer. See ../../shared/architecture.md and spec/.

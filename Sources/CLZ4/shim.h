@@ -1,0 +1,4 @@
+#ifndef SCROLLBACK_CLZ4_SHIM_H
+#define SCROLLBACK_CLZ4_SHIM_H
+#include <lz4.h>
+#endif

@@ -1,0 +1,44 @@
+/// The typed error every layer below the public API throws.
+///
+/// Decoders never trap on bad bytes: they throw `.corrupted` naming the file and the byte
+/// offset where the damage was found. System-call failures carry the errno and the path.
+package enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Bytes on disk failed a checksum, a bounds check or a structural rule.
+    case corrupted(file: String, offset: UInt64, reason: String)
+    /// A system call failed. `operation` names it (`pread`, `fdatasync`, …).
+    case io(path: String, operation: String, errno: Int32)
+    /// The file was written by a format version this build does not read.
+    case unsupportedVersion(file: String, found: UInt32, supported: UInt32)
+    /// The path exists but is not a Scrollback file (wrong magic).
+    case notAStore(path: String)
+    /// A caller passed an argument outside its documented limits. Nothing was written.
+    case invalidArgument(String)
+    /// An earlier write or sync failed; the store refuses writes until it is reopened,
+    /// because after a failed fsync the kernel may have dropped the data.
+    case poisoned(cause: String)
+    /// The object was used after `close()`.
+    case closed
+    /// A documented capacity was exceeded (file too large, transaction too large, …).
+    case limitExceeded(String)
+
+    package var description: String {
+        switch self {
+        case let .corrupted(file, offset, reason):
+            return "corrupted: \(file) at offset \(offset): \(reason)"
+        case let .io(path, operation, errno):
+            return "I/O error: \(operation) on \(path) failed with errno \(errno)"
+        case let .unsupportedVersion(file, found, supported):
+            return "unsupported format version \(found) in \(file) (this build reads up to \(supported))"
+        case let .notAStore(path):
+            return "not a Scrollback file: \(path)"
+        case let .invalidArgument(message):
+            return "invalid argument: \(message)"
+        case let .poisoned(cause):
+            return "store refuses writes after an earlier failure (\(cause)); reopen it"
+        case .closed:
+            return "store is closed"
+        case let .limitExceeded(message):
+            return "limit exceeded: \(message)"
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import ScrollbackFormat
+
+/// How `FileSystem.open` treats an existing or missing file.
+package enum OpenMode: Sendable, Equatable {
+    /// Open an existing file; throw `.io(errno: ENOENT)` if it is missing.
+    case existing
+    /// Create the file if missing, open it if present.
+    case createIfMissing
+    /// Create the file; throw `.io(errno: EEXIST)` if it already exists.
+    case createNew
+    /// Open an existing file for reading only; writes throw `.io(errno: EBADF)`.
+    case readOnly
+}
+
+/// All file-system access of the engine goes through this protocol (as LevelDB's `Env`),
+/// so the in-memory and crash-simulating implementations can replace the real one.
+///
+/// Durability contract (spec/README.md, "What we assume of the disk"):
+/// - `FileHandle.write` is durable only after a later `FileHandle.syncData()` on that file
+///   returns; before that it may be lost, torn at 512-byte sectors, or reordered with
+///   other unsynced writes.
+/// - Creating, renaming and unlinking a file is durable only after `syncDirectory` on the
+///   directory that holds it.
+///
+/// Errors: the engine throws only `StorageError`; every failure here throws `StorageError.io(path:operation:errno:)` with the POSIX
+/// errno (the simulated file systems use the same errno values).
+///
+/// Thread-safety: implementations are safe to call from many threads at once. A single
+/// `FileHandle` may be used concurrently for positional reads and writes.
+package protocol FileSystem: AnyObject, Sendable {
+    func open(_ path: String, mode: OpenMode) throws -> any FileHandle
+    func fileExists(_ path: String) -> Bool
+    /// Names (not paths) of the entries of a directory, sorted.
+    func listDirectory(_ path: String) throws -> [String]
+    /// Creates a directory (and its missing parents); no error if it exists.
+    func createDirectory(_ path: String) throws
+    /// Atomically replaces `destination` with `source` (POSIX rename semantics).
+    func rename(_ source: String, to destination: String) throws
+    func removeFile(_ path: String) throws
+    /// Makes creations, renames and removals in `directory` durable.
+    func syncDirectory(_ directory: String) throws
+}
+
+/// An open file. Positional I/O only; there is no file pointer.
+package protocol FileHandle: AnyObject, Sendable {
+    var path: String { get }
+    /// Reads up to `buffer.count` bytes at `offset`; returns the number read, which is less
+    /// than requested only at end of file. Retries `EINTR` and short reads internally.
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int
+    /// Writes all of `bytes` at `offset`, extending the file if needed. Retries `EINTR` and
+    /// short writes internally.
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws
+    func truncate(to size: UInt64) throws
+    /// `fdatasync`: makes every completed write of this file durable.
+    func syncData() throws
+    func size() throws -> UInt64
+    /// Closes the handle; further calls throw. Closing does not sync.
+    func close() throws
+}
+
+extension FileHandle {
+    /// Reads exactly `buffer.count` bytes at `offset` or throws `.corrupted` describing the
+    /// short read (the file ends early: a truncated file is damage, not an I/O error).
+    package func readExactly(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
+        let n = try read(into: buffer, at: offset)
+        if n != buffer.count {
+            throw StorageError.corrupted(
+                file: path, offset: offset + UInt64(n),
+                reason: "file ends early: wanted \(buffer.count) bytes at \(offset), got \(n)")
+        }
+    }
+
+    /// Reads `count` bytes at `offset` into a new array; shorter at end of file.
+    package func readBytes(count: Int, at offset: UInt64) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        let n = try bytes.withUnsafeMutableBytes { (buffer) throws -> Int in
+            try read(into: buffer, at: offset)
+        }
+        bytes.removeLast(count - n)
+        return bytes
+    }
+
+    package func write(_ bytes: [UInt8], at offset: UInt64) throws {
+        try bytes.withUnsafeBytes { (buffer) throws in try write(buffer, at: offset) }
+    }
+}
+
+/// Path helpers (the engine only builds paths as `directory + "/" + name`).
+package enum Path {
+    package static func join(_ directory: String, _ name: String) -> String {
+        directory.hasSuffix("/") ? directory + name : directory + "/" + name
+    }
+
+    package static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[path.startIndex..<slash])
+    }
+
+    package static func name(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+}

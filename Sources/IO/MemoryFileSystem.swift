@@ -1,0 +1,180 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ScrollbackFormat
+import Synchronization
+
+/// A file system held entirely in memory. Every write is immediately "durable" (there is no
+/// crash to lose it); for crash testing use `CrashSimulatingFileSystem`.
+///
+/// Semantics follow POSIX where the engine relies on them: an open handle keeps working
+/// after its file is removed or renamed over; `rename` replaces the destination atomically.
+///
+/// Thread-safety: all state is behind one mutex; safe from any thread.
+package final class MemoryFileSystem: FileSystem {
+    final class Node: @unchecked Sendable {
+        // Guarded by the file system's mutex.
+        var bytes: [UInt8] = []
+    }
+
+    struct State {
+        var files: [String: Node] = [:]
+        var directories: Set<String> = ["/", "."]
+    }
+
+    let state = Mutex(State())
+
+    package init() {}
+
+    package func open(_ path: String, mode: OpenMode) throws -> any FileHandle {
+        let node: Node? = state.withLock { state -> Node? in
+            if let existing = state.files[path] {
+                return mode == .createNew ? nil : existing
+            }
+            guard mode == .createIfMissing || mode == .createNew else { return nil }
+            guard state.directories.contains(Path.directory(of: path)) else { return nil }
+            let node = Node()
+            state.files[path] = node
+            return node
+        }
+        guard let node else {
+            let exists = fileExists(path)
+            throw StorageError.io(path: path, operation: "open", errno: exists ? EEXIST : ENOENT)
+        }
+        return MemoryFileHandle(fileSystem: self, node: node, path: path, readOnly: mode == .readOnly)
+    }
+
+    package func fileExists(_ path: String) -> Bool {
+        state.withLock { $0.files[path] != nil || $0.directories.contains(path) }
+    }
+
+    package func listDirectory(_ path: String) throws -> [String] {
+        let result: [String]? = state.withLock { state in
+            guard state.directories.contains(path) else { return nil }
+            let names = state.files.keys.filter { Path.directory(of: $0) == path }.map { Path.name(of: $0) }
+            let subdirectories = state.directories.filter { $0 != path && Path.directory(of: $0) == path }
+                .map { Path.name(of: $0) }
+            return (names + subdirectories).sorted()
+        }
+        guard let result else { throw StorageError.io(path: path, operation: "opendir", errno: ENOENT) }
+        return result
+    }
+
+    package func createDirectory(_ path: String) throws {
+        state.withLock { state in
+            var current = path
+            while !state.directories.contains(current) {
+                state.directories.insert(current)
+                current = Path.directory(of: current)
+            }
+        }
+    }
+
+    package func rename(_ source: String, to destination: String) throws {
+        let ok = state.withLock { state -> Bool in
+            guard let node = state.files.removeValue(forKey: source) else { return false }
+            state.files[destination] = node
+            return true
+        }
+        if !ok { throw StorageError.io(path: source, operation: "rename", errno: ENOENT) }
+    }
+
+    package func removeFile(_ path: String) throws {
+        let ok = state.withLock { $0.files.removeValue(forKey: path) != nil }
+        if !ok { throw StorageError.io(path: path, operation: "unlink", errno: ENOENT) }
+    }
+
+    package func syncDirectory(_ directory: String) throws {
+        let ok = state.withLock { $0.directories.contains(directory) }
+        if !ok { throw StorageError.io(path: directory, operation: "fsync(dir)", errno: ENOENT) }
+    }
+
+    /// A copy of a file's bytes (tests use it to damage or inspect files).
+    package func contents(of path: String) -> [UInt8]? {
+        state.withLock { $0.files[path]?.bytes }
+    }
+
+    /// Replaces a file's bytes (tests use it to inject damage).
+    package func setContents(of path: String, to bytes: [UInt8]) {
+        state.withLock { state in
+            if let node = state.files[path] { node.bytes = bytes } else {
+                let node = Node()
+                node.bytes = bytes
+                state.files[path] = node
+            }
+        }
+    }
+}
+
+final class MemoryFileHandle: FileHandle {
+    let fileSystem: MemoryFileSystem
+    let node: MemoryFileSystem.Node
+    let path: String
+    let readOnly: Bool
+    let isOpen = Atomic<Bool>(true)
+
+    init(fileSystem: MemoryFileSystem, node: MemoryFileSystem.Node, path: String, readOnly: Bool) {
+        self.fileSystem = fileSystem
+        self.node = node
+        self.path = path
+        self.readOnly = readOnly
+    }
+
+    private func checkOpen(_ operation: String) throws {
+        if !isOpen.load(ordering: .acquiring) { throw StorageError.io(path: path, operation: operation, errno: EBADF) }
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
+        try checkOpen("pread")
+        return fileSystem.state.withLock { _ -> Int in
+            let size = UInt64(node.bytes.count)
+            guard offset < size else { return 0 }
+            let n = Int(min(UInt64(buffer.count), size - offset))
+            node.bytes.withUnsafeBytes { source in
+                buffer.baseAddress!.copyMemory(from: source.baseAddress! + Int(offset), byteCount: n)
+            }
+            return n
+        }
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws {
+        try checkOpen("pwrite")
+        if readOnly { throw StorageError.io(path: path, operation: "pwrite", errno: EBADF) }
+        fileSystem.state.withLock { _ in
+            let end = Int(offset) + bytes.count
+            if node.bytes.count < end { node.bytes.append(contentsOf: repeatElement(0, count: end - node.bytes.count)) }
+            guard bytes.count > 0 else { return }
+            node.bytes.withUnsafeMutableBytes { target in
+                (target.baseAddress! + Int(offset)).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            }
+        }
+    }
+
+    func truncate(to size: UInt64) throws {
+        try checkOpen("ftruncate")
+        if readOnly { throw StorageError.io(path: path, operation: "ftruncate", errno: EBADF) }
+        fileSystem.state.withLock { _ in
+            let target = Int(size)
+            if node.bytes.count > target {
+                node.bytes.removeLast(node.bytes.count - target)
+            } else {
+                node.bytes.append(contentsOf: repeatElement(0, count: target - node.bytes.count))
+            }
+        }
+    }
+
+    func syncData() throws { try checkOpen("fdatasync") }
+
+    func size() throws -> UInt64 {
+        try checkOpen("fstat")
+        return fileSystem.state.withLock { _ in UInt64(node.bytes.count) }
+    }
+
+    func close() throws {
+        if !isOpen.exchange(false, ordering: .acquiringAndReleasing) {
+            throw StorageError.io(path: path, operation: "close", errno: EBADF)
+        }
+    }
+}

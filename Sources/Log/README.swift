@@ -1,0 +1,1 @@
+// The Log layer. See ../../shared/architecture.md and spec/.

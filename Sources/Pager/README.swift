@@ -1,0 +1,1 @@
+// The Pager layer. See ../../shared/architecture.md and spec/.

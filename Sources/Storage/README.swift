@@ -1,0 +1,1 @@
+// The Storage layer. See ../../shared/architecture.md and spec/.

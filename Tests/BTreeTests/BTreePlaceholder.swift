@@ -1,0 +1,2 @@
+// Tests of the BTree layer.
+import Testing

@@ -1,0 +1,2 @@
+// Tests of the Pager layer.
+import Testing

@@ -1,0 +1,2 @@
+// Tests of the Storage layer.
+import Testing
