@@ -44,6 +44,8 @@ let package = Package(
             dependencies: ["ScrollbackFormat", "ScrollbackIO", "ScrollbackLog", "ScrollbackPager", "ScrollbackBTree"],
             path: "Sources/Storage", swiftSettings: strict),
 
+        .executableTarget(name: "FormatBench", dependencies: ["ScrollbackFormat"], path: "Benchmarks/FormatBench", swiftSettings: strict),
+
         .target(
             name: "TestSupport",
             dependencies: ["ScrollbackFormat", "ScrollbackIO"],
