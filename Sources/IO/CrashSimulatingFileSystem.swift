@@ -55,6 +55,9 @@ package enum Fault: Sendable, Equatable {
     /// and drops that file's pending changes (reads then see its durable bytes), as Linux does
     /// after a writeback error.
     case syncFails(pathSuffix: String)
+    /// The next `write` to a file whose path ends with `pathSuffix` fails once with EIO and
+    /// writes nothing.
+    case writeFails(pathSuffix: String)
     /// The next `syncDirectory` of a directory whose path ends with `pathSuffix` fails once
     /// with EIO; its unsynced creates, renames and removes stay unsynced.
     case syncDirectoryFails(pathSuffix: String)
@@ -125,6 +128,7 @@ package final class CrashSimulatingFileSystem: FileSystem {
         var poweredOff = false
         var crashCount = 0
         var failingSyncs: [String] = []
+        var failingWrites: [String] = []
         var failingDirectorySyncs: [String] = []
         var byteBudget: UInt64?
         var bytesWrittenSinceBudget: UInt64 = 0
@@ -150,6 +154,14 @@ package final class CrashSimulatingFileSystem: FileSystem {
                     stepsUntilPowerLoss = remaining - 1
                 }
             }
+        }
+
+        mutating func clearFaults() {
+            failingSyncs = []
+            failingWrites = []
+            failingDirectorySyncs = []
+            byteBudget = nil
+            readsUntilFailure = nil
         }
 
         /// Applies one namespace operation to the current view and queues it as unsynced.
@@ -227,10 +239,7 @@ package final class CrashSimulatingFileSystem: FileSystem {
             state.crashCount += 1
             state.stepsUntilPowerLoss = nil
             state.poweredOff = false
-            state.failingSyncs = []
-            state.failingDirectorySyncs = []
-            state.byteBudget = nil
-            state.readsUntilFailure = nil
+            state.clearFaults()
         }
     }
 
@@ -239,6 +248,7 @@ package final class CrashSimulatingFileSystem: FileSystem {
         state.withLock { state in
             switch fault {
             case let .syncFails(suffix): state.failingSyncs.append(suffix)
+            case let .writeFails(suffix): state.failingWrites.append(suffix)
             case let .syncDirectoryFails(suffix): state.failingDirectorySyncs.append(suffix)
             case let .diskFull(budget):
                 state.byteBudget = budget
@@ -250,12 +260,7 @@ package final class CrashSimulatingFileSystem: FileSystem {
 
     /// Disarms every injected fault.
     package func clearFaults() {
-        state.withLock { state in
-            state.failingSyncs = []
-            state.failingDirectorySyncs = []
-            state.byteBudget = nil
-            state.readsUntilFailure = nil
-        }
+        state.withLock { $0.clearFaults() }
     }
 
     // MARK: Inspection and damage (tests)
@@ -483,6 +488,10 @@ final class CrashSimulatingFileHandle: FileHandle {
                 bytes.count <= fileSystem.maxFileSize - Int(offset)
             else {
                 throw StorageError.io(path: path, operation: "pwrite", errno: EFBIG)
+            }
+            if let index = state.failingWrites.firstIndex(where: { path.hasSuffix($0) }) {
+                state.failingWrites.remove(at: index)
+                throw StorageError.io(path: path, operation: "pwrite", errno: EIO)
             }
             if let budget = state.byteBudget {
                 let total = state.bytesWrittenSinceBudget + UInt64(bytes.count)

@@ -475,6 +475,20 @@ struct SyncedPlusPending {
         #expect(fs.durableContents(of: "/other") == nil)  // name never made durable
     }
 
+    @Test func failedWriteWritesNothingOnce() throws {
+        let fs = CrashSimulatingFileSystem(seed: 1)
+        let segment = try fs.open("/log-1.seg", mode: .createNew)
+        let pages = try fs.open("/pages", mode: .createNew)
+        fs.injectFault(.writeFails(pathSuffix: ".seg"))
+        try pages.write([1], at: 0)
+        let steps = fs.stepCount
+        #expect(ioErrno { try segment.write([1, 2], at: 0) } == EIO)
+        #expect(fs.stepCount == steps)
+        #expect(try segment.size() == 0)
+        try segment.write([3], at: 0)
+        #expect(fs.contents(of: "/log-1.seg") == [3])
+    }
+
     @Test func failedDirectorySyncLeavesNamesUnsynced() throws {
         let fs = CrashSimulatingFileSystem(seed: 1)
         try fs.createDirectory("/db")
