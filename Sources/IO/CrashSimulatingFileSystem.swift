@@ -197,6 +197,9 @@ package final class CrashSimulatingFileSystem: FileSystem {
     /// Lets `steps` more I/O steps complete; then the power is lost: every further call throws
     /// `StorageError.io(errno: EIO)` and the view is frozen until `crash` is called.
     /// `steps == 0` cuts the power now. A later call replaces an earlier schedule.
+    ///
+    /// So a workload run after `scheduleCrash(afterSteps: n)` completes exactly its first `n`
+    /// steps and its step `n + 1` throws EIO; a sweep runs `n` over `0..<totalSteps`.
     package func scheduleCrash(afterSteps steps: Int) {
         state.withLock { state in
             if steps <= 0 {
