@@ -74,8 +74,10 @@ extension Log {
             if sealedIDs.contains(id) {
                 let handle = try fileSystem.open(path(id, .sealed), mode: .readOnly)
                 let sealed = SealedSegment(id: id, file: SegmentFile(handle), fileSize: try handle.size())
-                let index = try sealed.index()
+                // The index is read lazily (first read) unless this open needs it, so damage
+                // in an old sealed segment fails only the reads that touch it.
                 if id >= replaySegment {
+                    let index = try sealed.index()
                     let image = try sealed.rawImage()
                     try image.withUnsafeBytes {
                         try SegmentScanner.scanComplete($0, path: sealed.path, segment: id, salt: index.salt,
@@ -83,7 +85,9 @@ extension Log {
                     }
                 }
                 segments[id] = .sealed(sealed)
-                logEnd = LogPositions.make(segment: id, offset: UInt32(index.rawLength))
+                if id == ids.last {
+                    logEnd = LogPositions.make(segment: id, offset: UInt32(try sealed.index().rawLength))
+                }
                 lastPath = sealed.path
             } else if id == ids.last {
                 let (segment, didSync) = try recoverLastSegment(
