@@ -17,6 +17,10 @@ final class CountingFileSystem: FileSystem, @unchecked Sendable {
     let segmentSyncs = Atomic<Int>(0)
     let failSyncs = Atomic<Bool>(false)
     let failWrites = Atomic<Bool>(false)
+    let segmentWrites = Atomic<Int>(0)
+    /// While positive, a segment sync waits (up to 5 s) until this many segment writes have
+    /// happened: lets a test make sure concurrent appends queue up behind one sync.
+    let syncGateWrites = Atomic<Int>(0)
     let syncDelayMicroseconds: UInt32
 
     init(base: MemoryFileSystem = MemoryFileSystem(), syncDelayMicroseconds: UInt32 = 0) {
@@ -53,6 +57,7 @@ final class CountingFileHandle: FileHandle, @unchecked Sendable {
             throw StorageError.io(path: path, operation: "pwrite", errno: EIO)
         }
         try base.write(bytes, at: offset)
+        if path.hasSuffix(".seg") { owner.segmentWrites.add(1, ordering: .relaxed) }
     }
     func truncate(to size: UInt64) throws { try base.truncate(to: size) }
     func syncData() throws {
@@ -62,6 +67,12 @@ final class CountingFileHandle: FileHandle, @unchecked Sendable {
                 throw StorageError.io(path: path, operation: "fdatasync", errno: EIO)
             }
             if owner.syncDelayMicroseconds > 0 { usleep(owner.syncDelayMicroseconds) }
+            let gate = owner.syncGateWrites.load(ordering: .relaxed)
+            var waited = 0
+            while gate > 0, owner.segmentWrites.load(ordering: .relaxed) < gate, waited < 5_000 {
+                usleep(1000)
+                waited += 1
+            }
         }
         try base.syncData()
     }
