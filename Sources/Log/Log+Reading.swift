@@ -8,7 +8,8 @@ extension Log {
     /// Active segment (and the one filled just before it): served from the in-memory copy,
     /// no syscall. Sealed segments: through the block cache (a miss reads, checks and
     /// decompresses one block). Other raw segments: two preads.
-    /// The record's checksum is verified on every read.
+    /// The record's checksum is verified on every read. A commit record (type 1) reads
+    /// like any other record.
     ///
     /// Throws `.invalidArgument` when no segment or no byte of the log is at `position`,
     /// `.corrupted(file:offset:reason:)` when the bytes there are not a valid record,

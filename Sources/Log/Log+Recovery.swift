@@ -92,7 +92,7 @@ extension Log {
             } else if id == ids.last {
                 let (segment, didSync) = try recoverLastSegment(
                     fileSystem: fileSystem, path: path(id, .raw), id: id, options: options,
-                    applyFrom: id >= replaySegment ? applyFrom(id) : Int.max, apply: apply)
+                    applyFrom: id >= replaySegment ? applyFrom(id) : Int.max, replayFrom: replayFrom, apply: apply)
                 if didSync { syncs += 1 }
                 active = segment
                 logEnd = LogPositions.make(segment: id, offset: UInt32(segment.length))
@@ -174,7 +174,7 @@ extension Log {
     /// sync was issued.
     static func recoverLastSegment(
         fileSystem: any FileSystem, path: String, id: UInt32, options: LogOptions, applyFrom: Int,
-        apply: (LoggedTransaction) throws -> Void
+        replayFrom: LogPosition, apply: (LoggedTransaction) throws -> Void
     ) throws -> (RawSegment, Bool) {
         let handle = try fileSystem.open(path, mode: .existing)
         let file = SegmentFile(handle)
@@ -221,8 +221,15 @@ extension Log {
                     reason: "\(scan.badReason); the valid commit record at offset \(proof.offset) shows the segment was durable through offset \(proof.durableThrough), so this is damage to synced data, not a torn tail")
             }
             // Torn tail: nothing proves these bytes were ever synced, so no acknowledged
-            // transaction can be in them. Cut them off.
+            // transaction can be in them. Cut them off — unless the caller already saw
+            // data past the cut as durable: then report it and leave the file as it is.
             end = scan.validEnd
+            let cut = LogPositions.make(segment: id, offset: UInt32(end))
+            if replayFrom > cut {
+                throw StorageError.corrupted(
+                    file: path, offset: UInt64(scan.badOffset ?? end),
+                    reason: "\(scan.badOffset == nil ? "segment ends inside a transaction" : scan.badReason) at the tail, but the replay position \(LogPositions.describe(replayFrom)) lies beyond \(LogPositions.describe(cut)): durable log data is damaged")
+            }
             try handle.truncate(to: UInt64(end))
         }
         try handle.syncData()

@@ -300,6 +300,22 @@ import TestSupport
         #expect(replayed.isEmpty)
     }
 
+    /// A torn-looking tail below a position the caller saw durable is damage: reported,
+    /// and the file is left untouched.
+    @Test func tornTailBelowTheReplayPositionIsCorruption() throws {
+        let fs = MemoryFileSystem()
+        let (t1, t2) = try twoTransactions(fs)
+        let damaged = Int(LogPositions.offset(t2.positions[1])) + 9
+        fs.mutate(segmentPath(1)) { $0[damaged] ^= 0x01 }
+        let before = fs.contents(of: segmentPath(1))
+        expectCorrupted(file: segmentPath(1), offset: UInt64(LogPositions.offset(t2.positions[1]))) {
+            _ = try openLog(fs, options, replayFrom: t2.end)
+        }
+        #expect(fs.contents(of: segmentPath(1)) == before)
+        let (_, replayed) = try openLog(fs, options, replayFrom: t1.end)
+        #expect(replayed.isEmpty)
+    }
+
     @Test func earlierSegmentEndingBadlyIsCorruption() throws {
         let fs = MemoryFileSystem()
         let options = smallOptions(segmentSize: 300)
