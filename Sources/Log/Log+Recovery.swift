@@ -183,10 +183,7 @@ extension Log {
             throw StorageError.corrupted(file: path, offset: 0, reason: "segment of \(size) bytes exceeds the format's limit")
         }
         let image = SegmentImage(capacity: max(options.segmentSize, Int(size), L.headerSize))
-        let count = try handle.read(into: UnsafeMutableRawBufferPointer(start: image.base, count: Int(size)), at: 0)
-        guard count == Int(size) else {
-            throw StorageError.io(path: path, operation: "pread", errno: 5)
-        }
+        try handle.readExactly(into: UnsafeMutableRawBufferPointer(start: image.base, count: Int(size)), at: 0)
         let bytes = UnsafeRawBufferPointer(start: image.base, count: Int(size))
 
         // The header: written and synced before any record, so a bad header is a torn

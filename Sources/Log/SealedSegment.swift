@@ -253,7 +253,7 @@ enum SealedSegmentWriter {
                     Int32(entry.rawLength), Int32(out.count - pending))
             }
             guard produced > 0 else {
-                throw StorageError.io(path: handle.path, operation: "LZ4_compress_default", errno: 0)
+                throw StorageError.limitExceeded("LZ4 could not compress a \(entry.rawLength)-byte block of \(rawPath)")
             }
             let checksum = output.withUnsafeBytes {
                 CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[pending..<(pending + Int(produced))]))
