@@ -128,4 +128,22 @@ extension Log {
             }
         }
     }
+
+    /// Checks every segment completely: headers, sealed footers and indexes, every block
+    /// checksum and decompression, every frame, every commit, each segment ending at a
+    /// commit; the active segment is last. Throws the first `.corrupted` found.
+    /// For tests and the store's `verify()`. Cost: reads and decompresses the whole log.
+    package func verify() throws {
+        let (ids, activeID) = table.withLock { (Array($0.segments.keys).sorted(), $0.activeID) }
+        guard ids.last == activeID else {
+            throw StorageError.corrupted(file: directory, offset: 0, reason: "active segment \(activeID) is not the last")
+        }
+        for id in ids {
+            do {
+                try forEachTransaction(inSegment: id) { _ in }
+            } catch StorageError.invalidArgument {
+                continue   // removed concurrently
+            }
+        }
+    }
 }

@@ -15,6 +15,11 @@ import Synchronization
 ///   concurrently with appends, syncs and reads.
 /// - `close()`: REQUIRES no concurrent calls (readers/appenders finished).
 ///
+/// Resources: the active segment and the one filled just before it are held in memory
+/// (`options.segmentSize` bytes each, allocated up front, touched as written); each sealed
+/// or full segment keeps one open file handle; decompressed blocks are bounded by
+/// `options.blockCacheBytes`.
+///
 /// Failure model: a failed write or fdatasync of a segment poisons the log: every later
 /// `append`/`sync` throws `.poisoned`, because the kernel may have dropped the data; reopen
 /// the log (recovery decides what is durable). Reads keep working.

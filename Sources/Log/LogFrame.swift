@@ -70,21 +70,25 @@ enum LogFrame {
     }
 }
 
-/// The 24-byte header shared (with different magic) by raw and sealed segment files.
+/// The 24-byte header shared (with different magic) by raw and sealed segment files
+/// (`LogSegmentLayout` and `SealedSegmentLayout` give the same offsets).
 struct SegmentFileHeader: Equatable {
+    typealias L = LogSegmentLayout
+
     var segmentID: UInt32
     var salt: UInt32
 
-    static let size = 24
+    static let size = L.headerSize
 
     func encode(magic: UInt64, version: UInt32) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: Self.size)
         bytes.withUnsafeMutableBytes { b in
-            b.storeLE(magic, at: 0)
-            b.storeLE(version, at: 8)
-            b.storeLE(segmentID, at: 12)
-            b.storeLE(salt, at: 16)
-            b.storeLE(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<20])), at: 20)
+            b.storeLE(magic, at: L.headerMagicOffset)
+            b.storeLE(version, at: L.headerVersionOffset)
+            b.storeLE(segmentID, at: L.headerSegmentIDOffset)
+            b.storeLE(salt, at: L.headerSaltOffset)
+            b.storeLE(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<L.headerChecksumOffset])),
+                      at: L.headerChecksumOffset)
         }
         return bytes
     }
@@ -95,23 +99,25 @@ struct SegmentFileHeader: Equatable {
         guard bytes.count >= size else {
             throw StorageError.corrupted(file: file, offset: 0, reason: "file shorter than its \(size)-byte header")
         }
-        let stored = bytes.loadLE(UInt32.self, at: 20)
-        guard stored == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<20])) else {
+        let stored = bytes.loadLE(UInt32.self, at: L.headerChecksumOffset)
+        guard stored == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<L.headerChecksumOffset])) else {
             throw StorageError.corrupted(file: file, offset: 0, reason: "header checksum mismatch")
         }
-        guard bytes.loadLE(UInt64.self, at: 0) == magic else {
+        guard bytes.loadLE(UInt64.self, at: L.headerMagicOffset) == magic else {
             throw StorageError.notAStore(path: file)
         }
-        let found = bytes.loadLE(UInt32.self, at: 8)
+        let found = bytes.loadLE(UInt32.self, at: L.headerVersionOffset)
         guard found == version else {
             if found > version { throw StorageError.unsupportedVersion(file: file, found: found, supported: version) }
-            throw StorageError.corrupted(file: file, offset: 8, reason: "format version \(found) is not valid")
+            throw StorageError.corrupted(file: file, offset: UInt64(L.headerVersionOffset),
+                                         reason: "format version \(found) is not valid")
         }
-        let id = bytes.loadLE(UInt32.self, at: 12)
+        let id = bytes.loadLE(UInt32.self, at: L.headerSegmentIDOffset)
         guard id == expectedID else {
-            throw StorageError.corrupted(file: file, offset: 12, reason: "header names segment \(id), file name says \(expectedID)")
+            throw StorageError.corrupted(file: file, offset: UInt64(L.headerSegmentIDOffset),
+                                         reason: "header names segment \(id), file name says \(expectedID)")
         }
-        return SegmentFileHeader(segmentID: id, salt: bytes.loadLE(UInt32.self, at: 16))
+        return SegmentFileHeader(segmentID: id, salt: bytes.loadLE(UInt32.self, at: L.headerSaltOffset))
     }
 }
 
