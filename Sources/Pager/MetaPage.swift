@@ -75,8 +75,8 @@ struct MetaPage: Equatable, Sendable {
         guard body.count >= M.bodySize else {
             return .damaged(offset: fileOffset + UInt64(body.count), reason: "meta page truncated: file ends after \(body.count) bytes")
         }
-        let version = body.loadLE(UInt32.self, at: M.formatVersion)
-        if version > PageFileLayout.formatVersion { return .newerVersion(version) }
+        // Every format version keeps the magic, the version and the checksum where version 1
+        // has them, so a damaged meta page is never mistaken for a newer one.
         let stored = body.loadLE(UInt32.self, at: M.checksum)
         let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: body[0..<M.checksum]))
         guard stored == computed else {
@@ -84,6 +84,8 @@ struct MetaPage: Equatable, Sendable {
                 offset: fileOffset + UInt64(M.checksum),
                 reason: "meta page checksum mismatch: stored \(hex(stored)), computed \(hex(computed))")
         }
+        let version = body.loadLE(UInt32.self, at: M.formatVersion)
+        if version > PageFileLayout.formatVersion { return .newerVersion(version) }
         func damaged(_ at: Int, _ reason: String) -> Decoded { .damaged(offset: fileOffset + UInt64(at), reason: reason) }
         guard version == PageFileLayout.formatVersion else { return damaged(M.formatVersion, "meta page format version \(version) is unknown") }
         let pageSize = Int(body.loadLE(UInt32.self, at: M.pageSize))
