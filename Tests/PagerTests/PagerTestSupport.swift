@@ -139,9 +139,9 @@ final class FaultyFileSystem: FileSystem, @unchecked Sendable {
             case .lastWriteTorn:
                 guard let last = state.lastWrite, last.path == path else { return current }
                 var bytes = current
-                // Keep the first sector of the last write; garbage in the second one.
-                let tornStart = last.offset + min(512, last.count)
-                let tornEnd = min(last.offset + last.count, tornStart + 512)
+                // Keep the first 256 bytes of the last write; garbage in the rest of it.
+                let tornStart = last.offset + min(256, last.count)
+                let tornEnd = min(last.offset + last.count, bytes.count)
                 if tornStart < tornEnd { for i in tornStart..<tornEnd { bytes[i] = UInt8(truncatingIfNeeded: i &* 131 &+ 7) } }
                 return bytes
             }
@@ -196,7 +196,11 @@ final class FaultyHandle: FileHandle, @unchecked Sendable {
         try fileSystem.step(path, "fdatasync")
         try inner.syncData()
         let contents = fileSystem.base.contents(of: path) ?? []
-        fileSystem.state.withLock { $0.synced[path] = contents }
+        fileSystem.state.withLock { state in
+            state.synced[path] = contents
+            // A synced write can no longer tear.
+            if state.lastWrite?.path == path { state.lastWrite = nil }
+        }
     }
 
     func size() throws -> UInt64 { try inner.size() }
