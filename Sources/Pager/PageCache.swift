@@ -34,6 +34,10 @@ struct CacheState {
     var allocatedFrames = 0
     var dirtyFrames = 0
     var clockHand = 0
+    /// Every pin-slot block ever handed to a transaction (checked before evicting a frame).
+    var slotBlocks: [PinSlots] = []
+    /// Blocks of ended transactions, ready for reuse.
+    var freeSlotBlocks: [PinSlots] = []
     var hits: UInt64 = 0
     var misses: UInt64 = 0
     var evictions: UInt64 = 0
@@ -66,27 +70,56 @@ final class PageCache: @unchecked Sendable {
             for frame in state.frames {
                 // A frame still pinned here is a PageRef that outlived its pager: leak it
                 // rather than free memory a caller can still read.
-                if let base = frame.base, !FrameMemory.isPinned(base, pageSize: pageSize) {
+                if let base = frame.base, !isPinned(state, base) {
                     FrameMemory.deallocate(base, pageSize: pageSize)
                 }
             }
+            for block in state.freeSlotBlocks { block.deallocate() }
         }
+    }
+
+    // MARK: Pin slots
+
+    /// A pin-slot block for a new transaction (reused from an ended one when possible).
+    func takePinSlots() -> PinSlots {
+        state.withLock { state in
+            if let block = state.freeSlotBlocks.popLast() { return block }
+            let block = PinSlots.allocate()
+            state.slotBlocks.append(block)
+            return block
+        }
+    }
+
+    /// Returns a transaction's block. Slots still set (a reference that outlived its
+    /// transaction) keep their frames pinned until cleared.
+    func returnPinSlots(_ block: PinSlots) {
+        state.withLock { $0.freeSlotBlocks.append(block) }
+    }
+
+    /// True if a reference pins the frame at `base`: its pin count or any pin slot.
+    /// Complexity: O(transactions · PinSlots.count); called only when evicting or dropping.
+    private func isPinned(_ state: borrowing CacheState, _ base: UnsafeMutableRawPointer) -> Bool {
+        if FrameMemory.isPinned(base, pageSize: pageSize) { return true }
+        for block in state.slotBlocks where block.contains(base) { return true }
+        return false
     }
 
     // MARK: Hot path
 
-    /// Pins and returns the frame of `page` if it is cached. One lock, one hash lookup.
+    /// Pins and returns the frame of `page` if it is cached: one lock, one hash lookup, one
+    /// store into a pin slot of `slots` (or an atomic increment if they are all in use).
     @inline(__always)
-    func pinCached(_ page: PageNumber) -> UnsafeMutableRawPointer? {
+    func pinCached(_ page: PageNumber, slots: PinSlots) -> (UnsafeMutableRawPointer, PinToken)? {
         let pageSize = self.pageSize
-        return state.withLock { state -> UnsafeMutableRawPointer? in
+        return state.withLock { state -> (UnsafeMutableRawPointer, PinToken)? in
             guard let index = state.map.find(page) else { return nil }
             let i = Int(index)
             state.frames[i].referenced = true
             state.hits &+= 1
             let base = state.frames[i].base.unsafelyUnwrapped
+            if let token = slots.claim(for: base) { return (base, token) }
             FrameMemory.pin(base, pageSize: pageSize)
-            return base
+            return (base, .counter(base, pageSize: pageSize))
         }
     }
 
@@ -267,7 +300,7 @@ final class PageCache: @unchecked Sendable {
             state.clockHand = i + 1 == n ? 0 : i + 1
             let frame = state.frames[i]
             guard frame.kind == .clean || frame.kind == .orphan, let base = frame.base,
-                  !FrameMemory.isPinned(base, pageSize: pageSize)
+                  !isPinned(state, base)
             else { continue }
             if frame.referenced {
                 state.frames[i].referenced = false
@@ -286,7 +319,7 @@ final class PageCache: @unchecked Sendable {
     /// Returns an unmapped frame to the free list, or orphans it while it is pinned.
     private func release(_ state: inout CacheState, _ i: Int) {
         guard let base = state.frames[i].base else { return }
-        if FrameMemory.isPinned(base, pageSize: pageSize) {
+        if isPinned(state, base) {
             setKind(&state, i, .orphan)
         } else {
             setKind(&state, i, .free)

@@ -1,4 +1,5 @@
 import ScrollbackFormat
+import Synchronization
 
 /// A transaction over the pager: a read snapshot or the single write transaction.
 ///
@@ -19,6 +20,8 @@ package final class PageTransaction: @unchecked Sendable {
     let pager: Pager
     let pageSize: Int
     private var finished = false
+    /// This transaction's pin slots (returned to the cache on deinit).
+    let pinSlots: PinSlots
     /// Writer: pages allocated by this transaction and not freed again → their frames.
     private var owned = PageMap<UnsafeMutableRawPointer>()
     /// Writer: pages it allocated and freed again (reused first by `allocatePage`).
@@ -33,6 +36,7 @@ package final class PageTransaction: @unchecked Sendable {
         self.isWritable = false
         self.state = state
         self.id = state.transactionID
+        self.pinSlots = pager.cache.takePinSlots()
     }
 
     init(pager: Pager, writing state: CommittedState) {
@@ -41,10 +45,12 @@ package final class PageTransaction: @unchecked Sendable {
         self.isWritable = true
         self.state = state
         self.id = state.transactionID
+        self.pinSlots = pager.cache.takePinSlots()
     }
 
     deinit {
         if !finished { rollback() }
+        pager.cache.returnPinSlots(pinSlots)
     }
 
     /// True once `commit()` or `rollback()` ended the transaction.
@@ -56,16 +62,16 @@ package final class PageTransaction: @unchecked Sendable {
     /// pages. On a cache miss the page is read and its checksum, page number and write
     /// sequence verified; damage throws `.corrupted(file:, offset: number * pageSize, reason:)`,
     /// as does a page number outside the page space.
-    /// Cost on a hit: one lock, one hash lookup, one atomic increment; a writer's own pages
-    /// skip the lock.
+    /// Cost on a hit: one lock, one hash lookup, one store into a pin slot (no atomic
+    /// read-modify-write while fewer than 16 references of this transaction are alive); a
+    /// writer's own pages need neither lock nor pin.
     @inline(__always)
     package func page(_ number: PageNumber) throws -> PageRef {
         if isWritable, let base = owned.find(number) {
-            FrameMemory.pin(base, pageSize: pageSize)
-            return PageRef(pinnedFrame: base, pageSize: pageSize)
+            return PageRef(frame: base, pageSize: pageSize, pin: .none)
         }
         if finished { throw StorageError.invalidArgument("page(\(number)) on a finished transaction") }
-        return try pager.readPage(number)
+        return try pager.readPage(number, slots: pinSlots)
     }
 
     /// True if `number` was allocated by this (write) transaction, i.e. may be modified in place.
@@ -98,8 +104,7 @@ package final class PageTransaction: @unchecked Sendable {
         guard isWritable, !finished, let base = owned.find(number) else {
             throw StorageError.invalidArgument("mutablePage(\(number)): page is not owned by an open write transaction")
         }
-        FrameMemory.pin(base, pageSize: pageSize)
-        return MutablePageRef(pinnedFrame: base, pageSize: pageSize)
+        return MutablePageRef(frame: base, pageSize: pageSize)
     }
 
     /// `number` is no longer referenced by this transaction's state. A page this transaction

@@ -239,13 +239,16 @@ package final class Pager: @unchecked Sendable {
 
     // MARK: Reading pages
 
-    /// The page `number`, pinned; reads and verifies it on a cache miss.
+    /// The page `number`, pinned (in `slots` when one is free); reads and verifies it on a
+    /// cache miss.
     @inline(__always)
-    func readPage(_ number: PageNumber) throws -> PageRef {
+    func readPage(_ number: PageNumber, slots: PinSlots) throws -> PageRef {
         guard number >= PageFileLayout.metaPageCount, number < pageCountBound.load(ordering: .relaxed) else {
             throw outOfRange(number)
         }
-        if let base = cache.pinCached(number) { return PageRef(pinnedFrame: base, pageSize: pageSize) }
+        if let (base, pin) = cache.pinCached(number, slots: slots) {
+            return PageRef(frame: base, pageSize: pageSize, pin: pin)
+        }
         return try readPageFromDisk(number)
     }
 
@@ -256,7 +259,7 @@ package final class Pager: @unchecked Sendable {
             try file.readExactly(into: buffer, at: number * UInt64(pageSize))
             try Self.verifyPage(UnsafeRawBufferPointer(buffer), number: number, maxSequence: maxSequence, file: path)
         }
-        return PageRef(pinnedFrame: base, pageSize: pageSize)
+        return PageRef(frame: base, pageSize: pageSize, pin: .counter(base, pageSize: pageSize))
     }
 
     @inline(never)

@@ -67,21 +67,25 @@ import Testing
     }
 
     @Test func everyFramePinnedGrowsTheCacheInsteadOfFailing() throws {
-        let (pager, pages) = try coldPager(count: 20, cacheFrames: 8)
+        let (pager, pages) = try coldPager(count: 30, cacheFrames: 8)
         let reader = pager.beginRead()
         var refs: [Int] = []
-        // Hold 12 pins at once (more than the 8 frames) through nested scopes.
+        // Hold 20 pins at once (more than the 8 frames, and more than the 16 pin slots of a
+        // transaction) through nested scopes; read each page twice (miss, then hit).
         func hold(_ index: Int) throws {
-            guard index < 12 else {
-                #expect(pager.statistics.cachedBytes >= 12 * 4096)
+            guard index < 20 else {
+                #expect(pager.statistics.cachedBytes >= 20 * 4096)
+                for (i, page) in pages.prefix(20).enumerated() { #expect(try stamp(reader, page) == UInt64(i)) }
                 return
             }
+            let miss = try reader.page(pages[index])
             let ref = try reader.page(pages[index])
             refs.append(Int(ref.bytes.loadLE(UInt64.self, at: PageHeader.userWord)))
+            #expect(miss.bytes.baseAddress == ref.bytes.baseAddress)
             try hold(index + 1)
         }
         try hold(0)
-        #expect(refs == Array(0..<12))
+        #expect(refs == Array(0..<20))
         // Once unpinned, reading more pages brings it back under the bound.
         for page in pages { _ = try stamp(reader, page) }
         reader.rollback()
