@@ -1,18 +1,23 @@
 import ScrollbackFormat
 
 /// A run of consecutive free pages: `start ..< start + length`.
-struct FreeRange: Equatable, Sendable {
-    var start: PageNumber
-    var length: UInt64
+package struct FreeRange: Equatable, Sendable {
+    package var start: PageNumber
+    package var length: UInt64
+
+    package init(start: PageNumber, length: UInt64) {
+        self.start = start
+        self.length = length
+    }
 }
 
 /// Encoding and decoding of free-list pages (spec/page-file.md, "Free-list pages").
 ///
 /// The durable free list is a chain of pages; each holds sorted runs of free pages. The
 /// common header's user word holds the next page of the chain (0 = last page).
-enum FreeListPage {
+package enum FreeListPage {
     /// Collapses sorted, distinct page numbers into runs. Complexity: O(n).
-    static func ranges(ofSorted pages: [PageNumber]) -> [FreeRange] {
+    package static func ranges(ofSorted pages: [PageNumber]) -> [FreeRange] {
         var result: [FreeRange] = []
         for page in pages {
             if let last = result.last, last.start + last.length == page {
@@ -25,14 +30,14 @@ enum FreeListPage {
     }
 
     /// Number of free-list pages needed to hold `rangeCount` runs.
-    static func pagesNeeded(rangeCount: Int, pageSize: Int) -> Int {
+    package static func pagesNeeded(rangeCount: Int, pageSize: Int) -> Int {
         let capacity = FreeListPageLayout.capacity(pageSize: pageSize)
         return (rangeCount + capacity - 1) / capacity
     }
 
     /// Writes a free-list page's user bytes and page number into `page` (pageSize bytes,
     /// zeroed first). The pager fills in the checksum and the write sequence when it writes it.
-    static func encode(
+    package static func encode(
         into page: UnsafeMutableRawBufferPointer, pageNumber: PageNumber, next: PageNumber,
         ranges: ArraySlice<FreeRange>
     ) {
@@ -54,7 +59,7 @@ enum FreeListPage {
     /// verified. Returns the runs and the next page of the chain. Checks the page type, the
     /// entry count, that every run is non-empty and inside 2..<pageCount, and that the next
     /// pointer is 0 or inside 2..<pageCount.
-    static func decode(
+    package static func decode(
         _ page: UnsafeRawBufferPointer, pageCount: UInt64, file: String, fileOffset: UInt64
     ) throws -> (ranges: [FreeRange], next: PageNumber) {
         func corrupted(_ at: Int, _ reason: String) -> StorageError {

@@ -4,21 +4,32 @@ import ScrollbackFormat
 ///
 /// Encoding and decoding are pure functions over byte buffers; decoding never traps on bad
 /// bytes and reports damage as `.corrupted` naming the file and the absolute offset.
-struct MetaPage: Equatable, Sendable {
-    var pageSize: Int
-    var checkpointSequence: UInt64
-    var pageCount: UInt64
-    var freeListHead: PageNumber
-    var freeListPageCount: UInt64
-    var freePageCount: UInt64
-    var state: CommittedState
+package struct MetaPage: Equatable, Sendable {
+    package var pageSize: Int
+    package var checkpointSequence: UInt64
+    package var pageCount: UInt64
+    package var freeListHead: PageNumber
+    package var freeListPageCount: UInt64
+    package var freePageCount: UInt64
+    package var state: CommittedState
+
+    package init(pageSize: Int, checkpointSequence: UInt64, pageCount: UInt64, freeListHead: PageNumber,
+                 freeListPageCount: UInt64, freePageCount: UInt64, state: CommittedState) {
+        self.pageSize = pageSize
+        self.checkpointSequence = checkpointSequence
+        self.pageCount = pageCount
+        self.freeListHead = freeListHead
+        self.freeListPageCount = freeListPageCount
+        self.freePageCount = freePageCount
+        self.state = state
+    }
 
     /// The meta slot (0 or 1) a meta page with this sequence is written to: they alternate.
-    var slot: UInt64 { checkpointSequence & 1 }
+    package var slot: UInt64 { checkpointSequence & 1 }
 
     /// Writes the meta page into `page` (exactly `pageSize` bytes): body, checksum, zero tail.
     /// REQUIRES: `state` has 8 trees and 8 counters (checked by the transaction on commit).
-    func encode(into page: UnsafeMutableRawBufferPointer) {
+    package func encode(into page: UnsafeMutableRawBufferPointer) {
         assert(page.count == pageSize)
         typealias M = MetaPageLayout
         page.initializeMemory(as: UInt8.self, repeating: 0)
@@ -48,14 +59,14 @@ struct MetaPage: Equatable, Sendable {
     }
 
     /// The encoded meta page as a new array (tests and the create path).
-    func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: pageSize)
         bytes.withUnsafeMutableBytes { encode(into: $0) }
         return bytes
     }
 
     /// Outcome of decoding one meta-page candidate.
-    enum Decoded: Equatable {
+    package enum Decoded: Equatable {
         case valid(MetaPage)
         /// The magic is not ours (or the bytes are missing): not a meta page at all.
         case notMagic
@@ -69,7 +80,7 @@ struct MetaPage: Equatable, Sendable {
     /// Decodes a meta-page body. `body` holds the bytes read at `fileOffset` (at most
     /// `MetaPageLayout.bodySize` are looked at; fewer means the file ends early).
     /// `expectedSlot` is the meta slot the bytes were read from (0 or 1).
-    static func decode(_ body: UnsafeRawBufferPointer, fileOffset: UInt64, expectedSlot: UInt64) -> Decoded {
+    package static func decode(_ body: UnsafeRawBufferPointer, fileOffset: UInt64, expectedSlot: UInt64) -> Decoded {
         typealias M = MetaPageLayout
         guard body.count >= 8, body.loadLE(UInt64.self, at: M.magic) == PageFileLayout.magic else { return .notMagic }
         guard body.count >= M.bodySize else {

@@ -74,7 +74,8 @@ final class PageCache: @unchecked Sendable {
                     FrameMemory.deallocate(base, pageSize: pageSize)
                 }
             }
-            for block in state.freeSlotBlocks { block.deallocate() }
+            // Likewise a block with a slot still set belongs to a live PageRef: leak it.
+            for block in state.slotBlocks where !block.anySlotSet { block.deallocate() }
         }
     }
 

@@ -6,14 +6,14 @@
 /// valid key (page numbers are far below it).
 ///
 /// Complexity: expected O(1) per operation. Not thread-safe: guarded by its owner.
-struct PageMap<Value> {
+package struct PageMap<Value> {
     private static var emptyKey: UInt64 { .max }
     private var keys: [UInt64]
     private var values: [Value?]
     private var shift: UInt64
-    private(set) var count = 0
+    package private(set) var count = 0
 
-    init() {
+    package init() {
         keys = Array(repeating: Self.emptyKey, count: 16)
         values = Array(repeating: nil, count: 16)
         shift = 64 - 4
@@ -28,7 +28,7 @@ struct PageMap<Value> {
 
     /// The value stored for `key`, or nil.
     @inline(__always)
-    func find(_ key: UInt64) -> Value? {
+    package func find(_ key: UInt64) -> Value? {
         keys.withUnsafeBufferPointer { keys -> Value? in
             let mask = keys.count - 1
             var i = home(key)
@@ -41,10 +41,10 @@ struct PageMap<Value> {
         }
     }
 
-    func contains(_ key: UInt64) -> Bool { find(key) != nil }
+    package func contains(_ key: UInt64) -> Bool { find(key) != nil }
 
     /// Inserts or replaces the value for `key`.
-    mutating func insert(_ key: UInt64, _ value: Value) {
+    package mutating func insert(_ key: UInt64, _ value: Value) {
         assert(key != Self.emptyKey)
         if (count + 1) * 2 > keys.count { grow() }
         var i = home(key)
@@ -63,7 +63,7 @@ struct PageMap<Value> {
 
     /// Removes `key`; returns its value, or nil if it was absent.
     @discardableResult
-    mutating func remove(_ key: UInt64) -> Value? {
+    package mutating func remove(_ key: UInt64) -> Value? {
         var i = home(key)
         while true {
             let k = keys[i]
@@ -95,10 +95,10 @@ struct PageMap<Value> {
     }
 
     /// Every key (unordered).
-    var allKeys: [UInt64] { keys.filter { $0 != Self.emptyKey } }
+    package var allKeys: [UInt64] { keys.filter { $0 != Self.emptyKey } }
 
     /// Every (key, value) pair (unordered).
-    var allEntries: [(key: UInt64, value: Value)] {
+    package var allEntries: [(key: UInt64, value: Value)] {
         var result: [(key: UInt64, value: Value)] = []
         result.reserveCapacity(count)
         for i in keys.indices where keys[i] != Self.emptyKey {
@@ -107,7 +107,7 @@ struct PageMap<Value> {
         return result
     }
 
-    mutating func removeAll() { self = PageMap() }
+    package mutating func removeAll() { self = PageMap() }
 
     private mutating func grow() {
         let oldKeys = keys
@@ -125,13 +125,15 @@ struct PageMap<Value> {
 
 /// A binary min-heap of page numbers: the pool of reusable pages. Allocation takes the lowest
 /// page so the page file stays compact. Complexity: O(log n) push/pop.
-struct FreePageHeap {
-    private(set) var items: [PageNumber] = []
+package struct FreePageHeap {
+    package private(set) var items: [PageNumber] = []
 
-    var count: Int { items.count }
-    var isEmpty: Bool { items.isEmpty }
+    package init() {}
 
-    mutating func push(_ page: PageNumber) {
+    package var count: Int { items.count }
+    package var isEmpty: Bool { items.isEmpty }
+
+    package mutating func push(_ page: PageNumber) {
         items.append(page)
         var child = items.count - 1
         while child > 0 {
@@ -142,7 +144,7 @@ struct FreePageHeap {
         }
     }
 
-    mutating func popMin() -> PageNumber? {
+    package mutating func popMin() -> PageNumber? {
         guard let last = items.popLast() else { return nil }
         guard !items.isEmpty else { return last }
         let top = items[0]

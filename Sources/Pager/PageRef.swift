@@ -103,6 +103,12 @@ struct PinSlots: @unchecked Sendable {
         return nil
     }
 
+    /// True if any slot is in use.
+    var anySlotSet: Bool {
+        for i in 0..<Self.count where (block + i).pointee.load(ordering: .acquiring) != 0 { return true }
+        return false
+    }
+
     /// True if `base` is in one of the block's slots.
     func contains(_ base: UnsafeMutableRawPointer) -> Bool {
         let key = UInt(bitPattern: base)
@@ -115,7 +121,10 @@ struct PinSlots: @unchecked Sendable {
 ///
 /// The page's frame cannot be evicted or reused while the `PageRef` is alive. Valid only for
 /// the life of the transaction that returned it (the snapshot guarantees the page is not
-/// reused; the pin guarantees the frame is not). Releasing the pin in `deinit` is one store
+/// reused; the pin guarantees the frame is not). REQUIRES: the caller keeps the transaction
+/// alive while it uses the reference (ARC may end an unused local early: hold the
+/// transaction in a property or parameter, or use `withExtendedLifetime`). A reference that
+/// outlives its pager is memory-safe: its frame and pin slot are leaked, not freed. Releasing the pin in `deinit` is one store
 /// (or, in the fallback, one atomic decrement): no lock, no allocation, no reference counting.
 ///
 /// Thread-safety: the bytes are immutable while any reader can see them; a `PageRef` may be

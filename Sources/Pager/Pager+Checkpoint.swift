@@ -55,6 +55,7 @@ extension Pager {
             core.withLock { core in
                 core.checkpointRunning = false
                 for page in plan.listPages { core.reusable.push(page) }
+                core.checkpointListPages = []
                 core.poisonCause = "checkpoint \(plan.sequence) failed: \(error)"
             }
             throw error
@@ -94,6 +95,7 @@ extension Pager {
                 pageCountBound.store(core.pageCount, ordering: .releasing)
             }
         }
+        core.checkpointListPages = listPages
         return CheckpointPlan(
             sequence: core.durable.checkpointSequence + 1, state: core.committed, pageCount: core.pageCount,
             pagesToWrite: core.unwritten.sorted(), freeRanges: ranges, freePageCount: UInt64(free.count),
@@ -145,7 +147,7 @@ extension Pager {
 
     /// Sets the pager-owned header fields written at checkpoint: write sequence, then the
     /// checksum of bytes 4..<pageSize.
-    static func seal(_ page: UnsafeMutableRawBufferPointer, sequence: UInt64) {
+    package static func seal(_ page: UnsafeMutableRawBufferPointer, sequence: UInt64) {
         page.storeLE(sequence, at: PageHeader.writeSequence)
         let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: page[4...]))
         page.storeLE(crc, at: PageHeader.checksum)
@@ -158,6 +160,7 @@ extension Pager {
             durableSequence.store(meta.checkpointSequence, ordering: .releasing)
             for page in core.durableFreeListPages { core.reusable.push(page) }
             core.durableFreeListPages = plan.listPages
+            core.checkpointListPages = []
             core.unwritten.removeAll(keepingCapacity: true)
             cache.markClean(plan.pagesToWrite)
             // Pages the old durable state referenced are now free on disk too: they wait only

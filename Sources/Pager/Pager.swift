@@ -45,6 +45,8 @@ struct PagerCore {
     var snapshots: [UInt64: Int] = [:]
     var writer: WriterRecord?
     var checkpointRunning = false
+    /// Pages a running checkpoint is writing the new free list into.
+    var checkpointListPages: [PageNumber] = []
     var poisonCause: String?
     var closed = false
     var checkpoints: UInt64 = 0
@@ -273,7 +275,7 @@ package final class Pager: @unchecked Sendable {
     /// Checks a page read from disk: checksum of bytes 4..<pageSize, the page number in the
     /// header, and a write sequence no newer than the durable checkpoint. Damage throws
     /// `.corrupted(file:, offset: number * pageSize, reason:)`.
-    static func verifyPage(_ page: UnsafeRawBufferPointer, number: PageNumber, maxSequence: UInt64, file: String) throws {
+    package static func verifyPage(_ page: UnsafeRawBufferPointer, number: PageNumber, maxSequence: UInt64, file: String) throws {
         let offset = number * UInt64(page.count)
         let stored = page.loadLE(UInt32.self, at: PageHeader.checksum)
         let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: page[4...]))
@@ -317,12 +319,13 @@ package final class Pager: @unchecked Sendable {
 
     /// Where every page of the committed state is (see `PageAccounting`). Pages allocated
     /// by an open write transaction count as free (the committed state does not use them);
-    /// pages it freed still count as reachable. Complexity: O(free pages · log).
+    /// pages it freed still count as reachable. While a checkpoint runs, the pages it writes
+    /// the new free list into count as free-list pages. Complexity: O(free pages · log).
     package func pageAccounting() -> PageAccounting {
         core.withLock { core in
             PageAccounting(
                 pageCount: core.pageCount, freePages: core.freePages.sorted(),
-                freeListPages: core.durableFreeListPages.sorted())
+                freeListPages: (core.durableFreeListPages + core.checkpointListPages).sorted())
         }
     }
 
@@ -335,8 +338,8 @@ package final class Pager: @unchecked Sendable {
     /// The checkpoint sequence of the durable meta page.
     package var checkpointSequence: UInt64 { durableSequence.load(ordering: .acquiring) }
 
-    /// Pages currently held by the cache (tests).
-    var cachedPageNumbers: [PageNumber] { cache.cachedPages }
+    /// Pages currently held by the cache, sorted (tests).
+    package var cachedPageNumbers: [PageNumber] { cache.cachedPages }
 
     /// Closes the page file. Does not checkpoint: the layer above decides. Later
     /// `beginWrite`/`checkpoint` throw `.closed`; open snapshots fail on cache misses.

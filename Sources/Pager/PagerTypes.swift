@@ -58,7 +58,8 @@ package struct CommittedState: Sendable, Equatable {
 /// Counters of a pager. Each group of fields is read under its own lock, so the snapshot is
 /// consistent per group, not across groups.
 package struct PagerStatistics: Sendable, Equatable {
-    /// `page(_:)` calls answered from the cache (including a writer's own pages).
+    /// `page(_:)` calls answered from the cache (a writer's reads of its own new pages are
+    /// not counted: they bypass the cache).
     package var hits: UInt64 = 0
     /// `page(_:)` calls that read the page file.
     package var misses: UInt64 = 0

@@ -1,4 +1,4 @@
-@testable import ScrollbackPager
+import ScrollbackPager
 import ScrollbackFormat
 import ScrollbackIO
 import Testing

@@ -1,4 +1,4 @@
-@testable import ScrollbackPager
+import ScrollbackPager
 import ScrollbackFormat
 import ScrollbackIO
 import Synchronization
@@ -86,8 +86,14 @@ import Foundation
                 shared.finished.add(1, ordering: .releasing)
             }
         }
+        // Let the readers get going, and keep them overlapping with the writer.
+        func waitForReads(beyond count: Int) {
+            for _ in 0..<2000 where shared.snapshotsRead.load(ordering: .relaxed) <= count { usleep(500) }
+        }
+        waitForReads(beyond: 0)
         var oldDirectory = pager.committedState.trees[0].rootPage
         for version in UInt64(2)...150 {
+            if version % 10 == 0 { waitForReads(beyond: shared.snapshotsRead.load(ordering: .relaxed)) }
             let txn = try pager.beginWrite()
             for i in pages.indices {
                 let fresh = try txn.allocatePage()

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-@testable import ScrollbackPager
+import ScrollbackPager
 import ScrollbackFormat
 import ScrollbackIO
 import Synchronization
