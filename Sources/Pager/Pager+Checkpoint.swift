@@ -78,16 +78,23 @@ extension Pager {
         free.sort()
         // Take list pages from the reusable pool (never referenced by the durable state, never
         // readable by a snapshot) or from the end of the file, until the rest fits in them.
+        // Taking page p changes the number of runs by +1 (p split a run), -1 (p was a run of
+        // its own) or 0, which is tracked without rebuilding the runs: O(k log n) for k pages.
         var listPages: [PageNumber] = []
-        var ranges = FreeListPage.ranges(ofSorted: free)
-        while listPages.count < FreeListPage.pagesNeeded(rangeCount: ranges.count, pageSize: pageSize) {
+        var taken = Set<PageNumber>()
+        var rangeCount = FreeListPage.ranges(ofSorted: free).count
+        func isFree(_ page: PageNumber) -> Bool { !taken.contains(page) && binarySearch(free, page) != nil }
+        while listPages.count < FreeListPage.pagesNeeded(rangeCount: rangeCount, pageSize: pageSize) {
             if let page = core.reusable.popMin() {
+                let left = page > 0 && isFree(page - 1)
+                let right = isFree(page + 1)
+                taken.insert(page)
+                if left && right { rangeCount += 1 } else if !left && !right { rangeCount -= 1 }
                 listPages.append(page)
-                if let index = binarySearch(free, page) { free.remove(at: index) }
-                ranges = FreeListPage.ranges(ofSorted: free)
             } else {
                 guard core.pageCount < UInt64(Int32.max) else {
                     core.checkpointRunning = false
+                    for page in listPages { core.reusable.push(page) }
                     throw StorageError.limitExceeded("page file holds at most \(Int32.max) pages")
                 }
                 listPages.append(core.pageCount)
@@ -95,6 +102,9 @@ extension Pager {
                 pageCountBound.store(core.pageCount, ordering: .releasing)
             }
         }
+        if !taken.isEmpty { free.removeAll { taken.contains($0) } }
+        let ranges = FreeListPage.ranges(ofSorted: free)
+        assert(ranges.count == rangeCount)
         core.checkpointListPages = listPages
         return CheckpointPlan(
             sequence: core.durable.checkpointSequence + 1, state: core.committed, pageCount: core.pageCount,
