@@ -287,4 +287,30 @@ import Testing
         let reopened = try Pager.open(fileSystem: fs, path: pagesPath, cacheBytes: 1 << 20)
         try reopened.pageAccounting().check(reachable: [pages[0], pages[2]])
     }
+
+    @Test func closeDoesNotCheckpoint() throws {
+        let fs = try makeFileSystem()
+        let pager = try makePager(fs)
+        let first = try pager.beginWrite()
+        let kept = try allocateFilled(first, count: 2, stampBase: 1)
+        setState(first, root: kept[0], version: 1)
+        try first.commit()
+        try pager.checkpoint()
+        let second = try pager.beginWrite()
+        try allocateFilled(second, count: 5, stampBase: 50)
+        try second.freePage(kept[1])
+        setState(second, root: kept[0], version: 2)
+        try second.commit()
+        let stats = pager.statistics
+        #expect(stats.pageCount == 9)
+        #expect(stats.checkpoints == 1)
+        try pager.close()
+        #expect(throws: StorageError.closed) { try pager.beginWrite() }
+        #expect(throws: StorageError.closed) { try pager.checkpoint() }
+        let reopened = try Pager.open(fileSystem: fs, path: pagesPath, cacheBytes: 1 << 20)
+        #expect(reopened.committedState.counters[0] == 1)
+        try reopened.pageAccounting().check(reachable: kept)
+        let reader = reopened.beginRead()
+        #expect(try stamp(reader, kept[1]) == 2)
+    }
 }
