@@ -35,7 +35,7 @@ import Testing
                 expectCorrupted(error, offset: victim * UInt64(pageSize))
             }
             // Still an error on a retry: nothing bad was cached.
-            #expect(throws: StorageError.self) { try reader.page(victim) }
+            #expect(throws: StorageError.self) { _ = try reader.page(victim) }
         }
     }
 
@@ -69,7 +69,7 @@ import Testing
         let pager = try Pager.open(fileSystem: copy, path: pagesPath, cacheBytes: 1 << 20)
         let reader = pager.beginRead()
         #expect(try stamp(reader, pages[2]) == 1002)
-        #expect(throws: StorageError.self) { try reader.page(pages[3]) }
+        #expect(throws: StorageError.self) { _ = try reader.page(pages[3]) }
     }
 
     @Test func pageNumbersOutsideThePageSpaceAreCorruption() throws {

@@ -17,7 +17,7 @@ import Testing
         let page = try writer.allocatePage()
         #expect(writer.isOwned(page))
         #expect(!reader.isOwned(page))
-        #expect(throws: StorageError.self) { try reader.mutablePage(page) }
+        #expect(throws: StorageError.self) { _ = try reader.mutablePage(page) }
         // The new page is zero-filled except its page number.
         do {
             let ref = try writer.page(page)
@@ -36,13 +36,13 @@ import Testing
         // A committed page is not owned by the next writer; a double free is refused.
         let next = try pager.beginWrite()
         #expect(!next.isOwned(page))
-        #expect(throws: StorageError.self) { try next.mutablePage(page) }
+        #expect(throws: StorageError.self) { _ = try next.mutablePage(page) }
         try next.freePage(page)
         #expect(throws: StorageError.self) { try next.freePage(page) }
         #expect(throws: StorageError.self) { try next.freePage(0) }
         next.rollback()
         reader.rollback()
-        #expect(throws: StorageError.self) { try reader.page(page) }
+        #expect(throws: StorageError.self) { _ = try reader.page(page) }
     }
 
     @Test func writerSeesItsOwnPagesReadersDoNot() throws {
