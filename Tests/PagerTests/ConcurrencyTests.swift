@@ -1,0 +1,121 @@
+import ScrollbackPager
+import ScrollbackFormat
+import ScrollbackIO
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// Readers on snapshots run concurrently with the writer and checkpoints, with a cache small
+/// enough that they evict each other's pages. Each committed version is self-describing: tree
+/// slot 0 points at a directory page listing the version's data pages, each stamped with the
+/// version.
+@Suite struct ConcurrencyTests {
+    final class Shared: Sendable {
+        let done = Atomic<Bool>(false)
+        let problems = Atomic<Int>(0)
+        let snapshotsRead = Atomic<Int>(0)
+        let finished = Atomic<Int>(0)
+    }
+
+    static let dataPages = 24
+
+    /// Writes a directory page listing `pages` for `version`.
+    func writeDirectory(_ txn: PageTransaction, pages: [PageNumber], version: UInt64) throws -> PageNumber {
+        let directory = try txn.allocatePage()
+        let ref = try txn.mutablePage(directory)
+        ref.bytes.storeLE(version, at: PageHeader.userWord)
+        ref.bytes.storeLE(UInt16(pages.count), at: PageHeader.entryCount)
+        for (i, page) in pages.enumerated() { ref.bytes.storeLE(page, at: PageHeader.size + 8 * i) }
+        return directory
+    }
+
+    /// Reads a snapshot's whole version; returns the number of problems found.
+    static func verifySnapshot(_ reader: PageTransaction) throws -> Int {
+        let root = reader.state.trees[0].rootPage
+        let version = reader.state.counters[0]
+        guard root != 0 else { return 0 }
+        var pages: [PageNumber] = []
+        do {
+            let directory = try reader.page(root)
+            guard directory.bytes.loadLE(UInt64.self, at: PageHeader.userWord) == version else { return 1 }
+            let count = Int(directory.bytes.loadLE(UInt16.self, at: PageHeader.entryCount))
+            for i in 0..<count { pages.append(directory.bytes.loadLE(UInt64.self, at: PageHeader.size + 8 * i)) }
+        }
+        var problems = 0
+        for (i, page) in pages.enumerated() {
+            let ref = try reader.page(page)
+            let expected = version * 1000 + UInt64(i)
+            if ref.bytes.loadLE(UInt64.self, at: PageHeader.userWord) != expected { problems += 1 }
+            if ref.bytes.loadLE(UInt64.self, at: 1000) != expected &* 0x9E37_79B9_7F4A_7C15 &+ 1000 { problems += 1 }
+        }
+        return problems
+    }
+
+    @Test func readersWriterAndCheckpointsRunConcurrently() throws {
+        let fs = try makeFileSystem()
+        let pager = try makePager(fs, cacheBytes: 16 * 4096)
+        let setup = try pager.beginWrite()
+        var pages = try allocateFilled(setup, count: Self.dataPages, stampBase: 1000)
+        setup.state.trees[0] = TreeRoot(rootPage: try writeDirectory(setup, pages: pages, version: 1), entryCount: 1, height: 1, keyWords: 1)
+        setup.state.counters[0] = 1
+        try setup.commit()
+        try pager.checkpoint()
+
+        let shared = Shared()
+        // Readers on their own OS threads (the cooperative pool has only as many threads as
+        // cores, and busy readers would starve the writer).
+        let readerCount = 3
+        for _ in 0..<readerCount {
+            Thread.detachNewThread {
+                while !shared.done.load(ordering: .relaxed) {
+                    let reader = pager.beginRead()
+                    do {
+                        // Read the snapshot twice: commits in between must not change it.
+                        let first = try Self.verifySnapshot(reader)
+                        let second = try Self.verifySnapshot(reader)
+                        shared.problems.add(first + second, ordering: .relaxed)
+                    } catch {
+                        shared.problems.add(1000, ordering: .relaxed)
+                    }
+                    shared.snapshotsRead.add(1, ordering: .relaxed)
+                    reader.rollback()
+                }
+                shared.finished.add(1, ordering: .releasing)
+            }
+        }
+        // Let the readers get going, and keep them overlapping with the writer.
+        func waitForReads(beyond count: Int) {
+            for _ in 0..<2000 where shared.snapshotsRead.load(ordering: .relaxed) <= count { usleep(500) }
+        }
+        waitForReads(beyond: 0)
+        var oldDirectory = pager.committedState.trees[0].rootPage
+        for version in UInt64(2)...150 {
+            if version % 10 == 0 { waitForReads(beyond: shared.snapshotsRead.load(ordering: .relaxed)) }
+            let txn = try pager.beginWrite()
+            for i in pages.indices {
+                let fresh = try txn.allocatePage()
+                try fill(txn, fresh, stamp: version * 1000 + UInt64(i))
+                try txn.freePage(pages[i])
+                pages[i] = fresh
+            }
+            try txn.freePage(oldDirectory)
+            oldDirectory = try writeDirectory(txn, pages: pages, version: version)
+            txn.state.trees[0] = TreeRoot(rootPage: oldDirectory, entryCount: 1, height: 1, keyWords: 1)
+            txn.state.counters[0] = version
+            try txn.commit()
+            if version % 10 == 0 { try pager.checkpoint() }
+        }
+        shared.done.store(true, ordering: .relaxed)
+        while shared.finished.load(ordering: .acquiring) < readerCount { usleep(1000) }
+        #expect(shared.problems.load(ordering: .relaxed) == 0)
+        #expect(shared.snapshotsRead.load(ordering: .relaxed) > 0)
+        try pager.checkpoint()
+        var reachable = pages
+        reachable.append(pager.committedState.trees[0].rootPage)
+        try pager.pageAccounting().check(reachable: reachable)
+        #expect(pager.statistics.evictions > 0)
+    }
+}
