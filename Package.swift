@@ -44,6 +44,8 @@ let package = Package(
             dependencies: ["ScrollbackFormat", "ScrollbackIO", "ScrollbackLog", "ScrollbackPager", "ScrollbackBTree"],
             path: "Sources/Storage", swiftSettings: strict),
 
+        .executableTarget(name: "BTreeBench", dependencies: ["ScrollbackBTree", "ScrollbackPager", "ScrollbackIO", "ScrollbackFormat"], path: "Benchmarks/BTreeBench", swiftSettings: strict),
+
         .target(
             name: "TestSupport",
             dependencies: ["ScrollbackFormat", "ScrollbackIO"],

@@ -2,11 +2,14 @@ import ScrollbackFormat
 import ScrollbackPager
 
 extension BTree {
-    /// Calls `body` with the value stored under `key` (a view valid only inside `body`) and
-    /// returns its result, or returns nil if the key is absent. O(log n); no allocation.
-    package func withValue<R>(for key: BTreeKey, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
+    /// Calls `body` with the value stored under `key` (a view valid only inside `body`).
+    /// Returns false, without calling `body`, if the key is absent. O(log n); no allocation.
+    /// (Non-generic on purpose: generic members of `package` types are not specialized
+    /// across modules, so a generic form would pay for runtime generic metadata per call.)
+    @discardableResult
+    package func withValue(for key: BTreeKey, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
         let root = self.root
-        guard root.rootPage != 0 else { return nil }
+        guard root.rootPage != 0 else { return false }
         var page = root.rootPage
         var level = Int(root.height) - 1
         while level > 0 {
@@ -15,22 +18,25 @@ extension BTree {
             }
             level -= 1
         }
-        return try withPage(page, level: 0) { bytes, count -> R? in
+        return try withPage(page, level: 0) { bytes, count -> Bool in
             let index = leafLowerBound(bytes, count: count, key)
-            guard index < count, leafKey(bytes, index, equals: key) else { return nil }
+            guard index < count, leafKey(bytes, index, equals: key) else { return false }
             let offset = leafOffset(index) + keyWords * 8
-            return try body(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + valueSize)]))
+            try body(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + valueSize)]))
+            return true
         }
     }
 
     /// A copy of the value stored under `key`, or nil. O(log n).
     package func get(_ key: BTreeKey) throws -> [UInt8]? {
-        try withValue(for: key) { Array($0) }
+        var result: [UInt8]? = nil
+        try withValue(for: key) { result = Array($0) }
+        return result
     }
 
     /// True iff `key` is in the tree. O(log n).
     package func contains(_ key: BTreeKey) throws -> Bool {
-        try withValue(for: key) { _ in true } ?? false
+        try withValue(for: key) { _ in }
     }
 
     /// Number of entries whose key is < `key` (or <= `key` when `inclusive`). O(log n).
@@ -67,11 +73,12 @@ extension BTree {
     }
 
     /// Calls `body` with the key and value of the entry of rank `rank` (0-based, ascending
-    /// key order) and returns its result, or nil if `rank` is outside 0..<count. O(log n).
+    /// key order). Returns false, without calling `body`, if `rank` is outside 0..<count. O(log n).
     /// Throws `.corrupted` if the per-entry counts do not add up.
-    package func withEntry<R>(atRank rank: Int, _ body: (BTreeKey, UnsafeRawBufferPointer) throws -> R) throws -> R? {
+    @discardableResult
+    package func withEntry(atRank rank: Int, _ body: (BTreeKey, UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
         let root = self.root
-        guard rank >= 0, UInt64(rank) < root.entryCount else { return nil }
+        guard rank >= 0, UInt64(rank) < root.entryCount else { return false }
         var page = root.rootPage
         var level = Int(root.height) - 1
         var remaining = UInt64(rank)
@@ -83,25 +90,28 @@ extension BTree {
                     if rest < c { return (childPage(bytes, index), rest) }
                     rest -= c
                 }
-                throw corrupted(page, pageSize: bytes.count, at: BTreePageLayout.headerSize,
+                throw corrupted(page, pageSize: bytes.count, at: layout.headerSize,
                                 "subtree counts add up to less than rank \(remaining)")
             }
             level -= 1
         }
-        return try withPage(page, level: 0) { bytes, count -> R in
+        return try withPage(page, level: 0) { bytes, count -> Bool in
             guard remaining < UInt64(count) else {
-                throw corrupted(page, pageSize: bytes.count, at: BTreePageLayout.entryCountOffset,
+                throw corrupted(page, pageSize: bytes.count, at: layout.entryCountOffset,
                                 "leaf holds \(count) entries, parent count implies rank \(remaining)")
             }
             let offset = leafOffset(Int(remaining))
             let key = loadKey(bytes, at: offset)
             let valueOffset = offset + keyWords * 8
-            return try body(key, UnsafeRawBufferPointer(rebasing: bytes[valueOffset..<(valueOffset + valueSize)]))
+            try body(key, UnsafeRawBufferPointer(rebasing: bytes[valueOffset..<(valueOffset + valueSize)]))
+            return true
         }
     }
 
     /// The key of the entry of rank `rank`, or nil. O(log n).
     package func key(atRank rank: Int) throws -> BTreeKey? {
-        try withEntry(atRank: rank) { key, _ in key }
+        var result: BTreeKey? = nil
+        try withEntry(atRank: rank) { key, _ in result = key }
+        return result
     }
 }

@@ -25,6 +25,10 @@ package struct BTree {
     package let valueSize: Int
     /// File name used in `.corrupted` errors.
     package let file: String
+    /// Copies of the `BTreePageLayout` constants. Members of `package` types are not inlined
+    /// across modules by Swift 6.3 (each use would be a getter call), so the hot paths read
+    /// these stored copies instead.
+    let layout = LayoutConstants()
     let leafEntrySize: Int
     let branchEntrySize: Int
 
@@ -97,13 +101,13 @@ package struct BTree {
     /// Entries that fit a leaf of a page of `pageSize` bytes.
     @inline(__always)
     func leafCapacity(_ pageSize: Int) -> Int {
-        Swift.min((pageSize - BTreePageLayout.headerSize) / Swift.max(leafEntrySize, 1), BTreePageLayout.maxEntriesPerPage)
+        Swift.min((pageSize - layout.headerSize) / Swift.max(leafEntrySize, 1), layout.maxEntriesPerPage)
     }
 
     /// Children that fit a branch of a page of `pageSize` bytes.
     @inline(__always)
     func branchCapacity(_ pageSize: Int) -> Int {
-        Swift.min((pageSize - BTreePageLayout.headerSize) / branchEntrySize, BTreePageLayout.maxEntriesPerPage)
+        Swift.min((pageSize - layout.headerSize) / branchEntrySize, layout.maxEntriesPerPage)
     }
 
     /// Fewest entries a non-root page may hold: a quarter of its capacity, at least 1 for a
@@ -136,38 +140,53 @@ package struct BTree {
     }
 
     /// Structural header checks of one page; returns its entry count. Never traps.
+    /// Fast path: a handful of byte compares, no division; the slow path names the problem.
     func validate(_ bytes: UnsafeRawBufferPointer, _ number: PageNumber, level: Int) throws -> Int {
+        let isLeaf = level == 0
+        if bytes.count >= layout.minPageSize {
+            let count = Int(bytes.loadLE(UInt16.self, at: layout.entryCountOffset))
+            if bytes[layout.pageTypeOffset] == (isLeaf ? layout.leafType : layout.branchType),
+               Int(bytes[layout.treeSlotOffset]) == slot,
+               Int(bytes[layout.levelOffset]) == level,
+               Int(bytes[layout.keyWordsOffset]) == keyWords,
+               Int(bytes.loadLE(UInt16.self, at: layout.valueSizeOffset)) == (isLeaf ? valueSize : 0),
+               count >= 1, layout.headerSize + count * entrySize(isLeaf: isLeaf) <= bytes.count {
+                return count
+            }
+        }
+        throw diagnose(bytes, number, level: level)
+    }
+
+    /// Names the first header problem of a page that failed `validate`'s fast path.
+    @inline(never)
+    func diagnose(_ bytes: UnsafeRawBufferPointer, _ number: PageNumber, level: Int) -> StorageError {
         let pageSize = bytes.count
         guard pageSize >= BTreePageLayout.minPageSize else {
-            throw corrupted(number, pageSize: pageSize, at: 0, "page of \(pageSize) bytes is smaller than the minimum")
+            return corrupted(number, pageSize: pageSize, at: 0, "page of \(pageSize) bytes is smaller than the minimum")
         }
         let isLeaf = level == 0
         let type = bytes[BTreePageLayout.pageTypeOffset]
         let expected = isLeaf ? BTreePageType.leaf.rawValue : BTreePageType.branch.rawValue
         guard type == expected else {
-            throw corrupted(number, pageSize: pageSize, at: BTreePageLayout.pageTypeOffset,
-                            "page type \(type), expected \(expected) (\(isLeaf ? "leaf" : "branch"))")
+            return corrupted(number, pageSize: pageSize, at: BTreePageLayout.pageTypeOffset,
+                             "page type \(type), expected \(expected) (\(isLeaf ? "leaf" : "branch"))")
         }
         guard Int(bytes[BTreePageLayout.treeSlotOffset]) == slot else {
-            throw corrupted(number, pageSize: pageSize, at: BTreePageLayout.treeSlotOffset,
-                            "page belongs to tree slot \(bytes[BTreePageLayout.treeSlotOffset]), expected \(slot)")
+            return corrupted(number, pageSize: pageSize, at: BTreePageLayout.treeSlotOffset,
+                             "page belongs to tree slot \(bytes[BTreePageLayout.treeSlotOffset]), expected \(slot)")
         }
         guard Int(bytes[BTreePageLayout.levelOffset]) == level else {
-            throw corrupted(number, pageSize: pageSize, at: BTreePageLayout.levelOffset,
-                            "page level \(bytes[BTreePageLayout.levelOffset]), expected \(level)")
+            return corrupted(number, pageSize: pageSize, at: BTreePageLayout.levelOffset,
+                             "page level \(bytes[BTreePageLayout.levelOffset]), expected \(level)")
         }
         guard Int(bytes[BTreePageLayout.keyWordsOffset]) == keyWords,
               Int(bytes.loadLE(UInt16.self, at: BTreePageLayout.valueSizeOffset)) == (isLeaf ? valueSize : 0)
         else {
-            throw corrupted(number, pageSize: pageSize, at: BTreePageLayout.keyWordsOffset, "page key/value shape differs from the tree's")
+            return corrupted(number, pageSize: pageSize, at: BTreePageLayout.keyWordsOffset, "page key/value shape differs from the tree's")
         }
         let count = Int(bytes.loadLE(UInt16.self, at: BTreePageLayout.entryCountOffset))
-        let capacity = capacity(isLeaf: isLeaf, pageSize: pageSize)
-        guard count >= 1, count <= capacity else {
-            throw corrupted(number, pageSize: pageSize, at: BTreePageLayout.entryCountOffset,
-                            "entry count \(count) outside 1...\(capacity)")
-        }
-        return count
+        return corrupted(number, pageSize: pageSize, at: BTreePageLayout.entryCountOffset,
+                         "entry count \(count) outside 1...\(capacity(isLeaf: isLeaf, pageSize: pageSize))")
     }
 
     func corrupted(_ page: PageNumber, pageSize: Int, at offset: Int, _ reason: String) -> StorageError {
@@ -177,17 +196,17 @@ package struct BTree {
     // MARK: entry codec (offsets from spec/btree-page.md)
 
     @inline(__always)
-    func leafOffset(_ index: Int) -> Int { BTreePageLayout.headerSize + index * leafEntrySize }
+    func leafOffset(_ index: Int) -> Int { layout.headerSize + index * leafEntrySize }
 
     @inline(__always)
-    func branchOffset(_ index: Int) -> Int { BTreePageLayout.headerSize + index * branchEntrySize }
+    func branchOffset(_ index: Int) -> Int { layout.headerSize + index * branchEntrySize }
 
     @inline(__always)
     func entryOffset(_ index: Int, isLeaf: Bool) -> Int { isLeaf ? leafOffset(index) : branchOffset(index) }
 
     @inline(__always)
     func keyOffset(_ index: Int, isLeaf: Bool) -> Int {
-        isLeaf ? leafOffset(index) : branchOffset(index) + BTreePageLayout.branchKeyOffset
+        isLeaf ? leafOffset(index) : branchOffset(index) + layout.branchKeyOffset
     }
 
     /// Loads the key stored at byte `offset`.
@@ -257,7 +276,7 @@ package struct BTree {
         var high = count
         while low < high {
             let mid = (low &+ high) >> 1
-            if storedKey(bytes, at: branchOffset(mid) + BTreePageLayout.branchKeyOffset, isAtMost: key) {
+            if storedKey(bytes, at: branchOffset(mid) + layout.branchKeyOffset, isAtMost: key) {
                 low = mid + 1
             } else {
                 high = mid
@@ -268,19 +287,19 @@ package struct BTree {
 
     @inline(__always)
     func childPage(_ bytes: UnsafeRawBufferPointer, _ index: Int) -> PageNumber {
-        bytes.loadLE(UInt64.self, at: branchOffset(index) + BTreePageLayout.branchChildOffset)
+        bytes.loadLE(UInt64.self, at: branchOffset(index) + layout.branchChildOffset)
     }
 
     @inline(__always)
     func childCount(_ bytes: UnsafeRawBufferPointer, _ index: Int) -> UInt64 {
-        bytes.loadLE(UInt64.self, at: branchOffset(index) + BTreePageLayout.branchCountOffset)
+        bytes.loadLE(UInt64.self, at: branchOffset(index) + layout.branchCountOffset)
     }
 
     /// Sum of the subtree counts of branch entries `range`.
     @inline(__always)
     func sumCounts(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> UInt64 {
         var total: UInt64 = 0
-        var offset = branchOffset(range.lowerBound) + BTreePageLayout.branchCountOffset
+        var offset = branchOffset(range.lowerBound) + layout.branchCountOffset
         for _ in range {
             total &+= bytes.loadLE(UInt64.self, at: offset)
             offset += branchEntrySize
@@ -295,4 +314,24 @@ package struct BTree {
         if index <= count / 2 { return sumCounts(bytes, 0..<index) }
         return total &- sumCounts(bytes, index..<count)
     }
+}
+
+/// Stored copies of the `BTreePageLayout` constants (see `BTree.layout`).
+struct LayoutConstants: Sendable {
+    let headerSize = BTreePageLayout.headerSize
+    let pageTypeOffset = BTreePageLayout.pageTypeOffset
+    let treeSlotOffset = BTreePageLayout.treeSlotOffset
+    let entryCountOffset = BTreePageLayout.entryCountOffset
+    let levelOffset = BTreePageLayout.levelOffset
+    let keyWordsOffset = BTreePageLayout.keyWordsOffset
+    let valueSizeOffset = BTreePageLayout.valueSizeOffset
+    let reservedOffset = BTreePageLayout.reservedOffset
+    let branchChildOffset = BTreePageLayout.branchChildOffset
+    let branchCountOffset = BTreePageLayout.branchCountOffset
+    let branchKeyOffset = BTreePageLayout.branchKeyOffset
+    let minPageSize = BTreePageLayout.minPageSize
+    let maxEntriesPerPage = BTreePageLayout.maxEntriesPerPage
+    let leafType = BTreePageType.leaf.rawValue
+    let branchType = BTreePageType.branch.rawValue
+    init() {}
 }

@@ -99,7 +99,7 @@ package struct BTreeCursor {
             let frame: Frame = try tree.withPage(current, level: level) { bytes, count in
                 if level == 0 {
                     guard remaining < UInt64(count) else {
-                        throw tree.corrupted(current, pageSize: bytes.count, at: BTreePageLayout.entryCountOffset,
+                        throw tree.corrupted(current, pageSize: bytes.count, at: tree.layout.entryCountOffset,
                                              "leaf holds \(count) entries, parent count implies rank \(remaining)")
                     }
                     return Frame(page: current, index: Int(remaining), count: count)
@@ -112,7 +112,7 @@ package struct BTreeCursor {
                     }
                     remaining -= c
                 }
-                throw tree.corrupted(current, pageSize: bytes.count, at: BTreePageLayout.headerSize,
+                throw tree.corrupted(current, pageSize: bytes.count, at: tree.layout.headerSize,
                                      "subtree counts add up to less than the rank")
             }
             frames.append(frame)
@@ -177,27 +177,33 @@ package struct BTreeCursor {
 
     /// The current key, or nil if the cursor is not on an entry.
     package func key() throws -> BTreeKey? {
-        try withCurrent { key, _ in key }
+        var result: BTreeKey? = nil
+        try withCurrent { key, _ in result = key }
+        return result
     }
 
-    /// Calls `body` with the current value (a view valid only inside `body`), or returns nil
-    /// if the cursor is not on an entry.
-    package func withValue<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
-        try withCurrent { _, value in try body(value) }
+    /// A copy of the current value, or nil if the cursor is not on an entry.
+    package func value() throws -> [UInt8]? {
+        var result: [UInt8]? = nil
+        try withCurrent { _, value in result = Array(value) }
+        return result
     }
 
-    /// Calls `body` with the current key and value, or returns nil if not on an entry.
+    /// Calls `body` with the current key and value (a view valid only inside `body`).
+    /// Returns false, without calling `body`, if the cursor is not on an entry.
     /// One page access; no allocation.
-    package func withCurrent<R>(_ body: (BTreeKey, UnsafeRawBufferPointer) throws -> R) throws -> R? {
-        guard let leaf = frames.last, leaf.index >= 0, leaf.index < leaf.count else { return nil }
+    @discardableResult
+    package func withCurrent(_ body: (BTreeKey, UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+        guard let leaf = frames.last, leaf.index >= 0, leaf.index < leaf.count else { return false }
         return try tree.withPage(leaf.page, level: 0) { bytes, count in
             guard leaf.index < count else {
-                throw tree.corrupted(leaf.page, pageSize: bytes.count, at: BTreePageLayout.entryCountOffset, "leaf entry count changed under a cursor")
+                throw tree.corrupted(leaf.page, pageSize: bytes.count, at: tree.layout.entryCountOffset, "leaf entry count changed under a cursor")
             }
             let offset = tree.leafOffset(leaf.index)
             let valueOffset = offset + tree.keyWords * 8
-            return try body(tree.loadKey(bytes, at: offset),
-                            UnsafeRawBufferPointer(rebasing: bytes[valueOffset..<(valueOffset + tree.valueSize)]))
+            try body(tree.loadKey(bytes, at: offset),
+                     UnsafeRawBufferPointer(rebasing: bytes[valueOffset..<(valueOffset + tree.valueSize)]))
+            return true
         }
     }
 

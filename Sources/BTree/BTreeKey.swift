@@ -9,7 +9,6 @@ package struct BTreeKey: Comparable, Hashable, Sendable, CustomStringConvertible
     package var w2: UInt64
     package var w3: UInt64
 
-    @inlinable
     package init(_ w0: UInt64, _ w1: UInt64 = 0, _ w2: UInt64 = 0, _ w3: UInt64 = 0) {
         self.w0 = w0
         self.w1 = w1
@@ -26,7 +25,6 @@ package struct BTreeKey: Comparable, Hashable, Sendable, CustomStringConvertible
     }
 
     /// Word `i` (0...3).
-    @inlinable
     package subscript(word i: Int) -> UInt64 {
         get {
             switch i {
@@ -46,7 +44,6 @@ package struct BTreeKey: Comparable, Hashable, Sendable, CustomStringConvertible
         }
     }
 
-    @inlinable
     package static func < (a: BTreeKey, b: BTreeKey) -> Bool {
         if a.w0 != b.w0 { return a.w0 < b.w0 }
         if a.w1 != b.w1 { return a.w1 < b.w1 }
@@ -55,7 +52,6 @@ package struct BTreeKey: Comparable, Hashable, Sendable, CustomStringConvertible
     }
 
     /// True iff the words past `keyWords` are zero, i.e. the key belongs to a tree of that shape.
-    @inlinable
     package func fits(keyWords: Int) -> Bool {
         switch keyWords {
         case 1: return w1 == 0 && w2 == 0 && w3 == 0

@@ -253,7 +253,9 @@ struct ModelRun {
             let n = model.keys.count
             let candidates = [0, n - 1, n, -1, n == 0 ? 0 : random(n)]
             let r = candidates[random(candidates.count)]
-            let entry = try tree.withEntry(atRank: r) { k, v in (k, Array(v)) }
+            var entry: (BTreeKey, [UInt8])? = nil
+            let found = try tree.withEntry(atRank: r) { k, v in entry = (k, Array(v)) }
+            try require(found == (entry != nil), "withEntry result")
             if r >= 0, r < n {
                 try require(entry?.0 == model.keys[r] && entry?.1 == model.value(r), "entry(atRank: \(r))")
             } else {
@@ -307,7 +309,8 @@ struct ModelRun {
         let n = model.keys.count
         if expected >= 0, expected < n {
             try require(cursor.isValid && cursor.rank == expected, "cursor rank \(cursor.rank) valid \(cursor.isValid), expected \(expected)")
-            let current = try cursor.withCurrent { k, v in (k, Array(v)) }
+            var current: (BTreeKey, [UInt8])? = nil
+            try cursor.withCurrent { k, v in current = (k, Array(v)) }
             try require(current?.0 == model.keys[expected] && current?.1 == model.value(expected), "cursor entry at rank \(expected)")
         } else {
             try require(!cursor.isValid && cursor.rank == (expected < 0 ? -1 : n), "cursor off-end rank \(cursor.rank), expected \(expected)")
