@@ -62,7 +62,7 @@ extension BTree {
         let pageSize = bytes.count
         let count = try validate(bytes, number, level: level)
         let isLeaf = level == 0
-        guard bytes.loadLE(UInt32.self, at: layout.reservedOffset) == 0 else {
+        guard bytes.loadLE(UInt16.self, at: layout.reservedOffset) == 0 else {
             throw corrupted(number, pageSize: pageSize, at: layout.reservedOffset, "reserved header bytes are not zero")
         }
         let end = layout.headerSize + count * entrySize(isLeaf: isLeaf)

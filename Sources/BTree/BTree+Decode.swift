@@ -40,7 +40,8 @@ extension BTree {
         let level = Int(try reader.read(UInt8.self))
         let keyWords = Int(try reader.read(UInt8.self))
         let valueSize = Int(try reader.read(UInt16.self))
-        let reserved: UInt32 = try reader.read()
+        reader.position = BTreePageLayout.reservedOffset
+        let reserved: UInt16 = try reader.read()
         guard (BTreePageLayout.minKeyWords...BTreePageLayout.maxKeyWords).contains(keyWords) else {
             throw reader.corruption("key words \(keyWords) outside 1...4", at: BTreePageLayout.keyWordsOffset)
         }

@@ -111,6 +111,7 @@ extension BTree {
                 initializeHeader(ref.bytes, isLeaf: true, level: 0)
                 writeLeafEntry(ref.bytes, at: 0, key, value)
                 ref.bytes.storeLE(UInt16(1), at: layout.entryCountOffset)
+                ref.bytes.storeLE(UInt16(1), at: layout.insertHintOffset)
             }
             transaction.state.trees[slot].rootPage = page
             transaction.state.trees[slot].entryCount = 1
@@ -215,7 +216,8 @@ extension BTree {
         bytes[layout.levelOffset] = UInt8(level)
         bytes[layout.keyWordsOffset] = UInt8(keyWords)
         bytes.storeLE(UInt16(isLeaf ? valueSize : 0), at: layout.valueSizeOffset)
-        bytes.storeLE(UInt32(0), at: layout.reservedOffset)
+        bytes.storeLE(UInt16(0), at: layout.insertHintOffset)
+        bytes.storeLE(UInt16(0), at: layout.reservedOffset)
     }
 
     func writeLeafEntry(_ bytes: UnsafeMutableRawBufferPointer, at index: Int, _ key: BTreeKey, _ value: UnsafeRawBufferPointer,
@@ -307,8 +309,10 @@ extension BTree {
         }
     }
 
-    /// Inserts `entry` at `index` of owned page `page`. If the page is full, splits it in half
-    /// (left keeps ⌊(count+1)/2⌋ entries) into a new right sibling and returns that sibling.
+    /// Inserts `entry` at `index` of owned page `page`. If the page is full, splits it into a
+    /// new right sibling and returns that sibling: in the middle (left keeps ⌊(count+1)/2⌋),
+    /// or, when the entry goes to the end (start) of the page, so that the right (left) page
+    /// holds exactly the minimum fill.
     func insertIntoPage(_ page: PageNumber, at index: Int, _ entry: UnsafeRawBufferPointer, isLeaf: Bool) throws -> PageNumber? {
         let ref = try transaction.mutablePage(page)
         let bytes = ref.bytes
@@ -325,9 +329,19 @@ extension BTree {
             (base + offset + size).copyMemory(from: base + offset, byteCount: (count - index) * size)
             (base + offset).copyMemory(from: entry.baseAddress!, byteCount: size)
             bytes.storeLE(UInt16(count + 1), at: layout.entryCountOffset)
+            bytes.storeLE(UInt16(index + 1), at: layout.insertHintOffset)
             return nil
         }
-        let leftCount = (count + 1) / 2
+        // Split point: the middle, unless the previous insert into this page was just before
+        // this one (a sequential run, e.g. appends to one conversation): then at the insertion
+        // point, clamped so both pages keep the minimum fill. The left page then stays full
+        // and the run continues in the right page, so time-ordered inserts leave pages full
+        // instead of half full.
+        let minimum = minimumFill(isLeaf: isLeaf, pageSize: bytes.count)
+        let hint = Int(bytes.loadLE(UInt16.self, at: layout.insertHintOffset))
+        let leftCount = hint != 0 && hint == index
+            ? min(max(index, minimum), count + 1 - minimum)
+            : (count + 1) / 2
         let rightCount = count + 1 - leftCount
         let rightPage = try transaction.allocatePage()
         let rightRef = try transaction.mutablePage(rightPage)
@@ -352,6 +366,8 @@ extension BTree {
         (base + leftEnd).initializeMemory(as: UInt8.self, repeating: 0, count: bytes.count - leftEnd)
         bytes.storeLE(UInt16(leftCount), at: layout.entryCountOffset)
         rightRef.bytes.storeLE(UInt16(rightCount), at: layout.entryCountOffset)
+        bytes.storeLE(UInt16(index < leftCount ? index + 1 : 0), at: layout.insertHintOffset)
+        rightRef.bytes.storeLE(UInt16(index < leftCount ? 0 : index - leftCount + 1), at: layout.insertHintOffset)
         return rightPage
     }
 
@@ -465,6 +481,7 @@ extension BTree {
                 }
                 leftRef.bytes.storeLE(UInt16(newLeft), at: layout.entryCountOffset)
                 rightRef.bytes.storeLE(UInt16(newRight), at: layout.entryCountOffset)
+                rightRef.bytes.storeLE(UInt16(0), at: layout.insertHintOffset)
                 merged = false
             }
         }

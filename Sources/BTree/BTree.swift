@@ -325,6 +325,7 @@ struct LayoutConstants: Sendable {
     let levelOffset = BTreePageLayout.levelOffset
     let keyWordsOffset = BTreePageLayout.keyWordsOffset
     let valueSizeOffset = BTreePageLayout.valueSizeOffset
+    let insertHintOffset = BTreePageLayout.insertHintOffset
     let reservedOffset = BTreePageLayout.reservedOffset
     let branchChildOffset = BTreePageLayout.branchChildOffset
     let branchCountOffset = BTreePageLayout.branchCountOffset

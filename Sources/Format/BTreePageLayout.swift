@@ -23,8 +23,12 @@ package enum BTreePageLayout {
     package static let keyWordsOffset = 25
     /// u16 value size of the tree (leaf pages; 0 on branch pages).
     package static let valueSizeOffset = 26
-    /// 28..<32 reserved, written as zero, ignored on read (future use).
-    package static let reservedOffset = 28
+    /// u16 insert hint: index + 1 of the most recent insert into the page (0 = none). Only a
+    /// hint for choosing split points (sequential inserts split at the insertion point); it
+    /// may be stale and is never trusted for correctness.
+    package static let insertHintOffset = 28
+    /// 30..<32 reserved: zero (nonzero is corruption in version 1).
+    package static let reservedOffset = 30
 
     /// Key words per key: a key is 1...4 little-endian u64 words compared as unsigned integers, word 0 first.
     package static let minKeyWords = 1

@@ -71,8 +71,8 @@ import Glibc
         let root = snapshot.state.trees[1].rootPage
         let ref = try snapshot.page(root)
         let actual = Array(ref.bytes)
-        #expect(actual[4..<8] == expected[4..<8])
-        #expect(actual[24...] == expected[24...])
+        let firstDifference = (4..<4096).first { !(8..<24).contains($0) && actual[$0] != expected[$0] }
+        #expect(firstDifference == nil, "leaf differs from the spec at byte \(firstDifference ?? -1)")
         #expect(snapshot.state.trees[1].height == 1 && snapshot.state.trees[1].entryCount == 2)
     }
 
@@ -139,19 +139,37 @@ import Glibc
                 return nil
             }
         }
-        func offset(_ error: StorageError?) -> UInt64? {
-            if case let .corrupted(_, offset, _)? = error { return offset }
-            return nil
+        /// The corruption offset relative to the page start, -1 for no error, -2 for another error.
+        func offset(_ mutate: (inout [UInt8]) -> Void) -> Int {
+            switch decode(mutate) {
+            case nil: return -1
+            case let .corrupted(_, offset, _)?: return Int(offset) - 3 * 4096
+            default: return -2
+            }
         }
-        #expect(decode { _ in } == nil)
-        #expect(offset(decode { $0[6] = 0xFF; $0[7] = 0xFF }) == 3 * 4096 + 6)   // entry count too large
-        #expect(offset(decode { $0[6] = 0; $0[7] = 0 }) == 3 * 4096 + 6)         // empty page
-        #expect(offset(decode { $0[4] = 9 }) == 3 * 4096 + 4)                    // unknown type
-        #expect(offset(decode { $0[4] = 1 }) != nil)                             // branch with a value size
-        #expect(offset(decode { $0[25] = 5 }) == 3 * 4096 + 25)                  // key words out of range
-        #expect(offset(decode { $0[26] = 0xFF; $0[27] = 0xFF }) == 3 * 4096 + 26)// value size out of range
-        #expect(offset(decode { $0[28] = 1 }) == 3 * 4096 + 28)                  // reserved bytes
-        #expect(offset(decode { $0[0x48] = 1 }) == 3 * 4096 + 0x48)              // garbage after the entries
-        #expect(offset(decode { $0.removeLast(2048) }) != nil)                   // short page
+        let unchanged = offset { _ in }
+        let countTooLarge = offset { $0[6] = 0xFF; $0[7] = 0xFF }
+        let emptyPage = offset { $0[6] = 0; $0[7] = 0 }
+        let unknownType = offset { $0[4] = 9 }
+        let branchWithValueSize = offset { $0[4] = 1 }
+        let keyWordsOutOfRange = offset { $0[25] = 5 }
+        let valueSizeOutOfRange = offset { $0[26] = 0xFF; $0[27] = 0xFF }
+        let reservedBytes = offset { $0[30] = 1 }
+        let garbageAfterEntries = offset { $0[0x48] = 1 }
+        let anyHint = offset { $0[28] = 0x34; $0[29] = 0x12 }
+        #expect(unchanged == -1)
+        #expect(countTooLarge == 6)
+        #expect(emptyPage == 6)
+        #expect(unknownType == 4)
+        #expect(branchWithValueSize == 26)
+        #expect(keyWordsOutOfRange == 25)
+        #expect(valueSizeOutOfRange == 26)
+        #expect(reservedBytes == 30)
+        #expect(garbageAfterEntries == 0x48)
+        #expect(anyHint == -1)  // the insert hint is only a hint: any value decodes
+        var short = good
+        short.removeLast(2048)
+        let shortPage: Bool = short.withUnsafeBytes { (try? BTree.decodePage($0, pageNumber: 3)) == nil }
+        #expect(shortPage)
     }
 }

@@ -26,15 +26,16 @@ import Testing
         return try BTree.decodePage(ref.bytes, pageNumber: tree.root.rootPage).subtreeCounts
     }
 
-    func corruptionOffset(_ body: () throws -> Void) -> UInt64? {
+    /// The absolute offset of the `.corrupted` error `body` throws; -1 if none, -2 for another error.
+    func corruptionOffset(_ body: () throws -> Void) -> Int64 {
         do {
             try body()
         } catch let StorageError.corrupted(_, offset, _) {
-            return offset
+            return Int64(offset)
         } catch {
-            return nil
+            return -2
         }
-        return nil
+        return -1
     }
 
     // MARK: insert and split
@@ -122,29 +123,31 @@ import Testing
 
     @Test func deleteRedistributesThenMergesAndCollapsesRoot() throws {
         let pager = try makePager()
-        // Left leaf [0, 127), right leaf [127, 255) after the split; then fill the right leaf.
+        // Ascending inserts split the full leaf at the insertion point (sequential run):
+        // left [0, 192), right [192, 255) holds the minimum fill 63. Then fill the right leaf.
         try buildTree(pager, keys: 0..<255)
         let txn = try pager.beginWrite()
         let tree = try BTree(txn, slot: 0)
-        for k in UInt64(255)..<381 { try tree.insert(BTreeKey(k), value: smallValue(k)) }
-        #expect(try childCounts(tree) == [127, 254])
+        #expect(try childCounts(tree) == [192, 63])
+        for k in UInt64(255)..<446 { try tree.insert(BTreeKey(k), value: smallValue(k)) }
+        #expect(try childCounts(tree) == [192, 254])
         // Delete from the left leaf until it falls below the minimum fill (63): 62 + 254 > 254,
         // so entries are redistributed: 158 / 158.
-        for k in UInt64(0)..<65 { #expect(try tree.delete(BTreeKey(k))) }
+        for k in UInt64(0)..<130 { #expect(try tree.delete(BTreeKey(k))) }
         #expect(try childCounts(tree) == [158, 158])
         #expect(tree.height == 2)
         try tree.checkInvariants()
-        #expect(try tree.key(atRank: 158) == BTreeKey(65 + 158))
+        #expect(try tree.key(atRank: 158) == BTreeKey(130 + 158))
         // Delete from the right leaf until it falls below the minimum: 158 + 62 fit one page,
         // so the leaves merge and the root collapses.
-        var k: UInt64 = 380
+        var k: UInt64 = 445
         while tree.height == 2 {
             #expect(try tree.delete(BTreeKey(k)))
             k -= 1
         }
         #expect(tree.height == 1 && tree.count == 158 + Self.leafMinimum - 1)
         try tree.checkInvariants()
-        #expect(try keys(tree) == Array(65...k))
+        #expect(try keys(tree) == Array(130...k))
         try txn.commit()
         try checkCommitted(pager)
     }
@@ -360,20 +363,25 @@ import Testing
         let base = rootPage * 4096
         // Entry count too large for the page.
         var saved = try poke(rootPage, 6, [0xFF, 0x7F])
-        #expect(corruptionOffset { _ = try tree.get(BTreeKey(5)) } == base + 6)
+        let o1 = corruptionOffset { _ = try tree.get(BTreeKey(5)) }
+        #expect(o1 == Int64(base + 6))
         _ = try poke(rootPage, 6, saved)
         // Wrong page type.
         saved = try poke(leftLeaf, 4, [1])
-        #expect(corruptionOffset { _ = try tree.get(BTreeKey(5)) } == leftLeaf * 4096 + 4)
-        #expect(corruptionOffset { var c = tree.cursor(); try c.seekFirst() } == leftLeaf * 4096 + 4)
+        let o2 = corruptionOffset { _ = try tree.get(BTreeKey(5)) }
+        #expect(o2 == Int64(leftLeaf * 4096 + 4))
+        let o3 = corruptionOffset { var c = tree.cursor(); try c.seekFirst() }
+        #expect(o3 == Int64(leftLeaf * 4096 + 4))
         _ = try poke(leftLeaf, 4, saved)
         // Page of another tree.
         saved = try poke(rightLeaf, 5, [6])
-        #expect(corruptionOffset { try tree.checkInvariants() } == rightLeaf * 4096 + 5)
+        let o4 = corruptionOffset { try tree.checkInvariants() }
+        #expect(o4 == Int64(rightLeaf * 4096 + 5))
         _ = try poke(rightLeaf, 5, saved)
         // Subtree count mismatch: checkInvariants names the entry's count field; select does not trap.
         saved = try poke(rootPage, 32 + 8, [0x00, 0x00])
-        #expect(corruptionOffset { try tree.checkInvariants() } == base + 32 + 8)
+        let o5 = corruptionOffset { try tree.checkInvariants() }
+        #expect(o5 == Int64(base + 32 + 8))
         _ = try? tree.key(atRank: 1_999)
         _ = try? tree.rank(BTreeKey(1_999))
         var c = tree.cursor()
@@ -381,11 +389,13 @@ import Testing
         _ = try poke(rootPage, 32 + 8, saved)
         // Keys out of order inside a leaf.
         saved = try poke(leftLeaf, 32, [0xFF, 0xFF])
-        #expect(corruptionOffset { try tree.checkInvariants() } != nil)
+        let o6 = corruptionOffset { try tree.checkInvariants() }
+        #expect(o6 >= 0)
         _ = try poke(leftLeaf, 32, saved)
         // Child pointer to a page outside the file.
         saved = try poke(rootPage, 32, [0xFF, 0xFF, 0xFF, 0x00])
-        #expect(corruptionOffset { _ = try tree.get(BTreeKey(5)) } != nil)
+        let o7 = corruptionOffset { _ = try tree.get(BTreeKey(5)) }
+        #expect(o7 >= 0)
         _ = try poke(rootPage, 32, saved)
         try tree.checkInvariants()
         snapshot.rollback()
@@ -400,10 +410,12 @@ import Testing
         try BTree.checkPageAccounting(accounting, reachable: reachable, pageSize: 4096)
         var leaked = reachable
         let victim = leaked.removeFirst()
-        #expect(corruptionOffset { try BTree.checkPageAccounting(accounting, reachable: leaked, pageSize: 4096) } == victim * 4096)
+        let o8 = corruptionOffset { try BTree.checkPageAccounting(accounting, reachable: leaked, pageSize: 4096) }
+        #expect(o8 == Int64(victim * 4096))
         var doubled = accounting
         doubled.freePages.append(reachable.first!)
-        #expect(corruptionOffset { try BTree.checkPageAccounting(doubled, reachable: reachable, pageSize: 4096) } != nil)
+        let o9 = corruptionOffset { try BTree.checkPageAccounting(doubled, reachable: reachable, pageSize: 4096) }
+        #expect(o9 >= 0)
         snapshot.rollback()
     }
 }
