@@ -66,7 +66,7 @@ extension BTree {
             throw corrupted(number, pageSize: pageSize, at: layout.reservedOffset, "reserved header bytes are not zero")
         }
         let end = layout.headerSize + count * entrySize(isLeaf: isLeaf)
-        for offset in end..<pageSize where bytes[offset] != 0 {
+        if let offset = firstNonzeroByte(bytes, from: end) {
             throw corrupted(number, pageSize: pageSize, at: offset, "nonzero byte after the last entry")
         }
         if !isRoot {
@@ -116,6 +116,24 @@ extension BTree {
         }
         _ = consume ref
         return (total, pageSize)
+    }
+
+    /// Offset of the first nonzero byte at or after `start`, or nil. Word at a time.
+    private func firstNonzeroByte(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        var offset = start
+        while offset < bytes.count, offset & 7 != 0 {
+            if bytes[offset] != 0 { return offset }
+            offset += 1
+        }
+        while offset + 8 <= bytes.count {
+            if bytes.loadLE(UInt64.self, at: offset) != 0 { break }
+            offset += 8
+        }
+        while offset < bytes.count {
+            if bytes[offset] != 0 { return offset }
+            offset += 1
+        }
+        return nil
     }
 
     /// Checks every tree in `transaction.state` (slots with keyWords != 0) and returns the set

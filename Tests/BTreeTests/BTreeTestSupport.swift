@@ -12,12 +12,19 @@ func makePager(pageSize: Int = 4096) throws -> Pager {
 /// A deterministic value of `size` bytes for (key, version).
 func valueBytes(_ key: BTreeKey, version: UInt64, size: Int) -> [UInt8] {
     var state = key.w0 &* 0x9E37_79B9_7F4A_7C15 ^ key.w1 &* 31 ^ key.w2 &* 131 ^ key.w3 &* 1313 ^ version &* 0xBF58_476D_1CE4_E5B9
-    var bytes = [UInt8](repeating: 0, count: size)
-    for i in 0..<size {
-        if i % 8 == 0 { state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407 }
-        bytes[i] = UInt8(truncatingIfNeeded: state >> UInt64((i % 8) * 8))
+    return [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+        var offset = 0
+        while offset < size {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            var word = state
+            for _ in 0..<min(8, size - offset) {
+                buffer[offset] = UInt8(truncatingIfNeeded: word)
+                word >>= 8
+                offset += 1
+            }
+        }
+        initialized = size
     }
-    return bytes
 }
 
 /// Checks every tree of the committed state and that every page is reachable or free exactly once.
