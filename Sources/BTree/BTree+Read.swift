@@ -43,9 +43,16 @@ extension BTree {
     package func rank(_ key: BTreeKey, inclusive: Bool = false) throws -> Int {
         let root = self.root
         guard root.rootPage != 0 else { return 0 }
-        var page = root.rootPage
-        var level = Int(root.height) - 1
-        var total = root.entryCount
+        return Int(truncatingIfNeeded: try rank(key, inclusive: inclusive, inSubtree: root.rootPage,
+                                                level: Int(root.height) - 1, total: root.entryCount))
+    }
+
+    /// Entries `< key` (`<= key` if `inclusive`) in the subtree of `page` (at `level`, holding
+    /// `total` entries).
+    func rank(_ key: BTreeKey, inclusive: Bool, inSubtree start: PageNumber, level startLevel: Int, total startTotal: UInt64) throws -> UInt64 {
+        var page = start
+        var level = startLevel
+        var total = startTotal
         var before: UInt64 = 0
         while level > 0 {
             (page, before, total) = try withPage(page, level: level) { bytes, count in
@@ -58,18 +65,57 @@ extension BTree {
         return try withPage(page, level: 0) { bytes, count in
             var index = leafLowerBound(bytes, count: count, key)
             if inclusive, index < count, leafKey(bytes, index, equals: key) { index += 1 }
-            return Int(truncatingIfNeeded: before) + index
+            return before &+ UInt64(index)
         }
     }
 
-    /// Number of entries with keys in the half-open `range`. O(log n).
+    /// Number of entries with keys in the half-open `range`. O(log n): the two bounds descend
+    /// together while they share a child, so a narrow range costs about one descent.
     package func count(in range: Range<BTreeKey>) throws -> Int {
-        try rank(range.upperBound) - rank(range.lowerBound)
+        try count(from: range.lowerBound, to: range.upperBound, inclusive: false)
     }
 
-    /// Number of entries with keys in the closed `range`. O(log n).
+    /// Number of entries with keys in the closed `range`. O(log n), as `count(in:)` above.
     package func count(in range: ClosedRange<BTreeKey>) throws -> Int {
-        try rank(range.upperBound, inclusive: true) - rank(range.lowerBound)
+        try count(from: range.lowerBound, to: range.upperBound, inclusive: true)
+    }
+
+    /// Entries `e` with `lower <= e < upper` (`<= upper` if `inclusive`). REQUIRES lower <= upper.
+    func count(from lower: BTreeKey, to upper: BTreeKey, inclusive: Bool) throws -> Int {
+        let root = self.root
+        guard root.rootPage != 0 else { return 0 }
+        var page = root.rootPage
+        var level = Int(root.height) - 1
+        var total = root.entryCount
+        while level > 0 {
+            // Same child for both bounds: descend; the entries before it cancel out.
+            let step: (same: Bool, page: PageNumber, total: UInt64, between: UInt64,
+                       lowPage: PageNumber, lowTotal: UInt64, highPage: PageNumber, highTotal: UInt64)
+            step = try withPage(page, level: level) { bytes, count in
+                let low = branchChildIndex(bytes, count: count, lower)
+                let high = branchChildIndex(bytes, count: count, upper)
+                if low >= high {
+                    return (true, childPage(bytes, low), childCount(bytes, low), 0, 0, 0, 0, 0)
+                }
+                return (false, 0, 0, sumCounts(bytes, low..<high),
+                        childPage(bytes, low), childCount(bytes, low), childPage(bytes, high), childCount(bytes, high))
+            }
+            if step.same {
+                page = step.page
+                total = step.total
+                level -= 1
+                continue
+            }
+            let below = try rank(upper, inclusive: inclusive, inSubtree: step.highPage, level: level - 1, total: step.highTotal)
+            let skipped = try rank(lower, inclusive: false, inSubtree: step.lowPage, level: level - 1, total: step.lowTotal)
+            return Int(truncatingIfNeeded: step.between &+ below &- skipped)
+        }
+        _ = total
+        return try withPage(page, level: 0) { bytes, count in
+            var high = leafLowerBound(bytes, count: count, upper)
+            if inclusive, high < count, leafKey(bytes, high, equals: upper) { high += 1 }
+            return max(0, high - leafLowerBound(bytes, count: count, lower))
+        }
     }
 
     /// Calls `body` with the key and value of the entry of rank `rank` (0-based, ascending
