@@ -80,10 +80,11 @@ extension BTree {
         try count(from: range.lowerBound, to: range.upperBound, inclusive: true)
     }
 
-    /// Entries `e` with `lower <= e < upper` (`<= upper` if `inclusive`). REQUIRES lower <= upper.
-    func count(from lower: BTreeKey, to upper: BTreeKey, inclusive: Bool) throws -> Int {
+    /// Number of entries `e` with `lower <= e < upper`, or `lower <= e <= upper` when
+    /// `inclusive`; 0 when `lower > upper`. O(log n).
+    package func count(from lower: BTreeKey, to upper: BTreeKey, inclusive: Bool) throws -> Int {
         let root = self.root
-        guard root.rootPage != 0 else { return 0 }
+        guard root.rootPage != 0, !(upper < lower) else { return 0 }
         var page = root.rootPage
         var level = Int(root.height) - 1
         var total = root.entryCount

@@ -17,6 +17,17 @@ import ScrollbackPager
 /// (recursively up to the root) is pointed at the copy. Readers on older snapshots keep
 /// seeing the old pages.
 ///
+/// Operations (all O(log n) page visits unless noted):
+/// - reads: `get`, `withValue(for:)`, `contains`, `rank(_:inclusive:)`, `count(in:)` /
+///   `count(from:to:inclusive:)`, `withEntry(atRank:)`, `key(atRank:)`, `cursor()` (seek by key
+///   or rank, then `next()` / `previous()` in O(1) amortized per step);
+/// - writes (write transaction only): `insert` (rejects an existing key), `upsert` (replaces),
+///   `update` (existing keys only), `delete`;
+/// - integrity: `checkInvariants()` (O(n)), `BTree.checkAllTrees(in:)`,
+///   `BTree.checkPageAccounting(_:reachable:pageSize:)`, `BTree.decodePage(_:pageNumber:)`.
+/// Damaged pages throw `StorageError.corrupted` (file `file`, offset of the bad field); nothing
+/// traps on page bytes.
+///
 /// Thread-safety: like its `PageTransaction`: not safe to use from two threads at once.
 package struct BTree {
     package let transaction: PageTransaction
