@@ -56,6 +56,10 @@ package struct BTree {
             throw StorageError.corrupted(file: file, offset: 0,
                                          reason: "tree slot \(slot) has invalid shape keyWords \(root.keyWords) valueSize \(root.valueSize)")
         }
+        guard (root.rootPage == 0) == (root.height == 0), (root.rootPage == 0) == (root.entryCount == 0) else {
+            throw StorageError.corrupted(file: file, offset: 0,
+                                         reason: "tree slot \(slot): root page \(root.rootPage), height \(root.height), entryCount \(root.entryCount) disagree")
+        }
         self.transaction = transaction
         self.slot = slot
         self.keyWords = Int(root.keyWords)

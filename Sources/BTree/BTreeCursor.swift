@@ -89,6 +89,10 @@ package struct BTreeCursor {
         let root = tree.root
         guard root.rootPage != 0 else { rank = -1; return false }
         let total = Int(truncatingIfNeeded: root.entryCount)
+        guard total > 0 else {
+            throw StorageError.corrupted(file: tree.file, offset: 0,
+                                         reason: "tree slot \(tree.slot): root page \(root.rootPage) with entryCount \(root.entryCount)")
+        }
         let clamped = min(max(target, 0), total - 1)
         var page = root.rootPage
         var remaining = UInt64(clamped)

@@ -401,6 +401,17 @@ import Testing
         #expect(o7 >= 0)
         _ = try poke(rootPage, 32, saved)
         try tree.checkInvariants()
+        // A damaged catalog entry: root without entries, or a wrong entry count / height.
+        snapshot.state.trees[0].entryCount = 0
+        let o10 = corruptionOffset { _ = try BTree(snapshot, slot: 0) }
+        #expect(o10 == 0)
+        snapshot.state.trees[0].entryCount = 1_999
+        let o11 = corruptionOffset { try BTree(snapshot, slot: 0).checkInvariants() }
+        #expect(o11 == 0)
+        snapshot.state.trees[0].entryCount = 2_000
+        snapshot.state.trees[0].height = 3
+        let o12 = corruptionOffset { _ = try BTree(snapshot, slot: 0).get(BTreeKey(5)) }
+        #expect(o12 == Int64(rootPage * 4096 + 24))
         snapshot.rollback()
     }
 
