@@ -23,11 +23,20 @@ func argument(_ name: String, default value: Int) -> Int {
     return value
 }
 
-func now() -> UInt64 {
+func clock(_ id: clockid_t) -> UInt64 {
     var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
+    clock_gettime(id, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
+
+/// Wall-clock and this thread's CPU time: on a loaded machine the CPU figure excludes the
+/// time the thread was not scheduled.
+struct Stamp {
+    var wall = clock(CLOCK_MONOTONIC)
+    var cpu = clock(CLOCK_THREAD_CPUTIME_ID)
+}
+
+func now() -> Stamp { Stamp() }
 
 struct Random {
     var state: UInt64
@@ -61,9 +70,11 @@ func pad(_ text: String, _ width: Int) -> String {
     text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
 }
 
-func report(_ name: String, _ start: UInt64, _ count: Int) {
-    let ns = Double(now() - start) / Double(max(count, 1))
-    print(pad(name, 36) + fixed(ns) + " ns/op")
+func report(_ name: String, _ start: Stamp, _ count: Int, unit: String = "op") {
+    let end = now()
+    let wall = Double(end.wall - start.wall) / Double(max(count, 1))
+    let cpu = Double(end.cpu - start.cpu) / Double(max(count, 1))
+    print(pad(name, 36) + pad(fixed(wall) + " ns/\(unit)", 18) + "(thread CPU " + fixed(cpu) + " ns/\(unit))")
 }
 
 do {
@@ -82,12 +93,11 @@ do {
         }
         try txn.commit()
     }
-    let loadNs = now() - loadStart
     let snapshot = pager.beginRead()
     let tree = try BTree(snapshot, slot: 0)
     let accounting = pager.pageAccounting()
     print("BTreeBench  page size \(pageSize)  N \(tree.count)  height \(tree.height)  pages \(accounting.pageCount)  (pager: \(String(describing: type(of: pager))))")
-    print(pad("load (time-ordered, commit per \(batch))", 36) + fixed(Double(loadNs) / Double(n)) + " ns/insert")
+    report("load (time-ordered, commit/\(batch))", loadStart, n, unit: "insert")
 
     var rng = Random(state: 42)
     var checksum: UInt64 = 0
