@@ -22,6 +22,9 @@ enum PutOutcome {
     case inserted, replaced, unchanged
 }
 
+/// A root-to-leaf path: frame `d` is depth `d` (0 = root), the last frame is the leaf.
+typealias Path = UnsafeMutableBufferPointer<PathFrame>
+
 extension BTree {
     // MARK: public write operations
 
@@ -69,24 +72,25 @@ extension BTree {
     package func delete(_ key: BTreeKey) throws -> Bool {
         try checkWrite(key)
         guard root.rootPage != 0 else { return false }
-        var (frames, found) = try descend(to: key)
-        guard found else { return false }
-        try makeWritable(&frames, delta: -1)
-        let leafDepth = frames.count - 1
-        let leaf = frames[leafDepth]
-        let remaining = try removeEntry(page: leaf.page, index: leaf.index, isLeaf: true)
-        if leafDepth == 0 {
-            if remaining == 0 {
-                try transaction.freePage(leaf.page)
-                transaction.state.trees[slot].rootPage = 0
-                transaction.state.trees[slot].height = 0
+        return try withPath { frames in
+            guard try descend(to: key, into: frames) else { return false }
+            try makeWritable(frames, delta: -1)
+            let leafDepth = frames.count - 1
+            let leaf = frames[leafDepth]
+            let remaining = try removeEntry(page: leaf.page, index: leaf.index, isLeaf: true)
+            if leafDepth == 0 {
+                if remaining == 0 {
+                    try transaction.freePage(leaf.page)
+                    transaction.state.trees[slot].rootPage = 0
+                    transaction.state.trees[slot].height = 0
+                }
+                return true
             }
+            if leaf.index == 0, remaining > 0 { try refreshSeparators(frames, fromDepth: leafDepth) }
+            try rebalance(frames, fromDepth: leafDepth)
+            try collapseRoot()
             return true
         }
-        if leaf.index == 0, remaining > 0 { try refreshSeparators(frames, fromDepth: leafDepth) }
-        try rebalance(&frames, fromDepth: leafDepth)
-        try collapseRoot()
-        return true
     }
 
     // MARK: insert machinery
@@ -118,53 +122,65 @@ extension BTree {
             transaction.state.trees[slot].height = 1
             return .inserted
         }
-        var (frames, found) = try descend(to: key)
-        if found {
-            guard mode != .insertOnly else { return .unchanged }
-            try makeWritable(&frames, delta: 0)
-            let leaf = frames[frames.count - 1]
-            let ref = try transaction.mutablePage(leaf.page)
-            let offset = leafOffset(leaf.index) + keyWords * 8
-            UnsafeMutableRawBufferPointer(rebasing: ref.bytes[offset..<(offset + valueSize)]).copyMemory(from: value)
-            return .replaced
+        return try withPath { frames in
+            if try descend(to: key, into: frames) {
+                guard mode != .insertOnly else { return .unchanged }
+                try makeWritable(frames, delta: 0)
+                let leaf = frames[frames.count - 1]
+                let ref = try transaction.mutablePage(leaf.page)
+                let offset = leafOffset(leaf.index) + keyWords * 8
+                UnsafeMutableRawBufferPointer(rebasing: ref.bytes[offset..<(offset + valueSize)]).copyMemory(from: value)
+                return .replaced
+            }
+            guard mode != .updateOnly else { return .unchanged }
+            try makeWritable(frames, delta: 1)
+            try withUnsafeTemporaryAllocation(byteCount: leafEntrySize, alignment: 8) { entry in
+                writeLeafEntry(entry, at: 0, key, value, entryOffset: 0)
+                try insertEntry(UnsafeRawBufferPointer(entry), frames: frames)
+            }
+            return .inserted
         }
-        guard mode != .updateOnly else { return .unchanged }
-        try makeWritable(&frames, delta: 1)
-        try withUnsafeTemporaryAllocation(byteCount: leafEntrySize, alignment: 8) { entry in
-            writeLeafEntry(entry, at: 0, key, value, entryOffset: 0)
-            try insertEntry(UnsafeRawBufferPointer(entry), frames: &frames)
-        }
-        return .inserted
     }
 
-    /// Root-to-leaf path for `key` (read-only); the leaf frame's index is the lower bound.
-    func descend(to key: BTreeKey) throws -> (frames: [PathFrame], found: Bool) {
+    /// Runs `body` with a path buffer of exactly `height` frames on the stack (no heap
+    /// allocation per write).
+    func withPath<R>(_ body: (Path) throws -> R) throws -> R {
+        let height = Int(root.height)
+        return try withUnsafeTemporaryAllocation(of: PathFrame.self, capacity: height) { buffer in
+            buffer.initialize(repeating: PathFrame(page: 0, index: 0))
+            return try body(buffer)
+        }
+    }
+
+    /// Fills `frames` (exactly `height` entries) with the root-to-leaf path for `key`
+    /// (read-only); the leaf frame's index is the lower bound. Returns whether `key` is present.
+    func descend(to key: BTreeKey, into frames: Path) throws -> Bool {
         let root = self.root
-        var frames: [PathFrame] = []
-        frames.reserveCapacity(Int(root.height))
         var page = root.rootPage
         var level = Int(root.height) - 1
+        var depth = 0
         while level > 0 {
             let (index, child) = try withPage(page, level: level) { bytes, count in
                 let index = branchChildIndex(bytes, count: count, key)
                 return (index, childPage(bytes, index))
             }
-            frames.append(PathFrame(page: page, index: index))
+            frames[depth] = PathFrame(page: page, index: index)
             page = child
             level -= 1
+            depth += 1
         }
         let (index, found) = try withPage(page, level: 0) { bytes, count in
             let index = leafLowerBound(bytes, count: count, key)
             return (index, index < count && leafKey(bytes, index, equals: key))
         }
-        frames.append(PathFrame(page: page, index: index))
-        return (frames, found)
+        frames[depth] = PathFrame(page: page, index: index)
+        return found
     }
 
     /// Makes every page of the path owned by the transaction (copying unowned pages and
     /// re-pointing their parents or the root), and adds `delta` to the subtree count of every
     /// branch entry on the path and to the tree's entry count.
-    func makeWritable(_ frames: inout [PathFrame], delta: Int) throws {
+    func makeWritable(_ frames: Path, delta: Int) throws {
         for depth in 0..<frames.count {
             if !transaction.isOwned(frames[depth].page) {
                 let copy = try copyPage(frames[depth].page)
@@ -249,7 +265,7 @@ extension BTree {
 
     /// After the first key of the page at `depth` changed, rewrites the separator keys of its
     /// ancestors: the parent's entry for it, and further up while the entry is the first one.
-    func refreshSeparators(_ frames: [PathFrame], fromDepth depth: Int) throws {
+    func refreshSeparators(_ frames: Path, fromDepth depth: Int) throws {
         let leafDepth = frames.count - 1
         var child = depth
         while child > 0 {
@@ -264,7 +280,7 @@ extension BTree {
 
     /// Inserts `entry` at the leaf position of the (owned) path, splitting pages upward as needed
     /// and growing a new root when the root splits.
-    func insertEntry(_ leafEntry: UnsafeRawBufferPointer, frames: inout [PathFrame]) throws {
+    func insertEntry(_ leafEntry: UnsafeRawBufferPointer, frames: Path) throws {
         let leafDepth = frames.count - 1
         var depth = leafDepth
         // Branch entries built on the way up live in this fixed buffer (at most 48 bytes).
@@ -393,7 +409,7 @@ extension BTree {
     /// Walks up from `depth`, fixing pages below the minimum fill by merging with or borrowing
     /// from an adjacent sibling (the left one when there is one). Stops at the first page that
     /// is full enough or was fixed by redistribution.
-    func rebalance(_ frames: inout [PathFrame], fromDepth start: Int) throws {
+    func rebalance(_ frames: Path, fromDepth start: Int) throws {
         let leafDepth = frames.count - 1
         var depth = start
         while depth > 0 {
