@@ -53,7 +53,7 @@ let package = Package(
             path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "FormatTests", dependencies: ["ScrollbackFormat", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "IOTests", dependencies: ["ScrollbackIO", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "LogTests", dependencies: ["ScrollbackLog", "ScrollbackIO", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "LogTests", dependencies: ["ScrollbackLog", "ScrollbackIO", "ScrollbackFormat", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "PagerTests", dependencies: ["ScrollbackPager", "ScrollbackIO", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "BTreeTests", dependencies: ["ScrollbackBTree", "ScrollbackPager", "ScrollbackIO", "TestSupport"], swiftSettings: strict),
         .testTarget(
