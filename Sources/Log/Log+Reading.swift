@@ -1,0 +1,130 @@
+import ScrollbackFormat
+import ScrollbackIO
+
+extension Log {
+    /// Calls `body` with the type and payload of the record at `position` and returns its
+    /// result. The payload view is valid only during `body`.
+    ///
+    /// Active segment (and the one filled just before it): served from the in-memory copy,
+    /// no syscall. Sealed segments: through the block cache (a miss reads, checks and
+    /// decompresses one block). Other raw segments: two preads.
+    /// The record's checksum is verified on every read.
+    ///
+    /// Throws `.invalidArgument` when no segment or no byte of the log is at `position`,
+    /// `.corrupted(file:offset:reason:)` when the bytes there are not a valid record,
+    /// `.closed` after `close()`. Thread-safety: any thread, concurrently with everything.
+    /// Cost: O(payload) for the checksum, no allocation on the in-memory and cache-hit paths.
+    package func withRecord<R>(at position: LogPosition, _ body: (UInt8, UnsafeRawBufferPointer) throws -> R) throws -> R {
+        if isClosed.load(ordering: .acquiring) { throw StorageError.closed }
+        let id = LogPositions.segment(position)
+        let offset = Int(LogPositions.offset(position))
+        guard let entry = table.withLock({ $0.segments[id] }) else {
+            throw StorageError.invalidArgument("no log segment \(id) for position \(LogPositions.describe(position))")
+        }
+        switch entry {
+        case .raw(let raw):
+            if let image = raw.image {
+                return try withExtendedLifetime(image) {
+                    let bytes = image.publishedBytes
+                    try checkInRange(offset, limit: bytes.count, position)
+                    let (parsed, reason) = LogFrame.parse(bytes, at: offset, salt: raw.salt)
+                    guard let frame = parsed else {
+                        throw StorageError.corrupted(file: raw.file.path, offset: UInt64(offset), reason: reason)
+                    }
+                    return try body(frame.type, UnsafeRawBufferPointer(rebasing: bytes[frame.payloadStart..<frame.end]))
+                }
+            }
+            return try withExtendedLifetime(raw) { try readFromFile(raw, offset: offset, position: position, body) }
+        case .sealed(let sealed):
+            return try withExtendedLifetime(sealed) {
+                let index = try sealed.index()
+                try checkInRange(offset, limit: index.rawLength, position)
+                guard let block = try sealed.block(containing: offset, index: index, cache: cache) else {
+                    throw StorageError.invalidArgument("no block holds position \(LogPositions.describe(position))")
+                }
+                return try withExtendedLifetime(block) {
+                    let bytes = block.bytes
+                    let (parsed, reason) = LogFrame.parse(bytes, at: offset - block.rawStart, salt: index.salt)
+                    guard let frame = parsed else {
+                        let blockNumber = index.blockIndex(containing: offset) ?? 0
+                        throw StorageError.corrupted(
+                            file: sealed.path, offset: index.entries[blockNumber].fileOffset,
+                            reason: "record at segment offset \(offset) in block \(blockNumber): \(reason)")
+                    }
+                    return try body(frame.type, UnsafeRawBufferPointer(rebasing: bytes[frame.payloadStart..<frame.end]))
+                }
+            }
+        }
+    }
+
+    private func checkInRange(_ offset: Int, limit: Int, _ position: LogPosition) throws {
+        guard offset >= L.headerSize, offset < limit else {
+            throw StorageError.invalidArgument("no record at position \(LogPositions.describe(position)) (segment length \(limit))")
+        }
+    }
+
+    /// Slow path: a raw segment not held in memory (left unsealed by an earlier session).
+    @inline(never)
+    private func readFromFile<R>(_ raw: RawSegment, offset: Int, position: LogPosition,
+                                 _ body: (UInt8, UnsafeRawBufferPointer) throws -> R) throws -> R {
+        let length = raw.fixedLength
+        try checkInRange(offset, limit: length, position)
+        let path = raw.file.path
+        let payloadCount = try withUnsafeTemporaryAllocation(byteCount: L.frameHeaderSize, alignment: 8) { header -> Int in
+            let n = try raw.file.handle.read(into: header, at: UInt64(offset))
+            guard n == L.frameHeaderSize else {
+                throw StorageError.corrupted(file: path, offset: UInt64(offset), reason: "truncated record header")
+            }
+            return Int(UnsafeRawBufferPointer(header).loadLE(UInt32.self, at: L.frameLengthOffset))
+        }
+        guard payloadCount <= length - offset - L.frameHeaderSize else {
+            throw StorageError.corrupted(file: path, offset: UInt64(offset),
+                                         reason: "record length \(payloadCount) runs past the end of the segment")
+        }
+        return try withUnsafeTemporaryAllocation(byteCount: L.frameHeaderSize + payloadCount, alignment: 8) { frameBytes in
+            let n = try raw.file.handle.read(into: frameBytes, at: UInt64(offset))
+            guard n == frameBytes.count else {
+                throw StorageError.corrupted(file: path, offset: UInt64(offset + n), reason: "segment ends inside a record")
+            }
+            let bytes = UnsafeRawBufferPointer(frameBytes)
+            let (parsed, reason) = LogFrame.parse(bytes, at: 0, salt: raw.salt)
+            guard let frame = parsed else {
+                throw StorageError.corrupted(file: path, offset: UInt64(offset), reason: reason)
+            }
+            return try body(frame.type, UnsafeRawBufferPointer(rebasing: bytes[frame.payloadStart..<frame.end]))
+        }
+    }
+
+    /// Calls `body` for every complete transaction of segment `id`, in order (for
+    /// compaction). Verifies every frame; damage throws `.corrupted`. For the active
+    /// segment, covers what was appended when the call started. Cost: reads (and for a
+    /// sealed segment decompresses) the whole segment, bypassing the block cache.
+    package func forEachTransaction(inSegment id: UInt32, _ body: (LoggedTransaction) throws -> Void) throws {
+        if isClosed.load(ordering: .acquiring) { throw StorageError.closed }
+        guard let entry = table.withLock({ $0.segments[id] }) else {
+            throw StorageError.invalidArgument("no log segment \(id)")
+        }
+        switch entry {
+        case .raw(let raw):
+            if let image = raw.image {
+                try withExtendedLifetime(image) {
+                    try SegmentScanner.scanComplete(image.publishedBytes, path: raw.file.path, segment: id,
+                                                    salt: raw.salt, applyFrom: 0, apply: body)
+                }
+            } else {
+                let bytes = try raw.file.handle.readBytes(count: raw.fixedLength, at: 0)
+                try bytes.withUnsafeBytes {
+                    try SegmentScanner.scanComplete($0, path: raw.file.path, segment: id, salt: raw.salt,
+                                                    applyFrom: 0, apply: body)
+                }
+            }
+        case .sealed(let sealed):
+            let index = try sealed.index()
+            let image = try sealed.rawImage()
+            try image.withUnsafeBytes {
+                try SegmentScanner.scanComplete($0, path: sealed.path, segment: id, salt: index.salt,
+                                                applyFrom: 0, apply: body)
+            }
+        }
+    }
+}

@@ -1,0 +1,338 @@
+import ScrollbackFormat
+import ScrollbackIO
+import Synchronization
+
+/// The write-ahead log: append-only segments of checksummed record frames, grouped into
+/// transactions, with group commit, crash recovery, LZ4 sealing and random reads by position.
+/// Format: spec/log-segment.md and spec/sealed-segment.md.
+///
+/// Thread-safety:
+/// - `append` and `rollSegment` are serialized internally (one appender at a time; a second
+///   caller waits). Appends never wait for a sync in progress.
+/// - `sync(through:)`, `withRecord(at:_:)`, `listSegments`, `statistics` may be called from
+///   any thread at any time, concurrently with appends and with each other.
+/// - `sealFullSegments()` and `removeSegment(_:)` are serialized with each other and run
+///   concurrently with appends, syncs and reads.
+/// - `close()`: REQUIRES no concurrent calls (readers/appenders finished).
+///
+/// Failure model: a failed write or fdatasync of a segment poisons the log: every later
+/// `append`/`sync` throws `.poisoned`, because the kernel may have dropped the data; reopen
+/// the log (recovery decides what is durable). Reads keep working.
+package final class Log: @unchecked Sendable {
+    typealias L = LogSegmentLayout
+
+    package let directory: String
+    package let options: LogOptions
+    let fileSystem: any FileSystem
+    let cache: BlockCache
+
+    /// Every segment by id, and which one is active. Guarded by its mutex; entries are
+    /// immutable objects, so readers copy a reference out and use it without the lock.
+    struct Table {
+        var segments: [UInt32: SegmentEntry] = [:]
+        var activeID: UInt32 = 0
+    }
+    let table: Mutex<Table>
+
+    /// The appender's state. Holding this mutex is what serializes appends.
+    struct AppendState {
+        var active: RawSegment
+        var closed = false
+    }
+    let appendState: Mutex<AppendState>
+
+    // Group-commit state, guarded by `syncMonitor`.
+    let syncMonitor = ConditionMutex()
+    /// Everything before this position is durable (synced).
+    var syncedThrough: LogPosition
+    /// End of the last completed append (every position below it is written).
+    var writtenEnd: LogPosition
+    var syncInProgress = false
+    var poisonCause: String?
+    /// The active segment's file, which a sync leader syncs.
+    var syncFile: SegmentFile
+
+    /// Serializes sealing and segment removal.
+    let maintenanceLock = Mutex(())
+    let isClosed = Atomic<Bool>(false)
+
+    let bytesAppended = Atomic<UInt64>(0)
+    let transactionsAppended = Atomic<UInt64>(0)
+    let recordsAppended = Atomic<UInt64>(0)
+    let syncCount = Atomic<UInt64>(0)
+    let segmentsSealed = Atomic<UInt64>(0)
+
+    init(fileSystem: any FileSystem, directory: String, options: LogOptions, segments: [UInt32: SegmentEntry],
+         active: RawSegment) {
+        self.fileSystem = fileSystem
+        self.directory = directory
+        self.options = options
+        cache = BlockCache(capacity: options.blockCacheBytes)
+        var table = Table(segments: segments, activeID: active.id)
+        table.segments[active.id] = .raw(active)
+        self.table = Mutex(table)
+        appendState = Mutex(AppendState(active: active))
+        let end = LogPositions.make(segment: active.id, offset: UInt32(active.length))
+        syncedThrough = end
+        writtenEnd = end
+        syncFile = active.file
+    }
+
+    func path(_ id: UInt32, _ kind: SegmentFileName.Kind) -> String {
+        Path.join(directory, SegmentFileName.name(id, kind))
+    }
+
+    // MARK: Append
+
+    /// Appends `batch`'s records followed by a commit record, with one write to the active
+    /// segment (rolling to a new segment first when the transaction does not fit; a
+    /// transaction larger than `options.segmentSize` gets a segment of its own).
+    /// Returns where the records went. Not durable until `sync(through: result.end)`.
+    /// An empty batch writes nothing and returns `start == end ==` the current end.
+    ///
+    /// Throws `.limitExceeded` if the transaction exceeds `LogSegmentLayout.maximumTransactionBytes`
+    /// (1 GiB), `.poisoned` after an earlier write/sync failure, `.closed`, or `.io` (which
+    /// poisons the log). Cost: one memcpy of the batch, one pwrite; no allocation.
+    package func append(_ batch: LogBatch) throws -> AppendResult {
+        try appendState.withLock { state throws -> AppendResult in
+            if state.closed { throw StorageError.closed }
+            try throwIfPoisoned()
+            let size = batch.encodedTransactionSize
+            guard size <= L.maximumTransactionBytes else {
+                throw StorageError.limitExceeded("transaction of \(size) bytes exceeds \(L.maximumTransactionBytes)")
+            }
+            var active = state.active
+            if batch.isEmpty {
+                let end = LogPositions.make(segment: active.id, offset: UInt32(active.length))
+                return AppendResult(start: end, end: end, recordCount: 0)
+            }
+            var start = active.length
+            if start > L.headerSize && start + size > options.segmentSize {
+                active = try roll(&state, transactionSize: size)
+                start = active.length
+            }
+            guard var image = active.image else {
+                throw StorageError.invalidArgument("active segment has no image")   // unreachable by construction
+            }
+            if start + size > image.capacity {
+                // The active segment is empty and this transaction is larger than its buffer.
+                active = growImage(&state, to: start + size)
+                image = active.image!
+            }
+            let durable = syncMonitor.withLock { syncedThrough }
+            let durableOffset = LogPositions.segment(durable) == active.id
+                ? max(Int(LogPositions.offset(durable)), L.headerSize) : L.headerSize
+            let target = image.writable(from: start)
+            let salt = active.salt
+            batch.bytes.withUnsafeBytes { source in
+                target.baseAddress!.copyMemory(from: source.baseAddress!, byteCount: source.count)
+            }
+            for offset in batch.recordOffsets {
+                let o = Int(offset) + L.frameChecksumOffset
+                target.storeLE(target.loadLE(UInt32.self, at: o) ^ salt, at: o)
+            }
+            LogFrame.writeCommit(target, at: batch.bytes.count, salt: salt, CommitPayload(
+                durableThrough: UInt32(durableOffset), transactionStart: UInt32(start),
+                recordCount: UInt32(batch.recordCount)))
+            do {
+                try active.file.handle.write(UnsafeRawBufferPointer(rebasing: target[0..<size]), at: UInt64(start))
+            } catch {
+                poison("write to \(active.file.path) failed: \(error)")
+                throw error
+            }
+            image.publish(start + size)
+            let end = LogPositions.make(segment: active.id, offset: UInt32(start + size))
+            syncMonitor.withLock { writtenEnd = end }
+            bytesAppended.add(UInt64(size), ordering: .relaxed)
+            transactionsAppended.add(1, ordering: .relaxed)
+            recordsAppended.add(UInt64(batch.recordCount), ordering: .relaxed)
+            return AppendResult(start: LogPositions.make(segment: active.id, offset: UInt32(start)), end: end,
+                                recordCount: batch.recordCount)
+        }
+    }
+
+    /// Ends the active segment now (if it holds any record) so it can be sealed; the next
+    /// append goes to a new segment. Same errors and poisoning as `append`.
+    package func rollSegment() throws {
+        try appendState.withLock { state throws in
+            if state.closed { throw StorageError.closed }
+            try throwIfPoisoned()
+            if state.active.length > L.headerSize { _ = try roll(&state, transactionSize: 0) }
+        }
+    }
+
+    /// Makes the active segment durable, then creates the next one. REQUIRES: appendState held.
+    /// Order matters for recovery: segment N is synced before N+1 exists, so the existence of
+    /// a later segment proves every earlier one complete (spec/log-segment.md, "Recovery").
+    private func roll(_ state: inout AppendState, transactionSize: Int) throws -> RawSegment {
+        let old = state.active
+        guard old.id < UInt32.max else {
+            throw StorageError.limitExceeded("segment id space exhausted")
+        }
+        do {
+            try old.file.handle.syncData()
+        } catch {
+            poison("fdatasync of \(old.file.path) failed: \(error)")
+            throw error
+        }
+        syncCount.add(1, ordering: .relaxed)
+        let oldEnd = LogPositions.make(segment: old.id, offset: UInt32(old.length))
+        syncMonitor.withLock {
+            if oldEnd > syncedThrough { syncedThrough = oldEnd }
+            syncMonitor.broadcast()
+        }
+        let new: RawSegment
+        do {
+            new = try createSegment(old.id + 1, capacity: max(options.segmentSize, L.headerSize + transactionSize))
+        } catch {
+            poison("creating segment \(old.id + 1) failed: \(error)")
+            throw error
+        }
+        syncCount.add(1, ordering: .relaxed)
+        table.withLock { table in
+            // Keep the image of the segment just filled (it is read most, until sealed);
+            // older full segments fall back to file reads.
+            for (id, entry) in table.segments {
+                if case .raw(let raw) = entry, raw.image != nil, id != old.id {
+                    table.segments[id] = .raw(RawSegment(id: id, file: raw.file, salt: raw.salt, image: nil,
+                                                         fixedLength: raw.length))
+                }
+            }
+            table.segments[old.id] = .raw(RawSegment(id: old.id, file: old.file, salt: old.salt, image: old.image,
+                                                     fixedLength: old.length))
+            table.segments[new.id] = .raw(new)
+            table.activeID = new.id
+        }
+        let newStart = LogPositions.make(segment: new.id, offset: UInt32(L.headerSize))
+        syncMonitor.withLock {
+            syncFile = new.file
+            if newStart > syncedThrough { syncedThrough = newStart }
+            writtenEnd = newStart
+            syncMonitor.broadcast()
+        }
+        state.active = new
+        return new
+    }
+
+    /// Replaces the (empty) active segment's image by a larger one. REQUIRES: appendState held.
+    private func growImage(_ state: inout AppendState, to capacity: Int) -> RawSegment {
+        let old = state.active
+        let image = SegmentImage(capacity: capacity)
+        image.base.copyMemory(from: old.image!.base, byteCount: old.length)
+        image.publish(old.length)
+        let grown = RawSegment(id: old.id, file: old.file, salt: old.salt, image: image, fixedLength: 0)
+        table.withLock { $0.segments[old.id] = .raw(grown) }
+        state.active = grown
+        return grown
+    }
+
+    /// Creates segment `id`: header written and synced, directory synced, before any record
+    /// is written to it.
+    func createSegment(_ id: UInt32, capacity: Int) throws -> RawSegment {
+        try Self.createSegmentFile(fileSystem: fileSystem, directory: directory, options: options, id: id, capacity: capacity)
+    }
+
+    static func createSegmentFile(fileSystem: any FileSystem, directory: String, options: LogOptions, id: UInt32,
+                                  capacity: Int) throws -> RawSegment {
+        let path = Path.join(directory, SegmentFileName.name(id, .raw))
+        let handle = try fileSystem.open(path, mode: .createNew)
+        let file = SegmentFile(handle)
+        let salt = options.salt(forSegment: id)
+        let header = SegmentFileHeader(segmentID: id, salt: salt).encode(magic: L.magic, version: L.formatVersion)
+        try handle.write(header, at: 0)
+        try handle.syncData()
+        try fileSystem.syncDirectory(directory)
+        let image = SegmentImage(capacity: max(capacity, L.headerSize))
+        header.withUnsafeBytes { image.base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        image.publish(L.headerSize)
+        return RawSegment(id: id, file: file, salt: salt, image: image, fixedLength: 0)
+    }
+
+    // MARK: Group commit
+
+    /// Returns once every transaction ending at or before `position` is durable.
+    ///
+    /// Group commit: one caller at a time (the leader) runs fdatasync for everything written
+    /// so far; callers arriving meanwhile wait, and the next leader's single fdatasync covers
+    /// all of them. Throws `.invalidArgument` for a position past the written end,
+    /// `.poisoned` after a failed sync (the failing leader throws the `.io` error itself).
+    package func sync(through position: LogPosition) throws {
+        if isClosed.load(ordering: .acquiring) { throw StorageError.closed }
+        try syncInternal(through: position)
+    }
+
+    func syncInternal(through position: LogPosition) throws {
+        syncMonitor.lock()
+        defer { syncMonitor.unlock() }
+        while true {
+            if let cause = poisonCause { throw StorageError.poisoned(cause: cause) }
+            if position <= syncedThrough { return }
+            guard position <= writtenEnd else {
+                throw StorageError.invalidArgument(
+                    "sync through \(LogPositions.describe(position)) past the log end \(LogPositions.describe(writtenEnd))")
+            }
+            if syncInProgress {
+                syncMonitor.wait()
+                continue
+            }
+            syncInProgress = true
+            let target = writtenEnd
+            let file = syncFile
+            syncMonitor.unlock()
+            var failure: (any Error)?
+            do { try file.handle.syncData() } catch { failure = error }
+            syncMonitor.lock()
+            syncInProgress = false
+            syncCount.add(1, ordering: .relaxed)
+            if let failure {
+                if poisonCause == nil { poisonCause = "fdatasync of \(file.path) failed: \(failure)" }
+                syncMonitor.broadcast()
+                throw failure
+            }
+            if target > syncedThrough { syncedThrough = target }
+            syncMonitor.broadcast()
+        }
+    }
+
+    /// The end of the log: where the next transaction would start in the active segment.
+    package var endPosition: LogPosition { syncMonitor.withLock { writtenEnd } }
+    /// Everything before this position is durable.
+    package var durablePosition: LogPosition { syncMonitor.withLock { syncedThrough } }
+
+    func poison(_ cause: String) {
+        syncMonitor.withLock {
+            if poisonCause == nil { poisonCause = cause }
+            syncMonitor.broadcast()
+        }
+    }
+
+    func throwIfPoisoned() throws {
+        if let cause = syncMonitor.withLock({ poisonCause }) { throw StorageError.poisoned(cause: cause) }
+    }
+
+    // MARK: Close
+
+    /// Syncs what was appended (unless poisoned) and closes every file. Idempotent.
+    /// REQUIRES: no concurrent use. Later calls throw `.closed`.
+    package func close() throws {
+        let wasOpen = appendState.withLock { state -> Bool in
+            defer { state.closed = true }
+            return !state.closed
+        }
+        guard wasOpen else { return }
+        isClosed.store(true, ordering: .releasing)
+        var failure: (any Error)?
+        let (poisoned, end) = syncMonitor.withLock { (poisonCause != nil, writtenEnd) }
+        if !poisoned {
+            do { try syncInternal(through: end) } catch { failure = error }
+        }
+        let entries = table.withLock { Array($0.segments.values) }
+        for entry in entries {
+            switch entry {
+            case .raw(let raw): raw.file.close()
+            case .sealed(let sealed): sealed.file.close()
+            }
+        }
+        if let failure { throw failure }
+    }
+}

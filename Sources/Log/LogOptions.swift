@@ -1,0 +1,53 @@
+import ScrollbackFormat
+
+/// Tuning of a `Log`. Every value is checked by `Log.open` (`.invalidArgument` when out of range).
+package struct LogOptions: Sendable, Equatable {
+    /// Target size of a raw segment file in bytes, header included. A transaction that does
+    /// not fit the active segment's remaining space starts a new segment; one larger than
+    /// this gets a segment of its own. Range: 64 ... 1 GiB. Default 16 MiB.
+    package var segmentSize: Int
+    /// Uncompressed target size of a sealed block. A block holds whole records, so a record
+    /// larger than this gets a block of its own. Range: 64 ... 64 MiB. Default 32 KiB.
+    package var blockSize: Int
+    /// Capacity of the cache of decompressed sealed blocks, in bytes. 0 disables caching
+    /// (every sealed read decompresses). Default 8 MiB.
+    package var blockCacheBytes: Int
+    /// When set, segment salts derive from this seed and the segment id instead of the
+    /// system random generator, so tests replay byte-identically. Production leaves it nil.
+    package var saltSeed: UInt64?
+
+    package init(
+        segmentSize: Int = 16 << 20,
+        blockSize: Int = SealedSegmentLayout.defaultBlockSize,
+        blockCacheBytes: Int = 8 << 20,
+        saltSeed: UInt64? = nil
+    ) {
+        self.segmentSize = segmentSize
+        self.blockSize = blockSize
+        self.blockCacheBytes = blockCacheBytes
+        self.saltSeed = saltSeed
+    }
+
+    func validate() throws {
+        guard (LogSegmentLayout.minimumSegmentSize...LogSegmentLayout.maximumSegmentSize).contains(segmentSize) else {
+            throw StorageError.invalidArgument("segmentSize \(segmentSize) outside 64 ... 1 GiB")
+        }
+        guard (64...(64 << 20)).contains(blockSize) else {
+            throw StorageError.invalidArgument("blockSize \(blockSize) outside 64 ... 64 MiB")
+        }
+        guard blockCacheBytes >= 0 else {
+            throw StorageError.invalidArgument("blockCacheBytes \(blockCacheBytes) is negative")
+        }
+    }
+
+    func salt(forSegment id: UInt32) -> UInt32 {
+        if let seed = saltSeed {
+            var z = seed &+ UInt64(id) &* 0x9E37_79B9_7F4A_7C15
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return UInt32(truncatingIfNeeded: z ^ (z >> 31))
+        }
+        var generator = SystemRandomNumberGenerator()
+        return UInt32.random(in: .min ... .max, using: &generator)
+    }
+}

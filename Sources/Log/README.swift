@@ -1,1 +1,0 @@
-// The Log layer. See ../../shared/architecture.md and spec/.

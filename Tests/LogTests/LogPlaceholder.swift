@@ -1,2 +1,0 @@
-// Tests of the Log layer.
-import Testing

@@ -1,0 +1,338 @@
+import ScrollbackFormat
+import ScrollbackIO
+import ScrollbackLog
+import Testing
+import TestSupport
+
+/// The named edge cases of reading a log back (after LevelDB's log_test.cc).
+@Suite struct LogRecoveryTests {
+    let options = smallOptions(segmentSize: 4096)
+
+    /// Two transactions, the first synced, the second only written; returns them.
+    func twoTransactions(_ fs: MemoryFileSystem) throws -> (ModelTransaction, ModelTransaction) {
+        let (log, _) = try openLog(fs, options)
+        let t1 = try append(log, [record(1, count: 10)])
+        try log.sync(through: t1.end)
+        let t2 = try append(log, [record(2, count: 50), record(3, count: 5, type: 200)])
+        try log.close()
+        return (t1, t2)
+    }
+
+    func expectTruncatedToFirst(_ fs: MemoryFileSystem, _ t1: ModelTransaction) throws {
+        let (log, replayed) = try openLog(fs, options)
+        #expect(replayed == [asReplayed(t1)])
+        #expect(fs.contents(of: segmentPath(1))?.count == Int(LogPositions.offset(t1.end)))
+        #expect(log.endPosition == t1.end)
+        // The log keeps working after the cut.
+        let t3 = try append(log, [record(9, count: 7)])
+        #expect(t3.start == t1.end)
+        try log.sync(through: t3.end)
+        #expect(try read(log, t3.positions[0]) == t3.records[0])
+        try log.close()
+        let (_, again) = try openLog(fs, options)
+        #expect(again == [asReplayed(t1), asReplayed(t3)])
+    }
+
+    @Test func roundTripReplaysEveryTransaction() throws {
+        let fs = MemoryFileSystem()
+        let (t1, t2) = try twoTransactions(fs)
+        let (log, replayed) = try openLog(fs, options)
+        #expect(replayed == [asReplayed(t1), asReplayed(t2)])
+        for t in [t1, t2] {
+            for (i, position) in t.positions.enumerated() { #expect(try read(log, position) == t.records[i]) }
+        }
+    }
+
+    @Test func truncatedTrailingRecordIsIgnored() throws {
+        let fs = MemoryFileSystem()
+        let (t1, _) = try twoTransactions(fs)
+        fs.mutate(segmentPath(1)) { $0.removeLast(30) }   // inside t2's second record
+        try expectTruncatedToFirst(fs, t1)
+    }
+
+    @Test func truncatedTrailingHeaderIsIgnored() throws {
+        let fs = MemoryFileSystem()
+        let (t1, t2) = try twoTransactions(fs)
+        let keep = Int(LogPositions.offset(t2.start)) + 4   // half a frame header
+        fs.mutate(segmentPath(1)) { $0.removeLast($0.count - keep) }
+        try expectTruncatedToFirst(fs, t1)
+    }
+
+    @Test func badLengthAtEndIsIgnored() throws {
+        let fs = MemoryFileSystem()
+        let (t1, t2) = try twoTransactions(fs)
+        let lengthOffset = Int(LogPositions.offset(t2.positions[0])) + 4
+        fs.mutate(segmentPath(1)) { $0[lengthOffset + 2] = 0x7F }
+        try expectTruncatedToFirst(fs, t1)
+    }
+
+    @Test func badChecksumAtTailIsIgnored() throws {
+        let fs = MemoryFileSystem()
+        let (t1, t2) = try twoTransactions(fs)
+        let payloadOffset = Int(LogPositions.offset(t2.positions[1])) + 9
+        fs.mutate(segmentPath(1)) { $0[payloadOffset] ^= 0x01 }
+        try expectTruncatedToFirst(fs, t1)
+    }
+
+    @Test func zeroFilledTailIsIgnored() throws {
+        let fs = MemoryFileSystem()
+        let (t1, _) = try twoTransactions(fs)
+        fs.mutate(segmentPath(1)) { $0.append(contentsOf: [UInt8](repeating: 0, count: 700)) }
+        let (log, replayed) = try openLog(fs, options)
+        #expect(replayed.count == 2)
+        #expect(replayed.first == asReplayed(t1))
+        #expect(fs.contents(of: segmentPath(1))?.count == Int(LogPositions.offset(log.endPosition)))
+    }
+
+    @Test func tornTransactionWithoutCommitIsNotApplied() throws {
+        let fs = MemoryFileSystem()
+        let (t1, t2) = try twoTransactions(fs)
+        // Every record of t2 is intact; only its commit record is missing.
+        fs.mutate(segmentPath(1)) { $0.removeLast(LogSegmentLayout.commitFrameSize) }
+        #expect(fs.contents(of: segmentPath(1))?.count == Int(LogPositions.offset(t2.end)) - 21)
+        try expectTruncatedToFirst(fs, t1)
+    }
+
+    @Test func corruptionInTheMiddleIsReported() throws {
+        let fs = MemoryFileSystem()
+        let (log, _) = try openLog(fs, options)
+        let t1 = try append(log, [record(1, count: 40)])
+        try log.sync(through: t1.end)
+        let t2 = try append(log, [record(2, count: 40)])
+        try log.sync(through: t2.end)
+        let t3 = try append(log, [record(3, count: 40)])
+        try log.sync(through: t3.end)
+        try log.close()
+        let damaged = Int(LogPositions.offset(t2.positions[0]))
+        fs.mutate(segmentPath(1)) { $0[damaged + 20] ^= 0x40 }
+        // t3's commit says the segment was durable through t2's end: the damage is in synced data.
+        expectCorrupted(file: segmentPath(1), offset: UInt64(damaged)) { _ = try openLog(fs, options) }
+        // Nothing was cut.
+        #expect(fs.contents(of: segmentPath(1))?.count == Int(LogPositions.offset(t3.end)))
+    }
+
+    @Test func corruptionOfACommitRecordInTheMiddleIsReported() throws {
+        let fs = MemoryFileSystem()
+        let (log, _) = try openLog(fs, options)
+        let t1 = try append(log, [record(1, count: 40)])
+        try log.sync(through: t1.end)
+        let t2 = try append(log, [record(2, count: 40)])
+        try log.close()
+        let commit = Int(LogPositions.offset(t1.end)) - LogSegmentLayout.commitFrameSize
+        fs.mutate(segmentPath(1)) { $0[commit + 10] ^= 0x01 }
+        _ = t2
+        expectCorrupted(file: segmentPath(1), offset: UInt64(commit)) { _ = try openLog(fs, options) }
+    }
+
+    /// The documented limit: damage inside the last synced window, when no later commit
+    /// survived to prove it was synced, reads as a torn tail.
+    @Test func damageInsideTheLastSyncedWindowReadsAsTornTail() throws {
+        let fs = MemoryFileSystem()
+        let (log, _) = try openLog(fs, options)
+        let t1 = try append(log, [record(1, count: 40)])
+        try log.sync(through: t1.end)
+        let t2 = try append(log, [record(2, count: 40)])
+        let t3 = try append(log, [record(3, count: 40)])
+        try log.sync(through: t3.end)   // one sync covered t2 and t3
+        try log.close()
+        fs.mutate(segmentPath(1)) { $0[Int(LogPositions.offset(t2.positions[0])) + 20] ^= 0x40 }
+        let (_, replayed) = try openLog(fs, options)
+        #expect(replayed == [asReplayed(t1)])
+    }
+
+    /// A record whose payload embeds a commit frame (built without the segment salt) cannot
+    /// be mistaken for proof of durability after a torn write.
+    @Test func forgedCommitInsidePayloadIsNotEvidence() throws {
+        let fs = MemoryFileSystem()
+        let (log, _) = try openLog(fs, options)
+        let t1 = try append(log, [record(1, count: 40)])
+        try log.sync(through: t1.end)
+        var forged = [UInt8](repeating: 0, count: 21)
+        forged.withUnsafeMutableBytes { b in
+            b.storeLE(UInt32(12), at: 4)
+            b[8] = 1
+            b.storeLE(UInt32(4000), at: 9)          // durable through: far past anything
+            b.storeLE(UInt32(24), at: 13)
+            b.storeLE(UInt32(0), at: 17)
+            b.storeLE(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[4..<21])), at: 0)
+        }
+        let t2 = try append(log, [ModelRecord(type: 17, payload: [1, 2, 3] + forged + [4, 5])])
+        try log.close()
+        fs.mutate(segmentPath(1)) { $0[Int(LogPositions.offset(t2.positions[0]))] ^= 0xFF }
+        let (_, replayed) = try openLog(fs, options)
+        #expect(replayed == [asReplayed(t1)])
+    }
+
+    @Test func emptySegment() throws {
+        let fs = MemoryFileSystem()
+        let (log, replayed) = try openLog(fs, options)
+        #expect(replayed.isEmpty)
+        #expect(log.endPosition == LogPositions.make(segment: 1, offset: 24))
+        try log.close()
+        #expect(fs.contents(of: segmentPath(1))?.count == LogSegmentLayout.headerSize)
+        let (again, replayedAgain) = try openLog(fs, options)
+        #expect(replayedAgain.isEmpty)
+        #expect(try again.listSegments().map(\.state) == [.active])
+        let empty = try append(again, [])
+        #expect(empty.start == empty.end)
+        #expect(fs.contents(of: segmentPath(1))?.count == LogSegmentLayout.headerSize)
+    }
+
+    @Test func tornSegmentHeaderWithoutRecordsIsRewritten() throws {
+        let fs = MemoryFileSystem()
+        let (log, _) = try openLog(fs, options)
+        try log.close()
+        fs.mutate(segmentPath(1)) { $0.removeLast(10) }
+        let (reopened, replayed) = try openLog(fs, options)
+        #expect(replayed.isEmpty)
+        #expect(fs.contents(of: segmentPath(1))?.count == LogSegmentLayout.headerSize)
+        let t = try append(reopened, [record(1, count: 3)])
+        #expect(try read(reopened, t.positions[0]) == t.records[0])
+    }
+
+    @Test func damagedSegmentHeaderBeforeRecordsIsCorruption() throws {
+        let fs = MemoryFileSystem()
+        _ = try twoTransactions(fs)
+        fs.mutate(segmentPath(1)) { $0[13] ^= 0x01 }
+        expectCorrupted(file: segmentPath(1), offset: 0) { _ = try openLog(fs, options) }
+    }
+
+    @Test func segmentExactlyFull() throws {
+        let fs = MemoryFileSystem()
+        let size = 24 + 9 + 100 + 21
+        let options = smallOptions(segmentSize: size)
+        let (log, _) = try openLog(fs, options)
+        let t1 = try append(log, [record(1, count: 100)])
+        #expect(t1.end == LogPositions.make(segment: 1, offset: UInt32(size)))
+        #expect(try log.listSegments().count == 1)
+        let t2 = try append(log, [record(2, count: 1)])
+        #expect(t2.start == LogPositions.make(segment: 2, offset: 24))
+        #expect(try log.listSegments().map(\.state) == [.full, .active])
+        #expect(fs.contents(of: segmentPath(1))?.count == size)
+        try log.close()
+        let (reopened, replayed) = try openLog(fs, options)
+        #expect(replayed == [asReplayed(t1), asReplayed(t2)])
+        #expect(try read(reopened, t1.positions[0]) == t1.records[0])
+    }
+
+    @Test func transactionLargerThanSegmentSize() throws {
+        let fs = MemoryFileSystem()
+        let options = smallOptions(segmentSize: 256)
+        let (log, _) = try openLog(fs, options)
+        let big0 = try append(log, [record(0, count: 1000)])         // into the empty segment 1
+        #expect(LogPositions.segment(big0.start) == 1)
+        let t1 = try append(log, [record(1, count: 10)])
+        #expect(LogPositions.segment(t1.start) == 2)
+        let big = try append(log, [record(2, count: 700), record(3, count: 900)])
+        #expect(big.start == LogPositions.make(segment: 3, offset: 24))
+        let t3 = try append(log, [record(4, count: 10)])
+        #expect(LogPositions.segment(t3.start) == 4)
+        for t in [big0, t1, big, t3] {
+            for (i, p) in t.positions.enumerated() { #expect(try read(log, p) == t.records[i]) }
+        }
+        try log.close()
+        let (_, replayed) = try openLog(fs, options)
+        #expect(replayed == [big0, t1, big, t3].map(asReplayed))
+    }
+
+    @Test func transactionOverTheMaximumIsRejected() throws {
+        var batch = LogBatch()
+        #expect(throws: StorageError.self) {
+            try batch.append(type: 16, payloadCount: LogSegmentLayout.maximumTransactionBytes) { _ in }
+        }
+        #expect(batch.isEmpty)
+        #expect(throws: StorageError.self) { try batch.append(type: 1, payload: [1]) }
+        #expect(throws: StorageError.self) { try batch.append(type: 15, payload: [1]) }
+    }
+
+    /// 30 transactions over several segments; replay from each transaction's end.
+    func multiSegmentLog(_ fs: MemoryFileSystem, _ options: LogOptions) throws -> [ModelTransaction] {
+        let (log, _) = try openLog(fs, options)
+        var all: [ModelTransaction] = []
+        for i in 0..<30 {
+            all.append(try append(log, (0..<(i % 3 + 1)).map { record(i * 10 + $0, count: 10 + (i * 7) % 50) }))
+        }
+        try log.close()
+        return all
+    }
+
+    @Test func multiSegmentReplayFromAPosition() throws {
+        let fs = MemoryFileSystem()
+        let options = smallOptions(segmentSize: 300)
+        let all = try multiSegmentLog(fs, options)
+        #expect(Set(all.map { LogPositions.segment($0.start) }).count > 4)
+        for k in [0, 1, 7, 15, 28, 29] {
+            let (log, replayed) = try openLog(fs, options, replayFrom: all[k].end)
+            #expect(replayed == all[(k + 1)...].map(asReplayed), "replay from end of transaction \(k)")
+            try log.close()
+        }
+        let (log, replayed) = try openLog(fs, options, replayFrom: 0)
+        #expect(replayed == all.map(asReplayed))
+        try log.close()
+    }
+
+    @Test func replayFromTheMiddleOfASegment() throws {
+        let fs = MemoryFileSystem()
+        let options = smallOptions(segmentSize: 300)
+        let all = try multiSegmentLog(fs, options)
+        // A transaction in the middle of its segment: its predecessor is in the same segment.
+        let k = try #require((1..<all.count).first {
+            LogPositions.segment(all[$0].start) == LogPositions.segment(all[$0 - 1].start)
+        })
+        let (log, replayed) = try openLog(fs, options, replayFrom: all[k].start)
+        #expect(replayed == all[k...].map(asReplayed))
+        try log.close()
+        // A position inside a transaction: that transaction has started before it, so it is skipped.
+        let (log2, replayed2) = try openLog(fs, options, replayFrom: all[k].start + 1)
+        #expect(replayed2 == all[(k + 1)...].map(asReplayed))
+        try log2.close()
+    }
+
+    @Test func replayPositionBeyondTheEndIsCorruption() throws {
+        let fs = MemoryFileSystem()
+        let (t1, t2) = try twoTransactions(fs)
+        _ = t1
+        expectCorrupted(file: segmentPath(1)) { _ = try openLog(fs, options, replayFrom: t2.end + 1) }
+        expectCorrupted(file: segmentPath(1)) {
+            _ = try openLog(fs, options, replayFrom: LogPositions.make(segment: 2, offset: 24))
+        }
+        let (_, replayed) = try openLog(fs, options, replayFrom: t2.end)
+        #expect(replayed.isEmpty)
+    }
+
+    @Test func earlierSegmentEndingBadlyIsCorruption() throws {
+        let fs = MemoryFileSystem()
+        let options = smallOptions(segmentSize: 300)
+        let all = try multiSegmentLog(fs, options)
+        let lastOfFirst = try #require(all.last { LogPositions.segment($0.start) == 1 })
+        fs.mutate(segmentPath(1)) { $0.removeLast(5) }
+        expectCorrupted(file: segmentPath(1), offset: UInt64(LogPositions.offset(lastOfFirst.end)) - 21) {
+            _ = try openLog(fs, options)
+        }
+        // Replaying from a later segment does not scan segment 1.
+        let later = try #require(all.first { LogPositions.segment($0.start) == 3 })
+        let (_, replayed) = try openLog(fs, options, replayFrom: later.start)
+        #expect(replayed.first == asReplayed(later))
+    }
+
+    @Test func earlierSegmentWithoutFinalCommitIsCorruption() throws {
+        let fs = MemoryFileSystem()
+        let options = smallOptions(segmentSize: 300)
+        let all = try multiSegmentLog(fs, options)
+        let lastOfFirst = try #require(all.last { LogPositions.segment($0.start) == 1 })
+        fs.mutate(segmentPath(1)) { $0.removeLast(21) }
+        expectCorrupted(file: segmentPath(1), offset: UInt64(LogPositions.offset(lastOfFirst.start))) {
+            _ = try openLog(fs, options)
+        }
+    }
+
+    @Test func applyErrorsAbortOpen() throws {
+        let fs = MemoryFileSystem()
+        _ = try twoTransactions(fs)
+        #expect(throws: StorageError.invalidArgument("stop")) {
+            _ = try Log.open(fileSystem: fs, directory: testDirectory, options: options, replayFrom: 0) { _ in
+                throw StorageError.invalidArgument("stop")
+            }
+        }
+    }
+}

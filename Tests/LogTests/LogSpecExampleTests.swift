@@ -1,0 +1,86 @@
+import Foundation
+import ScrollbackFormat
+import ScrollbackIO
+import ScrollbackLog
+import Testing
+import TestSupport
+
+/// Decodes exactly the worked hex examples of spec/log-segment.md and spec/sealed-segment.md
+/// (read from the documents, so the documents cannot drift from the code).
+@Suite struct LogSpecExampleTests {
+    /// The bytes of the single ```hex block of a spec document. Each line is
+    /// `offset: hex bytes ; comment`; the offsets must match the running byte count.
+    func exampleBytes(_ document: String) throws -> [UInt8] {
+        let specDirectory = URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("spec")
+        let text = try String(contentsOf: specDirectory.appendingPathComponent(document), encoding: .utf8)
+        let blocks = text.components(separatedBy: "```hex\n")
+        #expect(blocks.count == 2, "exactly one hex block in \(document)")
+        let block = try #require(blocks.last?.components(separatedBy: "```").first)
+        var bytes: [UInt8] = []
+        for line in block.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, let offset = Int(parts[0], radix: 16) else {
+                Issue.record("bad example line: \(line)")
+                continue
+            }
+            #expect(offset == bytes.count, "line offset \(parts[0]) in \(document)")
+            let hex = parts[1].split(separator: ";", maxSplits: 1).first ?? ""
+            for pair in hex.split(separator: " ") {
+                bytes.append(try #require(UInt8(pair, radix: 16), "bad hex \(pair)"))
+            }
+        }
+        return bytes
+    }
+
+    let hello = ModelRecord(type: 16, payload: Array("hello".utf8))
+    let second = ModelRecord(type: 32, payload: [1, 2])
+
+    @Test func specExampleSegmentDecodes() throws {
+        let bytes = try exampleBytes("log-segment.md")
+        #expect(bytes.count == 70)
+        let fs = MemoryFileSystem()
+        try fs.createDirectory(testDirectory)
+        fs.setContents(of: segmentPath(1), to: bytes)
+        let (log, replayed) = try openLog(fs, smallOptions())
+        #expect(replayed == [Replayed(start: 0x1_0000_0018, end: 0x1_0000_0046, records: [hello, second],
+                                      positions: [0x1_0000_0018, 0x1_0000_0026])])
+        #expect(try read(log, 0x1_0000_0018) == hello)
+        #expect(try read(log, 0x1_0000_0026) == second)
+        #expect(fs.contents(of: segmentPath(1)) == bytes)   // nothing truncated
+    }
+
+    @Test func specExampleSealedSegmentDecodes() throws {
+        let bytes = try exampleBytes("sealed-segment.md")
+        #expect(bytes.count == 120)
+        let fs = MemoryFileSystem()
+        try fs.createDirectory(testDirectory)
+        fs.setContents(of: sealedPath(1), to: bytes)
+        let (log, replayed) = try openLog(fs, smallOptions())
+        #expect(replayed == [Replayed(start: 0x1_0000_0018, end: 0x1_0000_0046, records: [hello, second],
+                                      positions: [0x1_0000_0018, 0x1_0000_0026])])
+        #expect(try read(log, 0x1_0000_0018) == hello)
+        #expect(try read(log, 0x1_0000_0026) == second)
+        // The sealed segment is the last one, so the log continues in a new segment 2.
+        #expect(try log.listSegments().map(\.state) == [.sealed, .active])
+    }
+
+    /// The example segment, sealed by this code, is byte-identical to the sealed example.
+    @Test func sealingTheSegmentExampleGivesTheSealedExample() throws {
+        let fs = MemoryFileSystem()
+        try fs.createDirectory(testDirectory)
+        fs.setContents(of: segmentPath(1), to: try exampleBytes("log-segment.md"))
+        let (log, _) = try openLog(fs, LogOptions(segmentSize: 4096, blockSize: 4096, blockCacheBytes: 0, saltSeed: 1))
+        try log.rollSegment()
+        #expect(try log.sealFullSegments() == 1)
+        #expect(fs.contents(of: sealedPath(1)) == (try exampleBytes("sealed-segment.md")))
+    }
+
+    @Test func constantsMatchTheSpec() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(withUnsafeBytes(of: LogSegmentLayout.magic.littleEndian) { Array($0) } == Array("SBLOGSEG".utf8))
+        #expect(withUnsafeBytes(of: SealedSegmentLayout.magic.littleEndian) { Array($0) } == Array("SBSEALED".utf8))
+        #expect(LogSegmentLayout.commitFrameSize == 21)
+    }
+}
