@@ -1,0 +1,296 @@
+import ScrollbackFormat
+import Synchronization
+
+/// What a cache frame holds.
+enum FrameKind: UInt8 {
+    /// No memory allocated for this slot.
+    case vacant
+    /// Memory allocated, holds nothing, on the free-frame list.
+    case free
+    /// Reserved by a cache miss that is reading the page file into it (not in the map).
+    case reading
+    /// Holds a page whose bytes equal the page file: evictable when unpinned.
+    case clean
+    /// Holds bytes not on disk (a page allocated since the last checkpoint, or such a page
+    /// freed but still visible to a snapshot): never evicted.
+    case dirty
+    /// Dropped from the map while pinned; becomes reusable once unpinned.
+    case orphan
+}
+
+struct Frame {
+    var base: UnsafeMutableRawPointer?
+    var page: PageNumber = 0
+    var kind: FrameKind = .vacant
+    /// CLOCK reference bit: set on every hit, cleared by the sweeping hand.
+    var referenced = false
+}
+
+struct CacheState {
+    var map = PageMap<Int32>()
+    var frames: [Frame] = []
+    var freeFrames: [Int32] = []
+    var vacantFrames: [Int32] = []
+    var allocatedFrames = 0
+    var dirtyFrames = 0
+    var clockHand = 0
+    var hits: UInt64 = 0
+    var misses: UInt64 = 0
+    var evictions: UInt64 = 0
+}
+
+/// The page cache: frames of page memory, a map page number → frame, CLOCK eviction of
+/// clean unpinned frames, and pin counts stored next to each frame's bytes.
+///
+/// Invariants (under the mutex): a page is in the map at most once; a mapped frame is
+/// `clean` or `dirty`; `dirty` frames are never evicted; a frame whose pin count is non-zero
+/// is never evicted or reused. The capacity is a soft bound: when every frame is dirty or
+/// pinned the cache grows, and `trim()` shrinks it back once frames become clean.
+///
+/// Thread-safety: every method is safe from any thread; one `Mutex` guards the map and the
+/// frame table. Lock order: the pager's core lock may be held while calling in here, never
+/// the other way round.
+final class PageCache: @unchecked Sendable {
+    let pageSize: Int
+    let capacityFrames: Int
+    let state = Mutex(CacheState())
+
+    init(pageSize: Int, capacityFrames: Int) {
+        self.pageSize = pageSize
+        self.capacityFrames = capacityFrames
+    }
+
+    deinit {
+        let pageSize = self.pageSize
+        state.withLock { state in
+            for frame in state.frames {
+                // A frame still pinned here is a PageRef that outlived its pager: leak it
+                // rather than free memory a caller can still read.
+                if let base = frame.base, !FrameMemory.isPinned(base, pageSize: pageSize) {
+                    FrameMemory.deallocate(base, pageSize: pageSize)
+                }
+            }
+        }
+    }
+
+    // MARK: Hot path
+
+    /// Pins and returns the frame of `page` if it is cached. One lock, one hash lookup.
+    @inline(__always)
+    func pinCached(_ page: PageNumber) -> UnsafeMutableRawPointer? {
+        let pageSize = self.pageSize
+        return state.withLock { state -> UnsafeMutableRawPointer? in
+            guard let index = state.map.find(page) else { return nil }
+            let i = Int(index)
+            state.frames[i].referenced = true
+            state.hits &+= 1
+            let base = state.frames[i].base.unsafelyUnwrapped
+            FrameMemory.pin(base, pageSize: pageSize)
+            return base
+        }
+    }
+
+    // MARK: Misses
+
+    /// Returns `page` pinned, reading it with `fill` on a miss. `fill` runs without the lock
+    /// into a reserved frame and must verify the bytes (throwing leaves nothing cached).
+    func load(_ page: PageNumber, fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> UnsafeMutableRawPointer {
+        let pageSize = self.pageSize
+        let reserved: (base: UnsafeMutableRawPointer, index: Int, hit: Bool) = state.withLock { state in
+            if let index = state.map.find(page) {
+                let base = state.frames[Int(index)].base.unsafelyUnwrapped
+                state.frames[Int(index)].referenced = true
+                state.hits &+= 1
+                FrameMemory.pin(base, pageSize: pageSize)
+                return (base, Int(index), true)
+            }
+            state.misses &+= 1
+            let i = acquireFrame(&state)
+            state.frames[i].kind = .reading
+            state.frames[i].page = page
+            let base = state.frames[i].base.unsafelyUnwrapped
+            FrameMemory.pin(base, pageSize: pageSize)
+            return (base, i, false)
+        }
+        if reserved.hit { return reserved.base }
+        do {
+            try fill(UnsafeMutableRawBufferPointer(start: reserved.base, count: pageSize))
+        } catch {
+            let reservedIndex = reserved.index
+            state.withLock { state in
+                FrameMemory.unpin(state.frames[reservedIndex].base.unsafelyUnwrapped, pageSize: pageSize)
+                release(&state, reservedIndex)
+            }
+            throw error
+        }
+        let reservedIndex = reserved.index
+        let other = state.withLock { state -> UnsafeMutableRawPointer? in
+            if let index = state.map.find(page) {
+                // Another thread loaded the page meanwhile: use its frame, give ours back.
+                let ours = state.frames[reservedIndex].base.unsafelyUnwrapped
+                FrameMemory.unpin(ours, pageSize: pageSize)
+                release(&state, reservedIndex)
+                let base = state.frames[Int(index)].base.unsafelyUnwrapped
+                FrameMemory.pin(base, pageSize: pageSize)
+                return base
+            }
+            state.frames[reservedIndex].kind = .clean
+            state.frames[reservedIndex].referenced = true
+            state.map.insert(page, Int32(reservedIndex))
+            return nil
+        }
+        return other ?? reserved.base
+    }
+
+    // MARK: Writer and checkpoint
+
+    /// A dirty frame for a newly allocated `page`: zero-filled, page number set in the header,
+    /// mapped (replacing any stale clean frame of the same page). Not pinned.
+    func installNewPage(_ page: PageNumber) -> UnsafeMutableRawPointer {
+        let base: UnsafeMutableRawPointer = state.withLock { state in
+            if let index = state.map.remove(page) { release(&state, Int(index)) }
+            let i = acquireFrame(&state)
+            state.frames[i].page = page
+            state.frames[i].referenced = false
+            setKind(&state, i, .dirty)
+            state.map.insert(page, Int32(i))
+            return state.frames[i].base.unsafelyUnwrapped
+        }
+        // The frame is dirty (never evicted) and no reader can reach `page`: fill it unlocked.
+        base.initializeMemory(as: UInt8.self, repeating: 0, count: pageSize)
+        UnsafeMutableRawBufferPointer(start: base, count: pageSize).storeLE(page, at: PageHeader.pageNumber)
+        return base
+    }
+
+    /// Drops the frames of `pages` (no longer readable by anyone). Pinned frames are orphaned
+    /// and reused once unpinned.
+    func drop(_ pages: some Sequence<PageNumber>) {
+        state.withLock { state in
+            for page in pages {
+                if let index = state.map.remove(page) { release(&state, Int(index)) }
+            }
+        }
+    }
+
+    /// The memory of a mapped dirty page (checkpoint writes it). Dirty frames are never
+    /// evicted, so the pointer stays valid until `markClean`.
+    func dirtyFrame(_ page: PageNumber) -> UnsafeMutableRawPointer? {
+        state.withLock { state in
+            guard let index = state.map.find(page), state.frames[Int(index)].kind == .dirty else { return nil }
+            return state.frames[Int(index)].base
+        }
+    }
+
+    /// Marks the frames of `pages` clean (their bytes are now in the page file).
+    func markClean(_ pages: some Sequence<PageNumber>) {
+        state.withLock { state in
+            for page in pages {
+                if let index = state.map.find(page), state.frames[Int(index)].kind == .dirty {
+                    setKind(&state, Int(index), .clean)
+                }
+            }
+        }
+    }
+
+    /// Shrinks the cache to its capacity by freeing unused frames and evicting clean ones.
+    func trim() {
+        let pageSize = self.pageSize
+        state.withLock { state in
+            while state.allocatedFrames > capacityFrames {
+                let index: Int
+                if let free = state.freeFrames.popLast() {
+                    index = Int(free)
+                } else if let evicted = evictOne(&state) {
+                    index = evicted
+                } else {
+                    break
+                }
+                if let base = state.frames[index].base { FrameMemory.deallocate(base, pageSize: pageSize) }
+                state.frames[index] = Frame()
+                state.vacantFrames.append(Int32(index))
+                state.allocatedFrames -= 1
+            }
+        }
+    }
+
+    struct Counters {
+        var hits: UInt64, misses: UInt64, evictions: UInt64, dirtyBytes: Int, cachedBytes: Int
+    }
+
+    var counters: Counters {
+        state.withLock { state in
+            Counters(
+                hits: state.hits, misses: state.misses, evictions: state.evictions,
+                dirtyBytes: state.dirtyFrames * pageSize, cachedBytes: state.allocatedFrames * pageSize)
+        }
+    }
+
+    /// Pages currently mapped (tests).
+    var cachedPages: [PageNumber] { state.withLock { $0.map.allKeys.sorted() } }
+
+    // MARK: Frame table (call with the lock held)
+
+    private func setKind(_ state: inout CacheState, _ i: Int, _ kind: FrameKind) {
+        if state.frames[i].kind == .dirty { state.dirtyFrames -= 1 }
+        if kind == .dirty { state.dirtyFrames += 1 }
+        state.frames[i].kind = kind
+    }
+
+    /// Returns an unmapped frame with memory, for the caller to fill and set the kind of:
+    /// a free frame, a new one while under capacity, an evicted clean one, or (all frames
+    /// dirty or pinned) a new one over capacity.
+    private func acquireFrame(_ state: inout CacheState) -> Int {
+        if let i = state.freeFrames.popLast() { return Int(i) }
+        if state.allocatedFrames < capacityFrames { return allocateFrame(&state) }
+        if let i = evictOne(&state) { return i }
+        return allocateFrame(&state)
+    }
+
+    private func allocateFrame(_ state: inout CacheState) -> Int {
+        let base = FrameMemory.allocate(pageSize: pageSize)
+        state.allocatedFrames += 1
+        if let slot = state.vacantFrames.popLast() {
+            state.frames[Int(slot)] = Frame(base: base, kind: .free)
+            return Int(slot)
+        }
+        state.frames.append(Frame(base: base, kind: .free))
+        return state.frames.count - 1
+    }
+
+    /// CLOCK: sweeps at most two rounds for an unpinned clean (or orphaned) frame whose
+    /// reference bit is clear, clearing bits on the way; unmaps it and returns its index.
+    private func evictOne(_ state: inout CacheState) -> Int? {
+        let n = state.frames.count
+        guard n > 0 else { return nil }
+        for _ in 0..<(2 * n) {
+            let i = state.clockHand
+            state.clockHand = i + 1 == n ? 0 : i + 1
+            let frame = state.frames[i]
+            guard frame.kind == .clean || frame.kind == .orphan, let base = frame.base,
+                  !FrameMemory.isPinned(base, pageSize: pageSize)
+            else { continue }
+            if frame.referenced {
+                state.frames[i].referenced = false
+                continue
+            }
+            if frame.kind == .clean {
+                state.map.remove(frame.page)
+                state.evictions &+= 1
+            }
+            state.frames[i].kind = .free
+            return i
+        }
+        return nil
+    }
+
+    /// Returns an unmapped frame to the free list, or orphans it while it is pinned.
+    private func release(_ state: inout CacheState, _ i: Int) {
+        guard let base = state.frames[i].base else { return }
+        if FrameMemory.isPinned(base, pageSize: pageSize) {
+            setKind(&state, i, .orphan)
+        } else {
+            setKind(&state, i, .free)
+            state.freeFrames.append(Int32(i))
+        }
+    }
+}

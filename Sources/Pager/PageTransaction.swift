@@ -1,0 +1,163 @@
+import ScrollbackFormat
+
+/// A transaction over the pager: a read snapshot or the single write transaction.
+///
+/// Readers see the committed state of the moment they began, forever: pages their state
+/// references are not reused while they live. Writers see the latest committed state plus
+/// their own changes; they copy pages on write (`allocatePage`, fill, `freePage(old)`).
+///
+/// Thread-safety: not safe to use from two threads at once; may be handed between threads.
+/// `PageRef`s it returns are valid only while the transaction is open.
+package final class PageTransaction: @unchecked Sendable {
+    package let isWritable: Bool
+    /// Readers: the snapshot. Writer: starts as the latest committed state (with
+    /// `transactionID` already set to this transaction's id); the layer above updates the
+    /// trees, counters and log position; `commit()` publishes it.
+    package var state: CommittedState
+    /// Reader: the snapshot's id (its state's transaction id). Writer: this transaction's id.
+    package let id: UInt64
+    let pager: Pager
+    let pageSize: Int
+    private var finished = false
+    /// Writer: pages allocated by this transaction and not freed again → their frames.
+    private var owned = PageMap<UnsafeMutableRawPointer>()
+    /// Writer: pages it allocated and freed again (reused first by `allocatePage`).
+    private var localFree: [(page: PageNumber, base: UnsafeMutableRawPointer)] = []
+    /// Writer: committed pages it freed.
+    private var freed: [PageNumber] = []
+    private var freedSet = Set<PageNumber>()
+
+    init(pager: Pager, reading state: CommittedState) {
+        self.pager = pager
+        self.pageSize = pager.pageSize
+        self.isWritable = false
+        self.state = state
+        self.id = state.transactionID
+    }
+
+    init(pager: Pager, writing state: CommittedState) {
+        self.pager = pager
+        self.pageSize = pager.pageSize
+        self.isWritable = true
+        self.state = state
+        self.id = state.transactionID
+    }
+
+    deinit {
+        if !finished { rollback() }
+    }
+
+    /// True once `commit()` or `rollback()` ended the transaction.
+    package var isFinished: Bool { finished }
+
+    // MARK: Reading
+
+    /// Read view of page `number`, pinned while the `PageRef` lives. A writer sees its own new
+    /// pages. On a cache miss the page is read and its checksum, page number and write
+    /// sequence verified; damage throws `.corrupted(file:, offset: number * pageSize, reason:)`,
+    /// as does a page number outside the page space.
+    /// Cost on a hit: one lock, one hash lookup, one atomic increment; a writer's own pages
+    /// skip the lock.
+    @inline(__always)
+    package func page(_ number: PageNumber) throws -> PageRef {
+        if isWritable, let base = owned.find(number) {
+            FrameMemory.pin(base, pageSize: pageSize)
+            return PageRef(pinnedFrame: base, pageSize: pageSize)
+        }
+        if finished { throw StorageError.invalidArgument("page(\(number)) on a finished transaction") }
+        return try pager.readPage(number)
+    }
+
+    /// True if `number` was allocated by this (write) transaction, i.e. may be modified in place.
+    package func isOwned(_ number: PageNumber) -> Bool {
+        isWritable && owned.find(number) != nil
+    }
+
+    // MARK: Writing
+
+    /// A new page owned by this transaction: zero-filled except the page number (header +8).
+    /// Reuses a page freed earlier (see the reuse rule on `Pager`) or extends the page space.
+    /// REQUIRES: a write transaction that is open.
+    package func allocatePage() throws -> PageNumber {
+        try checkWritable("allocatePage")
+        if let (page, base) = localFree.popLast() {
+            base.initializeMemory(as: UInt8.self, repeating: 0, count: pageSize)
+            UnsafeMutableRawBufferPointer(start: base, count: pageSize).storeLE(page, at: PageHeader.pageNumber)
+            owned.insert(page, base)
+            return page
+        }
+        let page = try pager.allocatePageNumber(writer: id)
+        let base = pager.cache.installNewPage(page)
+        owned.insert(page, base)
+        return page
+    }
+
+    /// Writable view of a page this transaction allocated.
+    /// REQUIRES: `isOwned(number)` (throws `.invalidArgument` otherwise).
+    package func mutablePage(_ number: PageNumber) throws -> MutablePageRef {
+        guard isWritable, !finished, let base = owned.find(number) else {
+            throw StorageError.invalidArgument("mutablePage(\(number)): page is not owned by an open write transaction")
+        }
+        FrameMemory.pin(base, pageSize: pageSize)
+        return MutablePageRef(pinnedFrame: base, pageSize: pageSize)
+    }
+
+    /// `number` is no longer referenced by this transaction's state. A page this transaction
+    /// allocated is reusable at once (no one else ever saw it); a committed page is reused
+    /// only after no snapshot can see it (and, if it is on disk, after the next checkpoint).
+    /// REQUIRES: an open write transaction; `number` is a page of the state, freed once
+    /// (a second free of the same page throws `.invalidArgument`).
+    package func freePage(_ number: PageNumber) throws {
+        try checkWritable("freePage")
+        if let base = owned.remove(number) {
+            localFree.append((number, base))
+            return
+        }
+        guard number >= PageFileLayout.metaPageCount, number < pager.pageCountBound.load(ordering: .relaxed) else {
+            throw StorageError.invalidArgument("freePage(\(number)): outside the page space")
+        }
+        guard freedSet.insert(number).inserted else {
+            throw StorageError.invalidArgument("freePage(\(number)): freed twice in one transaction")
+        }
+        freed.append(number)
+    }
+
+    /// Publishes `state` to new snapshots (in memory; durability is the log's and the next
+    /// checkpoint's job). REQUIRES: an open write transaction; `state` has 8 trees and 8
+    /// counters (throws `.invalidArgument`).
+    package func commit() throws {
+        try checkWritable("commit")
+        guard state.trees.count == PageFileLayout.treeSlotCount, state.counters.count == PageFileLayout.counterCount else {
+            throw StorageError.invalidArgument(
+                "commit: state needs \(PageFileLayout.treeSlotCount) trees and \(PageFileLayout.counterCount) counters")
+        }
+        for (slot, tree) in state.trees.enumerated() {
+            guard tree.rootPage == 0 || (tree.rootPage >= PageFileLayout.metaPageCount && tree.rootPage < pager.pageCountBound.load(ordering: .relaxed)),
+                  (tree.rootPage == 0) == (tree.height == 0), tree.keyWords <= 4, tree.valueSize <= 1024
+            else { throw StorageError.invalidArgument("commit: tree slot \(slot) is invalid: \(tree)") }
+        }
+        state.transactionID = id
+        try pager.commitWriter(id: id, state: state, freed: freed, localFree: localFree.map(\.page))
+        finished = true
+        owned.removeAll()
+        localFree.removeAll()
+    }
+
+    /// Writers: discards every change. Readers: ends the snapshot. Idempotent.
+    package func rollback() {
+        guard !finished else { return }
+        finished = true
+        if isWritable {
+            pager.rollbackWriter(id: id)
+            owned.removeAll()
+            localFree.removeAll()
+        } else {
+            pager.endSnapshot(id)
+        }
+    }
+
+    private func checkWritable(_ operation: String) throws {
+        guard isWritable else { throw StorageError.invalidArgument("\(operation) on a read transaction") }
+        guard !finished else { throw StorageError.invalidArgument("\(operation) on a finished transaction") }
+    }
+}

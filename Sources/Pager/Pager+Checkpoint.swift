@@ -1,0 +1,199 @@
+import ScrollbackFormat
+import ScrollbackIO
+
+/// What one checkpoint writes, decided under the core lock.
+struct CheckpointPlan {
+    var sequence: UInt64
+    var state: CommittedState
+    var pageCount: UInt64
+    /// Committed pages allocated since the last checkpoint, sorted.
+    var pagesToWrite: [PageNumber]
+    /// The free list of the new state.
+    var freeRanges: [FreeRange]
+    var freePageCount: UInt64
+    /// Pages that will hold the new free list (taken from the reusable pool or appended).
+    var listPages: [PageNumber]
+}
+
+extension Pager {
+    /// Writes the committed state to the page file and makes it durable.
+    ///
+    /// Steps (spec/page-file.md, "Checkpoint"): (1) write every committed page allocated since
+    /// the last checkpoint, with its checksum and this checkpoint's sequence; (2) write the new
+    /// free list into pages the durable state does not use; (3) extend the file to the page
+    /// count; (4) fdatasync; (5) write the meta page in the other slot; (6) fdatasync. Nothing
+    /// the durable meta page references is written before step 6 completes, so a crash at any
+    /// point leaves the previous meta page and everything it references intact.
+    ///
+    /// Afterwards the written frames are clean (evictable), the previous free-list pages are
+    /// reusable, and pages freed before the checkpoint become reusable once no snapshot can
+    /// see them.
+    ///
+    /// REQUIRES: no open write transaction (throws `.invalidArgument`). Readers keep running.
+    /// A failed write or sync poisons the pager and rethrows the I/O error.
+    package func checkpoint() throws {
+        let plan = try core.withLock { core in try planCheckpoint(&core) }
+        // Stale clean frames of the new list pages must not outlive their rewrite.
+        cache.drop(plan.listPages)
+        do {
+            try writePages(plan)
+            try writeFreeList(plan)
+            if try file.size() < plan.pageCount * UInt64(pageSize) {
+                try file.truncate(to: plan.pageCount * UInt64(pageSize))
+            }
+            try file.syncData()
+            let meta = MetaPage(
+                pageSize: pageSize, checkpointSequence: plan.sequence, pageCount: plan.pageCount,
+                freeListHead: plan.listPages.first ?? 0, freeListPageCount: UInt64(plan.listPages.count),
+                freePageCount: plan.freePageCount, state: plan.state)
+            try meta.encoded().withUnsafeBytes { bytes in
+                try file.write(bytes, at: meta.slot * UInt64(pageSize))
+            }
+            try file.syncData()
+            finishCheckpoint(plan, meta: meta)
+        } catch {
+            core.withLock { core in
+                core.checkpointRunning = false
+                for page in plan.listPages { core.reusable.push(page) }
+                core.poisonCause = "checkpoint \(plan.sequence) failed: \(error)"
+            }
+            throw error
+        }
+    }
+
+    /// Decides what the checkpoint writes and reserves the new free-list pages.
+    private func planCheckpoint(_ core: inout PagerCore) throws -> CheckpointPlan {
+        try Self.checkUsable(core)
+        if core.writer != nil {
+            throw StorageError.invalidArgument("checkpoint requires that no write transaction is open")
+        }
+        if core.checkpointRunning { throw StorageError.invalidArgument("a checkpoint is already running") }
+        core.checkpointRunning = true
+        cache.drop(core.releaseFreedPages())
+
+        // Free in the new state: everything free now, plus the old free-list pages.
+        var free = core.freePages
+        free.append(contentsOf: core.durableFreeListPages)
+        free.sort()
+        // Take list pages from the reusable pool (never referenced by the durable state, never
+        // readable by a snapshot) or from the end of the file, until the rest fits in them.
+        var listPages: [PageNumber] = []
+        var ranges = FreeListPage.ranges(ofSorted: free)
+        while listPages.count < FreeListPage.pagesNeeded(rangeCount: ranges.count, pageSize: pageSize) {
+            if let page = core.reusable.popMin() {
+                listPages.append(page)
+                if let index = binarySearch(free, page) { free.remove(at: index) }
+                ranges = FreeListPage.ranges(ofSorted: free)
+            } else {
+                guard core.pageCount < UInt64(Int32.max) else {
+                    core.checkpointRunning = false
+                    throw StorageError.limitExceeded("page file holds at most \(Int32.max) pages")
+                }
+                listPages.append(core.pageCount)
+                core.pageCount += 1
+                pageCountBound.store(core.pageCount, ordering: .releasing)
+            }
+        }
+        return CheckpointPlan(
+            sequence: core.durable.checkpointSequence + 1, state: core.committed, pageCount: core.pageCount,
+            pagesToWrite: core.unwritten.sorted(), freeRanges: ranges, freePageCount: UInt64(free.count),
+            listPages: listPages)
+    }
+
+    /// Step 1: every unwritten page, stamped with checksum and sequence, runs of consecutive
+    /// pages coalesced into one write.
+    private func writePages(_ plan: CheckpointPlan) throws {
+        let maxRun = 32
+        let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: maxRun * pageSize, alignment: pageSize)
+        defer { staging.deallocate() }
+        var runStart: PageNumber = 0
+        var runLength = 0
+        func flush() throws {
+            guard runLength > 0 else { return }
+            try file.write(UnsafeRawBufferPointer(rebasing: staging[0..<(runLength * pageSize)]), at: runStart * UInt64(pageSize))
+            runLength = 0
+        }
+        for page in plan.pagesToWrite {
+            guard let base = cache.dirtyFrame(page) else {
+                throw StorageError.invalidArgument("internal: unwritten page \(page) has no dirty frame")
+            }
+            let bytes = UnsafeMutableRawBufferPointer(start: base, count: pageSize)
+            Self.seal(bytes, sequence: plan.sequence)
+            if runLength > 0, runStart + UInt64(runLength) != page || runLength == maxRun { try flush() }
+            if runLength == 0 { runStart = page }
+            (staging.baseAddress! + runLength * pageSize).copyMemory(from: base, byteCount: pageSize)
+            runLength += 1
+        }
+        try flush()
+    }
+
+    /// Step 2: the free-list chain, in the order of `plan.listPages`.
+    private func writeFreeList(_ plan: CheckpointPlan) throws {
+        let capacity = FreeListPageLayout.capacity(pageSize: pageSize)
+        var buffer = [UInt8](repeating: 0, count: pageSize)
+        for (i, page) in plan.listPages.enumerated() {
+            let lower = min(i * capacity, plan.freeRanges.count)
+            let upper = min(lower + capacity, plan.freeRanges.count)
+            let next = i + 1 < plan.listPages.count ? plan.listPages[i + 1] : 0
+            try buffer.withUnsafeMutableBytes { bytes in
+                FreeListPage.encode(into: bytes, pageNumber: page, next: next, ranges: plan.freeRanges[lower..<upper])
+                Self.seal(bytes, sequence: plan.sequence)
+                try file.write(UnsafeRawBufferPointer(bytes), at: page * UInt64(pageSize))
+            }
+        }
+    }
+
+    /// Sets the pager-owned header fields written at checkpoint: write sequence, then the
+    /// checksum of bytes 4..<pageSize.
+    static func seal(_ page: UnsafeMutableRawBufferPointer, sequence: UInt64) {
+        page.storeLE(sequence, at: PageHeader.writeSequence)
+        let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: page[4...]))
+        page.storeLE(crc, at: PageHeader.checksum)
+    }
+
+    /// After the meta page is durable: adopt it as the durable state.
+    private func finishCheckpoint(_ plan: CheckpointPlan, meta: MetaPage) {
+        core.withLock { core in
+            core.durable = meta
+            durableSequence.store(meta.checkpointSequence, ordering: .releasing)
+            for page in core.durableFreeListPages { core.reusable.push(page) }
+            core.durableFreeListPages = plan.listPages
+            core.unwritten.removeAll(keepingCapacity: true)
+            cache.markClean(plan.pagesToWrite)
+            // Pages the old durable state referenced are now free on disk too: they wait only
+            // for snapshots.
+            core.awaitingSnapshots = merge(core.awaitingSnapshots, core.awaitingCheckpoint)
+            core.awaitingCheckpoint.removeAll(keepingCapacity: true)
+            cache.drop(core.releaseFreedPages())
+            core.checkpoints += 1
+            core.checkpointRunning = false
+        }
+        cache.trim()
+    }
+}
+
+private func binarySearch(_ sorted: [PageNumber], _ value: PageNumber) -> Int? {
+    var low = 0
+    var high = sorted.count
+    while low < high {
+        let mid = (low + high) / 2
+        if sorted[mid] < value { low = mid + 1 } else { high = mid }
+    }
+    return low < sorted.count && sorted[low] == value ? low : nil
+}
+
+/// Merges two lists sorted by transaction into one.
+private func merge(_ a: [PendingFree], _ b: [PendingFree]) -> [PendingFree] {
+    if b.isEmpty { return a }
+    if a.isEmpty { return b }
+    var result: [PendingFree] = []
+    result.reserveCapacity(a.count + b.count)
+    var i = 0
+    var j = 0
+    while i < a.count, j < b.count {
+        if a[i].transaction <= b[j].transaction { result.append(a[i]); i += 1 } else { result.append(b[j]); j += 1 }
+    }
+    result.append(contentsOf: a[i...])
+    result.append(contentsOf: b[j...])
+    return result
+}

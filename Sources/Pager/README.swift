@@ -1,1 +1,0 @@
-// The Pager layer. See ../../shared/architecture.md and spec/.

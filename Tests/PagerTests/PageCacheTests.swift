@@ -1,0 +1,164 @@
+@testable import ScrollbackPager
+import ScrollbackFormat
+import ScrollbackIO
+import Testing
+
+/// The page cache: capacity, CLOCK eviction, pins, dirty frames, counters.
+@Suite struct PageCacheTests {
+    /// A checkpointed, reopened file with `count` filled pages and a cold cache of
+    /// `cacheFrames` frames.
+    func coldPager(count: Int, cacheFrames: Int) throws -> (Pager, [PageNumber]) {
+        let fs = try makeFileSystem()
+        let pager = try makePager(fs)
+        let txn = try pager.beginWrite()
+        let pages = try allocateFilled(txn, count: count, stampBase: 0)
+        setState(txn, root: pages[0], version: 1)
+        try txn.commit()
+        try pager.checkpoint()
+        try pager.close()
+        return (try Pager.open(fileSystem: fs, path: pagesPath, cacheBytes: cacheFrames * 4096), pages)
+    }
+
+    @Test func cacheBoundIsRespectedAndEvictionsCounted() throws {
+        let (pager, pages) = try coldPager(count: 100, cacheFrames: 16)
+        #expect(pager.statistics.cacheCapacityBytes == 16 * 4096)
+        let reader = pager.beginRead()
+        for round in 0..<3 {
+            for (i, page) in pages.enumerated() {
+                #expect(try stamp(reader, page) == UInt64(i))
+                #expect(pager.statistics.cachedBytes <= 16 * 4096, "round \(round) page \(page)")
+            }
+        }
+        let stats = pager.statistics
+        #expect(stats.misses >= 100)
+        #expect(stats.evictions >= 100 - 16)
+        #expect(stats.dirtyBytes == 0)
+        #expect(pager.cachedPageNumbers.count <= 16)
+    }
+
+    @Test func hitsAndMisses() throws {
+        let (pager, pages) = try coldPager(count: 4, cacheFrames: 16)
+        let reader = pager.beginRead()
+        _ = try stamp(reader, pages[0])
+        var stats = pager.statistics
+        #expect(stats.misses == 1)
+        #expect(stats.hits == 0)
+        for _ in 0..<5 { _ = try stamp(reader, pages[0]) }
+        stats = pager.statistics
+        #expect(stats.misses == 1)
+        #expect(stats.hits == 5)
+    }
+
+    @Test func pinnedPagesAreNotEvicted() throws {
+        let (pager, pages) = try coldPager(count: 60, cacheFrames: 8)
+        let reader = pager.beginRead()
+        let pinned = try reader.page(pages[0])
+        let pinnedAddress = pinned.bytes.baseAddress
+        let pinned2 = try reader.page(pages[1])
+        for page in pages.dropFirst(2) { _ = try stamp(reader, page) }
+        #expect(pager.statistics.evictions > 0)
+        // Still mapped and the same memory, with the same bytes.
+        #expect(pager.cachedPageNumbers.contains(pages[0]))
+        #expect(pager.cachedPageNumbers.contains(pages[1]))
+        #expect(pinned.bytes.loadLE(UInt64.self, at: PageHeader.userWord) == 0)
+        #expect(pinned2.bytes.loadLE(UInt64.self, at: PageHeader.userWord) == 1)
+        let again = try reader.page(pages[0])
+        #expect(again.bytes.baseAddress == pinnedAddress)
+    }
+
+    @Test func everyFramePinnedGrowsTheCacheInsteadOfFailing() throws {
+        let (pager, pages) = try coldPager(count: 20, cacheFrames: 8)
+        let reader = pager.beginRead()
+        var refs: [Int] = []
+        // Hold 12 pins at once (more than the 8 frames) through nested scopes.
+        func hold(_ index: Int) throws {
+            guard index < 12 else {
+                #expect(pager.statistics.cachedBytes >= 12 * 4096)
+                return
+            }
+            let ref = try reader.page(pages[index])
+            refs.append(Int(ref.bytes.loadLE(UInt64.self, at: PageHeader.userWord)))
+            try hold(index + 1)
+        }
+        try hold(0)
+        #expect(refs == Array(0..<12))
+        // Once unpinned, reading more pages brings it back under the bound.
+        for page in pages { _ = try stamp(reader, page) }
+        reader.rollback()
+        try pager.checkpoint()
+        #expect(pager.statistics.cachedBytes <= 8 * 4096)
+    }
+
+    @Test func dirtyPagesStayUntilCheckpointThenBecomeEvictable() throws {
+        let fs = try makeFileSystem()
+        let pager = try makePager(fs, cacheBytes: 8 * 4096)
+        let writer = try pager.beginWrite()
+        let pages = try allocateFilled(writer, count: 40, stampBase: 0)
+        setState(writer, root: pages[0], version: 1)
+        try writer.commit()
+        var stats = pager.statistics
+        #expect(stats.dirtyBytes == 40 * 4096)
+        #expect(stats.cachedBytes >= 40 * 4096)  // dirty frames may exceed the bound
+        // Reading them all (and more) evicts none of them: their only copy is in memory.
+        let reader = pager.beginRead()
+        for (i, page) in pages.enumerated() { #expect(try stamp(reader, page) == UInt64(i)) }
+        #expect(pager.statistics.evictions == 0)
+        reader.rollback()
+        try pager.checkpoint()
+        stats = pager.statistics
+        #expect(stats.dirtyBytes == 0)
+        #expect(stats.cachedBytes <= 8 * 4096)
+        let again = pager.beginRead()
+        for (i, page) in pages.enumerated() { #expect(try stamp(again, page) == UInt64(i)) }
+        #expect(pager.statistics.cachedBytes <= 8 * 4096)
+    }
+
+    @Test func frameMapHandlesManyKeysAndRemovals() {
+        var map = PageMap<Int32>()
+        var model: [UInt64: Int32] = [:]
+        var rng = SplitMix(seed: 3)
+        for step in 0..<20_000 {
+            let key = rng.next() % 3000
+            if rng.next() % 3 == 0 {
+                #expect(map.remove(key) == model.removeValue(forKey: key))
+            } else {
+                map.insert(key, Int32(step))
+                model[key] = Int32(step)
+            }
+            if step % 997 == 0 {
+                for probe in UInt64(0)..<3000 where map.find(probe) != model[probe] {
+                    Issue.record("key \(probe) at step \(step)")
+                    return
+                }
+            }
+        }
+        #expect(map.count == model.count)
+        #expect(Set(map.allKeys) == Set(model.keys))
+    }
+
+    @Test func freePageHeapPopsInOrder() {
+        var heap = FreePageHeap()
+        var rng = SplitMix(seed: 9)
+        var values: [UInt64] = []
+        for _ in 0..<500 {
+            let value = rng.next() % 1000
+            values.append(value)
+            heap.push(value)
+        }
+        var popped: [UInt64] = []
+        while let value = heap.popMin() { popped.append(value) }
+        #expect(popped == values.sorted())
+    }
+}
+
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

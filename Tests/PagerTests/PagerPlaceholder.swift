@@ -1,2 +1,0 @@
-// Tests of the Pager layer.
-import Testing
