@@ -45,6 +45,7 @@ let package = Package(
             path: "Sources/Storage", swiftSettings: strict),
 
         .executableTarget(name: "FormatBench", dependencies: ["ScrollbackFormat"], path: "Benchmarks/FormatBench", swiftSettings: strict),
+        .executableTarget(name: "BTreeBench", dependencies: ["ScrollbackBTree", "ScrollbackPager", "ScrollbackIO", "ScrollbackFormat"], path: "Benchmarks/BTreeBench", swiftSettings: strict),
 
         .target(
             name: "TestSupport",

@@ -1,0 +1,489 @@
+import ScrollbackFormat
+import ScrollbackPager
+
+/// One level of a root-to-leaf path: the page and the entry index taken (for the leaf: the
+/// position of the key).
+struct PathFrame {
+    var page: PageNumber
+    var index: Int
+}
+
+/// What `put` does when the key is present / absent.
+enum PutMode {
+    /// Add a new key; an existing key is left unchanged (rejected).
+    case insertOnly
+    /// Add a new key or replace the value of an existing one.
+    case upsert
+    /// Replace the value of an existing key; an absent key is left absent.
+    case updateOnly
+}
+
+enum PutOutcome {
+    case inserted, replaced, unchanged
+}
+
+extension BTree {
+    // MARK: public write operations
+
+    /// Inserts `key` → `value` if `key` is absent. If `key` is present the tree is left
+    /// unchanged and the call returns false (duplicates are rejected, not replaced).
+    /// REQUIRES: a write transaction; `value.count == valueSize`; `key` fits `keyWords`
+    /// (throws `.invalidArgument` otherwise). O(log n) pages touched (path copying).
+    @discardableResult
+    package func insert(_ key: BTreeKey, value: UnsafeRawBufferPointer) throws -> Bool {
+        try put(key, value, mode: .insertOnly) == .inserted
+    }
+
+    /// Inserts `key` → `value`, replacing the value if `key` is present.
+    /// Returns true if an existing value was replaced, false if the key was new.
+    @discardableResult
+    package func upsert(_ key: BTreeKey, value: UnsafeRawBufferPointer) throws -> Bool {
+        try put(key, value, mode: .upsert) == .replaced
+    }
+
+    /// Replaces the value of an existing `key`; returns false (and changes nothing) if absent.
+    @discardableResult
+    package func update(_ key: BTreeKey, value: UnsafeRawBufferPointer) throws -> Bool {
+        try put(key, value, mode: .updateOnly) == .replaced
+    }
+
+    @discardableResult
+    package func insert(_ key: BTreeKey, value: [UInt8]) throws -> Bool {
+        try value.withUnsafeBytes { try insert(key, value: $0) }
+    }
+
+    @discardableResult
+    package func upsert(_ key: BTreeKey, value: [UInt8]) throws -> Bool {
+        try value.withUnsafeBytes { try upsert(key, value: $0) }
+    }
+
+    @discardableResult
+    package func update(_ key: BTreeKey, value: [UInt8]) throws -> Bool {
+        try value.withUnsafeBytes { try update(key, value: $0) }
+    }
+
+    /// Removes `key`; returns false (and changes nothing) if it is absent. Rebalances pages
+    /// that fall below the minimum fill and collapses a root branch left with one child.
+    /// REQUIRES: a write transaction. O(log n) pages touched.
+    @discardableResult
+    package func delete(_ key: BTreeKey) throws -> Bool {
+        try checkWrite(key)
+        guard root.rootPage != 0 else { return false }
+        var (frames, found) = try descend(to: key)
+        guard found else { return false }
+        try makeWritable(&frames, delta: -1)
+        let leafDepth = frames.count - 1
+        let leaf = frames[leafDepth]
+        let remaining = try removeEntry(page: leaf.page, index: leaf.index, isLeaf: true)
+        if leafDepth == 0 {
+            if remaining == 0 {
+                try transaction.freePage(leaf.page)
+                transaction.state.trees[slot].rootPage = 0
+                transaction.state.trees[slot].height = 0
+            }
+            return true
+        }
+        if leaf.index == 0, remaining > 0 { try refreshSeparators(frames, fromDepth: leafDepth) }
+        try rebalance(&frames, fromDepth: leafDepth)
+        try collapseRoot()
+        return true
+    }
+
+    // MARK: insert machinery
+
+    func checkWrite(_ key: BTreeKey) throws {
+        guard transaction.isWritable else { throw StorageError.invalidArgument("B+tree write in a read transaction") }
+        guard key.fits(keyWords: keyWords) else {
+            throw StorageError.invalidArgument("key \(key) has nonzero words past keyWords \(keyWords)")
+        }
+    }
+
+    func put(_ key: BTreeKey, _ value: UnsafeRawBufferPointer, mode: PutMode) throws -> PutOutcome {
+        try checkWrite(key)
+        guard value.count == valueSize else {
+            throw StorageError.invalidArgument("value of \(value.count) bytes, tree slot \(slot) stores \(valueSize)")
+        }
+        if root.rootPage == 0 {
+            guard mode != .updateOnly else { return .unchanged }
+            let page = try transaction.allocatePage()
+            do {
+                let ref = try transaction.mutablePage(page)
+                initializeHeader(ref.bytes, isLeaf: true, level: 0)
+                writeLeafEntry(ref.bytes, at: 0, key, value)
+                ref.bytes.storeLE(UInt16(1), at: layout.entryCountOffset)
+            }
+            transaction.state.trees[slot].rootPage = page
+            transaction.state.trees[slot].entryCount = 1
+            transaction.state.trees[slot].height = 1
+            return .inserted
+        }
+        var (frames, found) = try descend(to: key)
+        if found {
+            guard mode != .insertOnly else { return .unchanged }
+            try makeWritable(&frames, delta: 0)
+            let leaf = frames[frames.count - 1]
+            let ref = try transaction.mutablePage(leaf.page)
+            let offset = leafOffset(leaf.index) + keyWords * 8
+            UnsafeMutableRawBufferPointer(rebasing: ref.bytes[offset..<(offset + valueSize)]).copyMemory(from: value)
+            return .replaced
+        }
+        guard mode != .updateOnly else { return .unchanged }
+        try makeWritable(&frames, delta: 1)
+        try withUnsafeTemporaryAllocation(byteCount: leafEntrySize, alignment: 8) { entry in
+            writeLeafEntry(entry, at: 0, key, value, entryOffset: 0)
+            try insertEntry(UnsafeRawBufferPointer(entry), frames: &frames)
+        }
+        return .inserted
+    }
+
+    /// Root-to-leaf path for `key` (read-only); the leaf frame's index is the lower bound.
+    func descend(to key: BTreeKey) throws -> (frames: [PathFrame], found: Bool) {
+        let root = self.root
+        var frames: [PathFrame] = []
+        frames.reserveCapacity(Int(root.height))
+        var page = root.rootPage
+        var level = Int(root.height) - 1
+        while level > 0 {
+            let (index, child) = try withPage(page, level: level) { bytes, count in
+                let index = branchChildIndex(bytes, count: count, key)
+                return (index, childPage(bytes, index))
+            }
+            frames.append(PathFrame(page: page, index: index))
+            page = child
+            level -= 1
+        }
+        let (index, found) = try withPage(page, level: 0) { bytes, count in
+            let index = leafLowerBound(bytes, count: count, key)
+            return (index, index < count && leafKey(bytes, index, equals: key))
+        }
+        frames.append(PathFrame(page: page, index: index))
+        return (frames, found)
+    }
+
+    /// Makes every page of the path owned by the transaction (copying unowned pages and
+    /// re-pointing their parents or the root), and adds `delta` to the subtree count of every
+    /// branch entry on the path and to the tree's entry count.
+    func makeWritable(_ frames: inout [PathFrame], delta: Int) throws {
+        for depth in 0..<frames.count {
+            if !transaction.isOwned(frames[depth].page) {
+                let copy = try copyPage(frames[depth].page)
+                if depth == 0 {
+                    transaction.state.trees[slot].rootPage = copy
+                } else {
+                    try setChild(frames[depth - 1].page, frames[depth - 1].index, page: copy)
+                }
+                frames[depth].page = copy
+            }
+            if delta != 0, depth < frames.count - 1 {
+                let ref = try transaction.mutablePage(frames[depth].page)
+                let offset = branchOffset(frames[depth].index) + layout.branchCountOffset
+                ref.bytes.storeLE(ref.bytes.loadLE(UInt64.self, at: offset) &+ UInt64(bitPattern: Int64(delta)), at: offset)
+            }
+        }
+        transaction.state.trees[slot].entryCount &+= UInt64(bitPattern: Int64(delta))
+    }
+
+    /// Copies page `number` (the bytes this layer owns) to a newly allocated page, frees the
+    /// original and returns the copy's number.
+    func copyPage(_ number: PageNumber) throws -> PageNumber {
+        let copy = try transaction.allocatePage()
+        do {
+            let source = try transaction.page(number)
+            let target = try transaction.mutablePage(copy)
+            let pageSize = source.bytes.count
+            guard target.bytes.count == pageSize else {
+                throw StorageError.invalidArgument("pager returned pages of different sizes")
+            }
+            let base = target.bytes.baseAddress!
+            let from = source.bytes.baseAddress!
+            (base + 4).copyMemory(from: from + 4, byteCount: 4)
+            (base + 24).copyMemory(from: from + 24, byteCount: pageSize - 24)
+        }
+        try transaction.freePage(number)
+        return copy
+    }
+
+    func setChild(_ parent: PageNumber, _ index: Int, page: PageNumber) throws {
+        let ref = try transaction.mutablePage(parent)
+        ref.bytes.storeLE(page, at: branchOffset(index) + layout.branchChildOffset)
+    }
+
+    func initializeHeader(_ bytes: UnsafeMutableRawBufferPointer, isLeaf: Bool, level: Int) {
+        bytes[layout.pageTypeOffset] = isLeaf ? layout.leafType : layout.branchType
+        bytes[layout.treeSlotOffset] = UInt8(slot)
+        bytes.storeLE(UInt16(0), at: layout.entryCountOffset)
+        bytes[layout.levelOffset] = UInt8(level)
+        bytes[layout.keyWordsOffset] = UInt8(keyWords)
+        bytes.storeLE(UInt16(isLeaf ? valueSize : 0), at: layout.valueSizeOffset)
+        bytes.storeLE(UInt32(0), at: layout.reservedOffset)
+    }
+
+    func writeLeafEntry(_ bytes: UnsafeMutableRawBufferPointer, at index: Int, _ key: BTreeKey, _ value: UnsafeRawBufferPointer,
+                        entryOffset: Int? = nil) {
+        let offset = entryOffset ?? leafOffset(index)
+        storeKey(key, bytes, at: offset)
+        if valueSize > 0 {
+            UnsafeMutableRawBufferPointer(rebasing: bytes[(offset + keyWords * 8)..<(offset + leafEntrySize)]).copyMemory(from: value)
+        }
+    }
+
+    func writeBranchEntry(_ bytes: UnsafeMutableRawBufferPointer, at offset: Int, child: PageNumber, count: UInt64, key: BTreeKey) {
+        bytes.storeLE(child, at: offset + layout.branchChildOffset)
+        bytes.storeLE(count, at: offset + layout.branchCountOffset)
+        storeKey(key, bytes, at: offset + layout.branchKeyOffset)
+    }
+
+    func firstKey(_ page: PageNumber, isLeaf: Bool) throws -> BTreeKey {
+        let ref = try transaction.page(page)
+        return loadKey(ref.bytes, at: keyOffset(0, isLeaf: isLeaf))
+    }
+
+    /// Total entries below a page: its entry count for a leaf, the sum of its counts for a branch.
+    func subtreeCount(_ page: PageNumber, isLeaf: Bool) throws -> UInt64 {
+        let ref = try transaction.page(page)
+        let count = Int(ref.bytes.loadLE(UInt16.self, at: layout.entryCountOffset))
+        return isLeaf ? UInt64(count) : sumCounts(ref.bytes, 0..<count)
+    }
+
+    /// After the first key of the page at `depth` changed, rewrites the separator keys of its
+    /// ancestors: the parent's entry for it, and further up while the entry is the first one.
+    func refreshSeparators(_ frames: [PathFrame], fromDepth depth: Int) throws {
+        let leafDepth = frames.count - 1
+        var child = depth
+        while child > 0 {
+            let key = try firstKey(frames[child].page, isLeaf: child == leafDepth)
+            let parent = frames[child - 1]
+            let ref = try transaction.mutablePage(parent.page)
+            storeKey(key, ref.bytes, at: branchOffset(parent.index) + layout.branchKeyOffset)
+            if parent.index != 0 { break }
+            child -= 1
+        }
+    }
+
+    /// Inserts `entry` at the leaf position of the (owned) path, splitting pages upward as needed
+    /// and growing a new root when the root splits.
+    func insertEntry(_ leafEntry: UnsafeRawBufferPointer, frames: inout [PathFrame]) throws {
+        let leafDepth = frames.count - 1
+        var depth = leafDepth
+        // Branch entries built on the way up live in this fixed buffer (at most 48 bytes).
+        var scratch: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+        var entry = leafEntry
+        while true {
+            let isLeaf = depth == leafDepth
+            let frame = frames[depth]
+            let split = try insertIntoPage(frame.page, at: frame.index, entry, isLeaf: isLeaf)
+            if frame.index == 0 { try refreshSeparators(frames, fromDepth: depth) }
+            guard let right = split else { return }
+            let leftTotal = try subtreeCount(frame.page, isLeaf: isLeaf)
+            let rightTotal = try subtreeCount(right, isLeaf: isLeaf)
+            let rightKey = try firstKey(right, isLeaf: isLeaf)
+            if depth == 0 {
+                let leftKey = try firstKey(frame.page, isLeaf: isLeaf)
+                let newRoot = try transaction.allocatePage()
+                let level = Int(transaction.state.trees[slot].height)
+                do {
+                    let ref = try transaction.mutablePage(newRoot)
+                    initializeHeader(ref.bytes, isLeaf: false, level: level)
+                    writeBranchEntry(ref.bytes, at: branchOffset(0), child: frame.page, count: leftTotal, key: leftKey)
+                    writeBranchEntry(ref.bytes, at: branchOffset(1), child: right, count: rightTotal, key: rightKey)
+                    ref.bytes.storeLE(UInt16(2), at: layout.entryCountOffset)
+                }
+                transaction.state.trees[slot].rootPage = newRoot
+                transaction.state.trees[slot].height = UInt8(level + 1)
+                return
+            }
+            let parent = frames[depth - 1]
+            do {
+                let ref = try transaction.mutablePage(parent.page)
+                ref.bytes.storeLE(leftTotal, at: branchOffset(parent.index) + layout.branchCountOffset)
+            }
+            let size = branchEntrySize
+            entry = withUnsafeMutableBytes(of: &scratch) { buffer in
+                writeBranchEntry(buffer, at: 0, child: right, count: rightTotal, key: rightKey)
+                return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<size])
+            }
+            depth -= 1
+            frames[depth].index += 1
+        }
+    }
+
+    /// Inserts `entry` at `index` of owned page `page`. If the page is full, splits it in half
+    /// (left keeps ⌊(count+1)/2⌋ entries) into a new right sibling and returns that sibling.
+    func insertIntoPage(_ page: PageNumber, at index: Int, _ entry: UnsafeRawBufferPointer, isLeaf: Bool) throws -> PageNumber? {
+        let ref = try transaction.mutablePage(page)
+        let bytes = ref.bytes
+        let base = bytes.baseAddress!
+        let size = entrySize(isLeaf: isLeaf)
+        let count = Int(bytes.loadLE(UInt16.self, at: layout.entryCountOffset))
+        let capacity = capacity(isLeaf: isLeaf, pageSize: bytes.count)
+        let header = layout.headerSize
+        guard index >= 0, index <= count, count <= capacity else {
+            throw corrupted(page, pageSize: bytes.count, at: layout.entryCountOffset, "entry count \(count) inconsistent with insert position \(index)")
+        }
+        if count < capacity {
+            let offset = header + index * size
+            (base + offset + size).copyMemory(from: base + offset, byteCount: (count - index) * size)
+            (base + offset).copyMemory(from: entry.baseAddress!, byteCount: size)
+            bytes.storeLE(UInt16(count + 1), at: layout.entryCountOffset)
+            return nil
+        }
+        let leftCount = (count + 1) / 2
+        let rightCount = count + 1 - leftCount
+        let rightPage = try transaction.allocatePage()
+        let rightRef = try transaction.mutablePage(rightPage)
+        let rightBase = rightRef.bytes.baseAddress!
+        (rightBase + 4).copyMemory(from: base + 4, byteCount: 4)
+        (rightBase + 24).copyMemory(from: base + 24, byteCount: 8)
+        if index < leftCount {
+            // Right: old [leftCount-1, count). Left: old [0, index) + entry + old [index, leftCount-1).
+            let moveFrom = leftCount - 1
+            (rightBase + header).copyMemory(from: base + header + moveFrom * size, byteCount: (count - moveFrom) * size)
+            let offset = header + index * size
+            (base + offset + size).copyMemory(from: base + offset, byteCount: (moveFrom - index) * size)
+            (base + offset).copyMemory(from: entry.baseAddress!, byteCount: size)
+        } else {
+            // Right: old [leftCount, index) + entry + old [index, count).
+            let before = index - leftCount
+            (rightBase + header).copyMemory(from: base + header + leftCount * size, byteCount: before * size)
+            (rightBase + header + before * size).copyMemory(from: entry.baseAddress!, byteCount: size)
+            (rightBase + header + (before + 1) * size).copyMemory(from: base + header + index * size, byteCount: (count - index) * size)
+        }
+        let leftEnd = header + leftCount * size
+        (base + leftEnd).initializeMemory(as: UInt8.self, repeating: 0, count: bytes.count - leftEnd)
+        bytes.storeLE(UInt16(leftCount), at: layout.entryCountOffset)
+        rightRef.bytes.storeLE(UInt16(rightCount), at: layout.entryCountOffset)
+        return rightPage
+    }
+
+    // MARK: delete machinery
+
+    /// Removes entry `index` from owned page `page`; returns the remaining entry count.
+    func removeEntry(page: PageNumber, index: Int, isLeaf: Bool) throws -> Int {
+        let ref = try transaction.mutablePage(page)
+        let bytes = ref.bytes
+        let base = bytes.baseAddress!
+        let size = entrySize(isLeaf: isLeaf)
+        let count = Int(bytes.loadLE(UInt16.self, at: layout.entryCountOffset))
+        guard index >= 0, index < count else {
+            throw corrupted(page, pageSize: bytes.count, at: layout.entryCountOffset, "entry count \(count) has no entry \(index)")
+        }
+        let offset = layout.headerSize + index * size
+        (base + offset).copyMemory(from: base + offset + size, byteCount: (count - index - 1) * size)
+        (base + layout.headerSize + (count - 1) * size).initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        bytes.storeLE(UInt16(count - 1), at: layout.entryCountOffset)
+        return count - 1
+    }
+
+    /// Walks up from `depth`, fixing pages below the minimum fill by merging with or borrowing
+    /// from an adjacent sibling (the left one when there is one). Stops at the first page that
+    /// is full enough or was fixed by redistribution.
+    func rebalance(_ frames: inout [PathFrame], fromDepth start: Int) throws {
+        let leafDepth = frames.count - 1
+        var depth = start
+        while depth > 0 {
+            let isLeaf = depth == leafDepth
+            let page = frames[depth].page
+            let (count, pageSize) = try {
+                let ref = try transaction.page(page)
+                return (Int(ref.bytes.loadLE(UInt16.self, at: layout.entryCountOffset)), ref.bytes.count)
+            }()
+            if count >= minimumFill(isLeaf: isLeaf, pageSize: pageSize) { return }
+            let parent = frames[depth - 1]
+            let parentCount = try {
+                let ref = try transaction.page(parent.page)
+                return Int(ref.bytes.loadLE(UInt16.self, at: layout.entryCountOffset))
+            }()
+            guard parentCount >= 2 else {
+                throw corrupted(parent.page, pageSize: pageSize, at: layout.entryCountOffset, "branch with a single child below the root")
+            }
+            let siblingIndex = parent.index > 0 ? parent.index - 1 : parent.index + 1
+            var sibling = try { let ref = try transaction.page(parent.page); return childPage(ref.bytes, siblingIndex) }()
+            _ = try withPage(sibling, level: leafDepth - depth) { _, _ in 0 }
+            if !transaction.isOwned(sibling) {
+                sibling = try copyPage(sibling)
+                try setChild(parent.page, siblingIndex, page: sibling)
+            }
+            let leftIndex = min(parent.index, siblingIndex)
+            let (left, right) = parent.index < siblingIndex ? (page, sibling) : (sibling, page)
+            let merged = try mergeOrRedistribute(left: left, right: right, isLeaf: isLeaf)
+            do {
+                let ref = try transaction.mutablePage(parent.page)
+                let bytes = ref.bytes
+                let leftCountOffset = branchOffset(leftIndex) + layout.branchCountOffset
+                if merged {
+                    let total = childCount(UnsafeRawBufferPointer(bytes), leftIndex) &+ childCount(UnsafeRawBufferPointer(bytes), leftIndex + 1)
+                    bytes.storeLE(total, at: leftCountOffset)
+                } else {
+                    let total = childCount(UnsafeRawBufferPointer(bytes), leftIndex) &+ childCount(UnsafeRawBufferPointer(bytes), leftIndex + 1)
+                    let leftTotal = try subtreeCount(left, isLeaf: isLeaf)
+                    bytes.storeLE(leftTotal, at: leftCountOffset)
+                    bytes.storeLE(total &- leftTotal, at: branchOffset(leftIndex + 1) + layout.branchCountOffset)
+                    storeKey(try firstKey(right, isLeaf: isLeaf), bytes, at: branchOffset(leftIndex + 1) + layout.branchKeyOffset)
+                }
+                storeKey(try firstKey(left, isLeaf: isLeaf), bytes, at: branchOffset(leftIndex) + layout.branchKeyOffset)
+            }
+            if merged { _ = try removeEntry(page: parent.page, index: leftIndex + 1, isLeaf: false) }
+            if leftIndex == 0 { try refreshSeparators(frames, fromDepth: depth - 1) }
+            if !merged { return }
+            depth -= 1
+        }
+    }
+
+    /// Merges `right` into `left` if their entries fit one page (freeing `right`, returns true);
+    /// otherwise moves entries so both hold half (returns false). Both pages must be owned.
+    func mergeOrRedistribute(left: PageNumber, right: PageNumber, isLeaf: Bool) throws -> Bool {
+        let size = entrySize(isLeaf: isLeaf)
+        let header = layout.headerSize
+        let merged: Bool
+        do {
+            let leftRef = try transaction.mutablePage(left)
+            let rightRef = try transaction.mutablePage(right)
+            let l = leftRef.bytes.baseAddress!
+            let r = rightRef.bytes.baseAddress!
+            let pageSize = leftRef.bytes.count
+            let leftCount = Int(leftRef.bytes.loadLE(UInt16.self, at: layout.entryCountOffset))
+            let rightCount = Int(rightRef.bytes.loadLE(UInt16.self, at: layout.entryCountOffset))
+            let capacity = capacity(isLeaf: isLeaf, pageSize: pageSize)
+            let total = leftCount + rightCount
+            if total <= capacity {
+                (l + header + leftCount * size).copyMemory(from: r + header, byteCount: rightCount * size)
+                leftRef.bytes.storeLE(UInt16(total), at: layout.entryCountOffset)
+                merged = true
+            } else {
+                let newLeft = total / 2
+                let newRight = total - newLeft
+                if leftCount < newLeft {
+                    let k = newLeft - leftCount
+                    (l + header + leftCount * size).copyMemory(from: r + header, byteCount: k * size)
+                    (r + header).copyMemory(from: r + header + k * size, byteCount: newRight * size)
+                    (r + header + newRight * size).initializeMemory(as: UInt8.self, repeating: 0, count: k * size)
+                } else if leftCount > newLeft {
+                    let k = leftCount - newLeft
+                    (r + header + k * size).copyMemory(from: r + header, byteCount: rightCount * size)
+                    (r + header).copyMemory(from: l + header + newLeft * size, byteCount: k * size)
+                    (l + header + newLeft * size).initializeMemory(as: UInt8.self, repeating: 0, count: k * size)
+                }
+                leftRef.bytes.storeLE(UInt16(newLeft), at: layout.entryCountOffset)
+                rightRef.bytes.storeLE(UInt16(newRight), at: layout.entryCountOffset)
+                merged = false
+            }
+        }
+        if merged { try transaction.freePage(right) }
+        return merged
+    }
+
+    /// While the root is a branch with a single child, makes that child the root.
+    func collapseRoot() throws {
+        while transaction.state.trees[slot].height > 1 {
+            let rootPage = transaction.state.trees[slot].rootPage
+            let (count, child) = try {
+                let ref = try transaction.page(rootPage)
+                return (Int(ref.bytes.loadLE(UInt16.self, at: layout.entryCountOffset)), childPage(ref.bytes, 0))
+            }()
+            guard count == 1 else { return }
+            try transaction.freePage(rootPage)
+            transaction.state.trees[slot].rootPage = child
+            transaction.state.trees[slot].height -= 1
+        }
+    }
+}

@@ -1,0 +1,261 @@
+import ScrollbackFormat
+import ScrollbackPager
+
+/// A position in a `BTree`, movable forward and backward, that knows its rank.
+///
+/// The cursor keeps a root-to-leaf path stack (page, index, entry count per level) instead of
+/// sibling pointers, which a copy-on-write tree cannot maintain. Moving within a leaf touches
+/// no page; crossing to the next or previous leaf re-reads only the levels that change.
+///
+/// States: positioned on an entry (`isValid`), before the first entry (`rank == -1`) or after
+/// the last (`rank == count`). `next()` from before-the-first goes to the first entry,
+/// `previous()` from after-the-last goes to the last entry; moving further off an end stays.
+///
+/// Lifetime: valid for the life of its transaction. On a read snapshot it is stable (the
+/// snapshot never changes). On a write transaction any modification of the tree invalidates
+/// it: seek again. Not safe to use from two threads at once.
+package struct BTreeCursor {
+    struct Frame {
+        var page: PageNumber
+        var index: Int
+        var count: Int
+    }
+
+    package let tree: BTree
+    var frames: [Frame] = []
+    /// Rank (0-based position in key order) of the current entry; -1 before the first entry,
+    /// `tree.count` after the last.
+    package private(set) var rank: Int = -1
+
+    package init(_ tree: BTree) {
+        self.tree = tree
+        frames.reserveCapacity(max(Int(tree.root.height), 4))
+    }
+
+    /// True iff the cursor is on an entry.
+    package var isValid: Bool {
+        guard let leaf = frames.last else { return false }
+        return leaf.index >= 0 && leaf.index < leaf.count
+    }
+
+    // MARK: seeking (each O(log n))
+
+    /// Positions on the first entry whose key is >= `key`. Returns `isValid`.
+    @discardableResult
+    package mutating func seek(atLeast key: BTreeKey) throws -> Bool {
+        guard try descend(to: key) else { return false }
+        let leaf = frames.count - 1
+        if frames[leaf].index == frames[leaf].count {
+            frames[leaf].index -= 1
+            rank -= 1
+            return try next()
+        }
+        return true
+    }
+
+    /// Positions on the last entry whose key is <= `key`. Returns `isValid`.
+    @discardableResult
+    package mutating func seek(atMost key: BTreeKey) throws -> Bool {
+        guard try descend(to: key) else { return false }
+        let leaf = frames.count - 1
+        let index = frames[leaf].index
+        if index < frames[leaf].count {
+            let equal = try tree.withPage(frames[leaf].page, level: 0) { bytes, _ in tree.leafKey(bytes, index, equals: key) }
+            if equal { return true }
+        }
+        if index == 0 { return try previous() }
+        frames[leaf].index -= 1
+        rank -= 1
+        return true
+    }
+
+    /// Positions on the first entry. Returns `isValid` (false for an empty tree).
+    @discardableResult
+    package mutating func seekFirst() throws -> Bool {
+        try seek(toRank: 0)
+    }
+
+    /// Positions on the last entry. Returns `isValid` (false for an empty tree).
+    @discardableResult
+    package mutating func seekLast() throws -> Bool {
+        try seek(toRank: tree.count - 1)
+    }
+
+    /// Positions on the entry of rank `target` (0-based). A rank past either end leaves the
+    /// cursor before the first / after the last entry and returns false.
+    @discardableResult
+    package mutating func seek(toRank target: Int) throws -> Bool {
+        frames.removeAll(keepingCapacity: true)
+        let root = tree.root
+        guard root.rootPage != 0 else { rank = -1; return false }
+        let total = Int(truncatingIfNeeded: root.entryCount)
+        let clamped = min(max(target, 0), total - 1)
+        var page = root.rootPage
+        var remaining = UInt64(clamped)
+        let height = Int(root.height)
+        for depth in 0..<height {
+            let level = height - 1 - depth
+            let current = page
+            let frame: Frame = try tree.withPage(current, level: level) { bytes, count in
+                if level == 0 {
+                    guard remaining < UInt64(count) else {
+                        throw tree.corrupted(current, pageSize: bytes.count, at: tree.layout.entryCountOffset,
+                                             "leaf holds \(count) entries, parent count implies rank \(remaining)")
+                    }
+                    return Frame(page: current, index: Int(remaining), count: count)
+                }
+                for index in 0..<count {
+                    let c = tree.childCount(bytes, index)
+                    if remaining < c {
+                        page = tree.childPage(bytes, index)
+                        return Frame(page: current, index: index, count: count)
+                    }
+                    remaining -= c
+                }
+                throw tree.corrupted(current, pageSize: bytes.count, at: tree.layout.headerSize,
+                                     "subtree counts add up to less than the rank")
+            }
+            frames.append(frame)
+        }
+        rank = clamped
+        if target < 0 { frames[height - 1].index = -1; rank = -1; return false }
+        if target >= total { frames[height - 1].index = frames[height - 1].count; rank = total; return false }
+        return true
+    }
+
+    // MARK: moving (O(1) within a leaf; O(levels crossed) between leaves)
+
+    /// Moves to the next entry. Returns `isValid`.
+    @discardableResult
+    package mutating func next() throws -> Bool {
+        guard !frames.isEmpty else { return false }
+        let leaf = frames.count - 1
+        if frames[leaf].index + 1 < frames[leaf].count {
+            frames[leaf].index += 1
+            rank += 1
+            return true
+        }
+        if frames[leaf].index >= frames[leaf].count { return false }
+        var depth = leaf - 1
+        while depth >= 0, frames[depth].index + 1 >= frames[depth].count { depth -= 1 }
+        guard depth >= 0 else {
+            frames[leaf].index = frames[leaf].count
+            rank += 1
+            return false
+        }
+        frames[depth].index += 1
+        try descendEdge(below: depth, leftmost: true)
+        rank += 1
+        return true
+    }
+
+    /// Moves to the previous entry. Returns `isValid`.
+    @discardableResult
+    package mutating func previous() throws -> Bool {
+        guard !frames.isEmpty else { return false }
+        let leaf = frames.count - 1
+        if frames[leaf].index > 0 {
+            frames[leaf].index -= 1
+            rank -= 1
+            return true
+        }
+        if frames[leaf].index < 0 { return false }
+        var depth = leaf - 1
+        while depth >= 0, frames[depth].index == 0 { depth -= 1 }
+        guard depth >= 0 else {
+            frames[leaf].index = -1
+            rank = -1
+            return false
+        }
+        frames[depth].index -= 1
+        try descendEdge(below: depth, leftmost: false)
+        rank -= 1
+        return true
+    }
+
+    // MARK: reading the current entry
+
+    /// The current key, or nil if the cursor is not on an entry.
+    package func key() throws -> BTreeKey? {
+        var result: BTreeKey? = nil
+        try withCurrent { key, _ in result = key }
+        return result
+    }
+
+    /// A copy of the current value, or nil if the cursor is not on an entry.
+    package func value() throws -> [UInt8]? {
+        var result: [UInt8]? = nil
+        try withCurrent { _, value in result = Array(value) }
+        return result
+    }
+
+    /// Calls `body` with the current key and value (a view valid only inside `body`).
+    /// Returns false, without calling `body`, if the cursor is not on an entry.
+    /// One page access; no allocation.
+    @discardableResult
+    package func withCurrent(_ body: (BTreeKey, UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+        guard let leaf = frames.last, leaf.index >= 0, leaf.index < leaf.count else { return false }
+        return try tree.withPage(leaf.page, level: 0) { bytes, count in
+            guard leaf.index < count else {
+                throw tree.corrupted(leaf.page, pageSize: bytes.count, at: tree.layout.entryCountOffset, "leaf entry count changed under a cursor")
+            }
+            let offset = tree.leafOffset(leaf.index)
+            let valueOffset = offset + tree.keyWords * 8
+            try body(tree.loadKey(bytes, at: offset),
+                     UnsafeRawBufferPointer(rebasing: bytes[valueOffset..<(valueOffset + tree.valueSize)]))
+            return true
+        }
+    }
+
+    // MARK: descent helpers
+
+    /// Builds the path to the leaf where `key` belongs (leaf index = lower bound, possibly
+    /// == count) and sets `rank` to the number of entries before that position.
+    private mutating func descend(to key: BTreeKey) throws -> Bool {
+        frames.removeAll(keepingCapacity: true)
+        let root = tree.root
+        guard root.rootPage != 0 else { rank = -1; return false }
+        var page = root.rootPage
+        var total = root.entryCount
+        var before: UInt64 = 0
+        let height = Int(root.height)
+        for depth in 0..<height {
+            let level = height - 1 - depth
+            let current = page
+            let frame: Frame = try tree.withPage(current, level: level) { bytes, count in
+                if level == 0 {
+                    let index = tree.leafLowerBound(bytes, count: count, key)
+                    before &+= UInt64(index)
+                    return Frame(page: current, index: index, count: count)
+                }
+                let index = tree.branchChildIndex(bytes, count: count, key)
+                before &+= tree.countBefore(bytes, count: count, child: index, total: total)
+                total = tree.childCount(bytes, index)
+                page = tree.childPage(bytes, index)
+                return Frame(page: current, index: index, count: count)
+            }
+            frames.append(frame)
+        }
+        rank = Int(truncatingIfNeeded: before)
+        return true
+    }
+
+    /// Rebuilds the frames below `depth` along the leftmost (or rightmost) edge of the child
+    /// selected by `frames[depth].index`.
+    private mutating func descendEdge(below depth: Int, leftmost: Bool) throws {
+        let leafDepth = frames.count - 1
+        var parent = frames[depth]
+        for d in (depth + 1)...leafDepth {
+            let level = leafDepth - d
+            let child = try tree.withPage(parent.page, level: level + 1) { bytes, _ in tree.childPage(bytes, parent.index) }
+            let count = try tree.withPage(child, level: level) { _, count in count }
+            frames[d] = Frame(page: child, index: leftmost ? 0 : count - 1, count: count)
+            parent = frames[d]
+        }
+    }
+}
+
+extension BTree {
+    /// A new unpositioned cursor over this tree.
+    package func cursor() -> BTreeCursor { BTreeCursor(self) }
+}

@@ -1,1 +1,0 @@
-// The BTree layer. See ../../shared/architecture.md and spec/.

@@ -1,2 +1,0 @@
-// Tests of the BTree layer.
-import Testing

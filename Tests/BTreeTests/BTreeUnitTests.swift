@@ -1,0 +1,427 @@
+import ScrollbackBTree
+import ScrollbackFormat
+import ScrollbackPager
+import Testing
+
+/// Unit tests of the counted B+tree. Shape used unless said otherwise: 1-word keys, 8-byte
+/// values, 4096-byte pages: leaf capacity (4096 - 32) / 16 = 254, minimum fill 63;
+/// branch capacity 4064 / 24 = 169.
+@Suite struct BTreeUnitTests {
+    static let leafCapacity = 254
+    static let leafMinimum = 63
+
+    func keys(_ tree: BTree) throws -> [UInt64] {
+        var result: [UInt64] = []
+        var cursor = tree.cursor()
+        var valid = try cursor.seekFirst()
+        while valid {
+            result.append(try cursor.key()!.w0)
+            valid = try cursor.next()
+        }
+        return result
+    }
+
+    func childCounts(_ tree: BTree) throws -> [UInt64] {
+        let ref = try tree.transaction.page(tree.root.rootPage)
+        return try BTree.decodePage(ref.bytes, pageNumber: tree.root.rootPage).subtreeCounts
+    }
+
+    func corruptionOffset(_ body: () throws -> Void) -> UInt64? {
+        do {
+            try body()
+        } catch let StorageError.corrupted(_, offset, _) {
+            return offset
+        } catch {
+            return nil
+        }
+        return nil
+    }
+
+    // MARK: insert and split
+
+    @Test func insertFillsLeafThenSplitsAndGrowsRoot() throws {
+        let pager = try makePager()
+        try buildTree(pager, keys: (0..<UInt64(Self.leafCapacity)).map { $0 * 2 })
+        do {
+            let snapshot = pager.beginRead()
+            let tree = try BTree(snapshot, slot: 0)
+            #expect(tree.height == 1 && tree.count == Self.leafCapacity)
+        }
+        let txn = try pager.beginWrite()
+        let tree = try BTree(txn, slot: 0)
+        try tree.insert(BTreeKey(1), value: smallValue(1))  // one more than fits: split
+        #expect(tree.height == 2 && tree.count == Self.leafCapacity + 1)
+        #expect(try childCounts(tree) == [127, 128])
+        #expect(try tree.key(atRank: 127) == BTreeKey(252))
+        try tree.checkInvariants()
+        try txn.commit()
+        try checkCommitted(pager)
+        // Grow to height 3: ascending inserts split the last leaf each time it fills.
+        let txn2 = try pager.beginWrite()
+        let tree2 = try BTree(txn2, slot: 0)
+        var k: UInt64 = 1_000
+        while tree2.height < 3 {
+            try tree2.insert(BTreeKey(k), value: smallValue(k))
+            k += 1
+        }
+        try tree2.checkInvariants()
+        #expect(try tree2.count(in: BTreeKey(1_000)..<BTreeKey(k)) == Int(k - 1_000))
+        try txn2.commit()
+        try checkCommitted(pager)
+    }
+
+    @Test func newSmallestKeyRewritesSeparatorsUpTheLeftSpine() throws {
+        let pager = try makePager()
+        try buildTree(pager, keys: (0..<60_000).map { UInt64($0) * 10 + 100 })
+        let txn = try pager.beginWrite()
+        let tree = try BTree(txn, slot: 0)
+        #expect(tree.height == 3)
+        try tree.insert(BTreeKey(5), value: smallValue(5))
+        try tree.checkInvariants()  // verifies every separator equals its subtree's minimum
+        #expect(try tree.key(atRank: 0) == BTreeKey(5))
+        #expect(try tree.delete(BTreeKey(5)))
+        #expect(try tree.delete(BTreeKey(100)))
+        try tree.checkInvariants()
+        #expect(try tree.key(atRank: 0) == BTreeKey(110))
+        try txn.commit()
+        try checkCommitted(pager)
+    }
+
+    // MARK: duplicates
+
+    @Test func duplicateInsertIsRejectedUpsertReplacesUpdateNeedsTheKey() throws {
+        let pager = try makePager()
+        let txn = try pager.beginWrite()
+        let tree = try BTree.create(in: txn, slot: 3, keyWords: 2, valueSize: 4)
+        #expect(try tree.insert(BTreeKey(1, 1), value: [1, 1, 1, 1]))
+        #expect(try !tree.insert(BTreeKey(1, 1), value: [2, 2, 2, 2]))     // rejected, unchanged
+        #expect(try tree.get(BTreeKey(1, 1)) == [1, 1, 1, 1])
+        #expect(try tree.upsert(BTreeKey(1, 1), value: [3, 3, 3, 3]))       // replaced
+        #expect(try tree.get(BTreeKey(1, 1)) == [3, 3, 3, 3])
+        #expect(try !tree.upsert(BTreeKey(1, 2), value: [4, 4, 4, 4]))      // new key
+        #expect(try tree.update(BTreeKey(1, 2), value: [5, 5, 5, 5]))
+        #expect(try !tree.update(BTreeKey(9, 9), value: [6, 6, 6, 6]))      // absent: nothing
+        #expect(try tree.get(BTreeKey(9, 9)) == nil)
+        #expect(tree.count == 2)
+        #expect(try !tree.delete(BTreeKey(9, 9)))
+        #expect(throws: StorageError.self) { try tree.insert(BTreeKey(1, 1, 1), value: [0, 0, 0, 0]) }  // word past keyWords
+        #expect(throws: StorageError.self) { try tree.insert(BTreeKey(2, 2), value: [0, 0]) }            // wrong value size
+        #expect(throws: StorageError.self) { try BTree.create(in: txn, slot: 3, keyWords: 1, valueSize: 4) }
+        #expect(throws: StorageError.self) { try BTree.create(in: txn, slot: 4, keyWords: 1, valueSize: 985) }
+        #expect(throws: StorageError.self) { try BTree.create(in: txn, slot: 4, keyWords: 5, valueSize: 0) }
+        #expect(throws: StorageError.self) { try BTree(txn, slot: 4) }   // unused slot
+        try tree.checkInvariants()
+        try txn.commit()
+        let reader = pager.beginRead()
+        #expect(throws: StorageError.self) { try BTree(reader, slot: 3).insert(BTreeKey(7, 7), value: [0, 0, 0, 0]) }
+        reader.rollback()
+        try checkCommitted(pager)
+    }
+
+    // MARK: delete, merge, redistribute, collapse
+
+    @Test func deleteRedistributesThenMergesAndCollapsesRoot() throws {
+        let pager = try makePager()
+        // Left leaf [0, 127), right leaf [127, 255) after the split; then fill the right leaf.
+        try buildTree(pager, keys: 0..<255)
+        let txn = try pager.beginWrite()
+        let tree = try BTree(txn, slot: 0)
+        for k in UInt64(255)..<381 { try tree.insert(BTreeKey(k), value: smallValue(k)) }
+        #expect(try childCounts(tree) == [127, 254])
+        // Delete from the left leaf until it falls below the minimum fill (63): 62 + 254 > 254,
+        // so entries are redistributed: 158 / 158.
+        for k in UInt64(0)..<65 { #expect(try tree.delete(BTreeKey(k))) }
+        #expect(try childCounts(tree) == [158, 158])
+        #expect(tree.height == 2)
+        try tree.checkInvariants()
+        #expect(try tree.key(atRank: 158) == BTreeKey(65 + 158))
+        // Delete from the right leaf until it falls below the minimum: 158 + 62 fit one page,
+        // so the leaves merge and the root collapses.
+        var k: UInt64 = 380
+        while tree.height == 2 {
+            #expect(try tree.delete(BTreeKey(k)))
+            k -= 1
+        }
+        #expect(tree.height == 1 && tree.count == 158 + Self.leafMinimum - 1)
+        try tree.checkInvariants()
+        #expect(try keys(tree) == Array(65...k))
+        try txn.commit()
+        try checkCommitted(pager)
+    }
+
+    @Test func deleteEverythingEmptiesTheTreeAndFreesEveryPage() throws {
+        let pager = try makePager()
+        let all = (0..<20_000).map { UInt64($0) &* 0x9E37_79B9_7F4A_7C15 }
+        try buildTree(pager, keys: all)
+        var rng = SeededRandomShuffle(seed: 11)
+        let order = rng.shuffled(all)
+        for chunk in stride(from: 0, to: order.count, by: 1_000) {
+            let txn = try pager.beginWrite()
+            let tree = try BTree(txn, slot: 0)
+            for k in order[chunk..<min(chunk + 1_000, order.count)] { #expect(try tree.delete(BTreeKey(k))) }
+            try tree.checkInvariants()
+            try txn.commit()
+            try checkCommitted(pager)
+        }
+        let snapshot = pager.beginRead()
+        let root = snapshot.state.trees[0]
+        #expect(root.rootPage == 0 && root.height == 0 && root.entryCount == 0 && root.keyWords == 1)
+        snapshot.rollback()
+        #expect(pager.pageAccounting().freePages.count == Int(pager.pageAccounting().pageCount) - 2)
+    }
+
+    // MARK: rank, count, select
+
+    @Test func rankCountAndSelectAtTheEdges() throws {
+        let pager = try makePager()
+        let n = 5_000
+        try buildTree(pager, keys: (1...n).map { UInt64($0) * 10 })  // 10, 20, ..., 50000
+        let snapshot = pager.beginRead()
+        let tree = try BTree(snapshot, slot: 0)
+        #expect(tree.height == 2)
+        #expect(try tree.rank(BTreeKey(0)) == 0)
+        #expect(try tree.rank(BTreeKey(10)) == 0)
+        #expect(try tree.rank(BTreeKey(10), inclusive: true) == 1)
+        #expect(try tree.rank(BTreeKey(15)) == 1)
+        #expect(try tree.rank(BTreeKey(50_000)) == n - 1)
+        #expect(try tree.rank(BTreeKey(50_000), inclusive: true) == n)
+        #expect(try tree.rank(BTreeKey(.max)) == n)
+        #expect(try tree.count(in: BTreeKey(10)..<BTreeKey(10)) == 0)
+        #expect(try tree.count(in: BTreeKey(10)...BTreeKey(10)) == 1)
+        #expect(try tree.count(in: BTreeKey(0)...BTreeKey(.max)) == n)
+        #expect(try tree.count(in: BTreeKey(11)..<BTreeKey(20)) == 0)
+        #expect(try tree.count(in: BTreeKey(11)...BTreeKey(20)) == 1)
+        #expect(try tree.count(in: BTreeKey(25_000)..<BTreeKey(25_010)) == 1)
+        #expect(try tree.key(atRank: -1) == nil)
+        #expect(try tree.key(atRank: 0) == BTreeKey(10))
+        #expect(try tree.key(atRank: n - 1) == BTreeKey(50_000))
+        #expect(try tree.key(atRank: n) == nil)
+        for r in stride(from: 0, to: n, by: 97) {
+            #expect(try tree.key(atRank: r) == BTreeKey(UInt64(r + 1) * 10))
+            #expect(try tree.rank(BTreeKey(UInt64(r + 1) * 10)) == r)
+        }
+        // Unsigned order: the top bit sorts last.
+        snapshot.rollback()
+        let txn = try pager.beginWrite()
+        let writer = try BTree(txn, slot: 0)
+        try writer.insert(BTreeKey(1 << 63), value: smallValue(1))
+        #expect(try writer.key(atRank: n) == BTreeKey(1 << 63))
+        #expect(try writer.rank(BTreeKey(1 << 63)) == n)
+        txn.rollback()
+        // Empty tree.
+        let txn2 = try pager.beginWrite()
+        let empty = try BTree.create(in: txn2, slot: 7, keyWords: 4, valueSize: 0)
+        #expect(try empty.rank(BTreeKey(5)) == 0)
+        #expect(try empty.count(in: BTreeKey(0)...BTreeKey(.max)) == 0)
+        #expect(try empty.key(atRank: 0) == nil)
+        #expect(try empty.get(BTreeKey(1)) == nil)
+        var cursor = empty.cursor()
+        #expect(try !cursor.seekFirst())
+        #expect(try !cursor.next())
+        #expect(try !cursor.previous())
+        #expect(try cursor.key() == nil)
+        try txn2.commit()
+    }
+
+    // MARK: cursors
+
+    @Test func cursorsAtBothEndsAndAcrossLeafBoundaries() throws {
+        // 4-word keys and 984-byte values: 4 entries per leaf, a deep tree.
+        let pager = try makePager()
+        let txn = try pager.beginWrite()
+        let tree = try BTree.create(in: txn, slot: 0, keyWords: 4, valueSize: 984)
+        let n = 600
+        for i in 0..<n {
+            let k = BTreeKey(UInt64(i % 7) + 1, UInt64(i), 0, UInt64(i) * 3)
+            try tree.insert(k, value: valueBytes(k, version: 1, size: 984))
+        }
+        try txn.commit()
+        let snapshot = pager.beginRead()
+        let reader = try BTree(snapshot, slot: 0)
+        #expect(reader.height >= 3)
+        var all: [BTreeKey] = []
+        var cursor = reader.cursor()
+        var valid = try cursor.seekFirst()
+        while valid {
+            all.append(try cursor.key()!)
+            #expect(try cursor.value() == valueBytes(all.last!, version: 1, size: 984))
+            #expect(cursor.rank == all.count - 1)
+            valid = try cursor.next()
+        }
+        #expect(all.count == n && all == all.sorted())
+        // After the last: next stays off the end, previous comes back to the last entry.
+        #expect(!cursor.isValid && cursor.rank == n)
+        #expect(try !cursor.next())
+        #expect(try cursor.previous() && cursor.key() == all[n - 1])
+        // Backward across every leaf boundary.
+        var i = n - 1
+        valid = true
+        while valid {
+            #expect(try cursor.key() == all[i] && cursor.rank == i)
+            i -= 1
+            valid = try cursor.previous()
+        }
+        #expect(i == -1 && cursor.rank == -1 && !cursor.isValid)
+        #expect(try !cursor.previous())
+        #expect(try cursor.next() && cursor.key() == all[0])
+        // Seeks: exact, between, before all, after all.
+        #expect(try cursor.seek(atLeast: all[10]) && cursor.key() == all[10] && cursor.rank == 10)
+        var between = all[10]
+        between.w3 += 1
+        #expect(try cursor.seek(atLeast: between) && cursor.key() == all[11])
+        #expect(try cursor.seek(atMost: between) && cursor.key() == all[10])
+        #expect(try !cursor.seek(atMost: BTreeKey(0)) && cursor.rank == -1)
+        #expect(try cursor.next() && cursor.key() == all[0])
+        #expect(try !cursor.seek(atLeast: BTreeKey(.max, .max, .max, .max)) && cursor.rank == n)
+        #expect(try cursor.previous() && cursor.key() == all[n - 1])
+        #expect(try cursor.seek(atMost: BTreeKey(.max, .max, .max, .max)) && cursor.key() == all[n - 1])
+        #expect(try cursor.seek(toRank: 123) && cursor.key() == all[123])
+        #expect(try !cursor.seek(toRank: n) && cursor.rank == n)
+        #expect(try !cursor.seek(toRank: -5) && cursor.rank == -1)
+        // Reverse scan of 20 after a seek (the "latest 20" query).
+        var latest: [BTreeKey] = []
+        valid = try cursor.seek(atMost: all[300])
+        while valid, latest.count < 20 {
+            latest.append(try cursor.key()!)
+            valid = try cursor.previous()
+        }
+        #expect(latest == Array(all[281...300].reversed()))
+        snapshot.rollback()
+    }
+
+    // MARK: snapshots
+
+    @Test func snapshotStaysStableWhileTheWriterRewritesAndFreesItsPages() throws {
+        let pager = try makePager()
+        try buildTree(pager, keys: 0..<3_000)
+        let old = pager.beginRead()
+        let oldTree = try BTree(old, slot: 0)
+        var cursor = oldTree.cursor()
+        #expect(try cursor.seek(atLeast: BTreeKey(1_500)))
+        // Rewrite everything: delete all, insert other keys, many commits.
+        for round in 0..<6 {
+            let txn = try pager.beginWrite()
+            let tree = try BTree(txn, slot: 0)
+            for k in UInt64(round * 500)..<UInt64(round * 500 + 500) { #expect(try tree.delete(BTreeKey(k))) }
+            for k in UInt64(0)..<200 { try tree.upsert(BTreeKey(100_000 + k), value: smallValue(UInt64(round))) }
+            try txn.commit()
+            try checkCommitted(pager)
+        }
+        // The old snapshot still sees exactly its data, cursor included.
+        #expect(oldTree.count == 3_000)
+        for _ in 0..<1_000 { #expect(try cursor.next()) }
+        #expect(try cursor.key() == BTreeKey(2_500) && cursor.rank == 2_500)
+        #expect(try oldTree.get(BTreeKey(7)) == smallValue(7))
+        try oldTree.checkInvariants()
+        let newState = pager.beginRead()
+        #expect(try BTree(newState, slot: 0).count == 200)
+        newState.rollback()
+        old.rollback()
+        try checkCommitted(pager)
+    }
+
+    @Test func rollbackDiscardsEverything() throws {
+        let pager = try makePager()
+        try buildTree(pager, keys: 0..<1_000)
+        let before = pager.pageAccounting()
+        let txn = try pager.beginWrite()
+        let tree = try BTree(txn, slot: 0)
+        for k in UInt64(0)..<1_000 where k % 3 == 0 { try tree.delete(BTreeKey(k)) }
+        for k in UInt64(5_000)..<6_000 { try tree.insert(BTreeKey(k), value: smallValue(k)) }
+        txn.rollback()
+        let snapshot = pager.beginRead()
+        #expect(try keys(BTree(snapshot, slot: 0)) == Array(0..<1_000))
+        snapshot.rollback()
+        try checkCommitted(pager)
+        #expect(pager.pageAccounting().pageCount >= before.pageCount)
+    }
+
+    // MARK: damage
+
+    @Test func damagedTreePagesThrowCorrupted() throws {
+        let pager = try makePager()
+        try buildTree(pager, keys: 0..<2_000)
+        let snapshot = pager.beginRead()
+        let tree = try BTree(snapshot, slot: 0)
+        let rootPage = tree.root.rootPage
+        let (leftLeaf, rightLeaf) = try {
+            let ref = try snapshot.page(rootPage)
+            let d = try BTree.decodePage(ref.bytes, pageNumber: rootPage)
+            return (d.children[0], d.children[1])
+        }()
+        // Damage helpers write through the read view (test only).
+        func poke(_ page: PageNumber, _ offset: Int, _ bytes: [UInt8]) throws -> [UInt8] {
+            let ref = try snapshot.page(page)
+            let raw = UnsafeMutableRawBufferPointer(mutating: ref.bytes)
+            let saved = Array(raw[offset..<(offset + bytes.count)])
+            for (i, b) in bytes.enumerated() { raw[offset + i] = b }
+            return saved
+        }
+        let base = rootPage * 4096
+        // Entry count too large for the page.
+        var saved = try poke(rootPage, 6, [0xFF, 0x7F])
+        #expect(corruptionOffset { _ = try tree.get(BTreeKey(5)) } == base + 6)
+        _ = try poke(rootPage, 6, saved)
+        // Wrong page type.
+        saved = try poke(leftLeaf, 4, [1])
+        #expect(corruptionOffset { _ = try tree.get(BTreeKey(5)) } == leftLeaf * 4096 + 4)
+        #expect(corruptionOffset { var c = tree.cursor(); try c.seekFirst() } == leftLeaf * 4096 + 4)
+        _ = try poke(leftLeaf, 4, saved)
+        // Page of another tree.
+        saved = try poke(rightLeaf, 5, [6])
+        #expect(corruptionOffset { try tree.checkInvariants() } == rightLeaf * 4096 + 5)
+        _ = try poke(rightLeaf, 5, saved)
+        // Subtree count mismatch: checkInvariants names the entry's count field; select does not trap.
+        saved = try poke(rootPage, 32 + 8, [0x00, 0x00])
+        #expect(corruptionOffset { try tree.checkInvariants() } == base + 32 + 8)
+        _ = try? tree.key(atRank: 1_999)
+        _ = try? tree.rank(BTreeKey(1_999))
+        var c = tree.cursor()
+        _ = try? c.seek(toRank: 1_999)
+        _ = try poke(rootPage, 32 + 8, saved)
+        // Keys out of order inside a leaf.
+        saved = try poke(leftLeaf, 32, [0xFF, 0xFF])
+        #expect(corruptionOffset { try tree.checkInvariants() } != nil)
+        _ = try poke(leftLeaf, 32, saved)
+        // Child pointer to a page outside the file.
+        saved = try poke(rootPage, 32, [0xFF, 0xFF, 0xFF, 0x00])
+        #expect(corruptionOffset { _ = try tree.get(BTreeKey(5)) } != nil)
+        _ = try poke(rootPage, 32, saved)
+        try tree.checkInvariants()
+        snapshot.rollback()
+    }
+
+    @Test func pageAccountingDetectsLeaksAndDoubleUse() throws {
+        let pager = try makePager()
+        try buildTree(pager, keys: 0..<2_000)
+        let snapshot = pager.beginRead()
+        let reachable = try BTree.checkAllTrees(in: snapshot)
+        let accounting = pager.pageAccounting()
+        try BTree.checkPageAccounting(accounting, reachable: reachable, pageSize: 4096)
+        var leaked = reachable
+        let victim = leaked.removeFirst()
+        #expect(corruptionOffset { try BTree.checkPageAccounting(accounting, reachable: leaked, pageSize: 4096) } == victim * 4096)
+        var doubled = accounting
+        doubled.freePages.append(reachable.first!)
+        #expect(corruptionOffset { try BTree.checkPageAccounting(doubled, reachable: reachable, pageSize: 4096) } != nil)
+        snapshot.rollback()
+    }
+}
+
+/// Fisher-Yates with a fixed seed.
+struct SeededRandomShuffle {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func shuffled<T>(_ array: [T]) -> [T] {
+        var a = array
+        for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, Int(next() % UInt64(i + 1))) }
+        return a
+    }
+}
