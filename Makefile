@@ -17,8 +17,8 @@ build: deps
 	$(SWIFT) build -c release
 
 test: deps
-	$(SWIFT) build --build-tests -c $(TEST_CONFIG)
-	$(SWIFT) test --skip-build -c $(TEST_CONFIG)
+	$(SWIFT) build --build-tests -c $(TEST_CONFIG) -Xswiftc -enable-testing
+	$(SWIFT) test --skip-build -c $(TEST_CONFIG) -Xswiftc -enable-testing
 
 clean:
 	rm -rf .build

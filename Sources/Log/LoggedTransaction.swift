@@ -16,6 +16,21 @@ package struct LoggedTransaction {
     let bytes: UnsafeRawBufferPointer
     let firstOffset: Int
     let commitOffset: Int
+    /// Added to an offset in `bytes` to get the record's offset in its segment (non-zero when
+    /// `bytes` is a just-appended batch rather than the segment image).
+    let positionBias: Int
+
+    init(segment: UInt32, start: LogPosition, end: LogPosition, recordCount: Int,
+         bytes: UnsafeRawBufferPointer, firstOffset: Int, commitOffset: Int, positionBias: Int = 0) {
+        self.segment = segment
+        self.start = start
+        self.end = end
+        self.recordCount = recordCount
+        self.bytes = bytes
+        self.firstOffset = firstOffset
+        self.commitOffset = commitOffset
+        self.positionBias = positionBias
+    }
 
     /// Calls `body` with each record's position, type and payload, in log order.
     /// The payload view is valid only during the call. O(records), no allocation.
@@ -27,7 +42,7 @@ package struct LoggedTransaction {
             let length = Int(bytes.loadLE(UInt32.self, at: offset + L.frameLengthOffset))
             let type = bytes[offset + L.frameTypeOffset]
             let payloadStart = offset + L.frameHeaderSize
-            try body(LogPositions.make(segment: segment, offset: UInt32(offset)), type,
+            try body(LogPositions.make(segment: segment, offset: UInt32(offset + positionBias)), type,
                      UnsafeRawBufferPointer(rebasing: bytes[payloadStart..<(payloadStart + length)]))
             offset = payloadStart + length
         }

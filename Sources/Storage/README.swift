@@ -1,1 +1,0 @@
-// The Storage layer. See ../../shared/architecture.md and spec/.

@@ -1,0 +1,32 @@
+import ScrollbackLog
+
+/// When a commit is durable (the same two modes as SQLite's `synchronous`).
+package enum Durability: Sendable, Equatable {
+    /// Every commit is `fdatasync`ed (group commit shares one sync among concurrent writers)
+    /// before the call returns and before readers can see it.
+    case full
+    /// Commits are written to the log but synced only at checkpoints, at `sync()` and at
+    /// close. A power loss may lose the latest commits; it never corrupts the store.
+    case normal
+}
+
+/// Configuration of a `StorageEngine`. Every size is in bytes.
+package struct StorageOptions: Sendable, Equatable {
+    /// Page size of a new page file (4096, 8192 or 16384). An existing file keeps its own.
+    package var pageSize: Int = 8192
+    /// Budget of the page cache. Dirty pages (committed, not yet checkpointed) count against
+    /// it and cannot be evicted; the checkpoint policy keeps them below `checkpointDirtyBytes`.
+    package var pageCacheBytes: Int = 64 << 20
+    /// Options of the log (segment size, block size, block cache budget).
+    package var log: LogOptions = LogOptions()
+    package var durability: Durability = .full
+    /// Checkpoint after a commit when dirty pages exceed this many bytes.
+    package var checkpointDirtyBytes: Int = 16 << 20
+    /// Checkpoint after a commit when the log has grown this much since the last checkpoint
+    /// (bounds recovery time).
+    package var checkpointLogBytes: UInt64 = 64 << 20
+    /// Seal full log segments (LZ4 blocks) after commits that filled one.
+    package var sealFullSegments: Bool = true
+
+    package init() {}
+}

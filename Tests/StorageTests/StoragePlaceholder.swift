@@ -1,2 +1,0 @@
-// Tests of the Storage layer.
-import Testing
