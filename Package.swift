@@ -17,7 +17,9 @@ let strict: [SwiftSetting] = [
 let package = Package(
     name: "Scrollback",
     platforms: [.macOS(.v15)],
-    products: [],
+    products: [
+        .library(name: "Scrollback", targets: ["Scrollback"]),
+    ],
     targets: [
         .systemLibrary(
             name: "CLZ4",
@@ -46,6 +48,15 @@ let package = Package(
 
         .executableTarget(name: "FormatBench", dependencies: ["ScrollbackFormat"], path: "Benchmarks/FormatBench", swiftSettings: strict),
         .executableTarget(name: "BTreeBench", dependencies: ["ScrollbackBTree", "ScrollbackPager", "ScrollbackIO", "ScrollbackFormat"], path: "Benchmarks/BTreeBench", swiftSettings: strict),
+
+        .target(
+            name: "ScrollbackMessaging",
+            dependencies: ["ScrollbackFormat", "ScrollbackIO", "ScrollbackLog", "ScrollbackPager", "ScrollbackBTree", "ScrollbackStorage"],
+            path: "Sources/Messaging", swiftSettings: strict),
+        .target(
+            name: "Scrollback",
+            dependencies: ["ScrollbackMessaging", "ScrollbackStorage", "ScrollbackFormat", "ScrollbackIO"],
+            path: "Sources/Scrollback", swiftSettings: strict),
 
         .target(
             name: "TestSupport",

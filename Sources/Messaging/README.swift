@@ -1,0 +1,1 @@
+// The Messaging layer: conversations, message ids, read markers, queries, compaction.
