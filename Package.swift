@@ -71,5 +71,9 @@ let package = Package(
             name: "StorageTests",
             dependencies: ["ScrollbackStorage", "ScrollbackBTree", "ScrollbackPager", "ScrollbackLog", "ScrollbackIO", "TestSupport"],
             swiftSettings: strict),
+        .testTarget(
+            name: "MessagingTests",
+            dependencies: ["Scrollback", "ScrollbackMessaging", "ScrollbackStorage", "ScrollbackIO", "TestSupport"],
+            swiftSettings: strict),
     ]
 )

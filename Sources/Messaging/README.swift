@@ -1,1 +1,0 @@
-// The Messaging layer: conversations, message ids, read markers, queries, compaction.
