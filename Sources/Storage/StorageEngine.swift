@@ -59,7 +59,10 @@ package final class StorageEngine: @unchecked Sendable {
     /// One queued writer. Its `prepare` is run by the leader while its own thread waits,
     /// which is why a non-escaping closure may be stored here (see `commit`).
     private final class PendingWrite: @unchecked Sendable {
-        let prepare: (PageTransaction, inout LogBatch) throws -> Void
+        /// Cleared (under the queue lock) before the writer is woken: the closure must not
+        /// outlive its owner's `withoutActuallyEscaping` block, and the leader's group array
+        /// may live longer than that.
+        var prepare: ((PageTransaction, inout LogBatch) throws -> Void)?
         var done = false
         var error: (any Error)?
         init(prepare: @escaping (PageTransaction, inout LogBatch) throws -> Void) { self.prepare = prepare }
@@ -220,7 +223,10 @@ package final class StorageEngine: @unchecked Sendable {
 
             queueLock.lock()
             queue.removeFirst(group.count)
-            for member in group { member.done = true }
+            for member in group {
+                member.prepare = nil
+                member.done = true
+            }
             queueLock.broadcast()
             queueLock.unlock()
             if let error = write.error { throw error }
@@ -248,7 +254,7 @@ package final class StorageEngine: @unchecked Sendable {
             for member in group {
                 batch.removeAll()
                 do {
-                    try member.prepare(transaction, &batch)
+                    try member.prepare?(transaction, &batch)
                 } catch {
                     member.error = error   // this writer only; nothing of it was written
                     continue
