@@ -73,7 +73,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "MessagingTests",
-            dependencies: ["Scrollback", "ScrollbackMessaging", "ScrollbackStorage", "ScrollbackBTree", "ScrollbackFormat", "ScrollbackIO", "TestSupport"],
+            dependencies: ["Scrollback", "ScrollbackMessaging", "ScrollbackStorage", "ScrollbackBTree", "ScrollbackFormat", "ScrollbackLog", "ScrollbackIO", "TestSupport"],
             swiftSettings: strict),
     ]
 )
