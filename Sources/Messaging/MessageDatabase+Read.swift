@@ -11,17 +11,26 @@ extension MessageDatabase {
     @inline(__always)
     static func position(_ value: UnsafeRawBufferPointer) -> UInt64 { value.loadLE(UInt64.self, at: V.positionOffset) }
 
-    package func message(id: String) throws -> StoredMessage? {
+    /// Visits the message with this id; returns false (without visiting) when there is none.
+    @discardableResult
+    package func message(id: String, _ visit: MessageVisitor) throws -> Bool {
         try engine.read { snapshot in
-            guard let located = try locate(id: id, in: snapshot) else { return nil }
+            guard let located = try locate(id: id, in: snapshot) else { return false }
             let conversations = try BTree(snapshot, slot: MessageTree.conversations)
             var name: String? = nil
             try conversations.withValue(for: BTreeKey(located.key.w0)) { name = Self.conversationName($0) }
             guard let name else {
                 throw StorageError.corrupted(file: engine.pager.path, offset: 0, reason: "message \(id) names a missing conversation")
             }
-            return try decodeMessage(at: located.position, key: located.key, conversation: name)
+            try visitMessage(at: located.position, key: located.key, conversation: name, visit)
+            return true
         }
+    }
+
+    package func message(id: String) throws -> StoredMessage? {
+        var result: StoredMessage? = nil
+        try message(id: id) { result = $0.stored }
+        return result
     }
 
     /// Walks the messages of `conversationID` from `start` in one direction, appending up to
@@ -29,8 +38,8 @@ extension MessageDatabase {
     /// message of the conversation (within `bound`) follows the last one returned.
     @inline(__always)
     func scan(_ snapshot: PageTransaction, conversation conversationID: UInt64, name: String, from start: BTreeKey,
-              inclusive: Bool, forward: Bool, bound: BTreeKey, limit: Int, into result: inout [StoredMessage],
-              lastKey: UnsafeMutablePointer<BTreeKey>? = nil) throws -> Bool {
+              inclusive: Bool, forward: Bool, bound: BTreeKey, limit: Int, lastKey: UnsafeMutablePointer<BTreeKey>? = nil,
+              _ visit: MessageVisitor) throws -> Bool {
         let messages = try BTree(snapshot, slot: MessageTree.messages)
         var cursor = messages.cursor()
         var valid: Bool
@@ -51,7 +60,7 @@ extension MessageDatabase {
             }
             guard key.w0 == conversationID, forward ? key <= bound : key >= bound else { return false }
             if taken == limit { return true }
-            result.append(try decodeMessage(at: position, key: key, conversation: name))
+            try visitMessage(at: position, key: key, conversation: name, visit)
             lastKey?.pointee = key
             taken += 1
             valid = forward ? try cursor.next() : try cursor.previous()
@@ -59,38 +68,33 @@ extension MessageDatabase {
         return false
     }
 
-    package func latest(in conversation: String, limit: Int) throws -> [StoredMessage] {
+    package func latest(in conversation: String, limit: Int, _ visit: MessageVisitor) throws {
         try engine.read { snapshot in
-            guard let id = try conversationID(conversation, in: snapshot) else { return [] }
-            var result: [StoredMessage] = []
-            result.reserveCapacity(min(limit, 256))
+            guard let id = try conversationID(conversation, in: snapshot) else { return }
             _ = try scan(snapshot, conversation: id, name: conversation, from: BTreeKey(id, .max, .max), inclusive: true,
-                         forward: false, bound: BTreeKey(id, 0, 0), limit: limit, into: &result)
-            return result
+                         forward: false, bound: BTreeKey(id, 0, 0), limit: limit, visit)
         }
     }
 
-    package func messages(in conversation: String, from: Int64, through: Int64, forward: Bool, limit: Int) throws
-        -> [StoredMessage] {
-        guard through >= 0, from <= through else { return [] }
+    package func messages(in conversation: String, from: Int64, through: Int64, forward: Bool, limit: Int,
+                          _ visit: MessageVisitor) throws {
+        guard through >= 0, from <= through else { return }
         let low = UInt64(max(from, 0)), high = UInt64(through)
-        return try engine.read { snapshot in
-            guard let id = try conversationID(conversation, in: snapshot) else { return [] }
-            var result: [StoredMessage] = []
+        try engine.read { snapshot in
+            guard let id = try conversationID(conversation, in: snapshot) else { return }
             if forward {
                 _ = try scan(snapshot, conversation: id, name: conversation, from: BTreeKey(id, low, 0), inclusive: true,
-                             forward: true, bound: BTreeKey(id, high, .max), limit: limit, into: &result)
+                             forward: true, bound: BTreeKey(id, high, .max), limit: limit, visit)
             } else {
                 _ = try scan(snapshot, conversation: id, name: conversation, from: BTreeKey(id, high, .max), inclusive: true,
-                             forward: false, bound: BTreeKey(id, low, 0), limit: limit, into: &result)
+                             forward: false, bound: BTreeKey(id, low, 0), limit: limit, visit)
             }
-            return result
         }
     }
 
     /// Keyset pagination. Returns the messages and the next cursor token (nil when none remain).
-    package func page(in conversation: String, after token: String?, limit: Int, forward: Bool) throws
-        -> (messages: [StoredMessage], next: String?) {
+    package func page(in conversation: String, after token: String?, limit: Int, forward: Bool,
+                      _ visit: MessageVisitor) throws -> String? {
         var start: CursorToken.Position? = nil
         if let token {
             guard let position = CursorToken.decode(token, secret: cursorSecret) else {
@@ -101,39 +105,36 @@ extension MessageDatabase {
         return try engine.read { snapshot in
             guard let id = try conversationID(conversation, in: snapshot) else {
                 if start != nil { throw MessagingError.invalidCursor("the cursor belongs to another conversation") }
-                return ([], nil)
+                return nil
             }
             if let start, start.conversation != id {
                 throw MessagingError.invalidCursor("the cursor belongs to another conversation")
             }
-            var result: [StoredMessage] = []
-            result.reserveCapacity(min(limit, 256))
             let from = start.map { BTreeKey(id, $0.createdAt, $0.seq) } ?? (forward ? BTreeKey(id, 0, 0) : BTreeKey(id, .max, .max))
             let inclusive = start == nil
             var last = from
             let more = try scan(snapshot, conversation: id, name: conversation, from: from, inclusive: inclusive, forward: forward,
-                                bound: forward ? BTreeKey(id, .max, .max) : BTreeKey(id, 0, 0), limit: limit, into: &result,
-                                lastKey: &last)
-            guard more else { return (result, nil) }
+                                bound: forward ? BTreeKey(id, .max, .max) : BTreeKey(id, 0, 0), limit: limit,
+                                lastKey: &last, visit)
+            guard more else { return nil }
             let position = CursorToken.Position(conversation: id, createdAt: last.w1, seq: last.w2)
-            return (result, CursorToken.encode(position, secret: cursorSecret))
+            return CursorToken.encode(position, secret: cursorSecret)
         }
     }
 
     /// Offset pagination: O(log n + limit) through the counted tree.
-    package func page(in conversation: String, offset: Int, limit: Int, forward: Bool) throws -> [StoredMessage] {
+    package func page(in conversation: String, offset: Int, limit: Int, forward: Bool, _ visit: MessageVisitor) throws {
         try engine.read { snapshot in
-            guard let id = try conversationID(conversation, in: snapshot) else { return [] }
+            guard let id = try conversationID(conversation, in: snapshot) else { return }
             let messages = try BTree(snapshot, slot: MessageTree.messages)
             let first = try messages.rank(BTreeKey(id, 0, 0))
             let end = try messages.rank(BTreeKey(id &+ 1, 0, 0))
             let total = end - first
-            guard offset < total, limit > 0 else { return [] }
+            guard offset < total, limit > 0 else { return }
             var cursor = messages.cursor()
             var valid = try cursor.seek(toRank: forward ? first + offset : end - 1 - offset)
-            var result: [StoredMessage] = []
-            result.reserveCapacity(min(limit, total - offset))
-            while valid && result.count < limit {
+            var taken = 0
+            while valid && taken < limit {
                 var key = BTreeKey.min
                 var position: UInt64 = 0
                 try cursor.withCurrent { k, v in
@@ -141,10 +142,10 @@ extension MessageDatabase {
                     position = Self.position(v)
                 }
                 guard key.w0 == id else { break }
-                result.append(try decodeMessage(at: position, key: key, conversation: conversation))
+                try visitMessage(at: position, key: key, conversation: conversation, visit)
+                taken += 1
                 valid = forward ? try cursor.next() : try cursor.previous()
             }
-            return result
         }
     }
 
@@ -180,7 +181,7 @@ extension MessageDatabase {
     }
 
     /// The newest `limit` messages across the conversations, merged with a binary heap.
-    package func feed(_ conversations: [String], limit: Int) throws -> [StoredMessage] {
+    package func feed(_ conversations: [String], limit: Int, _ visit: MessageVisitor) throws {
         try engine.read { snapshot in
             let messages = try BTree(snapshot, slot: MessageTree.messages)
             var seen = Set<String>()
@@ -196,17 +197,17 @@ extension MessageDatabase {
                     names.append(name)
                 }
             }
-            var result: [StoredMessage] = []
-            result.reserveCapacity(min(limit, 1024))
-            while result.count < limit, let top = heap.popMax() {
+            var taken = 0
+            while taken < limit, let top = heap.popMax() {
                 var key = BTreeKey.min
                 var position: UInt64 = 0
                 try cursors[top.source].withCurrent { k, v in
                     key = k
                     position = Self.position(v)
                 }
-                result.append(try decodeMessage(at: position, key: key, conversation: names[top.source]))
-                if result.count == limit { break }
+                try visitMessage(at: position, key: key, conversation: names[top.source], visit)
+                taken += 1
+                if taken == limit { break }
                 if try cursors[top.source].previous() {
                     var next = BTreeKey.min
                     try cursors[top.source].withCurrent { k, _ in next = k }
@@ -215,19 +216,17 @@ extension MessageDatabase {
                     }
                 }
             }
-            return result
         }
     }
 
-    package func latestMessage(in conversations: [String]) throws -> [StoredMessage?] {
+    /// Calls `visit` once per conversation, in order: with its newest message, or nil.
+    package func latestMessage(in conversations: [String], _ visit: (MessageView?) throws -> Void) throws {
         try engine.read { snapshot in
             let messages = try BTree(snapshot, slot: MessageTree.messages)
             var cursor = messages.cursor()
-            var result: [StoredMessage?] = []
-            result.reserveCapacity(conversations.count)
             for name in conversations {
                 guard let id = try conversationID(name, in: snapshot) else {
-                    result.append(nil)
+                    try visit(nil)
                     continue
                 }
                 var found: (BTreeKey, UInt64)? = nil
@@ -235,12 +234,11 @@ extension MessageDatabase {
                     try cursor.withCurrent { k, v in if k.w0 == id { found = (k, Self.position(v)) } }
                 }
                 if let found {
-                    result.append(try decodeMessage(at: found.1, key: found.0, conversation: name))
+                    try visitMessage(at: found.1, key: found.0, conversation: name) { try visit($0) }
                 } else {
-                    result.append(nil)
+                    try visit(nil)
                 }
             }
-            return result
         }
     }
 

@@ -214,7 +214,6 @@ package final class MessageDatabase: Sendable {
     /// `position` (a type-21 record is presented without its prefix).
     func withMessagePayload<R>(at position: UInt64, _ body: (MessageHeader, UnsafeRawBufferPointer) throws -> R) throws -> R {
         try engine.log.withRecord(at: position) { type, payload in
-            let file = "log position \(LogPositions.describe(position))"
             let message: UnsafeRawBufferPointer
             switch type {
             case MessageRecordType.message:
@@ -222,36 +221,80 @@ package final class MessageDatabase: Sendable {
             case MessageRecordType.relocate where payload.count >= MessageRecordLayout.relocatePrefix:
                 message = UnsafeRawBufferPointer(rebasing: payload[MessageRecordLayout.relocatePrefix...])
             default:
-                throw StorageError.corrupted(file: file, offset: 0, reason: "record of type \(type) where a message was expected")
+                throw MessageHeader.corrupted(position, 0, "record of type \(type) where a message was expected")
             }
-            let header = try MessageHeader.parse(message, file: file, offset: 0)
+            let header = try MessageHeader.parse(message, position: position, offset: 0)
             return try body(header, message)
         }
     }
 
-    /// Decodes the message at `position`, checking that it belongs to `key`.
-    func decodeMessage(at position: UInt64, key: BTreeKey, conversation: String) throws -> StoredMessage {
-        try withMessagePayload(at: position) { header, payload in
-            guard header.conversation == key.w0, header.createdAt == key.w1, header.seq == key.w2 else {
-                throw StorageError.corrupted(file: "log position \(LogPositions.describe(position))", offset: 0,
-                                             reason: "record holds message \(header.conversation)/\(header.createdAt)/\(header.seq), expected \(key)")
+    /// Calls `visit` with a view of the message at `position`, checking that it belongs to `key`.
+    @inline(__always)
+    func visitMessage(at position: UInt64, key: BTreeKey, conversation: String, _ visit: MessageVisitor) throws {
+        try engine.log.withRecord(at: position) { type, payload in
+            let message: UnsafeRawBufferPointer
+            if type == MessageRecordType.message {
+                message = payload
+            } else if type == MessageRecordType.relocate && payload.count >= MessageRecordLayout.relocatePrefix {
+                message = UnsafeRawBufferPointer(rebasing: payload[MessageRecordLayout.relocatePrefix...])
+            } else {
+                throw MessageHeader.corrupted(position, 0, "record of type \(type) where a message was expected")
             }
-            return Self.makeMessage(header, payload, conversation: conversation)
+            let header = try MessageHeader.parse(message, position: position, offset: 0)
+            guard header.conversation == key.w0, header.createdAt == key.w1, header.seq == key.w2 else {
+                throw MessageHeader.corrupted(position, 0, "record holds message \(header.conversation)/\(header.createdAt)/\(header.seq), expected \(key)")
+            }
+            try visit(MessageView(header: header, payload: message, conversation: conversation))
         }
     }
 
-    @inline(__always)
+    /// Decodes the message at `position` into a `StoredMessage`.
+    func decodeMessage(at position: UInt64, key: BTreeKey, conversation: String) throws -> StoredMessage {
+        var result: StoredMessage? = nil
+        try visitMessage(at: position, key: key, conversation: conversation) { result = $0.stored }
+        guard let result else { throw MessageHeader.corrupted(position, 0, "record not decoded") }
+        return result
+    }
+
     static func makeMessage(_ header: MessageHeader, _ payload: UnsafeRawBufferPointer, conversation: String) -> StoredMessage {
-        let id = String(decoding: UnsafeRawBufferPointer(rebasing: payload[header.idStart..<header.senderStart]), as: UTF8.self)
-        let sender = String(decoding: UnsafeRawBufferPointer(rebasing: payload[header.senderStart..<header.replyToStart]), as: UTF8.self)
-        let replyTo: String? = header.replyToLength == 0 ? nil
-            : String(decoding: UnsafeRawBufferPointer(rebasing: payload[header.replyToStart..<header.bodyStart]), as: UTF8.self)
-        let body = String(decoding: UnsafeRawBufferPointer(rebasing: payload[header.bodyStart..<(header.bodyStart + header.bodyLength)]),
-                          as: UTF8.self)
-        return StoredMessage(id: id, conversation: conversation, sender: sender, createdAt: Int64(header.createdAt),
-                             kind: header.kind, body: body, replyTo: replyTo, edited: header.flags & MessageFlags.edited != 0)
+        MessageView(header: header, payload: payload, conversation: conversation).stored
     }
 }
+
+/// A message record seen in place (no copy): valid only during the call it is passed to.
+/// The string accessors decode the UTF-8 bytes of the record.
+package struct MessageView {
+    package let header: MessageHeader
+    package let payload: UnsafeRawBufferPointer
+    package let conversation: String
+
+    package var id: String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: payload[header.idStart..<header.senderStart]), as: UTF8.self)
+    }
+    package var sender: String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: payload[header.senderStart..<header.replyToStart]), as: UTF8.self)
+    }
+    package var replyTo: String? {
+        header.replyToLength == 0 ? nil
+            : String(decoding: UnsafeRawBufferPointer(rebasing: payload[header.replyToStart..<header.bodyStart]), as: UTF8.self)
+    }
+    package var body: String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: payload[header.bodyStart..<(header.bodyStart + header.bodyLength)]),
+               as: UTF8.self)
+    }
+    package var createdAt: Int64 { Int64(header.createdAt) }
+    package var kind: UInt8 { header.kind }
+    package var edited: Bool { header.flags & MessageFlags.edited != 0 }
+    package var seq: UInt64 { header.seq }
+
+    package var stored: StoredMessage {
+        StoredMessage(id: id, conversation: conversation, sender: sender, createdAt: createdAt, kind: kind, body: body,
+                      replyTo: replyTo, edited: edited)
+    }
+}
+
+/// Receives each message of a query, in order.
+package typealias MessageVisitor = (MessageView) throws -> Void
 
 #if canImport(Glibc)
 import Glibc

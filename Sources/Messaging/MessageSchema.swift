@@ -25,9 +25,9 @@ package struct MessageHeader: Equatable, Sendable {
 
     /// Parses and bounds-checks the header of a message payload (`payload` starts at the seq field).
     /// Throws `.corrupted` naming `file` and `offset` (the payload's position) on any mismatch.
-    package static func parse(_ payload: UnsafeRawBufferPointer, file: String, offset: UInt64) throws -> MessageHeader {
+    package static func parse(_ payload: UnsafeRawBufferPointer, position: UInt64, offset: UInt64) throws -> MessageHeader {
         guard payload.count >= L.headerSize else {
-            throw StorageError.corrupted(file: file, offset: offset, reason: "message record of \(payload.count) bytes is shorter than its header")
+            throw corrupted(position, offset, "message record of \(payload.count) bytes is shorter than its header")
         }
         let header = MessageHeader(
             seq: payload.loadLE(UInt64.self, at: L.seqOffset),
@@ -45,9 +45,16 @@ package struct MessageHeader: Equatable, Sendable {
               payload[L.reservedOffset] == 0, header.seq != 0,
               header.createdAt < UInt64(MessageLimits.maxCreatedAt)
         else {
-            throw StorageError.corrupted(file: file, offset: offset, reason: "message record header is inconsistent")
+            throw corrupted(position, offset, "message record header is inconsistent")
         }
         return header
+    }
+
+    /// A corruption error for the record at log `position` (the file name is built only here,
+    /// off the hot path).
+    @inline(never)
+    package static func corrupted(_ position: UInt64, _ offset: UInt64, _ reason: String) -> StorageError {
+        .corrupted(file: "log position \(LogPositions.describe(position))", offset: offset, reason: reason)
     }
 }
 
@@ -97,30 +104,29 @@ package enum MessageSchema {
             let frameLength = Int64(MessageLimits.frameHeaderSize + payload.count)
             let segment = LogPositions.segment(position)
             deltas.add(segment, records: frameLength, live: 0)
-            let file = "log position \(LogPositions.describe(position))"
             switch type {
             case T.message:
-                let header = try MessageHeader.parse(payload, file: file, offset: 0)
+                let header = try MessageHeader.parse(payload, position: position, offset: 0)
                 try applyMessage(trees, header, payload, position: position, frameLength: frameLength,
                                  deltas: &deltas, scratch: &scratch)
             case T.relocate:
                 guard payload.count >= MessageRecordLayout.relocatePrefix else {
-                    throw StorageError.corrupted(file: file, offset: 0, reason: "relocate record too short")
+                    throw MessageHeader.corrupted(position, 0, "relocate record too short")
                 }
                 let from = payload.loadLE(UInt64.self, at: 0)
                 let body = UnsafeRawBufferPointer(rebasing: payload[MessageRecordLayout.relocatePrefix...])
-                let header = try MessageHeader.parse(body, file: file, offset: 8)
+                let header = try MessageHeader.parse(body, position: position, offset: 8)
                 try applyRelocate(trees, header, from: from, position: position, frameLength: frameLength, deltas: &deltas)
             case T.delete:
                 guard payload.count == MessageRecordLayout.deletePayloadSize else {
-                    throw StorageError.corrupted(file: file, offset: 0, reason: "delete record of \(payload.count) bytes")
+                    throw MessageHeader.corrupted(position, 0, "delete record of \(payload.count) bytes")
                 }
                 try applyDelete(trees, conversation: payload.loadLE(UInt64.self, at: 0),
                                 createdAt: payload.loadLE(UInt64.self, at: 8), seq: payload.loadLE(UInt64.self, at: 16),
                                 idHash: payload.loadLE(UInt64.self, at: 24), deltas: &deltas, scratch: &scratch)
             case T.markRead:
                 guard payload.count == MessageRecordLayout.markReadPayloadSize else {
-                    throw StorageError.corrupted(file: file, offset: 0, reason: "markRead record of \(payload.count) bytes")
+                    throw MessageHeader.corrupted(position, 0, "markRead record of \(payload.count) bytes")
                 }
                 let key = BTreeKey(payload.loadLE(UInt64.self, at: 0), payload.loadLE(UInt64.self, at: 8))
                 let createdAt = payload.loadLE(UInt64.self, at: 16), seq = payload.loadLE(UInt64.self, at: 24)
@@ -135,7 +141,7 @@ package enum MessageSchema {
                 try trees.markers.upsert(key, value: value)
             case T.newConversation, T.newUser:
                 guard payload.count >= 9, payload.count == 9 + Int(payload[8]), payload[8] >= 1 else {
-                    throw StorageError.corrupted(file: file, offset: 0, reason: "name record of \(payload.count) bytes is inconsistent")
+                    throw MessageHeader.corrupted(position, 0, "name record of \(payload.count) bytes is inconsistent")
                 }
                 let id = payload.loadLE(UInt64.self, at: 0)
                 let name = UnsafeRawBufferPointer(rebasing: payload[9...])
@@ -158,7 +164,7 @@ package enum MessageSchema {
                 }
             case T.initialize:
                 guard payload.count == MessageRecordLayout.initializePayloadSize else {
-                    throw StorageError.corrupted(file: file, offset: 0, reason: "initialize record of \(payload.count) bytes")
+                    throw MessageHeader.corrupted(position, 0, "initialize record of \(payload.count) bytes")
                 }
                 transaction.state.counters[MessageCounter.formatVersion] = payload.loadLE(UInt64.self, at: 0)
                 transaction.state.counters[MessageCounter.cursorSecret] = payload.loadLE(UInt64.self, at: 8)
@@ -168,7 +174,7 @@ package enum MessageSchema {
             case T.retireSegment:
                 guard payload.count >= 8, (payload.count - 8) % 8 == 0,
                       payload.loadLE(UInt64.self, at: 0) == UInt64((payload.count - 8) / 8) else {
-                    throw StorageError.corrupted(file: file, offset: 0, reason: "retire record of \(payload.count) bytes is inconsistent")
+                    throw MessageHeader.corrupted(position, 0, "retire record of \(payload.count) bytes is inconsistent")
                 }
                 for index in 0..<((payload.count - 8) / 8) {
                     let id = payload.loadLE(UInt64.self, at: 8 + index * 8)
@@ -181,7 +187,7 @@ package enum MessageSchema {
                 }
                 transaction.state.counters[MessageCounter.compactions] &+= 1
             default:
-                throw StorageError.corrupted(file: file, offset: 0, reason: "unknown message-layer record type \(type)")
+                throw MessageHeader.corrupted(position, 0, "unknown message-layer record type \(type)")
             }
         }
         // Segment accounting (slot 7).

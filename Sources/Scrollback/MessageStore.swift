@@ -152,14 +152,23 @@ public final class MessageStore: Sendable {
     /// The message with this id, or nil. O(log n).
     public func message(id: String) throws -> Message? {
         try Self.checkID(id, "id")
-        return try mapErrors { try database.message(id: id).map(Self.message) }
+        return try mapErrors {
+            var result: Message? = nil
+            try database.message(id: id) { result = Self.message($0) }
+            return result
+        }
     }
 
     /// The newest `limit` messages of a conversation, newest first. O(log n + limit).
     public func latest(in conversation: String, limit: Int) throws -> [Message] {
         try Self.checkConversation(conversation)
         try Self.checkLimit(limit)
-        return try mapErrors { try database.latest(in: conversation, limit: limit).map(Self.message) }
+        return try mapErrors {
+            var result: [Message] = []
+            result.reserveCapacity(min(limit, 256))
+            try database.latest(in: conversation, limit: limit) { result.append(Self.message($0)) }
+            return result
+        }
     }
 
     /// Messages with `from ≤ createdAt ≤ through`, in `order`, at most `limit` (nil: up to
@@ -170,8 +179,10 @@ public final class MessageStore: Sendable {
         try Self.checkConversation(conversation)
         if let limit { try Self.checkLimit(limit) }
         return try mapErrors {
+            var result: [Message] = []
             try database.messages(in: conversation, from: from, through: through, forward: order == .oldestFirst,
-                                  limit: limit ?? Self.maxLimit).map(Self.message)
+                                  limit: limit ?? Self.maxLimit) { result.append(Self.message($0)) }
+            return result
         }
     }
 
@@ -182,10 +193,14 @@ public final class MessageStore: Sendable {
         -> MessagePage {
         try Self.checkConversation(conversation)
         try Self.checkLimit(limit)
-        let result = try mapErrors {
-            try database.page(in: conversation, after: cursor?.token, limit: limit, forward: order == .oldestFirst)
+        return try mapErrors {
+            var messages: [Message] = []
+            messages.reserveCapacity(min(limit, 256))
+            let next = try database.page(in: conversation, after: cursor?.token, limit: limit, forward: order == .oldestFirst) {
+                messages.append(Self.message($0))
+            }
+            return MessagePage(messages: messages, next: next.map(Cursor.init(token:)))
         }
-        return MessagePage(messages: result.messages.map(Self.message), next: result.next.map(Cursor.init(token:)))
     }
 
     /// Offset pagination: `limit` messages starting at position `offset` (≥ 0) in `order`.
@@ -196,7 +211,12 @@ public final class MessageStore: Sendable {
         try Self.checkLimit(limit)
         guard offset >= 0 else { throw ScrollbackError.invalidArgument(argument: "offset", reason: "\(offset) is negative") }
         return try mapErrors {
-            try database.page(in: conversation, offset: offset, limit: limit, forward: order == .oldestFirst).map(Self.message)
+            var result: [Message] = []
+            result.reserveCapacity(min(limit, 256))
+            try database.page(in: conversation, offset: offset, limit: limit, forward: order == .oldestFirst) {
+                result.append(Self.message($0))
+            }
+            return result
         }
     }
 
@@ -219,14 +239,24 @@ public final class MessageStore: Sendable {
     public func feed(_ conversations: [String], limit: Int) throws -> [Message] {
         try Self.checkConversations(conversations)
         try Self.checkLimit(limit)
-        return try mapErrors { try database.feed(conversations, limit: limit).map(Self.message) }
+        return try mapErrors {
+            var result: [Message] = []
+            result.reserveCapacity(min(limit, 256))
+            try database.feed(conversations, limit: limit) { result.append(Self.message($0)) }
+            return result
+        }
     }
 
     /// The newest live message of each conversation (nil for an empty or unknown one), in
     /// the order given. One descent each.
     public func latestMessage(in conversations: [String]) throws -> [Message?] {
         try Self.checkConversations(conversations)
-        return try mapErrors { try database.latestMessage(in: conversations).map { $0.map(Self.message) } }
+        return try mapErrors {
+            var result: [Message?] = []
+            result.reserveCapacity(conversations.count)
+            try database.latestMessage(in: conversations) { result.append($0.map(Self.message)) }
+            return result
+        }
     }
 
     /// Conversations with at least one live message, by the `createdAt` of their newest live
@@ -296,10 +326,11 @@ public final class MessageStore: Sendable {
                       kind: message.kind.rawValue, body: message.body, replyTo: message.replyTo, edited: false)
     }
 
+    /// Builds the public value straight from the record bytes (one String per field).
     @inline(__always)
-    static func message(_ stored: StoredMessage) -> Message {
-        Message(id: stored.id, conversation: stored.conversation, sender: stored.sender, createdAt: stored.createdAt,
-                kind: MessageKind(rawValue: stored.kind) ?? .text, body: stored.body, replyTo: stored.replyTo, edited: stored.edited)
+    static func message(_ view: MessageView) -> Message {
+        Message(id: view.id, conversation: view.conversation, sender: view.sender, createdAt: view.createdAt,
+                kind: MessageKind(rawValue: view.kind) ?? .text, body: view.body, replyTo: view.replyTo, edited: view.edited)
     }
 
     static func checkName(_ value: String, _ argument: String) throws {

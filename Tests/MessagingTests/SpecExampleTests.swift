@@ -29,7 +29,7 @@ import Testing
         let payload = Self.bytes(Self.messageHex)
         #expect(payload.count == 55)
         try payload.withUnsafeBytes { raw in
-            let header = try MessageHeader.parse(raw, file: "example", offset: 0)
+            let header = try MessageHeader.parse(raw, position: 0, offset: 0)
             #expect(header.seq == 7 && header.conversation == 2 && header.createdAt == 1_700_000_000_123)
             #expect(header.kind == MessageKind.text.rawValue && header.flags == MessageFlags.hasReplyTo)
             let message = MessageDatabase.makeMessage(header, raw, conversation: "general")
@@ -48,11 +48,11 @@ import Testing
         var damaged = payload
         damaged[0x1E] = 9
         damaged.withUnsafeBytes { raw in
-            #expect(throws: StorageError.self) { try MessageHeader.parse(raw, file: "example", offset: 0) }
+            #expect(throws: StorageError.self) { try MessageHeader.parse(raw, position: 0, offset: 0) }
         }
         for cut in 0..<payload.count {
             Array(payload.prefix(cut)).withUnsafeBytes { raw in
-                #expect(throws: StorageError.self) { try MessageHeader.parse(raw, file: "example", offset: 0) }
+                #expect(throws: StorageError.self) { try MessageHeader.parse(raw, position: 0, offset: 0) }
             }
         }
     }
