@@ -254,7 +254,7 @@ extension MessageDatabase {
             var group: [ConversationEntry] = []
             var groupTime: UInt64 = 0
             func flush() {
-                group.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+                group.sort { $0.name < $1.name }   // Swift String order, as the public API documents "ascending"
                 result.append(contentsOf: group.prefix(limit - result.count))
                 group.removeAll(keepingCapacity: true)
             }

@@ -253,11 +253,17 @@ extension MessageDatabase {
                                 out[L.replyToLengthOffset] = UInt8(replyBytes.count)
                                 out.storeLE(UInt32(bodyBytes.count), at: L.bodyLengthOffset)
                                 var offset = L.headerSize
-                                for part in [idBytes, senderBytes, replyBytes, bodyBytes] where part.count > 0 {
-                                    UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + part.count)])
-                                        .copyMemory(from: UnsafeRawBufferPointer(part))
+                                @inline(__always) func put(_ part: UnsafeBufferPointer<UInt8>) {
+                                    if part.count > 0 {
+                                        UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + part.count)])
+                                            .copyMemory(from: UnsafeRawBufferPointer(part))
+                                    }
                                     offset += part.count
                                 }
+                                put(idBytes)
+                                put(senderBytes)
+                                put(replyBytes)
+                                put(bodyBytes)
                             }
                         }
                     }

@@ -16,6 +16,8 @@ import Synchronization
 /// Thread-safety: every method may be called from any thread.
 package final class MessageDatabase: Sendable {
     package let engine: StorageEngine
+    /// `engine.log`, held directly for the read paths.
+    let log: Log
     package let directory: String
     let fileSystem: any FileSystem
     package let maxBodyBytes: Int
@@ -40,6 +42,7 @@ package final class MessageDatabase: Sendable {
     private init(engine: StorageEngine, directory: String, fileSystem: any FileSystem, options: MessageDatabaseOptions,
                  secret: UInt64) {
         self.engine = engine
+        self.log = engine.log
         self.directory = directory
         self.fileSystem = fileSystem
         self.maxBodyBytes = options.maxBodyBytes
@@ -231,7 +234,7 @@ package final class MessageDatabase: Sendable {
     /// Calls `visit` with a view of the message at `position`, checking that it belongs to `key`.
     @inline(__always)
     func visitMessage(at position: UInt64, key: BTreeKey, conversation: String, _ visit: MessageVisitor) throws {
-        try engine.log.withRecord(at: position) { type, payload in
+        try log.withRecord(at: position) { type, payload in
             let message: UnsafeRawBufferPointer
             if type == MessageRecordType.message {
                 message = payload

@@ -13,7 +13,22 @@ import ScrollbackStorage
 /// part of an unacknowledged batch.
 ///
 /// Limits common to the queries: `limit` is 0…`MessageStore.maxLimit` (10,000); a
-/// conversation id is 1…255 UTF-8 bytes; unknown conversations read as empty.
+/// conversation id is 1…255 UTF-8 bytes; unknown conversations read as empty. (Swift
+/// strings are always valid Unicode, so "bad UTF-8" cannot reach the store through this API;
+/// lengths are counted in UTF-8 bytes.)
+///
+/// ```swift
+/// let store = try MessageStore(path: "/var/lib/chat/store")
+/// try store.append(Message(id: "m1", conversation: "general", sender: "alice",
+///                          createdAt: 1_700_000_000_000, body: "hello"))
+/// let newest = try store.latest(in: "general", limit: 20)
+/// let first = try store.page(in: "general", after: nil, limit: 20)
+/// let second = try store.page(in: "general", after: first.next, limit: 20)
+/// try store.markRead(user: "bob", conversation: "general", through: "m1")
+/// let unread = try store.unreadCount(user: "bob", in: "general")
+/// let feed = try store.feed(["general", "random"], limit: 50)
+/// try store.close()
+/// ```
 public final class MessageStore: Sendable {
     /// Largest `limit` a query accepts.
     public static let maxLimit = 10_000
