@@ -74,6 +74,7 @@ let package = Package(
         .testTarget(
             name: "MessagingTests",
             dependencies: ["Scrollback", "ScrollbackMessaging", "ScrollbackStorage", "ScrollbackBTree", "ScrollbackFormat", "ScrollbackLog", "ScrollbackIO", "TestSupport"],
+            exclude: ["README.md", "tsan-mutex.supp"],
             swiftSettings: strict),
     ]
 )
