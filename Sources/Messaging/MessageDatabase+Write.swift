@@ -233,41 +233,41 @@ extension MessageDatabase {
         /// Encodes a type-16 record (spec/message-records.md, "message").
         static func appendMessage(_ message: StoredMessage, conversationID: UInt64, seq: UInt64, flags: UInt8,
                                   into batch: inout LogBatch) throws {
-            var id = message.id, sender = message.sender, body = message.body
-            var replyTo = message.replyTo ?? ""
+            typealias L = MessageRecordLayout
+            let idCount = message.id.utf8.count, senderCount = message.sender.utf8.count
+            let replyCount = message.replyTo?.utf8.count ?? 0, bodyCount = message.body.utf8.count
             let allFlags = flags | (message.replyTo != nil ? MessageFlags.hasReplyTo : 0)
-            try id.withUTF8 { idBytes in
-                try sender.withUTF8 { senderBytes in
-                    try replyTo.withUTF8 { replyBytes in
-                        try body.withUTF8 { bodyBytes in
-                            typealias L = MessageRecordLayout
-                            let count = L.headerSize + idBytes.count + senderBytes.count + replyBytes.count + bodyBytes.count
-                            try batch.append(type: MessageRecordType.message, payloadCount: count) { out in
-                                out.storeLE(seq, at: L.seqOffset)
-                                out.storeLE(conversationID, at: L.conversationOffset)
-                                out.storeLE(UInt64(message.createdAt), at: L.createdAtOffset)
-                                out[L.kindOffset] = message.kind
-                                out[L.flagsOffset] = allFlags
-                                out[L.idLengthOffset] = UInt8(idBytes.count)
-                                out[L.senderLengthOffset] = UInt8(senderBytes.count)
-                                out[L.replyToLengthOffset] = UInt8(replyBytes.count)
-                                out.storeLE(UInt32(bodyBytes.count), at: L.bodyLengthOffset)
-                                var offset = L.headerSize
-                                @inline(__always) func put(_ part: UnsafeBufferPointer<UInt8>) {
-                                    if part.count > 0 {
-                                        UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + part.count)])
-                                            .copyMemory(from: UnsafeRawBufferPointer(part))
-                                    }
-                                    offset += part.count
-                                }
-                                put(idBytes)
-                                put(senderBytes)
-                                put(replyBytes)
-                                put(bodyBytes)
-                            }
-                        }
-                    }
+            let count = L.headerSize + idCount + senderCount + replyCount + bodyCount
+            try batch.append(type: MessageRecordType.message, payloadCount: count) { out in
+                out.storeLE(seq, at: L.seqOffset)
+                out.storeLE(conversationID, at: L.conversationOffset)
+                out.storeLE(UInt64(message.createdAt), at: L.createdAtOffset)
+                out[L.kindOffset] = message.kind
+                out[L.flagsOffset] = allFlags
+                out[L.idLengthOffset] = UInt8(truncatingIfNeeded: idCount)
+                out[L.senderLengthOffset] = UInt8(truncatingIfNeeded: senderCount)
+                out[L.replyToLengthOffset] = UInt8(truncatingIfNeeded: replyCount)
+                out.storeLE(UInt32(truncatingIfNeeded: bodyCount), at: L.bodyLengthOffset)
+                var offset = L.headerSize
+                offset = copyUTF8(message.id, into: out, at: offset)
+                offset = copyUTF8(message.sender, into: out, at: offset)
+                if let replyTo = message.replyTo { offset = copyUTF8(replyTo, into: out, at: offset) }
+                _ = copyUTF8(message.body, into: out, at: offset)
+            }
+        }
+
+        /// Copies the UTF-8 bytes of `text` into `out` at `offset` (bounds-checked); returns the
+        /// offset after them.
+        @inline(__always)
+        static func copyUTF8(_ text: String, into out: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+            var text = text
+            return text.withUTF8 { bytes -> Int in
+                let end = offset + bytes.count
+                guard bytes.count > 0, end <= out.count, let source = bytes.baseAddress, let target = out.baseAddress else {
+                    return end
                 }
+                (target + offset).copyMemory(from: source, byteCount: bytes.count)
+                return end
             }
         }
     }
