@@ -129,7 +129,7 @@ extension MessageDatabase {
                     var current: UInt64? = nil
                     try messages.withValue(for: item.key) { current = $0.loadLE(UInt64.self, at: MessageValueLayout.positionOffset) }
                     guard current == item.position else { continue }   // edited or deleted meanwhile
-                    try withMessagePayload(at: item.position) { _, payload in
+                    _ = try withMessagePayload(at: item.position) { _, payload in
                         try batch.append(type: MessageRecordType.relocate,
                                          payloadCount: MessageRecordLayout.relocatePrefix + payload.count) { out in
                             out.storeLE(item.position, at: 0)

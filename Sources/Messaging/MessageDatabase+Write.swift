@@ -132,13 +132,11 @@ extension MessageDatabase {
         }
 
         static func appendName(type: UInt8, id: UInt64, name: String, into batch: inout LogBatch) throws {
-            var copy = name
-            try copy.withUTF8 { utf8 in
-                try batch.append(type: type, payloadCount: 9 + utf8.count) { out in
-                    out.storeLE(id, at: 0)
-                    out[8] = UInt8(utf8.count)
-                    UnsafeMutableRawBufferPointer(rebasing: out[9...]).copyMemory(from: UnsafeRawBufferPointer(utf8))
-                }
+            let count = name.utf8.count
+            try batch.append(type: type, payloadCount: 9 + count) { out in
+                out.storeLE(id, at: 0)
+                out[8] = UInt8(truncatingIfNeeded: count)
+                _ = copyUTF8(name, into: out, at: 9)
             }
         }
 
@@ -166,18 +164,14 @@ extension MessageDatabase {
                                            flags: MessageFlags.edited, into: &batch)
                     pending[id] = entry
                 case .stored(let located)?:
+                    let bodyCount = body.utf8.count
                     try database.withMessagePayload(at: located.position) { header, payload in
-                        var bodyCopy = body
-                        try bodyCopy.withUTF8 { newBody in
-                            let keep = header.bodyStart   // header, id, sender, replyTo are kept
-                            try batch.append(type: MessageRecordType.message, payloadCount: keep + newBody.count) { out in
-                                out.copyMemory(from: UnsafeRawBufferPointer(rebasing: payload[0..<keep]))
-                                out[MessageRecordLayout.flagsOffset] = header.flags | MessageFlags.edited
-                                out.storeLE(UInt32(newBody.count), at: MessageRecordLayout.bodyLengthOffset)
-                                if newBody.count > 0 {
-                                    UnsafeMutableRawBufferPointer(rebasing: out[keep...]).copyMemory(from: UnsafeRawBufferPointer(newBody))
-                                }
-                            }
+                        let keep = header.bodyStart   // header, id, sender, replyTo are kept
+                        try batch.append(type: MessageRecordType.message, payloadCount: keep + bodyCount) { out in
+                            out.copyMemory(from: UnsafeRawBufferPointer(rebasing: payload[0..<keep]))
+                            out[MessageRecordLayout.flagsOffset] = header.flags | MessageFlags.edited
+                            out.storeLE(UInt32(truncatingIfNeeded: bodyCount), at: MessageRecordLayout.bodyLengthOffset)
+                            _ = Self.copyUTF8(body, into: out, at: keep)
                         }
                     }
                 }

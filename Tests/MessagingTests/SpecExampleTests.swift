@@ -47,11 +47,11 @@ import Testing
         // A damaged length is corruption, not a trap.
         var damaged = payload
         damaged[0x1E] = 9
-        damaged.withUnsafeBytes { raw in
+        _ = damaged.withUnsafeBytes { raw in
             #expect(throws: StorageError.self) { try MessageHeader.parse(raw, position: 0, offset: 0) }
         }
         for cut in 0..<payload.count {
-            Array(payload.prefix(cut)).withUnsafeBytes { raw in
+            _ = Array(payload.prefix(cut)).withUnsafeBytes { raw in
                 #expect(throws: StorageError.self) { try MessageHeader.parse(raw, position: 0, offset: 0) }
             }
         }
