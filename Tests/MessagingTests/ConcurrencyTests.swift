@@ -23,6 +23,7 @@ func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
 final class Shared: Sendable {
     let published: Mutex<[Int]>
     let done = Atomic<Bool>(false)
+    let finishedWriters = Atomic<Int>(0)
     let failures = Mutex<[String]>([])
     let reads = Atomic<Int>(0)
     let compactions = Atomic<Int>(0)
@@ -49,6 +50,12 @@ final class Shared: Sendable {
 
         runThreads(writers + 1 + 1 + 3) { index in
             if index < writers {
+                defer {
+                    // The last writer to finish (or fail) ends the run.
+                    if shared.finishedWriters.add(1, ordering: .acquiringAndReleasing).newValue == writers {
+                        shared.done.store(true, ordering: .releasing)
+                    }
+                }
                 for n in 0..<perWriter {
                     do {
                         let m = Message(id: "w\(index)-\(n)", conversation: "conv\(index)", sender: "writer\(index)",
@@ -86,7 +93,9 @@ final class Shared: Sendable {
             } else {
                 var lastCounts = Array(repeating: 0, count: writers)
                 var rng = SeededRandom(seed: UInt64(index))
-                while !shared.done.load(ordering: .acquiring) {
+                var rounds = 0
+                while !shared.done.load(ordering: .acquiring) || rounds < 20 {
+                    rounds += 1
                     let w = Int.random(in: 0..<writers, using: &rng)
                     let floor = shared.published.withLock { $0[w] }
                     do {
@@ -114,11 +123,6 @@ final class Shared: Sendable {
                         return
                     }
                 }
-            }
-            if index == writers - 1 || index < writers {
-                // The last writer to finish ends the run.
-                let finished = shared.published.withLock { $0.allSatisfy { $0 == perWriter } }
-                if finished { shared.done.store(true, ordering: .releasing) }
             }
         }
         #expect(shared.failures.withLock { $0 } == [])
@@ -153,7 +157,9 @@ final class Shared: Sendable {
                     }
                 }
             } else {
-                while shared.published.withLock({ $0.reduce(0, +) }) < 100 { sched_yield() }
+                while shared.published.withLock({ $0.reduce(0, +) }) < 100 && shared.failures.withLock({ $0.isEmpty }) {
+                    sched_yield()
+                }
                 shared.before.withLock { $0 = shared.published.withLock { $0 } }
                 do { try store.backup(to: "/copy") } catch { shared.failures.withLock { $0.append("backup: \(error)") } }
                 shared.after.withLock { $0 = shared.published.withLock { $0 } }
