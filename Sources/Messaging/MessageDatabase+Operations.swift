@@ -132,7 +132,7 @@ extension MessageDatabase {
                     let hash = Hash64.hash(UnsafeRawBufferPointer(rebasing: payload[header.idStart..<header.senderStart]))
                     var idValue: (UInt64, UInt64)? = nil
                     try trees.ids.withValue(for: BTreeKey(hash, key.w2)) { idValue = ($0.loadLE(UInt64.self, at: 0), $0.loadLE(UInt64.self, at: 8)) }
-                    if idValue == nil || idValue! != (key.w0, key.w1) {
+                    if let idValue, idValue == (key.w0, key.w1) {} else {
                         report("message \(key): id index entry missing or wrong")
                     }
                 }

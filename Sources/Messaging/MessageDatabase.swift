@@ -121,7 +121,7 @@ package final class MessageDatabase: Sendable {
                 try target.withValue(for: BTreeKey(key.w2)) { value in
                     let length = Int(value[nameOffset - 1])
                     matches = length == bytes.count && nameOffset + length <= value.count
-                        && memcmp(value.baseAddress! + nameOffset, bytes.baseAddress!, length) == 0
+                        && Self.equalBytes(UnsafeRawBufferPointer(rebasing: value[nameOffset..<(nameOffset + length)]), bytes)
                 }
                 if matches { return key.w2 }
                 valid = try cursor.next()
@@ -202,13 +202,21 @@ package final class MessageDatabase: Sendable {
                 }
                 let same = try withMessagePayload(at: located.position) { header, payload in
                     header.idLength == bytes.count
-                        && memcmp(payload.baseAddress! + header.idStart, bytes.baseAddress!, bytes.count) == 0
+                        && Self.equalBytes(UnsafeRawBufferPointer(rebasing: payload[header.idStart..<header.senderStart]), bytes)
                 }
                 if same { return located }
                 valid = try cursor.next()
             }
             return nil
         }
+    }
+
+    /// Byte equality of two buffers (memcmp when both are non-empty).
+    @inline(__always)
+    static func equalBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        guard a.count == b.count else { return false }
+        guard a.count > 0, let pa = a.baseAddress, let pb = b.baseAddress else { return true }
+        return memcmp(pa, pb, a.count) == 0
     }
 
     // MARK: Records
