@@ -17,7 +17,9 @@ let strict: [SwiftSetting] = [
 let package = Package(
     name: "Scrollback",
     platforms: [.macOS(.v15)],
-    products: [],
+    products: [
+        .library(name: "Scrollback", targets: ["Scrollback"]),
+    ],
     targets: [
         .systemLibrary(
             name: "CLZ4",
@@ -48,6 +50,15 @@ let package = Package(
         .executableTarget(name: "BTreeBench", dependencies: ["ScrollbackBTree", "ScrollbackPager", "ScrollbackIO", "ScrollbackFormat"], path: "Benchmarks/BTreeBench", swiftSettings: strict),
 
         .target(
+            name: "ScrollbackMessaging",
+            dependencies: ["ScrollbackFormat", "ScrollbackIO", "ScrollbackLog", "ScrollbackPager", "ScrollbackBTree", "ScrollbackStorage"],
+            path: "Sources/Messaging", swiftSettings: strict),
+        .target(
+            name: "Scrollback",
+            dependencies: ["ScrollbackMessaging", "ScrollbackStorage", "ScrollbackFormat", "ScrollbackIO"],
+            path: "Sources/Scrollback", swiftSettings: strict),
+
+        .target(
             name: "TestSupport",
             dependencies: ["ScrollbackFormat", "ScrollbackIO"],
             path: "Tests/TestSupport", swiftSettings: strict),
@@ -59,6 +70,11 @@ let package = Package(
         .testTarget(
             name: "StorageTests",
             dependencies: ["ScrollbackStorage", "ScrollbackBTree", "ScrollbackPager", "ScrollbackLog", "ScrollbackIO", "TestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "MessagingTests",
+            dependencies: ["Scrollback", "ScrollbackMessaging", "ScrollbackStorage", "ScrollbackBTree", "ScrollbackFormat", "ScrollbackLog", "ScrollbackIO", "TestSupport"],
+            exclude: ["README.md", "tsan-mutex.supp"],
             swiftSettings: strict),
     ]
 )

@@ -338,6 +338,11 @@ package final class Pager: @unchecked Sendable {
     /// The checkpoint sequence of the durable meta page.
     package var checkpointSequence: UInt64 { durableSequence.load(ordering: .acquiring) }
 
+    /// The transaction id of the oldest live read snapshot, or nil when none is open. A layer
+    /// above uses it to defer freeing resources (e.g. log segments) that older snapshots may
+    /// still read: every snapshot begun later sees at least the then-committed state.
+    package var oldestSnapshotID: UInt64? { core.withLock { $0.snapshots.keys.min() } }
+
     /// Pages currently held by the cache, sorted (tests).
     package var cachedPageNumbers: [PageNumber] { cache.cachedPages }
 

@@ -1,0 +1,82 @@
+import ScrollbackFormat
+import ScrollbackStorage
+
+/// Errors of the message layer that the storage core does not know. The public module maps
+/// them (and `StorageError`) to `ScrollbackError` in one place.
+package enum MessagingError: Error, Equatable, Sendable {
+    case invalidArgument(argument: String, reason: String)
+    case notFound(String)
+    case invalidCursor(String)
+    case notAStore(path: String)
+    case unsupportedVersion(path: String, found: UInt32, supported: UInt32)
+}
+
+/// A message as the message layer reads and writes it (the public `Message` without the
+/// public type). `kind` is the on-disk kind byte (1…6).
+package struct StoredMessage: Sendable, Hashable {
+    package var id: String
+    package var conversation: String
+    package var sender: String
+    package var createdAt: Int64
+    package var kind: UInt8
+    package var body: String
+    package var replyTo: String?
+    package var edited: Bool
+
+    package init(id: String, conversation: String, sender: String, createdAt: Int64, kind: UInt8, body: String,
+                 replyTo: String?, edited: Bool) {
+        self.id = id
+        self.conversation = conversation
+        self.sender = sender
+        self.createdAt = createdAt
+        self.kind = kind
+        self.body = body
+        self.replyTo = replyTo
+        self.edited = edited
+    }
+}
+
+/// One operation of an atomic write.
+package enum WriteOperation: Sendable {
+    case append(StoredMessage)
+    case edit(id: String, body: String)
+    case delete(id: String)
+    case markRead(user: String, conversation: String, through: String)
+}
+
+/// A conversation of the conversation list.
+package struct ConversationEntry: Sendable, Hashable {
+    package var name: String
+    package var lastActivity: Int64
+    package var messageCount: Int
+}
+
+/// Options of a `MessageDatabase`.
+package struct MessageDatabaseOptions: Sendable {
+    package var storage = StorageOptions()
+    package var maxBodyBytes = 64 << 10
+    package var autoCompactGarbageRatio: Double? = 0.5
+    package init() {}
+}
+
+/// Counters of a `MessageDatabase`.
+package struct MessageDatabaseStatistics: Sendable {
+    package var messages: Int
+    package var conversations: Int
+    package var pageFileBytes: UInt64
+    package var rawLogBytes: UInt64
+    package var sealedLogBytes: UInt64
+    package var garbageRatio: Double
+    package var storage: StorageEngine.Statistics
+    package var compactions: UInt64
+    package var lastCompactionBytesBefore: UInt64
+    package var lastCompactionBytesAfter: UInt64
+}
+
+/// What one compaction did.
+package struct CompactionSummary: Sendable, Equatable {
+    package var segmentsRewritten = 0
+    package var recordsMoved = 0
+    package var logBytesBefore: UInt64 = 0
+    package var logBytesAfter: UInt64 = 0
+}

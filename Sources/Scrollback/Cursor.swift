@@ -1,0 +1,16 @@
+/// An opaque position in one conversation, returned by keyset pagination.
+///
+/// The token is printable (URL-safe) and can be handed to clients and back. The store
+/// rejects, with `ScrollbackError.invalidCursor`, a token that is damaged or forged (it
+/// carries a keyed check value) or that belongs to another conversation or another store.
+/// A cursor stays valid when its message is deleted or edited.
+public struct Cursor: Sendable, Hashable, CustomStringConvertible {
+    /// The printable form.
+    public let token: String
+
+    public init(token: String) {
+        self.token = token
+    }
+
+    public var description: String { token }
+}

@@ -1,0 +1,109 @@
+/// The kind of a message. Stored on disk as its raw value: never renumber.
+public enum MessageKind: UInt8, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    case text = 1
+    case image = 2
+    case file = 3
+    case audio = 4
+    case video = 5
+    case system = 6
+
+    /// The lowercase name used by the command-line tool and JSON (`text`, `image`, …).
+    public var name: String {
+        switch self {
+        case .text: "text"
+        case .image: "image"
+        case .file: "file"
+        case .audio: "audio"
+        case .video: "video"
+        case .system: "system"
+        }
+    }
+
+    public init?(name: String) {
+        guard let kind = MessageKind.allCases.first(where: { $0.name == name }) else { return nil }
+        self = kind
+    }
+
+    public var description: String { name }
+}
+
+/// A chat message.
+///
+/// Limits (checked by every write; a violation is `ScrollbackError.invalidArgument` naming
+/// the field, and nothing is written):
+/// - `id`: 1…128 UTF-8 bytes, unique in the store among live messages;
+/// - `conversation`, `sender`: 1…255 UTF-8 bytes;
+/// - `createdAt`: milliseconds since the Unix epoch, `0 ≤ createdAt < 2^53`;
+/// - `body`: at most `StoreOptions.maxBodyBytes` UTF-8 bytes (default 64 KiB; may be empty);
+/// - `replyTo`: nil, or 1…128 UTF-8 bytes (a message id; it need not exist).
+///
+/// Order: messages of a conversation are ordered by `(createdAt, insertion order)`; equal
+/// timestamps keep the order in which they were appended.
+public struct Message: Sendable, Hashable {
+    public var id: String
+    public var conversation: String
+    public var sender: String
+    public var createdAt: Int64
+    public var kind: MessageKind
+    public var body: String
+    public var replyTo: String?
+    /// Set by `MessageStore.edit`; ignored on append (a new message is never edited).
+    public var edited: Bool
+
+    public init(
+        id: String, conversation: String, sender: String, createdAt: Int64,
+        kind: MessageKind = .text, body: String, replyTo: String? = nil, edited: Bool = false
+    ) {
+        self.id = id
+        self.conversation = conversation
+        self.sender = sender
+        self.createdAt = createdAt
+        self.kind = kind
+        self.body = body
+        self.replyTo = replyTo
+        self.edited = edited
+    }
+}
+
+/// Direction of a scan within a conversation.
+public enum Order: Sendable, Hashable {
+    /// Descending `(createdAt, insertion order)`.
+    case newestFirst
+    /// Ascending `(createdAt, insertion order)`.
+    case oldestFirst
+}
+
+/// What `append` did.
+public enum AppendOutcome: Sendable, Hashable {
+    case appended
+    /// A live message with this id exists; nothing was changed.
+    case duplicate
+}
+
+/// One page of a keyset walk.
+public struct MessagePage: Sendable, Hashable {
+    public var messages: [Message]
+    /// Where the next page starts; nil exactly when no message remains in that direction.
+    public var next: Cursor?
+    public var hasMore: Bool { next != nil }
+
+    public init(messages: [Message], next: Cursor?) {
+        self.messages = messages
+        self.next = next
+    }
+}
+
+/// A conversation in the conversation list.
+public struct ConversationSummary: Sendable, Hashable {
+    public var id: String
+    /// `createdAt` of its newest live message.
+    public var lastActivity: Int64
+    /// Number of live messages.
+    public var messageCount: Int
+
+    public init(id: String, lastActivity: Int64, messageCount: Int) {
+        self.id = id
+        self.lastActivity = lastActivity
+        self.messageCount = messageCount
+    }
+}

@@ -1,0 +1,385 @@
+import ScrollbackIO
+import ScrollbackMessaging
+import ScrollbackStorage
+
+/// An embedded message store: one directory on disk, opened by one process.
+///
+/// Thread-safety: `MessageStore` is `Sendable`; share one instance across threads. Reads run
+/// on snapshots and never wait for writers. Writes from many threads are serialized and
+/// share syncs (group commit).
+///
+/// Durability: in `.full` mode (the default) every write method returns only after the
+/// write is durable; after a crash the store reopens with every acknowledged write and no
+/// part of an unacknowledged batch.
+///
+/// Limits common to the queries: `limit` is 0…`MessageStore.maxLimit` (10,000); a
+/// conversation id is 1…255 UTF-8 bytes; unknown conversations read as empty. (Swift
+/// strings are always valid Unicode, so "bad UTF-8" cannot reach the store through this API;
+/// lengths are counted in UTF-8 bytes.)
+///
+/// ```swift
+/// let store = try MessageStore(path: "/var/lib/chat/store")
+/// try store.append(Message(id: "m1", conversation: "general", sender: "alice",
+///                          createdAt: 1_700_000_000_000, body: "hello"))
+/// let newest = try store.latest(in: "general", limit: 20)
+/// let first = try store.page(in: "general", after: nil, limit: 20)
+/// let second = try store.page(in: "general", after: first.next, limit: 20)
+/// try store.markRead(user: "bob", conversation: "general", through: "m1")
+/// let unread = try store.unreadCount(user: "bob", in: "general")
+/// let feed = try store.feed(["general", "random"], limit: 50)
+/// try store.close()
+/// ```
+public final class MessageStore: Sendable {
+    /// Largest `limit` a query accepts.
+    public static let maxLimit = 10_000
+    /// Largest number of conversations `feed` and `latestMessage(in:)` accept.
+    public static let maxConversationsPerQuery = 10_000
+
+    /// The message layer this store wraps (white-box tests, the CLI's dump command).
+    package let database: MessageDatabase
+    /// The storage engine under the message layer.
+    package var engine: StorageEngine { database.engine }
+    let cacheCapacity: (pages: Int, blocks: Int)
+
+    /// Opens the store at `path` (a directory), creating it when the directory is missing or
+    /// empty. Throws `.notAStore` for a directory that holds other files, `.unsupportedVersion`
+    /// for a store written by a newer format, `.corrupted` for damage found while recovering.
+    public convenience init(path: String, options: StoreOptions = StoreOptions()) throws {
+        try self.init(path: path, options: options, fileSystem: PosixFileSystem())
+    }
+
+    /// Opens the store on any `FileSystem` (tests run it on the in-memory and crash-simulating
+    /// file systems).
+    package init(path: String, options: StoreOptions, fileSystem: any FileSystem) throws {
+        try Self.validatePath(path, argument: "path")
+        let config = try Self.configuration(options)
+        cacheCapacity = (config.storage.pageCacheBytes, config.storage.log.blockCacheBytes)
+        database = try mapErrors { try MessageDatabase.open(fileSystem: fileSystem, directory: path, options: config) }
+    }
+
+    static func validatePath(_ path: String, argument: String) throws {
+        guard !path.isEmpty else { throw ScrollbackError.invalidArgument(argument: argument, reason: "must not be empty") }
+        guard !path.utf8.contains(0) else {
+            throw ScrollbackError.invalidArgument(argument: argument, reason: "must not contain a NUL byte")
+        }
+    }
+
+    /// Checks every option against its documented range and maps it to the layers below.
+    static func configuration(_ options: StoreOptions) throws -> MessageDatabaseOptions {
+        func bad(_ name: String, _ reason: String) -> ScrollbackError {
+            .invalidArgument(argument: "options.\(name)", reason: reason)
+        }
+        guard options.cacheBytes >= 1 << 20, options.cacheBytes <= 1 << 40 else {
+            throw bad("cacheBytes", "\(options.cacheBytes) is outside 1 MiB ... 1 TiB")
+        }
+        guard options.maxBodyBytes >= 0, options.maxBodyBytes <= 16 << 20 else {
+            throw bad("maxBodyBytes", "\(options.maxBodyBytes) is outside 0 ... 16 MiB")
+        }
+        guard options.checkpointDirtyBytes > 0 else { throw bad("checkpointDirtyBytes", "must be positive") }
+        guard options.checkpointLogBytes > 0 else { throw bad("checkpointLogBytes", "must be positive") }
+        if let ratio = options.autoCompactGarbageRatio {
+            guard ratio.isFinite, ratio >= 0, ratio < 1 else {
+                throw bad("autoCompactGarbageRatio", "\(ratio) is outside 0 ..< 1")
+            }
+        }
+        guard [4096, 8192, 16384].contains(options.pageSize) else {
+            throw bad("pageSize", "\(options.pageSize) is not 4096, 8192 or 16384")
+        }
+        guard options.segmentBytes >= 64 << 10, options.segmentBytes <= 1 << 30 else {
+            throw bad("segmentBytes", "\(options.segmentBytes) is outside 64 KiB ... 1 GiB")
+        }
+        var config = MessageDatabaseOptions()
+        config.storage.pageSize = options.pageSize
+        config.storage.pageCacheBytes = options.cacheBytes - options.cacheBytes / 4
+        config.storage.log.blockCacheBytes = options.cacheBytes / 4
+        config.storage.log.segmentSize = options.segmentBytes
+        config.storage.durability = options.durability == .full ? .full : .normal
+        config.storage.checkpointDirtyBytes = options.checkpointDirtyBytes
+        config.storage.checkpointLogBytes = UInt64(options.checkpointLogBytes)
+        config.maxBodyBytes = options.maxBodyBytes
+        config.autoCompactGarbageRatio = options.autoCompactGarbageRatio
+        return config
+    }
+
+    /// Checkpoints and closes the files. Later calls throw `.closed`.
+    public func close() throws {
+        try mapErrors { try database.close() }
+    }
+
+    // MARK: Writes
+
+    /// Appends a message. Idempotent on `id`: if a live message has this id, nothing changes
+    /// and the result is `.duplicate`. A deleted message's id may be used again.
+    @discardableResult
+    public func append(_ message: Message) throws -> AppendOutcome {
+        let outcomes = try mapErrors { try database.write([.append(Self.stored(message))]) }
+        return outcomes.first == false ? .duplicate : .appended
+    }
+
+    /// Applies a batch atomically and durably; returns one outcome per append, in order.
+    @discardableResult
+    public func write(_ batch: WriteBatch) throws -> [AppendOutcome] {
+        guard batch.operations.count <= WriteBatch.maxOperations else {
+            throw ScrollbackError.limitExceeded("batch of \(batch.operations.count) operations exceeds \(WriteBatch.maxOperations)")
+        }
+        if batch.operations.isEmpty { return [] }
+        let operations: [WriteOperation] = batch.operations.map { operation in
+            switch operation {
+            case .append(let message): .append(Self.stored(message))
+            case let .edit(id, body): .edit(id: id, body: body)
+            case let .delete(id): .delete(id: id)
+            case let .markRead(user, conversation, through): .markRead(user: user, conversation: conversation, through: through)
+            }
+        }
+        let outcomes = try mapErrors { try database.write(operations) }
+        return outcomes.map { $0 ? .appended : .duplicate }
+    }
+
+    /// Builds a batch in `body` and applies it (see `write(_:)`).
+    @discardableResult
+    public func write(_ body: (inout WriteBatch) throws -> Void) throws -> [AppendOutcome] {
+        var batch = WriteBatch()
+        try body(&batch)
+        return try write(batch)
+    }
+
+    /// Replaces the body of a message; it keeps its position and gets `edited = true`.
+    /// Throws `.notFound` if no live message has this id.
+    public func edit(id: String, body: String) throws {
+        try mapErrors { _ = try database.write([.edit(id: id, body: body)]) }
+    }
+
+    /// Deletes a message: it disappears from every query and count. Throws `.notFound`.
+    public func delete(id: String) throws {
+        try mapErrors { _ = try database.write([.delete(id: id)]) }
+    }
+
+    /// Moves `user`'s read marker in `conversation` forward to `messageID` (a marker never
+    /// moves back: marking an older message is a no-op). Throws `.notFound` if the message
+    /// does not exist and `.invalidArgument(argument: "through")` if it belongs to another
+    /// conversation. The marker stays valid if the message is deleted later.
+    public func markRead(user: String, conversation: String, through messageID: String) throws {
+        try mapErrors { _ = try database.write([.markRead(user: user, conversation: conversation, through: messageID)]) }
+    }
+
+    // MARK: Queries
+
+    /// The message with this id, or nil. O(log n).
+    public func message(id: String) throws -> Message? {
+        try Self.checkID(id, "id")
+        return try mapErrors {
+            var result: Message? = nil
+            try database.message(id: id) { result = Self.message($0) }
+            return result
+        }
+    }
+
+    /// The newest `limit` messages of a conversation, newest first. O(log n + limit).
+    public func latest(in conversation: String, limit: Int) throws -> [Message] {
+        try Self.checkConversation(conversation)
+        try Self.checkLimit(limit)
+        return try mapErrors {
+            var result: [Message] = []
+            result.reserveCapacity(min(limit, 256))
+            try database.latest(in: conversation, limit: limit) { result.append(Self.message($0)) }
+            return result
+        }
+    }
+
+    /// Messages with `from ≤ createdAt ≤ through`, in `order`, at most `limit` (nil: up to
+    /// `maxLimit`). O(log n + returned). An empty range (`from > through`) returns nothing.
+    public func messages(
+        in conversation: String, from: Int64, through: Int64, order: Order = .oldestFirst, limit: Int? = nil
+    ) throws -> [Message] {
+        try Self.checkConversation(conversation)
+        if let limit { try Self.checkLimit(limit) }
+        return try mapErrors {
+            var result: [Message] = []
+            try database.messages(in: conversation, from: from, through: through, forward: order == .oldestFirst,
+                                  limit: limit ?? Self.maxLimit) { result.append(Self.message($0)) }
+            return result
+        }
+    }
+
+    /// Keyset pagination: the `limit` messages after `cursor` in `order` (from the start in
+    /// that order when `cursor` is nil). Stable under concurrent inserts: walking all pages
+    /// returns every message that existed when the walk started exactly once. O(log n + limit).
+    public func page(in conversation: String, after cursor: Cursor?, limit: Int, order: Order = .newestFirst) throws
+        -> MessagePage {
+        try Self.checkConversation(conversation)
+        try Self.checkLimit(limit)
+        return try mapErrors {
+            var messages: [Message] = []
+            messages.reserveCapacity(min(limit, 256))
+            let next = try database.page(in: conversation, after: cursor?.token, limit: limit, forward: order == .oldestFirst) {
+                messages.append(Self.message($0))
+            }
+            return MessagePage(messages: messages, next: next.map(Cursor.init(token:)))
+        }
+    }
+
+    /// Offset pagination: `limit` messages starting at position `offset` (≥ 0) in `order`.
+    /// O(log n + limit) whatever the offset (counted B+tree).
+    public func page(in conversation: String, offset: Int, limit: Int, order: Order = .newestFirst) throws
+        -> [Message] {
+        try Self.checkConversation(conversation)
+        try Self.checkLimit(limit)
+        guard offset >= 0 else { throw ScrollbackError.invalidArgument(argument: "offset", reason: "\(offset) is negative") }
+        return try mapErrors {
+            var result: [Message] = []
+            result.reserveCapacity(min(limit, 256))
+            try database.page(in: conversation, offset: offset, limit: limit, forward: order == .oldestFirst) {
+                result.append(Self.message($0))
+            }
+            return result
+        }
+    }
+
+    /// Number of messages with `createdAt > after`. O(log n).
+    public func count(in conversation: String, after: Int64) throws -> Int {
+        try Self.checkConversation(conversation)
+        return try mapErrors { try database.count(in: conversation, after: after) }
+    }
+
+    /// Number of messages after `user`'s read marker (all of them without a marker). O(log n).
+    public func unreadCount(user: String, in conversation: String) throws -> Int {
+        try Self.checkName(user, "user")
+        try Self.checkConversation(conversation)
+        return try mapErrors { try database.unreadCount(user: user, in: conversation) }
+    }
+
+    /// The newest `limit` messages across `conversations`, newest first; equal `createdAt`:
+    /// later insertion first. A k-way merge over per-conversation reverse scans (no sort).
+    /// Duplicate conversation ids count once.
+    public func feed(_ conversations: [String], limit: Int) throws -> [Message] {
+        try Self.checkConversations(conversations)
+        try Self.checkLimit(limit)
+        return try mapErrors {
+            var result: [Message] = []
+            result.reserveCapacity(min(limit, 256))
+            try database.feed(conversations, limit: limit) { result.append(Self.message($0)) }
+            return result
+        }
+    }
+
+    /// The newest live message of each conversation (nil for an empty or unknown one), in
+    /// the order given. One descent each.
+    public func latestMessage(in conversations: [String]) throws -> [Message?] {
+        try Self.checkConversations(conversations)
+        return try mapErrors {
+            var result: [Message?] = []
+            result.reserveCapacity(conversations.count)
+            try database.latestMessage(in: conversations) { result.append($0.map(Self.message)) }
+            return result
+        }
+    }
+
+    /// Conversations with at least one live message, by the `createdAt` of their newest live
+    /// message (descending; ties by conversation id ascending), with their live message
+    /// counts. From an index ordered by last activity: O(log n + limit).
+    public func conversations(limit: Int) throws -> [ConversationSummary] {
+        try Self.checkLimit(limit)
+        return try mapErrors {
+            try database.conversations(limit: limit).map {
+                ConversationSummary(id: $0.name, lastActivity: $0.lastActivity, messageCount: $0.messageCount)
+            }
+        }
+    }
+
+    // MARK: Operations
+
+    /// Writes the trees to the page file (bounds recovery time after a crash).
+    public func checkpoint() throws { try mapErrors { try database.checkpoint() } }
+
+    /// Makes every write so far durable (for `.normal` durability).
+    public func sync() throws { try mapErrors { try database.sync() } }
+
+    /// Rewrites the live records of the most wasteful sealed log segments in key order
+    /// (each conversation's history becomes contiguous), then removes the old segments.
+    /// Runs in bounded steps; readers and writers keep working meanwhile.
+    @discardableResult
+    public func compact() throws -> CompactionReport {
+        let summary = try mapErrors { try database.compact() }
+        return CompactionReport(segmentsRewritten: summary.segmentsRewritten, recordsMoved: summary.recordsMoved,
+                                logBytesBefore: summary.logBytesBefore, logBytesAfter: summary.logBytesAfter)
+    }
+
+    /// Writes a consistent copy of the store to `path` (a new or empty directory) while the
+    /// store stays open for reads and writes.
+    public func backup(to path: String) throws {
+        try Self.validatePath(path, argument: "path")
+        try mapErrors { try database.backup(to: path) }
+    }
+
+    /// Walks every structure and returns the problems found; empty when healthy.
+    public func verify() throws -> [String] {
+        try mapErrors { try database.engine.read { _ in } }   // throws .closed after close()
+        return database.verify()
+    }
+
+    public var statistics: StoreStatistics {
+        get throws {
+            let s = try mapErrors { try database.statistics() }
+            let pager = s.storage.pager
+            let blocks = s.storage.log.blockCache
+            return StoreStatistics(
+                messages: s.messages, conversations: s.conversations, pageFileBytes: s.pageFileBytes,
+                rawLogBytes: s.rawLogBytes, sealedLogBytes: s.sealedLogBytes, garbageRatio: s.garbageRatio,
+                pageCache: .init(hits: pager.hits, misses: pager.misses, evictions: pager.evictions, bytes: pager.cachedBytes,
+                                 capacityBytes: pager.cacheCapacityBytes),
+                blockCache: .init(hits: blocks.hits, misses: blocks.misses, evictions: blocks.evictions, bytes: blocks.cachedBytes,
+                                  capacityBytes: cacheCapacity.blocks),
+                commits: s.storage.commits, checkpoints: s.storage.checkpoints, compactions: s.compactions,
+                lastCompactionBytesBefore: s.lastCompactionBytesBefore, lastCompactionBytesAfter: s.lastCompactionBytesAfter)
+        }
+    }
+
+    // MARK: Conversions and argument checks
+
+    static func stored(_ message: Message) -> StoredMessage {
+        StoredMessage(id: message.id, conversation: message.conversation, sender: message.sender, createdAt: message.createdAt,
+                      kind: message.kind.rawValue, body: message.body, replyTo: message.replyTo, edited: false)
+    }
+
+    /// Builds the public value straight from the record bytes (one String per field).
+    @inline(__always)
+    static func message(_ view: MessageView) -> Message {
+        Message(id: view.id, conversation: view.conversation, sender: view.sender, createdAt: view.createdAt,
+                kind: MessageKind(rawValue: view.kind) ?? .text, body: view.body, replyTo: view.replyTo, edited: view.edited)
+    }
+
+    static func checkName(_ value: String, _ argument: String) throws {
+        let count = value.utf8.count
+        guard count >= 1, count <= 255 else {
+            throw ScrollbackError.invalidArgument(argument: argument, reason: "\(count) UTF-8 bytes is outside 1 ... 255")
+        }
+    }
+
+    static func checkID(_ value: String, _ argument: String) throws {
+        let count = value.utf8.count
+        guard count >= 1, count <= 128 else {
+            throw ScrollbackError.invalidArgument(argument: argument, reason: "\(count) UTF-8 bytes is outside 1 ... 128")
+        }
+    }
+
+    static func checkConversation(_ value: String) throws { try checkName(value, "conversation") }
+
+    static func checkConversations(_ values: [String]) throws {
+        guard values.count <= maxConversationsPerQuery else {
+            throw ScrollbackError.invalidArgument(
+                argument: "conversations", reason: "\(values.count) conversations exceed the limit of \(maxConversationsPerQuery)")
+        }
+        for value in values {
+            let count = value.utf8.count
+            guard count >= 1, count <= 255 else {
+                throw ScrollbackError.invalidArgument(argument: "conversations", reason: "a conversation id of \(count) UTF-8 bytes is outside 1 ... 255")
+            }
+        }
+    }
+
+    static func checkLimit(_ limit: Int) throws {
+        guard limit >= 0, limit <= maxLimit else {
+            throw ScrollbackError.invalidArgument(argument: "limit", reason: "\(limit) is outside 0 ... \(maxLimit)")
+        }
+    }
+}

@@ -1,0 +1,40 @@
+/// Every error the public API throws.
+public enum ScrollbackError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// An argument violates its documented limit. `argument` names it (`id`, `body`,
+    /// `limit`, …); nothing was written.
+    case invalidArgument(argument: String, reason: String)
+    /// The message (or other object) named does not exist.
+    case notFound(String)
+    /// The cursor is damaged, forged, or from another conversation or store.
+    case invalidCursor(String)
+    /// Bytes on disk failed a check. `file` and `offset` point at the damage.
+    case corrupted(file: String, offset: UInt64, reason: String)
+    /// A system call failed.
+    case io(path: String, operation: String, errno: Int32)
+    /// The store was written by a newer format version.
+    case unsupportedVersion(path: String, found: UInt32, supported: UInt32)
+    /// The path exists but is not a Scrollback store.
+    case notAStore(path: String)
+    /// An earlier write or sync failed; the store refuses writes until it is reopened.
+    case refusesWrites(cause: String)
+    /// A documented capacity was exceeded (batch too large, …).
+    case limitExceeded(String)
+    /// The store was closed.
+    case closed
+
+    public var description: String {
+        switch self {
+        case let .invalidArgument(argument, reason): "invalid argument \(argument): \(reason)"
+        case let .notFound(what): "not found: \(what)"
+        case let .invalidCursor(reason): "invalid cursor: \(reason)"
+        case let .corrupted(file, offset, reason): "corrupted: \(file) at offset \(offset): \(reason)"
+        case let .io(path, operation, errno): "I/O error: \(operation) on \(path) failed with errno \(errno)"
+        case let .unsupportedVersion(path, found, supported):
+            "unsupported format version \(found) in \(path) (this build reads up to \(supported))"
+        case let .notAStore(path): "not a Scrollback store: \(path)"
+        case let .refusesWrites(cause): "store refuses writes after an earlier failure (\(cause)); reopen it"
+        case let .limitExceeded(what): "limit exceeded: \(what)"
+        case .closed: "store is closed"
+        }
+    }
+}

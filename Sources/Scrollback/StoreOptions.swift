@@ -1,0 +1,108 @@
+/// When a write is durable (the same two modes as SQLite's `synchronous`).
+public enum Durability: Sendable, Hashable {
+    /// Every write is synced (`fdatasync`) before it returns and before readers see it;
+    /// concurrent writers share syncs (group commit). The default.
+    case full
+    /// Writes are synced at checkpoints, by `sync()` and at close. A power loss may lose the
+    /// latest writes; it never corrupts the store or splits a batch.
+    case normal
+}
+
+/// Options of `MessageStore`. Sizes are in bytes.
+public struct StoreOptions: Sendable, Hashable {
+    /// Memory for caches: B+tree pages and decompressed log blocks share it. Default 64 MiB.
+    /// Range 1 MiB … 1 TiB.
+    public var cacheBytes: Int = 64 << 20
+    public var durability: Durability = .full
+    /// Largest message body accepted, in UTF-8 bytes. Default 64 KiB. Range 0 … 16 MiB.
+    public var maxBodyBytes: Int = 64 << 10
+    /// Checkpoint when this many bytes of tree pages are dirty. Default 16 MiB.
+    public var checkpointDirtyBytes: Int = 16 << 20
+    /// Checkpoint when the log has grown this much since the last checkpoint (bounds the
+    /// replay after a crash). Default 64 MiB.
+    public var checkpointLogBytes: Int = 64 << 20
+    /// Compact automatically when the log's garbage ratio (bytes of deleted or replaced
+    /// records over all record bytes in sealed segments) exceeds this. nil disables automatic
+    /// compaction. Default 0.5.
+    public var autoCompactGarbageRatio: Double? = 0.5
+    /// Page size of a new store (4096, 8192 or 16384); an existing store keeps its own.
+    public var pageSize: Int = 8192
+    /// Target size of a log segment. Default 16 MiB. Range 64 KiB … 1 GiB.
+    public var segmentBytes: Int = 16 << 20
+
+    public init() {}
+}
+
+/// Counters and sizes of an open store (`MessageStore.statistics`).
+public struct StoreStatistics: Sendable, Hashable {
+    public struct Cache: Sendable, Hashable {
+        public var hits: UInt64
+        public var misses: UInt64
+        public var evictions: UInt64
+        public var bytes: Int
+        public var capacityBytes: Int
+        public init(hits: UInt64, misses: UInt64, evictions: UInt64, bytes: Int, capacityBytes: Int) {
+            self.hits = hits
+            self.misses = misses
+            self.evictions = evictions
+            self.bytes = bytes
+            self.capacityBytes = capacityBytes
+        }
+    }
+
+    /// Live messages.
+    public var messages: Int
+    /// Conversations with at least one live message.
+    public var conversations: Int
+    public var pageFileBytes: UInt64
+    /// Active and not-yet-sealed log segments.
+    public var rawLogBytes: UInt64
+    /// Sealed (compressed) log segments.
+    public var sealedLogBytes: UInt64
+    /// Bytes of dead records (deleted or replaced) over all record bytes, 0…1.
+    public var garbageRatio: Double
+    public var pageCache: Cache
+    public var blockCache: Cache
+    public var commits: UInt64
+    public var checkpoints: UInt64
+    public var compactions: UInt64
+    /// Log bytes on disk before and after the most recent compaction (0 if none ran).
+    public var lastCompactionBytesBefore: UInt64
+    public var lastCompactionBytesAfter: UInt64
+
+    public var totalBytes: UInt64 { pageFileBytes + rawLogBytes + sealedLogBytes }
+
+    public init(
+        messages: Int, conversations: Int, pageFileBytes: UInt64, rawLogBytes: UInt64, sealedLogBytes: UInt64,
+        garbageRatio: Double, pageCache: Cache, blockCache: Cache, commits: UInt64, checkpoints: UInt64,
+        compactions: UInt64, lastCompactionBytesBefore: UInt64, lastCompactionBytesAfter: UInt64
+    ) {
+        self.messages = messages
+        self.conversations = conversations
+        self.pageFileBytes = pageFileBytes
+        self.rawLogBytes = rawLogBytes
+        self.sealedLogBytes = sealedLogBytes
+        self.garbageRatio = garbageRatio
+        self.pageCache = pageCache
+        self.blockCache = blockCache
+        self.commits = commits
+        self.checkpoints = checkpoints
+        self.compactions = compactions
+        self.lastCompactionBytesBefore = lastCompactionBytesBefore
+        self.lastCompactionBytesAfter = lastCompactionBytesAfter
+    }
+}
+
+/// What `MessageStore.compact()` did.
+public struct CompactionReport: Sendable, Hashable {
+    public var segmentsRewritten: Int
+    public var recordsMoved: Int
+    public var logBytesBefore: UInt64
+    public var logBytesAfter: UInt64
+    public init(segmentsRewritten: Int, recordsMoved: Int, logBytesBefore: UInt64, logBytesAfter: UInt64) {
+        self.segmentsRewritten = segmentsRewritten
+        self.recordsMoved = recordsMoved
+        self.logBytesBefore = logBytesBefore
+        self.logBytesAfter = logBytesAfter
+    }
+}

@@ -1,0 +1,28 @@
+/// The operations of one atomic write (`MessageStore.write`). Applied in order, all or
+/// nothing: if any operation is invalid (a bad argument, an edit of a missing message, a read
+/// marker through a message of another conversation), the whole batch throws and nothing is
+/// written. An append of an id that already exists (in the store or earlier in the batch) is
+/// not an error: it is reported as `.duplicate` and changes nothing.
+///
+/// Limit: at most `WriteBatch.maxOperations` operations.
+public struct WriteBatch: Sendable {
+    public static let maxOperations = 100_000
+
+    public enum Operation: Sendable, Hashable {
+        case append(Message)
+        case edit(id: String, body: String)
+        case delete(id: String)
+        case markRead(user: String, conversation: String, through: String)
+    }
+
+    public private(set) var operations: [Operation] = []
+
+    public init() {}
+
+    public mutating func append(_ message: Message) { operations.append(.append(message)) }
+    public mutating func edit(id: String, body: String) { operations.append(.edit(id: id, body: body)) }
+    public mutating func delete(id: String) { operations.append(.delete(id: id)) }
+    public mutating func markRead(user: String, conversation: String, through messageID: String) {
+        operations.append(.markRead(user: user, conversation: conversation, through: messageID))
+    }
+}
