@@ -76,5 +76,8 @@ let package = Package(
             dependencies: ["Scrollback", "ScrollbackMessaging", "ScrollbackStorage", "ScrollbackBTree", "ScrollbackFormat", "ScrollbackLog", "ScrollbackIO", "TestSupport"],
             exclude: ["README.md", "tsan-mutex.supp"],
             swiftSettings: strict),
+        .testTarget(
+            name: "ScrollbackTests", dependencies: ["Scrollback", "ScrollbackIO", "ScrollbackFormat", "TestSupport"],
+            swiftSettings: strict),
     ]
 )

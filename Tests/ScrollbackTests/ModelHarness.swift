@@ -1,0 +1,795 @@
+import Scrollback
+import ScrollbackIO
+import Testing
+import TestSupport
+
+/// A write the harness performs on the store and on the reference model alike.
+enum WriteOperation: CustomStringConvertible {
+    case append(Message)
+    case batch(WriteBatch)
+    case edit(id: String, body: String)
+    case delete(id: String)
+    case markRead(user: String, conversation: String, through: String)
+
+    var description: String {
+        switch self {
+        case let .append(m): "append(\(m.id) in \(m.conversation.prefix(12)) at \(m.createdAt))"
+        case let .batch(b): "batch(\(b.operations.count) operations)"
+        case let .edit(id, body): "edit(\(id), \(body.utf8.count) bytes)"
+        case let .delete(id): "delete(\(id))"
+        case let .markRead(user, conversation, through): "markRead(\(user), \(conversation.prefix(12)), \(through))"
+        }
+    }
+
+    /// Conversations whose contents the operation may change.
+    var conversations: [String] {
+        switch self {
+        case let .append(m): [m.conversation]
+        case let .batch(b):
+            b.operations.compactMap {
+                switch $0 {
+                case let .append(m): m.conversation
+                case let .markRead(_, conversation, _): conversation
+                default: nil
+                }
+            }
+        case let .markRead(_, conversation, _): [conversation]
+        default: []
+        }
+    }
+}
+
+enum WriteResult: Equatable {
+    case outcome(AppendOutcome)
+    case outcomes([AppendOutcome])
+    case done
+}
+
+extension ReferenceStore {
+    mutating func perform(_ operation: WriteOperation) throws -> WriteResult {
+        switch operation {
+        case let .append(m): .outcome(try append(m))
+        case let .batch(b): .outcomes(try write(b))
+        case let .edit(id, body): try { try edit(id: id, body: body); return .done }()
+        case let .delete(id): try { try delete(id: id); return .done }()
+        case let .markRead(user, conversation, through):
+            try { try markRead(user: user, conversation: conversation, through: through); return .done }()
+        }
+    }
+}
+
+extension StoreUnderTest {
+    func perform(_ operation: WriteOperation) throws -> WriteResult {
+        switch operation {
+        case let .append(m): .outcome(try append(m))
+        case let .batch(b): .outcomes(try write(b))
+        case let .edit(id, body): try { try edit(id: id, body: body); return .done }()
+        case let .delete(id): try { try delete(id: id); return .done }()
+        case let .markRead(user, conversation, through):
+            try { try markRead(user: user, conversation: conversation, through: through); return .done }()
+        }
+    }
+}
+
+/// True when `actual` is the error the model expects: the same case and, for invalid
+/// arguments, the same argument. (`feed`/`latestMessage` may report too many conversations
+/// as `invalidArgument(conversations)` or `limitExceeded`.)
+func errorMatches(_ expected: ScrollbackError, _ actual: any Error) -> Bool {
+    guard let actual = actual as? ScrollbackError else { return false }
+    switch (expected, actual) {
+    case let (.invalidArgument(a, _), .invalidArgument(b, _)):
+        return a == b || (a == "conversations" && b == "conversation")
+    case (.invalidArgument("conversations", _), .limitExceeded): return true
+    case (.notFound, .notFound), (.invalidCursor, .invalidCursor), (.limitExceeded, .limitExceeded), (.closed, .closed):
+        return true
+    default: return false
+    }
+}
+
+/// Everything a crash may change, read through the public queries: the full contents of
+/// every conversation, every read marker (as unread counts), the conversation list and the
+/// lookup of every id ever used.
+struct StateDump: Equatable {
+    var messages: [String: [Message]] = [:]
+    var unread: [String: Int] = [:]
+    var summaries: [ConversationSummary] = []
+    var byID: [String: Message?] = [:]
+    var liveMessages = 0
+    var liveConversations = 0
+
+    func difference(from other: StateDump) -> String {
+        if messages != other.messages {
+            for key in Set(messages.keys).union(other.messages.keys).sorted() where messages[key] != other.messages[key] {
+                let a = messages[key] ?? [], b = other.messages[key] ?? []
+                let first = zip(a, b).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(a.count, b.count)
+                return "conversation \(key): \(a.count) vs \(b.count) messages, first difference at \(first): "
+                    + "\(a.dropFirst(first).first.map(describe) ?? "none") vs \(b.dropFirst(first).first.map(describe) ?? "none")"
+            }
+        }
+        if unread != other.unread {
+            let keys = Set(unread.keys).union(other.unread.keys).sorted().filter { unread[$0] != other.unread[$0] }
+            return "unread counts differ for \(keys.prefix(3)): \(keys.prefix(3).map { "\(unread[$0] ?? -1) vs \(other.unread[$0] ?? -1)" })"
+        }
+        if summaries != other.summaries { return "conversation lists differ: \(summaries.prefix(4)) vs \(other.summaries.prefix(4))" }
+        if byID != other.byID {
+            let keys = Set(byID.keys).union(other.byID.keys).sorted().filter { byID[$0] != other.byID[$0] }
+            return "message(id:) differs for \(keys.prefix(3)): \(keys.prefix(3).map { "\(String(describing: byID[$0])) vs \(String(describing: other.byID[$0]))" })"
+        }
+        return "statistics differ: \(liveMessages)/\(liveConversations) vs \(other.liveMessages)/\(other.liveConversations)"
+    }
+}
+
+func describe(_ message: Message) -> String {
+    "\(message.id)@\(message.conversation.prefix(12)):\(message.createdAt)\(message.edited ? " edited" : "") body \(message.body.utf8.count)B"
+}
+
+func describe(_ messages: [Message]) -> String {
+    "\(messages.count) [" + messages.prefix(16).map { "\($0.id)@\($0.createdAt)\($0.edited ? "e" : "")/\($0.body.utf8.count)B" }
+        .joined(separator: ", ") + (messages.count > 16 ? ", …]" : "]")
+}
+
+/// Drives random operations against a store and the reference model, comparing every query
+/// primitive after every step. Records the first mismatch as a test issue naming the seed and
+/// step, then stops (`failed`).
+final class ModelHarness {
+    struct Configuration: Sendable, CustomStringConvertible {
+        var seed: UInt64
+        var steps: Int
+        var durability: Durability = .full
+        var autoCompactGarbageRatio: Double? = nil
+        /// Simulated power losses (needs a `CrashSimulatingFileSystem`).
+        var crashes = true
+        var maxBodyBytes = 300
+
+        var description: String {
+            "seed \(seed), \(steps) steps, \(durability), auto-compact \(autoCompactGarbageRatio.map { "\($0)" } ?? "off")"
+        }
+    }
+
+    let configuration: Configuration
+    var rng: SeededRandom
+    /// nil when the store is not on a crash-simulating file system (the reference-backed self
+    /// test): then "crashes" are plain reopens.
+    let fileSystem: CrashSimulatingFileSystem?
+    let openStore: () throws -> any StoreUnderTest
+    var store: (any StoreUnderTest)?
+    var model: ReferenceStore
+    /// States a crash may legally recover to (besides the write in flight): the latest
+    /// acknowledged state in `.full` mode; every state since the last sync in `.normal` mode.
+    var recoverable: [ReferenceStore]
+    var step = 0
+    var failed = false
+    var phase = "setup"
+
+    let conversationNames: [String]
+    let users = ["u0", "u1", "u2", "u3", "u4"]
+    var usedIDs: [String] = []
+    var usedIDSet: Set<String> = []
+    var nextID = 0
+    var savedCursors: [(token: Cursor, cursor: ReferenceCursor, order: Order)] = []
+    var counters: [String: Int] = [:]
+
+    static let longConversation = "c-" + String(repeating: "L", count: 253)
+
+    init(
+        configuration: Configuration, fileSystem: CrashSimulatingFileSystem?,
+        openStore: @escaping () throws -> any StoreUnderTest
+    ) {
+        self.configuration = configuration
+        rng = SeededRandom(seed: configuration.seed)
+        self.fileSystem = fileSystem
+        self.openStore = openStore
+        model = ReferenceStore(maxBodyBytes: configuration.maxBodyBytes)
+        recoverable = [model]
+        conversationNames = (0..<10).map { "c\($0)" } + [Self.longConversation]
+    }
+
+    /// The options the store under test must be opened with.
+    static func options(_ configuration: Configuration) -> StoreOptions {
+        var options = StoreOptions()
+        options.cacheBytes = 1 << 20
+        options.durability = configuration.durability
+        options.maxBodyBytes = configuration.maxBodyBytes
+        options.pageSize = 4096
+        options.segmentBytes = 64 << 10
+        options.checkpointDirtyBytes = 64 << 10
+        options.checkpointLogBytes = 96 << 10
+        options.autoCompactGarbageRatio = configuration.autoCompactGarbageRatio
+        return options
+    }
+
+    var context: String {
+        "\(configuration), step \(step) [\(phase)] (replay: SCROLLBACK_SEED=\(configuration.seed))"
+    }
+
+    func fail(_ message: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        guard !failed else { return }
+        failed = true
+        Issue.record("\(message) — \(context)", sourceLocation: sourceLocation)
+    }
+
+    // MARK: Random values
+
+    func chance(_ percent: Int) -> Bool { Int.random(in: 0..<100, using: &rng) < percent }
+    func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &rng) }
+    func pick<T>(_ values: [T]) -> T { values[Int.random(in: 0..<values.count, using: &rng)] }
+
+    func randomConversation() -> String {
+        chance(4) ? Self.longConversation : pick(Array(conversationNames.dropLast()))
+    }
+
+    func randomTimestamp() -> Int64 {
+        switch int(0...99) {
+        case 0..<75: Int64(int(0...150)) * 1000  // few distinct values: many ties
+        case 75..<80: 0
+        case 80..<85: ReferenceStore.maxCreatedAt
+        default: Int64.random(in: 0...ReferenceStore.maxCreatedAt, using: &rng)
+        }
+    }
+
+    func randomBody() -> String {
+        switch int(0...99) {
+        case 0..<5: return ""
+        case 5..<10: return String(repeating: "b", count: configuration.maxBodyBytes)
+        case 10..<25: return "héllo ✓ 🙂 \(int(0...999))" + String(repeating: "é", count: int(0...20))
+        default:
+            let letters = Array("abcdefghijklmnopqrstuvwxyz ")
+            return String((0..<int(0...60)).map { _ in letters[int(0...letters.count - 1)] })
+        }
+    }
+
+    func freshID() -> String {
+        nextID += 1
+        let id = "m\(nextID)"
+        let result = chance(3) ? id + String(repeating: "x", count: ReferenceStore.maxIDBytes - id.utf8.count) : id
+        noteID(result)
+        return result
+    }
+
+    func noteID(_ id: String) {
+        if usedIDSet.insert(id).inserted { usedIDs.append(id) }
+    }
+
+    func liveIDs(_ state: ReferenceStore, in conversation: String? = nil) -> [String] {
+        if let conversation { return state.entries(conversation).map(\.message.id) }
+        return state.conversationOfID.keys.sorted()
+    }
+
+    func randomMessage(id: String? = nil, in state: ReferenceStore) -> Message {
+        let id: String = {
+            if let id { return id }
+            let live = liveIDs(state)
+            let deleted = usedIDs.filter { state.conversationOfID[$0] == nil }
+            switch int(0...99) {
+            case 0..<12 where !live.isEmpty: return pick(live)       // duplicate
+            case 12..<22 where !deleted.isEmpty: return pick(deleted)  // reuse of a deleted id
+            default: return freshID()
+            }
+        }()
+        return Message(
+            id: id, conversation: randomConversation(), sender: chance(3) ? String(repeating: "s", count: 255) : "s\(int(0...3))",
+            createdAt: randomTimestamp(), kind: pick(MessageKind.allCases), body: randomBody(),
+            replyTo: chance(20) ? (usedIDs.isEmpty ? "nothing" : pick(usedIDs)) : nil, edited: chance(10))
+    }
+
+    /// A single operation that is valid on `state` (though it may be a no-op: a duplicate
+    /// append, a marker moving back).
+    func randomValidOperation(on state: ReferenceStore) -> WriteOperation {
+        let live = liveIDs(state)
+        switch int(0...99) {
+        case 0..<55: return .append(randomMessage(in: state))
+        case 55..<68 where !live.isEmpty: return .edit(id: pick(live), body: randomBody())
+        case 68..<80 where !live.isEmpty: return .delete(id: pick(live))
+        case 80..<100 where !live.isEmpty:
+            let id = pick(live)
+            return .markRead(user: pick(users), conversation: state.conversationOfID[id]!, through: id)
+        default: return .append(randomMessage(in: state))
+        }
+    }
+
+    /// One operation that must fail on `state` (and so fail its whole batch).
+    func randomInvalidOperation(on state: ReferenceStore) -> WriteOperation {
+        let live = liveIDs(state)
+        var m = randomMessage(id: freshID(), in: state)
+        switch int(0...15) {
+        case 0: m.id = ""
+        case 1: m.id = String(repeating: "i", count: ReferenceStore.maxIDBytes + 1)
+        case 2: m.conversation = ""
+        case 3: m.conversation = String(repeating: "c", count: 256)
+        case 4: m.sender = ""
+        case 5: m.sender = String(repeating: "s", count: 256)
+        case 6: m.createdAt = -1
+        case 7: m.createdAt = ReferenceStore.maxCreatedAt + 1
+        case 8: m.body = String(repeating: "b", count: configuration.maxBodyBytes + 1)
+        case 9: m.replyTo = ""
+        case 10: m.replyTo = String(repeating: "r", count: ReferenceStore.maxIDBytes + 1)
+        case 11: return .edit(id: freshID(), body: "x")                 // missing message
+        case 12: return .delete(id: freshID())                          // missing message
+        case 13 where !live.isEmpty:                                    // body over the limit
+            return .edit(id: pick(live), body: String(repeating: "é", count: configuration.maxBodyBytes / 2 + 1))
+        case 14: return .markRead(user: pick(users), conversation: randomConversation(), through: freshID())
+        default:
+            // Through a message of another conversation.
+            if let id = live.first(where: { state.conversationOfID[$0] != conversationNames[0] }) {
+                return .markRead(user: pick(users), conversation: conversationNames[0], through: id)
+            }
+            m.id = ""
+        }
+        return .append(m)
+    }
+
+    func randomBatch(on state: ReferenceStore, invalid: Bool) -> WriteBatch {
+        var scratch = state
+        var operations: [WriteOperation] = []
+        for _ in 0..<int(1...6) {
+            let operation = randomValidOperation(on: scratch)
+            _ = try? scratch.perform(operation)
+            operations.append(operation)
+        }
+        if invalid { operations.insert(randomInvalidOperation(on: scratch), at: int(0...operations.count)) }
+        var batch = WriteBatch()
+        for operation in operations {
+            switch operation {
+            case let .append(m): batch.append(m)
+            case let .edit(id, body): batch.edit(id: id, body: body)
+            case let .delete(id): batch.delete(id: id)
+            case let .markRead(user, conversation, through): batch.markRead(user: user, conversation: conversation, through: through)
+            case .batch: break
+            }
+        }
+        return batch
+    }
+
+    func randomWrite() -> WriteOperation {
+        switch int(0...99) {
+        case 0..<12: .batch(randomBatch(on: model, invalid: chance(30)))
+        case 12..<16: randomInvalidOperation(on: model)
+        default: randomValidOperation(on: model)
+        }
+    }
+
+    // MARK: Comparing
+
+    /// Runs the same query on the model and the store; records a mismatch (results, or
+    /// errors of a different case/argument).
+    @discardableResult
+    func same<T: Equatable>(
+        _ what: @autoclosure () -> String, model expected: () throws -> T, store actual: () throws -> T,
+        show: (T) -> String = { "\($0)" }, sourceLocation: SourceLocation = #_sourceLocation
+    ) -> T? {
+        guard !failed else { return nil }
+        let modelResult: Result<T, ScrollbackError>
+        do { modelResult = .success(try expected()) } catch { modelResult = .failure(error as! ScrollbackError) }
+        do {
+            let value = try actual()
+            switch modelResult {
+            case let .success(wanted) where wanted == value: return value
+            case let .success(wanted):
+                fail("\(what()): store returned \(show(value)), model \(show(wanted))", sourceLocation: sourceLocation)
+            case let .failure(error):
+                fail("\(what()): store returned \(show(value)), model throws \(error)", sourceLocation: sourceLocation)
+            }
+        } catch {
+            switch modelResult {
+            case let .failure(wanted) where errorMatches(wanted, error): return nil
+            case let .failure(wanted): fail("\(what()): store threw \(error), model throws \(wanted)", sourceLocation: sourceLocation)
+            case let .success(wanted): fail("\(what()): store threw \(error), model returned \(show(wanted))", sourceLocation: sourceLocation)
+            }
+        }
+        return nil
+    }
+
+    func count(_ key: String) { counters[key, default: 0] += 1 }
+
+    /// Performs a write on both sides; they must agree on the result or the error.
+    func write(_ operation: WriteOperation) {
+        guard let store, !failed else { return }
+        var candidate = model
+        let acknowledged = same("\(operation)", model: { try candidate.perform(operation) }, store: { try store.perform(operation) })
+        if acknowledged != nil {
+            model = candidate
+            acknowledge()
+            count("acknowledged writes")
+        } else if !failed {
+            count("rejected writes")
+        }
+    }
+
+    func acknowledge() {
+        if configuration.durability == .full { recoverable = [model] } else { recoverable.append(model) }
+    }
+
+    func synced() { recoverable = [model] }
+
+    // MARK: Checking every primitive
+
+    func checkConversation(_ conversation: String) {
+        guard let store, !failed else { return }
+        let n = model.entries(conversation).count
+        let c = String(conversation.prefix(12))
+        let limit = int(0...n + 2)
+        same("latest(\(c), \(limit))", model: { try model.latest(in: conversation, limit: limit) },
+             store: { try store.latest(in: conversation, limit: limit) }, show: describe)
+        for order in [Order.oldestFirst, .newestFirst] {
+            let from = chance(20) ? 0 : randomTimestamp()
+            let through = chance(20) ? ReferenceStore.maxCreatedAt : min(ReferenceStore.maxCreatedAt, from + Int64(int(0...60_000)))
+            let rangeLimit: Int? = chance(50) ? nil : int(0...n + 1)
+            same("messages(\(c), \(from)...\(through), \(order), \(rangeLimit.map(String.init) ?? "nil"))",
+                 model: { try model.messages(in: conversation, from: from, through: through, order: order, limit: rangeLimit) },
+                 store: { try store.messages(in: conversation, from: from, through: through, order: order, limit: rangeLimit) },
+                 show: describe)
+            let offset = int(0...n + 1), pageLimit = int(0...12)
+            same("page(\(c), offset \(offset), \(pageLimit), \(order))",
+                 model: { try model.page(in: conversation, offset: offset, limit: pageLimit, order: order) },
+                 store: { try store.page(in: conversation, offset: offset, limit: pageLimit, order: order) }, show: describe)
+            walk(conversation, order: order, pageSize: int(1...max(1, n / 4 + 1)))
+        }
+        let after = chance(10) ? ReferenceStore.maxCreatedAt : randomTimestamp()
+        same("count(\(c), after \(after))", model: { try model.count(in: conversation, after: after) },
+             store: { try store.count(in: conversation, after: after) })
+        for user in [pick(users), pick(users)] {
+            same("unreadCount(\(user), \(c))", model: { try model.unreadCount(user: user, in: conversation) },
+                 store: { try store.unreadCount(user: user, in: conversation) })
+        }
+        count("conversation checks")
+    }
+
+    /// A full keyset walk; pages must match the model's page for page (the store's tokens
+    /// are opaque, so the model follows by position).
+    func walk(_ conversation: String, order: Order, pageSize: Int) {
+        guard let store, !failed else { return }
+        var token: Cursor?
+        var cursor: ReferenceCursor?
+        let n = model.entries(conversation).count
+        for pageNumber in 0...(n / pageSize + 1) {
+            let label = "page(\(conversation.prefix(12)), after page \(pageNumber) of a walk, \(pageSize), \(order))"
+            let wanted: ReferencePage
+            do { wanted = try model.page(in: conversation, after: cursor, limit: pageSize, order: order) } catch {
+                fail("\(label): the model threw \(error)")
+                return
+            }
+            let got: MessagePage
+            do { got = try store.page(in: conversation, after: token, limit: pageSize, order: order) } catch {
+                fail("\(label): store threw \(error)")
+                return
+            }
+            if got.messages != wanted.messages {
+                fail("\(label): store returned \(describe(got.messages)), model \(describe(wanted.messages))")
+                return
+            }
+            if (got.next == nil) != (wanted.next == nil) {
+                fail("\(label): store's next cursor is \(got.next == nil ? "nil" : "set"), the model's is \(wanted.next == nil ? "nil" : "set")")
+                return
+            }
+            guard let next = got.next, let nextCursor = wanted.next else {
+                count("keyset walks")
+                return
+            }
+            if chance(3) {
+                if savedCursors.count >= 16 { savedCursors.remove(at: int(0...15)) }
+                savedCursors.append((next, nextCursor, order))
+            }
+            token = next
+            cursor = nextCursor
+        }
+        fail("keyset walk of \(conversation.prefix(12)) did not end after \(n / pageSize + 2) pages of \(pageSize)")
+    }
+
+    func checkSavedCursor() {
+        guard let store, !failed, !savedCursors.isEmpty else { return }
+        let saved = pick(savedCursors)
+        var conversation = saved.cursor.conversation
+        if chance(20) { conversation = pick(conversationNames.filter { $0 != conversation }) }  // → invalidCursor
+        let limit = int(1...8)
+        same("page(\(conversation.prefix(12)), after saved cursor \(saved.cursor.position) of \(saved.cursor.conversation.prefix(12)), \(limit), \(saved.order))",
+             model: { try model.page(in: conversation, after: saved.cursor, limit: limit, order: saved.order).messages },
+             store: { try store.page(in: conversation, after: saved.token, limit: limit, order: saved.order).messages },
+             show: describe)
+        count("saved cursor checks")
+    }
+
+    func checkGlobal() {
+        guard let store, !failed else { return }
+        let limit = int(0...model.liveConversationCount + 1)
+        same("conversations(limit: \(limit))", model: { try model.conversations(limit: limit) },
+             store: { try store.conversations(limit: limit) })
+        var set = (0..<int(1...5)).map { _ in chance(10) ? "unknown" : randomConversation() }
+        if chance(20) { set.append(set[0]) }  // a duplicate counts once
+        let feedLimit = int(0...30)
+        same("feed(\(set.map { $0.prefix(12) }), \(feedLimit))", model: { try model.feed(set, limit: feedLimit) },
+             store: { try store.feed(set, limit: feedLimit) }, show: describe)
+        same("latestMessage(in: \(set.map { $0.prefix(12) }))", model: { try model.latestMessage(in: set) },
+             store: { try store.latestMessage(in: set) }, show: { $0.map { $0.map(describe) ?? "nil" }.description })
+        for _ in 0..<3 where !usedIDs.isEmpty {
+            let id = pick(usedIDs)
+            same("message(id: \(id.prefix(16)))", model: { try model.message(id: id) }, store: { try store.message(id: id) })
+        }
+        same("statistics (messages, conversations)",
+             model: { [model.liveMessageCount, model.liveConversationCount] },
+             store: { let s = try store.statistics; return [s.messages, s.conversations] })
+        checkSavedCursor()
+    }
+
+    func checkAfter(_ operation: WriteOperation?) {
+        phase = "check"
+        // Invalid names are the bad-input tests' business.
+        var conversations = Set((operation?.conversations ?? []).filter(conversationNames.contains))
+        conversations.insert(randomConversation())
+        if chance(5) { conversations.insert("unknown conversation") }
+        for conversation in conversations.sorted() { checkConversation(conversation) }
+        checkGlobal()
+    }
+
+    // MARK: Whole-state comparison (after reopen and crashes)
+
+    func dump(of state: ReferenceStore, lookups: Bool = true) -> StateDump {
+        var result = StateDump()
+        for conversation in conversationNames {
+            let messages = state.entries(conversation).map(\.message)
+            if !messages.isEmpty { result.messages[conversation] = messages }
+            for user in users { result.unread["\(user)|\(conversation)"] = (try? state.unreadCount(user: user, in: conversation)) ?? -1 }
+        }
+        result.summaries = state.allSummaries()
+        if lookups { for id in usedIDs { result.byID.updateValue(state.entry(id: id)?.message, forKey: id) } }
+        result.liveMessages = state.liveMessageCount
+        result.liveConversations = state.liveConversationCount
+        return result
+    }
+
+    func dump(of store: any StoreUnderTest) throws -> StateDump {
+        var result = StateDump()
+        for conversation in conversationNames {
+            let messages = try store.messages(
+                in: conversation, from: 0, through: ReferenceStore.maxCreatedAt, order: .oldestFirst, limit: MessageStore.maxLimit)
+            if !messages.isEmpty { result.messages[conversation] = messages }
+            for user in users { result.unread["\(user)|\(conversation)"] = try store.unreadCount(user: user, in: conversation) }
+        }
+        result.summaries = try store.conversations(limit: MessageStore.maxLimit)
+        for id in usedIDs { result.byID.updateValue(try store.message(id: id), forKey: id) }
+        let statistics = try store.statistics
+        result.liveMessages = statistics.messages
+        result.liveConversations = statistics.conversations
+        return result
+    }
+
+    /// Compares the reopened store with the allowed states (newest first); adopts the match.
+    func adoptRecoveredState(allowed: [ReferenceStore]) {
+        guard let store, !failed else { return }
+        phase = "compare after reopen"
+        let observed: StateDump
+        do { observed = try dump(of: store) } catch {
+            fail("reading the reopened store failed: \(error)")
+            return
+        }
+        // Cheap comparison first (contents, markers, list); id lookups for the match only.
+        var withoutLookups = observed
+        withoutLookups.byID = [:]
+        for (index, candidate) in allowed.reversed().enumerated() where dump(of: candidate, lookups: false) == withoutLookups {
+            let expected = dump(of: candidate)
+            if expected != observed {
+                fail("the reopened store matches an allowed state except: \(observed.difference(from: expected))")
+                return
+            }
+            if index > 0 { savedCursors = [] }  // positions after the recovered state may be reused
+            if index > 0 { count("recoveries to an older allowed state (write in flight lost, or unsynced in .normal)") }
+            model = candidate
+            recoverable = [model]
+            return
+        }
+        fail("the reopened store matches none of the \(allowed.count) allowed states; vs the latest: \(observed.difference(from: dump(of: allowed.last!)))")
+    }
+
+    func verifyStore() {
+        guard let store, !failed else { return }
+        phase = "verify"
+        do {
+            let problems = try store.verify()
+            if !problems.isEmpty { fail("verify() found \(problems.count) problems: \(problems.prefix(3))") }
+        } catch {
+            fail("verify() threw \(error)")
+        }
+    }
+
+    // MARK: Lifecycle steps
+
+    func open() {
+        phase = "open"
+        do { store = try openStore() } catch { fail("opening the store failed: \(error)") }
+    }
+
+    func closeAndReopen() {
+        guard let store, !failed else { return }
+        phase = "close"
+        do { try store.close() } catch {
+            fail("close() threw \(error)")
+            return
+        }
+        synced()
+        do {
+            _ = try store.latest(in: "c0", limit: 1)
+            fail("a query on a closed store did not throw")
+        } catch {
+            if !errorMatches(.closed, error) { fail("a query on a closed store threw \(error), not .closed") }
+        }
+        self.store = nil
+        open()
+        adoptRecoveredState(allowed: [model])
+        verifyStore()
+        count("reopens")
+    }
+
+    /// Runs writes until a scheduled power loss stops one, crashes the file system, reopens
+    /// (sometimes losing power again during recovery) and checks the recovered state.
+    func crashAndRecover() {
+        guard let store, !failed else { return }
+        guard let fs = fileSystem else { return closeAndReopen() }
+        phase = "run until power loss"
+        fs.scheduleCrash(afterSteps: int(0...80))
+        var allowed = recoverable
+        var inFlight: ReferenceStore?
+        var attempts = 0
+        while !fs.isPoweredOff && attempts < 200 && !failed {
+            attempts += 1
+            if chance(3) {
+                do {
+                    if chance(50) { try store.checkpoint() } else { _ = try store.compact() }
+                } catch {
+                    if !fs.isPoweredOff { fail("checkpoint/compact failed without a power loss: \(error)") }
+                    break
+                }
+                continue
+            }
+            let operation = randomWrite()
+            var candidate = model
+            let expected: Result<WriteResult, ScrollbackError>
+            do { expected = .success(try candidate.perform(operation)) } catch {
+                expected = .failure(error as! ScrollbackError)
+            }
+            do {
+                let result = try store.perform(operation)
+                guard case let .success(wanted) = expected, wanted == result else {
+                    fail("\(operation): store returned \(result), model \(expected)")
+                    return
+                }
+                model = candidate
+                acknowledge()
+                allowed = recoverable
+            } catch {
+                if case let .failure(wanted) = expected, errorMatches(wanted, error) { continue }
+                guard fs.isPoweredOff else {
+                    fail("\(operation) threw \(error) without a power loss (model: \(expected))")
+                    return
+                }
+                if case .success = expected {
+                    allowed.append(candidate)
+                    inFlight = candidate
+                }
+                count("writes in flight at a crash")
+            }
+        }
+        if !fs.isPoweredOff { fs.scheduleCrash(afterSteps: 0) }
+        try? store.close()
+        self.store = nil
+        fs.crash(mode: pick(CrashMode.allCases), namespace: chance(80) ? .revertUnsynced : pick(NamespaceCrashMode.allCases))
+        count("crashes")
+        recover(fs)
+        adoptRecoveredState(allowed: allowed)
+        if let inFlight, inFlight == model, allowed.count > 1 { count("recoveries that kept the write in flight") }
+        verifyStore()
+    }
+
+    func recover(_ fs: CrashSimulatingFileSystem) {
+        phase = "recovery"
+        for attempt in 0..<8 {
+            if attempt < 3 && chance(25) { fs.scheduleCrash(afterSteps: int(0...30)) }
+            do {
+                let opened = try openStore()
+                if fs.isPoweredOff {
+                    try? opened.close()
+                    fs.crash(mode: pick(CrashMode.allCases))
+                    count("crashes during recovery")
+                    continue
+                }
+                fs.scheduleCrash(afterSteps: Int.max)
+                store = opened
+                return
+            } catch {
+                guard fs.isPoweredOff else {
+                    fail("recovery failed without a power loss: \(error)")
+                    return
+                }
+                fs.crash(mode: pick(CrashMode.allCases))
+                count("crashes during recovery")
+            }
+        }
+        fail("the store could not be reopened")
+    }
+
+    /// A failed log sync: the write is not acknowledged, later writes are refused until the
+    /// store is reopened, and the reopened store holds the state before or after that write.
+    func failedSync() {
+        guard let store, let fs = fileSystem, configuration.durability == .full, !failed else { return }
+        phase = "failed sync"
+        let operation = WriteOperation.append(randomMessage(id: freshID(), in: model))
+        var candidate = model
+        guard (try? candidate.perform(operation)) != nil else { return }
+        fs.injectFault(.syncFails(pathSuffix: ".seg"))
+        do {
+            _ = try store.perform(operation)
+            // The sync went elsewhere (e.g. the write did not need the log): acknowledged.
+            fs.clearFaults()
+            model = candidate
+            acknowledge()
+            return
+        } catch {
+            switch error as? ScrollbackError {
+            case .io?, .refusesWrites?: break
+            default: fail("a write whose sync failed threw \(error), not .io or .refusesWrites")
+            }
+        }
+        fs.clearFaults()
+        do {
+            _ = try store.append(Message(id: freshID(), conversation: "c0", sender: "s", createdAt: 1, body: "after a failed sync"))
+            fail("the store accepted a write after a failed sync")
+            return
+        } catch {
+            if case .refusesWrites? = error as? ScrollbackError {} else {
+                fail("a write after a failed sync threw \(error), not .refusesWrites")
+            }
+        }
+        try? store.close()
+        self.store = nil
+        count("failed syncs")
+        recover(fs)
+        adoptRecoveredState(allowed: recoverable + [candidate])
+        verifyStore()
+    }
+
+    // MARK: The run
+
+    func run() {
+        open()
+        guard !failed else { return }
+        checkAfter(nil)
+        while step < configuration.steps && !failed {
+            step += 1
+            phase = "step"
+            let roll = int(0...999)
+            var operation: WriteOperation?
+            switch roll {
+            case 0..<10:
+                if configuration.crashes { crashAndRecover() } else { closeAndReopen() }
+            case 10..<20: closeAndReopen()
+            case 20..<25: failedSync()
+            case 25..<35:
+                phase = "compact"
+                do {
+                    if let report = try store?.compact() {
+                        counters["segments rewritten by compact()", default: 0] += report.segmentsRewritten
+                        counters["records moved by compact()", default: 0] += report.recordsMoved
+                    }
+                } catch { fail("compact() threw \(error)") }
+                count("compactions")
+            case 35..<45:
+                phase = "checkpoint"
+                do { try store?.checkpoint() } catch { fail("checkpoint() threw \(error)") }
+                synced()
+            case 45..<60:
+                phase = "sync"
+                do { try store?.sync() } catch { fail("sync() threw \(error)") }
+                synced()
+            case 60..<64: verifyStore()
+            default:
+                phase = "write"
+                let write = randomWrite()
+                operation = write
+                self.write(write)
+            }
+            checkAfter(operation)
+        }
+        if !failed {
+            closeAndReopen()
+            try? store?.close()
+        }
+    }
+}
