@@ -5,7 +5,7 @@ SWIFT ?= swift
 # input or bad bytes is an explicit throw and runs in both modes.
 TEST_CONFIG ?= release
 
-.PHONY: test build deps clean
+.PHONY: test build deps clean bench bench-deps
 
 deps:
 	@if [ ! -f /usr/include/lz4.h ]; then \
@@ -13,12 +13,30 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq liblz4-dev; \
 	fi
 
-build: deps
+build: deps bench-deps
 	$(SWIFT) build -c release
 
-test: deps
+test: deps bench-deps
 	$(SWIFT) build --build-tests -c $(TEST_CONFIG) -Xswiftc -enable-testing
 	$(SWIFT) test --skip-build -c $(TEST_CONFIG) -Xswiftc -enable-testing
+	@echo "benchmark smoke run: Scrollback and both SQLite schemas must agree on every sampled query"
+	$(SWIFT) build -c $(TEST_CONFIG) -Xswiftc -enable-testing --product scrollback-bench
+	.build/$(TEST_CONFIG)/scrollback-bench --quick --dir .build/bench-quick
+
+# The benchmark's SQLite side links the system libsqlite3.
+bench-deps:
+	@if [ ! -f /usr/include/sqlite3.h ]; then \
+		echo "libsqlite3-dev missing: installing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libsqlite3-dev; \
+	fi
+
+# The SQLite comparison on the reference dataset (Benchmarks/README.md): release build,
+# generate + validate, load Scrollback and both SQLite schemas, run the query suite, print
+# the table. BENCH_ARGS passes flags (e.g. BENCH_ARGS="--durability normal").
+BENCH_JSON ?= .build/bench.json
+bench: deps bench-deps
+	$(SWIFT) build -c release --product scrollback-bench
+	.build/release/scrollback-bench --json $(BENCH_JSON) $(BENCH_ARGS)
 
 clean:
 	rm -rf .build

@@ -58,6 +58,21 @@ let package = Package(
             dependencies: ["ScrollbackMessaging", "ScrollbackStorage", "ScrollbackFormat", "ScrollbackIO"],
             path: "Sources/Scrollback", swiftSettings: strict),
 
+        // Benchmark suite against SQLite (issue 4): dataset generator + validator + JSONL,
+        // the system SQLite library, and the `scrollback-bench` executable.
+        .systemLibrary(
+            name: "CSQLite",
+            path: "Sources/CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .target(name: "ScrollbackWorkload", dependencies: ["Scrollback"], path: "Sources/Workload", swiftSettings: strict),
+        .executableTarget(
+            name: "scrollback-bench",
+            dependencies: ["Scrollback", "ScrollbackWorkload", "CSQLite"],
+            path: "Benchmarks/ChatBench", swiftSettings: strict),
+        .testTarget(name: "WorkloadTests", dependencies: ["ScrollbackWorkload", "Scrollback"], swiftSettings: strict),
+
         .target(
             name: "TestSupport",
             dependencies: ["ScrollbackFormat", "ScrollbackIO"],

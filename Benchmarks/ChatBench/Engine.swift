@@ -1,0 +1,60 @@
+import Scrollback
+
+/// Where the next keyset page starts: each engine has its own cursor form.
+enum KeysetCursor: Hashable {
+    case scrollback(Cursor)
+    /// SQLite: `createdAt < value` (the generated timestamps are unique, so the time alone
+    /// is a total order within a conversation).
+    case before(Int64)
+}
+
+/// How the benchmark talks to an engine. Every query returns Swift values (`Message` with
+/// its strings), so both sides pay for materializing results.
+///
+/// Not thread-safe, except `concurrentSends`, which drives its own threads.
+protocol ChatEngine: AnyObject {
+    /// `scrollback`, `sqlite-rowid` or `sqlite-clustered`.
+    var name: String { get }
+
+    /// Appends a batch in one durable transaction (bulk load). Idempotent on message id.
+    func load(_ batch: [Message]) throws
+    /// Called once after the bulk load (timed as part of it).
+    func finishLoad() throws
+
+    func latest(_ conversation: String, limit: Int) throws -> [Message]
+    func page(_ conversation: String, offset: Int, limit: Int) throws -> [Message]
+    /// One keyset page, newest first, and where the next one starts (nil at the end).
+    func keysetPage(_ conversation: String, after cursor: KeysetCursor?, limit: Int) throws
+        -> (messages: [Message], next: KeysetCursor?)
+    func count(_ conversation: String, after: Int64) throws -> Int
+    func feed(_ conversations: [String], limit: Int) throws -> [Message]
+    /// `from ≤ createdAt ≤ through`, newest first, at most `rangeLimit` messages.
+    func range(_ conversation: String, from: Int64, through: Int64) throws -> [Message]
+    func latestMessage(_ conversations: [String]) throws -> [Message?]
+    func conversations(limit: Int) throws -> [ConversationSummary]
+    func message(id: String) throws -> Message?
+    func unreadCount(user: String, conversation: String) throws -> Int
+
+    /// One durable append.
+    func send(_ message: Message) throws
+    /// One durable read-marker update.
+    func markRead(user: String, conversation: String, through messageID: String) throws
+    /// `threads` threads each append `messages[t]` one durable append at a time; returns when
+    /// all are done.
+    func concurrentSends(_ messages: [[Message]]) throws
+
+    /// Bytes of the engine's files.
+    func diskBytes() throws -> UInt64
+    /// Reclaims space (Scrollback: compact + checkpoint; SQLite: VACUUM).
+    func compact() throws
+    /// Makes everything durable and flushes the trees/WAL into the main file.
+    func checkpoint() throws
+    func close() throws
+    /// Opens the files again (after `close`).
+    func reopen() throws
+}
+
+/// Cap of the one-day range query on every engine: Scrollback's largest `limit`
+/// (`MessageStore.maxLimit`), so that both sides return the same rows even where a day of a
+/// room holds more (the 100M band's largest room does).
+let rangeLimit = MessageStore.maxLimit

@@ -1,0 +1,147 @@
+import Foundation
+import Scrollback
+import ScrollbackWorkload
+
+/// Command-line options of `scrollback-bench`.
+struct Options {
+    var configuration = DatasetConfiguration.reference
+    var band: DatasetBand? = nil
+    var quick = false
+    var durability: Durability = .full
+    var jsonPath: String? = nil
+    var queries: Set<String>? = nil
+    var engines = ["scrollback", "sqlite-rowid", "sqlite-clustered"]
+    var directory = ".build/bench-data"
+    var cacheBytes = 256 << 20
+    /// Distinct parameter sets per query (each checked for agreement on every engine).
+    var distinctParameters = 250
+    /// Timed executions per query and engine (cycling over the parameter sets).
+    var iterations = 1000
+    /// Stop timing a query on an engine after this long (once it has `minimumSamples`).
+    var secondsPerQuery = 2.0
+    var minimumSamples = 50
+    var sends = 200
+    var writerThreads = 8
+    var sendsPerWriter = 100
+    var keep = false
+    var force = false
+    var loadBatch = 10_000
+
+    static let usage = """
+        usage: scrollback-bench [options]
+
+        Generates the reference chat dataset (../shared/workload.md), validates it, loads it into
+        Scrollback and into SQLite (two schemas), checks that every engine returns the same
+        results for every sampled query, and prints p50/p99 per query with ratios.
+
+          --messages N         dataset size (conversations and users scale with it)
+          --band B             reference | dev (5M) | staging (100M) | perf (300M)
+          --seed S             dataset and sampling seed (default \(DatasetConfiguration.defaultSeed))
+          --queries LIST       comma-separated query keys to run (default: all); see --list-queries
+          --quick              small smoke run (3,000 messages): checks agreement, no timing claims
+          --durability MODE    full (default: every commit fsyncs; SQLite synchronous=FULL)
+                               | normal (SQLite synchronous=NORMAL, Scrollback .normal)
+          --json PATH          write every figure, machine, commit and configuration as JSON
+          --engines LIST       subset of scrollback,sqlite-rowid,sqlite-clustered
+          --cache-mb N         page-cache budget of every engine (default 256)
+          --iterations N       timed runs per query and engine (default 1000)
+          --seconds-per-query S  time cap per query and engine (default 2)
+          --dir PATH           where the databases go (default .build/bench-data; wiped first)
+          --keep               leave the databases on disk
+          --force              run even on a dataset that fails the workload rules (figures are
+                               then not the benchmark's: for experiments only)
+          --list-queries       print the query keys
+        """
+
+    static func parse(_ arguments: [String]) throws -> Options {
+        var o = Options()
+        var messages: Int? = nil
+        var seed: UInt64? = nil
+        var i = 0
+        func value() throws -> String {
+            i += 1
+            guard i < arguments.count else { throw OptionError("\(arguments[i - 1]) needs a value") }
+            return arguments[i]
+        }
+        func integer() throws -> Int {
+            let text = try value().replacingOccurrences(of: "_", with: "").replacingOccurrences(of: ",", with: "")
+            guard let n = Int(text), n >= 0 else { throw OptionError("\(arguments[i - 1]) needs a non-negative integer") }
+            return n
+        }
+        while i < arguments.count {
+            switch arguments[i] {
+            case "--messages": messages = try integer()
+            case "--band":
+                let text = try value()
+                guard let b = DatasetBand(rawValue: text) else { throw OptionError("unknown band \(text)") }
+                o.band = b
+            case "--seed": seed = UInt64(try integer())
+            case "--queries":
+                o.queries = Set(try value().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+            case "--quick": o.quick = true
+            case "--durability":
+                switch try value() {
+                case "full": o.durability = .full
+                case "normal": o.durability = .normal
+                default: throw OptionError("--durability is full or normal")
+                }
+            case "--json": o.jsonPath = try value()
+            case "--engines":
+                o.engines = try value().split(separator: ",").map(String.init)
+                for e in o.engines where !["scrollback", "sqlite-rowid", "sqlite-clustered"].contains(e) {
+                    throw OptionError("unknown engine \(e)")
+                }
+            case "--cache-mb": o.cacheBytes = try integer() << 20
+            case "--iterations": o.iterations = max(1, try integer())
+            case "--seconds-per-query":
+                guard let s = Double(try value()), s > 0 else { throw OptionError("--seconds-per-query needs a number") }
+                o.secondsPerQuery = s
+            case "--dir": o.directory = try value()
+            case "--keep": o.keep = true
+            case "--force": o.force = true
+            case "--list-queries":
+                print(QueryKey.allCases.map { "\($0.rawValue)  \($0.title)" }.joined(separator: "\n"))
+                exit(0)
+            case "--help", "-h":
+                print(usage)
+                exit(0)
+            default: throw OptionError("unknown option \(arguments[i])\n\n\(usage)")
+            }
+            i += 1
+        }
+        let s = seed ?? DatasetConfiguration.defaultSeed
+        if let b = o.band {
+            o.configuration = .band(b, seed: s)
+            if let messages { o.configuration = .scaled(messages: messages, users: o.configuration.users, seed: s) }
+        } else if let messages {
+            o.configuration = messages == DatasetConfiguration.referenceMessages
+                ? DatasetConfiguration(seed: s) : .scaled(messages: messages, seed: s)
+        } else if o.quick {
+            o.configuration = .scaled(messages: 3_000, seed: s)
+        } else {
+            o.configuration = DatasetConfiguration(seed: s)
+        }
+        if o.quick {
+            o.distinctParameters = 25
+            o.iterations = 25
+            o.secondsPerQuery = 0.5
+            o.minimumSamples = 5
+            o.sends = 10
+            o.sendsPerWriter = 5
+            o.loadBatch = 500
+        }
+        if let q = o.queries {
+            let known = Set(QueryKey.allCases.map(\.rawValue))
+            for k in q where !known.contains(k) { throw OptionError("unknown query \(k) (see --list-queries)") }
+        }
+        try o.configuration.validate()
+        return o
+    }
+
+    func wants(_ key: QueryKey) -> Bool { queries?.contains(key.rawValue) ?? true }
+}
+
+struct OptionError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}

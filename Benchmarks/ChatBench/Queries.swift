@@ -1,0 +1,123 @@
+import Scrollback
+
+/// The query suite of `workload.md` (plus the product's other operations), by key.
+enum QueryKey: String, CaseIterable {
+    case latest20
+    case offset100
+    case offset1000
+    case offset10000
+    case keyset
+    case unreadNear
+    case unreadFar
+    case unreadNearHeavy
+    case unreadFarHeavy
+    case feed
+    case range
+    case latestOf50
+    case conversationList
+    case getByID
+    case send
+    case markRead
+    case writers
+    case compaction
+
+    var title: String {
+        switch self {
+        case .latest20: "latest 20"
+        case .offset100: "OFFSET 100 page"
+        case .offset1000: "OFFSET 1,000 page (heavy)"
+        case .offset10000: "OFFSET 10,000 page (heavy)"
+        case .keyset: "keyset walk, pages of 20 (heavy)"
+        case .unreadNear: "unread count, marker near"
+        case .unreadFar: "unread count, marker 29 d back"
+        case .unreadNearHeavy: "unread count, marker near (10k+ room)"
+        case .unreadFarHeavy: "unread count, marker 29 d back (10k+ room)"
+        case .feed: "feed of 20 conversations, top 50"
+        case .range: "one-day range"
+        case .latestOf50: "latest message of 50 conversations"
+        case .conversationList: "conversation list (50)"
+        case .getByID: "get by id"
+        case .send: "send (one durable append)"
+        case .markRead: "mark as read (durable)"
+        case .writers: "durable commits, 8 writer threads"
+        case .compaction: "compaction"
+        }
+    }
+
+    /// The product goal (`product.md`): Scrollback at least this many times faster than the
+    /// faster SQLite schema at p50 and p99; nil where the brief sets none.
+    var goal: Double? {
+        switch self {
+        case .latest20, .keyset, .offset100, .range, .latestOf50: 3
+        case .unreadNear, .unreadFar: 10
+        case .unreadNearHeavy, .unreadFarHeavy: 100
+        case .feed: 5
+        case .writers: 3
+        default: nil
+        }
+    }
+
+    /// Read queries timed per call (the others are write operations or throughput figures).
+    var isRead: Bool {
+        switch self {
+        case .send, .markRead, .writers, .compaction: false
+        default: true
+        }
+    }
+}
+
+/// A query result in a form two engines can be compared on.
+enum QueryResult: Equatable {
+    case messages([Message])
+    case optionalMessages([Message?])
+    case count(Int)
+    case summaries([ConversationSummary])
+    case message(Message?)
+
+    var size: Int {
+        switch self {
+        case let .messages(m): m.count
+        case let .optionalMessages(m): m.count
+        case let .count(n): n
+        case let .summaries(s): s.count
+        case let .message(m): m == nil ? 0 : 1
+        }
+    }
+
+    /// A short description of the first difference, for the failure message.
+    func difference(from other: QueryResult) -> String {
+        switch (self, other) {
+        case let (.messages(a), .messages(b)):
+            if a.count != b.count { return "\(a.count) messages vs \(b.count)" }
+            for (i, (x, y)) in zip(a, b).enumerated() where x != y {
+                return "message \(i): \(describe(x)) vs \(describe(y))"
+            }
+        case let (.optionalMessages(a), .optionalMessages(b)):
+            if a.count != b.count { return "\(a.count) entries vs \(b.count)" }
+            for (i, (x, y)) in zip(a, b).enumerated() where x != y {
+                return "entry \(i): \(x.map(describe) ?? "nil") vs \(y.map(describe) ?? "nil")"
+            }
+        case let (.count(a), .count(b)): return "count \(a) vs \(b)"
+        case let (.summaries(a), .summaries(b)):
+            if a.count != b.count { return "\(a.count) conversations vs \(b.count)" }
+            for (i, (x, y)) in zip(a, b).enumerated() where x != y { return "conversation \(i): \(x) vs \(y)" }
+        case let (.message(a), .message(b)):
+            return "\(a.map(describe) ?? "nil") vs \(b.map(describe) ?? "nil")"
+        default: break
+        }
+        return "different result shapes"
+    }
+}
+
+func describe(_ m: Message) -> String {
+    "\(m.id)@\(m.conversation) t=\(m.createdAt) from \(m.sender) kind \(m.kind) reply \(m.replyTo ?? "-") edited \(m.edited) body \(m.body.prefix(40).debugDescription)"
+}
+
+/// One read query of the suite: distinct parameter sets, and how to run parameter set `i` on
+/// engine number `e`.
+struct ReadQuery {
+    let key: QueryKey
+    let parameterCount: Int
+    /// Closes over pre-generated parameters; allocation inside is what the engine returns.
+    let run: (_ engineIndex: Int, _ engine: any ChatEngine, _ parameter: Int) throws -> QueryResult
+}

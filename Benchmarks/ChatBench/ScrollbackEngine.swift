@@ -1,0 +1,143 @@
+import Foundation
+import Scrollback
+
+/// Scrollback through its public API only, with the same cache budget and durability mode
+/// as SQLite.
+final class ScrollbackEngine: ChatEngine {
+    let name = "scrollback"
+    let path: String
+    let options: StoreOptions
+    private var store: MessageStore!
+
+    init(directory: String, cacheBytes: Int, durability: Durability) throws {
+        path = directory + "/scrollback"
+        try? FileManager.default.removeItem(atPath: path)
+        var options = StoreOptions()
+        options.cacheBytes = cacheBytes
+        options.durability = durability
+        self.options = options
+        store = try MessageStore(path: path, options: options)
+    }
+
+    func load(_ batch: [Message]) throws {
+        var b = WriteBatch()
+        for m in batch { b.append(m) }
+        try store.write(b)
+    }
+
+    func finishLoad() throws {
+        if options.durability == .normal { try store.sync() }
+        try store.checkpoint()
+    }
+
+    func latest(_ conversation: String, limit: Int) throws -> [Message] {
+        try store.latest(in: conversation, limit: limit)
+    }
+
+    func page(_ conversation: String, offset: Int, limit: Int) throws -> [Message] {
+        try store.page(in: conversation, offset: offset, limit: limit, order: .newestFirst)
+    }
+
+    func keysetPage(_ conversation: String, after cursor: KeysetCursor?, limit: Int) throws
+        -> (messages: [Message], next: KeysetCursor?)
+    {
+        let start: Cursor?
+        switch cursor {
+        case nil: start = nil
+        case let .scrollback(c): start = c
+        case .before: throw ScrollbackError.invalidArgument(argument: "cursor", reason: "an SQLite cursor given to Scrollback")
+        }
+        let page = try store.page(in: conversation, after: start, limit: limit, order: .newestFirst)
+        return (page.messages, page.next.map { .scrollback($0) })
+    }
+
+    func count(_ conversation: String, after: Int64) throws -> Int {
+        try store.count(in: conversation, after: after)
+    }
+
+    func feed(_ conversations: [String], limit: Int) throws -> [Message] {
+        try store.feed(conversations, limit: limit)
+    }
+
+    func range(_ conversation: String, from: Int64, through: Int64) throws -> [Message] {
+        try store.messages(in: conversation, from: from, through: through, order: .newestFirst, limit: rangeLimit)
+    }
+
+    func latestMessage(_ conversations: [String]) throws -> [Message?] {
+        try store.latestMessage(in: conversations)
+    }
+
+    func conversations(limit: Int) throws -> [ConversationSummary] {
+        try store.conversations(limit: limit)
+    }
+
+    func message(id: String) throws -> Message? {
+        try store.message(id: id)
+    }
+
+    func unreadCount(user: String, conversation: String) throws -> Int {
+        try store.unreadCount(user: user, in: conversation)
+    }
+
+    func send(_ message: Message) throws {
+        try store.append(message)
+    }
+
+    func markRead(user: String, conversation: String, through messageID: String) throws {
+        try store.markRead(user: user, conversation: conversation, through: messageID)
+    }
+
+    func concurrentSends(_ messages: [[Message]]) throws {
+        let failures = FailureBox()
+        let store = self.store!
+        try runThreads(messages.map { list in
+            {
+                do {
+                    for m in list { try store.append(m) }
+                } catch {
+                    failures.record("\(error)")
+                }
+            }
+        })
+        if let failure = failures.first { throw ScrollbackError.invalidArgument(argument: "concurrent send", reason: failure) }
+    }
+
+    func diskBytes() throws -> UInt64 {
+        try directoryBytes(path)
+    }
+
+    func checkpoint() throws {
+        if options.durability == .normal { try store.sync() }
+        try store.checkpoint()
+    }
+
+    func compact() throws {
+        try store.compact()
+        try store.checkpoint()
+    }
+
+    func close() throws {
+        try store.close()
+        store = nil
+    }
+
+    func reopen() throws {
+        store = try MessageStore(path: path, options: options)
+    }
+
+    /// Cache and file figures for the JSON report.
+    func statistics() -> StoreStatistics? { try? store.statistics }
+}
+
+/// Sum of the sizes of the regular files under `path` (recursively).
+func directoryBytes(_ path: String) throws -> UInt64 {
+    var total: UInt64 = 0
+    guard let enumerator = FileManager.default.enumerator(atPath: path) else { return 0 }
+    while let name = enumerator.nextObject() as? String {
+        let attributes = try FileManager.default.attributesOfItem(atPath: path + "/" + name)
+        if attributes[.type] as? FileAttributeType == .typeRegular, let size = attributes[.size] as? NSNumber {
+            total += size.uint64Value
+        }
+    }
+    return total
+}
