@@ -19,6 +19,10 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Scrollback", targets: ["Scrollback"]),
+        .executable(name: "scrollback", targets: ["ScrollbackCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -72,6 +76,14 @@ let package = Package(
             dependencies: ["Scrollback", "ScrollbackWorkload", "CSQLite"],
             path: "Benchmarks/ChatBench", swiftSettings: strict),
         .testTarget(name: "WorkloadTests", dependencies: ["ScrollbackWorkload", "Scrollback"], swiftSettings: strict),
+        .executableTarget(
+            name: "ScrollbackCLI",
+            dependencies: [
+                "Scrollback", "ScrollbackStorage", "ScrollbackPager", "ScrollbackLog", "ScrollbackBTree",
+                "ScrollbackIO", "ScrollbackFormat", "CSQLite", "ScrollbackWorkload",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/CLI", exclude: ["README.md"], swiftSettings: strict),
 
         .target(
             name: "TestSupport",
@@ -93,6 +105,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "ScrollbackTests", dependencies: ["Scrollback", "ScrollbackIO", "ScrollbackFormat", "TestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["ScrollbackCLI", "Scrollback", "CSQLite"],
             swiftSettings: strict),
     ]
 )

@@ -1,0 +1,257 @@
+import Scrollback
+
+/// The store operations `exec`, `query` and `export` use. `MessageStore` conforms; tests may
+/// substitute a model.
+protocol MessageStoring: AnyObject {
+    @discardableResult func append(_ message: Message) throws -> AppendOutcome
+    @discardableResult func write(_ batch: WriteBatch) throws -> [AppendOutcome]
+    func edit(id: String, body: String) throws
+    func delete(id: String) throws
+    func markRead(user: String, conversation: String, through messageID: String) throws
+    func message(id: String) throws -> Message?
+    func latest(in conversation: String, limit: Int) throws -> [Message]
+    func messages(in conversation: String, from: Int64, through: Int64, order: Order, limit: Int?) throws -> [Message]
+    func page(in conversation: String, after cursor: Cursor?, limit: Int, order: Order) throws -> MessagePage
+    func page(in conversation: String, offset: Int, limit: Int, order: Order) throws -> [Message]
+    func count(in conversation: String, after: Int64) throws -> Int
+    func unreadCount(user: String, in conversation: String) throws -> Int
+    func feed(_ conversations: [String], limit: Int) throws -> [Message]
+    func latestMessage(in conversations: [String]) throws -> [Message?]
+    func conversations(limit: Int) throws -> [ConversationSummary]
+}
+
+extension MessageStore: MessageStoring {}
+
+/// One request of the `exec` contract, validated (shape and JSON types) but not yet run.
+enum ExecRequest: Equatable {
+    case append(Message)
+    case batch([WriteBatch.Operation])
+    case edit(id: String, body: String)
+    case delete(id: String)
+    case markRead(user: String, conversation: String, through: String)
+    case get(id: String)
+    case latest(conversation: String, limit: Int)
+    case page(conversation: String, limit: Int, order: Order, cursor: Cursor?)
+    case offset(conversation: String, offset: Int, limit: Int, order: Order)
+    case range(conversation: String, from: Int64, through: Int64, order: Order, limit: Int?)
+    case count(conversation: String, after: Int64)
+    case unread(user: String, conversation: String)
+    case feed(conversations: [String], limit: Int)
+    case heads(conversations: [String])
+    case conversations(limit: Int)
+
+    /// Every `op` the contract defines, in the contract's order.
+    static let operations = [
+        "append", "batch", "edit", "delete", "markRead", "get", "latest", "page", "offset", "range", "count",
+        "unread", "feed", "heads", "conversations",
+    ]
+    /// The operations a `batch` may hold.
+    static let batchOperations = ["append", "edit", "delete", "markRead"]
+
+    /// True for the operations that change the store.
+    var isWrite: Bool {
+        switch self {
+        case .append, .batch, .edit, .delete, .markRead: true
+        default: false
+        }
+    }
+
+    /// Parses one input line (without its newline). Errors: not UTF-8, not JSON, not an
+    /// object, no or unknown `op`, a missing member or a member of the wrong JSON type →
+    /// `invalidRequest`; a value of the right type the operation does not accept (an unknown
+    /// `kind` or `order`, an integer beyond 64 bits) → `invalidArgument`. Members the
+    /// operation does not use are ignored.
+    static func parse(line: [UInt8]) throws(RequestError) -> ExecRequest {
+        if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) {
+            throw .invalidRequest("empty line: expected a JSON object")
+        }
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(line)
+        } catch {
+            throw .invalidRequest(error.description)
+        }
+        guard case .object(let object) = value else {
+            throw .invalidRequest("expected a JSON object, found \(value.typeName)")
+        }
+        return try parse(object: object, context: "", allowed: operations)
+    }
+
+    private static func parse(object: JSONObject, context: String, allowed: [String]) throws(RequestError) -> ExecRequest {
+        guard let opValue = object["op"] else { throw .invalidRequest("\(context)missing member \"op\"") }
+        guard case .string(let op) = opValue else {
+            throw .invalidRequest("\(context)member \"op\" must be a string, not \(opValue.typeName)")
+        }
+        guard allowed.contains(op) else {
+            if operations.contains(op) {
+                throw .invalidRequest("\(context)op \"\(op)\" is not allowed here (a batch holds \(batchOperations.joined(separator: ", ")))")
+            }
+            throw .invalidRequest("\(context)unknown op \"\(op)\"")
+        }
+        let f = Fields(object, context: "\(context)op \"\(op)\": ")
+        switch op {
+        case "append":
+            return .append(try f.message())
+        case "batch":
+            guard let opsValue = object["ops"] else { throw .invalidRequest("op \"batch\": missing member \"ops\"") }
+            guard case .array(let elements) = opsValue else {
+                throw .invalidRequest("op \"batch\": member \"ops\" must be an array, not \(opsValue.typeName)")
+            }
+            var operations: [WriteBatch.Operation] = []
+            operations.reserveCapacity(elements.count)
+            for (i, element) in elements.enumerated() {
+                guard case .object(let inner) = element else {
+                    throw .invalidRequest("op \"batch\": ops[\(i)] must be an object, not \(element.typeName)")
+                }
+                let request = try parse(object: inner, context: "op \"batch\": ops[\(i)]: ", allowed: batchOperations)
+                switch request {
+                case .append(let m): operations.append(.append(m))
+                case .edit(let id, let body): operations.append(.edit(id: id, body: body))
+                case .delete(let id): operations.append(.delete(id: id))
+                case .markRead(let user, let conversation, let through):
+                    operations.append(.markRead(user: user, conversation: conversation, through: through))
+                default: throw .invalidRequest("op \"batch\": ops[\(i)] is not a write")  // unreachable: filtered above
+                }
+            }
+            return .batch(operations)
+        case "edit":
+            return .edit(id: try f.string("id"), body: try f.string("body"))
+        case "delete":
+            return .delete(id: try f.string("id"))
+        case "markRead":
+            return .markRead(user: try f.string("user"), conversation: try f.string("conversation"), through: try f.string("through"))
+        case "get":
+            return .get(id: try f.string("id"))
+        case "latest":
+            return .latest(conversation: try f.string("conversation"), limit: try f.int("limit"))
+        case "page":
+            let conversation = try f.string("conversation")
+            let limit = try f.int("limit")
+            let order = try f.order("order")
+            let cursor = try f.optionalString("cursor").map(Cursor.init(token:))
+            return .page(conversation: conversation, limit: limit, order: order, cursor: cursor)
+        case "offset":
+            let conversation = try f.string("conversation")
+            let offset = try f.int("offset")
+            let limit = try f.int("limit")
+            return .offset(conversation: conversation, offset: offset, limit: limit, order: try f.order("order"))
+        case "range":
+            let conversation = try f.string("conversation")
+            let from = try f.integer("from")
+            let through = try f.integer("through")
+            let order = try f.order("order")
+            return .range(conversation: conversation, from: from, through: through, order: order, limit: try f.optionalInt("limit"))
+        case "count":
+            return .count(conversation: try f.string("conversation"), after: try f.integer("after"))
+        case "unread":
+            return .unread(user: try f.string("user"), conversation: try f.string("conversation"))
+        case "feed":
+            return .feed(conversations: try f.stringArray("conversations"), limit: try f.int("limit"))
+        case "heads":
+            return .heads(conversations: try f.stringArray("conversations"))
+        case "conversations":
+            return .conversations(limit: try f.int("limit"))
+        default:
+            throw .invalidRequest("\(context)unknown op \"\(op)\"")
+        }
+    }
+
+    /// Runs the request and returns its `"ok":true` result line (without the newline). A
+    /// write has been committed (durably, with the store's default durability) when this returns.
+    func run(on store: any MessageStoring) throws -> String {
+        var w = JSONWriter()
+        w.raw("{\"ok\":true")
+        switch self {
+        case .append(let message):
+            let outcome = try store.append(message)
+            w.raw(",\"duplicate\":")
+            w.bool(outcome == .duplicate)
+        case .batch(let operations):
+            var batch = WriteBatch()
+            for operation in operations {
+                switch operation {
+                case .append(let m): batch.append(m)
+                case .edit(let id, let body): batch.edit(id: id, body: body)
+                case .delete(let id): batch.delete(id: id)
+                case .markRead(let user, let conversation, let through):
+                    batch.markRead(user: user, conversation: conversation, through: through)
+                }
+            }
+            try store.write(batch)
+        case .edit(let id, let body):
+            try store.edit(id: id, body: body)
+        case .delete(let id):
+            try store.delete(id: id)
+        case .markRead(let user, let conversation, let through):
+            try store.markRead(user: user, conversation: conversation, through: through)
+        case .get(let id):
+            let message = try store.message(id: id)
+            w.raw(",\"message\":")
+            if let message { w.message(message) } else { w.null() }
+        case .latest(let conversation, let limit):
+            let list = try store.latest(in: conversation, limit: limit)
+            w.raw(",\"messages\":")
+            w.messages(list)
+        case .page(let conversation, let limit, let order, let cursor):
+            let page = try store.page(in: conversation, after: cursor, limit: limit, order: order)
+            w.raw(",\"messages\":")
+            w.messages(page.messages)
+            w.raw(",\"next\":")
+            if let next = page.next { w.string(next.token) } else { w.null() }
+        case .offset(let conversation, let offset, let limit, let order):
+            let list = try store.page(in: conversation, offset: offset, limit: limit, order: order)
+            w.raw(",\"messages\":")
+            w.messages(list)
+        case .range(let conversation, let from, let through, let order, let limit):
+            let list = try store.messages(in: conversation, from: from, through: through, order: order, limit: limit)
+            w.raw(",\"messages\":")
+            w.messages(list)
+        case .count(let conversation, let after):
+            let n = try store.count(in: conversation, after: after)
+            w.raw(",\"count\":")
+            w.integer(n)
+        case .unread(let user, let conversation):
+            let n = try store.unreadCount(user: user, in: conversation)
+            w.raw(",\"count\":")
+            w.integer(n)
+        case .feed(let conversations, let limit):
+            let list = try store.feed(conversations, limit: limit)
+            w.raw(",\"messages\":")
+            w.messages(list)
+        case .heads(let conversations):
+            let heads = try store.latestMessage(in: conversations)
+            w.raw(",\"messages\":[")
+            for (i, head) in heads.enumerated() {
+                if i > 0 { w.raw(",") }
+                if let head { w.message(head) } else { w.null() }
+            }
+            w.raw("]")
+        case .conversations(let limit):
+            let list = try store.conversations(limit: limit)
+            w.raw(",\"conversations\":[")
+            for (i, c) in list.enumerated() {
+                if i > 0 { w.raw(",") }
+                w.raw("{\"id\":")
+                w.string(c.id)
+                w.raw(",\"lastActivity\":")
+                w.integer(c.lastActivity)
+                w.raw(",\"messages\":")
+                w.integer(c.messageCount)
+                w.raw("}")
+            }
+            w.raw("]")
+        }
+        w.raw("}")
+        return w.text
+    }
+
+    /// The whole contract for one line: parse, run, and the result or error line.
+    static func respond(to line: [UInt8], store: any MessageStoring) -> String {
+        do {
+            let request = try parse(line: line)
+            return try request.run(on: store)
+        } catch {
+            return RequestError(mapping: error).jsonLine
+        }
+    }
+}

@@ -1,0 +1,211 @@
+import ArgumentParser
+import Scrollback
+
+struct Stats: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the store's counters and sizes.")
+
+    @Argument(help: "The store directory.")
+    var store: String
+
+    @Flag(help: "Print one JSON object instead of a table.")
+    var json = false
+
+    func run() throws {
+        let store = try StoreAccess.openExisting(self.store)
+        defer { try? store.close() }
+        let s = try store.statistics
+        let out = Output.standardOutput
+        if json {
+            out.line(Self.json(s))
+        } else {
+            func cache(_ c: StoreStatistics.Cache) -> String {
+                let lookups = c.hits + c.misses
+                let ratio = lookups == 0 ? "-" : percent(Double(c.hits) / Double(lookups))
+                return "\(bytes(UInt64(max(0, c.bytes)))) of \(bytes(UInt64(max(0, c.capacityBytes)))), "
+                    + "\(c.hits) hits, \(c.misses) misses (hit ratio \(ratio)), \(c.evictions) evictions"
+            }
+            var rows: [[String]] = [
+                ["messages", String(s.messages)],
+                ["conversations", String(s.conversations)],
+                ["page file", bytes(s.pageFileBytes)],
+                ["raw log", bytes(s.rawLogBytes)],
+                ["sealed log", bytes(s.sealedLogBytes)],
+                ["total on disk", bytes(s.totalBytes)],
+                ["garbage ratio", percent(s.garbageRatio)],
+                ["page cache", cache(s.pageCache)],
+                ["block cache", cache(s.blockCache)],
+                ["commits since open", String(s.commits)],
+                ["checkpoints since open", String(s.checkpoints)],
+                ["compactions", String(s.compactions)],
+            ]
+            if s.compactions > 0 {
+                rows.append(["last compaction", "log \(bytes(s.lastCompactionBytesBefore)) -> \(bytes(s.lastCompactionBytesAfter))"])
+            }
+            Query.printRows(rows, to: out)
+        }
+        out.flush()
+    }
+
+    static func json(_ s: StoreStatistics) -> String {
+        var w = JSONWriter()
+        func cache(_ c: StoreStatistics.Cache) {
+            w.raw("{\"hits\":"); w.integer(c.hits)
+            w.raw(",\"misses\":"); w.integer(c.misses)
+            w.raw(",\"evictions\":"); w.integer(c.evictions)
+            w.raw(",\"bytes\":"); w.integer(c.bytes)
+            w.raw(",\"capacityBytes\":"); w.integer(c.capacityBytes)
+            w.raw("}")
+        }
+        w.raw("{\"messages\":"); w.integer(s.messages)
+        w.raw(",\"conversations\":"); w.integer(s.conversations)
+        w.raw(",\"pageFileBytes\":"); w.integer(s.pageFileBytes)
+        w.raw(",\"rawLogBytes\":"); w.integer(s.rawLogBytes)
+        w.raw(",\"sealedLogBytes\":"); w.integer(s.sealedLogBytes)
+        w.raw(",\"totalBytes\":"); w.integer(s.totalBytes)
+        w.raw(",\"garbageRatio\":"); w.raw(s.garbageRatio.isFinite ? String(s.garbageRatio) : "null")
+        w.raw(",\"pageCache\":"); cache(s.pageCache)
+        w.raw(",\"blockCache\":"); cache(s.blockCache)
+        w.raw(",\"commits\":"); w.integer(s.commits)
+        w.raw(",\"checkpoints\":"); w.integer(s.checkpoints)
+        w.raw(",\"compactions\":"); w.integer(s.compactions)
+        w.raw(",\"lastCompactionBytesBefore\":"); w.integer(s.lastCompactionBytesBefore)
+        w.raw(",\"lastCompactionBytesAfter\":"); w.integer(s.lastCompactionBytesAfter)
+        w.raw("}")
+        return w.text
+    }
+}
+
+/// 1536 -> "1.5 KiB".
+func bytes(_ n: UInt64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var value = Double(n)
+    var unit = 0
+    while value >= 1024 && unit < units.count - 1 {
+        value /= 1024
+        unit += 1
+    }
+    if unit == 0 { return "\(n) B" }
+    let tenths = Int((value * 10).rounded())
+    return "\(tenths / 10).\(tenths % 10) \(units[unit])"
+}
+
+func percent(_ fraction: Double) -> String {
+    guard fraction.isFinite else { return "-" }
+    let tenths = Int((fraction * 1000).rounded())
+    return "\(tenths / 10).\(tenths % 10)%"
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check every structure of a store; exit 1 and print each problem found.",
+        discussion: """
+            Prints "ok" and exits 0 for a healthy store. Otherwise prints one problem per line \
+            on stdout and exits 1; a store too damaged to open is one problem.
+            """)
+
+    @Argument(help: "The store directory.")
+    var store: String
+
+    func run() throws {
+        guard StoreAccess.exists(self.store) else { throw CLIError("no Scrollback store at \(self.store)") }
+        let out = Output.standardOutput
+        var problems: [String]
+        do {
+            let store = try MessageStore(path: self.store)
+            do {
+                problems = try store.verify()
+            } catch {
+                problems = ["\(error)"]
+            }
+            do {
+                try store.close()
+            } catch {
+                problems.append("closing the store failed: \(error)")
+            }
+        } catch let error as ScrollbackError {
+            switch error {
+            case .corrupted, .unsupportedVersion, .notAStore: problems = ["cannot open the store: \(error)"]
+            default: throw error
+            }
+        }
+        if problems.isEmpty {
+            out.line("ok")
+            out.flush()
+            return
+        }
+        for problem in problems { out.line(problem) }
+        out.flush()
+        printError("scrollback: verify found \(problems.count) problem\(problems.count == 1 ? "" : "s") in \(self.store)")
+        throw ExitStatus(code: 1)
+    }
+}
+
+struct Checkpoint: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write the trees to the page file (bounds the replay after a crash).")
+
+    @Argument(help: "The store directory.")
+    var store: String
+
+    func run() throws {
+        let store = try StoreAccess.openExisting(self.store)
+        try store.checkpoint()
+        try store.close()
+        Output.standardOutput.line("checkpoint done")
+    }
+}
+
+struct Compact: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rewrite live messages of wasteful log segments and reclaim their space.")
+
+    @Argument(help: "The store directory.")
+    var store: String
+
+    @Flag(help: "Print the report as one JSON object.")
+    var json = false
+
+    func run() throws {
+        let store = try StoreAccess.openExisting(self.store)
+        let report = try store.compact()
+        try store.close()
+        if json {
+            var w = JSONWriter()
+            w.raw("{\"segmentsRewritten\":"); w.integer(report.segmentsRewritten)
+            w.raw(",\"recordsMoved\":"); w.integer(report.recordsMoved)
+            w.raw(",\"logBytesBefore\":"); w.integer(report.logBytesBefore)
+            w.raw(",\"logBytesAfter\":"); w.integer(report.logBytesAfter)
+            w.raw("}")
+            Output.standardOutput.line(w.text)
+        } else {
+            Output.standardOutput.line(
+                "compacted \(report.segmentsRewritten) segment\(report.segmentsRewritten == 1 ? "" : "s"), "
+                    + "moved \(report.recordsMoved) record\(report.recordsMoved == 1 ? "" : "s"); "
+                    + "log \(bytes(report.logBytesBefore)) -> \(bytes(report.logBytesAfter))")
+        }
+    }
+}
+
+struct Backup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a consistent copy of a store to DEST (a new or empty directory).",
+        discussion: "Note the order: the destination comes first, as in `scrollback backup DEST STORE`.")
+
+    @Argument(help: "The destination directory (new or empty).")
+    var dest: String
+
+    @Argument(help: "The store directory to copy.")
+    var store: String
+
+    func run() throws {
+        let store = try StoreAccess.openExisting(self.store)
+        do {
+            try store.backup(to: dest)
+        } catch {
+            try? store.close()
+            throw error
+        }
+        try store.close()
+        Output.standardOutput.line("backup of \(self.store) written to \(dest)")
+    }
+}

@@ -1,0 +1,240 @@
+import Foundation
+import Testing
+
+/// The exec JSONL contract, line by line, against the built executable and a real store.
+@Suite struct ExecContractTests {
+    static func append(_ id: String, _ conversation: String, at createdAt: Int64, sender: String = "alice",
+                       kind: String = "text", body: String = "hi", replyTo: String? = nil) -> String {
+        var line = "{\"op\":\"append\",\"id\":\"\(id)\",\"conversation\":\"\(conversation)\",\"sender\":\"\(sender)\","
+            + "\"createdAt\":\(createdAt),\"kind\":\"\(kind)\",\"body\":\"\(body)\""
+        if let replyTo { line += ",\"replyTo\":\"\(replyTo)\"" }
+        return line + "}"
+    }
+
+    static func message(_ id: String, _ conversation: String, at createdAt: Int64, sender: String = "alice",
+                        kind: String = "text", body: String = "hi", replyTo: String? = nil, edited: Bool = false) -> String {
+        var text = "{\"id\":\"\(id)\",\"conversation\":\"\(conversation)\",\"sender\":\"\(sender)\",\"createdAt\":\(createdAt),"
+            + "\"kind\":\"\(kind)\",\"body\":\"\(body)\""
+        if let replyTo { text += ",\"replyTo\":\"\(replyTo)\"" }
+        return text + ",\"edited\":\(edited)}"
+    }
+
+    /// Each request with its exact expected answer (a full line) or an error code.
+    enum Expect {
+        case line(String)
+        case error(String)
+    }
+
+    @Test func contractLineByLine() throws {
+        let dir = try TemporaryDirectory()
+        let m1 = Self.message("m1", "c1", at: 1000)
+        let m2 = Self.message("m2", "c1", at: 2000, sender: "bob", kind: "image", body: "pic", replyTo: "m1")
+        let m3 = Self.message("m3", "c2", at: 1500)
+        let m1Edited = Self.message("m1", "c1", at: 1000, body: "hello", edited: true)
+        let m5 = Self.message("m5", "c1", at: 2000, body: "same time")
+        let script: [(String, Expect)] = [
+            (Self.append("m1", "c1", at: 1000), .line("{\"ok\":true,\"duplicate\":false}")),
+            (Self.append("m1", "c1", at: 1000), .line("{\"ok\":true,\"duplicate\":true}")),
+            (Self.append("m2", "c1", at: 2000, sender: "bob", kind: "image", body: "pic", replyTo: "m1"), .line("{\"ok\":true,\"duplicate\":false}")),
+            (Self.append("m3", "c2", at: 1500), .line("{\"ok\":true,\"duplicate\":false}")),
+            ("{\"op\":\"get\",\"id\":\"m1\"}", .line("{\"ok\":true,\"message\":\(m1)}")),
+            ("{\"op\":\"get\",\"id\":\"m2\"}", .line("{\"ok\":true,\"message\":\(m2)}")),
+            ("{\"op\":\"get\",\"id\":\"nope\"}", .line("{\"ok\":true,\"message\":null}")),
+            ("{\"op\":\"latest\",\"conversation\":\"c1\",\"limit\":10}", .line("{\"ok\":true,\"messages\":[\(m2),\(m1)]}")),
+            ("{\"op\":\"latest\",\"conversation\":\"c1\",\"limit\":1}", .line("{\"ok\":true,\"messages\":[\(m2)]}")),
+            ("{\"op\":\"latest\",\"conversation\":\"unknown\",\"limit\":10}", .line("{\"ok\":true,\"messages\":[]}")),
+            ("{\"op\":\"page\",\"conversation\":\"c1\",\"limit\":5,\"order\":\"oldestFirst\",\"cursor\":null}", .line("{\"ok\":true,\"messages\":[\(m1),\(m2)],\"next\":null}")),
+            ("{\"op\":\"offset\",\"conversation\":\"c1\",\"offset\":1,\"limit\":5,\"order\":\"newestFirst\"}", .line("{\"ok\":true,\"messages\":[\(m1)]}")),
+            ("{\"op\":\"offset\",\"conversation\":\"c1\",\"offset\":0,\"limit\":5,\"order\":\"oldestFirst\"}", .line("{\"ok\":true,\"messages\":[\(m1),\(m2)]}")),
+            ("{\"op\":\"offset\",\"conversation\":\"c1\",\"offset\":7,\"limit\":5,\"order\":\"oldestFirst\"}", .line("{\"ok\":true,\"messages\":[]}")),
+            ("{\"op\":\"range\",\"conversation\":\"c1\",\"from\":1000,\"through\":1999,\"order\":\"oldestFirst\"}", .line("{\"ok\":true,\"messages\":[\(m1)]}")),
+            ("{\"op\":\"range\",\"conversation\":\"c1\",\"from\":0,\"through\":2000,\"order\":\"newestFirst\",\"limit\":1}", .line("{\"ok\":true,\"messages\":[\(m2)]}")),
+            ("{\"op\":\"count\",\"conversation\":\"c1\",\"after\":1000}", .line("{\"ok\":true,\"count\":1}")),
+            ("{\"op\":\"count\",\"conversation\":\"c1\",\"after\":0}", .line("{\"ok\":true,\"count\":2}")),
+            ("{\"op\":\"count\",\"conversation\":\"unknown\",\"after\":0}", .line("{\"ok\":true,\"count\":0}")),
+            ("{\"op\":\"unread\",\"user\":\"carol\",\"conversation\":\"c1\"}", .line("{\"ok\":true,\"count\":2}")),
+            ("{\"op\":\"markRead\",\"user\":\"carol\",\"conversation\":\"c1\",\"through\":\"m1\"}", .line("{\"ok\":true}")),
+            ("{\"op\":\"unread\",\"user\":\"carol\",\"conversation\":\"c1\"}", .line("{\"ok\":true,\"count\":1}")),
+            ("{\"op\":\"markRead\",\"user\":\"carol\",\"conversation\":\"c1\",\"through\":\"m2\"}", .line("{\"ok\":true}")),
+            // Forward only: marking an older message changes nothing.
+            ("{\"op\":\"markRead\",\"user\":\"carol\",\"conversation\":\"c1\",\"through\":\"m1\"}", .line("{\"ok\":true}")),
+            ("{\"op\":\"unread\",\"user\":\"carol\",\"conversation\":\"c1\"}", .line("{\"ok\":true,\"count\":0}")),
+            ("{\"op\":\"markRead\",\"user\":\"carol\",\"conversation\":\"c1\",\"through\":\"m3\"}", .error("invalidArgument")),
+            ("{\"op\":\"markRead\",\"user\":\"carol\",\"conversation\":\"c1\",\"through\":\"ghost\"}", .error("notFound")),
+            ("{\"op\":\"feed\",\"conversations\":[\"c1\",\"c2\",\"unknown\"],\"limit\":10}", .line("{\"ok\":true,\"messages\":[\(m2),\(m3),\(m1)]}")),
+            ("{\"op\":\"feed\",\"conversations\":[\"c1\",\"c2\"],\"limit\":2}", .line("{\"ok\":true,\"messages\":[\(m2),\(m3)]}")),
+            ("{\"op\":\"heads\",\"conversations\":[\"c2\",\"unknown\",\"c1\"]}", .line("{\"ok\":true,\"messages\":[\(m3),null,\(m2)]}")),
+            ("{\"op\":\"conversations\",\"limit\":10}", .line("{\"ok\":true,\"conversations\":[{\"id\":\"c1\",\"lastActivity\":2000,\"messages\":2},{\"id\":\"c2\",\"lastActivity\":1500,\"messages\":1}]}")),
+            ("{\"op\":\"conversations\",\"limit\":1}", .line("{\"ok\":true,\"conversations\":[{\"id\":\"c1\",\"lastActivity\":2000,\"messages\":2}]}")),
+            ("{\"op\":\"edit\",\"id\":\"m1\",\"body\":\"hello\"}", .line("{\"ok\":true}")),
+            ("{\"op\":\"get\",\"id\":\"m1\"}", .line("{\"ok\":true,\"message\":\(m1Edited)}")),
+            ("{\"op\":\"edit\",\"id\":\"ghost\",\"body\":\"x\"}", .error("notFound")),
+            ("{\"op\":\"delete\",\"id\":\"m3\"}", .line("{\"ok\":true}")),
+            ("{\"op\":\"delete\",\"id\":\"m3\"}", .error("notFound")),
+            ("{\"op\":\"heads\",\"conversations\":[\"c2\"]}", .line("{\"ok\":true,\"messages\":[null]}")),
+            ("{\"op\":\"conversations\",\"limit\":10}", .line("{\"ok\":true,\"conversations\":[{\"id\":\"c1\",\"lastActivity\":2000,\"messages\":2}]}")),
+            // A deleted id may be used again.
+            (Self.append("m3", "c2", at: 1500), .line("{\"ok\":true,\"duplicate\":false}")),
+            // Batches are atomic: the failing edit leaves m4 unwritten.
+            ("{\"op\":\"batch\",\"ops\":[\(Self.append("m4", "c1", at: 3000)),{\"op\":\"edit\",\"id\":\"ghost\",\"body\":\"x\"}]}", .error("notFound")),
+            ("{\"op\":\"get\",\"id\":\"m4\"}", .line("{\"ok\":true,\"message\":null}")),
+            ("{\"op\":\"batch\",\"ops\":[\(Self.append("m4", "c1", at: 3000)),{\"op\":\"markRead\",\"user\":\"carol\",\"conversation\":\"c2\",\"through\":\"m1\"}]}", .error("invalidArgument")),
+            ("{\"op\":\"get\",\"id\":\"m4\"}", .line("{\"ok\":true,\"message\":null}")),
+            ("{\"op\":\"batch\",\"ops\":[\(Self.append("m5", "c1", at: 2000, body: "same time")),{\"op\":\"markRead\",\"user\":\"dave\",\"conversation\":\"c1\",\"through\":\"m2\"},{\"op\":\"delete\",\"id\":\"m3\"}]}", .line("{\"ok\":true}")),
+            ("{\"op\":\"batch\",\"ops\":[]}", .line("{\"ok\":true}")),
+            // Equal createdAt: insertion order (m2 before m5); newest first reverses it.
+            ("{\"op\":\"latest\",\"conversation\":\"c1\",\"limit\":10}", .line("{\"ok\":true,\"messages\":[\(m5),\(m2),\(m1Edited)]}")),
+            ("{\"op\":\"unread\",\"user\":\"dave\",\"conversation\":\"c1\"}", .line("{\"ok\":true,\"count\":1}")),
+            ("{\"op\":\"feed\",\"conversations\":[\"c1\"],\"limit\":2}", .line("{\"ok\":true,\"messages\":[\(m5),\(m2)]}")),
+            // Invalid arguments and cursors.
+            ("{\"op\":\"latest\",\"conversation\":\"c1\",\"limit\":-1}", .error("invalidArgument")),
+            ("{\"op\":\"latest\",\"conversation\":\"c1\",\"limit\":10001}", .error("invalidArgument")),
+            ("{\"op\":\"latest\",\"conversation\":\"\",\"limit\":1}", .error("invalidArgument")),
+            (Self.append("", "c1", at: 1), .error("invalidArgument")),
+            (Self.append("neg", "c1", at: -1), .error("invalidArgument")),
+            (Self.append("kind", "c1", at: 1, kind: "sticker"), .error("invalidArgument")),
+            ("{\"op\":\"page\",\"conversation\":\"c1\",\"limit\":1,\"order\":\"newestFirst\",\"cursor\":\"not-a-cursor\"}", .error("invalidCursor")),
+            // Malformed lines: an error each, and processing goes on.
+            ("", .error("invalidRequest")),
+            ("not json", .error("invalidRequest")),
+            ("[1,2,3]", .error("invalidRequest")),
+            ("{}", .error("invalidRequest")),
+            ("{\"op\":\"fly\"}", .error("invalidRequest")),
+            ("{\"op\":\"get\",\"id\":5}", .error("invalidRequest")),
+            ("{\"op\":\"latest\",\"conversation\":\"c1\"}", .error("invalidRequest")),
+            ("{\"op\":\"append\",\"id\":\"x\",\"conversation\":\"c1\",\"sender\":\"s\",\"createdAt\":\"soon\",\"kind\":\"text\",\"body\":\"\"}", .error("invalidRequest")),
+            ("{\"op\":\"batch\",\"ops\":[{\"op\":\"get\",\"id\":\"m1\"}]}", .error("invalidRequest")),
+            ("{\"op\":\"get\",\"id\":\"m5\"}", .line("{\"ok\":true,\"message\":\(m5)}")),
+        ]
+        let input = script.map(\.0).joined(separator: "\n") + "\n"
+        let result = try CLI.run(["exec", dir.file("store")], stdin: input)
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stderr.isEmpty, "\(result)")
+        let lines = result.stdoutLines
+        #expect(lines.count == script.count, "\(result)")
+        for (i, (request, expected)) in script.enumerated() where i < lines.count {
+            switch expected {
+            case .line(let line):
+                #expect(lines[i] == line, "line \(i + 1): \(request)")
+            case .error(let code):
+                #expect(errorCode(lines[i]) == code, "line \(i + 1): \(request) -> \(lines[i])")
+            }
+        }
+
+        // Everything acknowledged is durable: a new process sees it.
+        let again = try CLI.run(["exec", dir.file("store")], stdin: "{\"op\":\"latest\",\"conversation\":\"c1\",\"limit\":10}")
+        #expect(again.stdoutLines == ["{\"ok\":true,\"messages\":[\(m5),\(m2),\(m1Edited)]}"], "\(again)")
+    }
+
+    /// Keyset pages walked with the cursors the tool prints, one request at a time (the
+    /// answer must arrive before the next request is sent).
+    @Test func cursorWalkInteractive() throws {
+        let dir = try TemporaryDirectory()
+        let session = try ExecSession(store: dir.file("store"))
+        for i in 1...7 {
+            #expect(try session.send(Self.append("m\(i)", "room", at: Int64(i % 3))) == "{\"ok\":true,\"duplicate\":false}")
+        }
+        var ids: [String] = []
+        var cursor = "null"
+        var pages = 0
+        while pages < 10 {
+            let answer = try session.send("{\"op\":\"page\",\"conversation\":\"room\",\"limit\":3,\"order\":\"newestFirst\",\"cursor\":\(cursor)}")
+            let object = try #require(jsonObject(answer), "\(answer)")
+            #expect(object["ok"] as? Bool == true, "\(answer)")
+            let messages = try #require(object["messages"] as? [[String: Any]])
+            ids += messages.compactMap { $0["id"] as? String }
+            pages += 1
+            guard let next = object["next"] as? String else {
+                #expect(object["next"] is NSNull)
+                break
+            }
+            #expect(answer.hasSuffix(",\"next\":\"\(next)\"}"))
+            cursor = "\"\(next)\""
+        }
+        // (createdAt, insertion) descending: createdAt 2: m5, m2; 1: m7, m4, m1; 0: m6, m3.
+        #expect(ids == ["m5", "m2", "m7", "m4", "m1", "m6", "m3"])
+        #expect(pages == 3)
+        // A cursor of one conversation is rejected in another.
+        #expect(try session.send(Self.append("x1", "other", at: 1)) == "{\"ok\":true,\"duplicate\":false}")
+        let first = try #require(jsonObject(try session.send("{\"op\":\"page\",\"conversation\":\"room\",\"limit\":1,\"order\":\"oldestFirst\"}")))
+        let token = try #require(first["next"] as? String)
+        let foreign = try session.send("{\"op\":\"page\",\"conversation\":\"other\",\"limit\":1,\"order\":\"oldestFirst\",\"cursor\":\"\(token)\"}")
+        #expect(errorCode(foreign) == "invalidCursor", "\(foreign)")
+        #expect(try session.finish() == 0)
+    }
+
+    /// corrupted: damaged message pages are reported per request and processing continues.
+    @Test func corruptedCode() throws {
+        let dir = try TemporaryDirectory()
+        let store = dir.file("store")
+        let lines = (1...300).map { Self.append("m\($0)", "c\($0 % 3)", at: Int64($0), body: String(repeating: "x", count: 200)) }
+        let load = try CLI.run(["exec", store], stdin: lines.joined(separator: "\n"))
+        #expect(load.status == 0, "\(load)")
+        #expect(try CLI.run(["checkpoint", store]).status == 0)
+        // Damage every leaf page of the messages tree (tree 0), found with dump.
+        let pages = try CLI.run(["dump", store, "pages"])
+        #expect(pages.status == 0, "\(pages)")
+        let leaves = pages.stdoutLines.compactMap { line -> UInt64? in
+            let cells = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard cells.count >= 8, cells[1] == "leaf", line.contains("(messages)") else { return nil }
+            return UInt64(cells[0])
+        }
+        #expect(!leaves.isEmpty, "\(pages)")
+        try Damage.flipBytes(in: store + "/pages", pages: leaves, pageSize: try Damage.pageSize(store: store))
+        let result = try CLI.run(["exec", store], stdin: "{\"op\":\"latest\",\"conversation\":\"c1\",\"limit\":5}\n{\"op\":\"fly\"}\n")
+        let answers = result.stdoutLines
+        if result.status == 0 {
+            #expect(answers.count == 2, "\(result)")
+            #expect(answers.first.flatMap(errorCode) == "corrupted", "\(result)")
+            #expect(answers.last.flatMap(errorCode) == "invalidRequest", "\(result)")
+        } else {
+            // The store noticed at open: a runtime error, one line on stderr.
+            #expect(result.status == 1)
+            #expect(result.stderr.contains("corrupted"), "\(result)")
+        }
+    }
+
+    /// io: the file-size limit makes the log's writes fail (EFBIG); the failed append and
+    /// every later write answer "io", reads still answer, and every line gets its answer.
+    @Test func ioCode() throws {
+        let dir = try TemporaryDirectory()
+        let store = dir.file("store")
+        let big = String(repeating: "b", count: 60_000)
+        var lines = (1...12).map { Self.append("m\($0)", "c", at: Int64($0), body: big) }
+        lines.append("{\"op\":\"count\",\"conversation\":\"c\",\"after\":0}")
+        let result = try CLI.shell("ulimit -f 256; trap '' XFSZ; exec \"$SCROLLBACK\" exec '\(store)'", stdin: lines.joined(separator: "\n") + "\n")
+        let answers = result.stdoutLines
+        #expect(answers.count == lines.count, "\(result)")
+        let codes = answers.prefix(12).map { errorCode($0) }
+        #expect(codes.contains("io"), "\(result)")
+        if let firstFailure = codes.firstIndex(where: { $0 != nil }) {
+            #expect(codes[firstFailure...].allSatisfy { $0 == "io" }, "\(codes)")
+            #expect(answers.prefix(firstFailure).allSatisfy { $0 == "{\"ok\":true,\"duplicate\":false}" })
+        }
+    }
+}
+
+enum Damage {
+    /// The page size recorded in the meta page (little-endian u32 at 0x0C).
+    static func pageSize(store: String) throws -> Int {
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: store + "/pages"))
+        defer { try? handle.close() }
+        let header = try handle.read(upToCount: 16) ?? Data()
+        guard header.count == 16 else { return 8192 }
+        return Int(header[12]) | Int(header[13]) << 8 | Int(header[14]) << 16 | Int(header[15]) << 24
+    }
+
+    /// Flips bytes in the middle of each page (inside the entries, not the header).
+    static func flipBytes(in path: String, pages: [UInt64], pageSize: Int) throws {
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        for page in pages {
+            let offset = page * UInt64(pageSize) + UInt64(pageSize / 2)
+            try handle.seek(toOffset: offset)
+            let original = try handle.read(upToCount: 8) ?? Data()
+            try handle.seek(toOffset: offset)
+            try handle.write(contentsOf: Data(original.map { ~$0 }))
+        }
+        try handle.synchronize()
+    }
+}
