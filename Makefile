@@ -5,7 +5,7 @@ SWIFT ?= swift
 # input or bad bytes is an explicit throw and runs in both modes.
 TEST_CONFIG ?= release
 
-.PHONY: test build deps clean bench bench-deps
+.PHONY: test build deps clean bench bench-deps tsan
 
 deps:
 	@if [ ! -f /usr/include/lz4.h ]; then \
@@ -37,6 +37,14 @@ BENCH_JSON ?= .build/bench.json
 bench: deps bench-deps
 	$(SWIFT) build -c release --product scrollback-bench
 	.build/release/scrollback-bench --json $(BENCH_JSON) $(BENCH_ARGS)
+
+# Every concurrency test under ThreadSanitizer. -DSCROLLBACK_TSAN swaps the engine's Lock for a
+# pthread mutex TSan can see (Sources/IO/Lock.swift); nothing is suppressed. Fails on any report.
+TSAN_TESTS ?= ConcurrencyTests|concurrentWritersShareSyncs|LogConcurrencyTests|groupCommit
+tsan: deps bench-deps
+	$(SWIFT) build --build-tests --scratch-path .build-tsan --sanitize=thread -Xswiftc -DSCROLLBACK_TSAN
+	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --skip-build --scratch-path .build-tsan --sanitize=thread \
+		-Xswiftc -DSCROLLBACK_TSAN --filter '$(TSAN_TESTS)'
 
 clean:
 	rm -rf .build

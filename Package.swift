@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(
             name: "MessagingTests",
             dependencies: ["Scrollback", "ScrollbackMessaging", "ScrollbackStorage", "ScrollbackBTree", "ScrollbackFormat", "ScrollbackLog", "ScrollbackIO", "TestSupport"],
-            exclude: ["README.md", "tsan-mutex.supp"],
+            exclude: ["README.md"],
             swiftSettings: strict),
         .testTarget(
             name: "ScrollbackTests", dependencies: ["Scrollback", "ScrollbackIO", "ScrollbackFormat", "TestSupport"],

@@ -171,14 +171,14 @@ package final class CrashSimulatingFileSystem: FileSystem {
         }
     }
 
-    let state: Mutex<State>
+    let state: Lock<State>
     /// The largest file size the simulator accepts (writes or truncates past it throw EFBIG).
     package let maxFileSize: Int
 
     /// Creates an empty file system whose directories are `/` and `.`; every random choice
     /// derives from `seed`.
     package init(seed: UInt64, maxFileSize: Int = 1 << 32) {
-        state = Mutex(State(rng: SplitMix64(seed: seed)))
+        state = Lock(State(rng: SplitMix64(seed: seed)))
         self.maxFileSize = maxFileSize
     }
 

@@ -24,7 +24,7 @@ package final class MemoryFileSystem: FileSystem {
         var directories: Set<String> = ["/", "."]
     }
 
-    let state = Mutex(State())
+    let state = Lock(State())
 
     package init() {}
 

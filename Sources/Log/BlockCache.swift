@@ -1,3 +1,4 @@
+import ScrollbackIO
 import Synchronization
 
 /// One decompressed sealed block: raw-segment bytes `rawStart ..< rawStart + count`.
@@ -55,7 +56,7 @@ final class BlockCache: Sendable {
     }
 
     let capacity: Int
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     init(capacity: Int) { self.capacity = capacity }
 

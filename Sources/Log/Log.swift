@@ -37,14 +37,14 @@ package final class Log: @unchecked Sendable {
         var segments: [UInt32: SegmentEntry] = [:]
         var activeID: UInt32 = 0
     }
-    let table: Mutex<Table>
+    let table: Lock<Table>
 
     /// The appender's state. Holding this mutex is what serializes appends.
     struct AppendState {
         var active: RawSegment
         var closed = false
     }
-    let appendState: Mutex<AppendState>
+    let appendState: Lock<AppendState>
 
     // Group-commit state, guarded by `syncMonitor`.
     let syncMonitor = ConditionMutex()
@@ -58,7 +58,7 @@ package final class Log: @unchecked Sendable {
     var syncFile: SegmentFile
 
     /// Serializes sealing and segment removal.
-    let maintenanceLock = Mutex(())
+    let maintenanceLock = Lock(())
     let isClosed = Atomic<Bool>(false)
 
     let bytesAppended = Atomic<UInt64>(0)
@@ -75,8 +75,8 @@ package final class Log: @unchecked Sendable {
         cache = BlockCache(capacity: options.blockCacheBytes)
         var table = Table(segments: segments, activeID: active.id)
         table.segments[active.id] = .raw(active)
-        self.table = Mutex(table)
-        appendState = Mutex(AppendState(active: active))
+        self.table = Lock(table)
+        appendState = Lock(AppendState(active: active))
         let end = LogPositions.make(segment: active.id, offset: UInt32(active.length))
         syncedThrough = end
         writtenEnd = end

@@ -48,13 +48,13 @@ final class SealedSegment: @unchecked Sendable {
     let id: UInt32
     let file: SegmentFile
     let fileSize: UInt64
-    private let loaded: Mutex<SealedIndex?>
+    private let loaded: Lock<SealedIndex?>
 
     init(id: UInt32, file: SegmentFile, fileSize: UInt64, index: SealedIndex? = nil) {
         self.id = id
         self.file = file
         self.fileSize = fileSize
-        loaded = Mutex(index)
+        loaded = Lock(index)
     }
 
     var path: String { file.path }

@@ -27,15 +27,15 @@ package final class MessageDatabase: Sendable {
     /// Conversation name → internal id for committed conversations. Ids are never reused or
     /// removed, so an entry never becomes wrong; a snapshot older than the conversation simply
     /// finds no messages under its id.
-    let conversationCache = Mutex<[String: UInt64]>([:])
-    let userCache = Mutex<[String: UInt64]>([:])
+    let conversationCache = Lock<[String: UInt64]>([:])
+    let userCache = Lock<[String: UInt64]>([:])
     static let cacheLimit = 1 << 17
     /// Serializes compaction and backup.
-    let maintenance = Mutex(())
+    let maintenance = Lock(())
     /// Segments whose records are all dead, waiting for old snapshots to end before their
     /// files are removed: (segment ids, transaction id of the last commit that moved records out).
-    let pendingRemovals = Mutex<[(ids: [UInt32], after: UInt64)]>([])
-    let compactionBytes = Mutex<(before: UInt64, after: UInt64)>((0, 0))
+    let pendingRemovals = Lock<[(ids: [UInt32], after: UInt64)]>([])
+    let compactionBytes = Lock<(before: UInt64, after: UInt64)>((0, 0))
     let writesSincePolicyCheck = Atomic<Int>(0)
     let compactionRunning = Atomic<Bool>(false)
 

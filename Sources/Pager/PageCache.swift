@@ -1,3 +1,4 @@
+import ScrollbackIO
 import ScrollbackFormat
 import Synchronization
 
@@ -57,7 +58,7 @@ struct CacheState {
 final class PageCache: @unchecked Sendable {
     let pageSize: Int
     let capacityFrames: Int
-    let state = Mutex(CacheState())
+    let state = Lock(CacheState())
 
     init(pageSize: Int, capacityFrames: Int) {
         self.pageSize = pageSize

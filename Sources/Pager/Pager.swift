@@ -111,7 +111,7 @@ package final class Pager: @unchecked Sendable {
     let fileSystem: any FileSystem
     let file: any FileHandle
     let cache: PageCache
-    let core: Mutex<PagerCore>
+    let core: Lock<PagerCore>
     /// Mirror of `core.pageCount` for the lock-free bounds check of `page(_:)`.
     let pageCountBound: Atomic<UInt64>
     /// Mirror of `core.durable.checkpointSequence`: no page read from disk may carry a
@@ -129,7 +129,7 @@ package final class Pager: @unchecked Sendable {
         var core = PagerCore(
             committed: meta.state, pageCount: meta.pageCount, durable: meta, durableFreeListPages: freeListPages)
         for page in freePages { core.reusable.push(page) }
-        self.core = Mutex(core)
+        self.core = Lock(core)
         self.pageCountBound = Atomic(meta.pageCount)
         self.durableSequence = Atomic(meta.checkpointSequence)
     }

@@ -42,12 +42,12 @@ package final class StorageEngine: @unchecked Sendable {
     private var queue: [PendingWrite] = []
     /// Held by whoever is committing a group or checkpointing. Only the queue leader and
     /// `checkpoint()`/`close()` take it, so it is never contended for long.
-    private let writerLock = Mutex(())
-    private let poison = Mutex<String?>(nil)
+    private let writerLock = Lock(())
+    private let poison = Lock<String?>(nil)
     private let isClosed = Atomic<Bool>(false)
     /// Log end at the last checkpoint (for the log-growth checkpoint policy).
-    private let logEndAtCheckpoint = Mutex<UInt64>(0)
-    private let counters = Mutex(Counters())
+    private let logEndAtCheckpoint = Lock<UInt64>(0)
+    private let counters = Lock(Counters())
 
     struct Counters {
         var commits: UInt64 = 0

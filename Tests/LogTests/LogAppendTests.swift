@@ -67,8 +67,8 @@ import TestSupport
         // The first sync waits until every thread has appended once, so at least those
         // commits share one fdatasync however the threads are scheduled.
         fs.syncGateWrites.store(fs.segmentWrites.load(ordering: .relaxed) + threads, ordering: .relaxed)
-        let written = Mutex<[ModelTransaction]>([])
-        let failures = Mutex<[String]>([])
+        let written = Lock<[ModelTransaction]>([])
+        let failures = Lock<[String]>([])
         let done = DispatchGroup()
         for thread in 0..<threads {
             done.enter()

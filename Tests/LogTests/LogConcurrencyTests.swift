@@ -14,10 +14,10 @@ import TestSupport
         let fs = MemoryFileSystem()
         let options = smallOptions(segmentSize: 2048, blockSize: 256, cacheBytes: 2048)
         let (log, _) = try openLog(fs, options)
-        let known = Mutex<[(LogPosition, ModelRecord)]>([])
+        let known = Lock<[(LogPosition, ModelRecord)]>([])
         let lastEnd = Atomic<UInt64>(0)
         let finished = Atomic<Bool>(false)
-        let failures = Mutex<[String]>([])
+        let failures = Lock<[String]>([])
         let done = DispatchGroup()
         func spawn(_ body: @escaping @Sendable () -> Void) {
             done.enter()

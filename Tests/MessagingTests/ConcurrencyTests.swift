@@ -21,16 +21,16 @@ func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
 
 /// Shared state of a threaded test.
 final class Shared: Sendable {
-    let published: Mutex<[Int]>
+    let published: Lock<[Int]>
     let done = Atomic<Bool>(false)
     let finishedWriters = Atomic<Int>(0)
-    let failures = Mutex<[String]>([])
+    let failures = Lock<[String]>([])
     let reads = Atomic<Int>(0)
     let compactions = Atomic<Int>(0)
-    let before = Mutex<[Int]>([])
-    let after = Mutex<[Int]>([])
+    let before = Lock<[Int]>([])
+    let after = Lock<[Int]>([])
 
-    init(writers: Int) { published = Mutex(Array(repeating: 0, count: writers)) }
+    init(writers: Int) { published = Lock(Array(repeating: 0, count: writers)) }
 
     func fail(_ text: String) { failures.withLock { if $0.count < 20 { $0.append(text) } } }
 }

@@ -105,7 +105,7 @@ final class FaultyFileSystem: FileSystem, @unchecked Sendable {
     }
 
     let base: MemoryFileSystem
-    let state = Mutex(State())
+    let state = Lock(State())
 
     init(base: MemoryFileSystem) { self.base = base }
 
