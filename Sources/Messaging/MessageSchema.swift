@@ -99,7 +99,7 @@ package enum MessageSchema {
     static func apply(_ transaction: PageTransaction, _ logged: LoggedTransaction) throws {
         let trees = try Trees(transaction)
         var deltas = SegmentDeltas()
-        var scratch = [UInt8](repeating: 0, count: V.conversationValueSize)
+        var scratch = ConversationUpdates()
         try logged.forEachRecord { position, type, payload in
             let frameLength = Int64(MessageLimits.frameHeaderSize + payload.count)
             let segment = LogPositions.segment(position)
@@ -108,7 +108,7 @@ package enum MessageSchema {
             case T.message:
                 let header = try MessageHeader.parse(payload, position: position, offset: 0)
                 try applyMessage(trees, header, payload, position: position, frameLength: frameLength,
-                                 deltas: &deltas, scratch: &scratch)
+                                 deltas: &deltas, conversations: &scratch)
             case T.relocate:
                 guard payload.count >= MessageRecordLayout.relocatePrefix else {
                     throw MessageHeader.corrupted(position, 0, "relocate record too short")
@@ -123,7 +123,7 @@ package enum MessageSchema {
                 }
                 try applyDelete(trees, conversation: payload.loadLE(UInt64.self, at: 0),
                                 createdAt: payload.loadLE(UInt64.self, at: 8), seq: payload.loadLE(UInt64.self, at: 16),
-                                idHash: payload.loadLE(UInt64.self, at: 24), deltas: &deltas, scratch: &scratch)
+                                idHash: payload.loadLE(UInt64.self, at: 24), deltas: &deltas, conversations: &scratch)
             case T.markRead:
                 guard payload.count == MessageRecordLayout.markReadPayloadSize else {
                     throw MessageHeader.corrupted(position, 0, "markRead record of \(payload.count) bytes")
@@ -190,6 +190,7 @@ package enum MessageSchema {
                 throw MessageHeader.corrupted(position, 0, "unknown message-layer record type \(type)")
             }
         }
+        try scratch.flush(trees)
         // Segment accounting (slot 7).
         var value = [UInt8](repeating: 0, count: V.segmentValueSize)
         for (i, id) in deltas.ids.enumerated() {
@@ -250,7 +251,7 @@ package enum MessageSchema {
 
     static func applyMessage(_ trees: Trees, _ header: MessageHeader, _ payload: UnsafeRawBufferPointer,
                              position: LogPosition, frameLength: Int64, deltas: inout SegmentDeltas,
-                             scratch: inout [UInt8]) throws {
+                             conversations scratch: inout ConversationUpdates) throws {
         let key = BTreeKey(header.conversation, header.createdAt, header.seq)
         var value = [UInt8](repeating: 0, count: V.messageValueSize)
         storeMessageValue(messageValue(position: position, length: frameLength, kind: header.kind, flags: header.flags), into: &value)
@@ -277,31 +278,16 @@ package enum MessageSchema {
         transaction.state.counters[MessageCounter.liveMessages] &+= 1
         bump(transaction, MessageCounter.nextSeq, to: header.seq &+ 1)
 
-        // Conversation count, newest entry and activity index.
-        let conversationKey = BTreeKey(header.conversation)
-        guard try trees.conversations.withValue(for: conversationKey, { v in
-            scratch.withUnsafeMutableBytes { $0.copyMemory(from: v) }
-        }) else {
-            throw StorageError.corrupted(file: "pages", offset: 0,
-                                         reason: "message \(header.seq) names conversation \(header.conversation), which does not exist")
+        // Conversation count and newest entry (slot 3 and the activity index are written once
+        // per transaction, by `ConversationUpdates.flush`).
+        let i = try scratch.state(of: header.conversation, trees)
+        var state = scratch.states[i]
+        if state.count == 0 || header.createdAt > state.newestAt || (header.createdAt == state.newestAt && header.seq > state.newestSeq) {
+            state.newestAt = header.createdAt
+            state.newestSeq = header.seq
         }
-        let (count, newestAt, newestSeq) = scratch.withUnsafeBytes {
-            ($0.loadLE(UInt64.self, at: V.liveCountOffset), $0.loadLE(UInt64.self, at: V.newestCreatedAtOffset),
-             $0.loadLE(UInt64.self, at: V.newestSeqOffset))
-        }
-        let isNewest = count == 0 || header.createdAt > newestAt || (header.createdAt == newestAt && header.seq > newestSeq)
-        if isNewest {
-            if count > 0 { try trees.activity.delete(BTreeKey(newestAt, header.conversation)) }
-            try trees.activity.insert(BTreeKey(header.createdAt, header.conversation), value: UnsafeRawBufferPointer(start: nil, count: 0))
-        }
-        scratch.withUnsafeMutableBytes {
-            $0.storeLE(count &+ 1, at: V.liveCountOffset)
-            if isNewest {
-                $0.storeLE(header.createdAt, at: V.newestCreatedAtOffset)
-                $0.storeLE(header.seq, at: V.newestSeqOffset)
-            }
-        }
-        try trees.conversations.update(conversationKey, value: scratch)
+        state.count &+= 1
+        scratch.states[i] = state
     }
 
     static func applyRelocate(_ trees: Trees, _ header: MessageHeader, from: UInt64, position: LogPosition,
@@ -321,7 +307,7 @@ package enum MessageSchema {
     }
 
     static func applyDelete(_ trees: Trees, conversation: UInt64, createdAt: UInt64, seq: UInt64, idHash: UInt64,
-                            deltas: inout SegmentDeltas, scratch: inout [UInt8]) throws {
+                            deltas: inout SegmentDeltas, conversations scratch: inout ConversationUpdates) throws {
         let key = BTreeKey(conversation, createdAt, seq)
         var old: (UInt64, Int64)? = nil
         try trees.messages.withValue(for: key) { v in
@@ -334,36 +320,97 @@ package enum MessageSchema {
         let transaction = trees.messages.transaction
         transaction.state.counters[MessageCounter.liveMessages] &-= 1
 
-        let conversationKey = BTreeKey(conversation)
-        guard try trees.conversations.withValue(for: conversationKey, { v in
-            scratch.withUnsafeMutableBytes { $0.copyMemory(from: v) }
-        }) else {
-            throw StorageError.corrupted(file: "pages", offset: 0, reason: "deleted message names conversation \(conversation), which does not exist")
-        }
-        let (count, newestAt, newestSeq) = scratch.withUnsafeBytes {
-            ($0.loadLE(UInt64.self, at: V.liveCountOffset), $0.loadLE(UInt64.self, at: V.newestCreatedAtOffset),
-             $0.loadLE(UInt64.self, at: V.newestSeqOffset))
-        }
-        let remaining = count > 0 ? count - 1 : 0
-        var newAt = newestAt, newSeq = newestSeq
-        if newestAt == createdAt && newestSeq == seq {
-            try trees.activity.delete(BTreeKey(newestAt, conversation))
-            newAt = 0
-            newSeq = 0
-            if remaining > 0 {
+        let i = try scratch.state(of: conversation, trees)
+        var state = scratch.states[i]
+        state.count = state.count > 0 ? state.count - 1 : 0
+        if state.newestAt == createdAt && state.newestSeq == seq {
+            state.newestAt = 0
+            state.newestSeq = 0
+            if state.count > 0 {
                 var cursor = trees.messages.cursor()
                 if try cursor.seek(atMost: BTreeKey(conversation, .max, .max)), let k = try cursor.key(), k.w0 == conversation {
-                    newAt = k.w1
-                    newSeq = k.w2
-                    try trees.activity.insert(BTreeKey(newAt, conversation), value: UnsafeRawBufferPointer(start: nil, count: 0))
+                    state.newestAt = k.w1
+                    state.newestSeq = k.w2
                 }
             }
         }
-        scratch.withUnsafeMutableBytes {
-            $0.storeLE(remaining, at: V.liveCountOffset)
-            $0.storeLE(newAt, at: V.newestCreatedAtOffset)
-            $0.storeLE(newSeq, at: V.newestSeqOffset)
+        scratch.states[i] = state
+    }
+}
+
+/// The conversation records (slot 3) and activity entries (slot 4) one transaction changes,
+/// kept in memory while its records are applied and written once at the end: a batch of many
+/// messages in one conversation costs one slot-3 update and at most one activity move.
+struct ConversationUpdates {
+    struct State {
+        var id: UInt64
+        var count: UInt64
+        var newestAt: UInt64
+        var newestSeq: UInt64
+        let originalCount: UInt64
+        let originalAt: UInt64
+        let originalSeq: UInt64
+    }
+
+    var states: [State] = []
+    var index: [UInt64: Int] = [:]
+    var value = [UInt8](repeating: 0, count: MessageValueLayout.conversationValueSize)
+
+    /// The index of `id`'s state, loading it from slot 3 on first use.
+    mutating func state(of id: UInt64, _ trees: MessageSchema.Trees) throws -> Int {
+        if states.count < 4 {
+            if let i = states.firstIndex(where: { $0.id == id }) { return i }
+        } else if let i = index[id] {
+            return i
         }
-        try trees.conversations.update(conversationKey, value: scratch)
+        var loaded: State? = nil
+        try trees.conversations.withValue(for: BTreeKey(id)) { v in
+            let count = v.loadLE(UInt64.self, at: MessageValueLayout.liveCountOffset)
+            let at = v.loadLE(UInt64.self, at: MessageValueLayout.newestCreatedAtOffset)
+            let seq = v.loadLE(UInt64.self, at: MessageValueLayout.newestSeqOffset)
+            loaded = State(id: id, count: count, newestAt: at, newestSeq: seq, originalCount: count, originalAt: at, originalSeq: seq)
+        }
+        guard let loaded else {
+            throw StorageError.corrupted(file: "pages", offset: 0, reason: "a message names conversation \(id), which does not exist")
+        }
+        states.append(loaded)
+        if states.count == 4 {
+            for (i, s) in states.enumerated() { index[s.id] = i }
+        } else if states.count > 4 {
+            index[id] = states.count - 1
+        }
+        return states.count - 1
+    }
+
+    /// Writes every changed conversation record and moves its activity entry.
+    mutating func flush(_ trees: MessageSchema.Trees) throws {
+        typealias V = MessageValueLayout
+        let empty = UnsafeRawBufferPointer(start: nil, count: 0)
+        for state in states {
+            let changed = state.count != state.originalCount || state.newestAt != state.originalAt
+                || state.newestSeq != state.originalSeq
+            guard changed else { continue }
+            let key = BTreeKey(state.id)
+            var found = false
+            try trees.conversations.withValue(for: key) { v in
+                found = true
+                value.withUnsafeMutableBytes { $0.copyMemory(from: v) }
+            }
+            guard found else {
+                throw StorageError.corrupted(file: "pages", offset: 0, reason: "conversation \(state.id) vanished during a transaction")
+            }
+            value.withUnsafeMutableBytes {
+                $0.storeLE(state.count, at: V.liveCountOffset)
+                $0.storeLE(state.count > 0 ? state.newestAt : 0, at: V.newestCreatedAtOffset)
+                $0.storeLE(state.count > 0 ? state.newestSeq : 0, at: V.newestSeqOffset)
+            }
+            try trees.conversations.update(key, value: value)
+            let before = state.originalCount > 0 ? BTreeKey(state.originalAt, state.id) : nil
+            let after = state.count > 0 ? BTreeKey(state.newestAt, state.id) : nil
+            if before != after {
+                if let before { try trees.activity.delete(before) }
+                if let after { try trees.activity.insert(after, value: empty) }
+            }
+        }
     }
 }
