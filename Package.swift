@@ -83,7 +83,7 @@ let package = Package(
                 "ScrollbackIO", "ScrollbackFormat", "CSQLite", "ScrollbackWorkload",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            path: "Sources/CLI", exclude: ["README.md"], swiftSettings: strict),
+            path: "Sources/CLI", swiftSettings: strict),
 
         .target(
             name: "TestSupport",
