@@ -17,14 +17,18 @@ extension Log {
     ///   determine the decompressed ones) when it is read from the file, and the sealer
     ///   verified every frame's CRC before compressing; a cached decompressed block is
     ///   trusted, so the frame CRC is not recomputed.
+    ///   A record read from a sealed block is also copied into the record cache (when
+    ///   enabled), which then serves it without the block.
     /// - Raw segment read from its file: the frame CRC is verified on every read.
     /// A commit record (type 1) reads like any other record.
     ///
     /// Throws `.invalidArgument` when no segment or no byte of the log is at `position`,
     /// `.corrupted(file:offset:reason:)` when the bytes there are not a valid record,
     /// `.closed` after `close()`. Thread-safety: any thread, concurrently with everything.
-    /// Cost: O(1) on the in-memory and cache-hit paths (no checksum, no allocation); a block
-    /// miss reads, checks and decompresses one block; a file read is O(payload) for the checksum.
+    /// Cost: no checksum and no allocation on the in-memory and record-cache-hit paths; the
+    /// first read of a sealed record copies it into the record cache (one allocation); a
+    /// block miss reads, checks and decompresses one block; a file read is O(payload) for
+    /// the checksum.
     package func withRecord<R>(at position: LogPosition, _ body: (UInt8, UnsafeRawBufferPointer) throws -> R) throws -> R {
         if isClosed.load(ordering: .acquiring) { throw StorageError.closed }
         let id = LogPositions.segment(position)
@@ -47,6 +51,9 @@ extension Log {
             }
             return try withExtendedLifetime(raw) { try readFromFile(raw, offset: offset, position: position, body) }
         case .sealed(let sealed):
+            if let recordCache, let record = recordCache.lookup(position) {
+                return try withExtendedLifetime(record) { try body(record.type, record.bytes) }
+            }
             return try withExtendedLifetime(sealed) {
                 let index = try sealed.index()
                 try checkInRange(offset, limit: index.rawLength, position)
@@ -63,7 +70,9 @@ extension Log {
                             file: sealed.path, offset: index.entries[blockNumber].fileOffset,
                             reason: "record at segment offset \(offset) in block \(blockNumber): \(reason)")
                     }
-                    return try body(frame.type, UnsafeRawBufferPointer(rebasing: bytes[frame.payloadStart..<frame.end]))
+                    let payload = UnsafeRawBufferPointer(rebasing: bytes[frame.payloadStart..<frame.end])
+                    recordCache?.insert(position, type: frame.type, payload: payload)
+                    return try body(frame.type, payload)
                 }
             }
         }
