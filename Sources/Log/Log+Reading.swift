@@ -8,13 +8,27 @@ extension Log {
     /// Active segment (and the one filled just before it): served from the in-memory copy,
     /// no syscall. Sealed segments: through the block cache (a miss reads, checks and
     /// decompresses one block). Other raw segments: two preads.
-    /// The record's checksum is verified on every read. A commit record (type 1) reads
-    /// like any other record.
+    /// Verification: every byte is checked once between the disk and its first use, and the
+    /// frame's structure (length, type, commit size) on every read.
+    /// - In-memory image: its frames were written by this process (each frame's CRC was
+    ///   computed from the bytes in the image) or verified by recovery's scan when the
+    ///   segment was loaded, so the frame CRC is not recomputed.
+    /// - Sealed block: the block's CRC is verified (over the compressed bytes, which fully
+    ///   determine the decompressed ones) when it is read from the file, and the sealer
+    ///   verified every frame's CRC before compressing; a cached decompressed block is
+    ///   trusted, so the frame CRC is not recomputed.
+    ///   A record read from a sealed block is also copied into the record cache (when
+    ///   enabled), which then serves it without the block.
+    /// - Raw segment read from its file: the frame CRC is verified on every read.
+    /// A commit record (type 1) reads like any other record.
     ///
     /// Throws `.invalidArgument` when no segment or no byte of the log is at `position`,
     /// `.corrupted(file:offset:reason:)` when the bytes there are not a valid record,
     /// `.closed` after `close()`. Thread-safety: any thread, concurrently with everything.
-    /// Cost: O(payload) for the checksum, no allocation on the in-memory and cache-hit paths.
+    /// Cost: no checksum and no allocation on the in-memory and record-cache-hit paths; the
+    /// first read of a sealed record copies it into the record cache (one allocation); a
+    /// block miss reads, checks and decompresses one block; a file read is O(payload) for
+    /// the checksum.
     package func withRecord<R>(at position: LogPosition, _ body: (UInt8, UnsafeRawBufferPointer) throws -> R) throws -> R {
         if isClosed.load(ordering: .acquiring) { throw StorageError.closed }
         let id = LogPositions.segment(position)
@@ -28,7 +42,7 @@ extension Log {
                 return try withExtendedLifetime(image) {
                     let bytes = image.publishedBytes
                     try checkInRange(offset, limit: bytes.count, position)
-                    let (parsed, reason) = LogFrame.parse(bytes, at: offset, salt: raw.salt)
+                    let (parsed, reason) = LogFrame.parse(bytes, at: offset, salt: raw.salt, verifyChecksum: false)
                     guard let frame = parsed else {
                         throw StorageError.corrupted(file: raw.file.path, offset: UInt64(offset), reason: reason)
                     }
@@ -37,6 +51,9 @@ extension Log {
             }
             return try withExtendedLifetime(raw) { try readFromFile(raw, offset: offset, position: position, body) }
         case .sealed(let sealed):
+            if let recordCache, let record = recordCache.lookup(position) {
+                return try withExtendedLifetime(record) { try body(record.type, record.bytes) }
+            }
             return try withExtendedLifetime(sealed) {
                 let index = try sealed.index()
                 try checkInRange(offset, limit: index.rawLength, position)
@@ -45,14 +62,17 @@ extension Log {
                 }
                 return try withExtendedLifetime(block) {
                     let bytes = block.bytes
-                    let (parsed, reason) = LogFrame.parse(bytes, at: offset - block.rawStart, salt: index.salt)
+                    let (parsed, reason) = LogFrame.parse(bytes, at: offset - block.rawStart, salt: index.salt,
+                                                          verifyChecksum: false)
                     guard let frame = parsed else {
                         let blockNumber = index.blockIndex(containing: offset) ?? 0
                         throw StorageError.corrupted(
                             file: sealed.path, offset: index.entries[blockNumber].fileOffset,
                             reason: "record at segment offset \(offset) in block \(blockNumber): \(reason)")
                     }
-                    return try body(frame.type, UnsafeRawBufferPointer(rebasing: bytes[frame.payloadStart..<frame.end]))
+                    let payload = UnsafeRawBufferPointer(rebasing: bytes[frame.payloadStart..<frame.end])
+                    recordCache?.insert(position, type: frame.type, payload: payload)
+                    return try body(frame.type, payload)
                 }
             }
         }

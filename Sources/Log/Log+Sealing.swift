@@ -89,6 +89,7 @@ extension Log {
             }
             try fileSystem.syncDirectory(directory)
             cache.removeAll(segment: id)
+            recordCache?.removeAll(segment: id)
         }
     }
 }

@@ -30,6 +30,8 @@ package final class Log: @unchecked Sendable {
     package let options: LogOptions
     let fileSystem: any FileSystem
     let cache: BlockCache
+    /// Single records of sealed segments; nil when `options.recordCacheBytes` is 0.
+    let recordCache: RecordCache?
 
     /// Every segment by id, and which one is active. Guarded by its mutex; entries are
     /// immutable objects, so readers copy a reference out and use it without the lock.
@@ -73,6 +75,7 @@ package final class Log: @unchecked Sendable {
         self.directory = directory
         self.options = options
         cache = BlockCache(capacity: options.blockCacheBytes)
+        recordCache = options.recordCacheBytes > 0 ? RecordCache(capacity: options.recordCacheBytes) : nil
         var table = Table(segments: segments, activeID: active.id)
         table.segments[active.id] = .raw(active)
         self.table = Lock(table)

@@ -24,8 +24,12 @@ enum LogFrame {
     /// Parses the frame at `offset` of `bytes` (a whole segment image or one block). Returns
     /// the frame or the reason it is not a valid frame. Checks: header fits, payload fits, type known,
     /// checksum matches, a commit's payload has the commit size.
+    ///
+    /// `verifyChecksum: false` keeps every structural check but skips the CRC: only for bytes
+    /// whose frames were already verified (see `Log.withRecord`).
     @inline(__always)
-    static func parse(_ bytes: UnsafeRawBufferPointer, at offset: Int, salt: UInt32) -> (ParsedFrame?, String) {
+    static func parse(_ bytes: UnsafeRawBufferPointer, at offset: Int, salt: UInt32,
+                      verifyChecksum: Bool = true) -> (ParsedFrame?, String) {
         guard offset >= 0, bytes.count - offset >= L.frameHeaderSize else {
             return (nil, "truncated record header")
         }
@@ -38,10 +42,12 @@ enum LogFrame {
             return (nil, "unknown record type \(type)")
         }
         let end = offset + L.frameHeaderSize + length
-        let stored = bytes.loadLE(UInt32.self, at: offset + L.frameChecksumOffset)
-        let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[(offset + L.frameLengthOffset)..<end]))
-        guard stored == computed ^ salt else {
-            return (nil, "record checksum mismatch")
+        if verifyChecksum {
+            let stored = bytes.loadLE(UInt32.self, at: offset + L.frameChecksumOffset)
+            let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[(offset + L.frameLengthOffset)..<end]))
+            guard stored == computed ^ salt else {
+                return (nil, "record checksum mismatch")
+            }
         }
         if type == LogRecordType.commit && length != L.commitPayloadSize {
             return (nil, "commit record has length \(length), expected \(L.commitPayloadSize)")

@@ -12,6 +12,9 @@ package struct LogOptions: Sendable, Equatable {
     /// Capacity of the cache of decompressed sealed blocks, in bytes. 0 disables caching
     /// (every sealed read decompresses). Default 8 MiB.
     package var blockCacheBytes: Int
+    /// Capacity of the cache of single records read from sealed blocks (`RecordCache`), in
+    /// bytes, each record charged its payload + 96. 0 (the default) disables it.
+    package var recordCacheBytes: Int = 0
     /// When set, segment salts derive from this seed and the segment id instead of the
     /// system random generator, so tests replay byte-identically. Production leaves it nil.
     package var saltSeed: UInt64?
@@ -37,6 +40,9 @@ package struct LogOptions: Sendable, Equatable {
         }
         guard blockCacheBytes >= 0 else {
             throw StorageError.invalidArgument("blockCacheBytes \(blockCacheBytes) is negative")
+        }
+        guard recordCacheBytes >= 0 else {
+            throw StorageError.invalidArgument("recordCacheBytes \(recordCacheBytes) is negative")
         }
     }
 

@@ -91,7 +91,10 @@ public final class MessageStore: Sendable {
         var config = MessageDatabaseOptions()
         config.storage.pageSize = options.pageSize
         config.storage.pageCacheBytes = options.cacheBytes - options.cacheBytes / 4
-        config.storage.log.blockCacheBytes = options.cacheBytes / 4
+        // A quarter for the log: half decompressed blocks, half single records (a large
+        // conversation's messages are scattered over many blocks; see RecordCache).
+        config.storage.log.blockCacheBytes = options.cacheBytes / 8
+        config.storage.log.recordCacheBytes = options.cacheBytes / 4 - options.cacheBytes / 8
         config.storage.log.segmentSize = options.segmentBytes
         config.storage.durability = options.durability == .full ? .full : .normal
         config.storage.checkpointDirtyBytes = options.checkpointDirtyBytes

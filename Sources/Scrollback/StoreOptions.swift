@@ -10,7 +10,8 @@ public enum Durability: Sendable, Hashable {
 
 /// Options of `MessageStore`. Sizes are in bytes.
 public struct StoreOptions: Sendable, Hashable {
-    /// Memory for caches: B+tree pages and decompressed log blocks share it. Default 64 MiB.
+    /// Memory for caches: B+tree pages (three quarters), decompressed log blocks (an eighth)
+    /// and single log records (an eighth) share it. Default 64 MiB.
     /// Range 1 MiB … 1 TiB.
     public var cacheBytes: Int = 64 << 20
     public var durability: Durability = .full

@@ -222,6 +222,31 @@ import TestSupport
         for t in all { #expect(try read(log, t.positions[0]) == t.records[0]) }
     }
 
+    @Test(arguments: [200, 1000, 1 << 20])
+    func recordCacheServesSealedRecords(recordCacheBytes: Int) throws {
+        let fs = MemoryFileSystem()
+        var options = smallOptions(segmentSize: 600, blockSize: 200, cacheBytes: 300)
+        options.recordCacheBytes = recordCacheBytes
+        let (log, _) = try openLog(fs, options)
+        var all: [ModelTransaction] = []
+        for i in 0..<40 {
+            all.append(try append(log, (0..<(i % 4 + 1)).map { record(i * 10 + $0, count: (i * 37 + $0 * 11) % 150) }))
+        }
+        #expect(try log.sealFullSegments() > 2)
+        for _ in 0..<3 {
+            try expectReadable(log, all)
+            try expectReadable(log, all.reversed())
+        }
+        // A removed segment's records are gone from the cache too.
+        let first = try #require(try log.listSegments().first)
+        #expect(first.state == .sealed)
+        try log.removeSegment(first.id)
+        let gone = try #require(all.first?.positions.first)
+        #expect(LogPositions.segment(gone) == first.id)
+        #expect(throws: StorageError.self) { try read(log, gone) }
+        #expect(try read(log, all.last!.positions[0]) == all.last!.records[0])
+    }
+
     @Test func blockCacheDisabled() throws {
         let fs = MemoryFileSystem()
         let (log, _) = try openLog(fs, smallOptions(segmentSize: 600, blockSize: 200, cacheBytes: 0))
