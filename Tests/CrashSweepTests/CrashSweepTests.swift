@@ -1,0 +1,2 @@
+import ScrollbackCrashSweep
+import Testing
