@@ -88,10 +88,14 @@ package final class CrashSweep: Sendable {
     /// stepsAfter[i] = steps completed when operation i returned (index 0 = store creation).
     package let stepsAfter: [Int]
 
+    /// Self-test only: the workload runs on a disk whose syncs do nothing, so the sweep must fail.
+    package let lyingSyncs: Bool
+
     static let path = "/store"
 
-    package init(workload: Workload) throws {
+    package init(workload: Workload, lyingSyncs: Bool = false) throws {
         self.workload = workload
+        self.lyingSyncs = lyingSyncs
         var runs: [(Int, Int, Int, [Int])] = []
         for _ in 0..<2 {
             let fs = CrashSimulatingFileSystem(seed: workload.seed)
@@ -186,12 +190,12 @@ package final class CrashSweep: Sendable {
         let faulting: FaultingFileSystem
         switch crashCase.variant {
         case .powerLoss:
-            faulting = FaultingFileSystem(fs)
+            faulting = FaultingFileSystem(fs, lyingSyncs: lyingSyncs)
             fs.scheduleCrash(afterSteps: crashCase.point)
             let roll = rng.below(10)
             namespaceMode = roll < 7 ? .revertUnsynced : roll < 9 ? .keepPrefix : .keepAll
         case .fault(let kind):
-            faulting = FaultingFileSystem(fs, fault: (kind, crashCase.point))
+            faulting = FaultingFileSystem(fs, fault: (kind, crashCase.point), lyingSyncs: lyingSyncs)
         }
         var acknowledged = 0
         var attempted = 0

@@ -25,13 +25,20 @@ package final class FaultingFileSystem: FileSystem {
         var writes = 0
         var plan: (kind: FaultKind, ordinal: Int)?
         var fired = false
+        /// A lying disk (the sweep's self-test): syncs succeed without making anything durable.
+        var syncsAreNoOps = false
     }
     let state = Mutex(State())
 
-    package init(_ inner: CrashSimulatingFileSystem, fault: (kind: FaultKind, ordinal: Int)? = nil) {
+    package init(_ inner: CrashSimulatingFileSystem, fault: (kind: FaultKind, ordinal: Int)? = nil, lyingSyncs: Bool = false) {
         self.inner = inner
-        state.withLock { $0.plan = fault }
+        state.withLock {
+            $0.plan = fault
+            $0.syncsAreNoOps = lyingSyncs
+        }
     }
+
+    var lies: Bool { state.withLock { $0.syncsAreNoOps } }
 
     package var syncCount: Int { state.withLock { $0.syncs } }
     package var writeCount: Int { state.withLock { $0.writes } }
@@ -75,6 +82,7 @@ package final class FaultingFileSystem: FileSystem {
     package func removeFile(_ path: String) throws { try inner.removeFile(path) }
     package func syncDirectory(_ directory: String) throws {
         willSync { _ in .syncDirectoryFails(pathSuffix: directory) }
+        if lies { return }
         try inner.syncDirectory(directory)
     }
 }
@@ -100,6 +108,7 @@ final class FaultingFileHandle: FileHandle {
     func syncData() throws {
         let path = inner.path
         fileSystem.willSync { _ in .syncFails(pathSuffix: path) }
+        if fileSystem.lies { return }
         try inner.syncData()
     }
     func size() throws -> UInt64 { try inner.size() }
