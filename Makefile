@@ -53,10 +53,13 @@ tsan: deps bench-deps
 CRASH_SECONDS ?= 600
 CRASH_SEED ?= 1
 CRASH_KILLS ?= 200
+# Crash modes per step in the long sweep (1…6, rotating so each mode gets an equal share;
+# make test runs all six at every step of its workloads). 2 favours more distinct workloads.
+CRASH_MODES ?= 2
 .PHONY: crash
 crash: deps
 	$(SWIFT) build -c release --product scrollback-crash
-	.build/release/scrollback-crash sweep --seconds $(CRASH_SECONDS) --seed $(CRASH_SEED)
+	.build/release/scrollback-crash sweep --seconds $(CRASH_SECONDS) --seed $(CRASH_SEED) --modes-per-point $(CRASH_MODES)
 	.build/release/scrollback-crash kill --kills $(CRASH_KILLS) --seed $(CRASH_SEED)
 
 clean:

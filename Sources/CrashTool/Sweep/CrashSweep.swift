@@ -131,10 +131,15 @@ package final class CrashSweep: Sendable {
 
     /// Every case of this workload: each step 0…M in each crash mode, each sync with EIO, and
     /// writes with ENOSPC / EIO (every `writeStride`-th write).
-    package func allCases(writeStride: Int = 1) -> [CrashCase] {
+    /// With `modesPerPoint` < 6, each step gets that many modes, rotating so every mode gets
+    /// the same share of the steps (the long sweep trades modes per step for more workloads).
+    package func allCases(writeStride: Int = 1, modesPerPoint: Int = CrashMode.allCases.count) -> [CrashCase] {
         var cases: [CrashCase] = []
+        let modes = CrashMode.allCases
+        let perPoint = min(max(1, modesPerPoint), modes.count)
         for point in 0...steps {
-            for mode in CrashMode.allCases {
+            for i in 0..<perPoint {
+                let mode = modes[(point * perPoint + i) % modes.count]
                 cases.append(CrashCase(seed: workload.seed, size: workload.size, variant: .powerLoss(mode), point: point))
             }
         }

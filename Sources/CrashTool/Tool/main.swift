@@ -6,10 +6,11 @@ import ScrollbackIO
 
 let usage = """
     usage:
-      scrollback-crash sweep [--seconds S] [--seed X] [--threads T]
+      scrollback-crash sweep [--seconds S] [--seed X] [--threads T] [--modes-per-point K]
           crash-point sweep: workloads seed X, X+1, … (small and large alternating), every
           I/O step in every crash mode plus fsync EIO / ENOSPC / write EIO faults, until S
-          seconds (default 600) have passed; prints the totals and every failure.
+          seconds (default 600) have passed; prints the totals and every failure. With K < 6
+          (default 6) each step gets K of the six crash modes, rotating.
       scrollback-crash replay --seed X --size small|large --variant V --point N
           replays one case with its trail (V: \(Variant.all.map(\.description).joined(separator: ", "))).
       scrollback-crash kill [--kills K] [--seed X] [--dir D]
@@ -58,10 +59,11 @@ case "sweep":
     let seconds: Int = number("seconds", 600)
     let firstSeed: UInt64 = number("seed", 1)
     let threads: Int = number("threads", ProcessInfo.processInfo.activeProcessorCount)
+    let modesPerPoint: Int = number("modes-per-point", 6)
     let deadline = ContinuousClock.now + .seconds(seconds)
     var report = SweepReport()
     var seed = firstSeed
-    say("crash sweep: \(seconds) s from seed \(firstSeed) on \(threads) threads")
+    say("crash sweep: \(seconds) s from seed \(firstSeed) on \(threads) threads, \(modesPerPoint) crash modes per step")
     while ContinuousClock.now < deadline && report.failures.isEmpty {
         for size in WorkloadSize.allCases where ContinuousClock.now < deadline {
             let sweep: CrashSweep
@@ -69,7 +71,7 @@ case "sweep":
                 report.failures.append("workload seed \(seed) size \(size.rawValue): \(error)")
                 break
             }
-            let cases = sweep.allCases(writeStride: size == .small ? 1 : 4)
+            let cases = sweep.allCases(writeStride: size == .small ? 1 : 4, modesPerPoint: modesPerPoint)
             let before = report.cases
             SweepRunner.run(sweep, cases: cases, threads: threads, deadline: deadline, into: &report)
             say("  workload seed \(seed) \(size.rawValue): \(sweep.workload.operations.count) operations, \(sweep.steps) steps, \(sweep.syncs) syncs, \(sweep.writes) writes; \(report.cases - before) of \(cases.count) cases run; total \(report.crashPoints.count) crash points, \(report.failures.count) failures")
