@@ -95,6 +95,39 @@ import TestSupport
     }
 }
 
+/// Regressions found by the long sweep.
+@Suite struct CrashSweepRegressionTests {
+    /// A failed directory sync while creating the store, a restart without power loss, then
+    /// acknowledged writes: the log segment's name was never made durable, so a power loss
+    /// took the segment and every acknowledged write in it ("log ends at 0:0, before the
+    /// replay position"). Open now syncs the store directory.
+    @Test func acknowledgedWritesSurviveAFailedDirectorySyncAtCreation() throws {
+        let fs = CrashSimulatingFileSystem(seed: 5)
+        // Sync #5 of creation is the directory sync after the first log segment is created.
+        let faulting = FaultingFileSystem(fs, fault: (.syncEIO, 5))
+        do {
+            _ = try MessageStore(path: "/store", options: Workload.options, fileSystem: faulting)
+            Issue.record("creation should fail")
+        } catch {
+            #expect("\(error)".contains("fsync(dir) on /store"), "\(error)")
+        }
+        let store = try MessageStore(path: "/store", options: Workload.options, fileSystem: fs)
+        try store.append(Message(id: "m1", conversation: "c", sender: "s", createdAt: 1, body: "acknowledged"))
+        fs.crash(mode: .dropAllUnsynced)
+        let reopened = try MessageStore(path: "/store", options: Workload.options, fileSystem: fs)
+        #expect(try reopened.message(id: "m1")?.body == "acknowledged")
+        #expect(try reopened.verify() == [])
+        try reopened.close()
+    }
+
+    /// The sweep case that found it.
+    @Test func sweepCaseSeed3LargeFsyncEIOPoint5() throws {
+        let sweep = try CrashSweep(workload: Workload(seed: 3, size: .large))
+        let result = sweep.run(CrashCase(seed: 3, size: .large, variant: .fault(.syncEIO), point: 5))
+        #expect(result.failure == nil, "\(result.failure ?? "")")
+    }
+}
+
 /// The real-process kill test: `scrollback-crash child` writes through the real file system
 /// with full durability; it is SIGKILLed at random moments 20 times, and after each kill the
 /// store must hold every acknowledged write, exactly, and pass `verify()`.
