@@ -46,5 +46,21 @@ tsan: deps bench-deps
 	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --skip-build --scratch-path .build-tsan --sanitize=thread \
 		-Xswiftc -DSCROLLBACK_TSAN --filter '$(TSAN_TESTS)'
 
+# Long crash testing (issue 6; Tests/CrashSweepTests/README.md): the crash-point sweep for
+# CRASH_SECONDS from workload seed CRASH_SEED (every I/O step of each workload in every crash
+# mode, plus fsync EIO / ENOSPC / write EIO faults), then CRASH_KILLS SIGKILLs of a real
+# writer process. Fails on any failure; each failure prints the command that replays it.
+CRASH_SECONDS ?= 600
+CRASH_SEED ?= 1
+CRASH_KILLS ?= 200
+# Crash modes per step in the long sweep (1…6, rotating so each mode gets an equal share;
+# make test runs all six at every step of its workloads). 2 favours more distinct workloads.
+CRASH_MODES ?= 2
+.PHONY: crash
+crash: deps
+	$(SWIFT) build -c release --product scrollback-crash
+	.build/release/scrollback-crash sweep --seconds $(CRASH_SECONDS) --seed $(CRASH_SEED) --modes-per-point $(CRASH_MODES)
+	.build/release/scrollback-crash kill --kills $(CRASH_KILLS) --seed $(CRASH_SEED)
+
 clean:
 	rm -rf .build

@@ -20,6 +20,7 @@ let package = Package(
     products: [
         .library(name: "Scrollback", targets: ["Scrollback"]),
         .executable(name: "scrollback", targets: ["ScrollbackCLI"]),
+        .executable(name: "scrollback-crash", targets: ["ScrollbackCrashTool"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -105,6 +106,21 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "ScrollbackTests", dependencies: ["Scrollback", "ScrollbackIO", "ScrollbackFormat", "TestSupport"],
+            swiftSettings: strict),
+        // Crash-point sweep and real-process kill test (issue 6): the engine, the
+        // `scrollback-crash` driver of `make crash`, and the bounded run in `make test`.
+        .target(
+            name: "ScrollbackCrashSweep",
+            dependencies: ["Scrollback", "ScrollbackIO", "ScrollbackFormat"],
+            path: "Sources/CrashTool/Sweep", swiftSettings: strict),
+        .executableTarget(
+            name: "ScrollbackCrashTool",
+            dependencies: ["ScrollbackCrashSweep", "Scrollback", "ScrollbackIO"],
+            path: "Sources/CrashTool/Tool", swiftSettings: strict),
+        .testTarget(
+            name: "CrashSweepTests",
+            dependencies: ["ScrollbackCrashSweep", "ScrollbackCrashTool", "Scrollback", "ScrollbackIO", "TestSupport"],
+            exclude: ["README.md"],
             swiftSettings: strict),
         .testTarget(
             name: "CLITests",

@@ -57,8 +57,11 @@ package final class MessageDatabase: Sendable {
     package static func open(fileSystem: any FileSystem, directory: String, options: MessageDatabaseOptions) throws
         -> MessageDatabase {
         if let names = try? fileSystem.listDirectory(directory), !names.isEmpty {
+            // A lone temporary page file is a store whose creation crashed before the rename:
+            // Pager.create removes it and starts over.
             let isStore = names.contains { name in
-                name == PageFileLayout.fileName || name.hasPrefix(LogSegmentLayout.filePrefix)
+                name == PageFileLayout.fileName || name == PageFileLayout.fileName + PageFileLayout.temporarySuffix
+                    || name.hasPrefix(LogSegmentLayout.filePrefix)
             }
             if !isStore { throw MessagingError.notAStore(path: directory) }
         }

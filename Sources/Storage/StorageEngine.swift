@@ -132,6 +132,10 @@ package final class StorageEngine: @unchecked Sendable {
             if changed {
                 try pager.checkpoint()
             }
+            // The names found here (page file, log segments) may be left by a run whose
+            // directory sync failed or never came: make them durable before any write into
+            // them is acknowledged.
+            try fileSystem.syncDirectory(directory)
         } catch {
             if !transaction.isFinished { transaction.rollback() }
             try? pager.close()
