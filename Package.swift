@@ -107,6 +107,10 @@ let package = Package(
             name: "ScrollbackTests", dependencies: ["Scrollback", "ScrollbackIO", "ScrollbackFormat", "TestSupport"],
             swiftSettings: strict),
         .testTarget(
+            name: "FaultTests",
+            dependencies: ["Scrollback", "ScrollbackMessaging", "ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat", "TestSupport"],
+            swiftSettings: strict),
+        .testTarget(
             name: "CLITests",
             dependencies: ["ScrollbackCLI", "Scrollback", "CSQLite"],
             swiftSettings: strict),
