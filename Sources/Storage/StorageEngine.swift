@@ -101,7 +101,19 @@ package final class StorageEngine: @unchecked Sendable {
         let pagesPath = Path.join(directory, PageFileLayout.fileName)
         let pager: Pager
         if fileSystem.fileExists(pagesPath) {
-            pager = try Pager.open(fileSystem: fileSystem, path: pagesPath, cacheBytes: options.pageCacheBytes)
+            do {
+                pager = try Pager.open(fileSystem: fileSystem, path: pagesPath, cacheBytes: options.pageCacheBytes)
+            } catch StorageError.notAStore {
+                // Neither meta page has the magic. Next to a log this is a damaged page file
+                // (e.g. truncated or zeroed), not a foreign file.
+                let names = try fileSystem.listDirectory(directory)
+                if let segment = names.first(where: { $0.hasPrefix("log-") }) {
+                    throw StorageError.corrupted(
+                        file: pagesPath, offset: 0,
+                        reason: "neither meta page of the page file is valid but the log exists (\(segment))")
+                }
+                throw StorageError.notAStore(path: pagesPath)
+            }
         } else {
             let names = try fileSystem.listDirectory(directory)
             if let segment = names.first(where: { $0.hasPrefix("log-") }) {

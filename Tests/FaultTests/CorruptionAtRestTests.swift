@@ -32,7 +32,7 @@ import TestSupport
 ///   boundary, and counts these cases separately ("tail cut").
 /// Sealed segments are verified block by block by `verify()`, so every damage there is live.
 @Suite(.serialized) struct CorruptionAtRestTests {
-    static let messageCount = 330
+    static let messageCount = 480
 
     enum FileKind: String, CaseIterable { case pages, raw, sealed }
 
@@ -123,6 +123,7 @@ import TestSupport
         }
         print("corruption at rest seed \(seed): \(files.count) files (\(sealedPaths.count) sealed, \(rawPaths.count) raw, page file \(pages.count) bytes, \(layout.livePages.count) live pages of \(layout.pageCount)), \(plan.count) cases")
 
+        let lastRawCommitEnds = image.frames(files[lastRaw]!).filter { $0.type == 1 }.map { $0.offset + 21 }
         var counts: [FileKind: Counts] = [:]
         var failures = 0
         for (kind, path, damage) in plan {
@@ -135,7 +136,14 @@ import TestSupport
             let live = Self.isLive(kind: kind, path: path, damage: damage, original: original, damaged: damaged, layout: layout,
                                    lastRaw: path == lastRaw)
             if live { c.live += 1 }
-            let outcome = runner.run(path: path, damaged: damaged, expected: expected, isLastRaw: path == lastRaw, timeout: 30)
+            // Where a torn-tail cut would put the end of the active segment: the end of the
+            // last complete transaction before the damage (24 if none).
+            var cutPoint: Int? = nil
+            if path == lastRaw {
+                let start = Self.damageStart(damage, original: original)
+                cutPoint = lastRawCommitEnds.last { $0 <= start } ?? 24
+            }
+            let outcome = runner.run(path: path, damaged: damaged, expected: expected, cutPoint: cutPoint, timeout: 30)
             let label = "seed \(seed), \(path): \(damage)"
             for problem in outcome.problems {
                 failures += 1
@@ -146,12 +154,8 @@ import TestSupport
             case .opened(let queryErrors, let verifyProblems, let tailCutAt):
                 if queryErrors > 0 { c.typedErrors += 1 } else { c.correct += 1 }
                 if !verifyProblems.isEmpty { c.verifyReported += 1 }
-                if let cut = tailCutAt {
+                if tailCutAt != nil {
                     c.tailCut += 1
-                    if Self.damageStart(damage, original: original) < cut {
-                        failures += 1
-                        Issue.record("\(label): the log was cut at \(cut), after the damage")
-                    }
                 } else if live && verifyProblems.isEmpty {
                     failures += 1
                     if failures <= 25 { Issue.record("\(label): live damage, yet verify() reports nothing") }
@@ -224,6 +228,10 @@ import TestSupport
                     if original[i..<end] != damaged[i..<end] { changedPages.insert(page) }
                     i = end
                 }
+                // Damage to the meta page in use makes the pager fall back to the other meta
+                // page (an older checkpoint) and replay more log: the pages live in the newer
+                // state may then be unreachable, so nothing is required of verify().
+                if changedPages.contains(layout.metaInUse) { return false }
                 return !changedPages.isDisjoint(with: livePages)
             }
         }
@@ -438,22 +446,25 @@ final class CaseRunner: @unchecked Sendable {
     func checkError(_ error: any Error, damagedPath: String, damagedSize: Int, namesFile: inout Bool) -> String? {
         guard case let ScrollbackError.corrupted(file, offset, _) = error else { return "not a typed corruption error: \(error)" }
         if file == damagedPath { namesFile = true }
-        guard let size = pristine[file]?.count ?? (file == damagedPath ? damagedSize : nil) else {
+        guard file.hasPrefix(FaultFixture.directory + "/") else {
             return "the error names \(file), not a file of the store: \(error)"
         }
+        // A file the store needs but cannot find (e.g. a removed segment an old checkpoint
+        // still refers to) has no size to check the offset against.
+        guard let size = pristine[file]?.count ?? (file == damagedPath ? damagedSize : nil) else { return nil }
         let bound = max(size, file == damagedPath ? damagedSize : 0)
         if offset > UInt64(bound) + 16384 { return "the error's offset \(offset) is outside \(file) (\(bound) bytes): \(error)" }
         return nil
     }
 
-    func run(path: String, damaged: [UInt8], expected: Observation, isLastRaw: Bool, timeout: Double) -> Outcome {
+    func run(path: String, damaged: [UInt8], expected: Observation, cutPoint: Int?, timeout: Double) -> Outcome {
         let box = Box(Outcome())
-        let ok = finishes(within: timeout) { [self] in box.value = self.runCase(path: path, damaged: damaged, expected: expected, isLastRaw: isLastRaw) }
+        let ok = finishes(within: timeout) { [self] in box.value = self.runCase(path: path, damaged: damaged, expected: expected, cutPoint: cutPoint) }
         if !ok { return Outcome(result: .hung) }
         return box.value
     }
 
-    private func runCase(path: String, damaged: [UInt8], expected: Observation, isLastRaw: Bool) -> Outcome {
+    private func runCase(path: String, damaged: [UInt8], expected: Observation, cutPoint: Int?) -> Outcome {
         var outcome = Outcome()
         let fs = fileSystem(replacing: path, with: damaged)
         let store: MessageStore
@@ -467,14 +478,19 @@ final class CaseRunner: @unchecked Sendable {
             return outcome
         }
         defer { try? store.close() }
-        // A cut torn tail: recovery shortened the active segment below its original length.
+        let observation = Observation.observe(store, ids: ids)
+        // The known limit: recovery cut the active segment at the last commit before the
+        // damage (no later commit witnessed it). Then the store must read exactly as the
+        // healthy store cut there.
         var reference = expected
         var tailCut: Int? = nil
-        if isLastRaw, let size = fs.contents(of: path)?.count, size < min(damaged.count, pristine[path]!.count) {
-            tailCut = size
-            reference = cutObservation(path: path, length: size)
+        if let cutPoint, observation.firstWrongResult(comparedTo: expected) != nil {
+            let cut = cutObservation(path: path, length: cutPoint)
+            if observation.firstWrongResult(comparedTo: cut) == nil {
+                tailCut = cutPoint
+                reference = cut
+            }
         }
-        let observation = Observation.observe(store, ids: ids)
         for (index, error) in observation.errors {
             if let problem = checkError(error, damagedPath: path, damagedSize: damaged.count, namesFile: &outcome.errorNamesFile) {
                 outcome.problems.append("\(observation.labels[index]): \(problem)")

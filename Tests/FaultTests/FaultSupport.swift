@@ -103,7 +103,7 @@ enum FaultFixture {
                 steps.append(Step(description: "backup", isWrite: false) { try $0.backup(to: backupPath) })
             }
         }
-        steps.append(Step(description: "compact", isWrite: false) { try $0.compact() })
+        steps.append(Step(description: "checkpoint", isWrite: false) { try $0.checkpoint() })
         // Un-checkpointed commits at the end.
         for i in 0..<4 {
             let message = message(count + i, bodyBytes: 40, rng: &rng)
