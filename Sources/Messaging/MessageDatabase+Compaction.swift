@@ -77,8 +77,10 @@ extension MessageDatabase {
         var summary = CompactionSummary()
         try removeDeferredSegments(wait: false)
         if threshold == nil {
-            try engine.log.rollSegment()
-            try engine.log.sealFullSegments()
+            try engine.withWriteFailurePoisoning {
+                try engine.log.rollSegment()
+                _ = try engine.log.sealFullSegments()
+            }
         }
         summary.logBytesBefore = logBytes
         let accounts = try sealedAccounts()

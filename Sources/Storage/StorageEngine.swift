@@ -384,6 +384,19 @@ package final class StorageEngine: @unchecked Sendable {
         try writerLock.withLock { _ in try body() }
     }
 
+    /// Runs write I/O that happens outside a commit (e.g. compaction rolling and sealing the
+    /// log) under the commit rule: refused while the engine refuses writes, and a failure
+    /// poisons the engine (a failed write or fsync is never retried; spec/README.md, A6).
+    package func withWriteFailurePoisoning<R>(_ body: () throws -> R) throws -> R {
+        if let failure = refusal() { throw failure }
+        do {
+            return try body()
+        } catch {
+            poisonWith(error)
+            throw error
+        }
+    }
+
     // MARK: Health
 
     private func refusal() -> StorageError? {
