@@ -47,7 +47,10 @@ enum FaultFixture {
     /// A deterministic workload covering every write path: single appends, batches (with
     /// appends, edits, deletes, read markers), edits, deletes, read markers, checkpoints,
     /// sealing (segments fill up), a compaction and a backup. `count` messages in total.
-    static func workload(seed: UInt64, messages count: Int, bodyBytes: Int, backupPath: String? = nil) -> [Step] {
+    /// `finalCompaction`: end with a compaction (which removes segments) right before the
+    /// un-checkpointed tail, instead of a checkpoint.
+    static func workload(seed: UInt64, messages count: Int, bodyBytes: Int, backupPath: String? = nil,
+                         finalCompaction: Bool = false) -> [Step] {
         var rng = SeededRandom(seed: seed)
         var steps: [Step] = []
         var n = 0
@@ -103,13 +106,29 @@ enum FaultFixture {
                 steps.append(Step(description: "backup", isWrite: false) { try $0.backup(to: backupPath) })
             }
         }
-        steps.append(Step(description: "checkpoint", isWrite: false) { try $0.checkpoint() })
+        if finalCompaction {
+            steps.append(Step(description: "compact", isWrite: false) { try $0.compact() })
+        } else {
+            steps.append(Step(description: "checkpoint", isWrite: false) { try $0.checkpoint() })
+        }
         // Un-checkpointed commits at the end.
         for i in 0..<4 {
             let message = message(count + i, bodyBytes: 40, rng: &rng)
             steps.append(Step(description: "append \(message.id)", isWrite: true) { try $0.append(message) })
         }
         return steps
+    }
+
+    /// Runs the workload on the crash simulator, cuts the power without closing (so the last
+    /// commits stay un-checkpointed) and returns every file's durable bytes.
+    static func healthyImage(seed: UInt64, messages count: Int, bodyBytes: Int, finalCompaction: Bool = false) throws -> [String: [UInt8]] {
+        let fs = CrashSimulatingFileSystem(seed: seed)
+        let store = try MessageStore(path: directory, options: options(), fileSystem: fs)
+        for step in workload(seed: seed, messages: count, bodyBytes: bodyBytes, finalCompaction: finalCompaction) { try step.run(store) }
+        fs.crash(mode: .dropAllUnsynced)
+        var files: [String: [UInt8]] = [:]
+        for path in fs.allFilePaths() { files[path] = fs.contents(of: path)! }
+        return files
     }
 
     /// Every id the workload may have used (live, deleted and never used ones).
