@@ -176,6 +176,8 @@ import TestSupport
     /// EIO on the nth read, during open and every query, on a cold store: each result is
     /// exactly right or `.io`; afterwards (fault gone) every query is exactly right again (a
     /// failed read poisons no cache), writes work, and the state survives a reopen.
+    static let extra = Message(id: "extra", conversation: "dev", sender: "bob", createdAt: 5, body: "extra")
+
     @Test(arguments: TestSeeds.seeds(default: [0x0EAD]))
     func readFaultsNeverReturnWrongData(seed: UInt64) throws {
         let steps = FaultFixture.workload(seed: seed, messages: Self.messageCount, bodyBytes: Self.bodyBytes)
@@ -187,17 +189,26 @@ import TestSupport
             try store.close()
         }
         let expected = try Oracle(steps: steps, ids: ids).observation(after: steps.indices.filter { steps[$0].isWrite })
-        var rng = SeededRandom(seed: seed)
-        var failures = 0, cases = 0, openFailed = 0, queryFailed = 0, writeFailed = 0
+        let expectedWithoutExtra = expected
+        let expectedWithExtra: Observation
+        do {
+            let store = try MessageStore(path: FaultFixture.directory, options: FaultFixture.options(), fileSystem: MemoryFileSystem())
+            for step in steps where step.isWrite { try step.run(store) }
+            try store.append(Self.extra)
+            expectedWithExtra = Observation.observe(store, ids: ids)
+        }
+        var failures = 0, cases = 0, openFailed = 0, queryFailed = 0, writeFailed = 0, retryRefused = 0
         func fail(_ text: String) {
             failures += 1
             if failures <= 25 { Issue.record("\(text) (replay with SCROLLBACK_SEED=\(seed))") }
         }
-        for round in 0..<scaled(120) {
+        for round in 0..<scaled(160) {
             cases += 1
-            let nth = round < 40 ? round + 1 : 1 + Int(rng.next() % 400)
-            let label = "EIO on read \(nth)"
-            fs.injectFault(.readFails(nth: nth))
+            // Even rounds: the fault hits open or a query. Odd rounds: a write on a cold store.
+            let writing = round % 2 == 1
+            let nth = writing ? 1 + (round / 2) % 12 : 1 + (round / 2) % 40
+            let label = "EIO on read \(nth)\(writing ? " of a write on a cold store" : "")"
+            if !writing { fs.injectFault(.readFails(nth: nth)) }
             let store: MessageStore
             do {
                 store = try MessageStore(path: FaultFixture.directory, options: FaultFixture.options(), fileSystem: fs)
@@ -210,6 +221,28 @@ import TestSupport
                 fs.clearFaults()
                 continue
             }
+            let extra = Self.extra
+            var wrote = false
+            if writing {
+                // A read failure while writing: the write fails with .io or succeeds.
+                fs.injectFault(.readFails(nth: nth))
+                do {
+                    try store.append(extra)
+                    wrote = true
+                } catch ScrollbackError.io {
+                    writeFailed += 1
+                } catch {
+                    fail("\(label): a write under a read fault failed with \(error)")
+                }
+                fs.clearFaults()
+                if !wrote {
+                    // A read failure before anything reached the log fails that write only.
+                    do { try store.append(extra); wrote = true } catch {
+                        if case ScrollbackError.refusesWrites = error { retryRefused += 1 } else { fail("\(label): the retried write failed with \(error)") }
+                    }
+                }
+            }
+            let expected = wrote ? expectedWithExtra : expected
             let observation = Observation.observe(store, ids: ids)
             for (index, error) in observation.errors {
                 guard case ScrollbackError.io = error else {
@@ -227,31 +260,18 @@ import TestSupport
                 let index = again.firstWrongResult(comparedTo: expected) ?? again.errors.first?.index ?? 0
                 fail("\(label): after the fault, \(again.labels[index]) reads \(again.results[index].prefix(300))")
             }
-            // A read failure while writing: the write fails with .io (nothing written) or succeeds.
-            fs.injectFault(.readFails(nth: 1 + Int(rng.next() % 4)))
-            let extra = Message(id: "x\(round)", conversation: "dev", sender: "bob", createdAt: 5, body: "extra \(round)")
-            var wrote = false
-            do {
-                try store.append(extra)
-                wrote = true
-            } catch ScrollbackError.io {
-                writeFailed += 1
-            } catch {
-                fail("\(label): a write under a read fault failed with \(error)")
-            }
-            fs.clearFaults()
-            _ = wrote
             let problems = try store.verify()
             if !problems.isEmpty { fail("\(label): verify() after the fault: \(problems.prefix(3))") }
             try? store.close()
-            // Put the store back for the next round (the write changed it).
+            // Reopen, check, and put the store back for the next round.
             let reopened = try MessageStore(path: FaultFixture.directory, options: FaultFixture.options(), fileSystem: fs)
             if try reopened.verify() != [] { fail("\(label): verify() after reopening is not empty") }
             if wrote, try reopened.message(id: extra.id) == nil { fail("\(label): an acknowledged write is lost") }
-            try? reopened.delete(id: extra.id)
+            if try reopened.message(id: extra.id) != nil { try reopened.delete(id: extra.id) }
+            if Observation.observe(reopened, ids: ids) != expectedWithoutExtra { fail("\(label): after reopening the data differs") }
             try reopened.close()
         }
-        print("read faults seed \(seed): \(cases) cases; open failed with .io in \(openFailed), queries failed with .io in \(queryFailed), writes failed with .io in \(writeFailed)")
+        print("read faults seed \(seed): \(cases) cases; open failed with .io in \(openFailed), queries failed with .io in \(queryFailed), writes failed with .io in \(writeFailed) (the retry was refused in \(retryRefused): the read failed after the record reached the log)")
         if failures > 0 { print("read faults: \(failures) failures; replay with SCROLLBACK_SEED=\(seed)") }
     }
 }
