@@ -90,7 +90,7 @@ import TestSupport
     /// read at open: reads and verify() must find their damage), one whose last maintenance
     /// was a compaction that removed segments (the older meta page then refers to a removed
     /// segment). Each seed alternates between them.
-    @Test(arguments: TestSeeds.seeds(default: [0xC0FFEE, 0xC0FFEF]))
+    @Test(arguments: TestSeeds.seeds(default: [0xC0FFEE, 0xC0FFEF, 0xD00E, 0xD00F]))
     func damagedStoreGivesCorrectDataOrTypedErrors(seed: UInt64) throws {
         let finalCompaction = seed % 2 == 1
         let messageCount = finalCompaction ? 330 : Self.messageCount

@@ -13,7 +13,7 @@ import TestSupport
 /// - after a failed write or sync the store refuses writes (`.refusesWrites`) until reopened,
 ///   while reads keep returning exactly the acknowledged data;
 /// - after reopening on the same simulated file system (fault cleared; every other case
-///   after a simulated power loss that drops every unsynced write), every acknowledged write
+///   after a simulated power loss, cycling through every `CrashMode`), every acknowledged write
 ///   is present (the state is the acknowledged one, or that plus the failed batch), `verify()`
 ///   is empty, and the store accepts writes again.
 @Suite(.serialized) struct IOFaultTests {
@@ -61,7 +61,7 @@ import TestSupport
         var byStep: [String: Int] = [:]
     }
 
-    @Test(arguments: TestSeeds.seeds(default: [0xFA17]))
+    @Test(arguments: TestSeeds.seeds(default: [0xFA17, 0xFA18]))
     func writeAndSyncFaultsAtEveryStep(seed: UInt64) throws {
         let steps = FaultFixture.workload(seed: seed, messages: Self.messageCount, bodyBytes: Self.bodyBytes, backupPath: "/backup")
         let ids = FaultFixture.allIDs(messages: Self.messageCount)
@@ -132,8 +132,9 @@ import TestSupport
                 // Reopen: half the cases after a power loss that drops every unsynced write.
                 try? store.close()
                 let crashed = point % 2 == 0
+                let mode = CrashMode.allCases[(point / 2) % CrashMode.allCases.count]
                 if crashed {
-                    fs.crash(mode: .dropAllUnsynced)
+                    fs.crash(mode: mode)
                     tally.reopenedAfterCrash += 1
                 } else {
                     fs.clearFaults()
@@ -150,7 +151,7 @@ import TestSupport
                         tally.failedBatchSurvived += 1
                     } else {
                         let index = observation.firstWrongResult(comparedTo: candidates[0]) ?? observation.errors.first?.index ?? 0
-                        fail("\(label), reopened\(crashed ? " after a crash" : ""): \(observation.labels[index]) reads \(observation.results[index].prefix(300)), expected \(candidates[0].results[index].prefix(300))")
+                        fail("\(label), reopened\(crashed ? " after a crash (\(mode))" : ""): \(observation.labels[index]) reads \(observation.results[index].prefix(300)), expected \(candidates[0].results[index].prefix(300))")
                     }
                     let problems = try reopened.verify()
                     if !problems.isEmpty { fail("\(label), reopened: verify() reports \(problems.prefix(3))") }
@@ -202,7 +203,7 @@ import TestSupport
             failures += 1
             if failures <= 25 { Issue.record("\(text) (replay with SCROLLBACK_SEED=\(seed))") }
         }
-        for round in 0..<scaled(160) {
+        for round in 0..<scaled(320) {
             cases += 1
             // Even rounds: the fault hits open or a query. Odd rounds: a write on a cold store.
             let writing = round % 2 == 1
