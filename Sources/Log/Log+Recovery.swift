@@ -69,7 +69,8 @@ extension Log {
         // transactions after `replayFrom` in it are gone and replaying the later segments alone
         // would silently skip them (e.g. the caller's state is an older checkpoint whose segment
         // compaction has removed).
-        if replayFrom != 0, !ids.contains(replaySegment), let later = ids.first(where: { $0 > replaySegment }) {
+        if options.requireReplaySegment, replayFrom != 0, !ids.contains(replaySegment),
+            let later = ids.first(where: { $0 > replaySegment }) {
             throw StorageError.corrupted(
                 file: path(replaySegment, .raw), offset: UInt64(replayOffset),
                 reason: "log segment \(replaySegment), which holds the replay position \(LogPositions.describe(replayFrom)), is missing (the log continues with segment \(later)): durable log data is missing")

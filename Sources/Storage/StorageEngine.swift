@@ -131,8 +131,13 @@ package final class StorageEngine: @unchecked Sendable {
         do {
             let createdTrees = try prepareTrees(schema, in: transaction, file: pagesPath)
             let startState = transaction.state
+            // A checkpoint's log position always lies in a segment that exists (compaction
+            // removes segments only after a later checkpoint): a missing one means the state in
+            // use is older than the log (e.g. a damaged newest meta page), never a skip to allow.
+            var logOptions = options.log
+            logOptions.requireReplaySegment = true
             log = try Log.open(
-                fileSystem: fileSystem, directory: directory, options: options.log,
+                fileSystem: fileSystem, directory: directory, options: logOptions,
                 replayFrom: startState.logPosition
             ) { logged in
                 try schema.apply(transaction, logged)
