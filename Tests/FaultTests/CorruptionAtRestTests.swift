@@ -42,6 +42,8 @@ import TestSupport
         case truncate(Int)
         case swap(Range<Int>, Range<Int>, what: String)
         case append(Int)
+        /// The whole file is lost (an empty array stands for "no file").
+        case remove
 
         var description: String {
             switch self {
@@ -50,6 +52,7 @@ import TestSupport
             case let .truncate(length): "truncate to \(length)"
             case let .swap(a, b, what): "swap \(what) \(a) and \(b)"
             case let .append(count): "append \(count) garbage bytes"
+            case .remove: "remove the file"
             }
         }
 
@@ -60,6 +63,7 @@ import TestSupport
             case .truncate: "truncate"
             case .swap: "swap"
             case .append: "append garbage"
+            case .remove: "remove"
             }
         }
 
@@ -75,6 +79,7 @@ import TestSupport
                 bytes = Array(original[..<first.lowerBound]) + Array(original[second]) + Array(original[first.upperBound..<second.lowerBound])
                     + Array(original[first]) + Array(original[second.upperBound...])
             case let .append(count): bytes += (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            case .remove: bytes = []
             }
             return bytes
         }
@@ -140,7 +145,9 @@ import TestSupport
                 let start = Self.damageStart(damage, original: original)
                 cutPoint = lastRawCommitEnds.last { $0 <= start } ?? 24
             }
-            let outcome = runner.run(path: path, damaged: damaged, expected: expected, cutPoint: cutPoint, timeout: 30)
+            var removing = false
+            if case .remove = damage { removing = true }
+            let outcome = runner.run(path: path, damaged: damaged, removing: removing, expected: expected, cutPoint: cutPoint, timeout: 30)
             let label = "seed \(seed), \(path): \(damage)"
             for problem in outcome.problems {
                 failures += 1
@@ -195,6 +202,7 @@ import TestSupport
         case let .truncate(length): length
         case let .swap(a, b, _): min(a.lowerBound, b.lowerBound)
         case .append: original.count
+        case .remove: 0
         }
     }
 
@@ -303,6 +311,7 @@ import TestSupport
             cases.append(.swap(a * size..<(a + 1) * size, c * size..<(c + 1) * size, what: "pages \(a), \(c)"))
         }
         cases += [1, 511, 512, 4096, 9000].map { .append($0) }
+        cases.append(.remove)
         return cases
     }
 
@@ -349,6 +358,7 @@ import TestSupport
             cases.append(.swap(x.offset..<x.offset + 9 + x.length, y.offset..<y.offset + 9 + y.length, what: "frames"))
         }
         cases += [1, 21, 100, 700].map { .append($0) }
+        cases.append(.remove)
         return cases
     }
 
@@ -396,6 +406,7 @@ import TestSupport
             }
         }
         cases += [1, 24, 300].map { .append($0) }
+        cases.append(.remove)
         return cases
     }
 }
@@ -424,10 +435,12 @@ final class CaseRunner: @unchecked Sendable {
         var errorNamesFile = false
     }
 
-    func fileSystem(replacing path: String? = nil, with bytes: [UInt8] = []) -> MemoryFileSystem {
+    func fileSystem(replacing path: String? = nil, with bytes: [UInt8] = [], removing: Bool = false) -> MemoryFileSystem {
         let fs = MemoryFileSystem()
         try? fs.createDirectory(FaultFixture.directory)
-        for (file, contents) in pristine { fs.setContents(of: file, to: file == path ? bytes : contents) }
+        for (file, contents) in pristine where !(removing && file == path) {
+            fs.setContents(of: file, to: file == path ? bytes : contents)
+        }
         return fs
     }
 
@@ -454,16 +467,18 @@ final class CaseRunner: @unchecked Sendable {
         return nil
     }
 
-    func run(path: String, damaged: [UInt8], expected: Observation, cutPoint: Int?, timeout: Double) -> Outcome {
+    func run(path: String, damaged: [UInt8], removing: Bool, expected: Observation, cutPoint: Int?, timeout: Double) -> Outcome {
         let box = Box(Outcome())
-        let ok = finishes(within: timeout) { [self] in box.value = self.runCase(path: path, damaged: damaged, expected: expected, cutPoint: cutPoint) }
+        let ok = finishes(within: timeout) { [self] in
+            box.value = self.runCase(path: path, damaged: damaged, removing: removing, expected: expected, cutPoint: cutPoint)
+        }
         if !ok { return Outcome(result: .hung) }
         return box.value
     }
 
-    private func runCase(path: String, damaged: [UInt8], expected: Observation, cutPoint: Int?) -> Outcome {
+    private func runCase(path: String, damaged: [UInt8], removing: Bool, expected: Observation, cutPoint: Int?) -> Outcome {
         var outcome = Outcome()
-        let fs = fileSystem(replacing: path, with: damaged)
+        let fs = fileSystem(replacing: path, with: damaged, removing: removing)
         let store: MessageStore
         do {
             store = try MessageStore(path: FaultFixture.directory, options: FaultFixture.options(), fileSystem: fs)

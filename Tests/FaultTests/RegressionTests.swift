@@ -40,6 +40,22 @@ import TestSupport
         }
     }
 
+    /// Bug: a lost sealed segment file that still held live messages went unnoticed at open;
+    /// reads of its messages failed later with an error naming no file ("no log segment").
+    /// Now open reports it (the page file's segment table lists the segment's live bytes).
+    @Test func lostSegmentFileWithLiveMessagesIsReportedAtOpen() throws {
+        var files = try FaultFixture.healthyImage(seed: 0xC0FFEE, messages: 480, bodyBytes: 300)
+        let sealed = files.keys.filter { $0.hasSuffix(".sealed") }.sorted()
+        #expect(!sealed.isEmpty)
+        files[sealed[0]] = nil
+        do {
+            _ = try MessageStore(path: FaultFixture.directory, options: FaultFixture.options(), fileSystem: Self.fileSystem(files))
+            Issue.record("a store missing \(sealed[0]) opened")
+        } catch ScrollbackError.corrupted(let file, _, let reason) {
+            #expect(file == "/db/pages" && reason.contains("missing"), "\(file): \(reason)")
+        }
+    }
+
     /// Bug: a page file whose meta pages both lack the magic (truncated to nothing, zeroed)
     /// next to an existing log was reported as `.notAStore`, not as corruption of the page file.
     @Test func emptyPageFileNextToALogIsCorruption() throws {
