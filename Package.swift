@@ -123,6 +123,10 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: strict),
         .testTarget(
+            name: "FaultTests",
+            dependencies: ["Scrollback", "ScrollbackMessaging", "ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat", "TestSupport"],
+            swiftSettings: strict),
+        .testTarget(
             name: "CLITests",
             dependencies: ["ScrollbackCLI", "Scrollback", "CSQLite"],
             swiftSettings: strict),

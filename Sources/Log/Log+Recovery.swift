@@ -65,6 +65,16 @@ extension Log {
         let replaySegment = LogPositions.segment(replayFrom)
         let replayOffset = Int(LogPositions.offset(replayFrom))
         func applyFrom(_ id: UInt32) -> Int { id == replaySegment ? replayOffset : 0 }
+        // The segment holding the replay position must exist when later ones do: otherwise the
+        // transactions after `replayFrom` in it are gone and replaying the later segments alone
+        // would silently skip them (e.g. the caller's state is an older checkpoint whose segment
+        // compaction has removed).
+        if options.requireReplaySegment, replayFrom != 0, !ids.contains(replaySegment),
+            let later = ids.first(where: { $0 > replaySegment }) {
+            throw StorageError.corrupted(
+                file: path(replaySegment, .raw), offset: UInt64(replayOffset),
+                reason: "log segment \(replaySegment), which holds the replay position \(LogPositions.describe(replayFrom)), is missing (the log continues with segment \(later)): durable log data is missing")
+        }
         var segments: [UInt32: SegmentEntry] = [:]
         var active: RawSegment?
         var syncs: UInt64 = 0

@@ -18,6 +18,12 @@ package struct LogOptions: Sendable, Equatable {
     /// When set, segment salts derive from this seed and the segment id instead of the
     /// system random generator, so tests replay byte-identically. Production leaves it nil.
     package var saltSeed: UInt64?
+    /// When set, recovery reports corruption if the segment holding `replayFrom` is missing
+    /// while later segments exist: the transactions after `replayFrom` in it would be skipped
+    /// silently. A caller sets it when its replay position is always inside an existing
+    /// segment (the storage engine: a checkpoint's position is never in a removed segment).
+    /// Off by default, so a caller may replay from the end of a segment it has removed.
+    package var requireReplaySegment = false
 
     package init(
         segmentSize: Int = 16 << 20,

@@ -77,8 +77,10 @@ extension MessageDatabase {
         var summary = CompactionSummary()
         try removeDeferredSegments(wait: false)
         if threshold == nil {
-            try engine.log.rollSegment()
-            try engine.log.sealFullSegments()
+            try engine.withWriteFailurePoisoning {
+                try engine.log.rollSegment()
+                _ = try engine.log.sealFullSegments()
+            }
         }
         summary.logBytesBefore = logBytes
         let accounts = try sealedAccounts()
@@ -202,6 +204,15 @@ extension MessageDatabase {
             try engine.log.removeSegment(segment.id)
         }
         let present = Set(segments.map(\.id))
+        // A segment the trees still point into must exist: compaction removes a file only after
+        // its retire record (live bytes 0). A missing one means the durable state in use is not
+        // the one the files belong to (e.g. a damaged newest meta page made the pager fall back
+        // to an older checkpoint); report it now rather than failing reads later.
+        if let lost = accounts.first(where: { !present.contains($0.id) && $0.liveBytes > 0 }) {
+            throw StorageError.corrupted(
+                file: engine.pager.path, offset: 0,
+                reason: "the segment table of the checkpoint in use lists log segment \(lost.id) with \(lost.liveBytes) live bytes, but the segment is missing")
+        }
         let missing = accounts.filter { !present.contains($0.id) && $0.liveBytes == 0 }.map(\.id)
         if !missing.isEmpty {
             try engine.commit { _, batch in

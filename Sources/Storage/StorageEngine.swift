@@ -101,7 +101,19 @@ package final class StorageEngine: @unchecked Sendable {
         let pagesPath = Path.join(directory, PageFileLayout.fileName)
         let pager: Pager
         if fileSystem.fileExists(pagesPath) {
-            pager = try Pager.open(fileSystem: fileSystem, path: pagesPath, cacheBytes: options.pageCacheBytes)
+            do {
+                pager = try Pager.open(fileSystem: fileSystem, path: pagesPath, cacheBytes: options.pageCacheBytes)
+            } catch StorageError.notAStore {
+                // Neither meta page has the magic. Next to a log this is a damaged page file
+                // (e.g. truncated or zeroed), not a foreign file.
+                let names = try fileSystem.listDirectory(directory)
+                if let segment = names.first(where: { $0.hasPrefix("log-") }) {
+                    throw StorageError.corrupted(
+                        file: pagesPath, offset: 0,
+                        reason: "neither meta page of the page file is valid but the log exists (\(segment))")
+                }
+                throw StorageError.notAStore(path: pagesPath)
+            }
         } else {
             let names = try fileSystem.listDirectory(directory)
             if let segment = names.first(where: { $0.hasPrefix("log-") }) {
@@ -119,8 +131,13 @@ package final class StorageEngine: @unchecked Sendable {
         do {
             let createdTrees = try prepareTrees(schema, in: transaction, file: pagesPath)
             let startState = transaction.state
+            // A checkpoint's log position always lies in a segment that exists (compaction
+            // removes segments only after a later checkpoint): a missing one means the state in
+            // use is older than the log (e.g. a damaged newest meta page), never a skip to allow.
+            var logOptions = options.log
+            logOptions.requireReplaySegment = true
             log = try Log.open(
-                fileSystem: fileSystem, directory: directory, options: options.log,
+                fileSystem: fileSystem, directory: directory, options: logOptions,
                 replayFrom: startState.logPosition
             ) { logged in
                 try schema.apply(transaction, logged)
@@ -374,6 +391,19 @@ package final class StorageEngine: @unchecked Sendable {
     /// Runs `body` while no group commit or checkpoint is in progress.
     func withWriterRole<R>(_ body: () throws -> R) rethrows -> R {
         try writerLock.withLock { _ in try body() }
+    }
+
+    /// Runs write I/O that happens outside a commit (e.g. compaction rolling and sealing the
+    /// log) under the commit rule: refused while the engine refuses writes, and a failure
+    /// poisons the engine (a failed write or fsync is never retried; spec/README.md, A6).
+    package func withWriteFailurePoisoning<R>(_ body: () throws -> R) throws -> R {
+        if let failure = refusal() { throw failure }
+        do {
+            return try body()
+        } catch {
+            poisonWith(error)
+            throw error
+        }
     }
 
     // MARK: Health
