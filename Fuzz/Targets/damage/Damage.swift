@@ -68,7 +68,7 @@ nonisolated(unsafe) let healthy: Healthy = {
     for (i, id) in ids.enumerated() {
         _ = try! store.append(Message(
             id: id, conversation: conversations[i % 3], sender: users[i % 2], createdAt: Int64(i / 2),
-            body: String(repeating: "b", count: (i * 37) % 1500), replyTo: i % 5 == 4 ? ids[i - 1] : nil))
+            body: String(repeating: "b", count: (i * 97) % 3000), replyTo: i % 5 == 4 ? ids[i - 1] : nil))
         if i % 7 == 6 { try! store.delete(id: ids[i - 3]) }
         if i % 11 == 10 { try! store.edit(id: ids[i - 1], body: "edited \(i)") }
         if i % 13 == 12 { try! store.markRead(user: users[i % 2], conversation: conversations[i % 3], through: id) }
@@ -83,6 +83,7 @@ nonisolated(unsafe) let healthy: Healthy = {
         }
     }
     walk("/db")
+    if getenv("FUZZ_LIST_FILES") != nil { for (path, bytes) in files { print(path, bytes.count) } }
     let reopened = try! MessageStore(path: "/db", options: options(), fileSystem: fs)
     var answers: Answers = [:]
     readAll(reopened) { name, answer in
@@ -131,6 +132,8 @@ func fuzzOne(_ data: [UInt8]) {
         default: break
         }
     }
+    // An empty directory is a new store, not a damaged one.
+    if removed.count == files.count { return }
     let fs = MemoryFileSystem()
     try! fs.createDirectory("/db")
     for (i, file) in healthy.files.enumerated() where !removed.contains(i) {

@@ -19,7 +19,8 @@ func fuzzEntry(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 
 /// A finding: print and abort so libFuzzer saves the input as crash-<sha1>.
 func finding(_ message: String) -> Never {
-    print("FUZZ FINDING: \(message)")
+    var text = "FUZZ FINDING: \(message)\n"
+    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
     abort()
 }
 

@@ -217,6 +217,7 @@ func fuzzOne(_ data: [UInt8]) {
 }
 
 func checkAfterCrash(_ fs: CrashSimulatingFileSystem, _ mode: CrashMode, _ candidates: [ReferenceStore], _ context: String) {
+    if getenv("FUZZ_VERBOSE") != nil { print("\(context); mode \(mode); \(candidates.count) candidate states") }
     fs.crash(mode: mode)
     let wanted = candidates.map(observe)
     for round in 0..<2 {
