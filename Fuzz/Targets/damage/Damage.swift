@@ -1,6 +1,6 @@
 // Damage fuzz target. A small valid store is built once (in memory) and read through every
-// primitive (the expected answers). Each input is a list of 8-byte damage records applied
-// to copies of its files; the store then opens on the damaged files and every primitive, a
+// primitive (the expected answers). Each input is a file selector byte and a list of 8-byte
+// damage records applied to a copy of that file; the store then opens on the damaged files and every primitive, a
 // write and verify() run. Each call must throw a typed error or return exactly the expected
 // answer; a trap, an untyped error, an ASan report or a wrong answer is a finding.
 import Glibc
@@ -99,14 +99,16 @@ func fuzzOne(_ data: [UInt8]) {
     guard !healthy.files.isEmpty else { return }
     var files = healthy.files.map(\.bytes)
     var removed = Set<Int>()
-    var at = 0
+    // Byte 0 picks the file every record damages (one damaged file per input: see the
+    // README's "Known limitation" for damage to two files that mimics a crash state).
+    let f = Int(data.first ?? 0) % files.count
+    var at = 1
     while at + 8 <= data.count, at < 8 * 16 {
         let r = Array(data[at..<at + 8])
         at += 8
-        let f = Int(r[0]) % files.count
         let offset = Int(r[2]) | Int(r[3]) << 8 | Int(r[4]) << 16 | Int(r[5]) << 24
         let value = r[6], count = Int(r[7]) + 1
-        let size = files[f].count
+        let size = files[f].count  // r[0] is unused (kept for an 8-byte record)
         switch r[1] % 8 {
         case 0 where size > 0: files[f][offset % size] ^= value == 0 ? 1 : value      // flip bits
         case 1 where size > 0:                                                          // overwrite a run
