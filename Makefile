@@ -5,7 +5,7 @@ SWIFT ?= swift
 # input or bad bytes is an explicit throw and runs in both modes.
 TEST_CONFIG ?= release
 
-.PHONY: test build deps clean bench bench-deps tsan
+.PHONY: test build deps clean bench bench-deps tsan fuzz fuzz-ci fuzz-build
 
 deps:
 	@if [ ! -f /usr/include/lz4.h ]; then \
@@ -61,6 +61,30 @@ crash: deps
 	$(SWIFT) build -c release --product scrollback-crash
 	.build/release/scrollback-crash sweep --seconds $(CRASH_SECONDS) --seed $(CRASH_SEED) --modes-per-point $(CRASH_MODES)
 	.build/release/scrollback-crash kill --kills $(CRASH_KILLS) --seed $(CRASH_SEED)
+
+# libFuzzer targets (Fuzz/README.md), built with -sanitize=fuzzer,address in .build-fuzz
+# (SCROLLBACK_FUZZ=1 adds them to the package; lld because gold fails on the fuzzer runtime).
+# Each target runs FUZZ_SECONDS on its seed corpus (Fuzz/Corpus/<t>) plus the inputs it grew
+# before (Fuzz/artifacts/corpus/<t>); a crash is saved as Fuzz/artifacts/<t>/crash-<sha1> and fails the run.
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= decoders operations damage
+FUZZ_ARGS ?=
+FUZZ_MAX_LEN_decoders = 70000
+FUZZ_MAX_LEN_operations = 512
+FUZZ_MAX_LEN_damage = 128
+FUZZ_BUILD = SCROLLBACK_FUZZ=1 $(SWIFT) build -c release --scratch-path .build-fuzz \
+	-Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld -Xswiftc -enable-testing
+fuzz-build: deps
+	for t in $(FUZZ_TARGETS); do $(FUZZ_BUILD) --product fuzz-$$t || exit 1; done
+fuzz-run-%: fuzz-build
+	mkdir -p Fuzz/artifacts/$* Fuzz/artifacts/corpus/$*
+	SWIFT_BACKTRACE=enable=no .build-fuzz/release/fuzz-$* -max_total_time=$(FUZZ_SECONDS) -timeout=60 \
+		-rss_limit_mb=4096 -max_len=$(FUZZ_MAX_LEN_$*) -print_final_stats=1 -artifact_prefix=Fuzz/artifacts/$*/ \
+		$(FUZZ_ARGS) Fuzz/artifacts/corpus/$* Fuzz/Corpus/$*
+fuzz: $(addprefix fuzz-run-,$(FUZZ_TARGETS))
+# What CI runs: every target for 30 seconds.
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_SECONDS=30
 
 clean:
 	rm -rf .build

@@ -132,3 +132,18 @@ let package = Package(
             swiftSettings: strict),
     ]
 )
+
+// libFuzzer targets (Fuzz/README.md). Added only when SCROLLBACK_FUZZ is set: they take
+// their `main` from libFuzzer (LLVMFuzzerRunDriver), so they link only with
+// -sanitize=fuzzer. They live in this package because they use `package` API, which a
+// separate package cannot see. `make fuzz` builds them in .build-fuzz.
+if Context.environment["SCROLLBACK_FUZZ"] != nil {
+    let engine: [Target.Dependency] = [
+        "Scrollback", "ScrollbackMessaging", "ScrollbackStorage", "ScrollbackBTree", "ScrollbackPager",
+        "ScrollbackLog", "ScrollbackIO", "ScrollbackFormat",
+    ]
+    for name in ["decoders", "operations", "damage"] {
+        package.targets.append(.executableTarget(
+            name: "fuzz-\(name)", dependencies: engine, path: "Fuzz/Targets/\(name)", swiftSettings: strict))
+    }
+}

@@ -1,0 +1,88 @@
+// FUZZ_WRITE_SEEDS=<dir> ./fuzz-decoders writes a seed corpus made of valid structures: the
+// log segments, sealed segments and pages of a small store, its meta pages, record payloads
+// and cursor tokens, each behind its selector byte.
+import Glibc
+@testable import Scrollback
+import ScrollbackFormat
+import ScrollbackIO
+@testable import ScrollbackLog
+@testable import ScrollbackMessaging
+
+func writeSeeds(to directory: String) {
+    var seeds: [[UInt8]] = []
+    func add(_ decoder: Decoder, _ bytes: [UInt8], flag: Bool = false) {
+        seeds.append([decoder.rawValue | (flag ? 0x80 : 0)] + bytes)
+    }
+    // A log with sealed segments: tiny segments so appends roll and seal.
+    let fs = MemoryFileSystem()
+    try! fs.createDirectory("/log")
+    let options = LogOptions(segmentSize: 4096, blockSize: 1024, blockCacheBytes: 1 << 20, saltSeed: 7)
+    let log = try! Log.open(fileSystem: fs, directory: "/log", options: options, replayFrom: 0) { _ in }
+    for i in 0..<40 {
+        var batch = LogBatch()
+        for j in 0..<(1 + i % 3) {
+            _ = try! batch.append(type: UInt8(16 + j), payload: Array("record \(i).\(j) ".utf8) + [UInt8](repeating: UInt8(i), count: i * 3))
+        }
+        let result = try! log.append(batch)
+        try! log.sync(through: result.end)
+    }
+    _ = try! log.sealFullSegments()
+    try! log.close()
+    for name in try! fs.listDirectory("/log").sorted() {
+        let bytes = fs.contents(of: "/log/" + name)!
+        guard let (id, kind) = SegmentFileName.parse(name), id < 256 else { continue }
+        add(kind == .sealed ? .sealedSegment : .logSegment, [UInt8(id)] + bytes)
+    }
+    // A small store: pages (B+tree, free list), meta pages, records.
+    let storeFS = MemoryFileSystem()
+    var storeOptions = StoreOptions()
+    storeOptions.cacheBytes = 1 << 20
+    storeOptions.pageSize = 4096
+    storeOptions.segmentBytes = 64 << 10
+    let store = try! MessageStore(path: "/s", options: storeOptions, fileSystem: storeFS)
+    for i in 0..<200 {
+        _ = try! store.append(Message(id: "m\(i)", conversation: "c\(i % 5)", sender: "u\(i % 3)", createdAt: Int64(i),
+                                      body: String(repeating: "x", count: i % 40), replyTo: i % 7 == 0 ? "m0" : nil))
+        if i % 9 == 0 { try! store.delete(id: "m\(i)") }
+        if i % 11 == 0 { try? store.edit(id: "m\(i)", body: "edited") }
+        if i % 50 == 49 { try! store.checkpoint() }
+    }
+    try! store.markRead(user: "u1", conversation: "c1", through: "m101")
+    let token = try! store.page(in: "c1", after: nil, limit: 3).next?.token
+    try! store.close()
+    let pages = storeFS.contents(of: "/s/pages") ?? []
+    add(.metaPage, Array(pages.prefix(512)))
+    add(.metaPage, Array(pages.dropFirst(4096).prefix(512)))
+    add(.metaPage, Array(pages.prefix(512)), flag: true)
+    var pageNumber = 2
+    while (pageNumber + 1) * 4096 <= pages.count, seeds.count < 60 {
+        let page = Array(pages[pageNumber * 4096..<(pageNumber + 1) * 4096])
+        if page[4] == 3 { add(.freeListPage, [UInt8(truncatingIfNeeded: pages.count / 4096 >> 4)] + page) } else if page[4] != 0 { add(.btreePage, page) }
+        pageNumber += 1
+    }
+    for i in 0..<6 {
+        var payload = [UInt8](repeating: 0, count: MessageRecordLayout.headerSize)
+        let id = Array("m\(i)".utf8), sender = Array("u".utf8), body = Array(String(repeating: "b", count: i * 5).utf8)
+        payload.withUnsafeMutableBytes { raw in
+            raw.storeLE(UInt64(i + 1), at: MessageRecordLayout.seqOffset)
+            raw.storeLE(UInt64(3), at: MessageRecordLayout.conversationOffset)
+            raw.storeLE(UInt64(100 + i), at: MessageRecordLayout.createdAtOffset)
+            raw[MessageRecordLayout.kindOffset] = 1
+            raw[MessageRecordLayout.idLengthOffset] = UInt8(id.count)
+            raw[MessageRecordLayout.senderLengthOffset] = UInt8(sender.count)
+            raw.storeLE(UInt32(body.count), at: MessageRecordLayout.bodyLengthOffset)
+        }
+        add(.messageRecord, payload + id + sender + body)
+    }
+    if let token { add(.cursorToken, Array(token.utf8)) }
+    add(.cursorToken, Array(CursorToken.encode(.init(conversation: 1, createdAt: 5, seq: 3), secret: 1).utf8))
+    add(.cursorToken, [UInt8](repeating: 0x41, count: 24), flag: true)
+    add(.cursorToken, Array("not a token".utf8))
+    for (i, seed) in seeds.enumerated() {
+        let path = directory + "/seed-\(i)"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        _ = seed.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+    }
+    print("wrote \(seeds.count) seeds to \(directory)")
+}
