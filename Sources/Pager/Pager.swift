@@ -276,7 +276,7 @@ package final class Pager: @unchecked Sendable {
     /// header, and a write sequence no newer than the durable checkpoint. Damage throws
     /// `.corrupted(file:, offset: number * pageSize, reason:)`.
     package static func verifyPage(_ page: UnsafeRawBufferPointer, number: PageNumber, maxSequence: UInt64, file: String) throws {
-        let offset = number * UInt64(page.count)
+        let offset = number &* UInt64(page.count)  // wrapping: only names a place in an error; never traps
         let stored = page.loadLE(UInt32.self, at: PageHeader.checksum)
         let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: page[4...]))
         guard stored == computed else {
