@@ -104,8 +104,12 @@ let package = Package(
             dependencies: ["Scrollback", "ScrollbackMessaging", "ScrollbackStorage", "ScrollbackBTree", "ScrollbackFormat", "ScrollbackLog", "ScrollbackIO", "TestSupport"],
             exclude: ["README.md"],
             swiftSettings: strict),
+        .target(
+            name: "ScrollbackReferenceModel", dependencies: ["Scrollback"], path: "Tests/ReferenceModel",
+            swiftSettings: strict),
         .testTarget(
-            name: "ScrollbackTests", dependencies: ["Scrollback", "ScrollbackIO", "ScrollbackFormat", "TestSupport"],
+            name: "ScrollbackTests",
+            dependencies: ["Scrollback", "ScrollbackIO", "ScrollbackFormat", "TestSupport", "ScrollbackReferenceModel"],
             swiftSettings: strict),
         // Crash-point sweep and real-process kill test (issue 6): the engine, the
         // `scrollback-crash` driver of `make crash`, and the bounded run in `make test`.
@@ -144,6 +148,7 @@ if Context.environment["SCROLLBACK_FUZZ"] != nil {
     ]
     for name in ["decoders", "operations", "damage"] {
         package.targets.append(.executableTarget(
-            name: "fuzz-\(name)", dependencies: engine, path: "Fuzz/Targets/\(name)", swiftSettings: strict))
+            name: "fuzz-\(name)", dependencies: engine + (name == "operations" ? ["ScrollbackReferenceModel"] : []),
+            path: "Fuzz/Targets/\(name)", swiftSettings: strict))
     }
 }

@@ -1,3 +1,4 @@
+@testable import ScrollbackReferenceModel
 import Foundation
 import Scrollback
 import ScrollbackIO

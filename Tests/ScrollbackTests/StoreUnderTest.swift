@@ -1,3 +1,4 @@
+@testable import ScrollbackReferenceModel
 import Scrollback
 import ScrollbackIO
 import Foundation

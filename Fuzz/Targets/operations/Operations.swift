@@ -4,6 +4,7 @@
 // crash step the machine loses power; the simulator applies the crash mode, the store
 // reopens, and its primitives must equal the model after the last acknowledged operation or
 // after the one in flight; verify() must be empty; a second reopen must read the same.
+@testable import ScrollbackReferenceModel
 import Glibc
 @testable import Scrollback
 import ScrollbackFormat

@@ -1,3 +1,8 @@
+// The reference model of the public API: a plain in-memory implementation of every
+// MessageStore primitive with the documented semantics. The oracle of the model-based tests
+// (Tests/ScrollbackTests) and of the operations fuzz target (Fuzz/Targets/operations).
+// Imported with `@testable` (its declarations are internal); every build that uses it
+// compiles with testability.
 import Scrollback
 
 /// Where a message sits in its conversation: `(createdAt, insertion sequence)`.
