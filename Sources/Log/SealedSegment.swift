@@ -168,7 +168,7 @@ final class SealedSegment: @unchecked Sendable {
     /// The block holding raw offset `offset`, through `cache`.
     func block(containing offset: Int, index: SealedIndex, cache: BlockCache) throws -> DecompressedBlock? {
         guard let blockNumber = index.blockIndex(containing: offset) else { return nil }
-        let key = BlockCache.Key(segment: id, block: UInt32(blockNumber))
+        let key = BlockKey(segment: id, block: UInt32(blockNumber))
         if let cached = cache.lookup(key) { return cached }
         let block = try Self.decompress(file.handle, index.entries[blockNumber])
         return cache.insert(key, block)
