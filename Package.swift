@@ -146,9 +146,12 @@ if Context.environment["SCROLLBACK_FUZZ"] != nil {
         "Scrollback", "ScrollbackMessaging", "ScrollbackStorage", "ScrollbackBTree", "ScrollbackPager",
         "ScrollbackLog", "ScrollbackIO", "ScrollbackFormat",
     ]
+    package.targets.append(.target(
+        name: "FuzzSupport", dependencies: ["Scrollback", "ScrollbackFormat"], path: "Fuzz/Targets/Support",
+        swiftSettings: strict))
     for name in ["decoders", "operations", "damage"] {
         package.targets.append(.executableTarget(
-            name: "fuzz-\(name)", dependencies: engine + (name == "operations" ? ["ScrollbackReferenceModel"] : []),
+            name: "fuzz-\(name)", dependencies: engine + ["FuzzSupport"] + (name == "operations" ? ["ScrollbackReferenceModel"] : []),
             path: "Fuzz/Targets/\(name)", swiftSettings: strict))
     }
 }

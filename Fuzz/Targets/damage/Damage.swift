@@ -3,6 +3,7 @@
 // damage records applied to a copy of that file; the store then opens on the damaged files and every primitive, a
 // write and verify() run. Each call must throw a typed error or return exactly the expected
 // answer; a trap, an untyped error, an ASan report or a wrong answer is a finding.
+import FuzzSupport
 import Glibc
 import Scrollback
 import ScrollbackFormat

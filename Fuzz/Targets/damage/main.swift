@@ -1,5 +1,4 @@
+import FuzzSupport
 import Glibc
 
-var argc = CommandLine.argc
-var argv = CommandLine.unsafeArgv
-exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzEntry))
+runFuzzer(fuzzOne)

@@ -1,6 +1,7 @@
 // Decoder fuzz target: the first byte selects a decoder, the rest are the bytes it decodes.
 // Every outcome must be a value or a thrown StorageError / ScrollbackError; a trap, an
 // untyped error or an AddressSanitizer report is a finding.
+import FuzzSupport
 import Glibc
 @testable import Scrollback
 import ScrollbackBTree

@@ -1,6 +1,7 @@
 // FUZZ_WRITE_SEEDS=<dir> ./fuzz-decoders writes a seed corpus made of valid structures: the
 // log segments, sealed segments and pages of a small store, its meta pages, record payloads
 // and cursor tokens, each behind its selector byte.
+import FuzzSupport
 import Glibc
 @testable import Scrollback
 import ScrollbackFormat

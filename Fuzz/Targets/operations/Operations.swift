@@ -5,6 +5,7 @@
 // reopens, and its primitives must equal the model after the last acknowledged operation or
 // after the one in flight; verify() must be empty; a second reopen must read the same.
 @testable import ScrollbackReferenceModel
+import FuzzSupport
 import Glibc
 @testable import Scrollback
 import ScrollbackFormat
