@@ -238,7 +238,7 @@ final class PageFileDumper {
         let bytes = try read(pageSize, at: number &* UInt64(pageSize))
         guard bytes.count == pageSize else { return nil }
         let stored = bytes.withUnsafeBytes { $0.loadLE(UInt32.self, at: PageHeader.checksum) }
-        let computed = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[4...])) }
+        let computed = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[PageHeader.checksummedStart...])) }
         return RawPage(number: number, bytes: bytes, storedChecksum: stored, computedChecksum: computed)
     }
 

@@ -159,7 +159,7 @@ extension Pager {
     /// checksum of bytes 4..<pageSize.
     package static func seal(_ page: UnsafeMutableRawBufferPointer, sequence: UInt64) {
         page.storeLE(sequence, at: PageHeader.writeSequence)
-        let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: page[4...]))
+        let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: page[PageHeader.checksummedStart...]))
         page.storeLE(crc, at: PageHeader.checksum)
     }
 

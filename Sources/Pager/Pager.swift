@@ -278,7 +278,7 @@ package final class Pager: @unchecked Sendable {
     package static func verifyPage(_ page: UnsafeRawBufferPointer, number: PageNumber, maxSequence: UInt64, file: String) throws {
         let offset = number &* UInt64(page.count)  // wrapping: only names a place in an error; never traps
         let stored = page.loadLE(UInt32.self, at: PageHeader.checksum)
-        let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: page[4...]))
+        let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: page[PageHeader.checksummedStart...]))
         guard stored == computed else {
             throw StorageError.corrupted(
                 file: file, offset: offset,
