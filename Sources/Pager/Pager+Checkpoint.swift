@@ -56,7 +56,7 @@ extension Pager {
                 core.checkpointRunning = false
                 for page in plan.listPages { core.reusable.push(page) }
                 core.checkpointListPages = []
-                core.poisonCause = "checkpoint \(plan.sequence) failed: \(error)"
+                core.poison.latch("checkpoint \(plan.sequence) failed: \(error)")
             }
             throw error
         }
