@@ -56,11 +56,11 @@ let package = Package(
 
         .target(
             name: "ScrollbackMessaging",
-            dependencies: ["ScrollbackFormat", "ScrollbackIO", "ScrollbackLog", "ScrollbackPager", "ScrollbackBTree", "ScrollbackStorage"],
+            dependencies: ["ScrollbackStorage", "ScrollbackBTree"],
             path: "Sources/Messaging", swiftSettings: strict),
         .target(
             name: "Scrollback",
-            dependencies: ["ScrollbackMessaging", "ScrollbackStorage", "ScrollbackFormat", "ScrollbackIO"],
+            dependencies: ["ScrollbackMessaging", "ScrollbackStorage", "ScrollbackIO"],
             path: "Sources/Scrollback", swiftSettings: strict),
 
         // Benchmark suite against SQLite (issue 4): dataset generator + validator + JSONL,

@@ -1,8 +1,4 @@
 import ScrollbackBTree
-import ScrollbackFormat
-import ScrollbackIO
-import ScrollbackLog
-import ScrollbackPager
 import ScrollbackStorage
 
 extension MessageDatabase {
@@ -10,17 +6,19 @@ extension MessageDatabase {
 
     package func sync() throws { try engine.sync() }
 
+    /// Throws `.closed` once the store is closed.
+    package func checkOpen() throws { try engine.read { _ in } }
+
     package func statistics() throws -> MessageDatabaseStatistics {
         let (messages, conversations, counters) = try engine.read { snapshot in
             (Int(truncatingIfNeeded: snapshot.state.counters[MessageCounter.liveMessages]),
              Int(truncatingIfNeeded: snapshot.state.trees[MessageTree.activity].entryCount), snapshot.state.counters)
         }
         let storage = engine.statistics
-        let ratio = Self.garbageRatio(try segmentAccounts())
+        let ratio = SegmentAccount.garbageRatio(try engine.segmentAccounts())
         let bytes = compactionBytes.withLock { $0 }
         return MessageDatabaseStatistics(
-            messages: messages, conversations: conversations,
-            pageFileBytes: storage.pager.pageCount &* UInt64(engine.pager.pageSize),
+            messages: messages, conversations: conversations, pageFileBytes: storage.pageFileBytes,
             rawLogBytes: storage.log.rawSegmentBytes, sealedLogBytes: storage.log.sealedSegmentBytes,
             garbageRatio: ratio, storage: storage, compactions: counters[MessageCounter.compactions],
             lastCompactionBytesBefore: bytes.before, lastCompactionBytesAfter: bytes.after)
@@ -29,52 +27,12 @@ extension MessageDatabase {
     // MARK: Backup
 
     /// Writes a consistent copy of the store into `destination` (a missing or empty
-    /// directory) while the store stays open. Sealed segments (immutable) are copied first
-    /// without blocking anyone; the page file and the remaining segments are copied while
-    /// commits and checkpoints wait (inside an empty commit's prepare step, which holds the
-    /// writer role). Readers never wait. Every copied file and the directory are synced.
+    /// directory) while the store stays open (`StorageEngine.backup(to:)`).
     package func backup(to destination: String) throws {
-        try maintenance.withLock { _ in
-            if let names = try? fileSystem.listDirectory(destination), !names.isEmpty {
-                throw MessagingError.invalidArgument(argument: "path", reason: "\(destination) is not empty")
-            }
-            try fileSystem.createDirectory(destination)
-            try engine.checkpoint()
-            var copied = Set<UInt32>()
-            for segment in try engine.log.listSegments() where segment.state == .sealed {
-                try copyFile(segment.path, to: Path.join(destination, Path.name(of: segment.path)))
-                copied.insert(segment.id)
-            }
-            try engine.commit { _, _ in
-                try copyFile(engine.pager.path, to: Path.join(destination, Path.name(of: engine.pager.path)))
-                for segment in try engine.log.listSegments() where !copied.contains(segment.id) {
-                    try copyFile(segment.path, to: Path.join(destination, Path.name(of: segment.path)))
-                }
-            }
-            try fileSystem.syncDirectory(destination)
+        if let names = try? fileSystem.listDirectory(destination), !names.isEmpty {
+            throw MessagingError.invalidArgument(argument: "path", reason: "\(destination) is not empty")
         }
-    }
-
-    private func copyFile(_ source: String, to destination: String) throws {
-        let input = try fileSystem.open(source, mode: .readOnly)
-        defer { try? input.close() }
-        let output = try fileSystem.open(destination, mode: .createNew)
-        do {
-            let size = try input.size()
-            var offset: UInt64 = 0
-            var buffer = [UInt8](repeating: 0, count: 1 << 20)
-            while offset < size {
-                let n = try buffer.withUnsafeMutableBytes { try input.read(into: $0, at: offset) }
-                if n == 0 { break }
-                try buffer.withUnsafeBytes { try output.write(UnsafeRawBufferPointer(rebasing: $0[0..<n]), at: offset) }
-                offset += UInt64(n)
-            }
-            try output.syncData()
-            try output.close()
-        } catch {
-            try? output.close()
-            throw error
-        }
+        try engine.backup(to: destination)
     }
 
     // MARK: Verify
@@ -98,7 +56,7 @@ extension MessageDatabase {
         func report(_ text: String) { if problems.count < 100 { problems.append(text) } }
         struct Conversation { var count: UInt64 = 0; var newest = BTreeKey.min }
         var conversations: [UInt64: Conversation] = [:]
-        var liveBytes: [UInt32: UInt64] = [:]
+        var liveBytes = LiveRecordTally()
         var total: UInt64 = 0
 
         var cursor = trees.messages.cursor()
@@ -118,9 +76,9 @@ extension MessageDatabase {
             entry.count += 1
             entry.newest = key
             conversations[key.w0] = entry
-            liveBytes[LogPositions.segment(position), default: 0] += UInt64(length)
+            liveBytes.add(recordAt: position, frameBytes: UInt64(length))
             do {
-                let frame = try engine.log.withRecord(at: position) { _, payload in MessageLimits.frameHeaderSize + payload.count }
+                let frame = try engine.withRecord(at: position) { _, payload in StorageEngine.frameBytes(payloadCount: payload.count) }
                 if frame != Int(length) { report("message \(key): length \(length) in the tree, record frame is \(frame) bytes") }
                 try withMessagePayload(at: position) { header, payload in
                     if header.conversation != key.w0 || header.createdAt != key.w1 || header.seq != key.w2 {
@@ -185,21 +143,6 @@ extension MessageDatabase {
         }
 
         // Segments.
-        let present = Set(try engine.log.listSegments().map(\.id))
-        var segmentCursor = trees.segments.cursor()
-        valid = try segmentCursor.seekFirst()
-        while valid {
-            var id: UInt32 = 0
-            var live: UInt64 = 0
-            try segmentCursor.withCurrent { k, v in
-                id = UInt32(truncatingIfNeeded: k.w0)
-                live = v.loadLE(UInt64.self, at: V.liveBytesOffset)
-            }
-            let expected = liveBytes.removeValue(forKey: id) ?? 0
-            if live != expected { report("segment \(id): \(live) live bytes recorded, messages point at \(expected)") }
-            if expected > 0 && !present.contains(id) { report("segment \(id) holds live messages but its file is missing") }
-            valid = try segmentCursor.next()
-        }
-        for (id, bytes) in liveBytes { report("segment \(id): messages point at \(bytes) bytes but it has no accounting entry") }
+        try engine.verifyLiveness(liveBytes, in: snapshot, report: report)
     }
 }

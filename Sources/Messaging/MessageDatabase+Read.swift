@@ -1,7 +1,4 @@
 import ScrollbackBTree
-import ScrollbackFormat
-import ScrollbackLog
-import ScrollbackPager
 import ScrollbackStorage
 
 extension MessageDatabase {
@@ -20,7 +17,7 @@ extension MessageDatabase {
             var name: String? = nil
             try conversations.withValue(for: BTreeKey(located.key.w0)) { name = Self.conversationName($0) }
             guard let name else {
-                throw StorageError.corrupted(file: engine.pager.path, offset: 0, reason: "message \(id) names a missing conversation")
+                throw StorageError.corrupted(file: engine.pageFilePath, offset: 0, reason: "message \(id) names a missing conversation")
             }
             try visitMessage(at: located.position, key: located.key, conversation: name, visit)
             return true
@@ -271,7 +268,7 @@ extension MessageDatabase {
                                               messageCount: Int(v.loadLE(UInt64.self, at: V.liveCountOffset)))
                 }
                 guard let entry else {
-                    throw StorageError.corrupted(file: engine.pager.path, offset: 0, reason: "activity entry names missing conversation \(key.w1)")
+                    throw StorageError.corrupted(file: engine.pageFilePath, offset: 0, reason: "activity entry names missing conversation \(key.w1)")
                 }
                 group.append(entry)
                 valid = try cursor.previous()

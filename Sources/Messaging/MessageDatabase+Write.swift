@@ -1,7 +1,4 @@
 import ScrollbackBTree
-import ScrollbackFormat
-import ScrollbackLog
-import ScrollbackPager
 import ScrollbackStorage
 
 extension MessageDatabase {

@@ -1,8 +1,4 @@
 import ScrollbackBTree
-import ScrollbackFormat
-import ScrollbackIO
-import ScrollbackLog
-import ScrollbackPager
 import ScrollbackStorage
 import Synchronization
 
@@ -15,9 +11,8 @@ import Synchronization
 ///
 /// Thread-safety: every method may be called from any thread.
 package final class MessageDatabase: Sendable {
+    /// The storage engine (its named operations only; white-box tests reach it too).
     package let engine: StorageEngine
-    /// `engine.log`, held directly for the read paths.
-    let log: Log
     package let directory: String
     let fileSystem: any FileSystem
     package let maxBodyBytes: Int
@@ -30,11 +25,8 @@ package final class MessageDatabase: Sendable {
     let conversationCache = Lock<[String: UInt64]>([:])
     let userCache = Lock<[String: UInt64]>([:])
     static let cacheLimit = 1 << 17
-    /// Serializes compaction and backup.
-    let maintenance = Lock(())
-    /// Segments whose records are all dead, waiting for old snapshots to end before their
-    /// files are removed: (segment ids, transaction id of the last commit that moved records out).
-    let pendingRemovals = Lock<[(ids: [UInt32], after: UInt64)]>([])
+    /// Serializes compactions (explicit and automatic).
+    let compactionLock = Lock(())
     let compactionBytes = Lock<(before: UInt64, after: UInt64)>((0, 0))
     let writesSincePolicyCheck = Atomic<Int>(0)
     let compactionRunning = Atomic<Bool>(false)
@@ -42,7 +34,6 @@ package final class MessageDatabase: Sendable {
     private init(engine: StorageEngine, directory: String, fileSystem: any FileSystem, options: MessageDatabaseOptions,
                  secret: UInt64) {
         self.engine = engine
-        self.log = engine.log
         self.directory = directory
         self.fileSystem = fileSystem
         self.maxBodyBytes = options.maxBodyBytes
@@ -53,29 +44,15 @@ package final class MessageDatabase: Sendable {
     // MARK: Open and close
 
     /// Opens or creates the store in `directory`. A non-empty directory holding neither a page
-    /// file nor log segments is `.notAStore` (never written into).
+    /// file nor log segments is `.notAStore` (never written into); a store of a newer message
+    /// format is `.unsupportedVersion` (`MessageSchema.checkState`).
     package static func open(fileSystem: any FileSystem, directory: String, options: MessageDatabaseOptions) throws
         -> MessageDatabase {
-        if let names = try? fileSystem.listDirectory(directory), !names.isEmpty {
-            // A lone temporary page file is a store whose creation crashed before the rename:
-            // Pager.create removes it and starts over.
-            let isStore = names.contains { name in
-                name == PageFileLayout.fileName || name == PageFileLayout.fileName + PageFileLayout.temporarySuffix
-                    || name.hasPrefix(LogSegmentLayout.filePrefix)
-            }
-            if !isStore { throw MessagingError.notAStore(path: directory) }
-        }
         let engine = try StorageEngine.open(fileSystem: fileSystem, directory: directory, options: options.storage,
                                             schema: MessageSchema.schema)
         do {
-            var counters = engine.pager.committedState.counters
-            let version = counters[MessageCounter.formatVersion]
-            if version > MessageLimits.formatVersion {
-                throw MessagingError.unsupportedVersion(
-                    path: Path.join(directory, PageFileLayout.fileName), found: UInt32(truncatingIfNeeded: version),
-                    supported: UInt32(MessageLimits.formatVersion))
-            }
-            if version == 0 {
+            var counters = engine.committedState.counters
+            if counters[MessageCounter.formatVersion] == 0 {
                 var generator = SystemRandomNumberGenerator()
                 var secret: UInt64 = 0
                 while secret == 0 { secret = generator.next() }
@@ -86,12 +63,10 @@ package final class MessageDatabase: Sendable {
                     }
                 }
                 try engine.checkpoint()
-                counters = engine.pager.committedState.counters
+                counters = engine.committedState.counters
             }
-            let database = MessageDatabase(engine: engine, directory: directory, fileSystem: fileSystem, options: options,
-                                           secret: counters[MessageCounter.cursorSecret])
-            try database.reconcileSegments()
-            return database
+            return MessageDatabase(engine: engine, directory: directory, fileSystem: fileSystem, options: options,
+                                   secret: counters[MessageCounter.cursorSecret])
         } catch {
             try? engine.close()
             throw error
@@ -99,8 +74,12 @@ package final class MessageDatabase: Sendable {
     }
 
     package func close() throws {
-        try? removeDeferredSegments(wait: false)
         try engine.close()
+    }
+
+    /// Whether `path` holds a store (a page file), as `StorageEngine.open` decides it.
+    package static func storeExists(fileSystem: any FileSystem, at path: String) -> Bool {
+        StoreDirectory.inspect(fileSystem: fileSystem, directory: path).kind == .store
     }
 
     // MARK: Name lookups
@@ -200,7 +179,7 @@ package final class MessageDatabase: Sendable {
                                       kind: v[MessageValueLayout.kindOffset], flags: v[MessageValueLayout.flagsOffset])
                 }
                 guard let located else {
-                    throw StorageError.corrupted(file: engine.pager.path, offset: 0,
+                    throw StorageError.corrupted(file: engine.pageFilePath, offset: 0,
                                                  reason: "id index entry \(key) names message \(messageKey), which does not exist")
                 }
                 let same = try withMessagePayload(at: located.position) { header, payload in
@@ -227,7 +206,7 @@ package final class MessageDatabase: Sendable {
     /// Calls `body` with the parsed header and the type-16 payload of the message record at
     /// `position` (a type-21 record is presented without its prefix).
     func withMessagePayload<R>(at position: UInt64, _ body: (MessageHeader, UnsafeRawBufferPointer) throws -> R) throws -> R {
-        try engine.log.withRecord(at: position) { type, payload in
+        try engine.withRecord(at: position) { type, payload in
             let message: UnsafeRawBufferPointer
             switch type {
             case MessageRecordType.message:
@@ -245,7 +224,7 @@ package final class MessageDatabase: Sendable {
     /// Calls `visit` with a view of the message at `position`, checking that it belongs to `key`.
     @inline(__always)
     func visitMessage(at position: UInt64, key: BTreeKey, conversation: String, _ visit: MessageVisitor) throws {
-        try log.withRecord(at: position) { type, payload in
+        try engine.withRecord(at: position) { type, payload in
             let message: UnsafeRawBufferPointer
             if type == MessageRecordType.message {
                 message = payload

@@ -5,8 +5,7 @@
 // (They live here rather than under Sources/Format because they belong to the message layer,
 // which the storage core below does not know.)
 
-import ScrollbackFormat
-import ScrollbackLog
+import ScrollbackStorage
 
 /// Tree slots of the message layer. on disk: never renumber.
 package enum MessageTree {
@@ -61,10 +60,7 @@ package enum MessageValueLayout {
     // readMarkers (slot 6) value
     package static let markerValueSize = 16
 
-    // segments (slot 7) value
-    package static let segmentValueSize = 16
-    package static let recordBytesOffset = 0   // u64
-    package static let liveBytesOffset = 8     // u64
+    // segments (slot 7): the storage engine's segment table (`SegmentAccount`).
 }
 
 /// Message flags (slot 0 value byte 13 and record byte 25). on disk: never renumber.
@@ -87,7 +83,7 @@ package enum MessageRecordType {
     package static let initialize: UInt8 = 22
     /// The end of a compaction: it forgets segments whose records are all dead (their files
     /// are removed afterwards): count u64, then count segment ids u64. Adds 1 to the
-    /// compactions counter.
+    /// compactions counter. Written and applied by the storage engine (`LivenessLayout`).
     package static let retireSegment: UInt8 = 23
 }
 
@@ -132,8 +128,6 @@ package enum MessageLimits {
     package static let maxNameBytes = 255
     package static let maxCreatedAt: Int64 = 1 << 53
     package static let maxBodyLimit = 16 << 20
-    /// Frame header size of a log record (mirrors LogSegmentLayout.frameHeaderSize).
-    package static let frameHeaderSize = LogSegmentLayout.frameHeaderSize
 }
 
 /// The fixed 64-bit hash of names and ids (on disk: never change): FNV-1a 64 over the UTF-8

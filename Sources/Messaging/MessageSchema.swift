@@ -1,7 +1,4 @@
 import ScrollbackBTree
-import ScrollbackFormat
-import ScrollbackLog
-import ScrollbackPager
 import ScrollbackStorage
 
 /// The fixed header of a type-16 message payload, checked against the payload length.
@@ -58,9 +55,9 @@ package struct MessageHeader: Equatable, Sendable {
     }
 }
 
-/// The storage schema of the message layer: eight trees and the one `apply` function that
-/// turns logged message-layer records into tree changes, for live commits and recovery alike
-/// (spec/message-records.md).
+/// The storage schema of the message layer: seven trees (slot 7 is the storage engine's
+/// segment table), and the one `apply` function that turns logged message-layer records into
+/// tree changes, for live commits and recovery alike (spec/message-records.md).
 package enum MessageSchema {
     typealias V = MessageValueLayout
     typealias T = MessageRecordType
@@ -74,36 +71,27 @@ package enum MessageSchema {
             .init(slot: MessageTree.activity, keyWords: 2, valueSize: 0),
             .init(slot: MessageTree.users, keyWords: 1, valueSize: V.userValueSize),
             .init(slot: MessageTree.readMarkers, keyWords: 2, valueSize: V.markerValueSize),
-            .init(slot: MessageTree.segments, keyWords: 1, valueSize: V.segmentValueSize),
         ],
-        apply: { transaction, logged in try apply(transaction, logged) })
+        liveness: LivenessLayout(segmentTable: MessageTree.segments, retireRecordType: T.retireSegment,
+                                 retirementCounter: MessageCounter.compactions),
+        checkState: { state, pageFile in try checkFormat(state, pageFile: pageFile) },
+        apply: { transaction, records, liveness in try apply(transaction, records, &liveness) })
 
-    /// Per-segment byte deltas of one transaction, applied to slot 7 at its end.
-    struct SegmentDeltas {
-        var ids: [UInt32] = []
-        var records: [Int64] = []
-        var live: [Int64] = []
-
-        mutating func add(_ segment: UInt32, records r: Int64, live l: Int64) {
-            if let i = ids.firstIndex(of: segment) {
-                records[i] += r
-                live[i] += l
-            } else {
-                ids.append(segment)
-                records.append(r)
-                live.append(l)
-            }
+    /// Refuses a store written by a newer message-layer format (counter 6; 0 is a store
+    /// whose initialize record is not written yet).
+    static func checkFormat(_ state: CommittedState, pageFile: String) throws {
+        let version = state.counters[MessageCounter.formatVersion]
+        if version > MessageLimits.formatVersion {
+            throw MessagingError.unsupportedVersion(
+                path: pageFile, found: UInt32(truncatingIfNeeded: version), supported: UInt32(MessageLimits.formatVersion))
         }
     }
 
-    static func apply(_ transaction: PageTransaction, _ logged: LoggedTransaction) throws {
+    static func apply(_ transaction: PageTransaction, _ records: SchemaRecords, _ deltas: inout LivenessLedger) throws {
         let trees = try Trees(transaction)
-        var deltas = SegmentDeltas()
         var scratch = ConversationUpdates()
-        try logged.forEachRecord { position, type, payload in
-            let frameLength = Int64(MessageLimits.frameHeaderSize + payload.count)
-            let segment = LogPositions.segment(position)
-            deltas.add(segment, records: frameLength, live: 0)
+        try records.forEach { position, type, payload in
+            let frameLength = Int64(StorageEngine.frameBytes(payloadCount: payload.count))
             switch type {
             case T.message:
                 let header = try MessageHeader.parse(payload, position: position, offset: 0)
@@ -171,43 +159,11 @@ package enum MessageSchema {
                 bump(transaction, MessageCounter.nextSeq, to: 1)
                 bump(transaction, MessageCounter.nextConversation, to: 1)
                 bump(transaction, MessageCounter.nextUser, to: 1)
-            case T.retireSegment:
-                guard payload.count >= 8, (payload.count - 8) % 8 == 0,
-                      payload.loadLE(UInt64.self, at: 0) == UInt64((payload.count - 8) / 8) else {
-                    throw MessageHeader.corrupted(position, 0, "retire record of \(payload.count) bytes is inconsistent")
-                }
-                for index in 0..<((payload.count - 8) / 8) {
-                    let id = payload.loadLE(UInt64.self, at: 8 + index * 8)
-                    try trees.segments.delete(BTreeKey(id))
-                    if let i = deltas.ids.firstIndex(where: { UInt64($0) == id }) {
-                        deltas.ids.remove(at: i)
-                        deltas.records.remove(at: i)
-                        deltas.live.remove(at: i)
-                    }
-                }
-                transaction.state.counters[MessageCounter.compactions] &+= 1
             default:
                 throw MessageHeader.corrupted(position, 0, "unknown message-layer record type \(type)")
             }
         }
         try scratch.flush(trees)
-        // Segment accounting (slot 7).
-        var value = [UInt8](repeating: 0, count: V.segmentValueSize)
-        for (i, id) in deltas.ids.enumerated() {
-            let key = BTreeKey(UInt64(id))
-            var records: Int64 = 0, live: Int64 = 0
-            try trees.segments.withValue(for: key) { v in
-                records = Int64(truncatingIfNeeded: v.loadLE(UInt64.self, at: V.recordBytesOffset))
-                live = Int64(truncatingIfNeeded: v.loadLE(UInt64.self, at: V.liveBytesOffset))
-            }
-            records = max(0, records + deltas.records[i])
-            live = max(0, live + deltas.live[i])
-            value.withUnsafeMutableBytes {
-                $0.storeLE(UInt64(records), at: V.recordBytesOffset)
-                $0.storeLE(UInt64(live), at: V.liveBytesOffset)
-            }
-            try trees.segments.upsert(key, value: value)
-        }
     }
 
     @inline(__always)
@@ -215,7 +171,7 @@ package enum MessageSchema {
         if transaction.state.counters[counter] < value { transaction.state.counters[counter] = value }
     }
 
-    /// The eight trees of one transaction.
+    /// The seven trees of one transaction.
     package struct Trees {
         package let messages: BTree
         package let ids: BTree
@@ -224,7 +180,6 @@ package enum MessageSchema {
         package let activity: BTree
         package let users: BTree
         package let markers: BTree
-        package let segments: BTree
 
         package init(_ transaction: PageTransaction) throws {
             messages = try BTree(transaction, slot: MessageTree.messages)
@@ -234,7 +189,6 @@ package enum MessageSchema {
             activity = try BTree(transaction, slot: MessageTree.activity)
             users = try BTree(transaction, slot: MessageTree.users)
             markers = try BTree(transaction, slot: MessageTree.readMarkers)
-            segments = try BTree(transaction, slot: MessageTree.segments)
         }
     }
 
@@ -250,7 +204,7 @@ package enum MessageSchema {
     }
 
     static func applyMessage(_ trees: Trees, _ header: MessageHeader, _ payload: UnsafeRawBufferPointer,
-                             position: LogPosition, frameLength: Int64, deltas: inout SegmentDeltas,
+                             position: LogPosition, frameLength: Int64, deltas: inout LivenessLedger,
                              conversations scratch: inout ConversationUpdates) throws {
         let key = BTreeKey(header.conversation, header.createdAt, header.seq)
         var value = [UInt8](repeating: 0, count: V.messageValueSize)
@@ -259,10 +213,10 @@ package enum MessageSchema {
         try trees.messages.withValue(for: key) { v in
             old = (v.loadLE(UInt64.self, at: V.positionOffset), Int64(v.loadLE(UInt32.self, at: V.lengthOffset)))
         }
-        deltas.add(LogPositions.segment(position), records: 0, live: frameLength)
+        deltas.recordBecameLive(at: position, frameBytes: frameLength)
         if let old {
             // An edit: the same key, a new record.
-            deltas.add(LogPositions.segment(old.0), records: 0, live: -old.1)
+            deltas.recordBecameDead(at: old.0, frameBytes: old.1)
             try trees.messages.update(key, value: value)
             return
         }
@@ -291,7 +245,7 @@ package enum MessageSchema {
     }
 
     static func applyRelocate(_ trees: Trees, _ header: MessageHeader, from: UInt64, position: LogPosition,
-                              frameLength: Int64, deltas: inout SegmentDeltas) throws {
+                              frameLength: Int64, deltas: inout LivenessLedger) throws {
         let key = BTreeKey(header.conversation, header.createdAt, header.seq)
         var current: (UInt64, Int64, UInt8, UInt8)? = nil
         try trees.messages.withValue(for: key) { v in
@@ -302,12 +256,12 @@ package enum MessageSchema {
         var value = [UInt8](repeating: 0, count: V.messageValueSize)
         storeMessageValue(messageValue(position: position, length: frameLength, kind: current.2, flags: current.3), into: &value)
         try trees.messages.update(key, value: value)
-        deltas.add(LogPositions.segment(from), records: 0, live: -current.1)
-        deltas.add(LogPositions.segment(position), records: 0, live: frameLength)
+        deltas.recordBecameDead(at: from, frameBytes: current.1)
+        deltas.recordBecameLive(at: position, frameBytes: frameLength)
     }
 
     static func applyDelete(_ trees: Trees, conversation: UInt64, createdAt: UInt64, seq: UInt64, idHash: UInt64,
-                            deltas: inout SegmentDeltas, conversations scratch: inout ConversationUpdates) throws {
+                            deltas: inout LivenessLedger, conversations scratch: inout ConversationUpdates) throws {
         let key = BTreeKey(conversation, createdAt, seq)
         var old: (UInt64, Int64)? = nil
         try trees.messages.withValue(for: key) { v in
@@ -316,7 +270,7 @@ package enum MessageSchema {
         guard let old else { return }
         try trees.messages.delete(key)
         try trees.ids.delete(BTreeKey(idHash, seq))
-        deltas.add(LogPositions.segment(old.0), records: 0, live: -old.1)
+        deltas.recordBecameDead(at: old.0, frameBytes: old.1)
         let transaction = trees.messages.transaction
         transaction.state.counters[MessageCounter.liveMessages] &-= 1
 

@@ -1,5 +1,5 @@
-import ScrollbackFormat
 import ScrollbackMessaging
+import ScrollbackStorage
 
 /// The one place where errors of the layers below become `ScrollbackError`.
 func scrollbackError(_ error: any Error) -> ScrollbackError {
@@ -11,7 +11,6 @@ func scrollbackError(_ error: any Error) -> ScrollbackError {
         case let .invalidArgument(argument, reason): return .invalidArgument(argument: argument, reason: reason)
         case let .notFound(what): return .notFound(what)
         case let .invalidCursor(reason): return .invalidCursor(reason)
-        case let .notAStore(path): return .notAStore(path: path)
         case let .unsupportedVersion(path, found, supported): return .unsupportedVersion(path: path, found: found, supported: supported)
         }
     case let error as StorageError:

@@ -35,10 +35,8 @@ public final class MessageStore: Sendable {
     /// Largest number of conversations `feed` and `latestMessage(in:)` accept.
     public static let maxConversationsPerQuery = 10_000
 
-    /// The message layer this store wraps (white-box tests, the CLI's dump command).
+    /// The message layer this store wraps (white-box tests).
     package let database: MessageDatabase
-    /// The storage engine under the message layer.
-    package var engine: StorageEngine { database.engine }
     let cacheCapacity: (pages: Int, blocks: Int)
 
     /// Opens the store at `path` (a directory), creating it when the directory is missing or
@@ -316,7 +314,7 @@ public final class MessageStore: Sendable {
 
     /// Walks every structure and returns the problems found; empty when healthy.
     public func verify() throws -> [String] {
-        try mapErrors { try database.engine.read { _ in } }   // throws .closed after close()
+        try mapErrors { try database.checkOpen() }
         return database.verify()
     }
 
