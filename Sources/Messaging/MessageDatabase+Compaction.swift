@@ -1,14 +1,15 @@
 import ScrollbackBTree
 import ScrollbackStorage
 
+/// Compaction (spec/message-records.md, "Compaction"): choose the sealed segments with
+/// garbage, collect the live records in them, relocate those in bounded commits, and let the
+/// storage engine retire the segments that are left without live records.
 extension MessageDatabase {
     /// Log bytes on disk (raw and sealed segments).
     var logBytes: UInt64 {
         let s = engine.statistics.log
         return s.rawSegmentBytes + s.sealedSegmentBytes
     }
-
-    // MARK: Compaction
 
     /// Explicit compaction: rolls and seals the active segment, then rewrites every sealed
     /// segment holding garbage. With `threshold`, only sealed segments whose garbage ratio
@@ -32,72 +33,89 @@ extension MessageDatabase {
             try engine.sealActiveSegment()
         }
         summary.logBytesBefore = logBytes
-        let accounts = try engine.segmentAccounts().filter(\.isSealed)
-        let chosen = accounts.filter { account in
+        let chosen = try chooseSegments(threshold: threshold)
+        if !chosen.isEmpty {
+            let records = try liveRecords(in: chosen)
+            summary.recordsMoved = try relocate(records)
+            // The engine checkpoints before it forgets any segment: the moved records are
+            // durable and the trees that point at them are in the page file first.
+            summary.segmentsRewritten = try engine.retireDeadSegments(among: chosen).count
+        }
+        summary.logBytesAfter = logBytes
+        if !chosen.isEmpty {
+            compactionBytes.withLock { $0 = (summary.logBytesBefore, summary.logBytesAfter) }
+        }
+        return summary
+    }
+
+    /// Sealed segments with garbage (explicit compaction) or with a garbage ratio above
+    /// `threshold` (automatic policy). Empty segments always qualify.
+    private func chooseSegments(threshold: Double?) throws -> Set<UInt32> {
+        let chosen = try engine.segmentAccounts().filter(\.isSealed).filter { account in
             guard account.recordBytes > 0 else { return true }
             if let threshold { return account.garbageRatio > threshold }
             return account.liveBytes < account.recordBytes
         }
-        guard !chosen.isEmpty else {
-            summary.logBytesAfter = logBytes
-            return summary
-        }
-        let chosenIDs = Set(chosen.map(\.id))
+        return Set(chosen.map(\.id))
+    }
 
-        // Live records of the chosen segments, in key order (a scan of slot 0 on a snapshot).
-        var items: [(key: BTreeKey, position: UInt64, length: UInt32)] = []
+    /// A live record to move: its messages-tree key and where it is.
+    private struct LiveRecord {
+        var key: MessageKey
+        var position: LogPosition
+        var frameLength: UInt32
+    }
+
+    /// The live records of `segments`, in key order (a scan of the messages tree on a snapshot).
+    private func liveRecords(in segments: Set<UInt32>) throws -> [LiveRecord] {
+        var records: [LiveRecord] = []
         try engine.read { snapshot in
-            let messages = try BTree(snapshot, slot: MessageTree.messages)
-            var cursor = messages.cursor()
+            var cursor = try BTree(snapshot, .messages).cursor()
             var valid = try cursor.seekFirst()
             while valid {
                 try cursor.withCurrent { key, value in
-                    let position = value.loadLE(UInt64.self, at: MessageValueLayout.positionOffset)
-                    if chosenIDs.contains(StorageEngine.segment(of: position)) {
-                        items.append((key, position, value.loadLE(UInt32.self, at: MessageValueLayout.lengthOffset)))
+                    let pointer = MessagePointer(value)
+                    if segments.contains(StorageEngine.segment(of: pointer.position)) {
+                        records.append(LiveRecord(key: MessageKey(key), position: pointer.position, frameLength: pointer.frameLength))
                     }
                 }
                 valid = try cursor.next()
             }
         }
+        return records
+    }
 
-        // Bounded steps, each a normal commit: readers and writers interleave between them.
+    /// Copies the records still pointed at (checked in the writer's view) in bounded steps,
+    /// each a normal commit, so readers and writers interleave. Returns how many moved.
+    private func relocate(_ records: [LiveRecord]) throws -> Int {
+        var moved = 0
         var index = 0
-        while index < items.count {
+        while index < records.count {
             var end = index
             var bytes = 0
-            while end < items.count && end - index < Self.stepRecords && bytes < Self.stepBytes {
-                bytes += Int(items[end].length)
+            while end < records.count && end - index < Self.stepRecords && bytes < Self.stepBytes {
+                bytes += Int(records[end].frameLength)
                 end += 1
             }
-            let range = index..<end
-            var moved = 0
+            let step = records[index..<end]
+            var movedInStep = 0
             try engine.commit { transaction, batch in
-                moved = 0
-                let messages = try BTree(transaction, slot: MessageTree.messages)
-                for item in items[range] {
-                    var current: UInt64? = nil
-                    try messages.withValue(for: item.key) { current = $0.loadLE(UInt64.self, at: MessageValueLayout.positionOffset) }
-                    guard current == item.position else { continue }   // edited or deleted meanwhile
-                    _ = try withMessagePayload(at: item.position) { _, payload in
-                        try batch.append(type: MessageRecordType.relocate,
-                                         payloadCount: MessageRecordLayout.relocatePrefix + payload.count) { out in
-                            out.storeLE(item.position, at: 0)
-                            UnsafeMutableRawBufferPointer(rebasing: out[MessageRecordLayout.relocatePrefix...]).copyMemory(from: payload)
-                        }
+                movedInStep = 0
+                let messages = try BTree(transaction, .messages)
+                for record in step {
+                    var current: LogPosition? = nil
+                    try messages.withValue(for: record.key.treeKey) { current = MessagePointer.position(in: $0) }
+                    guard current == record.position else { continue }   // edited or deleted meanwhile
+                    try withMessageRecord(at: record.position) { _, payload in
+                        try RelocateRecord.append(from: record.position, message: payload, into: &batch)
                     }
-                    moved += 1
+                    movedInStep += 1
                 }
             }
-            summary.recordsMoved += moved
+            moved += movedInStep
             index = end
         }
-        // The engine checkpoints before it forgets any segment: the moved records are durable
-        // and the trees that point at them are in the page file before an old segment goes.
-        summary.segmentsRewritten = try engine.retireDeadSegments(among: chosenIDs).count
-        summary.logBytesAfter = logBytes
-        compactionBytes.withLock { $0 = (summary.logBytesBefore, summary.logBytesAfter) }
-        return summary
+        return moved
     }
 
     /// The automatic policy: every 1024 writes, if the sealed segments' garbage ratio exceeds

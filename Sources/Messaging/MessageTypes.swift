@@ -52,7 +52,7 @@ package struct ConversationEntry: Sendable, Hashable {
 /// Options of a `MessageDatabase`.
 package struct MessageDatabaseOptions: Sendable {
     package var storage = StorageOptions()
-    package var maxBodyBytes = 64 << 10
+    package var maxBodyBytes = ArgumentLimits.defaultBodyBytes
     package var autoCompactGarbageRatio: Double? = 0.5
     package init() {}
 }

@@ -31,9 +31,9 @@ import ScrollbackStorage
 /// ```
 public final class MessageStore: Sendable {
     /// Largest `limit` a query accepts.
-    public static let maxLimit = 10_000
+    public static let maxLimit = ArgumentLimits.queryLimit.upperBound
     /// Largest number of conversations `feed` and `latestMessage(in:)` accept.
-    public static let maxConversationsPerQuery = 10_000
+    public static let maxConversationsPerQuery = ArgumentLimits.conversationsPerQuery
 
     /// The message layer this store wraps (white-box tests).
     package let database: MessageDatabase
@@ -70,7 +70,7 @@ public final class MessageStore: Sendable {
         guard options.cacheBytes >= 1 << 20, options.cacheBytes <= 1 << 40 else {
             throw bad("cacheBytes", "\(options.cacheBytes) is outside 1 MiB ... 1 TiB")
         }
-        guard options.maxBodyBytes >= 0, options.maxBodyBytes <= 16 << 20 else {
+        guard ArgumentLimits.bodyLimit.contains(options.maxBodyBytes) else {
             throw bad("maxBodyBytes", "\(options.maxBodyBytes) is outside 0 ... 16 MiB")
         }
         guard options.checkpointDirtyBytes > 0 else { throw bad("checkpointDirtyBytes", "must be positive") }
@@ -350,16 +350,18 @@ public final class MessageStore: Sendable {
     }
 
     static func checkName(_ value: String, _ argument: String) throws {
-        let count = value.utf8.count
-        guard count >= 1, count <= 255 else {
-            throw ScrollbackError.invalidArgument(argument: argument, reason: "\(count) UTF-8 bytes is outside 1 ... 255")
-        }
+        try checkLength(value, argument, ArgumentLimits.nameBytes)
     }
 
     static func checkID(_ value: String, _ argument: String) throws {
+        try checkLength(value, argument, ArgumentLimits.idBytes)
+    }
+
+    private static func checkLength(_ value: String, _ argument: String, _ range: ClosedRange<Int>) throws {
         let count = value.utf8.count
-        guard count >= 1, count <= 128 else {
-            throw ScrollbackError.invalidArgument(argument: argument, reason: "\(count) UTF-8 bytes is outside 1 ... 128")
+        guard range.contains(count) else {
+            throw ScrollbackError.invalidArgument(
+                argument: argument, reason: "\(count) UTF-8 bytes is outside \(range.lowerBound) ... \(range.upperBound)")
         }
     }
 
@@ -372,8 +374,10 @@ public final class MessageStore: Sendable {
         }
         for value in values {
             let count = value.utf8.count
-            guard count >= 1, count <= 255 else {
-                throw ScrollbackError.invalidArgument(argument: "conversations", reason: "a conversation id of \(count) UTF-8 bytes is outside 1 ... 255")
+            guard ArgumentLimits.nameBytes.contains(count) else {
+                throw ScrollbackError.invalidArgument(
+                    argument: "conversations",
+                    reason: "a conversation id of \(count) UTF-8 bytes is outside \(ArgumentLimits.nameBytes.lowerBound) ... \(ArgumentLimits.nameBytes.upperBound)")
             }
         }
     }
