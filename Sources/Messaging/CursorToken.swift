@@ -1,10 +1,14 @@
 import ScrollbackStorage
 
-/// The cursor token: base64url (no padding) of 33 bytes: version u8 (1), conversationID u64,
+/// The cursor token: base64url (no padding) of 33 bytes: version u8, conversationID u64,
 /// createdAt u64, seq u64, check u64, where check = fmix64(FNV-1a 64 of (secret LE ‖ the first
-/// 25 bytes)) XOR secret.
+/// 25 bytes)) XOR secret. Version 1 is a position in a conversation's messages; version 2 a
+/// position in the conversation list (conversationID, lastActivity, seq 0), so one kind of
+/// token is never accepted as the other (spec/message-records.md, "Cursor token").
 package enum CursorToken {
     package static let version: UInt8 = 1
+    /// The version byte of conversation-list tokens.
+    package static let listVersion: UInt8 = 2
     package static let byteCount = 33
     package static let tokenLength = 44
 
@@ -25,7 +29,7 @@ package enum CursorToken {
         return Hash64.fmix(Hash64.fnv1a(first25, seed: seeded)) ^ secret
     }
 
-    package static func encode(_ position: Position, secret: UInt64) -> String {
+    package static func encode(_ position: Position, secret: UInt64, version: UInt8 = version) -> String {
         var bytes = [UInt8](repeating: 0, count: byteCount)
         bytes.withUnsafeMutableBytes { out in
             out[0] = version
@@ -39,7 +43,7 @@ package enum CursorToken {
     }
 
     /// Decodes and checks a token; nil when it is malformed or its check value does not match.
-    package static func decode(_ token: String, secret: UInt64) -> Position? {
+    package static func decode(_ token: String, secret: UInt64, version: UInt8 = version) -> Position? {
         guard token.utf8.count == tokenLength, let bytes = Base64URL.decode(token), bytes.count == byteCount else {
             return nil
         }

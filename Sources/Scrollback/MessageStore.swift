@@ -277,14 +277,30 @@ public final class MessageStore: Sendable {
 
     /// Conversations with at least one live message, by the `createdAt` of their newest live
     /// message (descending; ties by conversation id ascending), with their live message
-    /// counts. From an index ordered by last activity: O(log n + limit).
+    /// counts. From an index ordered by last activity: O(log n + limit). The first page of
+    /// `conversations(after:limit:)`.
     public func conversations(limit: Int) throws -> [ConversationSummary] {
         try Self.checkLimit(limit)
+        return try mapErrors { try database.conversations(limit: limit).map(Self.summary) }
+    }
+
+    /// Keyset pagination of the conversation list (ordered as `conversations(limit:)`): the
+    /// `limit` conversations after `cursor` (from the start when nil), and where the next page
+    /// starts (nil exactly when none remains). Walking every page returns each conversation
+    /// whose newest message does not change meanwhile exactly once; one that gets a newer
+    /// message, or loses its newest, during the walk may be returned twice or not at all.
+    /// O(log n + limit + the conversations sharing the cursor's last activity).
+    /// Throws `.invalidCursor` for a damaged or forged cursor, or one of another store.
+    public func conversations(after cursor: ConversationCursor?, limit: Int) throws -> ConversationPage {
+        try Self.checkLimit(limit)
         return try mapErrors {
-            try database.conversations(limit: limit).map {
-                ConversationSummary(id: $0.name, lastActivity: $0.lastActivity, messageCount: $0.messageCount)
-            }
+            let page = try database.conversations(after: cursor?.token, limit: limit)
+            return ConversationPage(conversations: page.entries.map(Self.summary), next: page.next.map(ConversationCursor.init))
         }
+    }
+
+    static func summary(_ entry: ConversationEntry) -> ConversationSummary {
+        ConversationSummary(id: entry.name, lastActivity: entry.lastActivity, messageCount: entry.messageCount)
     }
 
     // MARK: Operations
