@@ -250,9 +250,7 @@ struct Export: ParsableCommand {
     func run() throws {
         let store = try StoreAccess.openExisting(self.store)
         defer { try? store.close() }
-        let names = conversation.isEmpty
-            ? try ConversationCatalog.allConversations(store: store, path: self.store)
-            : conversation
+        let names = conversation.isEmpty ? try Self.allConversations(store) : conversation
         let out = Output.standardOutput
         for name in names {
             var cursor: Cursor?
@@ -268,5 +266,18 @@ struct Export: ParsableCommand {
         }
         out.flush()
         try store.close()
+    }
+
+    /// Every conversation with live messages, in byte order of their ids (the list pages
+    /// through the store's conversation list, however long it is).
+    static func allConversations(_ store: MessageStore) throws -> [String] {
+        var names: [String] = []
+        var cursor: ConversationCursor?
+        repeat {
+            let page = try store.conversations(after: cursor, limit: MessageStore.maxLimit)
+            names += page.conversations.map(\.id)
+            cursor = page.next
+        } while cursor != nil
+        return names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 }

@@ -55,6 +55,13 @@ public final class MessageStore: Sendable {
         database = try mapErrors { try MessageDatabase.open(fileSystem: fileSystem, directory: path, options: config) }
     }
 
+    /// Whether `path` is a directory holding a store (its page file). `init(path:)` opens such
+    /// a directory; it creates a store in a missing or empty one, and refuses one that holds
+    /// other files (`.notAStore`) or a log without its page file (`.corrupted`).
+    public static func storeExists(at path: String) -> Bool {
+        MessageDatabase.storeExists(fileSystem: PosixFileSystem(), at: path)
+    }
+
     static func validatePath(_ path: String, argument: String) throws {
         guard !path.isEmpty else { throw ScrollbackError.invalidArgument(argument: argument, reason: "must not be empty") }
         guard !path.utf8.contains(0) else {
