@@ -79,9 +79,11 @@ let package = Package(
         .testTarget(name: "WorkloadTests", dependencies: ["ScrollbackWorkload", "Scrollback"], swiftSettings: strict),
         .executableTarget(
             name: "ScrollbackCLI",
+            // The command-line tool stands on the public API (Scrollback); only its `dump`
+            // files (Dump*.swift) import the layers below, for their own decoders.
             dependencies: [
-                "Scrollback", "ScrollbackStorage", "ScrollbackPager", "ScrollbackLog", "ScrollbackBTree",
-                "ScrollbackIO", "ScrollbackFormat", "CSQLite", "ScrollbackWorkload",
+                "Scrollback", "ScrollbackWorkload", "CSQLite",
+                "ScrollbackMessaging", "ScrollbackBTree", "ScrollbackPager", "ScrollbackLog", "ScrollbackIO", "ScrollbackFormat",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/CLI", swiftSettings: strict),

@@ -138,7 +138,7 @@ package struct LivenessLedger {
 }
 
 /// The payload of a retirement record: count u64, then count segment ids u64.
-enum RetirementRecord {
+package enum RetirementRecord {
     static func encode(_ ids: [UInt32], type: UInt8, into batch: inout LogBatch) throws {
         try batch.append(type: type, payloadCount: 8 + 8 * ids.count) { out in
             out.storeLE(UInt64(ids.count), at: 0)
@@ -146,7 +146,8 @@ enum RetirementRecord {
         }
     }
 
-    static func decode(_ payload: UnsafeRawBufferPointer, position: LogPosition) throws -> [UInt64] {
+    /// The retired segment ids; `.corrupted` naming the record's position when inconsistent.
+    package static func decode(_ payload: UnsafeRawBufferPointer, position: LogPosition) throws -> [UInt64] {
         guard payload.count >= 8, (payload.count - 8) % 8 == 0,
               payload.loadLE(UInt64.self, at: 0) == UInt64((payload.count - 8) / 8) else {
             throw StorageError.corrupted(file: "log position \(LogPositions.describe(position))", offset: 0,
