@@ -71,18 +71,22 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
-        .target(name: "ScrollbackWorkload", dependencies: ["Scrollback"], path: "Sources/Workload", swiftSettings: strict),
+        // The one message JSON codec (and the JSON reader and writer under it), shared by the
+        // command-line tool and the workload's JSON-lines files.
+        .target(name: "ScrollbackJSON", dependencies: ["Scrollback"], path: "Sources/JSON", swiftSettings: strict),
+        .testTarget(name: "JSONTests", dependencies: ["ScrollbackJSON", "Scrollback"], swiftSettings: strict),
+        .target(name: "ScrollbackWorkload", dependencies: ["Scrollback", "ScrollbackJSON"], path: "Sources/Workload", swiftSettings: strict),
         .executableTarget(
             name: "scrollback-bench",
             dependencies: ["Scrollback", "ScrollbackWorkload", "CSQLite"],
             path: "Benchmarks/ChatBench", swiftSettings: strict),
-        .testTarget(name: "WorkloadTests", dependencies: ["ScrollbackWorkload", "Scrollback"], swiftSettings: strict),
+        .testTarget(name: "WorkloadTests", dependencies: ["ScrollbackWorkload", "ScrollbackJSON", "Scrollback"], swiftSettings: strict),
         .executableTarget(
             name: "ScrollbackCLI",
             // The command-line tool stands on the public API (Scrollback); only its `dump`
             // files (Dump*.swift) import the layers below, for their own decoders.
             dependencies: [
-                "Scrollback", "ScrollbackWorkload", "CSQLite",
+                "Scrollback", "ScrollbackJSON", "ScrollbackWorkload", "CSQLite",
                 "ScrollbackMessaging", "ScrollbackBTree", "ScrollbackPager", "ScrollbackLog", "ScrollbackIO", "ScrollbackFormat",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -134,7 +138,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "CLITests",
-            dependencies: ["ScrollbackCLI", "Scrollback", "CSQLite"],
+            dependencies: ["ScrollbackCLI", "Scrollback", "ScrollbackJSON", "CSQLite"],
             swiftSettings: strict),
     ]
 )

@@ -3,6 +3,7 @@ import ArgumentParser
 import Glibc
 #endif
 import Scrollback
+import ScrollbackJSON
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -53,9 +54,7 @@ struct Generate: ParsableCommand {
             guard fd >= 0 else { throw CLIError("cannot create \(out): \(String(cString: strerror(errno)))") }
             let file = Output(fd: fd)
             while let message = source.next() {
-                var w = JSONWriter()
-                w.message(message)
-                file.line(w.text)
+                file.line(MessageJSON.encode(message))
                 count += 1
                 bar.update(count, items: count)
             }
@@ -256,11 +255,7 @@ struct Export: ParsableCommand {
             var cursor: Cursor?
             repeat {
                 let page = try store.page(in: name, after: cursor, limit: MessageStore.maxLimit, order: .oldestFirst)
-                for message in page.messages {
-                    var w = JSONWriter()
-                    w.message(message)
-                    out.line(w.text)
-                }
+                for message in page.messages { out.line(MessageJSON.encode(message)) }
                 cursor = page.next
             } while cursor != nil
         }

@@ -1,4 +1,5 @@
 import Scrollback
+import ScrollbackJSON
 
 /// The store operations `exec`, `query` and `export` use. `MessageStore` conforms; tests may
 /// substitute a model.

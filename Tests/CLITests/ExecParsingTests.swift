@@ -1,6 +1,7 @@
 import Foundation
 import Scrollback
 @testable import ScrollbackCLI
+import ScrollbackJSON
 import Testing
 
 /// The exec contract's request parsing and response encoding, without a store.
