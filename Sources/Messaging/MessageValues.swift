@@ -70,14 +70,7 @@ package struct MessageIDValue: Equatable, Sendable {
 
     func messageKey(seq: UInt64) -> MessageKey { MessageKey(conversation: conversation, createdAt: createdAt, seq: seq) }
 
-    var bytes: [UInt8] {
-        var value = [UInt8](repeating: 0, count: Self.size)
-        value.withUnsafeMutableBytes {
-            $0.storeLE(conversation, at: 0)
-            $0.storeLE(createdAt, at: 8)
-        }
-        return value
-    }
+    var bytes: [UInt8] { twoWords(conversation, createdAt) }
 }
 
 /// A conversation record: its live message count, the key position of its newest live
@@ -177,12 +170,15 @@ package struct MarkerValue: Equatable, Sendable {
         createdAt > other.createdAt || (createdAt == other.createdAt && seq > other.seq)
     }
 
-    var bytes: [UInt8] {
-        var value = [UInt8](repeating: 0, count: Self.size)
-        value.withUnsafeMutableBytes {
-            $0.storeLE(createdAt, at: 0)
-            $0.storeLE(seq, at: 8)
-        }
-        return value
+    var bytes: [UInt8] { twoWords(createdAt, seq) }
+}
+
+/// A 16-byte value of two little-endian words.
+private func twoWords(_ first: UInt64, _ second: UInt64) -> [UInt8] {
+    var value = [UInt8](repeating: 0, count: 16)
+    value.withUnsafeMutableBytes {
+        $0.storeLE(first, at: 0)
+        $0.storeLE(second, at: 8)
     }
+    return value
 }
