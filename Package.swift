@@ -1,12 +1,17 @@
 // swift-tools-version:6.1
 // Scrollback: an embedded storage engine for chat messages.
-// Layers (dependencies point down only; see ../shared/architecture.md):
-//   Storage  checkpoint + recovery: log + pager + trees as one crash-safe unit
-//   BTree    copy-on-write counted B+tree
-//   Pager    page file, meta pages, free list, page cache
-//   Log      append-only segments, group commit, recovery scan, LZ4 sealing
-//   IO       file-system protocol: POSIX, in-memory, crash-simulating
-//   Format   byte codecs, CRC32C, varints, on-disk constants (mirrors spec/)
+// Layers (one target each; dependencies point down only; see README.md, "Design and format"):
+//   Scrollback  public API: MessageStore, Message, cursors, options, errors
+//   Messaging   the chat schema (trees, records, queries, compaction) on Storage and BTree only
+//   Storage     the closed façade: commit + group commit, checkpoint, recovery, snapshots,
+//               record reads, the segment lifecycle and liveness accounting, backup, verify
+//   BTree       copy-on-write counted B+tree
+//   Pager       page file, meta pages, free list, page cache
+//   Log         append-only segments, group commit, recovery scan, LZ4 sealing
+//   IO          file-system protocol: POSIX, in-memory, crash-simulating, read-only
+//   Format      byte codecs, CRC32C, varints, on-disk constants (mirrors spec/)
+// Above Scrollback: JSON (the message codec), Workload (dataset generator), the CLI (public
+// API only; its dump files use the layers' own decoders), the crash tool and the benchmark.
 import PackageDescription
 
 let strict: [SwiftSetting] = [
