@@ -55,29 +55,57 @@ extension MessageDatabase {
         let startName = try start.conversation == 0 ? nil : listedName(start.conversation, conversations)
         var cursor = activity.cursor()
         var valid = try cursor.seek(atMost: ActivityKey(newestCreatedAt: start.lastActivity, conversation: .max).treeKey)
-        var entries: [ConversationEntry] = []
-        var last: ListPosition? = nil
-        var group: [(entry: ConversationEntry, id: UInt64)] = []
+        var page = ListPage(start: start, startName: startName, limit: limit)
         while valid {
-            // One group: every conversation whose newest message is at this time.
-            guard let first = try cursor.key() else { break }
-            let time = ActivityKey(first).newestCreatedAt
-            group.removeAll(keepingCapacity: true)
-            while valid, let treeKey = try cursor.key(), ActivityKey(treeKey).newestCreatedAt == time {
-                let key = ActivityKey(treeKey)
-                group.append((try entry(key, conversations), key.conversation))
-                valid = try cursor.previous()
+            guard let treeKey = try cursor.key() else { break }
+            let key = ActivityKey(treeKey)
+            if key.newestCreatedAt != page.groupTime && !page.group.isEmpty {
+                page.takeGroup()
+                // This entry is after every one taken, and it comes after the position.
+                if page.entries.count == limit { return (page.entries, page.last, true) }
             }
-            group.sort { $0.entry.name < $1.entry.name }
-            for (entry, id) in group {
-                if time == start.lastActivity, let startName, !(entry.name > startName) { continue }
-                if entries.count == limit { return (entries, last, true) }
-                entries.append(entry)
-                last = ListPosition(lastActivity: time, conversation: id)
-            }
-            if entries.count == limit { return (entries, last, valid) }
+            page.groupTime = key.newestCreatedAt
+            page.group.append((try entry(key, conversations), key.conversation))
+            valid = try cursor.previous()
         }
-        return (entries, last, false)
+        let left = page.takeGroup()
+        return (page.entries, page.last, left > 0)
+    }
+
+    /// The page being filled, and the group of equal times being collected.
+    private struct ListPage {
+        let start: ListPosition
+        let startName: String?
+        let limit: Int
+        var entries: [ConversationEntry] = []
+        var last: ListPosition?
+        var group: [(entry: ConversationEntry, id: UInt64)] = []
+        var groupTime: UInt64 = 0
+
+        init(start: ListPosition, startName: String?, limit: Int) {
+            self.start = start
+            self.startName = startName
+            self.limit = limit
+        }
+
+        /// Takes the group's conversations after the start position, by name, up to the
+        /// limit; returns how many of those did not fit.
+        @discardableResult
+        mutating func takeGroup() -> Int {
+            group.sort { $0.entry.name < $1.entry.name }
+            var left = 0
+            for (entry, id) in group {
+                if groupTime == start.lastActivity, let startName, !(entry.name > startName) { continue }
+                if entries.count == limit {
+                    left += 1
+                    continue
+                }
+                entries.append(entry)
+                last = ListPosition(lastActivity: groupTime, conversation: id)
+            }
+            group.removeAll(keepingCapacity: true)
+            return left
+        }
     }
 
     /// The name of the conversation a list token names; `.invalidCursor` if there is none.

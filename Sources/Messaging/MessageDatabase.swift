@@ -205,7 +205,8 @@ package final class MessageDatabase: Sendable {
     /// Calls `visit` with a view of the message at `position`, checking that it belongs to `key`.
     @inline(__always)
     func visitMessage(at position: LogPosition, key: MessageKey, conversation: String, _ visit: MessageVisitor) throws {
-        try withMessageRecord(at: position) { header, message in
+        try engine.withRecord(at: position) { type, payload in
+            let (header, message) = try MessageRecord.message(type: type, payload: payload, position: position)
             guard header.key == key else {
                 throw MessageHeader.corrupted(position, 0, "record holds message \(header.conversation)/\(header.createdAt)/\(header.seq), expected \(key)")
             }
