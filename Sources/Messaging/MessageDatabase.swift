@@ -192,7 +192,7 @@ package final class MessageDatabase: Sendable {
 
     // MARK: Records
 
-    /// Calls `body` with the parsed header and the type-16 payload of the message record at
+    /// Calls `body` with the parsed header and the message payload of the message record at
     /// `position` (a compaction copy is presented without its prefix).
     @inline(__always)
     func withMessageRecord<R>(at position: LogPosition, _ body: (MessageHeader, UnsafeRawBufferPointer) throws -> R) throws -> R {

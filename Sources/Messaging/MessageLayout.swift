@@ -79,7 +79,7 @@ package enum MessageRecordType: UInt8, CaseIterable, Sendable, CustomStringConve
     case markRead = 18
     case newConversation = 19
     case newUser = 20
-    /// A message record copied by compaction: fromPosition u64, then a type-16 payload.
+    /// A message record copied by compaction: fromPosition u64, then a message payload.
     case relocate = 21
     /// Written once when the store is created: layer format version u64, cursor secret u64.
     case initialize = 22
@@ -113,7 +113,7 @@ extension LogBatch {
     }
 }
 
-/// Payload layout of a type-16 message record (and of a type-21 record after its first 8 bytes).
+/// Payload layout of a `.message` record (and of a `.relocate` record after its first 8 bytes).
 package enum MessageRecordLayout {
     package static let seqOffset = 0             // u64
     package static let conversationOffset = 8    // u64

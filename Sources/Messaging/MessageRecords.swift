@@ -4,7 +4,7 @@ import ScrollbackStorage
 // each decoded (bounds-checked, typed corruption errors) and encoded in one place. `apply`,
 // the read paths, compaction and `dump` all use these.
 
-/// The fixed header of a type-16 message payload, checked against the payload length.
+/// The fixed header of a message payload (`.message` records), checked against the payload length.
 package struct MessageHeader: Equatable, Sendable {
     package var seq: UInt64
     package var conversation: UInt64
@@ -61,11 +61,11 @@ package struct MessageHeader: Equatable, Sendable {
     }
 }
 
-/// The message a messages-tree entry points at: a type-16 record, or a type-21 copy made by
-/// compaction (the type-16 payload after its 8-byte prefix). The one dispatch on the record
+/// The message a messages-tree entry points at: a `.message` record, or a `.relocate` copy made
+/// by compaction (the message payload after its 8-byte prefix). The one dispatch on the record
 /// type of the read paths, verify and compaction.
 enum MessageRecord {
-    /// The header and the type-16 payload of the record of `type` at `position`.
+    /// The header and the message payload of the record of `type` at `position`.
     @inline(__always)
     static func message(type: UInt8, payload: UnsafeRawBufferPointer, position: LogPosition) throws
         -> (MessageHeader, UnsafeRawBufferPointer) {
@@ -80,7 +80,7 @@ enum MessageRecord {
         }
     }
 
-    /// Encodes a type-16 record (spec/message-records.md, "message").
+    /// Encodes a `.message` record (spec/message-records.md, "16 message").
     static func append(_ message: StoredMessage, conversationID: UInt64, seq: UInt64, flags: UInt8,
                        into batch: inout LogBatch) throws {
         typealias L = MessageRecordLayout
