@@ -130,6 +130,11 @@ let package = Package(
             name: "FaultTests",
             dependencies: ["Scrollback", "ScrollbackMessaging", "ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat", "TestSupport"],
             swiftSettings: strict),
+        // Store locking and the reader table (issue 10).
+        .testTarget(
+            name: "ProcessLockTests",
+            dependencies: ["ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat", "TestSupport"],
+            swiftSettings: strict),
         .testTarget(
             name: "CLITests",
             dependencies: ["ScrollbackCLI", "Scrollback", "CSQLite"],
