@@ -141,6 +141,15 @@ let package = Package(
             name: "FaultTests",
             dependencies: ["Scrollback", "ScrollbackMessaging", "ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat", "TestSupport"],
             swiftSettings: strict),
+        // Store locking and the reader table (issue 10): the unit and crash tests, and the
+        // probe process the multi-process tests start (hold the store lock / a reader slot).
+        .executableTarget(
+            name: "LockProbe", dependencies: ["ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat"],
+            path: "Tests/LockProbe", swiftSettings: strict),
+        .testTarget(
+            name: "ProcessLockTests",
+            dependencies: ["ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat", "TestSupport", "LockProbe"],
+            swiftSettings: strict),
         .testTarget(
             name: "CLITests",
             dependencies: ["ScrollbackCLI", "Scrollback", "ScrollbackJSON", "CSQLite"],
