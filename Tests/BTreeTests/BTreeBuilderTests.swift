@@ -1,5 +1,6 @@
 import ScrollbackBTree
 import ScrollbackFormat
+import ScrollbackIO
 import ScrollbackPager
 import Testing
 
@@ -103,5 +104,48 @@ import Testing
         try pager.checkpoint()
         try checkCommitted(pager)
         try expectContents(pager, count: 3000)
+    }
+}
+
+/// The free tail of the page file goes back to the file system at checkpoint.
+@Suite struct PageFileShrinkTests {
+    @Test func freeTailIsReturnedAndTheFileReopens() throws {
+        let fs = MemoryFileSystem()
+        let pager = try Pager.create(fileSystem: fs, path: "/pages", pageSize: 4096, cacheBytes: 64 << 20)
+        let txn = try pager.beginWrite()
+        let small = try BTree.create(in: txn, slot: 1, keyWords: 1, valueSize: 8)
+        for k in 0..<UInt64(100) { try small.insert(BTreeKey(k), value: smallValue(k)) }
+        let big = try BTree.create(in: txn, slot: 0, keyWords: 1, valueSize: 8)
+        var builder = try BTreeBuilder(big)
+        for k in 0..<UInt64(50_000) { try builder.append(BTreeKey(k), value: smallValue(k)) }
+        try builder.finish()
+        try txn.commit()
+        try pager.checkpoint()
+        let grown = try #require(fs.contents(of: "/pages")).count
+        #expect(grown > 200 * 4096)
+        // Drop the big tree (its pages are at the end). The first checkpoint frees them on
+        // disk (and puts its free list at the end), the second moves the list to a low page,
+        // the third cuts the tail.
+        let drop = try pager.beginWrite()
+        try BTree(drop, slot: 0).freeAllPages()
+        try drop.commit()
+        try pager.checkpoint()
+        try pager.checkpoint()
+        try pager.checkpoint()
+        try checkCommitted(pager)
+        let shrunk = try #require(fs.contents(of: "/pages")).count
+        #expect(shrunk < 10 * 4096, "page file of \(shrunk) bytes after freeing the tail")
+        let accounting = pager.pageAccounting()
+        #expect(accounting.pageCount * 4096 == UInt64(shrunk))
+        // It reopens, reads, and grows again from the low pages.
+        let reopened = try Pager.open(fileSystem: fs, path: "/pages", cacheBytes: 1 << 20)
+        try checkCommitted(reopened)
+        let again = try reopened.beginWrite()
+        let tree = try BTree(again, slot: 1)
+        #expect(tree.count == 100)
+        for k in 100..<UInt64(2000) { try tree.insert(BTreeKey(k), value: smallValue(k)) }
+        try again.commit()
+        try reopened.checkpoint()
+        try checkCommitted(reopened)
     }
 }
