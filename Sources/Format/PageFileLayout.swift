@@ -11,19 +11,29 @@ package enum PageFileLayout {
     /// "SCRBPAGE" read as a little-endian UInt64 (bytes 53 43 52 42 50 41 47 45).
     package static let magic: UInt64 = 0x4547_4150_4252_4353
     /// The page-file format version this build writes and the newest it reads.
-    package static let formatVersion: UInt32 = 1
+    package static let formatVersion: UInt32 = 2
+    /// The oldest version this build still reads (read-only, for `scrollback upgrade`).
+    package static let oldestReadableVersion: UInt32 = 1
     /// Allowed page sizes, fixed when the file is created.
     package static let allowedPageSizes: [Int] = [4096, 8192, 16384]
     /// Pages 0 and 1 are the two meta pages.
     package static let metaPageCount: UInt64 = 2
-    /// Number of tree-catalog slots in a meta page.
-    package static let treeSlotCount = 8
-    /// Number of opaque counters in a meta page.
-    package static let counterCount = 8
+    /// Number of tree-catalog slots in a meta page (8 in version 1).
+    package static let treeSlotCount = 16
+    /// Number of opaque counters in a meta page (8 in version 1).
+    package static let counterCount = 16
+    /// Slots and counters of a version-1 meta page.
+    package static let version1TreeSlotCount = 8
+    package static let version1CounterCount = 8
 }
 
 /// Byte offsets inside a meta page (page 0 or page 1). Only the first `bodySize` bytes carry
 /// data; the rest of the page is written as zeros and never read.
+///
+/// Version 2 keeps version 1's first 512 bytes (its *first sector*, checksummed at `checksum`)
+/// and adds a second sector with counters 8…15 and tree slots 8…15, checksummed together with
+/// the first at `extendedChecksum`. So a version-1 reader still finds a valid first sector with
+/// a newer version number and reports "unsupported version", never "damaged".
 package enum MetaPageLayout {
     package static let magic = 0x000                // u64
     package static let formatVersion = 0x008        // u32
@@ -35,12 +45,26 @@ package enum MetaPageLayout {
     package static let freeListPageCount = 0x030    // u64
     package static let freePageCount = 0x038        // u64
     package static let logPosition = 0x040          // u64
-    package static let counters = 0x048             // 8 x u64
-    package static let treeCatalog = 0x088          // 8 x TreeRoot entry
+    package static let counters = 0x048             // counters 0…7: 8 x u64
+    package static let treeCatalog = 0x088          // tree slots 0…7: 8 x TreeRoot entry
     package static let treeEntrySize = 24
     package static let reserved = 0x148             // reserved, zero, up to `checksum`
     package static let checksum = 0x1FC             // u32 crc32c of bytes 0x000..<0x1FC
-    package static let bodySize = 0x200
+    /// Bytes read and checked of a version-1 meta page.
+    package static let version1BodySize = 0x200
+    // Version 2's second sector.
+    package static let extendedCounters = 0x200     // counters 8…15: 8 x u64
+    package static let extendedTreeCatalog = 0x240  // tree slots 8…15: 8 x TreeRoot entry
+    package static let extendedReserved = 0x300     // reserved, zero, up to `extendedChecksum`
+    package static let extendedChecksum = 0x3FC     // u32 crc32c of bytes 0x000..<0x3FC
+    package static let bodySize = 0x400
+
+    /// Offset of counter `i` (0…15).
+    package static func counterOffset(_ i: Int) -> Int { i < 8 ? counters + 8 * i : extendedCounters + 8 * (i - 8) }
+    /// Offset of tree catalog slot `i` (0…15).
+    package static func treeEntryOffset(_ i: Int) -> Int {
+        i < 8 ? treeCatalog + treeEntrySize * i : extendedTreeCatalog + treeEntrySize * (i - 8)
+    }
 
     /// Offsets inside one 24-byte tree-catalog entry.
     package enum TreeEntry {

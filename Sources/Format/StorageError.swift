@@ -9,6 +9,9 @@ package enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case io(path: String, operation: String, errno: Int32)
     /// The file was written by a format version this build does not read.
     case unsupportedVersion(file: String, found: UInt32, supported: UInt32)
+    /// The file was written by an older format version that this build reads only to upgrade
+    /// it (`scrollback upgrade`); it is never written in place.
+    case needsUpgrade(file: String, found: UInt32, current: UInt32)
     /// The path exists but is not a Scrollback file (wrong magic).
     case notAStore(path: String)
     /// A caller passed an argument outside its documented limits. Nothing was written.
@@ -34,6 +37,8 @@ package enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
             return "I/O error: \(operation) on \(path) failed with errno \(errno)"
         case let .unsupportedVersion(file, found, supported):
             return "unsupported format version \(found) in \(file) (this build reads up to \(supported))"
+        case let .needsUpgrade(file, found, current):
+            return "\(file) is in format version \(found); this build uses \(current) and reads older stores only to upgrade them (scrollback upgrade STORE)"
         case let .notAStore(path):
             return "not a Scrollback file: \(path)"
         case let .invalidArgument(message):

@@ -12,9 +12,14 @@ package struct MetaPage: Equatable, Sendable {
     package var freeListPageCount: UInt64
     package var freePageCount: UInt64
     package var state: CommittedState
+    /// The page-file format version the page was written in (`encode` always writes the
+    /// current one; 1 only for pages decoded from an older store).
+    package var formatVersion: UInt32
 
     package init(pageSize: Int, checkpointSequence: UInt64, pageCount: UInt64, freeListHead: PageNumber,
-                 freeListPageCount: UInt64, freePageCount: UInt64, state: CommittedState) {
+                 freeListPageCount: UInt64, freePageCount: UInt64, state: CommittedState,
+                 formatVersion: UInt32 = PageFileLayout.formatVersion) {
+        self.formatVersion = formatVersion
         self.pageSize = pageSize
         self.checkpointSequence = checkpointSequence
         self.pageCount = pageCount
@@ -27,8 +32,9 @@ package struct MetaPage: Equatable, Sendable {
     /// The meta slot (0 or 1) a meta page with this sequence is written to: they alternate.
     package var slot: UInt64 { checkpointSequence & 1 }
 
-    /// Writes the meta page into `page` (exactly `pageSize` bytes): body, checksum, zero tail.
-    /// REQUIRES: `state` has 8 trees and 8 counters (checked by the transaction on commit).
+    /// Writes the meta page into `page` (exactly `pageSize` bytes) in the current format:
+    /// body, both checksums, zero tail.
+    /// REQUIRES: `state` has 16 trees and 16 counters (checked by the transaction on commit).
     package func encode(into page: UnsafeMutableRawBufferPointer) {
         assert(page.count == pageSize)
         typealias M = MetaPageLayout
@@ -44,18 +50,18 @@ package struct MetaPage: Equatable, Sendable {
         page.storeLE(freePageCount, at: M.freePageCount)
         page.storeLE(state.logPosition, at: M.logPosition)
         for (i, counter) in state.counters.prefix(PageFileLayout.counterCount).enumerated() {
-            page.storeLE(counter, at: M.counters + 8 * i)
+            page.storeLE(counter, at: M.counterOffset(i))
         }
         for (i, tree) in state.trees.prefix(PageFileLayout.treeSlotCount).enumerated() {
-            let base = M.treeCatalog + M.treeEntrySize * i
+            let base = M.treeEntryOffset(i)
             page.storeLE(tree.rootPage, at: base + M.TreeEntry.rootPage)
             page.storeLE(tree.entryCount, at: base + M.TreeEntry.entryCount)
             page.storeLE(tree.height, at: base + M.TreeEntry.height)
             page.storeLE(tree.keyWords, at: base + M.TreeEntry.keyWords)
             page.storeLE(tree.valueSize, at: base + M.TreeEntry.valueSize)
         }
-        let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: page[0..<M.checksum]))
-        page.storeLE(crc, at: M.checksum)
+        page.storeLE(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: page[0..<M.checksum])), at: M.checksum)
+        page.storeLE(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: page[0..<M.extendedChecksum])), at: M.extendedChecksum)
     }
 
     /// The encoded meta page as a new array (tests and the create path).
@@ -79,15 +85,16 @@ package struct MetaPage: Equatable, Sendable {
 
     /// Decodes a meta-page body. `body` holds the bytes read at `fileOffset` (at most
     /// `MetaPageLayout.bodySize` are looked at; fewer means the file ends early).
-    /// `expectedSlot` is the meta slot the bytes were read from (0 or 1).
+    /// `expectedSlot` is the meta slot the bytes were read from (0 or 1). Version 1 pages
+    /// decode into a state of 16 slots and counters (the last 8 unused / zero).
     package static func decode(_ body: UnsafeRawBufferPointer, fileOffset: UInt64, expectedSlot: UInt64) -> Decoded {
         typealias M = MetaPageLayout
         guard body.count >= 8, body.loadLE(UInt64.self, at: M.magic) == PageFileLayout.magic else { return .notMagic }
-        guard body.count >= M.bodySize else {
+        guard body.count >= M.version1BodySize else {
             return .damaged(offset: fileOffset + UInt64(body.count), reason: "meta page truncated: file ends after \(body.count) bytes")
         }
-        // Every format version keeps the magic, the version and the checksum where version 1
-        // has them, so a damaged meta page is never mistaken for a newer one.
+        // Every format version keeps the magic, the version and the first sector's checksum
+        // where version 1 has them, so a damaged meta page is never mistaken for a newer one.
         let stored = body.loadLE(UInt32.self, at: M.checksum)
         let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: body[0..<M.checksum]))
         guard stored == computed else {
@@ -98,7 +105,22 @@ package struct MetaPage: Equatable, Sendable {
         let version = body.loadLE(UInt32.self, at: M.formatVersion)
         if version > PageFileLayout.formatVersion { return .newerVersion(version) }
         func damaged(_ at: Int, _ reason: String) -> Decoded { .damaged(offset: fileOffset + UInt64(at), reason: reason) }
-        guard version == PageFileLayout.formatVersion else { return damaged(M.formatVersion, "meta page format version \(version) is unknown") }
+        guard version >= PageFileLayout.oldestReadableVersion else {
+            return damaged(M.formatVersion, "meta page format version \(version) is unknown")
+        }
+        let extended = version >= 2
+        if extended {
+            guard body.count >= M.bodySize else {
+                return .damaged(offset: fileOffset + UInt64(body.count), reason: "meta page truncated: file ends after \(body.count) bytes")
+            }
+            let stored = body.loadLE(UInt32.self, at: M.extendedChecksum)
+            let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: body[0..<M.extendedChecksum]))
+            guard stored == computed else {
+                return damaged(M.extendedChecksum, "meta page second-sector checksum mismatch: stored \(hex(stored)), computed \(hex(computed))")
+            }
+        }
+        let slots = extended ? PageFileLayout.treeSlotCount : PageFileLayout.version1TreeSlotCount
+        let counterSlots = extended ? PageFileLayout.counterCount : PageFileLayout.version1CounterCount
         let pageSize = Int(body.loadLE(UInt32.self, at: M.pageSize))
         guard PageFileLayout.allowedPageSizes.contains(pageSize) else { return damaged(M.pageSize, "page size \(pageSize) not allowed") }
         let sequence = body.loadLE(UInt64.self, at: M.checkpointSequence)
@@ -119,13 +141,12 @@ package struct MetaPage: Equatable, Sendable {
         guard validPage(head), (head == 0) == (listPages == 0), listPages < pageCount, freePages < pageCount else {
             return damaged(M.freeListHead, "free-list head \(head), \(listPages) list pages, \(freePages) free pages: inconsistent with page count \(pageCount)")
         }
-        var counters: [UInt64] = []
-        counters.reserveCapacity(PageFileLayout.counterCount)
-        for i in 0..<PageFileLayout.counterCount { counters.append(body.loadLE(UInt64.self, at: M.counters + 8 * i)) }
+        var counters = [UInt64](repeating: 0, count: PageFileLayout.counterCount)
+        for i in 0..<counterSlots { counters[i] = body.loadLE(UInt64.self, at: M.counterOffset(i)) }
         var trees: [TreeRoot] = []
         trees.reserveCapacity(PageFileLayout.treeSlotCount)
-        for i in 0..<PageFileLayout.treeSlotCount {
-            let base = M.treeCatalog + M.treeEntrySize * i
+        for i in 0..<slots {
+            let base = M.treeEntryOffset(i)
             let tree = TreeRoot(
                 rootPage: body.loadLE(UInt64.self, at: base + M.TreeEntry.rootPage),
                 entryCount: body.loadLE(UInt64.self, at: base + M.TreeEntry.entryCount),
@@ -141,12 +162,18 @@ package struct MetaPage: Equatable, Sendable {
         for offset in M.reserved..<M.checksum where body[offset] != 0 {
             return damaged(offset, "reserved meta byte is not zero")
         }
+        if extended {
+            for offset in M.extendedReserved..<M.extendedChecksum where body[offset] != 0 {
+                return damaged(offset, "reserved meta byte is not zero")
+            }
+        }
+        while trees.count < PageFileLayout.treeSlotCount { trees.append(.unused) }
         let state = CommittedState(
             transactionID: body.loadLE(UInt64.self, at: M.transactionID), trees: trees,
             logPosition: body.loadLE(UInt64.self, at: M.logPosition), counters: counters)
         return .valid(MetaPage(
             pageSize: pageSize, checkpointSequence: sequence, pageCount: pageCount, freeListHead: head,
-            freeListPageCount: listPages, freePageCount: freePages, state: state))
+            freeListPageCount: listPages, freePageCount: freePages, state: state, formatVersion: version))
     }
 }
 

@@ -167,10 +167,18 @@ package final class Pager: @unchecked Sendable {
         return PageTransaction(pager: self, writing: state)
     }
 
+    /// Write transactions and checkpoints need an open, healthy pager on a current-format file
+    /// (an older file is only read, by `scrollback upgrade`; writing would mix formats).
     static func checkUsable(_ core: PagerCore) throws {
         if core.closed { throw StorageError.closed }
         try core.poison.check()
+        if core.durable.formatVersion < PageFileLayout.formatVersion {
+            throw StorageError.needsUpgrade(file: "pages", found: core.durable.formatVersion, current: PageFileLayout.formatVersion)
+        }
     }
+
+    /// Format version of the page file as opened (the durable meta page's).
+    package var fileFormatVersion: UInt32 { core.withLock { $0.durable.formatVersion } }
 
     func endSnapshot(_ id: UInt64) {
         core.withLock { core in

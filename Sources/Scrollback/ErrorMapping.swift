@@ -18,6 +18,7 @@ func scrollbackError(_ error: any Error) -> ScrollbackError {
         case let .corrupted(file, offset, reason): return .corrupted(file: file, offset: offset, reason: reason)
         case let .io(path, operation, errno): return .io(path: path, operation: operation, errno: errno)
         case let .unsupportedVersion(file, found, supported): return .unsupportedVersion(path: file, found: found, supported: supported)
+        case let .needsUpgrade(file, found, current): return .unsupportedVersion(path: file, found: found, supported: current)
         case let .notAStore(path): return .notAStore(path: path)
         // An internal argument error reaching the API means the stored structures disagree
         // (e.g. a tree pointing at a log position that holds no record).

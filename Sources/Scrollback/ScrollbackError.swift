@@ -29,6 +29,8 @@ public enum ScrollbackError: Error, Sendable, Hashable, CustomStringConvertible 
         case let .invalidCursor(reason): "invalid cursor: \(reason)"
         case let .corrupted(file, offset, reason): "corrupted: \(file) at offset \(offset): \(reason)"
         case let .io(path, operation, errno): "I/O error: \(operation) on \(path) failed with errno \(errno)"
+        case let .unsupportedVersion(path, found, supported) where found < supported:
+            "\(path) is in store format \(found), older than this build's \(supported): upgrade it with `scrollback upgrade \(path)`"
         case let .unsupportedVersion(path, found, supported):
             "unsupported format version \(found) in \(path) (this build reads up to \(supported))"
         case let .notAStore(path): "not a Scrollback store: \(path)"

@@ -16,11 +16,38 @@ import Testing
                         freeListPageCount: 1, freePageCount: 3, state: state)
     }()
 
+    /// The version-2 example: slot 9 and counter 12 live in the second sector.
+    static let exampleMetaV2: MetaPage = {
+        var meta = exampleMeta
+        meta.state.counters[12] = 7
+        meta.state.trees[9] = TreeRoot(rootPage: 6, entryCount: 3, height: 1, keyWords: 1, valueSize: 0)
+        return meta
+    }()
+
     @Test func specMetaExampleDecodes() throws {
+        let bytes = try specHexBlock("meta-example-v2", size: 4096)
+        let decoded = bytes.withUnsafeBytes { MetaPage.decode($0, fileOffset: 4096, expectedSlot: 1) }
+        #expect(decoded == .valid(Self.exampleMetaV2))
+        #expect(Self.exampleMetaV2.encoded() == bytes)
+        #expect(bytes.withUnsafeBytes { $0.loadLE(UInt32.self, at: MetaPageLayout.checksum) } == 0x2757_31CA)
+        #expect(bytes.withUnsafeBytes { $0.loadLE(UInt32.self, at: MetaPageLayout.extendedChecksum) } == 0xD68F_E96C)
+        // A tear that leaves only the first sector (the second still zero) is invalid.
+        var torn = bytes
+        for i in 0x200..<0x400 { torn[i] = 0 }
+        guard case .damaged(let offset, _) = torn.withUnsafeBytes({ MetaPage.decode($0, fileOffset: 4096, expectedSlot: 1) }) else {
+            Issue.record("a meta page with a torn second sector decoded")
+            return
+        }
+        #expect(offset == 4096 + UInt64(MetaPageLayout.extendedChecksum))
+    }
+
+    /// A version-1 page (a store from before format 2) decodes, marked as version 1.
+    @Test func specVersion1MetaExampleDecodes() throws {
         let bytes = try specHexBlock("meta-example", size: 4096)
         let decoded = bytes.withUnsafeBytes { MetaPage.decode($0, fileOffset: 4096, expectedSlot: 1) }
-        #expect(decoded == .valid(Self.exampleMeta))
-        #expect(Self.exampleMeta.encoded() == bytes)
+        var expected = Self.exampleMeta
+        expected.formatVersion = 1
+        #expect(decoded == .valid(expected))
         #expect(bytes.withUnsafeBytes { $0.loadLE(UInt32.self, at: MetaPageLayout.checksum) } == 0xB91F_3423)
     }
 
@@ -49,21 +76,52 @@ import Testing
         var older = Self.exampleMeta
         older.checkpointSequence = 6
         file.replaceSubrange(0..<4096, with: older.encoded())
-        file.replaceSubrange(4096..<8192, with: try specHexBlock("meta-example", size: 4096))
+        file.replaceSubrange(4096..<8192, with: try specHexBlock("meta-example-v2", size: 4096))
         file.replaceSubrange((9 * 4096)..<(10 * 4096), with: try specHexBlock("freelist-example", size: 4096))
         let fs = try fileSystem(withPageFile: file)
         let pager = try Pager.open(fileSystem: fs, path: pagesPath, cacheBytes: 1 << 16)
         #expect(pager.checkpointSequence == 7)
-        #expect(pager.committedState == Self.exampleMeta.state)
+        #expect(pager.committedState == Self.exampleMetaV2.state)
         let accounting = pager.pageAccounting()
         #expect(accounting == PageAccounting(pageCount: 10, freePages: [3, 4, 8], freeListPages: [9]))
         try accounting.check(reachable: [2, 5, 6, 7])
+        #expect(pager.fileFormatVersion == 2)
+    }
+
+    /// A version-1 page file opens for reading; writing or checkpointing it is refused and
+    /// leaves the file as it was.
+    @Test func version1FileIsReadOnly() throws {
+        var file = [UInt8](repeating: 0, count: 10 * 4096)
+        var older = Self.exampleMeta
+        older.checkpointSequence = 6
+        var olderBytes = older.encoded()
+        // Re-encode as version 1: only the first sector, version 1, its checksum.
+        for i in 0x200..<0x400 { olderBytes[i] = 0 }
+        olderBytes.withUnsafeMutableBytes { raw in
+            raw.storeLE(UInt32(1), at: MetaPageLayout.formatVersion)
+            raw.storeLE(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<MetaPageLayout.checksum])), at: MetaPageLayout.checksum)
+        }
+        file.replaceSubrange(0..<4096, with: olderBytes)
+        file.replaceSubrange(4096..<8192, with: try specHexBlock("meta-example", size: 4096))
+        file.replaceSubrange((9 * 4096)..<(10 * 4096), with: try specHexBlock("freelist-example", size: 4096))
+        let fs = try fileSystem(withPageFile: file)
+        let pager = try Pager.open(fileSystem: fs, path: pagesPath, cacheBytes: 1 << 16)
+        #expect(pager.fileFormatVersion == 1 && pager.checkpointSequence == 7)
+        #expect(throws: StorageError.needsUpgrade(file: "pages", found: 1, current: PageFileLayout.formatVersion)) { _ = try pager.beginWrite() }
+        #expect(throws: StorageError.needsUpgrade(file: "pages", found: 1, current: PageFileLayout.formatVersion)) { try pager.checkpoint() }
+        #expect(fs.contents(of: pagesPath) == file)
     }
 
     @Test func layoutConstantsMatchTheSpecTables() {
-        #expect(MetaPageLayout.treeCatalog + PageFileLayout.treeSlotCount * MetaPageLayout.treeEntrySize == MetaPageLayout.reserved)
-        #expect(MetaPageLayout.counters + 8 * PageFileLayout.counterCount == MetaPageLayout.treeCatalog)
-        #expect(MetaPageLayout.checksum + 4 == MetaPageLayout.bodySize)
+        #expect(MetaPageLayout.treeCatalog + 8 * MetaPageLayout.treeEntrySize == MetaPageLayout.reserved)
+        #expect(MetaPageLayout.counters + 8 * 8 == MetaPageLayout.treeCatalog)
+        #expect(MetaPageLayout.checksum + 4 == MetaPageLayout.version1BodySize)
+        #expect(MetaPageLayout.extendedCounters == MetaPageLayout.version1BodySize)
+        #expect(MetaPageLayout.extendedCounters + 8 * 8 == MetaPageLayout.extendedTreeCatalog)
+        #expect(MetaPageLayout.extendedTreeCatalog + 8 * MetaPageLayout.treeEntrySize == MetaPageLayout.extendedReserved)
+        #expect(MetaPageLayout.extendedChecksum + 4 == MetaPageLayout.bodySize)
+        #expect(PageFileLayout.treeSlotCount == 16 && PageFileLayout.counterCount == 16)
+        #expect(MetaPageLayout.treeEntryOffset(9) == 0x258 && MetaPageLayout.counterOffset(12) == 0x220)
         #expect(FreeListPageLayout.capacity(pageSize: 4096) == 254)
         #expect(FreeListPageLayout.capacity(pageSize: 8192) == 510)
         #expect(FreeListPageLayout.capacity(pageSize: 16384) == 1022)
