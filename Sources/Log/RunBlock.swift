@@ -48,6 +48,11 @@ enum RunBlockEncoding {
     @inline(__always)
     static func unzigzag(_ v: UInt64) -> Int64 { Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1) }
 
+    /// Appends a tag as the zigzag delta from the tag before it.
+    static func appendTag(_ tag: UInt32, after previous: UInt32, to out: inout ByteWriter) {
+        out.writeVarint(zigzag(Int64(tag) - Int64(previous)))
+    }
+
     /// Appends the delta of `key` after `previous` to `out` (REQUIRES previous < key).
     static func appendDelta(_ key: RunKey, after previous: RunKey, to out: inout ByteWriter) {
         let a = key.w0 &- previous.w0
@@ -66,25 +71,28 @@ enum RunBlockEncoding {
 /// buffer with O(1) access to record `i`. Immutable after decoding; shared through the
 /// block cache and freed when the cache and every reader let go.
 ///
-/// Layout of the buffer: `count` keys (3 × u64 each, native order), `count + 1` payload
-/// offsets (u32, relative to the payload area), the payload area.
+/// Layout of the buffer: `count` keys (3 × u64 each, native order), `count` tags (u32),
+/// `count + 1` payload offsets (u32, relative to the payload area), the payload area.
 package final class DecodedRunBlock: @unchecked Sendable {
     package let count: Int
     let base: UnsafeMutableRawPointer
     let byteCount: Int
     let keys: UnsafeMutablePointer<UInt64>
+    let tags: UnsafeMutablePointer<UInt32>
     let offsets: UnsafeMutablePointer<UInt32>
     let payloads: UnsafeMutableRawPointer
 
     init(count: Int, payloadBytes: Int) {
         self.count = count
         let keyBytes = count * RunKeyStride.bytes
+        let tagBytes = count * 4
         let offsetBytes = (count + 1) * 4
-        byteCount = keyBytes + offsetBytes + payloadBytes
+        byteCount = keyBytes + tagBytes + offsetBytes + payloadBytes
         base = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 16)
         keys = base.bindMemory(to: UInt64.self, capacity: count * 3)
-        offsets = (base + keyBytes).bindMemory(to: UInt32.self, capacity: count + 1)
-        payloads = base + keyBytes + offsetBytes
+        tags = (base + keyBytes).bindMemory(to: UInt32.self, capacity: count)
+        offsets = (base + keyBytes + tagBytes).bindMemory(to: UInt32.self, capacity: count + 1)
+        payloads = base + keyBytes + tagBytes + offsetBytes
     }
 
     deinit { base.deallocate() }
@@ -96,6 +104,11 @@ package final class DecodedRunBlock: @unchecked Sendable {
     package func key(_ i: Int) -> RunKey {
         RunKey(keys[3 * i], keys[3 * i + 1], keys[3 * i + 2])
     }
+
+    /// The tag of record `i` (the writer's per-record number; the storage engine stores the
+    /// log segment the record was written in).
+    @inline(__always)
+    package func tag(_ i: Int) -> UInt32 { tags[i] }
 
     /// The payload of record `i`; valid while the block is alive.
     @inline(__always)
@@ -149,7 +162,7 @@ package final class DecodedRunBlock: @unchecked Sendable {
         guard count == Int(entry.recordCount), count >= 1, count <= SortedRunLayout.maximumRecordsPerBlock else {
             throw damaged("holds \(count) records, the index says \(entry.recordCount)")
         }
-        guard reader.remaining >= RunKeyStride.bytes + 2 * (count - 1) + count else {
+        guard reader.remaining >= RunKeyStride.bytes + 3 * (count - 1) + 2 * count else {
             throw damaged("too short for \(count) records")
         }
         // Keys and lengths first into a scratch array (the payload size is known only after).
@@ -178,6 +191,15 @@ package final class DecodedRunBlock: @unchecked Sendable {
             previous = key
         }
         guard previous == entry.lastKey else { throw damaged("last key \(previous) differs from the index's \(entry.lastKey)") }
+        let tagValues = UnsafeMutablePointer<UInt32>.allocate(capacity: count)
+        defer { tagValues.deallocate() }
+        var previousTag: Int64 = 0
+        for i in 0..<count {
+            let tag = previousTag &+ RunBlockEncoding.unzigzag(try reader.readVarint())
+            guard tag >= 0, tag <= Int64(UInt32.max) else { throw damaged("tag \(i) out of range") }
+            tagValues[i] = UInt32(tag)
+            previousTag = tag
+        }
         let lengths = UnsafeMutablePointer<UInt32>.allocate(capacity: count)
         defer { lengths.deallocate() }
         var total = 0
@@ -192,6 +214,7 @@ package final class DecodedRunBlock: @unchecked Sendable {
         }
         let block = DecodedRunBlock(count: count, payloadBytes: total)
         block.keys.update(from: keyWords, count: count * 3)
+        block.tags.update(from: tagValues, count: count)
         var offset: UInt32 = 0
         for i in 0..<count {
             block.offsets[i] = offset

@@ -64,6 +64,10 @@ package struct RunCursor {
     @inline(__always)
     package var key: RunKey { block!.key(index) }
 
+    /// The tag of the current record. REQUIRES: a successful `find` or seek.
+    @inline(__always)
+    package var tag: UInt32 { block!.tag(index) }
+
     /// Moves to the first record with a key ≥ `key` (false at the end of the run).
     package mutating func seek(atLeast key: RunKey) throws -> Bool {
         let number = run.blockIndex(atLeast: key)

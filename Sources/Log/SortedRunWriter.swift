@@ -32,6 +32,8 @@ package final class SortedRunWriter {
 
     // The block being built.
     private var keys = ByteWriter(capacity: 8 << 10)
+    private var tags = ByteWriter(capacity: 1 << 10)
+    private var previousTag: UInt32 = 0
     private var lengths = ByteWriter(capacity: 1 << 10)
     private var payloads = ByteWriter(capacity: 40 << 10)
     private var blockCount = 0
@@ -85,16 +87,17 @@ package final class SortedRunWriter {
     /// Records appended so far.
     package var recordCount: UInt64 { records + UInt64(blockCount) }
 
-    /// Appends one record. REQUIRES: `key` greater than every key appended before (else
-    /// `.invalidArgument`, nothing appended); payload at most 1 GiB.
-    package func append(_ key: RunKey, payload: UnsafeRawBufferPointer) throws {
+    /// Appends one record with a tag (an opaque per-record number the reader gets back).
+    /// REQUIRES: `key` greater than every key appended before (else `.invalidArgument`,
+    /// nothing appended); payload at most 1 GiB.
+    package func append(_ key: RunKey, tag: UInt32 = 0, payload: UnsafeRawBufferPointer) throws {
         if let previous, !(previous < key) {
             throw StorageError.invalidArgument("run \(id): key \(key) does not follow \(previous)")
         }
         guard payload.count <= L.maximumBlockBytes - 64 else {
             throw StorageError.limitExceeded("run record payload of \(payload.count) bytes")
         }
-        let projected = 4 + keys.count + lengths.count + payloads.count + 30 + payload.count
+        let projected = 4 + keys.count + tags.count + lengths.count + payloads.count + 35 + payload.count
         if blockCount > 0 && (projected > blockSize || blockCount == L.maximumRecordsPerBlock) {
             try flushBlock()
         }
@@ -106,6 +109,8 @@ package final class SortedRunWriter {
         } else {
             RunBlockEncoding.appendDelta(key, after: previous!, to: &keys)
         }
+        RunBlockEncoding.appendTag(tag, after: blockCount == 0 ? 0 : previousTag, to: &tags)
+        previousTag = tag
         lengths.writeVarint(UInt64(payload.count))
         payloads.write(bytes: payload)
         previous = key
@@ -115,11 +120,12 @@ package final class SortedRunWriter {
     /// Encodes, compresses and buffers the current block.
     private func flushBlock() throws {
         guard blockCount > 0, let last = previous else { return }
-        let rawLength = 4 + keys.count + lengths.count + payloads.count
+        let rawLength = 4 + keys.count + tags.count + lengths.count + payloads.count
         scratch.removeAll(keepingCapacity: true)
         scratch.reserveCapacity(rawLength)
         withUnsafeBytes(of: UInt32(blockCount).littleEndian) { scratch.append(contentsOf: $0) }
         scratch.append(contentsOf: keys.bytes)
+        scratch.append(contentsOf: tags.bytes)
         scratch.append(contentsOf: lengths.bytes)
         scratch.append(contentsOf: payloads.bytes)
         let bound = Int(LZ4_compressBound(Int32(rawLength)))
@@ -160,6 +166,7 @@ package final class SortedRunWriter {
         records += UInt64(blockCount)
         payloadTotal += UInt64(payloads.count)
         keys.bytes.removeAll(keepingCapacity: true)
+        tags.bytes.removeAll(keepingCapacity: true)
         lengths.bytes.removeAll(keepingCapacity: true)
         payloads.bytes.removeAll(keepingCapacity: true)
         blockCount = 0

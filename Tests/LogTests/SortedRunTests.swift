@@ -34,7 +34,9 @@ import TestSupport
 
     func write(_ store: RunStore, id: UInt32, _ records: [(RunKey, [UInt8])], compression: RunCompression = .fast) throws -> SortedRun {
         let writer = try store.writer(id: id, compression: compression)
-        for (key, payload) in records { try payload.withUnsafeBytes { try writer.append(key, payload: $0) } }
+        for (key, payload) in records {
+            try payload.withUnsafeBytes { try writer.append(key, tag: UInt32(truncatingIfNeeded: key.w2 % 97), payload: $0) }
+        }
         let run = try writer.finish()
         store.add(run)
         return run
@@ -60,7 +62,7 @@ import TestSupport
             var random = SeededRandom(seed: seed)
             for (key, payload) in input.shuffled(using: &random) {
                 #expect(try cursor.find(key), "seed \(seed) key \(key)")
-                #expect(Array(cursor.payload) == payload, "seed \(seed) key \(key)")
+                #expect(Array(cursor.payload) == payload && cursor.tag == UInt32(key.w2 % 97), "seed \(seed) key \(key)")
             }
             for (key, payload) in input.reversed() {
                 #expect(try cursor.find(key) && Array(cursor.payload) == payload, "seed \(seed) reverse \(key)")
@@ -196,7 +198,7 @@ import TestSupport
 @Suite struct SortedRunSpecExampleTests {
     @Test func specExampleRunDecodes() throws {
         let bytes = try LogSpecExampleTests().exampleBytes("sorted-run.md")
-        #expect(bytes.count == 199)
+        #expect(bytes.count == 201)
         let fs = MemoryFileSystem()
         try fs.createDirectory("/s")
         fs.setContents(of: "/s/run-00000005.run", to: bytes)
@@ -205,12 +207,12 @@ import TestSupport
         #expect(run.recordCount == 2 && run.payloadBytes == 5 && run.blockCount == 1)
         #expect(run.entries[0].codec == .stored)
         var cursor = try store.cursor(5)
-        #expect(try cursor.find(RunKey(2, 1_700_000_000_123, 7)) && Array(cursor.payload) == Array("hi".utf8))
+        #expect(try cursor.find(RunKey(2, 1_700_000_000_123, 7)) && Array(cursor.payload) == Array("hi".utf8) && cursor.tag == 4)
         #expect(try cursor.find(RunKey(2, 1_700_000_000_500, 9)) && Array(cursor.payload) == Array("yo!".utf8))
         // This code writes exactly these bytes.
         let writer = try store.writer(id: 6, compression: .fast)
-        try Array("hi".utf8).withUnsafeBytes { try writer.append(RunKey(2, 1_700_000_000_123, 7), payload: $0) }
-        try Array("yo!".utf8).withUnsafeBytes { try writer.append(RunKey(2, 1_700_000_000_500, 9), payload: $0) }
+        try Array("hi".utf8).withUnsafeBytes { try writer.append(RunKey(2, 1_700_000_000_123, 7), tag: 4, payload: $0) }
+        try Array("yo!".utf8).withUnsafeBytes { try writer.append(RunKey(2, 1_700_000_000_500, 9), tag: 4, payload: $0) }
         _ = try writer.finish()
         var expected = bytes
         expected[12] = 6   // run id 6
