@@ -175,3 +175,27 @@ extension BTree {
         transaction.state.trees[slot] = empty
     }
 }
+
+extension BTree {
+    /// The number of pages the tree uses: its branch pages, read, plus the leaves they point
+    /// at, counted without reading them. O(branch pages).
+    package func pageCount() throws -> Int {
+        let root = transaction.state.trees[slot]
+        guard root.rootPage != 0 else { return 0 }
+        if root.height <= 1 { return 1 }
+        var pages = 0
+        var stack: [(PageNumber, Int)] = [(root.rootPage, Int(root.height) - 1)]
+        while let (page, level) = stack.popLast() {
+            pages += 1
+            let children: [PageNumber] = try withPage(page, level: level) { bytes, count in
+                (0..<count).map { childPage(bytes, $0) }
+            }
+            if level == 1 {
+                pages += children.count
+            } else {
+                for child in children { stack.append((child, level - 1)) }
+            }
+        }
+        return pages
+    }
+}

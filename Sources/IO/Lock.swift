@@ -39,6 +39,17 @@ package final class Lock<Value>: @unchecked Sendable {
         }
         return try body(&value)
     }
+
+    /// Runs `body` if the lock is free now (nil otherwise, also when this thread holds it).
+    package func withLockIfAvailable<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result? {
+        guard pthread_mutex_trylock(mutex) == 0 else { return nil }
+        defer { pthread_mutex_unlock(mutex) }
+        if MemoryLayout<Value>.size == 0 {
+            var nothing = value
+            return try body(&nothing)
+        }
+        return try body(&value)
+    }
 }
 #else
 import Synchronization

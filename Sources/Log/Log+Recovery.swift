@@ -111,12 +111,23 @@ extension Log {
         /// the transactions after `replayFrom` in it are gone and replaying the later segments
         /// alone would silently skip them (e.g. the caller's state is an older checkpoint
         /// whose segment compaction has removed).
+        /// The same holds for every segment after it: segments are numbered as they are
+        /// created, so a gap after the replay position is a replayed segment gone missing.
+        /// (Replaying from 0 — a state from before the first commit — replays from segment 1.)
         func checkReplaySegment(_ ids: [UInt32]) throws {
-            guard options.requireReplaySegment, replayFrom != 0, !ids.contains(replaySegment),
-                  let later = ids.first(where: { $0 > replaySegment }) else { return }
-            throw StorageError.corrupted(
-                file: path(replaySegment, .raw), offset: UInt64(LogPositions.offset(replayFrom)),
-                reason: "log segment \(replaySegment), which holds the replay position \(LogPositions.describe(replayFrom)), is missing (the log continues with segment \(later)): durable log data is missing")
+            guard options.requireReplaySegment else { return }
+            let replaySegment = replayFrom == 0 ? 1 : self.replaySegment
+            if !ids.contains(replaySegment), let later = ids.first(where: { $0 > replaySegment }) {
+                throw StorageError.corrupted(
+                    file: path(replaySegment, .raw), offset: UInt64(LogPositions.offset(replayFrom)),
+                    reason: "log segment \(replaySegment), which holds the replay position \(LogPositions.describe(replayFrom)), is missing (the log continues with segment \(later)): durable log data is missing")
+            }
+            let replayed = ids.filter { $0 >= replaySegment }
+            for (a, b) in zip(replayed, replayed.dropFirst()) where b != a &+ 1 {
+                throw StorageError.corrupted(
+                    file: path(a &+ 1, .raw), offset: 0,
+                    reason: "log segment \(a &+ 1), after the replay position \(LogPositions.describe(replayFrom)), is missing (the log continues with segment \(b)): durable log data is missing")
+            }
         }
 
         /// A sealed segment. Its index is read lazily (first read) unless replay needs it, so
@@ -184,8 +195,13 @@ extension Log {
         /// 3. The replay position must lie within what the log still holds.
         func checkReplayPosition() throws {
             if replayFrom > logEnd {
+                // Name the segment the replay needs when the log holds an earlier one or none
+                // at all (its file is what is missing).
+                let replaySegment = LogPositions.segment(replayFrom)
+                let missing = LogPositions.segment(logEnd) < replaySegment
                 throw StorageError.corrupted(
-                    file: lastPath, offset: UInt64(LogPositions.offset(logEnd)),
+                    file: missing ? Path.join(directory, SegmentFileName.name(replaySegment, .raw)) : lastPath,
+                    offset: missing ? 0 : UInt64(LogPositions.offset(logEnd)),
                     reason: "log ends at \(LogPositions.describe(logEnd)), before the replay position \(LogPositions.describe(replayFrom)): durable log data is missing")
             }
         }

@@ -19,9 +19,10 @@ package struct LogOptions: Sendable, Equatable {
     /// system random generator, so tests replay byte-identically. Production leaves it nil.
     package var saltSeed: UInt64?
     /// When set, recovery reports corruption if the segment holding `replayFrom` is missing
-    /// while later segments exist: the transactions after `replayFrom` in it would be skipped
-    /// silently. A caller sets it when its replay position is always inside an existing
-    /// segment (the storage engine: a checkpoint's position is never in a removed segment).
+    /// while later segments exist, or any segment after it is (ids are consecutive): the
+    /// transactions in it would be skipped silently. A caller sets it when its replay position
+    /// and everything after it always exist (the storage engine removes a segment only once
+    /// the durable checkpoint replays from a later one).
     /// Off by default, so a caller may replay from the end of a segment it has removed.
     package var requireReplaySegment = false
 

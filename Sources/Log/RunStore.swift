@@ -52,6 +52,9 @@ package final class RunStore: Sendable {
     /// Ids of the run files present, ascending.
     package func ids() -> [UInt32] { table.withLock { Array($0.keys) }.sorted() }
 
+    /// The path of run `id`'s file (whether or not it exists).
+    package func path(of id: UInt32) -> String { Path.join(directory, SortedRun.fileName(id)) }
+
     package func contains(_ id: UInt32) -> Bool { table.withLock { $0[id] != nil } }
 
     /// Run `id`, opening (and validating) it on first use. A missing file is `.corrupted`:

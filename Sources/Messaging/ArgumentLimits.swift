@@ -14,6 +14,8 @@ package enum ArgumentLimits {
     /// Range of `StoreOptions.maxBodyBytes` (the body limit of a store), and its default.
     package static let bodyLimit = 0...(16 << 20)
     package static let defaultBodyBytes = 64 << 10
+    /// Bytes of a message's metadata.
+    package static let metadataBytes = 0...16_384
     /// `limit` of a query.
     package static let queryLimit = 0...10_000
     /// Conversations per `feed` / `latestMessage(in:)`.

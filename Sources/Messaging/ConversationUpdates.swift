@@ -33,7 +33,7 @@ struct ConversationUpdates {
             loaded = State(id: id, record: record, original: record)
         }
         guard let loaded else {
-            throw StorageError.corrupted(file: "pages", offset: 0, reason: "a message names conversation \(id), which does not exist")
+            throw StorageError.corrupted(file: "pages", offset: 0, reason: "a record names conversation \(id), which does not exist")
         }
         states.append(loaded)
         if states.count == 4 {
@@ -42,6 +42,46 @@ struct ConversationUpdates {
             index[id] = states.count - 1
         }
         return states.count - 1
+    }
+
+    /// A new live message in its conversation.
+    mutating func messageAdded(_ key: MessageKey, _ trees: MessageSchema.Trees) throws {
+        let i = try state(of: key.conversation, trees)
+        var record = states[i].record
+        if record.liveCount == 0
+            || key.isAfter(MessageKey(conversation: key.conversation, createdAt: record.newestCreatedAt, seq: record.newestSeq)) {
+            record.newestCreatedAt = key.createdAt
+            record.newestSeq = key.seq
+        }
+        record.liveCount &+= 1
+        states[i].record = record
+    }
+
+    /// A live message deleted: the count drops; when it was the newest, the new newest is
+    /// found by one reverse seek.
+    mutating func messageRemoved(_ key: MessageKey, _ trees: MessageSchema.Trees) throws {
+        let i = try state(of: key.conversation, trees)
+        var record = states[i].record
+        record.liveCount = record.liveCount > 0 ? record.liveCount - 1 : 0
+        if record.newestCreatedAt == key.createdAt && record.newestSeq == key.seq {
+            record.newestCreatedAt = 0
+            record.newestSeq = 0
+            if record.liveCount > 0 {
+                var cursor = trees.messages.cursor()
+                if try cursor.seek(atMost: MessageKey.last(of: key.conversation).treeKey), let k = try cursor.key(),
+                   MessageKey.conversation(of: k) == key.conversation {
+                    let newest = MessageKey(k)
+                    record.newestCreatedAt = newest.createdAt
+                    record.newestSeq = newest.seq
+                }
+            }
+        }
+        states[i].record = record
+    }
+
+    mutating func membersChanged(_ conversation: UInt64, by delta: Int, _ trees: MessageSchema.Trees) throws {
+        let i = try state(of: conversation, trees)
+        states[i].record.members = UInt32(truncatingIfNeeded: max(0, Int(states[i].record.members) + delta))
     }
 
     /// Writes every changed conversation record and moves its activity entry.

@@ -110,23 +110,20 @@ extension MessageDatabase {
 
     /// The name of the conversation a list token names; `.invalidCursor` if there is none.
     private func listedName(_ id: UInt64, _ conversations: BTree) throws -> String {
-        var name: String? = nil
-        try conversations.withValue(for: ConversationKey(id).treeKey) { name = ConversationRecord.name(in: $0) }
-        guard let name else { throw MessagingError.invalidCursor("the cursor names no conversation of this store") }
+        guard let name = try Self.storedName(.conversation, id: id, conversations.transaction) else {
+            throw MessagingError.invalidCursor("the cursor names no conversation of this store")
+        }
         return name
     }
 
     /// The list entry of the conversation an activity entry names.
     private func entry(_ key: ActivityKey, _ conversations: BTree) throws -> ConversationEntry {
-        var entry: ConversationEntry? = nil
-        try conversations.withValue(for: ConversationKey(key.conversation).treeKey) { v in
-            entry = ConversationEntry(name: ConversationRecord.name(in: v), lastActivity: Int64(key.newestCreatedAt),
-                                      messageCount: Int(ConversationRecord(v).liveCount))
-        }
-        guard let entry else {
+        var record: ConversationRecord? = nil
+        try conversations.withValue(for: ConversationKey(key.conversation).treeKey) { record = ConversationRecord($0) }
+        guard let record, let name = try Self.storedName(.conversation, id: key.conversation, conversations.transaction) else {
             throw StorageError.corrupted(file: engine.pageFilePath, offset: 0,
                                          reason: "activity entry names missing conversation \(key.conversation)")
         }
-        return entry
+        return ConversationEntry(name: name, lastActivity: Int64(key.newestCreatedAt), messageCount: Int(record.liveCount))
     }
 }

@@ -8,7 +8,8 @@ extension MessageDatabase {
         try engine.read { snapshot in
             guard let located = try locate(id: id, in: snapshot) else { return false }
             let name = try conversationName(located.key.conversation, in: snapshot, for: "message \(id) names a missing conversation")
-            try visitMessage(at: located.pointer.position, key: located.key, conversation: name, visit)
+            var reader = engine.recordReader(for: snapshot)
+            try visitMessage(at: located.pointer.position, key: located.key, conversation: name, &reader, visit)
             return true
         }
     }
@@ -38,6 +39,7 @@ extension MessageDatabase {
             if valid && !inclusive, let key = try cursor.key(), key == startKey { valid = try cursor.previous() }
         }
         var taken = 0
+        var reader = engine.recordReader(for: snapshot)
         while valid {
             var key = BTreeKey.min
             var position: LogPosition = 0
@@ -45,10 +47,10 @@ extension MessageDatabase {
                 key = k
                 position = MessagePointer.position(in: v)
             }
-            guard key.w0 == conversationID, forward ? key <= boundKey : key >= boundKey else { return false }
+            guard MessageKey.conversation(of: key) == conversationID, forward ? key <= boundKey : key >= boundKey else { return false }
             if taken == limit { return true }
             let messageKey = MessageKey(key)
-            try visitMessage(at: position, key: messageKey, conversation: name, visit)
+            try visitMessage(at: position, key: messageKey, conversation: name, &reader, visit)
             lastKey?.pointee = messageKey
             taken += 1
             valid = forward ? try cursor.next() : try cursor.previous()
@@ -68,10 +70,11 @@ extension MessageDatabase {
                           _ visit: MessageVisitor) throws {
         guard through >= 0, from <= through else { return }
         let low = UInt64(max(from, 0)), high = UInt64(through)
+        guard low <= MessageKey.maxCreatedAt else { return }
         try engine.read { snapshot in
             guard let id = try conversationID(conversation, in: snapshot) else { return }
             let earliest = MessageKey(conversation: id, createdAt: low, seq: 0)
-            let latest = MessageKey(conversation: id, createdAt: high, seq: .max)
+            let latest = MessageKey(conversation: id, createdAt: min(high, MessageKey.maxCreatedAt), seq: MessageKey.maxSeq)
             _ = try scan(snapshot, conversation: id, name: conversation, from: forward ? earliest : latest, inclusive: true,
                          forward: forward, bound: forward ? latest : earliest, limit: limit, visit)
         }
@@ -118,6 +121,7 @@ extension MessageDatabase {
             var cursor = messages.cursor()
             var valid = try cursor.seek(toRank: forward ? first + offset : end - 1 - offset)
             var taken = 0
+            var reader = engine.recordReader(for: snapshot)
             while valid && taken < limit {
                 var key = BTreeKey.min
                 var position: LogPosition = 0
@@ -125,8 +129,8 @@ extension MessageDatabase {
                     key = k
                     position = MessagePointer.position(in: v)
                 }
-                guard key.w0 == id else { break }
-                try visitMessage(at: position, key: MessageKey(key), conversation: conversation, visit)
+                guard MessageKey.conversation(of: key) == id else { break }
+                try visitMessage(at: position, key: MessageKey(key), conversation: conversation, &reader, visit)
                 taken += 1
                 valid = forward ? try cursor.next() : try cursor.previous()
             }
@@ -138,7 +142,7 @@ extension MessageDatabase {
         try engine.read { snapshot in
             guard let id = try conversationID(conversation, in: snapshot) else { return 0 }
             let messages = try BTree(snapshot, .messages)
-            if after >= 0 && UInt64(after) >= UInt64(ArgumentLimits.createdAt.upperBound) { return 0 }
+            if after >= 0 && UInt64(after) >= MessageKey.maxCreatedAt { return 0 }
             let low = after < 0 ? MessageKey.first(of: id) : MessageKey(conversation: id, createdAt: UInt64(after) &+ 1, seq: 0)
             return try messages.rank(MessageKey.first(of: id &+ 1).treeKey) - messages.rank(low.treeKey)
         }
@@ -152,7 +156,10 @@ extension MessageDatabase {
             var marker: MarkerValue? = nil
             if let userID = try userID(user, in: snapshot) {
                 let markers = try BTree(snapshot, .readMarkers)
-                try markers.withValue(for: MarkerKey(user: userID, conversation: id).treeKey) { marker = MarkerValue($0) }
+                try markers.withValue(for: MarkerKey(user: userID, conversation: id).treeKey) { v in
+                    let value = MarkerValue(v)
+                    if value.marks { marker = value }
+                }
             }
             let start: Int
             if let marker {
@@ -176,28 +183,33 @@ extension MessageDatabase {
             for name in conversations where seen.insert(name).inserted {
                 guard let id = try conversationID(name, in: snapshot) else { continue }
                 var cursor = messages.cursor()
-                if try cursor.seek(atMost: MessageKey.last(of: id).treeKey), let key = try cursor.key(), key.w0 == id {
-                    heap.push(FeedHeap.Entry(createdAt: key.w1, seq: key.w2, source: cursors.count))
+                if try cursor.seek(atMost: MessageKey.last(of: id).treeKey), let treeKey = try cursor.key(),
+                   MessageKey.conversation(of: treeKey) == id {
+                    let key = MessageKey(treeKey)
+                    heap.push(FeedHeap.Entry(createdAt: key.createdAt, seq: key.seq, source: cursors.count))
                     cursors.append(cursor)
                     names.append(name)
                 }
             }
             var taken = 0
+            var reader = engine.recordReader(for: snapshot)
             while taken < limit, let top = heap.popMax() {
-                var key = BTreeKey.min
+                var treeKey = BTreeKey.min
                 var position: LogPosition = 0
                 try cursors[top.source].withCurrent { k, v in
-                    key = k
+                    treeKey = k
                     position = MessagePointer.position(in: v)
                 }
-                try visitMessage(at: position, key: MessageKey(key), conversation: names[top.source], visit)
+                let key = MessageKey(treeKey)
+                try visitMessage(at: position, key: key, conversation: names[top.source], &reader, visit)
                 taken += 1
                 if taken == limit { break }
                 if try cursors[top.source].previous() {
                     var next = BTreeKey.min
                     try cursors[top.source].withCurrent { k, _ in next = k }
-                    if next.w0 == key.w0 {
-                        heap.push(FeedHeap.Entry(createdAt: next.w1, seq: next.w2, source: top.source))
+                    let nextKey = MessageKey(next)
+                    if nextKey.conversation == key.conversation {
+                        heap.push(FeedHeap.Entry(createdAt: nextKey.createdAt, seq: nextKey.seq, source: top.source))
                     }
                 }
             }
@@ -209,6 +221,7 @@ extension MessageDatabase {
         try engine.read { snapshot in
             let messages = try BTree(snapshot, .messages)
             var cursor = messages.cursor()
+            var reader = engine.recordReader(for: snapshot)
             for name in conversations {
                 guard let id = try conversationID(name, in: snapshot) else {
                     try visit(nil)
@@ -216,10 +229,12 @@ extension MessageDatabase {
                 }
                 var found: (MessageKey, LogPosition)? = nil
                 if try cursor.seek(atMost: MessageKey.last(of: id).treeKey) {
-                    try cursor.withCurrent { k, v in if k.w0 == id { found = (MessageKey(k), MessagePointer.position(in: v)) } }
+                    try cursor.withCurrent { k, v in
+                        if MessageKey.conversation(of: k) == id { found = (MessageKey(k), MessagePointer.position(in: v)) }
+                    }
                 }
                 if let found {
-                    try visitMessage(at: found.1, key: found.0, conversation: name) { try visit($0) }
+                    try visitMessage(at: found.1, key: found.0, conversation: name, &reader) { try visit($0) }
                 } else {
                     try visit(nil)
                 }

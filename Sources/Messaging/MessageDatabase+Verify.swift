@@ -32,8 +32,10 @@ struct MessageAudit {
 
     /// Per conversation: live messages and the newest key, as the messages tree has them.
     private var conversations: [UInt64: (count: UInt64, newest: MessageKey)] = [:]
-    private var liveBytes = LiveRecordTally()
+    private var liveRecords = LiveRecordTally()
     private var total: UInt64 = 0
+    /// Id index entries (main and collision) the messages imply.
+    private var expectedIDs = 0
 
     init(database: MessageDatabase, snapshot: PageTransaction) throws {
         self.database = database
@@ -48,7 +50,7 @@ struct MessageAudit {
         checkIDIndexAndCounter()
         try checkConversations()
         var report: [String] = []
-        try database.engine.verifyLiveness(liveBytes, in: snapshot) { report.append($0) }
+        try database.engine.verifyLiveness(liveRecords, in: snapshot) { report.append($0) }
         for problem in report { self.report(problem) }
     }
 
@@ -56,9 +58,10 @@ struct MessageAudit {
     private mutating func checkMessages() throws {
         var cursor = trees.messages.cursor()
         var valid = try cursor.seekFirst()
+        var reader = database.engine.recordReader(for: snapshot)
         while valid {
             var key = MessageKey(conversation: 0, createdAt: 0, seq: 0)
-            var pointer = MessagePointer(position: 0, frameLength: 0, kind: 0, flags: 0)
+            var pointer = MessagePointer(position: 0)
             try cursor.withCurrent { k, v in
                 key = MessageKey(k)
                 pointer = MessagePointer(v)
@@ -66,46 +69,37 @@ struct MessageAudit {
             total += 1
             let previous = conversations[key.conversation]?.count ?? 0
             conversations[key.conversation] = (previous + 1, key)
-            liveBytes.add(recordAt: pointer.position, frameBytes: UInt64(pointer.frameLength))
-            checkRecord(of: key, pointer)
+            liveRecords.add(recordAt: pointer.position)
+            checkRecord(of: key, pointer, &reader)
             valid = try cursor.next()
         }
     }
 
-    /// The record matches the entry: frame length, key, kind and flags, and its id's index entry.
-    private mutating func checkRecord(of key: MessageKey, _ pointer: MessagePointer) {
-        let position = pointer.position
+    /// The record matches the entry (its key), and its id's index entry names it.
+    private mutating func checkRecord(of key: MessageKey, _ pointer: MessagePointer, _ reader: inout RecordReader) {
         var found: [String] = []
         do {
-            try database.engine.withRecord(at: position) { type, payload in
-                let frame = StorageEngine.frameBytes(payloadCount: payload.count)
-                if frame != Int(pointer.frameLength) {
-                    found.append("message \(key): length \(pointer.frameLength) in the tree, record frame is \(frame) bytes")
+            try database.withMessage(at: pointer.position, key: key, &reader) { body, record in
+                let hash = Hash64.hash(UnsafeRawBufferPointer(rebasing: record[body.idStart..<body.senderStart]))
+                var indexed: MessageKey? = nil
+                try trees.ids.withValue(for: MessageIDKey(idHash: hash).treeKey) { indexed = MessageIDValue($0).key }
+                if indexed != key {
+                    try trees.idCollisions.withValue(for: MessageIDCollisionKey(idHash: hash, seq: key.seq).treeKey) {
+                        indexed = MessageIDValue($0).key
+                    }
                 }
-                let (header, message) = try MessageRecord.message(type: type, payload: payload, position: position)
-                if header.key != key {
-                    found.append("message \(key): record at \(LogPositions.describe(position)) holds \(header.conversation)/\(header.createdAt)/\(header.seq)")
-                }
-                if header.kind != pointer.kind || header.flags != pointer.flags {
-                    found.append("message \(key): kind/flags \(pointer.kind)/\(pointer.flags) in the tree, \(header.kind)/\(header.flags) in the record")
-                }
-                let hash = Hash64.hash(UnsafeRawBufferPointer(rebasing: message[header.idStart..<header.senderStart]))
-                var indexed: MessageIDValue? = nil
-                try trees.ids.withValue(for: MessageIDKey(idHash: hash, seq: key.seq).treeKey) { indexed = MessageIDValue($0) }
-                if indexed != MessageIDValue(conversation: key.conversation, createdAt: key.createdAt) {
-                    found.append("message \(key): id index entry missing or wrong")
-                }
+                if indexed != key { found.append("message \(key): id index entry missing or wrong") }
             }
         } catch {
-            found.append("message \(key): record at \(LogPositions.describe(position)): \(error)")
+            found.append("message \(key): record at \(LogPositions.describe(pointer.position)): \(error)")
         }
         for problem in found { report(problem) }
     }
 
-    /// One id-index entry per message, and the live-message counter.
+    /// One id-index entry (main or collision) per message, and the live-message counter.
     private mutating func checkIDIndexAndCounter() {
-        if trees.ids.count != trees.messages.count {
-            report("id index holds \(trees.ids.count) entries, messages tree \(trees.messages.count)")
+        if trees.ids.count + trees.idCollisions.count != trees.messages.count {
+            report("id index holds \(trees.ids.count) + \(trees.idCollisions.count) entries, messages tree \(trees.messages.count)")
         }
         let counted = snapshot.state[counter: .liveMessages]
         if counted != total { report("live message counter \(counted), messages tree holds \(total)") }
@@ -119,12 +113,11 @@ struct MessageAudit {
         while valid {
             var id: UInt64 = 0
             var record = ConversationRecord(liveCount: 0, newestCreatedAt: 0, newestSeq: 0)
-            var name = ""
             try cursor.withCurrent { k, v in
                 id = ConversationKey(k).id
                 record = ConversationRecord(v)
-                name = ConversationRecord.name(in: v)
             }
+            let name = try MessageDatabase.storedName(.conversation, id: id, snapshot) ?? ""
             let expected = conversations.removeValue(forKey: id) ?? (0, MessageKey(conversation: 0, createdAt: 0, seq: 0))
             if record.liveCount != expected.count {
                 report("conversation \(name): count \(record.liveCount), messages tree holds \(expected.count)")

@@ -6,7 +6,7 @@ extension MessageDatabase {
 
     /// Checks every documented limit of an operation (`ArgumentLimits`); throws
     /// `.invalidArgument` naming the field.
-    func validate(_ operation: WriteOperation) throws {
+    package func validate(_ operation: WriteOperation) throws {
         typealias A = ArgumentLimits
         let body = 0...maxBodyBytes
         switch operation {
@@ -22,6 +22,10 @@ extension MessageDatabase {
             }
             try A.check(m.body, "body", bytes: body)
             if let replyTo = m.replyTo { try A.check(replyTo, "replyTo", bytes: A.idBytes) }
+            if let metadata = m.metadata, metadata.count > A.metadataBytes.upperBound {
+                throw MessagingError.invalidArgument(
+                    argument: "metadata", reason: "\(metadata.count) bytes exceed the limit of \(A.metadataBytes.upperBound)")
+            }
         case .edit(let id, let text):
             try A.check(id, "id", bytes: A.idBytes)
             try A.check(text, "body", bytes: body)
@@ -31,6 +35,9 @@ extension MessageDatabase {
             try A.check(user, "user", bytes: A.nameBytes)
             try A.check(conversation, "conversation", bytes: A.nameBytes)
             try A.check(through, "through", bytes: A.idBytes)
+        case .join(let user, let conversation), .leave(let user, let conversation):
+            try A.check(user, "user", bytes: A.nameBytes)
+            try A.check(conversation, "conversation", bytes: A.nameBytes)
         }
     }
 
@@ -112,6 +119,9 @@ extension MessageDatabase {
             if let id = newConversations[name] { return id }
             if let id = try database.conversationID(name, in: transaction) { return id }
             guard create else { return nil }
+            guard nextConversation <= MessageLimits.maxConversationID else {
+                throw StorageError.limitExceeded("a store holds at most \(MessageLimits.maxConversationID) conversations")
+            }
             let id = nextConversation
             nextConversation += 1
             try NameRecord.append(.conversation, id: id, name: name, into: &batch)
@@ -140,6 +150,10 @@ extension MessageDatabase {
                 try prepareDelete(id: id, into: &batch)
             case .markRead(let user, let conversation, let through):
                 try prepareMarkRead(user: user, conversation: conversation, through: through, into: &batch)
+            case .join(let user, let conversation):
+                try prepareMembership(user: user, conversation: conversation, joins: true, into: &batch)
+            case .leave(let user, let conversation):
+                try prepareMembership(user: user, conversation: conversation, joins: false, into: &batch)
             }
             return nil
         }
@@ -148,6 +162,9 @@ extension MessageDatabase {
         mutating func prepareAppend(_ message: StoredMessage, into batch: inout LogBatch) throws -> Bool {
             if try live(message.id) != nil { return false }
             guard let conversationID = try conversation(message.conversation, create: true, batch: &batch) else { return false }
+            guard nextSeq <= MessageLimits.maxSeq else {
+                throw StorageError.limitExceeded("a store holds at most \(MessageLimits.maxSeq) messages over its lifetime")
+            }
             let seq = nextSeq
             nextSeq += 1
             var message = message
@@ -169,15 +186,16 @@ extension MessageDatabase {
                                          flags: MessageFlags.edited, into: &batch)
                 pending[id] = entry
             case .stored(let located)?:
-                try database.withMessageRecord(at: located.pointer.position) { header, payload in
-                    try MessageRecord.appendEdit(of: header, payload, body: body, into: &batch)
+                var reader = database.engine.recordReader(for: transaction)
+                try database.withMessage(at: located.pointer.position, key: located.key, &reader) { stored, record in
+                    try MessageRecord.appendEdit(of: located.key, stored, record, text: body, into: &batch)
                 }
             }
         }
 
         mutating func prepareDelete(id: String, into batch: inout LogBatch) throws {
             guard let message = try live(id) else { throw MessagingError.notFound("message \(id)") }
-            try DeleteRecord(key: message.key, idHash: Hash64.hash(id)).append(into: &batch)
+            try DeleteRecord.append(key: message.key, id: id, into: &batch)
             pending[id] = .some(nil)
         }
 
@@ -192,14 +210,33 @@ extension MessageDatabase {
                     argument: "through", reason: "message \(through) belongs to another conversation than \(conversationName)")
             }
             let marker = MarkerKey(user: try user(userName, batch: &batch), conversation: conversationID)
-            var current = pendingMarkers[marker]
-            if current == nil {
-                try markers.withValue(for: marker.treeKey) { current = MarkerValue($0) }
-            }
-            let value = MarkerValue(through: key)
-            if let current, !value.isAfter(current) { return }
-            try MarkReadRecord(marker: marker, through: value).append(into: &batch)
+            let current = try entry(marker)
+            let value = MarkerValue(createdAt: key.createdAt, seq: key.seq, flags: current.flags | MarkerValue.hasMarker)
+            if !value.isAfter(current) { return }
+            try MarkReadRecord(marker: marker, through: key).append(into: &batch)
             pendingMarkers[marker] = value
+        }
+
+        /// A user's entry in a conversation as this batch leaves it (marker and membership).
+        func entry(_ marker: MarkerKey) throws -> MarkerValue {
+            if let pending = pendingMarkers[marker] { return pending }
+            var current = MarkerValue(createdAt: 0, seq: 0, flags: 0)
+            try markers.withValue(for: marker.treeKey) { current = MarkerValue($0) }
+            return current
+        }
+
+        /// Joining a conversation one is a member of, or leaving one one is not, is a no-op
+        /// (nothing is logged). Joining creates the conversation (and the user) when new.
+        mutating func prepareMembership(user userName: String, conversation conversationName: String, joins: Bool,
+                                        into batch: inout LogBatch) throws {
+            guard let conversationID = try conversation(conversationName, create: joins, batch: &batch) else { return }
+            if !joins, try database.userID(userName, in: transaction) == nil, newUsers[userName] == nil { return }
+            let marker = MarkerKey(user: try user(userName, batch: &batch), conversation: conversationID)
+            var current = try entry(marker)
+            guard current.member != joins else { return }
+            try MembershipRecord(entry: marker, joins: joins).append(into: &batch)
+            current.flags = joins ? current.flags | MarkerValue.isMember : current.flags & ~MarkerValue.isMember
+            pendingMarkers[marker] = current
         }
     }
 }

@@ -84,8 +84,8 @@ package final class MessageDatabase: Sendable {
     // MARK: Name lookups
 
     /// The internal id of a name in `space`, or nil. Scans every names entry with the name's
-    /// hash and compares the real bytes stored in the conversation or user record
-    /// (collisions are handled). O(log n).
+    /// hash and compares the real bytes stored in the conversation or user record (and its
+    /// long-name chunks); collisions are handled. O(log n).
     static func lookupName(_ name: String, in space: NameSpace, _ transaction: PageTransaction) throws -> UInt64? {
         let names = try BTree(transaction, .names)
         let records = try BTree(transaction, space == .conversation ? .conversations : .users)
@@ -100,14 +100,45 @@ package final class MessageDatabase: Sendable {
                 let id = key.w2
                 var matches = false
                 try records.withValue(for: BTreeKey(id)) { value in
-                    let stored = space == .conversation ? ConversationRecord.nameBytes(in: value) : UserRecord.nameBytes(in: value)
-                    matches = Self.equalBytes(stored, bytes)
+                    matches = NameValue.length(in: value, space) == bytes.count
+                        && equalBytes(NameValue.inline(in: value, space),
+                                      UnsafeRawBufferPointer(rebasing: bytes[0..<min(bytes.count, NameValue.inlineBytes)]))
+                }
+                if matches && bytes.count > NameValue.inlineBytes {
+                    matches = try storedName(space, id: id, transaction) == name
                 }
                 if matches { return id }
                 valid = try cursor.next()
             }
             return nil
         }
+    }
+
+    /// The stored name of conversation or user `id`, or nil when there is none.
+    static func storedName(_ space: NameSpace, id: UInt64, _ transaction: PageTransaction) throws -> String? {
+        var inline: [UInt8]? = nil
+        var length = 0
+        try BTree(transaction, space == .conversation ? .conversations : .users).withValue(for: BTreeKey(id)) { value in
+            inline = Array(NameValue.inline(in: value, space))
+            length = NameValue.length(in: value, space)
+        }
+        guard var bytes = inline else { return nil }
+        if length > bytes.count {
+            let chunks = try BTree(transaction, .longNames)
+            var chunk: UInt64 = 0
+            while bytes.count < length {
+                var found = false
+                try chunks.withValue(for: LongNameKey(space: space, id: id, chunk: chunk).treeKey) { value in
+                    found = true
+                    bytes.append(contentsOf: value.prefix(min(LongName.chunkSize, length - bytes.count)))
+                }
+                guard found else {
+                    throw StorageError.corrupted(file: "pages", offset: 0, reason: "chunk \(chunk) of the long name of \(space) \(id) is missing")
+                }
+                chunk += 1
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The conversation id of `name` in `transaction` (cached for committed conversations).
@@ -132,9 +163,7 @@ package final class MessageDatabase: Sendable {
 
     /// The name of conversation `id`; `.corrupted` (naming `what` refers to it) when missing.
     func conversationName(_ id: UInt64, in transaction: PageTransaction, for what: @autoclosure () -> String) throws -> String {
-        var name: String? = nil
-        try BTree(transaction, .conversations).withValue(for: ConversationKey(id).treeKey) { name = ConversationRecord.name(in: $0) }
-        guard let name else {
+        guard let name = try Self.storedName(.conversation, id: id, transaction) else {
             throw StorageError.corrupted(file: engine.pageFilePath, offset: 0, reason: what())
         }
         return name
@@ -143,43 +172,50 @@ package final class MessageDatabase: Sendable {
     // MARK: Message ids
 
     /// Where a live message with this id is, in `transaction`: its key and its messages-tree
-    /// value. Scans the id index entries with the id's hash and compares the stored id bytes.
+    /// value. Checks the id index entry of the id's hash and its collision entries, comparing
+    /// the stored id bytes.
     struct Located {
         var key: MessageKey
         var pointer: MessagePointer
     }
 
     func locate(id: String, in transaction: PageTransaction) throws -> Located? {
-        let ids = try BTree(transaction, .messageIDs)
-        let messages = try BTree(transaction, .messages)
         var copy = id
         return try copy.withUTF8 { utf8 -> Located? in
             let bytes = UnsafeRawBufferPointer(utf8)
             let hash = Hash64.hash(bytes)
-            var cursor = ids.cursor()
-            var valid = try cursor.seek(atLeast: MessageIDKey(idHash: hash, seq: 0).treeKey)
+            var candidate: MessageKey? = nil
+            try BTree(transaction, .messageIDs).withValue(for: MessageIDKey(idHash: hash).treeKey) { candidate = MessageIDValue($0).key }
+            guard let first = candidate else { return nil }
+            var reader = engine.recordReader(for: transaction)
+            if let located = try located(first, idBytes: bytes, transaction, &reader) { return located }
+            // Other ids with the same hash.
+            var cursor = try BTree(transaction, .idCollisions).cursor()
+            var valid = try cursor.seek(atLeast: MessageIDCollisionKey(idHash: hash, seq: 0).treeKey)
             while valid {
-                var found: (MessageIDKey, MessageIDValue)? = nil
-                try cursor.withCurrent { key, value in
-                    if key.w0 == hash { found = (MessageIDKey(key), MessageIDValue(value)) }
-                }
-                guard let (idKey, idValue) = found else { return nil }
-                let messageKey = idValue.messageKey(seq: idKey.seq)
-                var pointer: MessagePointer? = nil
-                try messages.withValue(for: messageKey.treeKey) { pointer = MessagePointer($0) }
-                guard let pointer else {
-                    throw StorageError.corrupted(file: engine.pageFilePath, offset: 0,
-                                                 reason: "id index entry \(idKey) names message \(messageKey), which does not exist")
-                }
-                let same = try withMessageRecord(at: pointer.position) { header, payload in
-                    header.idLength == bytes.count
-                        && Self.equalBytes(UnsafeRawBufferPointer(rebasing: payload[header.idStart..<header.senderStart]), bytes)
-                }
-                if same { return Located(key: messageKey, pointer: pointer) }
+                var key: MessageKey? = nil
+                try cursor.withCurrent { k, v in if k.w0 == hash { key = MessageIDValue(v).key } }
+                guard let key else { return nil }
+                if let located = try located(key, idBytes: bytes, transaction, &reader) { return located }
                 valid = try cursor.next()
             }
             return nil
         }
+    }
+
+    /// The message at `key` when its id is `idBytes`.
+    private func located(_ key: MessageKey, idBytes: UnsafeRawBufferPointer, _ transaction: PageTransaction,
+                         _ reader: inout RecordReader) throws -> Located? {
+        var pointer: MessagePointer? = nil
+        try BTree(transaction, .messages).withValue(for: key.treeKey) { pointer = MessagePointer($0) }
+        guard let pointer else {
+            throw StorageError.corrupted(file: engine.pageFilePath, offset: 0,
+                                         reason: "id index entry names message \(key), which does not exist")
+        }
+        let same = try withMessage(at: pointer.position, key: key, &reader) { body, record in
+            Self.equalBytes(UnsafeRawBufferPointer(rebasing: record[body.idStart..<body.senderStart]), idBytes)
+        }
+        return same ? Located(key: key, pointer: pointer) : nil
     }
 
     /// Byte equality of two buffers (memcmp when both are non-empty).
@@ -192,62 +228,73 @@ package final class MessageDatabase: Sendable {
 
     // MARK: Records
 
-    /// Calls `body` with the parsed header and the message payload of the message record at
-    /// `position` (a compaction copy is presented without its prefix).
+    /// Calls `body` with the parsed body record of the message `key`, written at `position`
+    /// (read from the log, or from its segment's run), checking the record is that message's.
     @inline(__always)
-    func withMessageRecord<R>(at position: LogPosition, _ body: (MessageHeader, UnsafeRawBufferPointer) throws -> R) throws -> R {
-        try engine.withRecord(at: position) { type, payload in
-            let (header, message) = try MessageRecord.message(type: type, payload: payload, position: position)
-            return try body(header, message)
-        }
-    }
-
-    /// Calls `visit` with a view of the message at `position`, checking that it belongs to `key`.
-    @inline(__always)
-    func visitMessage(at position: LogPosition, key: MessageKey, conversation: String, _ visit: MessageVisitor) throws {
-        try engine.withRecord(at: position) { type, payload in
-            let (header, message) = try MessageRecord.message(type: type, payload: payload, position: position)
-            guard header.key == key else {
-                throw MessageHeader.corrupted(position, 0, "record holds message \(header.conversation)/\(header.createdAt)/\(header.seq), expected \(key)")
+    func withMessage<R>(at position: LogPosition, key: MessageKey, _ reader: inout RecordReader,
+                        _ body: (MessageBody, UnsafeRawBufferPointer) throws -> R) throws -> R {
+        try reader.withRecord(at: position, key: key.runKey) { stored in
+            switch stored {
+            case .run(let record):
+                return try body(try MessageBody.parse(record, "run record \(key) of log position \(LogPositions.describe(position))"), record)
+            case .log(let type, let payload):
+                guard type == MessageRecordType.message.rawValue else {
+                    throw MessageHeader.corrupted(position, 0, "record of type \(type) where a message was expected")
+                }
+                let header = try MessageHeader.parse(payload, position: position, offset: 0)
+                guard header.key == key else {
+                    throw MessageHeader.corrupted(position, 0, "record holds message \(header.key), expected \(key)")
+                }
+                return try body(header.body, MessageHeader.bodyRecord(of: payload))
             }
-            try visit(MessageView(header: header, payload: message, conversation: conversation))
         }
     }
 
-    static func makeMessage(_ header: MessageHeader, _ payload: UnsafeRawBufferPointer, conversation: String) -> StoredMessage {
-        MessageView(header: header, payload: payload, conversation: conversation).stored
+    /// Calls `visit` with a view of the message `key`, written at `position`.
+    @inline(__always)
+    func visitMessage(at position: LogPosition, key: MessageKey, conversation: String, _ reader: inout RecordReader,
+                      _ visit: MessageVisitor) throws {
+        try withMessage(at: position, key: key, &reader) { body, record in
+            try visit(MessageView(key: key, body: body, record: record, conversation: conversation))
+        }
     }
 }
 
 /// A message record seen in place (no copy): valid only during the call it is passed to.
 /// The string accessors decode the UTF-8 bytes of the record.
 package struct MessageView {
-    package let header: MessageHeader
-    package let payload: UnsafeRawBufferPointer
+    package let key: MessageKey
+    package let body: MessageBody
+    /// The body record (from the kind byte on).
+    package let record: UnsafeRawBufferPointer
     package let conversation: String
 
-    package var id: String {
-        String(decoding: UnsafeRawBufferPointer(rebasing: payload[header.idStart..<header.senderStart]), as: UTF8.self)
+    @inline(__always)
+    func bytes(_ start: Int, _ end: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: record[start..<end]) }
+
+    package var idBytes: UnsafeRawBufferPointer { bytes(body.idStart, body.senderStart) }
+    package var senderBytes: UnsafeRawBufferPointer { bytes(body.senderStart, body.replyToStart) }
+    package var replyToBytes: UnsafeRawBufferPointer? {
+        body.replyToLength == 0 ? nil : bytes(body.replyToStart, body.metadataStart)
     }
-    package var sender: String {
-        String(decoding: UnsafeRawBufferPointer(rebasing: payload[header.senderStart..<header.replyToStart]), as: UTF8.self)
+    package var metadataBytes: UnsafeRawBufferPointer? {
+        body.metadataLength == 0 ? nil : bytes(body.metadataStart, body.textStart)
     }
-    package var replyTo: String? {
-        header.replyToLength == 0 ? nil
-            : String(decoding: UnsafeRawBufferPointer(rebasing: payload[header.replyToStart..<header.bodyStart]), as: UTF8.self)
-    }
-    package var body: String {
-        String(decoding: UnsafeRawBufferPointer(rebasing: payload[header.bodyStart..<(header.bodyStart + header.bodyLength)]),
-               as: UTF8.self)
-    }
-    package var createdAt: Int64 { Int64(header.createdAt) }
-    package var kind: UInt8 { header.kind }
-    package var edited: Bool { header.flags & MessageFlags.edited != 0 }
-    package var seq: UInt64 { header.seq }
+    package var bodyBytes: UnsafeRawBufferPointer { bytes(body.textStart, body.end) }
+
+    package var id: String { String(decoding: idBytes, as: UTF8.self) }
+    package var sender: String { String(decoding: senderBytes, as: UTF8.self) }
+    package var replyTo: String? { replyToBytes.map { String(decoding: $0, as: UTF8.self) } }
+    package var text: String { String(decoding: bodyBytes, as: UTF8.self) }
+    package var metadata: [UInt8]? { metadataBytes.map { Array($0) } }
+    package var createdAt: Int64 { Int64(key.createdAt) }
+    package var kind: UInt8 { body.kind }
+    package var edited: Bool { body.flags & MessageFlags.edited != 0 }
+    package var seq: UInt64 { key.seq }
 
     package var stored: StoredMessage {
-        StoredMessage(id: id, conversation: conversation, sender: sender, createdAt: createdAt, kind: kind, body: body,
-                      replyTo: replyTo, edited: edited)
+        StoredMessage(id: id, conversation: conversation, sender: sender, createdAt: createdAt, kind: kind, body: text,
+                      replyTo: replyTo, edited: edited, metadata: metadata)
     }
 }
 

@@ -1,4 +1,5 @@
 import ScrollbackBTree
+import ScrollbackStorage
 
 // The keys of the message layer's trees (spec/message-records.md, "Trees"), each converting
 // to and from the B+tree's words in one place. Their descriptions are the tree key's, so
@@ -6,6 +7,11 @@ import ScrollbackBTree
 
 /// A message's place in the messages tree: its conversation's history in time order, equal
 /// times in insertion order (`seq`).
+///
+/// In the tree the three numbers are packed into two words, most significant first, so the
+/// words' order is the key's order: `w0 = conversation << 32 | createdAt >> 21`,
+/// `w1 = (createdAt mod 2^21) << 43 | seq` (conversation < 2^32, createdAt < 2^53,
+/// seq < 2^43; spec/message-records.md, "Trees").
 package struct MessageKey: Hashable, Sendable, CustomStringConvertible {
     package var conversation: UInt64
     package var createdAt: UInt64
@@ -18,30 +24,69 @@ package struct MessageKey: Hashable, Sendable, CustomStringConvertible {
         self.seq = seq
     }
 
+    static let createdAtLowBits: UInt64 = 21
+    static let seqBits: UInt64 = 43
+    static let maxCreatedAt: UInt64 = (1 << 53) - 1
+    static let maxSeq: UInt64 = (1 << 43) - 1
+
+    /// Unpacks a messages-tree key.
     @inline(__always)
     package init(_ key: BTreeKey) {
-        self.init(conversation: key.w0, createdAt: key.w1, seq: key.w2)
+        self.init(conversation: key.w0 >> 32,
+                  createdAt: (key.w0 & 0xFFFF_FFFF) << Self.createdAtLowBits | key.w1 >> Self.seqBits,
+                  seq: key.w1 & Self.maxSeq)
     }
 
+    /// The packed messages-tree key. REQUIRES: conversation < 2^32, createdAt < 2^53,
+    /// seq < 2^43 (the write path refuses anything else; bounds built with `first`/`last`
+    /// stay within them).
     @inline(__always)
-    package var treeKey: BTreeKey { BTreeKey(conversation, createdAt, seq) }
+    package var treeKey: BTreeKey {
+        BTreeKey(conversation << 32 | createdAt >> Self.createdAtLowBits,
+                 (createdAt & ((1 << Self.createdAtLowBits) - 1)) << Self.seqBits | seq)
+    }
+
+    /// The conversation of a packed messages-tree key.
+    @inline(__always)
+    static func conversation(of key: BTreeKey) -> UInt64 { key.w0 >> 32 }
+
+    /// The key of the message in a sorted run (unpacked: conversation, createdAt, seq).
+    @inline(__always)
+    package var runKey: RunKey { RunKey(conversation, createdAt, seq) }
+
+    @inline(__always)
+    package init(_ key: RunKey) { self.init(conversation: key.w0, createdAt: key.w1, seq: key.w2) }
 
     /// Before every message of `conversation`.
     static func first(of conversation: UInt64) -> MessageKey { MessageKey(conversation: conversation, createdAt: 0, seq: 0) }
     /// After every message of `conversation`.
-    static func last(of conversation: UInt64) -> MessageKey { MessageKey(conversation: conversation, createdAt: .max, seq: .max) }
+    static func last(of conversation: UInt64) -> MessageKey {
+        MessageKey(conversation: conversation, createdAt: maxCreatedAt, seq: maxSeq)
+    }
 
     /// Whether this position comes after `other` in the conversation's order.
     func isAfter(_ other: MessageKey) -> Bool {
         createdAt > other.createdAt || (createdAt == other.createdAt && seq > other.seq)
     }
 
+    package var description: String { "(\(conversation), \(createdAt), \(seq))" }
+}
+
+/// An entry of the message-id index: the id's hash. The first live id with a hash takes the
+/// entry; another live id with the same hash goes to the collision tree (`MessageIDCollisionKey`).
+/// A lookup compares the id bytes of the record either entry names.
+package struct MessageIDKey: Hashable, Sendable, CustomStringConvertible {
+    package var idHash: UInt64
+
+    package init(idHash: UInt64) { self.idHash = idHash }
+    package init(_ key: BTreeKey) { self.init(idHash: key.w0) }
+
+    package var treeKey: BTreeKey { BTreeKey(idHash) }
     package var description: String { treeKey.description }
 }
 
-/// An entry of the message-id index: the id's hash and the message's seq (several ids may
-/// share a hash: a lookup compares the id bytes of the record).
-package struct MessageIDKey: Hashable, Sendable, CustomStringConvertible {
+/// An entry of the id collision tree: an id's hash and its message's seq (unique).
+package struct MessageIDCollisionKey: Hashable, Sendable, CustomStringConvertible {
     package var idHash: UInt64
     package var seq: UInt64
 
@@ -54,6 +99,16 @@ package struct MessageIDKey: Hashable, Sendable, CustomStringConvertible {
 
     package var treeKey: BTreeKey { BTreeKey(idHash, seq) }
     package var description: String { treeKey.description }
+}
+
+/// A chunk of a long name (longer than its record holds inline): name space, internal id,
+/// chunk number.
+package struct LongNameKey: Hashable, Sendable {
+    package var space: NameSpace
+    package var id: UInt64
+    package var chunk: UInt64
+
+    package var treeKey: BTreeKey { BTreeKey(space.rawValue, id, chunk) }
 }
 
 /// The two name spaces of the names tree. on disk: never renumber.
@@ -109,7 +164,7 @@ package struct ActivityKey: Hashable, Sendable {
     package var treeKey: BTreeKey { BTreeKey(newestCreatedAt, conversation) }
 }
 
-/// A user's read marker in a conversation.
+/// A user's entry in a conversation: read marker and membership.
 package struct MarkerKey: Hashable, Sendable {
     package var user: UInt64
     package var conversation: UInt64

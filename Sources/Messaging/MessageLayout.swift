@@ -11,22 +11,29 @@ import ScrollbackStorage
 
 /// The trees of the message layer, by catalog slot. on disk: never renumber.
 package enum MessageTree: Int, CaseIterable, Sendable, CustomStringConvertible {
-    /// `MessageKey` → `MessagePointer` (16 B).
+    /// `MessageKey` (2 words, packed) → `MessagePointer` (8 B).
     case messages = 0
-    /// `MessageIDKey` → `MessageIDValue` (16 B).
+    /// `MessageIDKey` (the id's hash) → `MessageIDValue` (16 B: the packed `MessageKey`).
     case messageIDs = 1
     /// `NameKey` → 0 B.
     case names = 2
-    /// `ConversationKey` → `ConversationRecord` (280 B).
+    /// `ConversationKey` → `ConversationRecord` (64 B).
     case conversations = 3
     /// `ActivityKey` → 0 B.
     case activity = 4
-    /// `UserKey` → `UserRecord` (256 B).
+    /// `UserKey` → `UserRecord` (32 B).
     case users = 5
-    /// `MarkerKey` → `MarkerValue` (16 B).
+    /// `MarkerKey` (user, conversation) → `MarkerValue` (24 B): read marker and membership.
     case readMarkers = 6
-    /// (segment id) → 16 B: the storage engine's segment table (`LivenessLayout`).
+    /// (segment id) → 32 B: the storage engine's segment table (`LivenessLayout`).
     case segments = 7
+    /// (run id) → 32 B: the storage engine's run table (`LivenessLayout`).
+    case runs = 8
+    /// `MessageIDCollisionKey` (hash, seq) → `MessageIDValue`: ids whose hash another live id
+    /// already has (rare: 64-bit hashes).
+    case idCollisions = 9
+    /// `LongNameKey` (space, id, chunk) → 32 B: names longer than a record holds inline.
+    case longNames = 10
 
     /// The tree's name, as `dump` and the tests print it.
     package var description: String {
@@ -39,21 +46,29 @@ package enum MessageTree: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .users: "users"
         case .readMarkers: "readMarkers"
         case .segments: "segments"
+        case .runs: "runs"
+        case .idCollisions: "idCollisions"
+        case .longNames: "longNames"
         }
     }
 
-    /// Key words and value bytes of the trees the message layer declares (slot 7 is the
-    /// engine's, which declares it itself).
+    /// Whether the storage engine declares the tree itself.
+    var isEngineTree: Bool { self == .segments || self == .runs }
+
+    /// Key words and value bytes of the trees the message layer declares.
     var shape: StorageSchema.Tree {
         switch self {
-        case .messages: .init(slot: rawValue, keyWords: 3, valueSize: MessagePointer.size)
-        case .messageIDs: .init(slot: rawValue, keyWords: 2, valueSize: MessageIDValue.size)
+        case .messages: .init(slot: rawValue, keyWords: 2, valueSize: MessagePointer.size)
+        case .messageIDs: .init(slot: rawValue, keyWords: 1, valueSize: MessageIDValue.size)
         case .names: .init(slot: rawValue, keyWords: 3, valueSize: 0)
         case .conversations: .init(slot: rawValue, keyWords: 1, valueSize: ConversationRecord.size)
         case .activity: .init(slot: rawValue, keyWords: 2, valueSize: 0)
         case .users: .init(slot: rawValue, keyWords: 1, valueSize: UserRecord.size)
         case .readMarkers: .init(slot: rawValue, keyWords: 2, valueSize: MarkerValue.size)
-        case .segments: .init(slot: rawValue, keyWords: 1, valueSize: 16)
+        case .segments: .init(slot: rawValue, keyWords: 1, valueSize: 32)
+        case .runs: .init(slot: rawValue, keyWords: 1, valueSize: 32)
+        case .idCollisions: .init(slot: rawValue, keyWords: 2, valueSize: MessageIDValue.size)
+        case .longNames: .init(slot: rawValue, keyWords: 3, valueSize: LongName.chunkSize)
         }
     }
 }
@@ -65,28 +80,37 @@ extension BTree {
     }
 }
 
-/// Message flags (messages-tree value byte 13 and record byte 25). on disk: never renumber.
+/// Message flags (record byte 25). on disk: never renumber.
 package enum MessageFlags {
     package static let edited: UInt8 = 1
     package static let hasReplyTo: UInt8 = 2
-    package static let known: UInt8 = 3
+    package static let hasMetadata: UInt8 = 4
+    package static let known: UInt8 = 7
 }
 
 /// Log record types of the message layer (caller range 16…255). on disk: never renumber.
 package enum MessageRecordType: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     case message = 16
+    /// The message's key and its id.
     case delete = 17
     case markRead = 18
     case newConversation = 19
     case newUser = 20
-    /// A message record copied by compaction: fromPosition u64, then a message payload.
+    /// Format 1 only (a compaction copy); never written in format 2.
     case relocate = 21
     /// Written once when the store is created: layer format version u64, cursor secret u64.
     case initialize = 22
-    /// The end of a compaction: it forgets segments whose records are all dead (their files
-    /// are removed afterwards): count u64, then count segment ids u64. Adds 1 to the
-    /// compactions counter. Written and applied by the storage engine (`LivenessLayout`).
+    /// The storage engine's records (`LivenessLayout`): retire segments, a segment sealed into
+    /// a run, runs merged, a run attached.
     case retireSegment = 23
+    case sealed = 24
+    case merged = 25
+    case attached = 26
+    /// A user joins or leaves a conversation: user u64, conversation u64.
+    case join = 27
+    case leave = 28
+    /// A bulk load: the messages of an attached run (run u32, segment u32, count u64).
+    case bulkLoad = 29
 
     /// The record type's name, as `dump` prints it.
     package var description: String {
@@ -99,8 +123,17 @@ package enum MessageRecordType: UInt8, CaseIterable, Sendable, CustomStringConve
         case .relocate: "relocate"
         case .initialize: "initialize"
         case .retireSegment: "retireSegment"
+        case .sealed: "sealed"
+        case .merged: "merged"
+        case .attached: "attached"
+        case .join: "join"
+        case .leave: "leave"
+        case .bulkLoad: "bulkLoad"
         }
     }
+
+    /// Whether the storage engine writes and applies the record itself.
+    var isEngineRecord: Bool { self == .retireSegment || self == .sealed || self == .merged || self == .attached }
 }
 
 extension LogBatch {
@@ -113,26 +146,30 @@ extension LogBatch {
     }
 }
 
-/// Payload layout of a `.message` record (and of a `.relocate` record after its first 8 bytes).
+/// Payload layout of a `.message` record. Bytes from `bodyRecordStart` on are the message's
+/// *body record*, which is also what a sorted run stores under the message's key.
 package enum MessageRecordLayout {
     package static let seqOffset = 0             // u64
     package static let conversationOffset = 8    // u64
     package static let createdAtOffset = 16      // u64
+    /// Where the body record starts (kind, flags, lengths, then the bytes).
+    package static let bodyRecordStart = 24
     package static let kindOffset = 24           // u8
     package static let flagsOffset = 25          // u8
     package static let idLengthOffset = 26       // u8
     package static let senderLengthOffset = 27   // u8
     package static let replyToLengthOffset = 28  // u8
     package static let reservedOffset = 29       // u8 (zero)
-    package static let bodyLengthOffset = 30     // u32
-    package static let headerSize = 34
-    /// A relocate record starts with the position of the record it copies.
-    package static let relocatePrefix = 8
+    package static let metadataLengthOffset = 30 // u16
+    package static let bodyLengthOffset = 32     // u32
+    package static let headerSize = 36
 
-    package static let deletePayloadSize = 32    // conversationID, createdAt, seq, idHash
+    package static let deletePayloadHeader = 25  // conversationID, createdAt, seq, id length u8; then the id
     package static let markReadPayloadSize = 32  // userID, conversationID, createdAt, seq
+    package static let membershipPayloadSize = 16 // userID, conversationID
     package static let namePayloadHeader = 9     // id u64, name length u8, then the name
     package static let initializePayloadSize = 16
+    package static let bulkLoadPayloadSize = 16  // run u32, segment u32, count u64
 }
 
 /// Counter slots of `CommittedState.counters`. on disk: never renumber.
@@ -142,11 +179,13 @@ package enum MessageCounter: Int, CaseIterable, Sendable, CustomStringConvertibl
     case nextUser = 2
     case liveMessages = 3
     case cursorSecret = 4
-    /// Retirement records applied (one per compaction that freed segments), counted by the
-    /// storage engine (`LivenessLayout.retirementCounter`).
+    /// Retirement and merge records applied, counted by the storage engine (`LivenessLayout`).
     case compactions = 5
     /// Message-layer format version (0 before the initialize record is applied).
     case formatVersion = 6
+    /// The storage engine's next run id and lowest virtual segment (`LivenessLayout`).
+    case nextRun = 7
+    case lowestVirtualSegment = 8
 
     /// The counter's name, as `dump` prints it.
     package var description: String {
@@ -158,6 +197,8 @@ package enum MessageCounter: Int, CaseIterable, Sendable, CustomStringConvertibl
         case .cursorSecret: "cursor secret"
         case .compactions: "compactions"
         case .formatVersion: "message format version"
+        case .nextRun: "next run id"
+        case .lowestVirtualSegment: "lowest virtual segment"
         }
     }
 }
@@ -178,7 +219,10 @@ extension CommittedState {
 /// Versions of the message layer's format.
 package enum MessageLimits {
     /// Message-layer format version (spec/message-records.md, "Version history").
-    package static let formatVersion: UInt64 = 1
+    package static let formatVersion: UInt64 = 2
+    /// The largest conversation id and seq the packed messages-tree key holds.
+    package static let maxConversationID: UInt64 = (1 << 32) - 2
+    package static let maxSeq: UInt64 = (1 << 43) - 1
 }
 
 /// The fixed 64-bit hash of names and ids (on disk: never change): FNV-1a 64 over the UTF-8

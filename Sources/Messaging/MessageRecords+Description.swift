@@ -13,14 +13,14 @@ package enum MessageRecordDescription {
         do {
             switch MessageRecordType(rawValue: type) {
             case .message:
-                return message(try MessageHeader.parse(payload, position: position, offset: 0), payload)
+                let header = try MessageHeader.parse(payload, position: position, offset: 0)
+                return message(header.key, header.body, MessageHeader.bodyRecord(of: payload))
             case .relocate:
-                let copy = try RelocateRecord.decode(payload, position: position)
-                return "copy of the record at \(describe(copy.from)): " + message(copy.header, copy.message)
+                return "a compaction copy (format 1)"
             case .delete:
                 let delete = try DeleteRecord.decode(payload, position: position)
                 return "conversation \(delete.key.conversation) createdAt \(Int64(bitPattern: delete.key.createdAt)) "
-                    + "seq \(delete.key.seq) idHash \(hex(delete.idHash))"
+                    + "seq \(delete.key.seq) id \"\(text(delete.id))\""
             case .markRead:
                 let mark = try MarkReadRecord.decode(payload, position: position)
                 return "user \(mark.marker.user) conversation \(mark.marker.conversation) through createdAt "
@@ -34,6 +34,14 @@ package enum MessageRecordDescription {
             case .retireSegment:
                 let ids = try RetirementRecord.decode(payload, position: position)
                 return "retires segments [\(ids.map(String.init).joined(separator: ", "))]"
+            case .sealed, .attached, .merged:
+                return EngineRecordDescription.describe(type: type, payload: payload, position: position, layout: MessageSchema.schema.liveness)
+            case .join, .leave:
+                let change = try MembershipRecord.decode(MessageRecordType(rawValue: type)!, payload, position: position)
+                return "user \(change.entry.user) conversation \(change.entry.conversation)"
+            case .bulkLoad:
+                let load = try BulkLoadRecord.decode(payload, position: position)
+                return "\(load.count) messages of run \(load.run) (segment \(load.segment))"
             case nil:
                 return nil
             }
@@ -47,18 +55,27 @@ package enum MessageRecordDescription {
         "segment \(LogPositions.segment(position)) offset \(LogPositions.offset(position)) (\(hex(position)))"
     }
 
-    private static func message(_ header: MessageHeader, _ payload: UnsafeRawBufferPointer) -> String {
-        let view = MessageView(header: header, payload: payload, conversation: "")
-        let body = UnsafeRawBufferPointer(rebasing: payload[header.bodyStart..<(header.bodyStart + header.bodyLength)])
-        var preview = text(UnsafeRawBufferPointer(rebasing: body.prefix(40)))
-        if body.count > 40 { preview += "…" }
+    /// A message's fields (`record` is its body record), as a log or run record shows them.
+    package static func message(_ key: MessageKey, _ body: MessageBody, _ record: UnsafeRawBufferPointer) -> String {
+        let view = MessageView(key: key, body: body, record: record, conversation: "")
+        let text = view.bodyBytes
+        var preview = Self.text(UnsafeRawBufferPointer(rebasing: text.prefix(40)))
+        if text.count > 40 { preview += "…" }
         var flags: [String] = []
-        if header.flags & MessageFlags.edited != 0 { flags.append("edited") }
-        if header.flags & MessageFlags.hasReplyTo != 0 { flags.append("reply") }
-        return "seq \(header.seq) conversation \(header.conversation) createdAt \(Int64(bitPattern: header.createdAt)) "
-            + "kind \(header.kind) flags \(header.flags)" + (flags.isEmpty ? "" : " (\(flags.joined(separator: ",")))")
+        if body.flags & MessageFlags.edited != 0 { flags.append("edited") }
+        if body.flags & MessageFlags.hasReplyTo != 0 { flags.append("reply") }
+        if body.flags & MessageFlags.hasMetadata != 0 { flags.append("metadata") }
+        return "seq \(key.seq) conversation \(key.conversation) createdAt \(Int64(bitPattern: key.createdAt)) "
+            + "kind \(body.kind) flags \(body.flags)" + (flags.isEmpty ? "" : " (\(flags.joined(separator: ",")))")
             + " id \"\(view.id)\" sender \"\(view.sender)\"" + (view.replyTo.map { " replyTo \"\($0)\"" } ?? "")
-            + " body \(header.bodyLength) B \"\(preview)\""
+            + (body.metadataLength > 0 ? " metadata \(body.metadataLength) B" : "")
+            + " body \(body.bodyLength) B \"\(preview)\""
+    }
+
+    /// A run record of the message layer (a body record under its key), for `dump`.
+    package static func describe(runRecord payload: UnsafeRawBufferPointer, key: RunKey) -> String? {
+        guard let body = try? MessageBody.parse(payload, "run record") else { return nil }
+        return message(MessageKey(key), body, payload)
     }
 
     private static func text(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }

@@ -2,32 +2,82 @@ import ScrollbackStorage
 
 // The payloads of the message layer's log records (spec/message-records.md, "Log records"),
 // each decoded (bounds-checked, typed corruption errors) and encoded in one place. `apply`,
-// the read paths, compaction and `dump` all use these.
+// the read paths, sealing, compaction and `dump` all use these.
 
-/// The fixed header of a message payload (`.message` records), checked against the payload length.
-package struct MessageHeader: Equatable, Sendable {
-    package var seq: UInt64
-    package var conversation: UInt64
-    package var createdAt: UInt64
+/// The body record of a message: what a `.message` record holds after its key fields, and
+/// what a sorted run stores under the message's key. 12-byte header (kind, flags, the
+/// lengths), then the id, sender, replyTo, metadata and body bytes back to back.
+package struct MessageBody: Equatable, Sendable {
     package var kind: UInt8
     package var flags: UInt8
     package var idLength: Int
     package var senderLength: Int
     package var replyToLength: Int
+    package var metadataLength: Int
     package var bodyLength: Int
 
+    static let headerSize = 12
     typealias L = MessageRecordLayout
 
-    var idStart: Int { L.headerSize }
+    var idStart: Int { Self.headerSize }
     var senderStart: Int { idStart + idLength }
     var replyToStart: Int { senderStart + senderLength }
-    var bodyStart: Int { replyToStart + replyToLength }
+    var metadataStart: Int { replyToStart + replyToLength }
+    var textStart: Int { metadataStart + metadataLength }
+    var end: Int { textStart + bodyLength }
+
+    /// Parses and bounds-checks a body record (`bytes` starts at the kind byte and holds
+    /// exactly the record). Throws `.corrupted` naming where the record is (`describe`).
+    @inline(__always)
+    package static func parse(_ bytes: UnsafeRawBufferPointer, _ describe: @autoclosure () -> String) throws -> MessageBody {
+        guard bytes.count >= headerSize else {
+            throw corrupted(describe(), "message record of \(bytes.count) bytes is shorter than its header")
+        }
+        let o = L.bodyRecordStart
+        let body = MessageBody(
+            kind: bytes[L.kindOffset - o], flags: bytes[L.flagsOffset - o],
+            idLength: Int(bytes[L.idLengthOffset - o]), senderLength: Int(bytes[L.senderLengthOffset - o]),
+            replyToLength: Int(bytes[L.replyToLengthOffset - o]),
+            metadataLength: Int(bytes.loadLE(UInt16.self, at: L.metadataLengthOffset - o)),
+            bodyLength: Int(bytes.loadLE(UInt32.self, at: L.bodyLengthOffset - o)))
+        guard body.end == bytes.count,
+              ArgumentLimits.idBytes.contains(body.idLength), ArgumentLimits.nameBytes.contains(body.senderLength),
+              body.replyToLength <= ArgumentLimits.idBytes.upperBound,
+              (body.flags & MessageFlags.hasReplyTo != 0) == (body.replyToLength > 0),
+              (body.flags & MessageFlags.hasMetadata != 0) == (body.metadataLength > 0),
+              body.flags & ~MessageFlags.known == 0, ArgumentLimits.kinds.contains(body.kind),
+              bytes[L.reservedOffset - o] == 0
+        else {
+            throw corrupted(describe(), "message record header is inconsistent")
+        }
+        return body
+    }
+
+    @inline(never)
+    static func corrupted(_ location: String, _ reason: String) -> StorageError {
+        .corrupted(file: location, offset: 0, reason: reason)
+    }
+
+    /// Bytes of a body record for a message with these field lengths.
+    static func size(id: Int, sender: Int, replyTo: Int, metadata: Int, body: Int) -> Int {
+        headerSize + id + sender + replyTo + metadata + body
+    }
+}
+
+/// The fixed header of a `.message` record: the message's key, then its body record.
+package struct MessageHeader: Equatable, Sendable {
+    package var seq: UInt64
+    package var conversation: UInt64
+    package var createdAt: UInt64
+    package var body: MessageBody
+
+    typealias L = MessageRecordLayout
 
     /// The message's key in the messages tree.
     var key: MessageKey { MessageKey(conversation: conversation, createdAt: createdAt, seq: seq) }
 
-    /// Parses and bounds-checks the header of a message payload (`payload` starts at the seq field).
-    /// Throws `.corrupted` naming `file` and `offset` (the payload's position) on any mismatch.
+    /// Parses and bounds-checks a `.message` payload (`payload` starts at the seq field).
+    /// Throws `.corrupted` naming the record's log position on any mismatch.
     package static func parse(_ payload: UnsafeRawBufferPointer, position: UInt64, offset: UInt64) throws -> MessageHeader {
         guard payload.count >= L.headerSize else {
             throw corrupted(position, offset, "message record of \(payload.count) bytes is shorter than its header")
@@ -36,21 +86,19 @@ package struct MessageHeader: Equatable, Sendable {
             seq: payload.loadLE(UInt64.self, at: L.seqOffset),
             conversation: payload.loadLE(UInt64.self, at: L.conversationOffset),
             createdAt: payload.loadLE(UInt64.self, at: L.createdAtOffset),
-            kind: payload[L.kindOffset], flags: payload[L.flagsOffset],
-            idLength: Int(payload[L.idLengthOffset]), senderLength: Int(payload[L.senderLengthOffset]),
-            replyToLength: Int(payload[L.replyToLengthOffset]),
-            bodyLength: Int(payload.loadLE(UInt32.self, at: L.bodyLengthOffset)))
-        guard L.headerSize + header.idLength + header.senderLength + header.replyToLength + header.bodyLength == payload.count,
-              ArgumentLimits.idBytes.contains(header.idLength), header.senderLength >= 1,
-              header.replyToLength <= ArgumentLimits.idBytes.upperBound,
-              (header.flags & MessageFlags.hasReplyTo != 0) == (header.replyToLength > 0),
-              header.flags & ~MessageFlags.known == 0, ArgumentLimits.kinds.contains(header.kind),
-              payload[L.reservedOffset] == 0, header.seq != 0,
-              header.createdAt < UInt64(ArgumentLimits.createdAt.upperBound)
-        else {
-            throw corrupted(position, offset, "message record header is inconsistent")
+            body: try MessageBody.parse(UnsafeRawBufferPointer(rebasing: payload[L.bodyRecordStart...]),
+                                        "log position \(LogPositions.describe(position))"))
+        guard header.seq != 0, header.seq <= MessageKey.maxSeq, header.conversation <= MessageLimits.maxConversationID,
+              header.createdAt < UInt64(ArgumentLimits.createdAt.upperBound) else {
+            throw corrupted(position, offset, "message record key fields are out of range")
         }
         return header
+    }
+
+    /// The body record inside a `.message` payload.
+    @inline(__always)
+    static func bodyRecord(of payload: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: payload[L.bodyRecordStart...])
     }
 
     /// A corruption error for the record at log `position` (the file name is built only here,
@@ -61,62 +109,73 @@ package struct MessageHeader: Equatable, Sendable {
     }
 }
 
-/// The message a messages-tree entry points at: a `.message` record, or a `.relocate` copy made
-/// by compaction (the message payload after its 8-byte prefix). The one dispatch on the record
-/// type of the read paths, verify and compaction.
+/// Encoding of `.message` records (spec/message-records.md, "16 message").
 enum MessageRecord {
-    /// The header and the message payload of the record of `type` at `position`.
-    @inline(__always)
-    static func message(type: UInt8, payload: UnsafeRawBufferPointer, position: LogPosition) throws
-        -> (MessageHeader, UnsafeRawBufferPointer) {
-        switch type {
-        case MessageRecordType.message.rawValue:
-            return (try MessageHeader.parse(payload, position: position, offset: 0), payload)
-        case MessageRecordType.relocate.rawValue:
-            let copy = try RelocateRecord.decode(payload, position: position)
-            return (copy.header, copy.message)
-        default:
-            throw MessageHeader.corrupted(position, 0, "record of type \(type) where a message was expected")
-        }
-    }
-
-    /// Encodes a `.message` record (spec/message-records.md, "16 message").
+    /// Encodes a `.message` record.
     static func append(_ message: StoredMessage, conversationID: UInt64, seq: UInt64, flags: UInt8,
                        into batch: inout LogBatch) throws {
         typealias L = MessageRecordLayout
-        let idCount = message.id.utf8.count, senderCount = message.sender.utf8.count
-        let replyCount = message.replyTo?.utf8.count ?? 0, bodyCount = message.body.utf8.count
-        let allFlags = flags | (message.replyTo != nil ? MessageFlags.hasReplyTo : 0)
-        let count = L.headerSize + idCount + senderCount + replyCount + bodyCount
+        let count = L.bodyRecordStart + bodySize(message)
         try batch.append(type: .message, payloadCount: count) { out in
             out.storeLE(seq, at: L.seqOffset)
             out.storeLE(conversationID, at: L.conversationOffset)
             out.storeLE(UInt64(message.createdAt), at: L.createdAtOffset)
-            out[L.kindOffset] = message.kind
-            out[L.flagsOffset] = allFlags
-            out[L.idLengthOffset] = UInt8(truncatingIfNeeded: idCount)
-            out[L.senderLengthOffset] = UInt8(truncatingIfNeeded: senderCount)
-            out[L.replyToLengthOffset] = UInt8(truncatingIfNeeded: replyCount)
-            out.storeLE(UInt32(truncatingIfNeeded: bodyCount), at: L.bodyLengthOffset)
-            var offset = L.headerSize
-            offset = copyUTF8(message.id, into: out, at: offset)
-            offset = copyUTF8(message.sender, into: out, at: offset)
-            if let replyTo = message.replyTo { offset = copyUTF8(replyTo, into: out, at: offset) }
-            _ = copyUTF8(message.body, into: out, at: offset)
+            writeBody(message, flags: flags, into: UnsafeMutableRawBufferPointer(rebasing: out[L.bodyRecordStart...]))
         }
     }
 
+    /// Bytes of `message`'s body record (what a sorted run stores under its key).
+    static func bodySize(_ message: StoredMessage) -> Int {
+        MessageBody.size(id: message.id.utf8.count, sender: message.sender.utf8.count, replyTo: message.replyTo?.utf8.count ?? 0,
+                         metadata: message.metadata?.count ?? 0, body: message.body.utf8.count)
+    }
+
+    /// Writes `message`'s body record into `out` (exactly `bodySize(message)` bytes): the
+    /// header (kind, flags incl. hasReplyTo/hasMetadata, lengths), then id, sender, replyTo,
+    /// metadata and body bytes.
+    static func writeBody(_ message: StoredMessage, flags: UInt8, into out: UnsafeMutableRawBufferPointer) {
+        typealias L = MessageRecordLayout
+        let o = L.bodyRecordStart
+        let idCount = message.id.utf8.count, senderCount = message.sender.utf8.count
+        let replyCount = message.replyTo?.utf8.count ?? 0, bodyCount = message.body.utf8.count
+        let metadataCount = message.metadata?.count ?? 0
+        let allFlags = flags | (message.replyTo != nil ? MessageFlags.hasReplyTo : 0)
+            | (metadataCount > 0 ? MessageFlags.hasMetadata : 0)
+        out[L.kindOffset - o] = message.kind
+        out[L.flagsOffset - o] = allFlags
+        out[L.idLengthOffset - o] = UInt8(truncatingIfNeeded: idCount)
+        out[L.senderLengthOffset - o] = UInt8(truncatingIfNeeded: senderCount)
+        out[L.replyToLengthOffset - o] = UInt8(truncatingIfNeeded: replyCount)
+        out[L.reservedOffset - o] = 0
+        out.storeLE(UInt16(truncatingIfNeeded: metadataCount), at: L.metadataLengthOffset - o)
+        out.storeLE(UInt32(truncatingIfNeeded: bodyCount), at: L.bodyLengthOffset - o)
+        var offset = MessageBody.headerSize
+        offset = copyUTF8(message.id, into: out, at: offset)
+        offset = copyUTF8(message.sender, into: out, at: offset)
+        if let replyTo = message.replyTo { offset = copyUTF8(replyTo, into: out, at: offset) }
+        if let metadata = message.metadata, !metadata.isEmpty {
+            metadata.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + metadataCount)]).copyMemory(from: $0) }
+            offset += metadataCount
+        }
+        _ = copyUTF8(message.body, into: out, at: offset)
+    }
+
     /// Encodes the edit of a stored message: its record again with a new body and the edited
-    /// flag (header, id, sender and replyTo are kept).
-    static func appendEdit(of header: MessageHeader, _ payload: UnsafeRawBufferPointer, body: String,
+    /// flag (key, kind, id, sender, replyTo and metadata are kept).
+    static func appendEdit(of key: MessageKey, _ body: MessageBody, _ bytes: UnsafeRawBufferPointer, text: String,
                            into batch: inout LogBatch) throws {
-        let bodyCount = body.utf8.count
-        let keep = header.bodyStart
-        try batch.append(type: .message, payloadCount: keep + bodyCount) { out in
-            out.copyMemory(from: UnsafeRawBufferPointer(rebasing: payload[0..<keep]))
-            out[MessageRecordLayout.flagsOffset] = header.flags | MessageFlags.edited
-            out.storeLE(UInt32(truncatingIfNeeded: bodyCount), at: MessageRecordLayout.bodyLengthOffset)
-            _ = copyUTF8(body, into: out, at: keep)
+        typealias L = MessageRecordLayout
+        let bodyCount = text.utf8.count
+        let keep = body.textStart
+        try batch.append(type: .message, payloadCount: L.bodyRecordStart + keep + bodyCount) { out in
+            out.storeLE(key.seq, at: L.seqOffset)
+            out.storeLE(key.conversation, at: L.conversationOffset)
+            out.storeLE(key.createdAt, at: L.createdAtOffset)
+            let record = UnsafeMutableRawBufferPointer(rebasing: out[L.bodyRecordStart...])
+            record.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<keep]))
+            out[L.flagsOffset] = body.flags | MessageFlags.edited
+            out.storeLE(UInt32(truncatingIfNeeded: bodyCount), at: L.bodyLengthOffset)
+            _ = copyUTF8(text, into: out, at: L.bodyRecordStart + keep)
         }
     }
 
@@ -136,51 +195,31 @@ enum MessageRecord {
     }
 }
 
-/// A relocate record (type 21): the position of the record it copies, then that message.
-struct RelocateRecord {
-    var from: LogPosition
-    var header: MessageHeader
-    var message: UnsafeRawBufferPointer
-
-    static func decode(_ payload: UnsafeRawBufferPointer, position: LogPosition) throws -> RelocateRecord {
-        let prefix = MessageRecordLayout.relocatePrefix
-        guard payload.count >= prefix else { throw MessageHeader.corrupted(position, 0, "relocate record too short") }
-        let message = UnsafeRawBufferPointer(rebasing: payload[prefix...])
-        return RelocateRecord(from: payload.loadLE(UInt64.self, at: 0),
-                              header: try MessageHeader.parse(message, position: position, offset: UInt64(prefix)),
-                              message: message)
-    }
-
-    /// A copy of the message `payload` (type 16) found at `from`.
-    static func append(from: LogPosition, message payload: UnsafeRawBufferPointer, into batch: inout LogBatch) throws {
-        let prefix = MessageRecordLayout.relocatePrefix
-        try batch.append(type: .relocate, payloadCount: prefix + payload.count) { out in
-            out.storeLE(from, at: 0)
-            UnsafeMutableRawBufferPointer(rebasing: out[prefix...]).copyMemory(from: payload)
-        }
-    }
-}
-
-/// A delete record (type 17): the message's key and the hash of its id.
+/// A delete record (type 17): the message's key and its id.
 struct DeleteRecord {
     var key: MessageKey
-    var idHash: UInt64
+    /// The id's UTF-8 bytes (a view into the record while decoding; the encoder takes a String).
+    var id: UnsafeRawBufferPointer
 
     static func decode(_ payload: UnsafeRawBufferPointer, position: LogPosition) throws -> DeleteRecord {
-        guard payload.count == MessageRecordLayout.deletePayloadSize else {
-            throw MessageHeader.corrupted(position, 0, "delete record of \(payload.count) bytes")
+        let header = MessageRecordLayout.deletePayloadHeader
+        guard payload.count > header, payload.count == header + Int(payload[24]),
+              ArgumentLimits.idBytes.contains(Int(payload[24])) else {
+            throw MessageHeader.corrupted(position, 0, "delete record of \(payload.count) bytes is inconsistent")
         }
         return DeleteRecord(key: MessageKey(conversation: payload.loadLE(UInt64.self, at: 0),
                                             createdAt: payload.loadLE(UInt64.self, at: 8), seq: payload.loadLE(UInt64.self, at: 16)),
-                            idHash: payload.loadLE(UInt64.self, at: 24))
+                            id: UnsafeRawBufferPointer(rebasing: payload[header...]))
     }
 
-    func append(into batch: inout LogBatch) throws {
-        try batch.append(type: .delete, payloadCount: MessageRecordLayout.deletePayloadSize) { out in
+    static func append(key: MessageKey, id: String, into batch: inout LogBatch) throws {
+        let count = id.utf8.count
+        try batch.append(type: .delete, payloadCount: MessageRecordLayout.deletePayloadHeader + count) { out in
             out.storeLE(key.conversation, at: 0)
             out.storeLE(key.createdAt, at: 8)
             out.storeLE(key.seq, at: 16)
-            out.storeLE(idHash, at: 24)
+            out[24] = UInt8(truncatingIfNeeded: count)
+            _ = MessageRecord.copyUTF8(id, into: out, at: MessageRecordLayout.deletePayloadHeader)
         }
     }
 }
@@ -188,14 +227,16 @@ struct DeleteRecord {
 /// A markRead record (type 18): a user's marker in a conversation moves to a message.
 struct MarkReadRecord {
     var marker: MarkerKey
-    var through: MarkerValue
+    var through: MessageKey
 
     static func decode(_ payload: UnsafeRawBufferPointer, position: LogPosition) throws -> MarkReadRecord {
         guard payload.count == MessageRecordLayout.markReadPayloadSize else {
             throw MessageHeader.corrupted(position, 0, "markRead record of \(payload.count) bytes")
         }
-        return MarkReadRecord(marker: MarkerKey(user: payload.loadLE(UInt64.self, at: 0), conversation: payload.loadLE(UInt64.self, at: 8)),
-                              through: MarkerValue(createdAt: payload.loadLE(UInt64.self, at: 16), seq: payload.loadLE(UInt64.self, at: 24)))
+        let conversation = payload.loadLE(UInt64.self, at: 8)
+        return MarkReadRecord(marker: MarkerKey(user: payload.loadLE(UInt64.self, at: 0), conversation: conversation),
+                              through: MessageKey(conversation: conversation, createdAt: payload.loadLE(UInt64.self, at: 16),
+                                                  seq: payload.loadLE(UInt64.self, at: 24)))
     }
 
     func append(into batch: inout LogBatch) throws {
@@ -204,6 +245,27 @@ struct MarkReadRecord {
             out.storeLE(marker.conversation, at: 8)
             out.storeLE(through.createdAt, at: 16)
             out.storeLE(through.seq, at: 24)
+        }
+    }
+}
+
+/// A join or leave record (type 27 or 28): a user becomes or stops being a member.
+struct MembershipRecord {
+    var entry: MarkerKey
+    var joins: Bool
+
+    static func decode(_ type: MessageRecordType, _ payload: UnsafeRawBufferPointer, position: LogPosition) throws -> MembershipRecord {
+        guard payload.count == MessageRecordLayout.membershipPayloadSize else {
+            throw MessageHeader.corrupted(position, 0, "\(type) record of \(payload.count) bytes")
+        }
+        return MembershipRecord(entry: MarkerKey(user: payload.loadLE(UInt64.self, at: 0), conversation: payload.loadLE(UInt64.self, at: 8)),
+                                joins: type == .join)
+    }
+
+    func append(into batch: inout LogBatch) throws {
+        try batch.append(type: joins ? .join : .leave, payloadCount: MessageRecordLayout.membershipPayloadSize) { out in
+            out.storeLE(entry.user, at: 0)
+            out.storeLE(entry.conversation, at: 8)
         }
     }
 }
@@ -251,6 +313,30 @@ struct InitializeRecord {
         try batch.append(type: .initialize, payloadCount: MessageRecordLayout.initializePayloadSize) {
             $0.storeLE(formatVersion, at: 0)
             $0.storeLE(cursorSecret, at: 8)
+        }
+    }
+}
+
+/// A bulk-load record (type 29): the messages of run `run`, attached under virtual segment
+/// `segment` in the same transaction, enter the trees (`count` records, in key order).
+struct BulkLoadRecord {
+    var run: UInt32
+    var segment: UInt32
+    var count: UInt64
+
+    static func decode(_ payload: UnsafeRawBufferPointer, position: LogPosition) throws -> BulkLoadRecord {
+        guard payload.count == MessageRecordLayout.bulkLoadPayloadSize else {
+            throw MessageHeader.corrupted(position, 0, "bulk load record of \(payload.count) bytes")
+        }
+        return BulkLoadRecord(run: payload.loadLE(UInt32.self, at: 0), segment: payload.loadLE(UInt32.self, at: 4),
+                              count: payload.loadLE(UInt64.self, at: 8))
+    }
+
+    func append(into batch: inout LogBatch) throws {
+        try batch.append(type: .bulkLoad, payloadCount: MessageRecordLayout.bulkLoadPayloadSize) { out in
+            out.storeLE(run, at: 0)
+            out.storeLE(segment, at: 4)
+            out.storeLE(count, at: 8)
         }
     }
 }

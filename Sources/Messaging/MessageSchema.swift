@@ -1,33 +1,46 @@
 import ScrollbackBTree
 import ScrollbackStorage
 
-/// The storage schema of the message layer: seven trees (slot 7 is the storage engine's
-/// segment table), and the one `apply` function that turns logged message-layer records into
-/// tree changes, for live commits and recovery alike (spec/message-records.md).
+/// The storage schema of the message layer: its trees (slots 7 and 8 are the storage
+/// engine's segment and run tables), the one `apply` function that turns logged message-layer
+/// records into tree changes, for live commits and recovery alike, and what sealing and
+/// merging need to know about messages (spec/message-records.md).
 package enum MessageSchema {
     package static let schema = StorageSchema(
-        trees: MessageTree.allCases.filter { $0 != .segments }.map(\.shape),
-        liveness: LivenessLayout(segmentTable: MessageTree.segments.rawValue,
-                                 retireRecordType: MessageRecordType.retireSegment.rawValue,
-                                 retirementCounter: MessageCounter.compactions.rawValue),
+        trees: MessageTree.allCases.filter { !$0.isEngineTree }.map(\.shape),
+        liveness: LivenessLayout(
+            segmentTable: MessageTree.segments.rawValue, runTable: MessageTree.runs.rawValue,
+            retireRecordType: MessageRecordType.retireSegment.rawValue, sealRecordType: MessageRecordType.sealed.rawValue,
+            mergeRecordType: MessageRecordType.merged.rawValue, attachRecordType: MessageRecordType.attached.rawValue,
+            retirementCounter: MessageCounter.compactions.rawValue, nextRunCounter: MessageCounter.nextRun.rawValue,
+            virtualSegmentCounter: MessageCounter.lowestVirtualSegment.rawValue),
         checkState: { state, pageFile in try checkFormat(state, pageFile: pageFile) },
-        apply: { transaction, records, liveness in try apply(transaction, records, &liveness) })
+        apply: { transaction, records, liveness in try apply(transaction, records, &liveness) },
+        sealRecord: { snapshot, position, type, payload, arena in try sealRecord(snapshot, position, type, payload, &arena) },
+        isLive: { snapshot, key, segment in try isLive(snapshot, key, segment) })
 
-    /// Refuses a store written by a newer message-layer format (counter 6; 0 is a store
-    /// whose initialize record is not written yet).
+    /// Refuses a store written by another message-layer format (counter 6; 0 is a store
+    /// whose initialize record is not written yet): a newer one is `unsupportedVersion`, an
+    /// older one names the upgrade.
     static func checkFormat(_ state: CommittedState, pageFile: String) throws {
         let version = state[counter: .formatVersion]
         if version > MessageLimits.formatVersion {
             throw MessagingError.unsupportedVersion(
                 path: pageFile, found: UInt32(truncatingIfNeeded: version), supported: UInt32(MessageLimits.formatVersion))
         }
+        if version != 0 && version < MessageLimits.formatVersion {
+            throw StorageError.needsUpgrade(file: pageFile, found: UInt32(truncatingIfNeeded: version),
+                                            current: UInt32(MessageLimits.formatVersion))
+        }
     }
 
-    /// The seven trees of one transaction.
+    /// The trees of one transaction.
     package struct Trees {
         package let messages: BTree
         package let ids: BTree
+        package let idCollisions: BTree
         package let names: BTree
+        package let longNames: BTree
         package let conversations: BTree
         package let activity: BTree
         package let users: BTree
@@ -36,7 +49,9 @@ package enum MessageSchema {
         package init(_ transaction: PageTransaction) throws {
             messages = try BTree(transaction, .messages)
             ids = try BTree(transaction, .messageIDs)
+            idCollisions = try BTree(transaction, .idCollisions)
             names = try BTree(transaction, .names)
+            longNames = try BTree(transaction, .longNames)
             conversations = try BTree(transaction, .conversations)
             activity = try BTree(transaction, .activity)
             users = try BTree(transaction, .users)
@@ -52,27 +67,27 @@ package enum MessageSchema {
         let trees = try Trees(transaction)
         var conversations = ConversationUpdates()
         try records.forEach { position, type, payload in
-            let frameLength = Int64(StorageEngine.frameBytes(payloadCount: payload.count))
-            // Retirements are the storage engine's own records and never reach the schema.
-            guard let kind = MessageRecordType(rawValue: type), kind != .retireSegment else {
-                throw MessageHeader.corrupted(position, 0, "unknown message-layer record type \(type)")
+            guard let kind = MessageRecordType(rawValue: type), !kind.isEngineRecord, kind != .relocate else {
+                throw MessageHeader.corrupted(position, 0, "record type \(type) is not a message-layer record of format 2")
             }
             switch kind {
             case .message:
                 let header = try MessageHeader.parse(payload, position: position, offset: 0)
-                try applyMessage(header, payload, at: position, frameLength: frameLength, trees, &liveness, &conversations)
-            case .relocate:
-                try applyRelocate(try RelocateRecord.decode(payload, position: position), at: position, frameLength: frameLength,
-                                  trees, &liveness)
+                try applyMessage(header, payload, at: position, trees, &liveness, &conversations)
             case .delete:
                 try applyDelete(try DeleteRecord.decode(payload, position: position), trees, &liveness, &conversations)
             case .markRead:
                 try applyMarkRead(try MarkReadRecord.decode(payload, position: position), trees)
+            case .join, .leave:
+                try applyMembership(try MembershipRecord.decode(kind, payload, position: position), trees, &conversations)
             case .newConversation, .newUser:
                 try applyName(try NameRecord.decode(kind, payload, position: position), trees)
             case .initialize:
                 applyInitialize(try InitializeRecord.decode(payload, position: position), transaction)
-            case .retireSegment:
+            case .bulkLoad:
+                try applyBulkLoad(try BulkLoadRecord.decode(payload, position: position), records.context, trees, &liveness,
+                                  &conversations)
+            case .relocate, .retireSegment, .sealed, .merged, .attached:
                 break
             }
         }
@@ -81,50 +96,25 @@ package enum MessageSchema {
 
     /// A message, or the edit of one (the same key, a new record).
     static func applyMessage(_ header: MessageHeader, _ payload: UnsafeRawBufferPointer, at position: LogPosition,
-                             frameLength: Int64, _ trees: Trees, _ liveness: inout LivenessLedger,
-                             _ conversations: inout ConversationUpdates) throws {
+                             _ trees: Trees, _ liveness: inout LivenessLedger, _ conversations: inout ConversationUpdates) throws {
         let key = header.key.treeKey
-        let pointer = MessagePointer(position: position, frameLength: UInt32(truncatingIfNeeded: frameLength),
-                                     kind: header.kind, flags: header.flags)
+        let pointer = MessagePointer(position: position)
         var old: MessagePointer? = nil
         try trees.messages.withValue(for: key) { old = MessagePointer($0) }
-        liveness.recordBecameLive(at: position, frameBytes: frameLength)
+        liveness.recordBecameLive(at: position)
         if let old {
-            liveness.recordBecameDead(at: old.position, frameBytes: Int64(old.frameLength))
+            liveness.recordBecameDead(at: old.position)
             try trees.messages.update(key, value: pointer.bytes)
             return
         }
         try trees.messages.insert(key, value: pointer.bytes)
-        let id = UnsafeRawBufferPointer(rebasing: payload[header.idStart..<header.senderStart])
-        let idValue = MessageIDValue(conversation: header.conversation, createdAt: header.createdAt)
-        try trees.ids.insert(MessageIDKey(idHash: Hash64.hash(id), seq: header.seq).treeKey, value: idValue.bytes)
+        let body = header.body
+        let record = MessageHeader.bodyRecord(of: payload)
+        let id = UnsafeRawBufferPointer(rebasing: record[body.idStart..<body.senderStart])
+        try IDIndex.insert(idHash: Hash64.hash(id), key: header.key, trees)
         trees.transaction.state[counter: .liveMessages] &+= 1
         trees.transaction.state.raise(.nextSeq, to: header.seq &+ 1)
-
-        let i = try conversations.state(of: header.conversation, trees)
-        var record = conversations.states[i].record
-        if record.liveCount == 0
-            || header.key.isAfter(MessageKey(conversation: header.conversation, createdAt: record.newestCreatedAt, seq: record.newestSeq)) {
-            record.newestCreatedAt = header.createdAt
-            record.newestSeq = header.seq
-        }
-        record.liveCount &+= 1
-        conversations.states[i].record = record
-    }
-
-    /// A compaction copy: it takes over only if the entry still points at the original (the
-    /// message was not edited or deleted since the copy was made); otherwise it is garbage.
-    static func applyRelocate(_ copy: RelocateRecord, at position: LogPosition, frameLength: Int64, _ trees: Trees,
-                              _ liveness: inout LivenessLedger) throws {
-        let key = copy.header.key.treeKey
-        var current: MessagePointer? = nil
-        try trees.messages.withValue(for: key) { current = MessagePointer($0) }
-        guard let current, current.position == copy.from else { return }
-        let moved = MessagePointer(position: position, frameLength: UInt32(truncatingIfNeeded: frameLength),
-                                   kind: current.kind, flags: current.flags)
-        try trees.messages.update(key, value: moved.bytes)
-        liveness.recordBecameDead(at: copy.from, frameBytes: Int64(current.frameLength))
-        liveness.recordBecameLive(at: position, frameBytes: frameLength)
+        try conversations.messageAdded(header.key, trees)
     }
 
     static func applyDelete(_ delete: DeleteRecord, _ trees: Trees, _ liveness: inout LivenessLedger,
@@ -133,48 +123,51 @@ package enum MessageSchema {
         try trees.messages.withValue(for: delete.key.treeKey) { old = MessagePointer($0) }
         guard let old else { return }
         try trees.messages.delete(delete.key.treeKey)
-        try trees.ids.delete(MessageIDKey(idHash: delete.idHash, seq: delete.key.seq).treeKey)
-        liveness.recordBecameDead(at: old.position, frameBytes: Int64(old.frameLength))
+        try IDIndex.remove(idHash: Hash64.hash(delete.id), key: delete.key, trees)
+        liveness.recordBecameDead(at: old.position)
         trees.transaction.state[counter: .liveMessages] &-= 1
-
-        let i = try conversations.state(of: delete.key.conversation, trees)
-        var record = conversations.states[i].record
-        record.liveCount = record.liveCount > 0 ? record.liveCount - 1 : 0
-        if record.newestCreatedAt == delete.key.createdAt && record.newestSeq == delete.key.seq {
-            record.newestCreatedAt = 0
-            record.newestSeq = 0
-            if record.liveCount > 0 {
-                // The new newest: one reverse seek.
-                var cursor = trees.messages.cursor()
-                if try cursor.seek(atMost: MessageKey.last(of: delete.key.conversation).treeKey), let k = try cursor.key(),
-                   k.w0 == delete.key.conversation {
-                    let newest = MessageKey(k)
-                    record.newestCreatedAt = newest.createdAt
-                    record.newestSeq = newest.seq
-                }
-            }
-        }
-        conversations.states[i].record = record
+        try conversations.messageRemoved(delete.key, trees)
     }
 
-    /// Markers move forward only, also on replay.
+    /// Markers move forward only, also on replay; the membership flag stays.
     static func applyMarkRead(_ mark: MarkReadRecord, _ trees: Trees) throws {
-        var current: MarkerValue? = nil
+        var current = MarkerValue(createdAt: 0, seq: 0, flags: 0)
         try trees.markers.withValue(for: mark.marker.treeKey) { current = MarkerValue($0) }
-        if let current, !mark.through.isAfter(current) { return }
-        try trees.markers.upsert(mark.marker.treeKey, value: mark.through.bytes)
+        let moved = MarkerValue(through: mark.through)
+        if !moved.isAfter(current) { return }
+        let value = MarkerValue(createdAt: moved.createdAt, seq: moved.seq, flags: current.flags | MarkerValue.hasMarker)
+        try trees.markers.upsert(mark.marker.treeKey, value: value.bytes)
+    }
+
+    /// A join of a member or a leave of a non-member changes nothing (the write path does not
+    /// even log them).
+    static func applyMembership(_ change: MembershipRecord, _ trees: Trees, _ conversations: inout ConversationUpdates) throws {
+        var current = MarkerValue(createdAt: 0, seq: 0, flags: 0)
+        try trees.markers.withValue(for: change.entry.treeKey) { current = MarkerValue($0) }
+        guard current.member != change.joins else { return }
+        current.flags = change.joins ? current.flags | MarkerValue.isMember : current.flags & ~MarkerValue.isMember
+        if current.flags == 0 {
+            try trees.markers.delete(change.entry.treeKey)
+        } else {
+            try trees.markers.upsert(change.entry.treeKey, value: current.bytes)
+        }
+        try conversations.membersChanged(change.entry.conversation, by: change.joins ? 1 : -1, trees)
     }
 
     static func applyName(_ name: NameRecord, _ trees: Trees) throws {
         let empty = UnsafeRawBufferPointer(start: nil, count: 0)
         try trees.names.insert(NameKey(space: name.space, nameHash: Hash64.hash(name.name), id: name.id).treeKey, value: empty)
+        let record = NameValue.newRecord(name.space, name: name.name)
         switch name.space {
         case .conversation:
-            try trees.conversations.insert(ConversationKey(name.id).treeKey, value: ConversationRecord.new(name: name.name))
+            try trees.conversations.insert(ConversationKey(name.id).treeKey, value: record)
             trees.transaction.state.raise(.nextConversation, to: name.id &+ 1)
         case .user:
-            try trees.users.insert(UserKey(name.id).treeKey, value: UserRecord.new(name: name.name))
+            try trees.users.insert(UserKey(name.id).treeKey, value: record)
             trees.transaction.state.raise(.nextUser, to: name.id &+ 1)
+        }
+        for (key, chunk) in LongName.chunks(name.space, id: name.id, name: name.name) {
+            try trees.longNames.insert(key, value: chunk)
         }
     }
 
@@ -184,5 +177,66 @@ package enum MessageSchema {
         transaction.state.raise(.nextSeq, to: 1)
         transaction.state.raise(.nextConversation, to: 1)
         transaction.state.raise(.nextUser, to: 1)
+    }
+
+    // MARK: Sealing and merging
+
+    /// A `.message` record of a segment being sealed is kept when the trees point at it: its
+    /// body record goes into the run under its key.
+    static func sealRecord(_ snapshot: PageTransaction, _ position: LogPosition, _ type: UInt8, _ payload: UnsafeRawBufferPointer,
+                           _ arena: inout [UInt8]) throws -> RunKey? {
+        guard type == MessageRecordType.message.rawValue else { return nil }
+        let header = try MessageHeader.parse(payload, position: position, offset: 0)
+        var current: LogPosition? = nil
+        try BTree(snapshot, .messages).withValue(for: header.key.treeKey) { current = MessagePointer.position(in: $0) }
+        guard current == position else { return nil }
+        arena.append(contentsOf: MessageHeader.bodyRecord(of: payload))
+        return header.key.runKey
+    }
+
+    /// A run record of `segment` under `key` is live when the messages tree points into
+    /// `segment` for that key.
+    static func isLive(_ snapshot: PageTransaction, _ key: RunKey, _ segment: UInt32) throws -> Bool {
+        var current: LogPosition? = nil
+        try BTree(snapshot, .messages).withValue(for: MessageKey(key).treeKey) { current = MessagePointer.position(in: $0) }
+        guard let current else { return false }
+        return LogPositions.segment(current) == segment
+    }
+}
+
+/// The message-id index: the first live id with a hash has the entry `(hash)`; every other
+/// live id with that hash has an entry `(hash, seq)` in the collision tree. Removing the
+/// holder of `(hash)` promotes the first collision entry, so a lookup finds every id with a
+/// hash by checking `(hash)` and then the collision entries `(hash, *)`.
+enum IDIndex {
+    static func insert(idHash: UInt64, key: MessageKey, _ trees: MessageSchema.Trees) throws {
+        let value = MessageIDValue(key: key).bytes
+        if try !trees.ids.contains(MessageIDKey(idHash: idHash).treeKey) {
+            try trees.ids.insert(MessageIDKey(idHash: idHash).treeKey, value: value)
+        } else {
+            try trees.idCollisions.insert(MessageIDCollisionKey(idHash: idHash, seq: key.seq).treeKey, value: value)
+        }
+    }
+
+    static func remove(idHash: UInt64, key: MessageKey, _ trees: MessageSchema.Trees) throws {
+        let main = MessageIDKey(idHash: idHash).treeKey
+        var holder: MessageKey? = nil
+        try trees.ids.withValue(for: main) { holder = MessageIDValue($0).key }
+        guard holder == key else {
+            try trees.idCollisions.delete(MessageIDCollisionKey(idHash: idHash, seq: key.seq).treeKey)
+            return
+        }
+        // Promote the first colliding id, if any.
+        var cursor = trees.idCollisions.cursor()
+        var promoted: (BTreeKey, [UInt8])? = nil
+        if try cursor.seek(atLeast: MessageIDCollisionKey(idHash: idHash, seq: 0).treeKey) {
+            try cursor.withCurrent { k, v in if k.w0 == idHash { promoted = (k, Array(v)) } }
+        }
+        if let (collisionKey, value) = promoted {
+            try trees.idCollisions.delete(collisionKey)
+            try trees.ids.update(main, value: value)
+        } else {
+            try trees.ids.delete(main)
+        }
     }
 }

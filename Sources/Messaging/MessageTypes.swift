@@ -20,9 +20,12 @@ package struct StoredMessage: Sendable, Hashable {
     package var body: String
     package var replyTo: String?
     package var edited: Bool
+    /// Opaque bytes the application attaches (nil or empty: none).
+    package var metadata: [UInt8]?
 
     package init(id: String, conversation: String, sender: String, createdAt: Int64, kind: UInt8, body: String,
-                 replyTo: String?, edited: Bool) {
+                 replyTo: String?, edited: Bool, metadata: [UInt8]? = nil) {
+        self.metadata = metadata
         self.id = id
         self.conversation = conversation
         self.sender = sender
@@ -40,6 +43,8 @@ package enum WriteOperation: Sendable {
     case edit(id: String, body: String)
     case delete(id: String)
     case markRead(user: String, conversation: String, through: String)
+    case join(user: String, conversation: String)
+    case leave(user: String, conversation: String)
 }
 
 /// A conversation of the conversation list.
@@ -73,8 +78,11 @@ package struct MessageDatabaseStatistics: Sendable {
 
 /// What one compaction did.
 package struct CompactionSummary: Sendable, Equatable {
+    /// Runs merged away and segments retired.
     package var segmentsRewritten = 0
+    /// Records written into merged runs.
     package var recordsMoved = 0
+    /// Bytes of the log and the runs before and after.
     package var logBytesBefore: UInt64 = 0
     package var logBytesAfter: UInt64 = 0
 }

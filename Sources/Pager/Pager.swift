@@ -137,6 +137,9 @@ package final class Pager: @unchecked Sendable {
     /// The latest committed state (what a new snapshot would see).
     package var committedState: CommittedState { core.withLock { $0.committed } }
 
+    /// The state of the durable meta page (the last checkpoint).
+    package var durableState: CommittedState { core.withLock { $0.durable.state } }
+
     // MARK: Transactions
 
     /// A read snapshot of the latest committed state. Never blocks on the writer or on a

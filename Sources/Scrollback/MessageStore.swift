@@ -52,7 +52,14 @@ public final class MessageStore: Sendable {
         try Self.validatePath(path, argument: "path")
         let config = try Self.configuration(options)
         cacheCapacity = (config.storage.pageCacheBytes, config.storage.log.blockCacheBytes)
-        database = try mapErrors { try MessageDatabase.open(fileSystem: fileSystem, directory: path, options: config) }
+        do {
+            database = try MessageDatabase.open(fileSystem: fileSystem, directory: path, options: config)
+        } catch StorageError.needsUpgrade(_, let found, let current) {
+            // Named by the store's path, which `scrollback upgrade` takes.
+            throw ScrollbackError.unsupportedVersion(path: path, found: found, supported: current)
+        } catch {
+            throw scrollbackError(error)
+        }
     }
 
     /// Whether `path` is a directory holding a store (its page file). `init(path:)` opens such
@@ -369,7 +376,7 @@ public final class MessageStore: Sendable {
     @inline(__always)
     static func message(_ view: MessageView) -> Message {
         Message(id: view.id, conversation: view.conversation, sender: view.sender, createdAt: view.createdAt,
-                kind: MessageKind(rawValue: view.kind) ?? .text, body: view.body, replyTo: view.replyTo, edited: view.edited)
+                kind: MessageKind(rawValue: view.kind) ?? .text, body: view.text, replyTo: view.replyTo, edited: view.edited)
     }
 
     static func checkName(_ value: String, _ argument: String) throws {

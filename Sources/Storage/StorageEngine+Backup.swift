@@ -2,13 +2,18 @@ import ScrollbackIO
 
 extension StorageEngine {
     /// Writes a consistent copy of the store's files into `destination` (created if missing)
-    /// while the engine stays open. Sealed segments (immutable) are copied first without
-    /// blocking anyone; the page file and the remaining segments are copied while commits and
-    /// checkpoints wait (in the writer role). Readers never wait. Every copied file and the
-    /// directory are synced. REQUIRES: `destination` holds no file of the same names (each
-    /// copy is created new and fails on an existing file).
+    /// while the engine stays open. Immutable files (sealed segments, sorted runs) are copied
+    /// first without blocking anyone; the page file, the remaining segments and any run that
+    /// appeared meanwhile are copied while commits and checkpoints wait (in the writer role).
+    /// Readers never wait. Sealing, merging and bulk loads wait for the backup (it holds the
+    /// maintenance role), and no file is removed while it runs (removals stay pending). Every
+    /// copied file and the directory are synced. REQUIRES: `destination` holds no file of the
+    /// same names (each copy is created new and fails on an existing file).
     package func backup(to destination: String) throws {
-        try lifecycleLock.withLock { _ in
+        try maintenanceRole.withLock { _ in
+            // Waits for a removal in progress; none starts until the backup ends.
+            backupsRunning.withLock { $0 += 1 }
+            defer { backupsRunning.withLock { $0 -= 1 } }
             try fileSystem.createDirectory(destination)
             try checkpoint()
             var copied = Set<UInt32>()
@@ -16,11 +21,19 @@ extension StorageEngine {
                 try copyFile(segment.path, into: destination)
                 copied.insert(segment.id)
             }
+            var copiedRuns = Set<UInt32>()
+            for id in runs.ids() {
+                try copyFile(runs.path(of: id), into: destination)
+                copiedRuns.insert(id)
+            }
             try withWriterRole {
                 if let failure = refusal() { throw failure }
                 try copyFile(pager.path, into: destination)
                 for segment in try log.listSegments() where !copied.contains(segment.id) {
                     try copyFile(segment.path, into: destination)
+                }
+                for id in runs.ids() where !copiedRuns.contains(id) {
+                    try copyFile(runs.path(of: id), into: destination)
                 }
             }
             try fileSystem.syncDirectory(destination)

@@ -17,7 +17,7 @@ extension StorageEngine {
     /// transaction after the meta page's log position through `schema.apply`, and cuts off a
     /// torn tail. If anything was replayed, a checkpoint follows so the next open is fast.
     /// Then `schema.checkState` may refuse the state, and the segment files are reconciled
-    /// with the segment table (`reconcileSegments`).
+    /// with the segment and run tables (`reconcileFiles`).
     package static func open(
         fileSystem: any FileSystem, directory: String, options: StorageOptions = StorageOptions(),
         schema: StorageSchema
@@ -28,13 +28,31 @@ extension StorageEngine {
         try fileSystem.createDirectory(directory)
         try fileSystem.syncDirectory(Path.directory(of: directory))
         let pager = try openPageFile(fileSystem: fileSystem, directory: directory, options: options, contents: contents)
-        let (log, replayed) = try recover(pager, fileSystem: fileSystem, directory: directory, options: options, schema: schema)
+        let runs: RunStore
+        do {
+            runs = try RunStore(fileSystem: fileSystem, directory: directory, cacheBytes: options.runCacheBytes)
+        } catch {
+            try? pager.close()
+            throw error
+        }
+        let (log, replayed) = try recover(pager, fileSystem: fileSystem, directory: directory, options: options, schema: schema,
+                                          runs: runs)
+        let aliases: SegmentAliases
+        do {
+            let snapshot = pager.beginRead()
+            defer { snapshot.rollback() }
+            aliases = SegmentAliases(try segmentTable(of: snapshot, schema: schema))
+        } catch {
+            try? log.close()
+            try? pager.close()
+            throw error
+        }
         let engine = StorageEngine(
-            directory: directory, options: options, schema: schema, pager: pager, log: log,
+            directory: directory, options: options, schema: schema, pager: pager, log: log, runs: runs, aliases: aliases,
             fileSystem: fileSystem, replayed: replayed)
         do {
             try schema.checkState(pager.committedState, pager.path)
-            try engine.reconcileSegments()
+            try engine.reconcileFiles()
         } catch {
             try? engine.close()
             throw error
@@ -84,7 +102,8 @@ extension StorageEngine {
     /// commits and (when anything changed) checkpoints. Returns the log and the number of
     /// transactions replayed. Closes the pager on failure.
     private static func recover(
-        _ pager: Pager, fileSystem: any FileSystem, directory: String, options: StorageOptions, schema: StorageSchema
+        _ pager: Pager, fileSystem: any FileSystem, directory: String, options: StorageOptions, schema: StorageSchema,
+        runs: RunStore
     ) throws -> (Log, UInt64) {
         var replayed: UInt64 = 0
         let transaction = try pager.beginWrite()
@@ -99,7 +118,7 @@ extension StorageEngine {
                 fileSystem: fileSystem, directory: directory, options: logOptions,
                 replayFrom: transaction.state.logPosition
             ) { logged in
-                try apply(logged, to: transaction, schema: schema)
+                try apply(logged, to: transaction, schema: schema, runs: runs)
                 replayed += 1
             }
             try transaction.commit()

@@ -1,5 +1,6 @@
 import ScrollbackBTree
 import ScrollbackFormat
+import ScrollbackIO
 import ScrollbackLog
 import ScrollbackPager
 
@@ -9,35 +10,25 @@ import Glibc
 import Darwin
 #endif
 
-/// Retired segments whose files wait until no snapshot can read them: every snapshot that
-/// began before `readableBefore` may still follow a tree entry into them.
-struct PendingRemoval {
-    var segments: [UInt32]
-    var readableBefore: UInt64
-}
-
-/// The segment lifecycle: the active segment is rolled and sealed, every segment's liveness
-/// is accounted in the segment table (through the schema's ledger), a segment without live
-/// records is retired, and its file is removed once no snapshot can read it. A crash between
-/// any two steps is repaired at the next open (`reconcileSegments`).
+/// The segment lifecycle (spec/storage-records.md): the active segment fills and is rolled; a
+/// full segment's live records are sealed into a sorted run (StorageEngine+Runs.swift); a
+/// segment without live records is retired; a file goes once nothing can read it — no
+/// snapshot, and no durable state a crash could fall back to. A crash between any two steps
+/// is repaired at the next open (`reconcileFiles`).
 extension StorageEngine {
     /// The segment a record position lies in.
     package static func segment(of position: LogPosition) -> UInt32 { LogPositions.segment(position) }
 
-    /// Ends the active segment (if it holds any record) and seals every full segment, so
-    /// that all records written so far are in sealed segments. Refused while the engine
-    /// refuses writes; a failure poisons it.
+    /// Ends the active segment (if it holds any record) and seals every full segment, so that
+    /// all live records written so far are in runs. Refused while the engine refuses writes;
+    /// a failure poisons it.
     package func sealActiveSegment() throws {
-        try lifecycleLock.withLock { _ in
-            try withWriteFailurePoisoning {
-                try log.rollSegment()
-                _ = try log.sealFullSegments()
-            }
-        }
+        try withWriteFailurePoisoning { try log.rollSegment() }
+        try sealFullSegments()
     }
 
     /// Every segment-table entry, in segment order, read on a fresh snapshot, with whether
-    /// the segment is sealed.
+    /// the segment's log file is a sealed archive.
     package func segmentAccounts() throws -> [SegmentAccount] {
         let sealed = Set(try log.listSegments().filter { $0.state == .sealed }.map(\.id))
         return try read { snapshot in
@@ -59,84 +50,128 @@ extension StorageEngine {
         return result
     }
 
-    /// Retires the segments among `candidates` that hold no live record, and removes their
-    /// files. First a checkpoint puts the trees that no longer point into them in the page
-    /// file (so recovery never needs them), then one retirement record drops them from the
-    /// segment table, then each file is removed once no snapshot can read it: this waits up to
-    /// a second for older snapshots; what they still hold is removed later (by
-    /// `removeUnreadableSegments`, at close, or by the next open's reconciliation).
-    /// Returns the retired ids.
+    /// Retires the segments among `candidates` that hold no live record and are not the
+    /// active one: one retirement record drops them from the segment table (and runs no
+    /// segment is bound to any more from the run table); their files go once nothing can read
+    /// them. Returns the retired ids.
+    @discardableResult
     package func retireDeadSegments(among candidates: Set<UInt32>) throws -> [UInt32] {
-        try lifecycleLock.withLock { _ in
-            try checkpoint()
-            // Every snapshot from now on sees trees that no longer point into dead segments.
-            let readableBefore = pager.committedState.transactionID
+        try maintenanceRole.withLock { _ in
+            let active = LogPositions.segment(log.endPosition)
             let dead = try read { try Self.segmentTable(of: $0, schema: schema) }
-                .filter { candidates.contains($0.id) && $0.liveBytes == 0 }.map(\.id)
+                .filter { candidates.contains($0.id) && $0.liveRecords == 0 && $0.id != active }.map(\.id)
             guard !dead.isEmpty else { return [] }
-            try commitRetirement(dead)
-            pendingRemovals.withLock { $0.append(PendingRemoval(segments: dead, readableBefore: readableBefore)) }
-            try removeUnreadableSegmentsLocked(waitingUpTo: 1000)
+            try retireSegments(dead)
             return dead
         }
     }
 
-    /// Removes the files of retired segments that no snapshot can read any more; never waits.
-    package func removeUnreadableSegments() throws {
-        if pendingRemovals.withLock({ $0.isEmpty }) { return }
-        try lifecycleLock.withLock { _ in try removeUnreadableSegmentsLocked(waitingUpTo: 1) }
+    /// Commits one retirement of `segments` and queues their files (and the files of runs
+    /// that lose their last segment) for removal. REQUIRES: maintenanceRole.
+    func retireSegments(_ segments: [UInt32]) throws {
+        let before = try read { snapshot in Self.boundRuns(try Self.segmentTable(of: snapshot, schema: schema)) }
+        let type = schema.liveness.retireRecordType
+        var committed: UInt64 = 0
+        try commit { transaction, batch in
+            committed = transaction.state.transactionID
+            try RetirementRecord.encode(segments, type: type, into: &batch)
+        }
+        let after = try read { Self.boundRuns(try Self.segmentTable(of: $0, schema: schema)) }
+        // The segments' bindings stay: snapshots older than the retirement may still read
+        // their records from the run; they go with the run's file.
+        pendingFileRemovals.withLock { pending in
+            for segment in segments where !LogPositions.isVirtual(segment) {
+                pending.append(PendingFileRemoval(file: .segment(segment), readableBefore: committed, durableAfter: committed))
+            }
+            for run in before.subtracting(after) {
+                pending.append(PendingFileRemoval(file: .run(run), readableBefore: committed, durableAfter: committed))
+            }
+        }
+        try removeUnreadableFiles()
     }
 
-    /// Polls up to `attempts` times, a millisecond apart, until every pending removal is
-    /// done. REQUIRES: lifecycleLock.
-    private func removeUnreadableSegmentsLocked(waitingUpTo attempts: Int) throws {
-        var attempts = attempts
-        while attempts > 0 {
-            attempts -= 1
-            let ready: [UInt32] = pendingRemovals.withLock { pending in
-                let oldest = pager.oldestSnapshotID ?? .max
-                var ids: [UInt32] = []
-                pending.removeAll { entry in
-                    guard oldest >= entry.readableBefore else { return false }
-                    ids.append(contentsOf: entry.segments)
-                    return true
-                }
-                return ids
-            }
-            let existing = Set(try log.listSegments().map(\.id))
-            for id in ready where existing.contains(id) {
-                try log.removeSegment(id)
-            }
-            if pendingRemovals.withLock({ $0.isEmpty }) { return }
-            if attempts > 0 { usleep(1000) }
+    static func boundRuns(_ accounts: [SegmentAccount]) -> Set<UInt32> { Set(accounts.map(\.run).filter { $0 != 0 }) }
+
+    /// Removes the files that nothing can read any more: no snapshot older than the point where
+    /// they stopped being needed, the durable state past it, and (for a log segment) the
+    /// durable checkpoint's replay starting in a later segment. Never waits.
+    /// Does nothing while a backup copies files.
+    package func removeUnreadableFiles() throws {
+        if pendingFileRemovals.withLock({ $0.isEmpty }) { return }
+        try backupsRunning.withLock { backups in
+            if backups == 0 { try removeUnreadableFilesUnlessBackingUp() }
         }
     }
 
-    private func commitRetirement(_ segments: [UInt32]) throws {
-        let type = schema.liveness.retireRecordType
-        try commit { _, batch in try RetirementRecord.encode(segments, type: type, into: &batch) }
+    /// REQUIRES: backupsRunning's lock, no backup running.
+    private func removeUnreadableFilesUnlessBackingUp() throws {
+        let oldest = pager.oldestSnapshotID ?? .max
+        let durable = pager.durableState
+        let replaySegment = LogPositions.segment(durable.logPosition)
+        let active = LogPositions.segment(log.endPosition)
+        let ready: [PendingFileRemoval.File] = pendingFileRemovals.withLock { pending in
+            var files: [PendingFileRemoval.File] = []
+            pending.removeAll { entry in
+                guard oldest >= entry.readableBefore, durable.transactionID >= entry.durableAfter else { return false }
+                if case .segment(let id) = entry.file, id >= replaySegment || id >= active { return false }
+                files.append(entry.file)
+                return true
+            }
+            return files
+        }
+        guard !ready.isEmpty else { return }
+        // A file may be queued twice (a sealed segment retired later): remove it once.
+        var present = Set(try log.listSegments().map(\.id))
+        var removedRuns = Set<UInt32>()
+        for file in ready {
+            switch file {
+            case .segment(let id):
+                if present.remove(id) != nil { try log.removeSegment(id) }
+            case .run(let id):
+                if removedRuns.insert(id).inserted { try runs.remove(id) }
+            }
+        }
+        if !removedRuns.isEmpty { aliases.forget(runs: removedRuns) }
     }
 
-    /// At open: removes the files of non-active segments the segment table no longer knows
-    /// (retired by a run that crashed before removing them), and retires table entries whose
-    /// files are gone with no live record left (removed before the retirement was durable).
-    /// A missing segment that still holds live records is corruption: the durable state in
-    /// use is not the one the files belong to (e.g. a damaged newest meta page made the pager
-    /// fall back to an older checkpoint); it is reported now rather than by later reads.
-    func reconcileSegments() throws {
+    /// At open: removes files no table needs — raw log segments already sealed (or retired)
+    /// that the durable checkpoint no longer replays, run files the run table does not name
+    /// (written by a sealing, merge or load that did not commit) — and retires table entries
+    /// of segments whose files are gone with no live record left. A missing file that still
+    /// holds live records is corruption: the durable state in use is not the one the files
+    /// belong to (e.g. a damaged newest meta page made the pager fall back to an older
+    /// checkpoint); it is reported now rather than by later reads.
+    func reconcileFiles() throws {
         let segments = try log.listSegments()
-        let accounts = try read { try Self.segmentTable(of: $0, schema: schema) }
-        let known = Set(accounts.map(\.id))
-        for segment in segments where segment.state != .active && !known.contains(segment.id) {
-            try log.removeSegment(segment.id)
+        let (accounts, runAccounts) = try read { snapshot in
+            (try Self.segmentTable(of: snapshot, schema: schema), try Self.runTable(of: snapshot, schema: schema))
+        }
+        let byID = Dictionary(uniqueKeysWithValues: accounts.map { ($0.id, $0) })
+        let replaySegment = LogPositions.segment(pager.durableState.logPosition)
+        for segment in segments where segment.state != .active && segment.id < replaySegment {
+            let account = byID[segment.id]
+            if account == nil || account!.run != 0 { try log.removeSegment(segment.id) }
+        }
+        let knownRuns = Set(runAccounts.map(\.id))
+        for id in runs.ids() where !knownRuns.contains(id) { try runs.remove(id) }
+        for account in runAccounts where !runs.contains(account.id) {
+            throw StorageError.corrupted(file: Path.join(directory, SortedRun.fileName(account.id)), offset: 0,
+                                         reason: "the run table of the checkpoint in use lists run \(account.id), but its file is missing")
         }
         let present = Set(segments.map(\.id))
-        if let lost = accounts.first(where: { !present.contains($0.id) && $0.liveBytes > 0 }) {
+        if let lost = accounts.first(where: { $0.run == 0 && !present.contains($0.id) && $0.liveRecords > 0 }) {
             throw StorageError.corrupted(
                 file: pager.path, offset: 0,
-                reason: "the segment table of the checkpoint in use lists log segment \(lost.id) with \(lost.liveBytes) live bytes, but the segment is missing")
+                reason: "the segment table of the checkpoint in use lists log segment \(lost.id) with \(lost.liveRecords) live records, but the segment is missing")
         }
-        let missing = accounts.filter { !present.contains($0.id) && $0.liveBytes == 0 }.map(\.id)
-        if !missing.isEmpty { try commitRetirement(missing) }
+        let missing = accounts.filter { $0.run == 0 && !present.contains($0.id) && $0.liveRecords == 0 }.map(\.id)
+        if !missing.isEmpty {
+            try commit { _, batch in try RetirementRecord.encode(missing, type: schema.liveness.retireRecordType, into: &batch) }
+        }
     }
+}
+
+extension LogPositions {
+    /// Whether `segment` is a virtual segment of a bulk load (no log file).
+    static func isVirtual(_ segment: UInt32) -> Bool { segment >= 0x8000_0000 }
 }

@@ -46,33 +46,80 @@ extension StorageEngine {
         return problems
     }
 
-    /// Checks the segment table of `snapshot` against the live records the schema found in
-    /// it (`live`): every segment's live bytes match, a segment with live records has its
-    /// file, and every segment live records point into has an entry. Reports each mismatch.
+    /// Checks the segment and run tables of `snapshot` against the live records the schema
+    /// found in it (`live`): every segment's live record count matches; a segment with live
+    /// records has its log file (not sealed) or a run in the run table (sealed or attached);
+    /// every segment live records point into has an entry; every run file the run table
+    /// names is present and readable. Reports each mismatch.
     package func verifyLiveness(_ live: LiveRecordTally, in snapshot: PageTransaction, report: (String) -> Void) throws {
-        var expected = live.bytes
+        var expected = live.records
         let present = Set(try log.listSegments().map(\.id))
+        let runAccounts = try Self.runTable(of: snapshot, schema: schema)
+        let knownRuns = Set(runAccounts.map(\.id))
         for account in try Self.segmentTable(of: snapshot, schema: schema) {
             let id = account.id
-            let bytes = expected.removeValue(forKey: id) ?? 0
-            if account.liveBytes != bytes {
-                report("segment \(id): \(account.liveBytes) live bytes recorded, messages point at \(bytes)")
+            let records = expected.removeValue(forKey: id) ?? 0
+            if account.liveRecords != records {
+                report("segment \(id): \(account.liveRecords) live records recorded, messages point at \(records)")
             }
-            if bytes > 0 && !present.contains(id) { report("segment \(id) holds live messages but its file is missing") }
+            if account.run != 0 {
+                if !knownRuns.contains(account.run) { report("segment \(id) is bound to run \(account.run), which the run table does not list") }
+            } else if records > 0 && !present.contains(id) {
+                report("segment \(id) holds live messages but its file is missing")
+            }
         }
-        for (id, bytes) in expected { report("segment \(id): messages point at \(bytes) bytes but it has no accounting entry") }
+        for (id, records) in expected { report("segment \(id): messages point at \(records) records but it has no accounting entry") }
+        for account in runAccounts {
+            do {
+                let run = try runs.run(account.id)
+                if run.recordCount != account.records { report("run \(account.id): \(run.recordCount) records in the file, the table says \(account.records)") }
+                try run.verify()
+            } catch {
+                report("run \(account.id): \(error)")
+            }
+        }
     }
 }
 
-/// The live record bytes per segment, as the schema's trees point at them (for
-/// `verifyLiveness`).
+/// The live records per segment, as the schema's trees point at them (for `verifyLiveness`).
 package struct LiveRecordTally {
-    var bytes: [UInt32: UInt64] = [:]
+    var records: [UInt32: UInt64] = [:]
 
     package init() {}
 
-    /// A tree entry points at the record at `position`, `frameBytes` long.
-    package mutating func add(recordAt position: LogPosition, frameBytes: UInt64) {
-        bytes[LogPositions.segment(position), default: 0] += frameBytes
+    /// A tree entry points at the record at `position`.
+    package mutating func add(recordAt position: LogPosition) {
+        records[LogPositions.segment(position), default: 0] += 1
+    }
+}
+
+/// Where a store's bytes are (`StorageEngine.spaceUsage()`).
+package struct SpaceUsage: Sendable, Equatable {
+    /// Pages each tree uses, by slot.
+    package var treePages: [Int: Int]
+    /// Free pages of the page file (reusable, or waiting for a snapshot or a checkpoint).
+    package var freePages: Int
+    /// Pages of the page file in all (meta pages and the free list's own pages included).
+    package var pageCount: Int
+    package var pageSize: Int
+    /// Bytes of the sorted-run files.
+    package var runBytes: UInt64
+    /// Bytes of the log segments not sealed into runs (or not removed yet).
+    package var logBytes: UInt64
+}
+
+extension StorageEngine {
+    /// Where the bytes are, on a fresh snapshot. Cost: reads every branch page of every tree.
+    package func spaceUsage() throws -> SpaceUsage {
+        let treePages = try read { snapshot in
+            var pages: [Int: Int] = [:]
+            for tree in schema.allTrees { pages[tree.slot] = try BTree(snapshot, slot: tree.slot).pageCount() }
+            return pages
+        }
+        let accounting = pager.pageAccounting()
+        let log = log.statistics
+        return SpaceUsage(treePages: treePages, freePages: accounting.freePages.count, pageCount: Int(accounting.pageCount),
+                          pageSize: pager.pageSize, runBytes: runs.statistics.bytes,
+                          logBytes: log.rawSegmentBytes + log.sealedSegmentBytes)
     }
 }

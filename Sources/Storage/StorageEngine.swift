@@ -42,6 +42,9 @@ package final class StorageEngine: @unchecked Sendable {
     // path, inlines into the layer above; no other module can name it.
     let pager: Pager
     @usableFromInline let log: Log
+    /// The sorted runs and which segment each one holds (spec/storage-records.md).
+    let runs: RunStore
+    let aliases: SegmentAliases
     let fileSystem: any FileSystem
 
     /// The writer queue (guarded by `queueLock`).
@@ -56,18 +59,28 @@ package final class StorageEngine: @unchecked Sendable {
     private let isClosed = Atomic<Bool>(false)
     /// Log end at the last checkpoint (for the log-growth checkpoint policy).
     private let logEndAtCheckpoint = Lock<UInt64>(0)
-    private let counters = Lock(Counters())
-    /// Serializes the operations that create or remove segment files outside commits
-    /// (sealing the active segment, retiring, removing) with backup, which copies them.
-    let lifecycleLock = Lock(())
-    /// Retired segments whose files wait for the snapshots that may read them to end.
-    let pendingRemovals = Lock<[PendingRemoval]>([])
+    let counters = Lock(Counters())
+    /// Serializes the operations that create or remove files outside commits (sealing,
+    /// merging, retiring, removing) with each other and with backup, which copies them.
+    let maintenanceRole = Lock(())
+    /// Backups in progress; file removals run under this lock and do nothing while any
+    /// backup runs (they stay pending).
+    let backupsRunning = Lock<Int>(0)
+    /// Files that wait until nothing can read them (`removeUnreadableFiles`).
+    let pendingFileRemovals = Lock<[PendingFileRemoval]>([])
+    /// The next run id and the lowest virtual segment id handed out in this process (the
+    /// committed counters may be behind while a run is being written).
+    let nextRunID = Lock<UInt32>(0)
+    let nextVirtualSegment = Lock<UInt32>(0)
+    /// The active segment when maintenance last looked: a new one means a segment filled.
+    private let activeSegmentSeen = Atomic<UInt32>(0)
 
     struct Counters {
         var commits: UInt64 = 0
         var groups: UInt64 = 0
         var checkpoints: UInt64 = 0
         var replayedTransactions: UInt64 = 0
+        var segmentsSealed: UInt64 = 0
     }
 
     /// One queued writer. Its `prepare` is run by the leader while its own thread waits,
@@ -81,14 +94,17 @@ package final class StorageEngine: @unchecked Sendable {
         init(prepare: @escaping (PageTransaction, inout LogBatch) throws -> Void) { self.prepare = prepare }
     }
 
-    init(directory: String, options: StorageOptions, schema: StorageSchema, pager: Pager, log: Log,
-         fileSystem: any FileSystem, replayed: UInt64) {
+    init(directory: String, options: StorageOptions, schema: StorageSchema, pager: Pager, log: Log, runs: RunStore,
+         aliases: SegmentAliases, fileSystem: any FileSystem, replayed: UInt64) {
         self.directory = directory
         self.options = options
         self.schema = schema
         self.pager = pager
         self.log = log
+        self.runs = runs
+        self.aliases = aliases
         self.fileSystem = fileSystem
+        activeSegmentSeen.store(LogPositions.segment(log.endPosition), ordering: .relaxed)
         logEndAtCheckpoint.withLock { $0 = pager.committedState.logPosition }
         counters.withLock { $0.replayedTransactions = replayed }
     }
@@ -170,7 +186,28 @@ package final class StorageEngine: @unchecked Sendable {
             }
             queueLock.broadcast()
             queueLock.unlock()
+            maintainAfterGroup()
             if let error = write.error { throw error }
+        }
+    }
+
+    /// After a group, outside the writer lock (sealing commits itself): when the active
+    /// segment changed, seal the full segments into runs; then remove files nothing reads.
+    /// One leader at a time does it; a failure poisons the engine (the group's commits stand).
+    private func maintainAfterGroup() {
+        guard options.sealFullSegments else { return }
+        let active = LogPositions.segment(log.endPosition)
+        guard activeSegmentSeen.load(ordering: .relaxed) != active else { return }
+        // Skipped while another thread (or this one, committing a sealing) holds the role; the
+        // next group that finds the active segment moved on tries again.
+        _ = maintenanceRole.withLockIfAvailable { _ in
+            activeSegmentSeen.store(active, ordering: .relaxed)
+            do {
+                try sealFullSegmentsLocked()
+                try removeUnreadableFiles()
+            } catch {
+                poisonWith(error)
+            }
         }
     }
 
@@ -204,7 +241,7 @@ package final class StorageEngine: @unchecked Sendable {
                 if batch.isEmpty { continue }
                 let result = try log.append(batch)
                 try batch.withLoggedTransaction(result) { logged in
-                    try Self.apply(logged, to: transaction, schema: schema)
+                    try Self.apply(logged, to: transaction, schema: schema, runs: runs)
                 }
                 lastEnd = result.end
                 committedMembers += 1
@@ -232,11 +269,8 @@ package final class StorageEngine: @unchecked Sendable {
         }
     }
 
-    /// Checkpoint and sealing policy, run by the leader after a group. REQUIRES: writerLock.
+    /// Checkpoint policy, run by the leader after a group. REQUIRES: writerLock.
     private func maintainAfterCommit() throws {
-        if options.sealFullSegments {
-            _ = try log.sealFullSegments()
-        }
         let dirty = pager.statistics.dirtyBytes
         let logEnd = pager.committedState.logPosition
         let grown = logGrowth(since: logEndAtCheckpoint.withLock { $0 }, to: logEnd)
@@ -280,6 +314,7 @@ package final class StorageEngine: @unchecked Sendable {
         try pager.checkpoint()
         logEndAtCheckpoint.withLock { $0 = position }
         counters.withLock { $0.checkpoints += 1 }
+        try removeUnreadableFiles()
     }
 
     /// Makes every commit so far durable (useful in `normal` durability).
@@ -297,7 +332,7 @@ package final class StorageEngine: @unchecked Sendable {
     /// Removes what retired segments no snapshot reads any more, checkpoints (when healthy)
     /// and closes the files. Later calls throw `.closed`.
     package func close() throws {
-        try? removeUnreadableSegments()
+        try? removeUnreadableFiles()
         try writerLock.withLock { _ in
             guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
             var firstError: (any Error)?
@@ -336,7 +371,7 @@ package final class StorageEngine: @unchecked Sendable {
         return nil
     }
 
-    private func poisonWith(_ error: any Error) {
+    func poisonWith(_ error: any Error) {
         poison.withLock { $0.latch("\(error)") }
     }
 
@@ -351,6 +386,8 @@ package final class StorageEngine: @unchecked Sendable {
         package var commitGroups: UInt64
         package var checkpoints: UInt64
         package var replayedTransactions: UInt64
+        package var segmentsSealed: UInt64
+        package var runs: RunStatistics
         package var pager: PagerStatistics
         package var log: LogStatistics
         /// Bytes of the page space (page count × page size).
@@ -361,7 +398,8 @@ package final class StorageEngine: @unchecked Sendable {
         let c = counters.withLock { $0 }
         return Statistics(
             commits: c.commits, commitGroups: c.groups, checkpoints: c.checkpoints,
-            replayedTransactions: c.replayedTransactions, pager: pager.statistics, log: log.statistics,
+            replayedTransactions: c.replayedTransactions, segmentsSealed: c.segmentsSealed, runs: runs.statistics,
+            pager: pager.statistics, log: log.statistics,
             pageFileBytes: pager.pageCount &* UInt64(pager.pageSize))
     }
 }

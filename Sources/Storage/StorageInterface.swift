@@ -10,8 +10,11 @@
 @_exported import typealias ScrollbackLog.LogPosition
 @_exported import enum ScrollbackLog.LogPositions
 @_exported import struct ScrollbackLog.LogOptions
+@_exported import struct ScrollbackLog.RunKey
+@_exported import enum ScrollbackLog.RunCompression
 @_exported import enum ScrollbackFormat.StorageError
 @_exported import protocol ScrollbackIO.FileSystem
+@_exported import enum ScrollbackIO.Path
 #if SCROLLBACK_TSAN
 @_exported import class ScrollbackIO.Lock
 #else

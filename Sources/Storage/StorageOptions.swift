@@ -25,8 +25,10 @@ package struct StorageOptions: Sendable, Equatable {
     /// Checkpoint after a commit when the log has grown this much since the last checkpoint
     /// (bounds recovery time).
     package var checkpointLogBytes: UInt64 = 64 << 20
-    /// Seal full log segments (LZ4 blocks) after commits that filled one.
+    /// Seal full log segments into sorted runs after commits that filled one.
     package var sealFullSegments: Bool = true
+    /// Budget of the cache of decoded run blocks.
+    package var runCacheBytes: Int = 32 << 20
 
     package init() {}
 }

@@ -21,7 +21,7 @@ package struct StorageSchema: Sendable {
         }
     }
 
-    /// The schema's own trees (the engine adds its segment table, `liveness.segmentTable`).
+    /// The schema's own trees (the engine adds its segment and run tables, `liveness.segmentTable` and `liveness.runTable`).
     package var trees: [Tree]
     /// Where the engine keeps its liveness accounting (on disk: the schema picks the numbers).
     package var liveness: LivenessLayout
@@ -34,36 +34,69 @@ package struct StorageSchema: Sendable {
     /// live (the trees point at them) and which stop being live. Errors abort the commit (and
     /// poison the engine: the transaction is already in the log) or abort recovery.
     package var apply: @Sendable (PageTransaction, SchemaRecords, inout LivenessLedger) throws -> Void
+    /// Sealing: for one record of a segment being sealed, read on `snapshot`: nil when the
+    /// trees do not point at it (or it is not the schema's to keep), else its key in the run
+    /// and its run payload, appended to the buffer. Deterministic and read-only.
+    package var sealRecord: @Sendable (_ snapshot: PageTransaction, LogPosition, _ type: UInt8, UnsafeRawBufferPointer,
+                                       inout [UInt8]) throws -> RunKey?
+    /// Merging: whether the trees of `snapshot` point at the record of `segment` stored under
+    /// `key` in a run (the segment is one bound to a run being merged). Read-only.
+    package var isLive: @Sendable (_ snapshot: PageTransaction, RunKey, _ segment: UInt32) throws -> Bool
 
     package init(
         trees: [Tree], liveness: LivenessLayout,
         checkState: @escaping @Sendable (CommittedState, String) throws -> Void = { _, _ in },
-        apply: @escaping @Sendable (PageTransaction, SchemaRecords, inout LivenessLedger) throws -> Void
+        apply: @escaping @Sendable (PageTransaction, SchemaRecords, inout LivenessLedger) throws -> Void,
+        sealRecord: @escaping @Sendable (PageTransaction, LogPosition, UInt8, UnsafeRawBufferPointer, inout [UInt8]) throws -> RunKey?
+            = { _, _, _, _, _ in nil },
+        isLive: @escaping @Sendable (PageTransaction, RunKey, UInt32) throws -> Bool = { _, _, _ in false }
     ) {
         self.trees = trees
         self.liveness = liveness
         self.checkState = checkState
         self.apply = apply
+        self.sealRecord = sealRecord
+        self.isLive = isLive
     }
 
-    /// Every tree the engine creates and checks: the schema's, then the segment table.
+    /// Every tree the engine creates and checks: the schema's, then the segment and run tables.
     var allTrees: [Tree] {
-        trees + [Tree(slot: liveness.segmentTable, keyWords: 1, valueSize: SegmentAccount.valueSize)]
+        trees + [Tree(slot: liveness.segmentTable, keyWords: 1, valueSize: SegmentAccount.valueSize),
+                 Tree(slot: liveness.runTable, keyWords: 1, valueSize: RunAccount.valueSize)]
+    }
+}
+
+/// What `apply` may read besides the records and the trees: the runs a transaction names
+/// (a bulk load's), which are complete and synced before the transaction is written.
+package struct SchemaApplyContext {
+    let runs: RunStore
+
+    /// Calls `body` for every record of run `id` in key order: key, tag, payload (valid only
+    /// during the call). Damage throws `.corrupted`; a missing run too.
+    package func forEachRecord(inRun id: UInt32, _ body: (RunKey, UInt32, UnsafeRawBufferPointer) throws -> Void) throws {
+        var cursor = try runs.cursor(id)
+        var valid = try cursor.seekFirst()
+        while valid {
+            try body(cursor.key, cursor.tag, cursor.payload)
+            valid = try cursor.next()
+        }
     }
 }
 
 /// The records of one logged transaction that belong to the schema, in log order: every
-/// record but the engine's own (retirements), which the engine applies itself.
+/// record but the engine's own, which the engine applies itself.
 ///
 /// Lifetime: valid only during the `apply` call it is passed to; copy the payloads you keep.
 package struct SchemaRecords {
     let logged: LoggedTransaction
-    let engineRecordType: UInt8
+    let layout: LivenessLayout
+    /// Run access for records that name runs (bulk loads).
+    package let context: SchemaApplyContext
 
     /// Calls `body` with each record's position, type and payload. No allocation.
     package func forEach(_ body: (LogPosition, UInt8, UnsafeRawBufferPointer) throws -> Void) rethrows {
         try logged.forEachRecord { position, type, payload in
-            if type != engineRecordType { try body(position, type, payload) }
+            if !layout.isEngineRecord(type) { try body(position, type, payload) }
         }
     }
 }

@@ -30,11 +30,12 @@ import TestSupport
 ///   active segment (no later commit witnesses it) is cut off as a torn tail. The test then
 ///   requires the store to read exactly as the healthy store cut at the same transaction
 ///   boundary, and counts these cases separately ("tail cut").
-/// Sealed segments are verified block by block by `verify()`, so every damage there is live.
+/// Sorted runs (format 2's sealed history) are verified block by block by `verify()`, so every
+/// damage there is live.
 @Suite(.serialized) struct CorruptionAtRestTests {
     static let messageCount = 480
 
-    enum FileKind: String, CaseIterable { case pages, raw, sealed }
+    enum FileKind: String, CaseIterable { case pages, raw, run }
 
     enum Damage: CustomStringConvertible {
         case flip(offset: Int, bit: Int, why: String)
@@ -103,9 +104,9 @@ import TestSupport
         let files = try FaultFixture.healthyImage(seed: seed, messages: messageCount, bodyBytes: 300, finalCompaction: finalCompaction)
         let image = StoreImage(files: files)
         let pagesPath = "/db/pages"
-        let sealedPaths = files.keys.filter { $0.hasSuffix(".sealed") }.sorted()
+        let runPaths = files.keys.filter { $0.hasSuffix(".run") }.sorted()
         let rawPaths = files.keys.filter { $0.hasSuffix(".seg") }.sorted()
-        #expect(files[pagesPath] != nil && !sealedPaths.isEmpty && !rawPaths.isEmpty, "every file type must exist: \(files.keys.sorted())")
+        #expect(files[pagesPath] != nil && !runPaths.isEmpty && !rawPaths.isEmpty, "every file type must exist: \(files.keys.sorted())")
         let ids = FaultFixture.allIDs(messages: messageCount)
 
         let runner = CaseRunner(pristine: files, ids: ids)
@@ -120,10 +121,10 @@ import TestSupport
         plan += Self.pageCases(pages, layout, &rng).map { (.pages, pagesPath, $0) }
         let lastRaw = rawPaths.last!
         for path in rawPaths { plan += Self.rawCases(files[path]!, image, &rng, share: path == lastRaw ? 1 : 4).map { (.raw, path, $0) } }
-        for (i, path) in sealedPaths.enumerated() {
-            plan += Self.sealedCases(files[path]!, image, &rng, full: i == 0).map { (.sealed, path, $0) }
+        for (i, path) in runPaths.enumerated() {
+            plan += Self.runCases(files[path]!, image, &rng, full: i == 0).map { (.run, path, $0) }
         }
-        print("corruption at rest seed \(seed)\(finalCompaction ? " (ends with a compaction)" : ""): \(files.count) files (\(sealedPaths.count) sealed, \(rawPaths.count) raw, page file \(pages.count) bytes, \(layout.livePages.count) live pages of \(layout.pageCount)), \(plan.count) cases")
+        print("corruption at rest seed \(seed)\(finalCompaction ? " (ends with a compaction)" : ""): \(files.count) files (\(runPaths.count) runs, \(rawPaths.count) raw, page file \(pages.count) bytes, \(layout.livePages.count) live pages of \(layout.pageCount)), \(plan.count) cases")
 
         let lastRawCommitEnds = image.frames(files[lastRaw]!).filter { $0.type == 1 }.map { $0.offset + 21 }
         var counts: [FileKind: Counts] = [:]
@@ -209,7 +210,7 @@ import TestSupport
     static func isLive(kind: FileKind, path: String, damage: Damage, original: [UInt8], damaged: [UInt8],
                        layout: StoreImage.PageLayout, lastRaw: Bool) -> Bool {
         switch kind {
-        case .sealed:
+        case .run:
             return true
         case .raw:
             if case .append = damage { return !lastRaw }
@@ -362,15 +363,16 @@ import TestSupport
         return cases
     }
 
-    static func sealedCases(_ b: [UInt8], _ image: StoreImage, _ rng: inout SeededRandom, full: Bool) -> [Damage] {
+    static func runCases(_ b: [UInt8], _ image: StoreImage, _ rng: inout SeededRandom, full: Bool) -> [Damage] {
         var cases: [Damage] = []
         func flip(_ offset: Int, _ why: String) {
             if offset >= 0 && offset < b.count { cases.append(.flip(offset: offset, bit: Int(rng.next() % 8), why: why)) }
         }
         let share = full ? 1 : 4
-        let layout = image.sealedLayout(b)
+        let layout = image.runLayout(b)
+        let footer = b.count - 48
         if full {
-            for (offset, why) in [(0, "magic"), (7, "magic"), (8, "version"), (12, "segment id"), (16, "salt"), (20, "header crc")] {
+            for (offset, why) in [(0, "magic"), (7, "magic"), (8, "version"), (12, "run id"), (16, "key words"), (20, "reserved"), (28, "header crc")] {
                 flip(offset, "header \(why)")
             }
             for (i, block) in layout.blocks.enumerated() {
@@ -379,22 +381,23 @@ import TestSupport
                 flip(block.fileOffset + block.length - 1, "block \(i) last byte")
             }
             for (i, entry) in layout.indexEntries.enumerated() {
-                for (offset, why) in [(0, "raw offset"), (4, "raw length"), (8, "file offset"), (16, "compressed length"), (20, "block crc")] {
+                for (offset, why) in [(0, "first key"), (24, "last key"), (48, "file offset"), (56, "stored length"), (60, "raw length"),
+                                      (64, "record count"), (68, "codec"), (69, "reserved"), (76, "block crc")] {
                     flip(entry + offset, "index entry \(i) \(why)")
                 }
             }
-            let footer = b.count - 24
-            for (offset, why) in [(0, "index offset"), (8, "block count"), (12, "raw length"), (16, "index crc"), (20, "footer crc")] {
+            for (offset, why) in [(0, "index offset"), (8, "block count"), (12, "reserved"), (16, "record count"), (24, "payload bytes"),
+                                  (32, "reserved"), (40, "index crc"), (44, "footer crc")] {
                 flip(footer + offset, "footer \(why)")
             }
         } else if let block = layout.blocks.randomElement(using: &rng) {
             flip(block.fileOffset + Int(rng.next() % UInt64(block.length)), "a block")
-            flip(b.count - 24 + Int(rng.next() % 24), "footer")
+            flip(footer + Int(rng.next() % 48), "footer")
         }
         for _ in 0..<(40 / share) { flip(Int(rng.next() % UInt64(b.count)), "random") }
         let sectors = sectorStarts(b.count)
         cases += ([0] + sectors.suffix(1) + sectors.shuffled(using: &rng).prefix(16 / share)).map { .zeroSector($0) }
-        var lengths = [0, 24, 47, b.count - 1, b.count - 24, layout.indexOffset]
+        var lengths = [0, 32, 47, b.count - 1, b.count - 48, layout.indexOffset]
         for _ in 0..<(10 / share) { lengths.append(Int(rng.next() % UInt64(b.count))) }
         cases += lengths.filter { $0 >= 0 && $0 < b.count }.map { .truncate($0) }
         if layout.blocks.count >= 2 {
@@ -405,7 +408,7 @@ import TestSupport
                 cases.append(.swap(x.fileOffset..<x.fileOffset + x.length, y.fileOffset..<y.fileOffset + y.length, what: "blocks \(i), \(j)"))
             }
         }
-        cases += [1, 24, 300].map { .append($0) }
+        cases += [1, 48, 300].map { .append($0) }
         cases.append(.remove)
         return cases
     }

@@ -78,7 +78,7 @@ import TestSupport
             let fs = CrashSimulatingFileSystem(seed: seed)
             let store = try MessageStore(path: FaultFixture.directory, options: FaultFixture.options(), fileSystem: fs)
             for step in steps { try step.run(store) }
-            #expect(fs.allFilePaths().contains { $0.hasSuffix(".sealed") }, "the workload must seal segments")
+            #expect(fs.allFilePaths().contains { $0.hasSuffix(".run") }, "the workload must seal segments into runs")
             let writes = steps.indices.filter { steps[$0].isWrite }
             #expect(Observation.observe(store, ids: ids) == (try oracle.observation(after: writes)))
             try store.close()

@@ -42,17 +42,19 @@ import TestSupport
 
     /// Bug: a lost sealed segment file that still held live messages went unnoticed at open;
     /// reads of its messages failed later with an error naming no file ("no log segment").
-    /// Now open reports it (the page file's segment table lists the segment's live bytes).
+    /// Now open reports it. In format 2 a sealed segment's live messages are in a run: a lost
+    /// run file the run table lists is reported at open, naming the file.
     @Test func lostSegmentFileWithLiveMessagesIsReportedAtOpen() throws {
         var files = try FaultFixture.healthyImage(seed: 0xC0FFEE, messages: 480, bodyBytes: 300)
-        let sealed = files.keys.filter { $0.hasSuffix(".sealed") }.sorted()
-        #expect(!sealed.isEmpty)
-        files[sealed[0]] = nil
+        let runs = files.keys.filter { $0.hasSuffix(".run") }.sorted()
+        #expect(!runs.isEmpty)
+        guard let lost = runs.first else { return }
+        files[lost] = nil
         do {
             _ = try MessageStore(path: FaultFixture.directory, options: FaultFixture.options(), fileSystem: Self.fileSystem(files))
-            Issue.record("a store missing \(sealed[0]) opened")
+            Issue.record("a store missing \(lost) opened")
         } catch ScrollbackError.corrupted(let file, _, let reason) {
-            #expect(file == "/db/pages" && reason.contains("missing"), "\(file): \(reason)")
+            #expect(file == lost && reason.contains("missing"), "\(file): \(reason)")
         }
     }
 
@@ -72,7 +74,8 @@ import TestSupport
         }
     }
 
-    /// Bug: when compaction's roll or seal failed (EIO writing the sealed temp file), the
+    /// Bug: when compaction's roll or seal failed (EIO writing the sealed temp file; in format
+    /// 2 the temporary file of the segment's sorted run), the
     /// error reached the caller but the store kept accepting writes, unlike the same failure
     /// in the commit path. Now it refuses writes until reopened.
     @Test func failedSealDuringCompactionRefusesWrites() throws {
@@ -82,7 +85,7 @@ import TestSupport
             try store.append(Message(id: "m\(i)", conversation: "c", sender: "s", createdAt: Int64(i), body: String(repeating: "z", count: 500)))
         }
         try store.delete(id: "m3")
-        fs.injectFault(.writeFails(pathSuffix: ".sealed.tmp"))
+        fs.injectFault(.writeFails(pathSuffix: ".run.tmp"))
         #expect(throws: ScrollbackError.self) { try store.compact() }
         do {
             try store.append(Message(id: "late", conversation: "c", sender: "s", createdAt: 99, body: "b"))

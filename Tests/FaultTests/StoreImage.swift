@@ -109,4 +109,24 @@ struct StoreImage {
         }
         return SealedLayout(indexOffset: indexOffset, blocks: blocks)
     }
+
+    // MARK: Sorted run (spec/sorted-run.md)
+
+    struct RunLayout {
+        var indexOffset: Int
+        var blocks: [(fileOffset: Int, length: Int)]
+        var indexEntries: [Int] { (0..<blocks.count).map { indexOffset + 80 * $0 } }
+    }
+
+    func runLayout(_ b: [UInt8]) -> RunLayout {
+        let footer = b.count - 48
+        let indexOffset = Int(u64(b, footer))
+        let count = Int(u32(b, footer + 8))
+        var blocks: [(Int, Int)] = []
+        for i in 0..<count {
+            let entry = indexOffset + 80 * i
+            blocks.append((Int(u64(b, entry + 48)), Int(u32(b, entry + 56))))
+        }
+        return RunLayout(indexOffset: indexOffset, blocks: blocks)
+    }
 }

@@ -1,4 +1,5 @@
 @testable import Scrollback
+@testable import ScrollbackMessaging
 import ScrollbackFormat
 import ScrollbackBTree
 import ScrollbackIO
@@ -50,19 +51,14 @@ import TestSupport
         #expect(try fs.listDirectory("/db").filter { $0.hasPrefix("log-") }.count < filesBefore)
         #expect(try CrashWorkload.matches(store, model))
         #expect(try store.verify() == [])
-        // The rewritten records are in key order: one conversation's history is contiguous.
-        let positions = try store.database.engine.read { snapshot in
-            let tree = try ScrollbackBTree.BTree(snapshot, slot: 0)
-            var cursor = tree.cursor()
-            var valid = try cursor.seekFirst()
-            var result: [UInt64] = []
-            while valid {
-                try cursor.withCurrent { _, v in result.append(v.loadLE(UInt64.self, at: 0)) }
-                valid = try cursor.next()
-            }
-            return result
-        }
-        #expect(positions == positions.sorted())
+        // Every live message is in one run now (a conversation's history is one stretch of it),
+        // which holds nothing else.
+        let engine = store.database.engine
+        let runs = try engine.runAccounts()
+        #expect(runs.count == 1 && runs.first?.records == UInt64(model.messages.count))
+        #expect(runs.first?.isHighlyCompressed == true)
+        #expect(try engine.segmentAccounts().allSatisfy { $0.run == runs.first?.id || $0.liveRecords == 0 })
+        #expect(try store.statistics.garbageRatio == 0)
         // A second compaction right away finds (almost) nothing to do and changes nothing.
         try store.compact()
         #expect(try CrashWorkload.matches(store, model))
@@ -76,25 +72,32 @@ import TestSupport
         let fs = MemoryFileSystem()
         let (store, model) = try Self.build(fs, seed: 2)
         let snapshot = try store.database.engine.snapshot()   // an old reader
-        let filesBefore = try fs.listDirectory("/db").filter { $0.hasPrefix("log-") }
+        func files() throws -> Set<String> { Set(try fs.listDirectory("/db").filter { $0.hasPrefix("log-") || $0.hasPrefix("run-") }) }
+        let filesBefore = try files()
         _ = try store.compact()
-        // The old snapshot can still read every record it points at.
+        // The old snapshot can still read every record it points at: nothing it needs is gone.
+        var reader = store.database.engine.recordReader(for: snapshot)
         let messages = try ScrollbackBTree.BTree(snapshot, slot: 0)
         var cursor = messages.cursor()
         var valid = try cursor.seekFirst()
         var read = 0
         while valid {
             var position: UInt64 = 0
-            try cursor.withCurrent { _, v in position = v.loadLE(UInt64.self, at: 0) }
-            _ = try store.database.engine.withRecord(at: position) { type, _ in type }
+            var key = ScrollbackBTree.BTreeKey.min
+            try cursor.withCurrent { k, v in
+                key = k
+                position = v.loadLE(UInt64.self, at: 0)
+            }
+            _ = try store.database.withMessage(at: position, key: MessageKey(key), &reader) { body, _ in body.kind }
             read += 1
             valid = try cursor.next()
         }
         #expect(read == model.messages.count)
-        #expect(try fs.listDirectory("/db").filter { $0.hasPrefix("log-") }.count >= filesBefore.count - 1)
+        #expect(try files().isSuperset(of: filesBefore.filter { $0.hasPrefix("run-") }), "runs the snapshot reads stay")
         snapshot.rollback()
         _ = try store.compact()   // removes what was deferred
-        #expect(try fs.listDirectory("/db").filter { $0.hasPrefix("log-") }.count < filesBefore.count)
+        let filesAfter = try files()
+        #expect(filesAfter.intersection(filesBefore).isEmpty, "\(filesAfter) still holds files of before")
         #expect(try CrashWorkload.matches(store, model))
         #expect(try store.verify() == [])
     }

@@ -161,6 +161,19 @@ struct ReferenceStore: Sendable, Equatable {
         return outcomes
     }
 
+    /// See `MessageStore.load`: every message checked first; then appended in order, all or
+    /// nothing, live ids skipped as duplicates.
+    mutating func load(_ messages: [Message]) throws -> LoadSummary {
+        for message in messages { try checkMessage(message) }
+        var copy = self
+        var summary = LoadSummary(appended: 0, duplicates: 0)
+        for message in messages {
+            if try copy.append(message) == .appended { summary.appended += 1 } else { summary.duplicates += 1 }
+        }
+        self = copy
+        return summary
+    }
+
     private func locate(_ id: String) -> (conversation: String, index: Int)? {
         guard let conversation = conversationOfID[id],
             let index = conversationEntries[conversation]?.firstIndex(where: { $0.message.id == id })

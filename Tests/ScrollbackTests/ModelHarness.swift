@@ -11,6 +11,7 @@ enum WriteOperation: CustomStringConvertible {
     case edit(id: String, body: String)
     case delete(id: String)
     case markRead(user: String, conversation: String, through: String)
+    case load([Message])
 
     var description: String {
         switch self {
@@ -19,6 +20,7 @@ enum WriteOperation: CustomStringConvertible {
         case let .edit(id, body): "edit(\(id), \(body.utf8.count) bytes)"
         case let .delete(id): "delete(\(id))"
         case let .markRead(user, conversation, through): "markRead(\(user), \(conversation.prefix(12)), \(through))"
+        case let .load(messages): "load(\(messages.count) messages)"
         }
     }
 
@@ -35,6 +37,7 @@ enum WriteOperation: CustomStringConvertible {
                 }
             }
         case let .markRead(_, conversation, _): [conversation]
+        case let .load(messages): messages.map(\.conversation)
         default: []
         }
     }
@@ -43,6 +46,7 @@ enum WriteOperation: CustomStringConvertible {
 enum WriteResult: Equatable {
     case outcome(AppendOutcome)
     case outcomes([AppendOutcome])
+    case loaded(LoadSummary)
     case done
 }
 
@@ -51,6 +55,7 @@ extension ReferenceStore {
         switch operation {
         case let .append(m): .outcome(try append(m))
         case let .batch(b): .outcomes(try write(b))
+        case let .load(messages): .loaded(try load(messages))
         case let .edit(id, body): try { try edit(id: id, body: body); return .done }()
         case let .delete(id): try { try delete(id: id); return .done }()
         case let .markRead(user, conversation, through):
@@ -64,6 +69,7 @@ extension StoreUnderTest {
         switch operation {
         case let .append(m): .outcome(try append(m))
         case let .batch(b): .outcomes(try write(b))
+        case let .load(messages): .loaded(try load(messages))
         case let .edit(id, body): try { try edit(id: id, body: body); return .done }()
         case let .delete(id): try { try delete(id: id); return .done }()
         case let .markRead(user, conversation, through):
@@ -335,16 +341,33 @@ final class ModelHarness {
             case let .edit(id, body): batch.edit(id: id, body: body)
             case let .delete(id): batch.delete(id: id)
             case let .markRead(user, conversation, through): batch.markRead(user: user, conversation: conversation, through: through)
-            case .batch: break
+            case .batch, .load: break
             }
         }
         return batch
     }
 
+    /// A bulk load of 0…40 messages (fresh, duplicate and reused ids, equal timestamps, the
+    /// edited flag set at random: a load ignores it), sometimes with one invalid message.
+    func randomLoad(on state: ReferenceStore, invalid: Bool) -> WriteOperation {
+        var messages: [Message] = []
+        for _ in 0..<int(0...40) {
+            var m = randomMessage(in: state)
+            m.edited = chance(10)
+            if chance(10), let previous = messages.last { m.id = previous.id }  // a duplicate inside the load
+            messages.append(m)
+        }
+        if invalid, case let .append(bad) = randomInvalidOperation(on: state) {
+            messages.insert(bad, at: int(0...messages.count))
+        }
+        return .load(messages)
+    }
+
     func randomWrite() -> WriteOperation {
         switch int(0...99) {
         case 0..<12: .batch(randomBatch(on: model, invalid: chance(30)))
-        case 12..<16: randomInvalidOperation(on: model)
+        case 12..<14: randomLoad(on: model, invalid: chance(20))
+        case 14..<17: randomInvalidOperation(on: model)
         default: randomValidOperation(on: model)
         }
     }

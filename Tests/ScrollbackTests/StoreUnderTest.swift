@@ -12,6 +12,7 @@ protocol StoreUnderTest: AnyObject, Sendable {
     func close() throws
     func append(_ message: Message) throws -> AppendOutcome
     func write(_ batch: WriteBatch) throws -> [AppendOutcome]
+    func load(_ messages: [Message]) throws -> LoadSummary
     func edit(id: String, body: String) throws
     func delete(id: String) throws
     func markRead(user: String, conversation: String, through messageID: String) throws
@@ -153,6 +154,8 @@ final class ReferenceBackedStore: StoreUnderTest {
     }
 
     func append(_ message: Message) throws -> AppendOutcome { try mutate { try $0.append(message) } }
+
+    func load(_ messages: [Message]) throws -> LoadSummary { try mutate { try $0.load(messages) } }
 
     func write(_ batch: WriteBatch) throws -> [AppendOutcome] {
         if bug == .partialBatch {

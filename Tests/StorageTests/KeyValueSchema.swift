@@ -24,9 +24,12 @@ enum KeyValueSchema {
 
     struct Rejected: Error {}
 
-    /// The engine's segment table in slot 7, retirements as record type 18 (never written
-    /// here: nothing is ever removed), counted in counter 7.
-    static let liveness = LivenessLayout(segmentTable: 7, retireRecordType: 18, retirementCounter: 7)
+    /// The engine's segment and run tables in slots 7 and 8, its records as types 18–21
+    /// (retirements are never written here: nothing is ever removed; this schema keeps no
+    /// records in runs, so sealing only retires), counters 7–9.
+    static let liveness = LivenessLayout(segmentTable: 7, runTable: 8, retireRecordType: 18, sealRecordType: 19,
+                                         mergeRecordType: 20, attachRecordType: 21, retirementCounter: 7,
+                                         nextRunCounter: 8, virtualSegmentCounter: 9)
 
     static let schema = StorageSchema(trees: [.init(slot: slot, keyWords: 1, valueSize: 8)], liveness: liveness) {
         transaction, records, _ in

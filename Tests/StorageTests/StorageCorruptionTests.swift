@@ -30,13 +30,16 @@ import TestSupport
             try engine.close()
         }
         let files = try pristine.listDirectory("/db").map { "/db/" + $0 }
-        #expect(files.contains("/db/pages") && files.contains { $0.hasSuffix(".sealed") } && files.contains { $0.hasSuffix(".seg") },
+        // This schema keeps nothing in runs: full segments are retired and removed once a
+        // checkpoint replays from a later one, so the files are the page file and the newest
+        // segments.
+        #expect(files.contains("/db/pages") && files.contains { $0.hasSuffix(".seg") },
                 "the workload must produce every file type: \(files)")
 
         var cases = 0, typedErrors = 0, correct = 0, verifyReports = 0
         for path in files {
             guard let original = pristine.contents(of: path), !original.isEmpty else { continue }
-            for _ in 0..<30 {
+            for _ in 0..<50 {
                 let damage = Damage.allCases.randomElement(using: &rng)!
                 var bytes = original
                 switch damage {

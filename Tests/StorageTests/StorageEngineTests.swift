@@ -37,7 +37,9 @@ import TestSupport
             #expect(engine.verify() == [])
             #expect(!engine.isPoisoned, "\(engine.poisonCause ?? "")")
             #expect(engine.statistics.checkpoints > 0, "the small checkpoint policy must have fired")
-            #expect(engine.statistics.log.segmentsSealed > 0, "small segments must have been sealed")
+            // Full segments hold no record this schema keeps live: they were retired, and removed
+            // once a checkpoint replayed from a later one.
+            #expect(engine.statistics.log.segmentCount < 4, "old segments must have been removed: \(engine.statistics.log)")
             try engine.close()
         }
         // A clean close checkpoints: reopening replays nothing.

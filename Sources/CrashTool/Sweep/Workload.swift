@@ -28,6 +28,8 @@ package enum SweepOp: Sendable, CustomStringConvertible {
     case edit(id: String, body: String)
     case delete(id: String)
     case markRead(user: String, conversation: String, through: String)
+    /// A bulk load (`MessageStore.load`): the messages' appends, all or nothing.
+    case load([Message])
     case checkpoint
     case compact
     case sync
@@ -43,6 +45,7 @@ package enum SweepOp: Sendable, CustomStringConvertible {
         case let .edit(id, body): batch.edit(id: id, body: body)
         case let .delete(id): batch.delete(id: id)
         case let .markRead(user, conversation, through): batch.markRead(user: user, conversation: conversation, through: through)
+        case .load(let messages): for m in messages { batch.append(m) }
         case .checkpoint, .compact, .sync, .reopen: return nil
         }
         return batch
@@ -55,6 +58,7 @@ package enum SweepOp: Sendable, CustomStringConvertible {
         case let .edit(id, body): "edit(\(id), \(body.utf8.count) B)"
         case let .delete(id): "delete(\(id))"
         case let .markRead(user, conversation, through): "markRead(\(user), \(conversation), \(through))"
+        case .load(let messages): "load(\(messages.count) messages)"
         case .checkpoint: "checkpoint"
         case .compact: "compact"
         case .sync: "sync"
@@ -70,6 +74,7 @@ package enum SweepOp: Sendable, CustomStringConvertible {
         case let .edit(id, body): try store.edit(id: id, body: body)
         case let .delete(id): try store.delete(id: id)
         case let .markRead(user, conversation, through): try store.markRead(user: user, conversation: conversation, through: through)
+        case .load(let messages): try store.load(messages)
         case .checkpoint: try store.checkpoint()
         case .compact: try store.compact()
         case .sync: try store.sync()
@@ -185,6 +190,17 @@ package struct Workload: Sendable {
                 op = .sync
             } else if roll < 15 {
                 op = .reopen
+            } else if roll < 19 {
+                // A bulk load: its sorted run, the attachment and the trees' bulk build.
+                var messages: [Message] = []
+                for _ in 0..<(3 + rng.below(30)) {
+                    if !messages.isEmpty && rng.chance(5) {
+                        messages.append(messages[rng.below(messages.count)])  // a duplicate inside the load
+                    } else {
+                        messages.append(newMessage(&rng, model))
+                    }
+                }
+                op = .load(messages)
             } else if roll < 35 {
                 var batch = WriteBatch()
                 var scratch = model

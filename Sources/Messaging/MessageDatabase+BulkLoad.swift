@@ -1,0 +1,190 @@
+import ScrollbackBTree
+import ScrollbackStorage
+
+/// What a bulk load did.
+package struct BulkLoadSummary: Equatable, Sendable {
+    /// Messages added.
+    package var appended: Int = 0
+    /// Messages skipped because their id was already live (in the store or earlier in the load).
+    package var duplicates: Int = 0
+    /// Sorted runs written (one per `runMessages` messages).
+    package var runs: Int = 0
+
+    package init(appended: Int = 0, duplicates: Int = 0, runs: Int = 0) {
+        self.appended = appended
+        self.duplicates = duplicates
+        self.runs = runs
+    }
+}
+
+extension MessageDatabase {
+    /// Messages per sorted run of a bulk load: the load holds one run's messages in memory
+    /// (their encoded records plus 40 bytes each) while it sorts them.
+    package static let bulkLoadRunMessages = 1 << 20
+
+    /// Adds `messages` in one durable commit: every message is validated first (an invalid one
+    /// throws `.invalidArgument` and nothing is written); messages whose id is live already
+    /// are skipped (counted as duplicates, like `append`'s false). The messages are written
+    /// straight into sorted runs (LZ4 HC, in key order, one per `runMessages` messages) and the
+    /// commit that attaches them builds the trees from them — bottom-up into full pages when
+    /// the store has no message yet. A crash before the commit is durable leaves the store as
+    /// it was (the runs are files no table names; the next open removes them).
+    ///
+    /// Other writers wait while the load runs (it holds the commit path, as a write transaction
+    /// does in SQLite); readers do not. Cost: O(n log n) to sort, one descent per message when
+    /// the store is not empty, one fsync per run plus one for the commit. Memory: one run's
+    /// messages at a time (their encoded bytes and 40 bytes each), plus 24 bytes per message for
+    /// the id index.
+    package func bulkLoad(_ messages: some Sequence<StoredMessage>, runMessages: Int = MessageDatabase.bulkLoadRunMessages)
+        throws -> BulkLoadSummary {
+        try bulkLoad(messages.lazy.map { BulkMessage(message: $0) }, conversations: [], runMessages: runMessages)
+    }
+
+    /// A message of a bulk load, optionally with the seq it keeps (an upgrade keeps a store's
+    /// insertion order and edited flags; a load assigns seqs in input order).
+    struct BulkMessage {
+        var message: StoredMessage
+        /// nil: the next seq. Given seqs must increase through the load and exceed the store's.
+        var seq: UInt64? = nil
+        /// Keeps `message.edited` (else a loaded message is not edited).
+        var keepsEdited = false
+    }
+
+    /// `bulkLoad`, declaring `conversations` first (in this order, so they get ids in it, and
+    /// exist even when no message names them).
+    func bulkLoad(_ messages: some Sequence<BulkMessage>, conversations: [String], runMessages: Int) throws -> BulkLoadSummary {
+        var summary = BulkLoadSummary()
+        try engine.withMaintenanceRole {
+            try engine.commit { transaction, batch in
+                summary = BulkLoadSummary()
+                var load = try BulkLoader(database: self, transaction: transaction, runMessages: max(1, runMessages))
+                do {
+                    for name in conversations {
+                        try ArgumentLimits.check(name, "conversation", bytes: ArgumentLimits.nameBytes)
+                        _ = try load.conversationID(name, into: &batch)
+                    }
+                    for entry in messages {
+                        try self.validate(.append(entry.message))
+                        try load.add(entry, into: &batch)
+                        if load.buffered >= load.runMessages { try load.flushRun() }
+                    }
+                    try load.flushRun()
+                    try load.finish(into: &batch)
+                } catch {
+                    load.discardRuns()
+                    throw error
+                }
+                summary = load.summary
+            }
+        }
+        if summary.appended > 0 { writesSincePolicyCheck.add(1, ordering: .relaxed) }
+        return summary
+    }
+}
+
+/// The state of one bulk load inside its commit's prepare step.
+struct BulkLoader {
+    let database: MessageDatabase
+    let transaction: PageTransaction
+    let runMessages: Int
+    let storeHasMessages: Bool
+    var nextSeq: UInt64
+    var nextConversation: UInt64
+    var newConversations: [String: UInt64] = [:]
+    /// Ids seen in this load (duplicates within the load are skipped).
+    var seenIDs = Set<String>()
+    /// Encoded body records of the buffered messages, back to back.
+    var arena: [UInt8] = []
+    var entries: [(key: MessageKey, start: Int, end: Int)] = []
+    var written: [(run: RunAccount, segment: UInt32)] = []
+    var summary = BulkLoadSummary()
+
+    var buffered: Int { entries.count }
+
+    init(database: MessageDatabase, transaction: PageTransaction, runMessages: Int) throws {
+        self.database = database
+        self.transaction = transaction
+        self.runMessages = runMessages
+        storeHasMessages = try BTree(transaction, .messages).count > 0
+        nextSeq = max(1, transaction.state[counter: .nextSeq])
+        nextConversation = max(1, transaction.state[counter: .nextConversation])
+    }
+
+    mutating func add(_ entry: MessageDatabase.BulkMessage, into batch: inout LogBatch) throws {
+        let message = entry.message
+        guard seenIDs.insert(message.id).inserted else {
+            summary.duplicates += 1
+            return
+        }
+        if storeHasMessages, try database.locate(id: message.id, in: transaction) != nil {
+            summary.duplicates += 1
+            return
+        }
+        let conversation = try conversationID(message.conversation, into: &batch)
+        guard nextSeq <= MessageLimits.maxSeq else {
+            throw StorageError.limitExceeded("a store holds at most \(MessageLimits.maxSeq) messages over its lifetime")
+        }
+        if let seq = entry.seq {
+            guard seq >= nextSeq, seq <= MessageLimits.maxSeq else {
+                throw MessagingError.invalidArgument(argument: "seq", reason: "\(seq) is not after the store's last seq \(nextSeq - 1)")
+            }
+            nextSeq = seq
+        }
+        let key = MessageKey(conversation: conversation, createdAt: UInt64(message.createdAt), seq: nextSeq)
+        nextSeq += 1
+        var stored = message
+        if !entry.keepsEdited { stored.edited = false }
+        let start = arena.count
+        let size = MessageRecord.bodySize(stored)
+        arena.append(contentsOf: repeatElement(0, count: size))
+        arena.withUnsafeMutableBytes { bytes in
+            MessageRecord.writeBody(stored, flags: stored.edited ? MessageFlags.edited : 0, into: UnsafeMutableRawBufferPointer(rebasing: bytes[start..<start + size]))
+        }
+        entries.append((key, start, start + size))
+        summary.appended += 1
+    }
+
+    mutating func conversationID(_ name: String, into batch: inout LogBatch) throws -> UInt64 {
+        if let id = newConversations[name] { return id }
+        if let id = try database.conversationID(name, in: transaction) { return id }
+        guard nextConversation <= MessageLimits.maxConversationID else {
+            throw StorageError.limitExceeded("a store holds at most \(MessageLimits.maxConversationID) conversations")
+        }
+        let id = nextConversation
+        nextConversation += 1
+        try NameRecord.append(.conversation, id: id, name: name, into: &batch)
+        newConversations[name] = id
+        return id
+    }
+
+    /// Writes the buffered messages as one sorted run (synced before the commit can name it).
+    mutating func flushRun() throws {
+        guard !entries.isEmpty else { return }
+        entries.sort { $0.key.runKey < $1.key.runKey }
+        let entries = self.entries, arena = self.arena
+        let result = try database.engine.writeRun(compression: MessageDatabase.mergeCompression) { sink in
+            try arena.withUnsafeBytes { bytes in
+                for entry in entries {
+                    try sink.append(entry.key.runKey, payload: UnsafeRawBufferPointer(rebasing: bytes[entry.start..<entry.end]))
+                }
+            }
+        }
+        written.append(result)
+        self.entries.removeAll(keepingCapacity: true)
+        self.arena.removeAll(keepingCapacity: true)
+        summary.runs += 1
+    }
+
+    /// Encodes, after the name records, each run's attachment and its bulk-load record.
+    func finish(into batch: inout LogBatch) throws {
+        for (run, segment) in written {
+            try database.engine.encodeAttachment(of: run, segment: segment, into: &batch)
+            try BulkLoadRecord(run: run.id, segment: segment, count: run.records).append(into: &batch)
+        }
+    }
+
+    /// Removes the runs of a load that will not commit.
+    func discardRuns() {
+        for (run, _) in written { database.engine.discardRun(run) }
+    }
+}

@@ -1,0 +1,94 @@
+import ScrollbackBTree
+import ScrollbackStorage
+
+extension MessageSchema {
+    /// A bulk load: every record of the attached run enters the trees. Its messages tree
+    /// entries point at (virtual segment, ordinal in the run); the run is in key order, so an
+    /// empty messages tree is built bottom-up into full pages, and the id index too when it is
+    /// empty (its entries sorted by hash). Conversation counts and newest entries change once
+    /// per conversation. Deterministic: it reads only the run (durable before the record) and
+    /// the trees.
+    static func applyBulkLoad(_ load: BulkLoadRecord, _ context: SchemaApplyContext, _ trees: Trees,
+                              _ liveness: inout LivenessLedger, _ conversations: inout ConversationUpdates) throws {
+        var builder = trees.messages.count == 0 ? try BTreeBuilder(trees.messages) : nil
+        var ids: [(hash: UInt64, key: MessageKey)] = []
+        ids.reserveCapacity(Int(min(load.count, 1 << 24)))
+        var ordinal: UInt32 = 0
+        var highestSeq: UInt64 = 0
+        var group: (conversation: UInt64, count: UInt64, newest: MessageKey)? = nil
+        try context.forEachRecord(inRun: load.run) { runKey, tag, payload in
+            let key = MessageKey(runKey)
+            let describe = "run \(load.run) record \(ordinal)"
+            guard tag == load.segment, key.seq != 0, key.seq <= MessageKey.maxSeq,
+                  key.conversation <= MessageLimits.maxConversationID,
+                  key.createdAt < UInt64(ArgumentLimits.createdAt.upperBound) else {
+                throw MessageBody.corrupted(describe, "bulk-loaded message \(key) of segment \(tag) is out of range")
+            }
+            let body = try MessageBody.parse(payload, describe)
+            let pointer = MessagePointer(position: LogPositions.make(segment: load.segment, offset: ordinal)).bytes
+            if builder != nil {
+                try builder!.append(key.treeKey, value: pointer)
+            } else {
+                // A load's seqs are new: a key that exists means the run is not this load's.
+                guard try trees.messages.insert(key.treeKey, value: pointer) else {
+                    throw MessageBody.corrupted(describe, "bulk-loaded message \(key) is in the store already")
+                }
+            }
+            ids.append((Hash64.hash(UnsafeRawBufferPointer(rebasing: payload[body.idStart..<body.senderStart])), key))
+            highestSeq = max(highestSeq, key.seq)
+            if let current = group, current.conversation == key.conversation {
+                group = (current.conversation, current.count + 1, key)
+            } else {
+                if let done = group { try conversations.messagesAdded(done.conversation, count: done.count, newest: done.newest, trees) }
+                group = (key.conversation, 1, key)
+            }
+            ordinal &+= 1
+        }
+        if let done = group { try conversations.messagesAdded(done.conversation, count: done.count, newest: done.newest, trees) }
+        guard UInt64(ordinal) == load.count else {
+            throw MessageBody.corrupted("run \(load.run)", "holds \(ordinal) records, the bulk load record says \(load.count)")
+        }
+        try builder?.finish()
+        try insertIDs(&ids, trees)
+        liveness.recordsBecameLive(inSegment: load.segment, count: Int64(ordinal))
+        trees.transaction.state[counter: .liveMessages] &+= UInt64(ordinal)
+        trees.transaction.state.raise(.nextSeq, to: highestSeq &+ 1)
+    }
+
+    /// Id index entries of a bulk load: bottom-up into an empty index (the first id of each
+    /// hash in the main tree, the others in the collision tree), else one insert each.
+    private static func insertIDs(_ ids: inout [(hash: UInt64, key: MessageKey)], _ trees: Trees) throws {
+        guard trees.ids.count == 0 else {
+            for entry in ids { try IDIndex.insert(idHash: entry.hash, key: entry.key, trees) }
+            return
+        }
+        ids.sort { $0.hash != $1.hash ? $0.hash < $1.hash : $0.key.seq < $1.key.seq }
+        var builder = try BTreeBuilder(trees.ids)
+        var previous: UInt64? = nil
+        for entry in ids {
+            if entry.hash == previous {
+                try trees.idCollisions.insert(MessageIDCollisionKey(idHash: entry.hash, seq: entry.key.seq).treeKey,
+                                              value: MessageIDValue(key: entry.key).bytes)
+            } else {
+                try builder.append(MessageIDKey(idHash: entry.hash).treeKey, value: MessageIDValue(key: entry.key).bytes)
+            }
+            previous = entry.hash
+        }
+        try builder.finish()
+    }
+}
+
+extension ConversationUpdates {
+    /// `count` new live messages in `conversation`, the newest of them `newest`.
+    mutating func messagesAdded(_ conversation: UInt64, count: UInt64, newest: MessageKey, _ trees: MessageSchema.Trees) throws {
+        let i = try state(of: conversation, trees)
+        var record = states[i].record
+        if record.liveCount == 0
+            || newest.isAfter(MessageKey(conversation: conversation, createdAt: record.newestCreatedAt, seq: record.newestSeq)) {
+            record.newestCreatedAt = newest.createdAt
+            record.newestSeq = newest.seq
+        }
+        record.liveCount &+= count
+        states[i].record = record
+    }
+}

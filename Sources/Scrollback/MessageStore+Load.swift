@@ -1,0 +1,58 @@
+import ScrollbackMessaging
+
+/// What `MessageStore.load(_:)` did.
+public struct LoadSummary: Sendable, Hashable {
+    /// Messages added.
+    public var appended: Int
+    /// Messages skipped because a live message (in the store, or earlier in the load) has
+    /// their id, as `append` answers `.duplicate`.
+    public var duplicates: Int
+
+    public init(appended: Int, duplicates: Int) {
+        self.appended = appended
+        self.duplicates = duplicates
+    }
+}
+
+extension MessageStore {
+    /// Loads many messages at once, far faster than appends: they are sorted in memory and
+    /// written straight into the store's sorted history, and the indexes are built from them
+    /// (into full pages when the store holds no message yet), in **one durable commit**.
+    ///
+    /// All or nothing: every message is checked against the limits of `Message` first; an
+    /// invalid one throws `.invalidArgument` naming the field and nothing is written. A crash
+    /// or power loss before the commit is durable leaves the store as it was. Messages whose id
+    /// is live already are skipped and counted in `duplicates`.
+    ///
+    /// Other writers wait until the load has committed; readers keep reading the state before
+    /// it. Memory: the encoded messages of one sorted run (about a million messages) at a time,
+    /// plus 24 bytes per message. Use appends for live traffic and `load` for imports,
+    /// migrations and benchmarks.
+    @discardableResult
+    public func load(_ messages: some Sequence<Message>) throws -> LoadSummary {
+        let summary = try mapErrors { try database.bulkLoad(messages.lazy.map(Self.stored)) }
+        return LoadSummary(appended: summary.appended, duplicates: summary.duplicates)
+    }
+
+    /// Checks `message` against the limits an append or load checks (see `Message`), without
+    /// writing: throws `.invalidArgument` naming the field. Cost: the UTF-8 lengths.
+    public func validate(_ message: Message) throws {
+        try mapErrors { try database.validate(.append(Self.stored(message))) }
+    }
+}
+
+/// One line of `MessageStore.spaceUsage()`.
+public struct SpaceUsageEntry: Sendable, Hashable {
+    /// "tree messages", "free pages", "sorted runs", "log", …
+    public var structure: String
+    public var bytes: UInt64
+}
+
+extension MessageStore {
+    /// Where the store's bytes are: each index tree, the page file's free pages, the sorted
+    /// runs (message history) and the log not sealed yet. Cost: reads every branch page of
+    /// every tree (not the leaves); safe while writers run.
+    public func spaceUsage() throws -> [SpaceUsageEntry] {
+        try mapErrors { try database.spaceUsage().map { SpaceUsageEntry(structure: $0.structure, bytes: $0.bytes) } }
+    }
+}

@@ -1,0 +1,81 @@
+import ScrollbackFormat
+import ScrollbackLog
+import ScrollbackPager
+
+/// Where a record was found: a log frame (its type and payload), or a run record (its
+/// payload, whose key is the one asked for).
+package enum StoredRecord {
+    case log(type: UInt8, payload: UnsafeRawBufferPointer)
+    case run(payload: UnsafeRawBufferPointer)
+}
+
+/// Reads the records a snapshot's trees point at (spec/storage-records.md, "Reading a
+/// record"): a tree entry holds the log position the record was written at and its key; a
+/// record of a segment that is not sealed (for this snapshot) is read from the log by
+/// position, one of a sealed segment from the run bound to the segment, by key.
+///
+/// A reader is made for one snapshot and one scan: it keeps a cursor per run it has used, so
+/// a scan through a conversation's history finds the next record a comparison or two from
+/// the last one (no lookup, lock or hash per record), and reads each block once.
+///
+/// Not thread-safe: one reader per scan. The payload views are valid only inside `body`.
+package struct RecordReader {
+    let engine: StorageEngine
+    let transaction: UInt64
+    private var cursors: [RunCursor] = []
+    private var lastSegment: UInt32 = .max
+    private var lastRun: UInt32? = nil
+
+    init(engine: StorageEngine, transaction: UInt64) {
+        self.engine = engine
+        self.transaction = transaction
+    }
+
+    /// Calls `body` with the record the trees point at: written at `position`, under `key`.
+    /// Throws `.corrupted` when the record is not where the position and the key say.
+    @inline(__always)
+    package mutating func withRecord<R>(at position: LogPosition, key: RunKey, _ body: (StoredRecord) throws -> R) throws -> R {
+        let segment = LogPositions.segment(position)
+        if segment != lastSegment {
+            lastRun = SegmentAliases.run(in: engine.aliases.bindings(of: segment), for: transaction)
+            lastSegment = segment
+        }
+        guard let run = lastRun else {
+            do {
+                return try engine.log.withRecord(at: position) { type, payload in try body(.log(type: type, payload: payload)) }
+            } catch let error as StorageError {
+                // The segment may have been sealed since the binding was looked up: once its
+                // run is bound, snapshots from the binding's start read the run, and the raw
+                // file may go. Look again; read the run if there is one now.
+                lastRun = SegmentAliases.run(in: engine.aliases.bindings(of: segment), for: transaction)
+                guard lastRun != nil else { throw error }
+                return try withRecord(at: position, key: key, body)
+            }
+        }
+        let index = try cursorIndex(run)
+        guard try cursors[index].find(key), cursors[index].tag == segment else {
+            throw Self.missing(key: key, segment: segment, run: run, position: position)
+        }
+        return try withExtendedLifetime(cursors[index].block) { try body(.run(payload: cursors[index].payload)) }
+    }
+
+    @inline(__always)
+    private mutating func cursorIndex(_ run: UInt32) throws -> Int {
+        if let i = cursors.firstIndex(where: { $0.run.id == run }) { return i }
+        cursors.append(try engine.runs.cursor(run))
+        return cursors.count - 1
+    }
+
+    @inline(never)
+    static func missing(key: RunKey, segment: UInt32, run: UInt32, position: LogPosition) -> StorageError {
+        .corrupted(file: SortedRun.fileName(run), offset: 0,
+                   reason: "run \(run) holds no record \(key) of segment \(segment) (the trees point at log position \(LogPositions.describe(position)))")
+    }
+}
+
+extension StorageEngine {
+    /// A record reader for `snapshot`.
+    package func recordReader(for snapshot: PageTransaction) -> RecordReader {
+        RecordReader(engine: self, transaction: snapshot.state.transactionID)
+    }
+}
