@@ -31,8 +31,8 @@ struct Generate: ParsableCommand {
     @Option(help: "A store directory, or a file whose name ends in .jsonl.")
     var out: String
 
-    @Option(help: "Messages per atomic write when generating into a store.")
-    var batchSize: Int = 1000
+    @Option(help: "Messages per atomic bulk load when generating into a store.")
+    var batchSize: Int = 1 << 20
 
     @OptionGroup var progress: ProgressOptions
 
@@ -40,8 +40,8 @@ struct Generate: ParsableCommand {
         guard messages >= 0 else { throw ValidationError("--messages must be 0 or more") }
         if let conversations, conversations < 1 { throw ValidationError("--conversations must be at least 1") }
         if let users, users < 2 { throw ValidationError("--users must be at least 2") }
-        guard batchSize >= 1, batchSize <= WriteBatch.maxOperations else {
-            throw ValidationError("--batch-size must be 1…\(WriteBatch.maxOperations)")
+        guard batchSize >= 1, batchSize <= Importer.maximumBatchSize else {
+            throw ValidationError("--batch-size must be 1…\(Importer.maximumBatchSize)")
         }
     }
 
@@ -115,8 +115,8 @@ struct Import: ParsableCommand {
     @Flag(help: "Stop at the first bad line or row (exit 1).")
     var strict = false
 
-    @Option(help: "Messages per atomic write.")
-    var batchSize: Int = 1000
+    @Option(help: "Messages per atomic bulk load (each a sorted run and one durable commit).")
+    var batchSize: Int = 1 << 20
 
     @Option(help: "SQLite: the messages table.")
     var table = "messages"
@@ -138,8 +138,8 @@ struct Import: ParsableCommand {
     @OptionGroup var progress: ProgressOptions
 
     func validate() throws {
-        guard batchSize >= 1, batchSize <= WriteBatch.maxOperations else {
-            throw ValidationError("--batch-size must be 1…\(WriteBatch.maxOperations)")
+        guard batchSize >= 1, batchSize <= Importer.maximumBatchSize else {
+            throw ValidationError("--batch-size must be 1…\(Importer.maximumBatchSize)")
         }
         if file == "-" && format == .sqlite { throw ValidationError("a SQLite database cannot be read from stdin") }
     }

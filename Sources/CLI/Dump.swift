@@ -11,20 +11,21 @@ struct Dump: ParsableCommand {
             dump STORE pages      one line per page: type, tree, level, entries, checksum, state
             dump STORE page N     one page: header fields and every entry
             dump STORE log        log segments (headers, sizes) and every record
+            dump STORE runs       sorted runs: totals, key range, block index, a check of every block
             The files are only read (never recovered or changed), so a damaged store can be \
             inspected. Every structure is decoded by its layer's own decoder; see \
-            spec/page-file.md, spec/btree-page.md, spec/log-segment.md, spec/sealed-segment.md \
-            and spec/message-records.md for the bytes.
+            spec/page-file.md, spec/btree-page.md, spec/log-segment.md, spec/sorted-run.md, spec/sealed-segment.md \
+            (format 1), spec/storage-records.md and spec/message-records.md for the bytes.
             """)
 
     enum What: String, ExpressibleByArgument, CaseIterable {
-        case meta, pages, page, log
+        case meta, pages, page, log, runs
     }
 
     @Argument(help: "The store directory.")
     var store: String
 
-    @Argument(help: "meta, pages, page or log.")
+    @Argument(help: "meta, pages, page, log or runs.")
     var what: What
 
     @Argument(help: "The page number (dump STORE page N).")
@@ -33,27 +34,29 @@ struct Dump: ParsableCommand {
     @Option(help: "log: show the records of this segment only.")
     var segment: UInt32?
 
-    @Option(help: "log: show at most this many records.")
+    @Option(help: "log: show at most this many records; runs: show the first records of each run.")
     var maxRecords: Int?
 
     func validate() throws {
         if what == .page && page == nil { throw ValidationError("dump page needs a page number: dump STORE page N") }
         if what != .page && page != nil { throw ValidationError("only 'dump STORE page N' takes a page number") }
-        if what != .log && (segment != nil || maxRecords != nil) {
-            throw ValidationError("--segment and --max-records apply to 'dump STORE log'")
+        if what != .log && segment != nil { throw ValidationError("--segment applies to 'dump STORE log'") }
+        if what != .log && what != .runs && maxRecords != nil {
+            throw ValidationError("--max-records applies to 'dump STORE log' and 'dump STORE runs'")
         }
         if let maxRecords, maxRecords < 0 { throw ValidationError("--max-records must be 0 or more") }
     }
 
     func run() throws {
-        guard StoreAccess.exists(store) || what == .log else { throw CLIError("no Scrollback store at \(store)") }
+        guard StoreAccess.exists(store) || what == .log || what == .runs else { throw CLIError("no Scrollback store at \(store)") }
         let out = Output.standardOutput
-        let dumper = try PageFileDumper(path: Path.join(store, PageFileLayout.fileName), out: out, needsFile: what != .log)
+        let dumper = try PageFileDumper(path: Path.join(store, PageFileLayout.fileName), out: out, needsFile: what != .log && what != .runs)
         switch what {
         case .meta: try dumper.dumpMeta()
         case .pages: try dumper.dumpPages()
         case .page: try dumper.dumpPage(page ?? 0)
         case .log: try LogDumper(directory: store, out: out).dump(segment: segment, maxRecords: maxRecords)
+        case .runs: try RunDumper(directory: store, out: out).dump(maxRecords: maxRecords)
         }
         out.flush()
     }

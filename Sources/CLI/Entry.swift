@@ -19,7 +19,7 @@ struct RootCommand: ParsableCommand {
             """,
         subcommands: [
             Generate.self, Import.self, Export.self, Query.self, Exec.self, Stats.self, Verify.self,
-            Checkpoint.self, Compact.self, Backup.self, Dump.self,
+            Checkpoint.self, Compact.self, Backup.self, Upgrade.self, Dump.self,
         ])
 }
 

@@ -23,16 +23,19 @@ enum StoreAccess {
     }
 }
 
-/// Appends records to a store in batches of `batchSize` (each batch one atomic, durable
-/// write). A batch the store rejects is split in halves until the bad record is found; it is
-/// reported with its origin and skipped (or, `strict`, the import stops after the records
-/// before it are written). Records whose id already exists are counted as duplicates
-/// and change nothing (import is idempotent). Records exported with `"edited":true` are
-/// appended, then edited with the same body, so the flag survives a round trip.
+/// Loads records into a store in chunks of `batchSize` (each chunk one atomic, durable bulk
+/// load: `MessageStore.load`, which writes sorted history directly). Every record is checked
+/// against the store's limits as it is added: a bad one is reported with its origin and
+/// skipped (or, `strict`, the import stops after the chunks before it are written). Records
+/// whose id already exists are counted as duplicates and change nothing (import is
+/// idempotent). Records exported with `"edited":true` are loaded, then edited with the same
+/// body, so the flag survives a round trip.
 final class Importer {
     let store: MessageStore
     let batchSize: Int
     let strict: Bool
+    /// The largest chunk: about a sorted run's worth of messages held in memory.
+    static let maximumBatchSize = 1 << 22
     private var pending: [ImportRecord] = []
     private(set) var appended = 0
     private(set) var duplicates = 0
@@ -40,7 +43,7 @@ final class Importer {
 
     init(store: MessageStore, batchSize: Int, strict: Bool) {
         self.store = store
-        self.batchSize = max(1, min(batchSize, WriteBatch.maxOperations))
+        self.batchSize = max(1, min(batchSize, Self.maximumBatchSize))
         self.strict = strict
     }
 
@@ -55,6 +58,12 @@ final class Importer {
     }
 
     func add(_ record: ImportRecord) throws {
+        do {
+            try store.validate(record.message)
+        } catch let error as ScrollbackError {
+            try reject(origin: record.origin, reason: error.description)
+            return
+        }
         pending.append(record)
         if pending.count >= batchSize { try flush() }
     }
@@ -64,43 +73,28 @@ final class Importer {
         guard !pending.isEmpty else { return }
         let records = pending
         pending.removeAll(keepingCapacity: true)
-        try write(records[...])
+        // Records exported edited are edited after the load, unless their id was live before
+        // it (a duplicate keeps the store's message untouched). Rare: looked up one by one.
+        var edited: [ImportRecord] = []
+        var seen = Set<String>()
+        for record in records where seen.insert(record.message.id).inserted {
+            if record.edited, try store.message(id: record.message.id) == nil { edited.append(record) }
+        }
+        let summary = try store.load(records.lazy.map(\.message))
+        duplicates += summary.duplicates
+        appended += summary.appended
+        try writeEdits(edited)
     }
 
-    /// Writes `records` as one batch. If the store rejects the batch, the halves are written
-    /// separately (in order), down to the single bad record, which is reported and skipped:
-    /// O(log n) extra commits per bad record.
-    private func write(_ records: ArraySlice<ImportRecord>) throws {
-        var batch = WriteBatch()
-        for record in records { batch.append(record.message) }
-        do {
-            let outcomes = try store.write(batch)
-            try finish(records, outcomes)
-        } catch let error as ScrollbackError {
-            guard case .invalidArgument = error else { throw error }
-            if records.count == 1, let record = records.first {
-                rejected += 1
-                printError("\(record.origin): \(error.description)" + (strict ? "" : " (skipped)"))
-                if strict { throw ExitStatus(code: 1) }
-                return
-            }
-            let middle = records.startIndex + records.count / 2
-            try write(records[records.startIndex..<middle])
-            try write(records[middle...])
+    private func writeEdits(_ records: [ImportRecord]) throws {
+        var start = 0
+        while start < records.count {
+            let end = min(records.count, start + WriteBatch.maxOperations)
+            var edits = WriteBatch()
+            for record in records[start..<end] { edits.edit(id: record.message.id, body: record.message.body) }
+            try store.write(edits)
+            start = end
         }
-    }
-
-    private func finish(_ records: ArraySlice<ImportRecord>, _ outcomes: [AppendOutcome]) throws {
-        var edits = WriteBatch()
-        for (record, outcome) in zip(records, outcomes) {
-            if outcome == .duplicate {
-                duplicates += 1
-            } else {
-                appended += 1
-                if record.edited { edits.edit(id: record.message.id, body: record.message.body) }
-            }
-        }
-        if !edits.operations.isEmpty { try store.write(edits) }
     }
 
     var summary: String {

@@ -15,9 +15,10 @@ struct Stats: ParsableCommand {
         let store = try StoreAccess.openExisting(self.store)
         defer { try? store.close() }
         let s = try store.statistics
+        let space = try store.spaceUsage()
         let out = Output.standardOutput
         if json {
-            out.line(Self.json(s))
+            out.line(Self.json(s, space))
         } else {
             func cache(_ c: StoreStatistics.Cache) -> String {
                 let lookups = c.hits + c.misses
@@ -30,7 +31,7 @@ struct Stats: ParsableCommand {
                 ["conversations", String(s.conversations)],
                 ["page file", bytes(s.pageFileBytes)],
                 ["raw log", bytes(s.rawLogBytes)],
-                ["sealed log", bytes(s.sealedLogBytes)],
+                ["sorted runs (sealed history)", bytes(s.sealedLogBytes)],
                 ["total on disk", bytes(s.totalBytes)],
                 ["garbage ratio", percent(s.garbageRatio)],
                 ["page cache", cache(s.pageCache)],
@@ -42,12 +43,14 @@ struct Stats: ParsableCommand {
             if s.compactions > 0 {
                 rows.append(["last compaction", "log \(bytes(s.lastCompactionBytesBefore)) -> \(bytes(s.lastCompactionBytesAfter))"])
             }
+            rows.append(["where the bytes are", ""])
+            for entry in space where entry.bytes > 0 { rows.append(["  " + entry.structure, bytes(entry.bytes)]) }
             Query.printRows(rows, to: out)
         }
         out.flush()
     }
 
-    static func json(_ s: StoreStatistics) -> String {
+    static func json(_ s: StoreStatistics, _ space: [SpaceUsageEntry]) -> String {
         var w = JSONWriter()
         func cache(_ c: StoreStatistics.Cache) {
             w.raw("{\"hits\":"); w.integer(c.hits)
@@ -71,7 +74,12 @@ struct Stats: ParsableCommand {
         w.raw(",\"compactions\":"); w.integer(s.compactions)
         w.raw(",\"lastCompactionBytesBefore\":"); w.integer(s.lastCompactionBytesBefore)
         w.raw(",\"lastCompactionBytesAfter\":"); w.integer(s.lastCompactionBytesAfter)
-        w.raw("}")
+        w.raw(",\"space\":{")
+        for (i, entry) in space.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.string(entry.structure); w.raw(":"); w.integer(entry.bytes)
+        }
+        w.raw("}}")
         return w.text
     }
 }
@@ -208,5 +216,26 @@ struct Backup: ParsableCommand {
         }
         try store.close()
         Output.standardOutput.line("backup of \(self.store) written to \(dest)")
+    }
+}
+
+struct Upgrade: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Upgrade a store written by an older release to this release's format.",
+        discussion: """
+            The old store is read without changes, a new store is built beside it \
+            (STORE.upgrading), and then the old one is renamed to STORE.format1 (kept; remove \
+            it once the new store serves) and the new one to STORE. Stop every process using \
+            the store first. Interrupted, it leaves the old store usable; run it again.
+            """)
+
+    @Argument(help: "The store directory.")
+    var store: String
+
+    func run() throws {
+        let report = try MessageStore.upgrade(path: store)
+        Output.standardOutput.line(
+            "upgraded \(store): \(report.messages) messages, \(report.conversations) conversations, "
+                + "\(report.readMarkers) read markers; the old store is kept at \(report.previousFormatPath)")
     }
 }

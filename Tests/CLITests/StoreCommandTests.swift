@@ -389,6 +389,42 @@ import Testing
         #expect(try CLI.run(["verify", store]).status == 0)
     }
 
+    /// `dump runs`: every run file of a generated (bulk-loaded) store, its block index and a
+    /// check of every block; then `stats` says where the bytes are.
+    @Test func dumpShowsSortedRunsAndStatsShowsWhereTheBytesAre() throws {
+        let dir = try TemporaryDirectory()
+        let store = dir.file("store")
+        #expect(try CLI.run(["generate", "--messages", "3000", "--out", store]).status == 0)
+        let runs = try CLI.run(["dump", store, "runs", "--max-records", "2"])
+        #expect(runs.status == 0, "\(runs)")
+        #expect(runs.stdout.contains("sorted runs in"), "\(runs)")
+        #expect(runs.stdout.contains("run-00000001.run: run 1,"), "\(runs)")
+        #expect(runs.stdout.contains("3000 records"), "\(runs)")
+        #expect(runs.stdout.contains("block 0: at 32,"), "\(runs)")
+        #expect(runs.stdout.contains("every block checks"), "\(runs)")
+        #expect(runs.stdout.contains("more records not shown"), "\(runs)")
+        // A flipped byte in a block is reported, not trapped on.
+        let file = store + "/run-00000001.run"
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: file))
+        try handle.seek(toOffset: 40)
+        let byte = try #require(try handle.read(upToCount: 1)).first!
+        try handle.seek(toOffset: 40)
+        try handle.write(contentsOf: Data([byte ^ 0x10]))
+        try handle.close()
+        let damaged = try CLI.run(["dump", store, "runs"])
+        #expect(damaged.status == 0, "\(damaged)")
+        #expect(damaged.stdout.contains("verify:") && damaged.stdout.contains("run-00000001.run"), "\(damaged)")
+
+        let fresh = dir.file("fresh")
+        #expect(try CLI.run(["generate", "--messages", "3000", "--out", fresh]).status == 0)
+        let stats = try CLI.run(["stats", fresh])
+        #expect(stats.status == 0, "\(stats)")
+        #expect(stats.stdout.contains("where the bytes are") && stats.stdout.contains("tree messages")
+                && stats.stdout.contains("sorted runs"), "\(stats)")
+        let json = try CLI.run(["stats", fresh, "--json"])
+        #expect(json.stdout.contains("\"space\":{\"tree messages\":"), "\(json)")
+    }
+
     /// dump reads damaged files instead of refusing them.
     @Test func dumpShowsDamage() throws {
         let dir = try TemporaryDirectory()

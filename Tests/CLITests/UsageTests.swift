@@ -4,7 +4,7 @@ import Testing
 /// Help text, exit codes and one-line errors: none of these need a working store.
 @Suite struct UsageTests {
     static let commands = [
-        "generate", "import", "export", "query", "exec", "stats", "verify", "checkpoint", "compact", "backup", "dump",
+        "generate", "import", "export", "query", "exec", "stats", "verify", "checkpoint", "compact", "backup", "upgrade", "dump",
     ]
 
     @Test func executableIsBuilt() {

@@ -1,0 +1,92 @@
+import ScrollbackBTree
+import ScrollbackStorage
+
+/// What an upgrade did.
+package struct UpgradeSummary: Sendable, Equatable {
+    package var messages: Int
+    package var conversations: Int
+    package var readMarkers: Int
+    /// Where the store of the older format was kept.
+    package var previousFormatDirectory: String
+}
+
+extension MessageDatabase {
+    /// Suffix of the directory an upgrade builds the new store in.
+    package static let upgradeBuildSuffix = ".upgrading"
+    /// Suffix the store of the older format is renamed to (kept until the user removes it).
+    package static let upgradeKeptSuffix = ".format1"
+
+    /// Upgrades the format-1 store at `directory` to the current format: its content (read
+    /// without writing by `FormatOneReader`, including a log tail no checkpoint covers) is
+    /// bulk-loaded into a new store built beside it (`<directory>.upgrading`; the messages keep
+    /// their seqs — insertion order — and edited flags, conversations their ids, users their
+    /// read markers), which is closed (checkpointed, durable); then `<directory>` is renamed
+    /// to `<directory>.format1` and the new store to `<directory>`, and the parent directory is
+    /// synced. A crash before the first rename leaves the old store in place (a later run
+    /// starts over); a crash between the renames leaves both beside each other, and a later
+    /// run finishes the swap. The old store is kept, never deleted.
+    ///
+    /// REQUIRES: no process has the old store open (format 1 had no lock file to check).
+    package static func upgradeFormatOne(fileSystem: any FileSystem, directory: String,
+                                         options: MessageDatabaseOptions) throws -> UpgradeSummary {
+        let build = directory + upgradeBuildSuffix
+        let kept = directory + upgradeKeptSuffix
+        let parent = Path.directory(of: directory)
+        if !fileSystem.fileExists(directory), fileSystem.fileExists(kept), fileSystem.fileExists(Path.join(build, "pages")) {
+            // A crash between the two renames: the new store is complete.
+            try fileSystem.rename(build, to: directory)
+            try fileSystem.syncDirectory(parent)
+            return UpgradeSummary(messages: 0, conversations: 0, readMarkers: 0, previousFormatDirectory: kept)
+        }
+        if fileSystem.fileExists(kept) {
+            throw StorageError.invalidArgument("\(kept) exists already (an earlier upgrade's copy of the old store): move it away first")
+        }
+        let content = try FormatOneReader.read(fileSystem: fileSystem, directory: directory)
+
+        // A build directory left by an interrupted run is discarded.
+        if fileSystem.fileExists(build) {
+            for name in try fileSystem.listDirectory(build) { try fileSystem.removeFile(Path.join(build, name)) }
+        }
+        var options = options
+        let longest = content.messages.lazy.map { $0.message.body.utf8.count }.max() ?? 0
+        options.maxBodyBytes = max(options.maxBodyBytes, longest)
+        options.autoCompactGarbageRatio = nil
+        let database = try MessageDatabase.open(fileSystem: fileSystem, directory: build, options: options)
+        do {
+            _ = try database.bulkLoad(content.messages.lazy.map { BulkMessage(message: $0.message, seq: $0.seq, keepsEdited: true) },
+                                      conversations: content.conversations, runMessages: bulkLoadRunMessages)
+            try database.restoreReadMarkers(content.markers)
+            try database.close()
+        } catch {
+            try? database.close()
+            throw error
+        }
+        try fileSystem.syncDirectory(build)
+        try fileSystem.rename(directory, to: kept)
+        try fileSystem.rename(build, to: directory)
+        try fileSystem.syncDirectory(parent)
+        return UpgradeSummary(messages: content.messages.count, conversations: content.conversations.count,
+                              readMarkers: content.markers.count, previousFormatDirectory: kept)
+    }
+
+    /// Sets read markers by key (the message marked may be deleted), in one commit; users are
+    /// created as needed. A marker is only ever moved forward.
+    func restoreReadMarkers(_ markers: [(user: String, conversation: String, createdAt: UInt64, seq: UInt64)]) throws {
+        guard !markers.isEmpty else { return }
+        try engine.commit { transaction, batch in
+            var context = try PrepareContext(database: self, transaction: transaction)
+            for marker in markers {
+                guard let conversation = try context.conversation(marker.conversation, create: false, batch: &batch) else {
+                    throw MessagingError.notFound("conversation \(marker.conversation)")
+                }
+                let key = MarkerKey(user: try context.user(marker.user, batch: &batch), conversation: conversation)
+                let current = try context.entry(key)
+                let value = MarkerValue(createdAt: marker.createdAt, seq: marker.seq, flags: current.flags | MarkerValue.hasMarker)
+                guard value.isAfter(current) else { continue }
+                try MarkReadRecord(marker: key, through: MessageKey(conversation: conversation, createdAt: marker.createdAt, seq: marker.seq))
+                    .append(into: &batch)
+                context.pendingMarkers[key] = value
+            }
+        }
+    }
+}
