@@ -10,9 +10,12 @@ import ScrollbackIO
 @testable import ScrollbackLog
 @testable import ScrollbackMessaging
 import ScrollbackPager
+@testable import ScrollbackStorage
 
 enum Decoder: UInt8, CaseIterable {
     case logSegment = 0, sealedSegment, btreePage, metaPage, freeListPage, messageRecord, cursorToken
+    /// A sorted-run file (spec/sorted-run.md), a body record, an engine record (spec/storage-records.md).
+    case sortedRun, bodyRecord, engineRecord
 }
 
 let pageSize = 4096
@@ -32,6 +35,68 @@ func fuzzOne(_ input: [UInt8]) {
     case .freeListPage: freeListPage(body)
     case .messageRecord: messageRecord(body)
     case .cursorToken: cursorToken(body, encodeFirst: first & 0x80 != 0)
+    case .sortedRun: sortedRun(body)
+    case .bodyRecord: bodyRecord(body)
+    case .engineRecord: engineRecord(body)
+    }
+}
+
+/// The bytes as run 1's file: open (header, footer, index), verify, a full cursor scan, and
+/// keyed lookups of the index's first keys.
+func sortedRun(_ bytes: [UInt8]) {
+    let fs = MemoryFileSystem()
+    do {
+        try fs.createDirectory("/runs")
+        fs.setContents(of: "/runs/" + SortedRun.fileName(1), to: bytes)
+        let store = try RunStore(fileSystem: fs, directory: "/runs", cacheBytes: 1 << 20)
+        let run = try store.run(1)
+        do { try run.verify() } catch { expectTyped(error, "run verify") }
+        do {
+            var cursor = try store.cursor(1)
+            var valid = try cursor.seekFirst()
+            var steps = 0
+            while valid && steps < 100_000 {
+                _ = (cursor.key, cursor.tag, cursor.payload.count)
+                valid = try cursor.next()
+                steps += 1
+            }
+        } catch { expectTyped(error, "run cursor") }
+        for entry in run.entries.prefix(8) {
+            do { _ = try store.withRecord(run: 1, key: entry.firstKey) { _ in } } catch { expectTyped(error, "run lookup") }
+        }
+    } catch {
+        expectTyped(error, "run open")
+    }
+}
+
+/// The body record a run stores under a message's key.
+func bodyRecord(_ bytes: [UInt8]) {
+    bytes.withUnsafeBytes { raw in
+        do { _ = try MessageBody.parse(raw, "fuzz") } catch { expectTyped(error, "body record parse") }
+    }
+}
+
+/// The storage engine's records (retire, seal/attach binding, merge) and the message layer's
+/// small records (delete, markRead, membership, names, bulk load).
+func engineRecord(_ bytes: [UInt8]) {
+    let selector = bytes.first ?? 0
+    let payload = Array(bytes.dropFirst())
+    payload.withUnsafeBytes { raw in
+        let position: LogPosition = 1 << 32 | 64
+        do {
+            switch selector % 8 {
+            case 0: _ = try RetirementRecord.decode(raw, position: position)
+            case 1: _ = try RunBindingRecord.decode(raw, position: position)
+            case 2: _ = try MergeRecord.decode(raw, position: position)
+            case 3: _ = try DeleteRecord.decode(raw, position: position)
+            case 4: _ = try MarkReadRecord.decode(raw, position: position)
+            case 5: _ = try MembershipRecord.decode(.join, raw, position: position)
+            case 6: _ = try NameRecord.decode(.newConversation, raw, position: position)
+            default: _ = try BulkLoadRecord.decode(raw, position: position)
+            }
+        } catch {
+            expectTyped(error, "record decode \(selector % 8)")
+        }
     }
 }
 

@@ -8,6 +8,7 @@ import ScrollbackFormat
 import ScrollbackIO
 @testable import ScrollbackLog
 @testable import ScrollbackMessaging
+@testable import ScrollbackStorage
 
 func writeSeeds(to directory: String) {
     var seeds: [[UInt8]] = []
@@ -75,6 +76,38 @@ func writeSeeds(to directory: String) {
         }
         add(.messageRecord, payload + id + sender + body)
     }
+    // Sorted runs: a bulk-loaded store (one run), its body records and engine records.
+    let runFS = MemoryFileSystem()
+    let runStore = try! MessageStore(path: "/r", options: storeOptions, fileSystem: runFS)
+    try! runStore.load((0..<300).map { i in
+        Message(id: "r\(i)", conversation: "c\(i % 4)", sender: "u", createdAt: Int64(i / 2), body: String(repeating: "y", count: i % 60),
+                replyTo: i % 9 == 0 ? "r0" : nil)
+    })
+    try! runStore.close()
+    for name in try! runFS.listDirectory("/r").sorted() where name.hasSuffix(".run") {
+        let bytes = runFS.contents(of: "/r/" + name)!
+        add(.sortedRun, bytes)
+        let runs = try! RunStore(fileSystem: runFS, directory: "/r", cacheBytes: 1 << 20)
+        var cursor = try! runs.cursor(SortedRun.id(fromFileName: name)!)
+        var valid = try! cursor.seekFirst()
+        var count = 0
+        while valid && count < 4 {
+            add(.bodyRecord, Array(cursor.payload))
+            valid = try! cursor.next()
+            count += 1
+        }
+    }
+    func record(_ selector: UInt8, _ fill: (inout LogBatch) throws -> Void) {
+        var batch = LogBatch()
+        try! fill(&batch)
+        // The first record's payload: after its frame header (spec/log-segment.md).
+        let bytes = batch.bytes
+        let length = Int(bytes[LogSegmentLayout.frameLengthOffset]) | Int(bytes[LogSegmentLayout.frameLengthOffset + 1]) << 8
+        add(.engineRecord, [selector] + Array(bytes[LogSegmentLayout.frameHeaderSize..<(LogSegmentLayout.frameHeaderSize + length)]))
+    }
+    record(0) { try RetirementRecord.encode([3, 4], type: 23, into: &$0) }
+    record(1) { try RunBindingRecord(segment: 5, run: RunAccount(id: 2, records: 10, fileBytes: 4096, flags: 0)).encode(type: 24, into: &$0) }
+    record(2) { try MergeRecord(result: RunAccount(id: 9, records: 7, fileBytes: 999, flags: 1), sources: [2, 3]).encode(type: 25, into: &$0) }
     if let token { add(.cursorToken, Array(token.utf8)) }
     add(.cursorToken, Array(CursorToken.encode(.init(conversation: 1, createdAt: 5, seq: 3), secret: 1).utf8))
     add(.cursorToken, [UInt8](repeating: 0x41, count: 24), flag: true)
