@@ -19,19 +19,23 @@ build: deps bench-deps
 test: deps bench-deps
 	$(SWIFT) build --build-tests -c $(TEST_CONFIG) -Xswiftc -enable-testing
 	$(SWIFT) test --skip-build -c $(TEST_CONFIG) -Xswiftc -enable-testing
-	@echo "benchmark smoke run: Scrollback and both SQLite schemas must agree on every sampled query"
+	@echo "benchmark smoke run: Scrollback, both SQLite schemas, LMDB and RocksDB must agree on every sampled query"
 	$(SWIFT) build -c $(TEST_CONFIG) -Xswiftc -enable-testing --product scrollback-bench
 	.build/$(TEST_CONFIG)/scrollback-bench --quick --dir .build/bench-quick
 
-# The benchmark's SQLite side links the system libsqlite3.
+# The benchmark's peers link the system libsqlite3, liblmdb and librocksdb (Debian packages).
+BENCH_PACKAGES = sqlite3.h:libsqlite3-dev lmdb.h:liblmdb-dev rocksdb/c.h:librocksdb-dev
 bench-deps:
-	@if [ ! -f /usr/include/sqlite3.h ]; then \
-		echo "libsqlite3-dev missing: installing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libsqlite3-dev; \
+	@missing=""; for p in $(BENCH_PACKAGES); do \
+		[ -f /usr/include/$${p%%:*} ] || missing="$$missing $${p#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "missing:$$missing: installing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-# The SQLite comparison on the reference dataset (Benchmarks/README.md): release build,
-# generate + validate, load Scrollback and both SQLite schemas, run the query suite, print
+# The comparison on the reference dataset (Benchmarks/README.md): release build, generate +
+# validate, load Scrollback, both SQLite schemas, LMDB and RocksDB, run the query suite, print
 # the table. BENCH_ARGS passes flags (e.g. BENCH_ARGS="--durability normal").
 BENCH_JSON ?= .build/bench.json
 bench: deps bench-deps

@@ -44,7 +44,7 @@ final class Benchmark {
     /// Returns the process exit status: 0 ok, 1 engines disagree, 2 dataset failed validation.
     func run() throws -> Int32 {
         log("scrollback-bench: \(configuration)\(options.quick ? " (quick smoke run)" : "")")
-        log("engines: \(options.engines.joined(separator: ", ")); cache \(formatBytes(UInt64(options.cacheBytes))) each; durability \(options.durability == .full ? "full" : "normal"); SQLite \(String(cString: sqlite3_libversion()))")
+        log("engines: \(options.engines.joined(separator: ", ")); cache \(formatBytes(UInt64(options.cacheBytes))) each; durability \(options.durability == .full ? "full" : "normal"); \(libraryVersions)")
 
         // 1. Generate and validate.
         var validator = DatasetValidator(catalog: generator.catalog)
@@ -83,8 +83,12 @@ final class Benchmark {
                 }
             case "sqlite-rowid":
                 engines.append(try SQLiteEngine(schema: .rowid, directory: options.directory, cacheBytes: options.cacheBytes, durability: options.durability))
-            default:
+            case "sqlite-clustered":
                 engines.append(try SQLiteEngine(schema: .clustered, directory: options.directory, cacheBytes: options.cacheBytes, durability: options.durability))
+            case "lmdb":
+                engines.append(try KVEngine(backend: LMDBBackend(directory: options.directory, mapBytes: lmdbMapBytes, durability: options.durability)))
+            default:
+                engines.append(try KVEngine(backend: RocksDBBackend(directory: options.directory, cacheBytes: options.cacheBytes, durability: options.durability)))
             }
         }
 

@@ -10,7 +10,7 @@ struct Options {
     var durability: Durability = .full
     var jsonPath: String? = nil
     var queries: Set<String>? = nil
-    var engines = ["scrollback", "sqlite-rowid", "sqlite-clustered"]
+    var engines = allEngineNames
     var directory = ".build/bench-data"
     var cacheBytes = 256 << 20
     /// Distinct parameter sets per query (each checked for agreement on every engine).
@@ -31,8 +31,8 @@ struct Options {
         usage: scrollback-bench [options]
 
         Generates the reference chat dataset (../shared/workload.md), validates it, loads it into
-        Scrollback and into SQLite (two schemas), checks that every engine returns the same
-        results for every sampled query, and prints p50/p99 per query with ratios.
+        Scrollback, SQLite (two schemas), LMDB and RocksDB, checks that every engine returns the
+        same results for every sampled query, and prints p50/p99 per query with ratios.
 
           --messages N         dataset size (conversations and users scale with it)
           --band B             reference | dev (5M) | staging (100M) | perf (300M)
@@ -42,7 +42,7 @@ struct Options {
           --durability MODE    full (default: every commit fsyncs; SQLite synchronous=FULL)
                                | normal (SQLite synchronous=NORMAL, Scrollback .normal)
           --json PATH          write every figure, machine, commit and configuration as JSON
-          --engines LIST       subset of scrollback,sqlite-rowid,sqlite-clustered
+          --engines LIST       subset of scrollback,sqlite-rowid,sqlite-clustered,lmdb,rocksdb
           --cache-mb N         page-cache budget of every engine (default 256)
           --iterations N       timed runs per query and engine (default 1000)
           --seconds-per-query S  time cap per query and engine (default 2)
@@ -87,10 +87,9 @@ struct Options {
                 }
             case "--json": o.jsonPath = try value()
             case "--engines":
-                o.engines = try value().split(separator: ",").map(String.init)
-                for e in o.engines where !["scrollback", "sqlite-rowid", "sqlite-clustered"].contains(e) {
-                    throw OptionError("unknown engine \(e)")
-                }
+                let list = try value().split(separator: ",").map(String.init)
+                for e in list where !allEngineNames.contains(e) { throw OptionError("unknown engine \(e)") }
+                o.engines = allEngineNames.filter(list.contains)
             case "--cache-mb": o.cacheBytes = try integer() << 20
             case "--iterations": o.iterations = max(1, try integer())
             case "--seconds-per-query":
