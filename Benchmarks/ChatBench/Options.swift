@@ -26,13 +26,21 @@ struct Options {
     var keep = false
     var force = false
     var loadBatch = 10_000
+    /// Readers with a writer: reader thread counts, seconds per count, the writer's rate.
+    var readerThreads = [1, 4, 16, 64]
+    var concurrencySeconds = 3.0
+    var writerRate = 200.0
+    var simulatedUsers = 1_000
+    /// Phases left out (`concurrency`, `cold`, `compaction`).
+    var skip: Set<String> = []
 
     static let usage = """
         usage: scrollback-bench [options]
 
         Generates the reference chat dataset (../shared/workload.md), validates it, loads it into
         Scrollback, SQLite (two schemas), LMDB and RocksDB, checks that every engine returns the
-        same results for every sampled query, and prints p50/p99 per query with ratios.
+        same results for every sampled query, and prints p50/p99 per query with ratios; then
+        readers with a writer, cold reads, compaction.
 
           --messages N         dataset size (conversations and users scale with it)
           --band B             reference | dev (5M) | staging (100M) | perf (300M)
@@ -48,6 +56,10 @@ struct Options {
           --seconds-per-query S  time cap per query and engine (default 2)
           --dir PATH           where the databases go (default .build/bench-data; wiped first)
           --keep               leave the databases on disk
+          --threads LIST       reader threads of the readers-with-a-writer phase (default 1,4,16,64)
+          --concurrency-seconds S  seconds per reader-thread count and engine (default 3)
+          --writer-rate R      the writer's durable sends per second meanwhile (default 200)
+          --skip LIST          leave out phases: concurrency, cold, compaction
           --force              run even on a dataset that fails the workload rules (figures are
                                then not the benchmark's: for experiments only)
           --list-queries       print the query keys
@@ -90,6 +102,21 @@ struct Options {
                 let list = try value().split(separator: ",").map(String.init)
                 for e in list where !allEngineNames.contains(e) { throw OptionError("unknown engine \(e)") }
                 o.engines = allEngineNames.filter(list.contains)
+            case "--threads":
+                o.readerThreads = try value().split(separator: ",").map {
+                    guard let n = Int($0), n >= 1, n <= 1024 else { throw OptionError("--threads needs numbers 1…1024") }
+                    return n
+                }
+            case "--concurrency-seconds":
+                guard let s = Double(try value()), s > 0 else { throw OptionError("--concurrency-seconds needs a number") }
+                o.concurrencySeconds = s
+            case "--writer-rate":
+                guard let r = Double(try value()), r >= 0 else { throw OptionError("--writer-rate needs a number") }
+                o.writerRate = r
+            case "--skip":
+                o.skip = Set(try value().split(separator: ",").map(String.init))
+                for k in o.skip where !["concurrency", "cold", "compaction"].contains(k) { throw OptionError("unknown phase \(k)") }
+
             case "--cache-mb": o.cacheBytes = try integer() << 20
             case "--iterations": o.iterations = max(1, try integer())
             case "--seconds-per-query":
@@ -128,6 +155,8 @@ struct Options {
             o.sends = 10
             o.sendsPerWriter = 5
             o.loadBatch = 500
+            o.concurrencySeconds = 0.15
+            o.simulatedUsers = 100
         }
         if let q = o.queries {
             let known = Set(QueryKey.allCases.map(\.rawValue))

@@ -164,6 +164,23 @@ extension Benchmark {
             "total_seconds": Double(nowNanoseconds() - started) / 1e9,
             "skipped": skipped.map { ["key": $0.0.rawValue, "reason": $0.1] },
         ]
+        if !concurrency.isEmpty {
+            root["concurrency"] = [
+                "reader_threads": options.readerThreads, "seconds_per_count": options.concurrencySeconds,
+                "writer_rate_target": options.writerRate, "simulated_users": options.simulatedUsers,
+                "mix_percent": Dictionary(uniqueKeysWithValues: MixOperation.allCases.map { ($0.key, $0.weight) }),
+                "live_messages_written": liveMessages,
+                "figures": concurrency.map(\.json),
+                "change_delivery": ["measured": false, "note": changeDeliveryNote] as [String: Any],
+            ] as [String: Any]
+        }
+        if !cold.isEmpty {
+            root["cold"] = [
+                "method": "close; fsync + posix_fadvise(DONTNEED) on every store file; reopen; one pass; bytes = /proc/self/io read_bytes delta per query",
+                "engines": Dictionary(uniqueKeysWithValues: cold.map { ($0.engine, $0.json) }),
+            ] as [String: Any]
+        }
+        root["phase_seconds"] = Dictionary(phaseSeconds, uniquingKeysWith: +)
         if let s = scrollbackStatistics {
             root["scrollback_statistics"] = [
                 "messages": s.messages, "conversations": s.conversations, "page_file_bytes": s.pageFileBytes,
