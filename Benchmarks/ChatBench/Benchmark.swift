@@ -50,6 +50,7 @@ final class Benchmark {
     func run() throws -> Int32 {
         log("scrollback-bench: \(configuration)\(options.quick ? " (quick smoke run)" : "")")
         log("engines: \(options.engines.joined(separator: ", ")); cache \(formatBytes(UInt64(options.cacheBytes))) each; durability \(options.durability == .full ? "full" : "normal"); \(libraryVersions)")
+        try checkDiskSpace()
 
         // 1. Generate and validate.
         var validator = DatasetValidator(catalog: generator.catalog)
@@ -171,6 +172,7 @@ final class Benchmark {
         // 9. Report.
         printTable()
         if let path = options.jsonPath { try writeJSON(path) ; log("wrote \(path)") }
+        if mismatches.isEmpty, let directory = options.resultsDirectory { try writeResults(directory) }
         if !mismatches.isEmpty {
             log("FAIL: the engines disagree on \(mismatches.count) of \(agreementChecks) checked results:")
             for m in mismatches.prefix(20) { log("  " + m) }

@@ -33,6 +33,11 @@ struct Options {
     var simulatedUsers = 1_000
     /// Phases left out (`concurrency`, `cold`, `compaction`).
     var skip: Set<String> = []
+    /// Where RESULTS.md and bands.json go; nil: not written (see `resultsDefault`).
+    var resultsDirectory: String? = nil
+    var writeResults: Bool? = nil
+    /// `reference`, `dev`, `staging`, `perf`, or `custom` (any other size).
+    var bandLabel = "reference"
 
     static let usage = """
         usage: scrollback-bench [options]
@@ -60,6 +65,9 @@ struct Options {
           --concurrency-seconds S  seconds per reader-thread count and engine (default 3)
           --writer-rate R      the writer's durable sends per second meanwhile (default 200)
           --skip LIST          leave out phases: concurrency, cold, compaction
+          --results DIR        write RESULTS.md and update bands.json in DIR (default: Benchmarks/
+                               for the reference size and the bands, when run from the repository)
+          --no-results         do not write them
           --force              run even on a dataset that fails the workload rules (figures are
                                then not the benchmark's: for experiments only)
           --list-queries       print the query keys
@@ -116,7 +124,10 @@ struct Options {
             case "--skip":
                 o.skip = Set(try value().split(separator: ",").map(String.init))
                 for k in o.skip where !["concurrency", "cold", "compaction"].contains(k) { throw OptionError("unknown phase \(k)") }
-
+            case "--results":
+                o.resultsDirectory = try value()
+                o.writeResults = true
+            case "--no-results": o.writeResults = false
             case "--cache-mb": o.cacheBytes = try integer() << 20
             case "--iterations": o.iterations = max(1, try integer())
             case "--seconds-per-query":
@@ -147,6 +158,11 @@ struct Options {
         } else {
             o.configuration = DatasetConfiguration(seed: s)
         }
+        if let b = o.band, messages == nil {
+            o.bandLabel = b.rawValue
+        } else {
+            o.bandLabel = o.configuration.messages == DatasetConfiguration.referenceMessages && !o.quick ? "reference" : "custom"
+        }
         if o.quick {
             o.distinctParameters = 25
             o.iterations = 25
@@ -158,6 +174,13 @@ struct Options {
             o.concurrencySeconds = 0.15
             o.simulatedUsers = 100
         }
+        if o.writeResults == nil {
+            // Results of the reference size and of the bands are the project's; others are
+            // experiments. A quick run never writes them.
+            o.writeResults = o.bandLabel != "custom" && !o.quick && !o.force && o.queries == nil && o.skip.isEmpty
+                && o.engines == allEngineNames && FileManager.default.fileExists(atPath: "Benchmarks/ChatBench")
+        }
+        if o.writeResults == true, o.resultsDirectory == nil { o.resultsDirectory = "Benchmarks" }
         if let q = o.queries {
             let known = Set(QueryKey.allCases.map(\.rawValue))
             for k in q where !known.contains(k) { throw OptionError("unknown query \(k) (see --list-queries)") }
