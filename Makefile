@@ -5,7 +5,7 @@ SWIFT ?= swift
 # input or bad bytes is an explicit throw and runs in both modes.
 TEST_CONFIG ?= release
 
-.PHONY: test build deps clean bench bench-deps tsan fuzz fuzz-ci fuzz-build
+.PHONY: test build deps clean bench bench-deps bench-dev bench-staging bench-plot tsan fuzz fuzz-ci fuzz-build
 
 deps:
 	@if [ ! -f /usr/include/lz4.h ]; then \
@@ -35,12 +35,38 @@ bench-deps:
 	fi
 
 # The comparison on the reference dataset (Benchmarks/README.md): release build, generate +
-# validate, load Scrollback, both SQLite schemas, LMDB and RocksDB, run the query suite, print
-# the table. BENCH_ARGS passes flags (e.g. BENCH_ARGS="--durability normal").
+# validate, load Scrollback, both SQLite schemas, LMDB and RocksDB, run the query suite,
+# readers with a writer, cold reads and compaction, print the tables, write
+# Benchmarks/RESULTS.md and Benchmarks/bands.json, then draw the charts (bench-plot).
+# BENCH_ARGS passes flags (e.g. BENCH_ARGS="--durability normal").
 BENCH_JSON ?= .build/bench.json
 bench: deps bench-deps
 	$(SWIFT) build -c release --product scrollback-bench
 	.build/release/scrollback-bench --json $(BENCH_JSON) $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory bench-plot || echo "bench-plot failed: the charts were not redrawn (the tables are in Benchmarks/RESULTS.md)"
+
+# The dev band (5M messages) with every engine, and the staging band (100M messages) with
+# Scrollback and LMDB (hours; about 70 GB of disk without compaction). Each adds its figures
+# to Benchmarks/bands.json and the bands table of Benchmarks/RESULTS.md, and writes
+# Benchmarks/RESULTS-<band>.md.
+bench-dev: deps bench-deps
+	$(SWIFT) build -c release --product scrollback-bench
+	.build/release/scrollback-bench --band dev --json .build/bench-dev.json $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory bench-plot BENCH_PLOT_RUN=.build/bench-dev.json BENCH_PLOT_OUT=Benchmarks/bench-dev.png || true
+STAGING_ENGINES ?= scrollback,lmdb
+bench-staging: deps bench-deps
+	$(SWIFT) build -c release --product scrollback-bench
+	.build/release/scrollback-bench --band staging --engines $(STAGING_ENGINES) --skip compaction \
+		--json .build/bench-staging.json $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory bench-plot BENCH_PLOT_RUN=.build/bench-staging.json BENCH_PLOT_OUT=Benchmarks/bench-staging.png || true
+
+# The charts: per query p50/p99 per engine (from the run's JSON) and the bands (from
+# Benchmarks/bands.json). Installs matplotlib from PyPI when it is missing.
+BENCH_PLOT_RUN ?= $(BENCH_JSON)
+BENCH_PLOT_OUT ?= Benchmarks/bench.png
+bench-plot:
+	@python3 -c "import matplotlib" 2>/dev/null || python3 -m pip install -q matplotlib
+	python3 Benchmarks/plot.py $(BENCH_PLOT_RUN) -o $(BENCH_PLOT_OUT) --bands Benchmarks/bands.json --bands-output Benchmarks/bands.png
 
 # Every concurrency test under ThreadSanitizer. -DSCROLLBACK_TSAN swaps the engine's Lock for a
 # pthread mutex TSan can see (Sources/IO/Lock.swift); nothing is suppressed. Fails on any report.

@@ -89,7 +89,7 @@ extension Benchmark {
             for name in allEngineNames {
                 guard let e = engines[name] as? [String: Any] else { continue }
                 let q = e["queries"] as? [String: Any]
-                let load = (e["load_seconds"] as? Double).map { $0 >= 600 ? String(format: "%.0f min", $0 / 60) : String(format: "%.0f s", $0) } ?? "—"
+                let load = (e["load_seconds"] as? Double).map { $0 >= 600 ? String(format: "%.0f min", $0 / 60) : String(format: $0 < 10 ? "%.1f s" : "%.0f s", $0) } ?? "—"
                 let rate = (e["load_messages_per_second"] as? Double).map { grouped(Int($0)) } ?? "—"
                 let bytes = (e["bytes_after_load"] as? NSNumber).map { formatBytes($0.uint64Value) } ?? "—"
                 let run = "\(String((e["date"] as? String ?? "?").prefix(10))) `\(e["commit"] as? String ?? "?")`"
