@@ -286,7 +286,12 @@ struct RocksDBView: KVReadView {
 struct RocksDBCursor: KVCursor {
     let iterator: OpaquePointer?
     var key = UnsafeRawBufferPointer(start: nil, count: 0)
-    var value = UnsafeRawBufferPointer(start: nil, count: 0)
+    /// Fetched only when asked for (a count steps over keys only).
+    var value: UnsafeRawBufferPointer {
+        var n = 0
+        let p = rocksdb_iter_value(iterator, &n)
+        return UnsafeRawBufferPointer(start: p, count: n)
+    }
 
     init(iterator: OpaquePointer?) { self.iterator = iterator }
 
@@ -300,7 +305,6 @@ struct RocksDBCursor: KVCursor {
         }
         var n = 0
         key = UnsafeRawBufferPointer(start: rocksdb_iter_key(iterator, &n), count: n)
-        value = UnsafeRawBufferPointer(start: rocksdb_iter_value(iterator, &n), count: n)
         return true
     }
 
