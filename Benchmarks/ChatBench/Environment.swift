@@ -36,7 +36,7 @@ extension Benchmark {
     /// engine from the reference run, plus the copy that compaction makes).
     func checkDiskSpace() throws {
         let perMessage: [String: Double] = [
-            "scrollback": 300, "sqlite-rowid": 230, "sqlite-clustered": 230, "lmdb": 420, "rocksdb": 180,
+            "scrollback": 300, "sqlite-rowid": 230, "sqlite-clustered": 230, "lmdb": 400, "rocksdb": 120,
         ]
         let sizes = options.engines.map { Double(configuration.messages) * (perMessage[$0] ?? 400) }
         var needed = sizes.reduce(0, +)
