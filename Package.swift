@@ -1,12 +1,17 @@
 // swift-tools-version:6.1
 // Scrollback: an embedded storage engine for chat messages.
-// Layers (dependencies point down only; see ../shared/architecture.md):
-//   Storage  checkpoint + recovery: log + pager + trees as one crash-safe unit
-//   BTree    copy-on-write counted B+tree
-//   Pager    page file, meta pages, free list, page cache
-//   Log      append-only segments, group commit, recovery scan, LZ4 sealing
-//   IO       file-system protocol: POSIX, in-memory, crash-simulating
-//   Format   byte codecs, CRC32C, varints, on-disk constants (mirrors spec/)
+// Layers (one target each; dependencies point down only; see README.md, "Design and format"):
+//   Scrollback  public API: MessageStore, Message, cursors, options, errors
+//   Messaging   the chat schema (trees, records, queries, compaction) on Storage and BTree only
+//   Storage     the closed façade: commit + group commit, checkpoint, recovery, snapshots,
+//               record reads, the segment lifecycle and liveness accounting, backup, verify
+//   BTree       copy-on-write counted B+tree
+//   Pager       page file, meta pages, free list, page cache
+//   Log         append-only segments, group commit, recovery scan, LZ4 sealing
+//   IO          file-system protocol: POSIX, in-memory, crash-simulating, read-only
+//   Format      byte codecs, CRC32C, varints, on-disk constants (mirrors spec/)
+// Above Scrollback: JSON (the message codec), Workload (dataset generator), the CLI (public
+// API only; its dump files use the layers' own decoders), the crash tool and the benchmark.
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -56,11 +61,11 @@ let package = Package(
 
         .target(
             name: "ScrollbackMessaging",
-            dependencies: ["ScrollbackFormat", "ScrollbackIO", "ScrollbackLog", "ScrollbackPager", "ScrollbackBTree", "ScrollbackStorage"],
+            dependencies: ["ScrollbackStorage", "ScrollbackBTree"],
             path: "Sources/Messaging", swiftSettings: strict),
         .target(
             name: "Scrollback",
-            dependencies: ["ScrollbackMessaging", "ScrollbackStorage", "ScrollbackFormat", "ScrollbackIO"],
+            dependencies: ["ScrollbackMessaging", "ScrollbackStorage", "ScrollbackIO"],
             path: "Sources/Scrollback", swiftSettings: strict),
 
         // Benchmark suite against SQLite (issue 4), LMDB and RocksDB (issue 13): dataset
@@ -85,17 +90,23 @@ let package = Package(
             pkgConfig: "rocksdb",
             providers: [.apt(["librocksdb-dev"])]
         ),
-        .target(name: "ScrollbackWorkload", dependencies: ["Scrollback"], path: "Sources/Workload", swiftSettings: strict),
+        // The one message JSON codec (and the JSON reader and writer under it), shared by the
+        // command-line tool and the workload's JSON-lines files.
+        .target(name: "ScrollbackJSON", dependencies: ["Scrollback"], path: "Sources/JSON", swiftSettings: strict),
+        .testTarget(name: "JSONTests", dependencies: ["ScrollbackJSON", "Scrollback"], swiftSettings: strict),
+        .target(name: "ScrollbackWorkload", dependencies: ["Scrollback", "ScrollbackJSON"], path: "Sources/Workload", swiftSettings: strict),
         .executableTarget(
             name: "scrollback-bench",
             dependencies: ["Scrollback", "ScrollbackWorkload", "CSQLite", "CLMDB", "CRocksDB"],
             path: "Benchmarks/ChatBench", swiftSettings: strict),
-        .testTarget(name: "WorkloadTests", dependencies: ["ScrollbackWorkload", "Scrollback"], swiftSettings: strict),
+        .testTarget(name: "WorkloadTests", dependencies: ["ScrollbackWorkload", "ScrollbackJSON", "Scrollback"], swiftSettings: strict),
         .executableTarget(
             name: "ScrollbackCLI",
+            // The command-line tool stands on the public API (Scrollback); only its `dump`
+            // files (Dump*.swift) import the layers below, for their own decoders.
             dependencies: [
-                "Scrollback", "ScrollbackStorage", "ScrollbackPager", "ScrollbackLog", "ScrollbackBTree",
-                "ScrollbackIO", "ScrollbackFormat", "CSQLite", "ScrollbackWorkload",
+                "Scrollback", "ScrollbackJSON", "ScrollbackWorkload", "CSQLite",
+                "ScrollbackMessaging", "ScrollbackBTree", "ScrollbackPager", "ScrollbackLog", "ScrollbackIO", "ScrollbackFormat",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/CLI", swiftSettings: strict),
@@ -144,9 +155,18 @@ let package = Package(
             name: "FaultTests",
             dependencies: ["Scrollback", "ScrollbackMessaging", "ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat", "TestSupport"],
             swiftSettings: strict),
+        // Store locking and the reader table (issue 10): the unit and crash tests, and the
+        // probe process the multi-process tests start (hold the store lock / a reader slot).
+        .executableTarget(
+            name: "LockProbe", dependencies: ["ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat"],
+            path: "Tests/LockProbe", swiftSettings: strict),
+        .testTarget(
+            name: "ProcessLockTests",
+            dependencies: ["ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat", "TestSupport", "LockProbe"],
+            swiftSettings: strict),
         .testTarget(
             name: "CLITests",
-            dependencies: ["ScrollbackCLI", "Scrollback", "CSQLite"],
+            dependencies: ["ScrollbackCLI", "Scrollback", "ScrollbackJSON", "CSQLite"],
             swiftSettings: strict),
     ]
 )

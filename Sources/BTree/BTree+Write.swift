@@ -213,8 +213,9 @@ extension BTree {
             }
             let base = target.bytes.baseAddress!
             let from = source.bytes.baseAddress!
-            (base + 4).copyMemory(from: from + 4, byteCount: 4)
-            (base + 24).copyMemory(from: from + 24, byteCount: pageSize - 24)
+            let fields = BTreePageLayout.ownedHeaderFields, tail = BTreePageLayout.ownedHeaderTail.lowerBound
+            (base + fields.lowerBound).copyMemory(from: from + fields.lowerBound, byteCount: fields.count)
+            (base + tail).copyMemory(from: from + tail, byteCount: pageSize - tail)
         }
         try transaction.freePage(number)
         return copy
@@ -362,8 +363,9 @@ extension BTree {
         let rightPage = try transaction.allocatePage()
         let rightRef = try transaction.mutablePage(rightPage)
         let rightBase = rightRef.bytes.baseAddress!
-        (rightBase + 4).copyMemory(from: base + 4, byteCount: 4)
-        (rightBase + 24).copyMemory(from: base + 24, byteCount: 8)
+        let fields = BTreePageLayout.ownedHeaderFields, tail = BTreePageLayout.ownedHeaderTail
+        (rightBase + fields.lowerBound).copyMemory(from: base + fields.lowerBound, byteCount: fields.count)
+        (rightBase + tail.lowerBound).copyMemory(from: base + tail.lowerBound, byteCount: tail.count)
         if index < leftCount {
             // Right: old [leftCount-1, count). Left: old [0, index) + entry + old [index, leftCount-1).
             let moveFrom = leftCount - 1

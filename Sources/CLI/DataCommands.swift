@@ -3,6 +3,7 @@ import ArgumentParser
 import Glibc
 #endif
 import Scrollback
+import ScrollbackJSON
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -53,9 +54,7 @@ struct Generate: ParsableCommand {
             guard fd >= 0 else { throw CLIError("cannot create \(out): \(String(cString: strerror(errno)))") }
             let file = Output(fd: fd)
             while let message = source.next() {
-                var w = JSONWriter()
-                w.message(message)
-                file.line(w.text)
+                file.line(MessageJSON.encode(message))
                 count += 1
                 bar.update(count, items: count)
             }
@@ -250,23 +249,30 @@ struct Export: ParsableCommand {
     func run() throws {
         let store = try StoreAccess.openExisting(self.store)
         defer { try? store.close() }
-        let names = conversation.isEmpty
-            ? try ConversationCatalog.allConversations(store: store, path: self.store)
-            : conversation
+        let names = conversation.isEmpty ? try Self.allConversations(store) : conversation
         let out = Output.standardOutput
         for name in names {
             var cursor: Cursor?
             repeat {
                 let page = try store.page(in: name, after: cursor, limit: MessageStore.maxLimit, order: .oldestFirst)
-                for message in page.messages {
-                    var w = JSONWriter()
-                    w.message(message)
-                    out.line(w.text)
-                }
+                for message in page.messages { out.line(MessageJSON.encode(message)) }
                 cursor = page.next
             } while cursor != nil
         }
         out.flush()
         try store.close()
+    }
+
+    /// Every conversation with live messages, in byte order of their ids (the list pages
+    /// through the store's conversation list, however long it is).
+    static func allConversations(_ store: MessageStore) throws -> [String] {
+        var names: [String] = []
+        var cursor: ConversationCursor?
+        repeat {
+            let page = try store.conversations(after: cursor, limit: MessageStore.maxLimit)
+            names += page.conversations.map(\.id)
+            cursor = page.next
+        } while cursor != nil
+        return names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 }

@@ -1,4 +1,5 @@
 import Scrollback
+import ScrollbackJSON
 
 /// The store operations `exec`, `query` and `export` use. `MessageStore` conforms; tests may
 /// substitute a model.
@@ -18,6 +19,7 @@ protocol MessageStoring: AnyObject {
     func feed(_ conversations: [String], limit: Int) throws -> [Message]
     func latestMessage(in conversations: [String]) throws -> [Message?]
     func conversations(limit: Int) throws -> [ConversationSummary]
+    func conversations(after cursor: ConversationCursor?, limit: Int) throws -> ConversationPage
 }
 
 extension MessageStore: MessageStoring {}
@@ -38,7 +40,9 @@ enum ExecRequest: Equatable {
     case unread(user: String, conversation: String)
     case feed(conversations: [String], limit: Int)
     case heads(conversations: [String])
-    case conversations(limit: Int)
+    /// `paged`: the request has an `after` member (null for the first page), and the answer
+    /// has `next`; without it the answer is the unpaged list of the first `limit`.
+    case conversations(limit: Int, after: ConversationCursor?, paged: Bool)
 
     /// Every `op` the contract defines, in the contract's order.
     static let operations = [
@@ -150,7 +154,9 @@ enum ExecRequest: Equatable {
         case "heads":
             return .heads(conversations: try f.stringArray("conversations"))
         case "conversations":
-            return .conversations(limit: try f.int("limit"))
+            let limit = try f.int("limit")
+            let after = try f.optionalString("after").map(ConversationCursor.init(token:))
+            return .conversations(limit: limit, after: after, paged: f.has("after"))
         default:
             throw .invalidRequest("\(context)unknown op \"\(op)\"")
         }
@@ -226,10 +232,12 @@ enum ExecRequest: Equatable {
                 if let head { w.message(head) } else { w.null() }
             }
             w.raw("]")
-        case .conversations(let limit):
-            let list = try store.conversations(limit: limit)
+        case .conversations(let limit, let after, let paged):
+            let page = paged
+                ? try store.conversations(after: after, limit: limit)
+                : ConversationPage(conversations: try store.conversations(limit: limit), next: nil)
             w.raw(",\"conversations\":[")
-            for (i, c) in list.enumerated() {
+            for (i, c) in page.conversations.enumerated() {
                 if i > 0 { w.raw(",") }
                 w.raw("{\"id\":")
                 w.string(c.id)
@@ -240,6 +248,10 @@ enum ExecRequest: Equatable {
                 w.raw("}")
             }
             w.raw("]")
+            if paged {
+                w.raw(",\"next\":")
+                if let next = page.next { w.string(next.token) } else { w.null() }
+            }
         }
         w.raw("}")
         return w.text

@@ -5,10 +5,9 @@ import Scrollback
 
 /// Opening stores from the command line.
 enum StoreAccess {
-    /// True if `path` is a directory holding a page file (a store that exists).
+    /// True if `path` holds a store (the store's own decision: a directory with a page file).
     static func exists(_ path: String) -> Bool {
-        var info = stat()
-        return stat(path + "/pages", &info) == 0
+        MessageStore.storeExists(at: path)
     }
 
     /// Opens an existing store; never creates one (a mistyped path must not become a new,

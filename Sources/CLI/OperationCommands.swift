@@ -1,5 +1,6 @@
 import ArgumentParser
 import Scrollback
+import ScrollbackJSON
 
 struct Stats: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the store's counters and sizes.")

@@ -38,7 +38,7 @@ struct Query: ParsableCommand {
               unread USER CONVERSATION
               feed CONVERSATION... [--limit N]
               heads CONVERSATION...
-              conversations [--limit N]
+              conversations [--limit N] [--cursor C]
               get MESSAGE-ID
 
             Tables show the first 60 characters of each body (--wide: all; get: always all). Times T are integer milliseconds since the epoch or ISO-8601 (2024-05-01T09:30:00Z). \
@@ -68,7 +68,7 @@ struct Query: ParsableCommand {
     @Option(help: "newestFirst or oldestFirst.")
     var order: OrderArgument?
 
-    @Option(help: "page: continue after this cursor (printed as 'next' by the previous page).")
+    @Option(help: "page, conversations: continue after this cursor (the 'next' of the previous page).")
     var cursor: String?
 
     @Option(help: "offset: position of the first message in the order.")
@@ -147,9 +147,9 @@ struct Query: ParsableCommand {
             return .heads(conversations: operands)
         case .conversations:
             try operandCount(0, "no operands")
-            try unused(["order": order != nil, "cursor": cursor != nil, "offset": offset != nil, "from": from != nil,
-                        "through": through != nil, "after": after != nil])
-            return .conversations(limit: n)
+            try unused(["order": order != nil, "offset": offset != nil, "from": from != nil, "through": through != nil,
+                        "after": after != nil])
+            return .conversations(limit: n, after: cursor.map(ConversationCursor.init(token:)), paged: cursor != nil)
         case .get:
             try operandCount(1, "one message id")
             try unused(["limit": limit != nil, "order": order != nil, "cursor": cursor != nil, "offset": offset != nil,
@@ -209,9 +209,9 @@ struct Query: ParsableCommand {
                 }
             }
             printRows(rows, to: out)
-        case .conversations(let limit):
+        case .conversations(let limit, let after, _):
             var rows = [["CONVERSATION", "LAST ACTIVITY", "MESSAGES"]]
-            for c in try store.conversations(limit: limit) {
+            for c in try store.conversations(after: after, limit: limit).conversations {
                 rows.append([c.id, Timestamp.format(c.lastActivity), String(c.messageCount)])
             }
             printRows(rows, to: out)
@@ -319,8 +319,9 @@ struct Exec: ParsableCommand {
                   -> {"ok":true,"messages":[…]}
               {"op":"heads","conversations":[…]}
                   -> {"ok":true,"messages":[M|null, …]}
-              {"op":"conversations","limit"}
-                  -> {"ok":true,"conversations":[{"id","lastActivity","messages"}]}
+              {"op":"conversations","limit","after"?:C|null}
+                  -> {"ok":true,"conversations":[{"id","lastActivity","messages"}],"next"?:C|null}
+                  ("next" answers a request with "after", null for the first page)
             order is "newestFirst" or "oldestFirst". Error codes: invalidRequest (not a request), \
             invalidArgument, notFound, invalidCursor, corrupted, io.
 

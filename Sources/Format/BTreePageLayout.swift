@@ -30,6 +30,12 @@ package enum BTreePageLayout {
     /// 30..<32 reserved: zero (nonzero is corruption in version 1).
     package static let reservedOffset = 30
 
+    /// The header fields the B+tree owns, as two ranges around the pager's page number and
+    /// write sequence: type, tree slot and entry count …
+    package static let ownedHeaderFields = PageHeader.userFields
+    /// … and level, key words, value size, insert hint and the reserved bytes.
+    package static let ownedHeaderTail = PageHeader.userTailStart..<headerSize
+
     /// Key words per key: a key is 1...4 little-endian u64 words compared as unsigned integers, word 0 first.
     package static let minKeyWords = 1
     package static let maxKeyWords = 4

@@ -64,6 +64,13 @@ package enum PageHeader {
     package static let pageNumber = 8      // u64 (pager)
     package static let writeSequence = 16  // u64 checkpoint sequence that wrote the page (pager)
     package static let userWord = 24       // u64 (user; free list: next free-list page)
+
+    /// The checksum covers every byte after itself: `checksummedStart ..< pageSize`.
+    package static let checksummedStart = 4
+    /// Header bytes the page's user owns: page type, tree slot, entry count …
+    package static let userFields = 4..<8
+    /// … and everything from the user word on (the rest of the header, then the body).
+    package static let userTailStart = 24
 }
 
 /// Values of the page-type byte (header +4).

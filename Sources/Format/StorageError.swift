@@ -20,6 +20,11 @@ package enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case closed
     /// A documented capacity was exceeded (file too large, transaction too large, …).
     case limitExceeded(String)
+    /// Another writer holds the store's lock (spec/reader-table.md, "The lock file"): in
+    /// another process, or another open of the store in this one. `path` is the store
+    /// directory; `holder` describes the holder (pid, program, since when) when its record
+    /// could be read and belongs to a running process. Nothing was written.
+    case storeLocked(path: String, holder: String?)
 
     package var description: String {
         switch self {
@@ -39,6 +44,9 @@ package enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
             return "store is closed"
         case let .limitExceeded(message):
             return "limit exceeded: \(message)"
+        case let .storeLocked(path, holder):
+            let who = holder.map { " (\($0))" } ?? ""
+            return "store \(path) is in use by another writer\(who); close it first or open read-only"
         }
     }
 }

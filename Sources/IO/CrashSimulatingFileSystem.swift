@@ -82,7 +82,12 @@ package enum Fault: Sendable, Equatable {
 ///   (`createDirectory` is a step but has no unsynced state).
 /// - `crash(mode:namespace:)` resolves every unsynced change (`CrashMode`,
 ///   `NamespaceCrashMode`), drops files no longer named, invalidates every open handle (they
-///   throw EIO) and lets the file system be used again, e.g. for recovery.
+///   throw EIO), releases every byte-range lock (no process survives a power loss) and lets
+///   the file system be used again, e.g. for recovery.
+/// - Byte-range locks follow Linux open-file-description locks (`FileHandle`, "Byte-range
+///   locks"): one owner per handle, released by `close()`, by the handle's deinit, and by a
+///   crash. Locking is not a step (it changes nothing on disk); with the power off it throws
+///   EIO like every other call.
 /// - Steps: every successful mutating call is one step: `write`, `truncate`, `syncData`,
 ///   a file-creating `open`, `rename`, `removeFile`, `syncDirectory`, a directory-creating
 ///   `createDirectory`. Calls that fail do not count.
@@ -133,6 +138,8 @@ package final class CrashSimulatingFileSystem: FileSystem {
         var byteBudget: UInt64?
         var bytesWrittenSinceBudget: UInt64 = 0
         var readsUntilFailure: Int?
+        var locks = ByteRangeLockTable()
+        var nextHandleID = 1
 
         mutating func newFile(_ bytes: [UInt8] = []) -> SimulatedFile {
             defer { nextFileID += 1 }
@@ -238,6 +245,7 @@ package final class CrashSimulatingFileSystem: FileSystem {
             state.files = names
             state.durableFiles = names
             state.pendingNamespace = []
+            state.locks.removeAll()
             state.generation += 1
             state.crashCount += 1
             state.stepsUntilPowerLoss = nil
@@ -303,6 +311,9 @@ package final class CrashSimulatingFileSystem: FileSystem {
         state.withLock { $0.files[path]?.pending.count ?? 0 }
     }
 
+    /// Number of byte-range locks held through all handles (tests).
+    package var heldLockCount: Int { state.withLock { $0.locks.count } }
+
     /// Paths of all files in the current view, sorted.
     package func allFilePaths() -> [String] {
         state.withLock { $0.files.keys.sorted() }
@@ -311,14 +322,15 @@ package final class CrashSimulatingFileSystem: FileSystem {
     // MARK: FileSystem
 
     package func open(_ path: String, mode: OpenMode) throws -> any FileHandle {
-        let (file, generation) = try state.withLock { state throws -> (SimulatedFile, Int) in
+        let (file, generation, id) = try state.withLock { state throws -> (SimulatedFile, Int, Int) in
             try state.checkPower("open", path)
             if state.directories.contains(path) {
                 throw StorageError.io(path: path, operation: "open", errno: EISDIR)
             }
+            defer { state.nextHandleID += 1 }
             if let existing = state.files[path] {
                 if mode == .createNew { throw StorageError.io(path: path, operation: "open", errno: EEXIST) }
-                return (existing, state.generation)
+                return (existing, state.generation, state.nextHandleID)
             }
             guard mode == .createIfMissing || mode == .createNew,
                 state.directories.contains(Path.directory(of: path))
@@ -328,10 +340,10 @@ package final class CrashSimulatingFileSystem: FileSystem {
             let file = state.newFile()
             state.changeNamespace([NamespaceChange(path: path, file: file)])
             state.completeStep()
-            return (file, state.generation)
+            return (file, state.generation, state.nextHandleID)
         }
         return CrashSimulatingFileHandle(
-            fileSystem: self, file: file, path: path, readOnly: mode == .readOnly, generation: generation)
+            fileSystem: self, file: file, path: path, readOnly: mode == .readOnly, generation: generation, id: id)
     }
 
     package func fileExists(_ path: String) -> Bool {
@@ -425,7 +437,8 @@ package final class CrashSimulatingFileSystem: FileSystem {
 }
 
 /// A handle on a `CrashSimulatingFileSystem` file. It refers to the file (inode), not the
-/// name, so it keeps working after a rename or remove; it is stale (EIO) after a crash.
+/// name, so it keeps working after a rename or remove; it is stale (EIO) after a crash, and
+/// the crash released its locks.
 ///
 /// Thread-safety: every call takes the file system's mutex; safe from any thread.
 final class CrashSimulatingFileHandle: FileHandle {
@@ -434,14 +447,24 @@ final class CrashSimulatingFileHandle: FileHandle {
     let path: String
     let readOnly: Bool
     let generation: Int
+    /// Owner of this handle's byte-range locks.
+    let id: Int
     let isOpen = Atomic<Bool>(true)
 
-    init(fileSystem: CrashSimulatingFileSystem, file: SimulatedFile, path: String, readOnly: Bool, generation: Int) {
+    init(fileSystem: CrashSimulatingFileSystem, file: SimulatedFile, path: String, readOnly: Bool, generation: Int,
+         id: Int) {
         self.fileSystem = fileSystem
         self.file = file
         self.path = path
         self.readOnly = readOnly
         self.generation = generation
+        self.id = id
+    }
+
+    deinit {
+        if isOpen.load(ordering: .acquiring) {
+            fileSystem.state.withLock { $0.locks.releaseAll(owner: id) }
+        }
     }
 
     /// Runs `body` under the lock after the common checks: open (EBADF), power (EIO), not
@@ -530,11 +553,33 @@ final class CrashSimulatingFileHandle: FileHandle {
         try access("fstat") { _ in UInt64(file.bytes.count) }
     }
 
-    /// Closes the handle. Succeeds even with the power off or after a crash (it releases
-    /// nothing durable); throws EBADF only if already closed.
+    func tryLock(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool {
+        try validateLockRange(range, operation: "lock")
+        return try access("lock", writing: exclusive) { state in
+            state.locks.tryLock(file: ObjectIdentifier(file), owner: id, range: range, exclusive: exclusive)
+        }
+    }
+
+    func unlock(_ range: Range<UInt64>) throws {
+        try validateLockRange(range, operation: "unlock")
+        try access("unlock") { state in
+            state.locks.unlock(file: ObjectIdentifier(file), owner: id, range: range)
+        }
+    }
+
+    func isLockedByOthers(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool {
+        try validateLockRange(range, operation: "lock test")
+        return try access("lock test") { state in
+            state.locks.conflicts(file: ObjectIdentifier(file), owner: id, range: range, exclusive: exclusive)
+        }
+    }
+
+    /// Closes the handle and releases its locks. Succeeds even with the power off or after a
+    /// crash (it releases nothing durable); throws EBADF only if already closed.
     func close() throws {
         if !isOpen.exchange(false, ordering: .acquiringAndReleasing) {
             throw StorageError.io(path: path, operation: "close", errno: EBADF)
         }
+        fileSystem.state.withLock { $0.locks.releaseAll(owner: id) }
     }
 }

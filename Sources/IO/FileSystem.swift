@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import ScrollbackFormat
 
 /// How `FileSystem.open` treats an existing or missing file.
@@ -54,8 +59,67 @@ package protocol FileHandle: AnyObject, Sendable {
     /// `fdatasync`: makes every completed write of this file durable.
     func syncData() throws
     func size() throws -> UInt64
-    /// Closes the handle; further calls throw. Closing does not sync.
+    /// Closes the handle; further calls throw. Closing does not sync. Closing releases every
+    /// byte-range lock the handle holds (see "Byte-range locks" below).
     func close() throws
+
+    // MARK: Byte-range locks
+    //
+    // Advisory, non-blocking byte-range locks with *open-file-description* semantics (Linux
+    // `F_OFD_SETLK` / `F_OFD_GETLK`):
+    // - A lock belongs to the handle that took it. Locks of two different handles conflict
+    //   when their ranges overlap and at least one is exclusive — whether the handles are in
+    //   two processes or in one (unlike classic `fcntl` locks, which never conflict within a
+    //   process).
+    // - A handle never conflicts with itself: locking a range it already holds converts the
+    //   held range to the requested kind (atomically), and unlocking releases only its own.
+    // - The locks of a handle are released when the handle is closed (or deinitialized) and,
+    //   by the kernel, when the process dies — never by closing *another* handle of the same
+    //   file (the classic `fcntl` trap). A crash of `CrashSimulatingFileSystem` releases every
+    //   lock of the handles opened before it, as process death would.
+    // - Locks concern files (inodes), not names: a lock survives a rename of its file, and a
+    //   new file created under a removed file's name has no locks.
+    // - Locks are advisory: they never stop a read or a write. They are not I/O steps (no
+    //   durable state changes) and are never written to disk.
+    // - Exclusive locks need a handle opened for writing, shared locks one opened for reading
+    //   (otherwise EBADF). The range must be non-empty and end at or below `Int64.max`
+    //   (otherwise EINVAL); it may lie past the end of the file.
+    //
+    // Wrappers of `FileHandle` must forward these three methods. The protocol's default
+    // implementations throw `.io(errno: EOPNOTSUPP)`, so a wrapper that forgets to forward
+    // fails loudly instead of silently granting a lock.
+
+    /// Takes a lock on `range` without waiting: exclusive (a write lock) or shared (a read
+    /// lock). Returns false, changing nothing, if a lock of another handle conflicts.
+    func tryLock(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool
+    /// Releases this handle's locks inside `range` (parts of held ranges outside it stay
+    /// locked). Releasing a range that is not locked is not an error.
+    func unlock(_ range: Range<UInt64>) throws
+    /// True if another handle (in this process or another) holds a lock on part of `range`
+    /// that would conflict with an `exclusive` (or, if false, a shared) lock taken through this
+    /// handle — `F_OFD_GETLK`. Takes no lock. The answer can be stale by the time it returns.
+    func isLockedByOthers(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool
+}
+
+extension FileHandle {
+    package func tryLock(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool {
+        throw StorageError.io(path: path, operation: "lock", errno: EOPNOTSUPP)
+    }
+
+    package func unlock(_ range: Range<UInt64>) throws {
+        throw StorageError.io(path: path, operation: "unlock", errno: EOPNOTSUPP)
+    }
+
+    package func isLockedByOthers(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool {
+        throw StorageError.io(path: path, operation: "lock test", errno: EOPNOTSUPP)
+    }
+
+    /// Checks a lock range against the rules above; throws `.io(errno: EINVAL)` if it breaks them.
+    func validateLockRange(_ range: Range<UInt64>, operation: String) throws {
+        if range.isEmpty || range.upperBound > UInt64(Int64.max) {
+            throw StorageError.io(path: path, operation: operation, errno: EINVAL)
+        }
+    }
 }
 
 extension FileHandle {

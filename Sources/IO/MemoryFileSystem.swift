@@ -11,6 +11,8 @@ import Synchronization
 ///
 /// Semantics follow POSIX where the engine relies on them: an open handle keeps working
 /// after its file is removed or renamed over; `rename` replaces the destination atomically.
+/// Byte-range locks follow Linux open-file-description locks (`FileHandle`, "Byte-range
+/// locks"): each handle is one owner, closing it (or letting it deinit) releases its locks.
 ///
 /// Thread-safety: all state is behind one mutex; safe from any thread.
 package final class MemoryFileSystem: FileSystem {
@@ -22,6 +24,8 @@ package final class MemoryFileSystem: FileSystem {
     struct State {
         var files: [String: Node] = [:]
         var directories: Set<String> = ["/", "."]
+        var locks = ByteRangeLockTable()
+        var nextHandleID = 1
     }
 
     let state = Lock(State())
@@ -29,21 +33,25 @@ package final class MemoryFileSystem: FileSystem {
     package init() {}
 
     package func open(_ path: String, mode: OpenMode) throws -> any FileHandle {
-        let node: Node? = state.withLock { state -> Node? in
+        let opened: (Node, Int)? = state.withLock { state -> (Node, Int)? in
+            let node: Node
             if let existing = state.files[path] {
-                return mode == .createNew ? nil : existing
+                if mode == .createNew { return nil }
+                node = existing
+            } else {
+                guard mode == .createIfMissing || mode == .createNew else { return nil }
+                guard state.directories.contains(Path.directory(of: path)) else { return nil }
+                node = Node()
+                state.files[path] = node
             }
-            guard mode == .createIfMissing || mode == .createNew else { return nil }
-            guard state.directories.contains(Path.directory(of: path)) else { return nil }
-            let node = Node()
-            state.files[path] = node
-            return node
+            defer { state.nextHandleID += 1 }
+            return (node, state.nextHandleID)
         }
-        guard let node else {
+        guard let opened else {
             let exists = fileExists(path)
             throw StorageError.io(path: path, operation: "open", errno: exists ? EEXIST : ENOENT)
         }
-        return MemoryFileHandle(fileSystem: self, node: node, path: path, readOnly: mode == .readOnly)
+        return MemoryFileHandle(fileSystem: self, node: opened.0, path: path, readOnly: mode == .readOnly, id: opened.1)
     }
 
     package func fileExists(_ path: String) -> Bool {
@@ -91,6 +99,9 @@ package final class MemoryFileSystem: FileSystem {
         if !ok { throw StorageError.io(path: directory, operation: "fsync(dir)", errno: ENOENT) }
     }
 
+    /// Number of byte-range locks held through all handles (tests).
+    package var heldLockCount: Int { state.withLock { $0.locks.count } }
+
     /// A copy of a file's bytes (tests use it to damage or inspect files).
     package func contents(of path: String) -> [UInt8]? {
         state.withLock { $0.files[path]?.bytes }
@@ -113,13 +124,22 @@ final class MemoryFileHandle: FileHandle {
     let node: MemoryFileSystem.Node
     let path: String
     let readOnly: Bool
+    /// Owner of this handle's byte-range locks.
+    let id: Int
     let isOpen = Atomic<Bool>(true)
 
-    init(fileSystem: MemoryFileSystem, node: MemoryFileSystem.Node, path: String, readOnly: Bool) {
+    init(fileSystem: MemoryFileSystem, node: MemoryFileSystem.Node, path: String, readOnly: Bool, id: Int) {
         self.fileSystem = fileSystem
         self.node = node
         self.path = path
         self.readOnly = readOnly
+        self.id = id
+    }
+
+    deinit {
+        if isOpen.load(ordering: .acquiring) {
+            fileSystem.state.withLock { $0.locks.releaseAll(owner: id) }
+        }
     }
 
     private func checkOpen(_ operation: String) throws {
@@ -172,9 +192,41 @@ final class MemoryFileHandle: FileHandle {
         return fileSystem.state.withLock { _ in UInt64(node.bytes.count) }
     }
 
+    func tryLock(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool {
+        try checkLockable(range, exclusive: exclusive, "lock")
+        return fileSystem.state.withLock { state in
+            state.locks.tryLock(file: ObjectIdentifier(node), owner: id, range: range, exclusive: exclusive)
+        }
+    }
+
+    func unlock(_ range: Range<UInt64>) throws {
+        try checkOpen("unlock")
+        try validateLockRange(range, operation: "unlock")
+        fileSystem.state.withLock { state in
+            state.locks.unlock(file: ObjectIdentifier(node), owner: id, range: range)
+        }
+    }
+
+    func isLockedByOthers(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool {
+        try checkOpen("lock test")
+        try validateLockRange(range, operation: "lock test")
+        return fileSystem.state.withLock { state in
+            state.locks.conflicts(file: ObjectIdentifier(node), owner: id, range: range, exclusive: exclusive)
+        }
+    }
+
+    /// The checks of `fcntl(F_OFD_SETLK)`: open, a valid range, and an exclusive lock only
+    /// through a handle that may write.
+    private func checkLockable(_ range: Range<UInt64>, exclusive: Bool, _ operation: String) throws {
+        try checkOpen(operation)
+        try validateLockRange(range, operation: operation)
+        if exclusive && readOnly { throw StorageError.io(path: path, operation: operation, errno: EBADF) }
+    }
+
     func close() throws {
         if !isOpen.exchange(false, ordering: .acquiringAndReleasing) {
             throw StorageError.io(path: path, operation: "close", errno: EBADF)
         }
+        fileSystem.state.withLock { $0.locks.releaseAll(owner: id) }
     }
 }

@@ -11,6 +11,9 @@ import Synchronization
 /// - Every descriptor is opened with `O_CLOEXEC`.
 /// - `FileHandle.read`/`write` use `pread`/`pwrite` through `Syscall`, which retries `EINTR`
 ///   and loops over short transfers; `syncData` is `fdatasync`.
+/// - Byte-range locks are Linux open-file-description locks (`F_OFD_SETLK`, `F_OFD_GETLK`):
+///   each handle is its own open file description, so two handles conflict even in one
+///   process, and a handle's locks go away when it is closed or the process dies.
 /// - `syncDirectory` opens the directory `O_RDONLY | O_DIRECTORY`, `fsync`s it and closes it.
 /// - `createDirectory` behaves like `mkdir -p`; `listDirectory` returns sorted names without
 ///   `.` and `..`.
@@ -164,6 +167,20 @@ final class PosixFileHandle: FileHandle {
         var info = stat()
         _ = try Syscall.retrying("fstat", path: path) { fstat(fd, &info) }
         return UInt64(info.st_size)
+    }
+
+    func tryLock(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool {
+        let type = exclusive ? F_WRLCK : F_RDLCK
+        return try Syscall.setLock(try fd("lock"), type: Int32(type), range, operation: "lock", path: path)
+    }
+
+    func unlock(_ range: Range<UInt64>) throws {
+        _ = try Syscall.setLock(try fd("unlock"), type: Int32(F_UNLCK), range, operation: "unlock", path: path)
+    }
+
+    func isLockedByOthers(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool {
+        let type = exclusive ? F_WRLCK : F_RDLCK
+        return try Syscall.testLock(try fd("lock test"), type: Int32(type), range, operation: "lock test", path: path)
     }
 
     func close() throws {

@@ -53,6 +53,47 @@ enum Syscall {
         return done
     }
 
+    /// Linux open-file-description lock commands (`<fcntl.h>` defines them only under
+    /// `_GNU_SOURCE`, which the Glibc module does not see). Their values are the same on every
+    /// Linux architecture (asm-generic/fcntl.h) and part of the kernel ABI.
+    static let ofdGetLock: Int32 = 36
+    static let ofdSetLock: Int32 = 37
+
+    /// `fcntl(F_OFD_SETLK)` for `range`: `type` is `F_WRLCK`, `F_RDLCK` or `F_UNLCK`. Returns
+    /// false when another open file description holds a conflicting lock (EAGAIN/EACCES);
+    /// retries EINTR; throws `.io` on any other failure.
+    static func setLock(_ fd: Int32, type: Int32, _ range: Range<UInt64>, operation: String, path: String) throws -> Bool {
+        var request = try lockRequest(type: type, range, operation: operation, path: path)
+        while true {
+            if fcntl(fd, ofdSetLock, &request) == 0 { return true }
+            let error = errno
+            if error == EINTR { continue }
+            if error == EAGAIN || error == EACCES { return false }
+            throw StorageError.io(path: path, operation: operation, errno: error)
+        }
+    }
+
+    /// `fcntl(F_OFD_GETLK)` for `range` and lock `type`: true if a lock of another open file
+    /// description conflicts with it.
+    static func testLock(_ fd: Int32, type: Int32, _ range: Range<UInt64>, operation: String, path: String) throws -> Bool {
+        var request = try lockRequest(type: type, range, operation: operation, path: path)
+        _ = try retrying(operation, path: path) { fcntl(fd, ofdGetLock, &request) }
+        return Int32(request.l_type) != F_UNLCK
+    }
+
+    private static func lockRequest(type: Int32, _ range: Range<UInt64>, operation: String, path: String) throws -> flock {
+        guard !range.isEmpty, range.upperBound <= UInt64(Int64.max) else {
+            throw StorageError.io(path: path, operation: operation, errno: EINVAL)
+        }
+        var request = flock()
+        request.l_type = Int16(type)
+        request.l_whence = Int16(SEEK_SET)
+        request.l_start = off_t(range.lowerBound)
+        request.l_len = off_t(range.count)
+        request.l_pid = 0   // required by F_OFD_* commands
+        return request
+    }
+
     /// Writes all of `bytes` at `offset`, looping over short writes.
     static func pwriteFully(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, path: String) throws {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }

@@ -30,11 +30,32 @@ extension Log {
     ) throws -> Log {
         try options.validate()
         try fileSystem.createDirectory(directory)
-        func path(_ id: UInt32, _ kind: SegmentFileName.Kind) -> String {
-            Path.join(directory, SegmentFileName.name(id, kind))
+        let inventory = try takeInventory(fileSystem: fileSystem, directory: directory)
+        var replay = Replay(fileSystem: fileSystem, directory: directory, options: options, replayFrom: replayFrom)
+        try replay.checkReplaySegment(inventory.ids)
+        for id in inventory.ids {
+            if inventory.sealed.contains(id) {
+                try replay.openSealed(id, isLast: id == inventory.ids.last, apply: apply)
+            } else if id == inventory.ids.last {
+                try replay.recoverLast(id, apply: apply)
+            } else {
+                try replay.openFull(id, apply: apply)
+            }
         }
+        try replay.checkReplayPosition()
+        return try replay.makeLog()
+    }
 
-        // 1. Inventory and crash leftovers of sealing.
+    /// The log's segment files after step 1: crash leftovers of sealing removed.
+    struct Inventory {
+        var ids: [UInt32]
+        var sealed: Set<UInt32>
+    }
+
+    /// 1. Lists the segment files, removes seal temporaries, and where a segment has both a
+    /// raw and a sealed file keeps the sealed one if it is entirely valid, else the raw one.
+    static func takeInventory(fileSystem: any FileSystem, directory: String) throws -> Inventory {
+        func path(_ id: UInt32, _ kind: SegmentFileName.Kind) -> String { Path.join(directory, SegmentFileName.name(id, kind)) }
         var rawIDs = Set<UInt32>()
         var sealedIDs = Set<UInt32>()
         var directoryChanged = false
@@ -59,104 +80,133 @@ extension Log {
             directoryChanged = true
         }
         if directoryChanged { try fileSystem.syncDirectory(directory) }
+        return Inventory(ids: rawIDs.union(sealedIDs).sorted(), sealed: sealedIDs)
+    }
 
-        // 2. Scan and replay.
-        let ids = rawIDs.union(sealedIDs).sorted()
-        let replaySegment = LogPositions.segment(replayFrom)
-        let replayOffset = Int(LogPositions.offset(replayFrom))
-        func applyFrom(_ id: UInt32) -> Int { id == replaySegment ? replayOffset : 0 }
-        // The segment holding the replay position must exist when later ones do: otherwise the
-        // transactions after `replayFrom` in it are gone and replaying the later segments alone
-        // would silently skip them (e.g. the caller's state is an older checkpoint whose segment
-        // compaction has removed).
-        if options.requireReplaySegment, replayFrom != 0, !ids.contains(replaySegment),
-            let later = ids.first(where: { $0 > replaySegment }) {
-            throw StorageError.corrupted(
-                file: path(replaySegment, .raw), offset: UInt64(replayOffset),
-                reason: "log segment \(replaySegment), which holds the replay position \(LogPositions.describe(replayFrom)), is missing (the log continues with segment \(later)): durable log data is missing")
-        }
+    /// 2.–4. of `open`: the segments opened so far, in id order, and where the log ends.
+    struct Replay {
+        let fileSystem: any FileSystem
+        let directory: String
+        let options: LogOptions
+        let replayFrom: LogPosition
         var segments: [UInt32: SegmentEntry] = [:]
         var active: RawSegment?
         var syncs: UInt64 = 0
         var logEnd: LogPosition = 0
-        var lastPath = directory
-        for id in ids {
-            if sealedIDs.contains(id) {
-                let handle = try fileSystem.open(path(id, .sealed), mode: .readOnly)
-                let sealed = SealedSegment(id: id, file: SegmentFile(handle), fileSize: try handle.size())
-                // The index is read lazily (first read) unless this open needs it, so damage
-                // in an old sealed segment fails only the reads that touch it.
-                if id >= replaySegment {
-                    let index = try sealed.index()
-                    let image = try sealed.rawImage()
-                    try image.withUnsafeBytes {
-                        try SegmentScanner.scanComplete($0, path: sealed.path, segment: id, salt: index.salt,
-                                                        applyFrom: applyFrom(id), apply: apply)
-                    }
+        var lastPath: String
+
+        init(fileSystem: any FileSystem, directory: String, options: LogOptions, replayFrom: LogPosition) {
+            self.fileSystem = fileSystem
+            self.directory = directory
+            self.options = options
+            self.replayFrom = replayFrom
+            lastPath = directory
+        }
+
+        var replaySegment: UInt32 { LogPositions.segment(replayFrom) }
+        func applyFrom(_ id: UInt32) -> Int { id == replaySegment ? Int(LogPositions.offset(replayFrom)) : 0 }
+        func path(_ id: UInt32, _ kind: SegmentFileName.Kind) -> String { Path.join(directory, SegmentFileName.name(id, kind)) }
+
+        /// The segment holding the replay position must exist when later ones do: otherwise
+        /// the transactions after `replayFrom` in it are gone and replaying the later segments
+        /// alone would silently skip them (e.g. the caller's state is an older checkpoint
+        /// whose segment compaction has removed).
+        func checkReplaySegment(_ ids: [UInt32]) throws {
+            guard options.requireReplaySegment, replayFrom != 0, !ids.contains(replaySegment),
+                  let later = ids.first(where: { $0 > replaySegment }) else { return }
+            throw StorageError.corrupted(
+                file: path(replaySegment, .raw), offset: UInt64(LogPositions.offset(replayFrom)),
+                reason: "log segment \(replaySegment), which holds the replay position \(LogPositions.describe(replayFrom)), is missing (the log continues with segment \(later)): durable log data is missing")
+        }
+
+        /// A sealed segment. Its index is read lazily (first read) unless replay needs it, so
+        /// damage in an old sealed segment fails only the reads that touch it.
+        mutating func openSealed(_ id: UInt32, isLast: Bool, apply: (LoggedTransaction) throws -> Void) throws {
+            let handle = try fileSystem.open(path(id, .sealed), mode: .readOnly)
+            let sealed = SealedSegment(id: id, file: SegmentFile(handle), fileSize: try handle.size())
+            if id >= replaySegment {
+                let index = try sealed.index()
+                let image = try sealed.rawImage()
+                try image.withUnsafeBytes {
+                    try SegmentScanner.scanComplete($0, path: sealed.path, segment: id, salt: index.salt,
+                                                    applyFrom: applyFrom(id), apply: apply)
                 }
-                segments[id] = .sealed(sealed)
-                if id == ids.last {
-                    logEnd = LogPositions.make(segment: id, offset: UInt32(try sealed.index().rawLength))
+            }
+            segments[id] = .sealed(sealed)
+            if isLast {
+                logEnd = LogPositions.make(segment: id, offset: UInt32(try sealed.index().rawLength))
+            }
+            lastPath = sealed.path
+        }
+
+        /// The last raw segment: the torn-tail rule applies (`recoverLastSegment`).
+        mutating func recoverLast(_ id: UInt32, apply: (LoggedTransaction) throws -> Void) throws {
+            let (segment, didSync) = try recoverLastSegment(
+                fileSystem: fileSystem, path: path(id, .raw), id: id, options: options,
+                applyFrom: id >= replaySegment ? applyFrom(id) : Int.max, replayFrom: replayFrom, apply: apply)
+            if didSync { syncs += 1 }
+            active = segment
+            logEnd = LogPositions.make(segment: id, offset: UInt32(segment.length))
+            lastPath = segment.file.path
+        }
+
+        /// A full raw segment (not the last): complete and synced before the next was
+        /// created, so any bad frame is corruption. Only the header is read before the
+        /// replay position.
+        mutating func openFull(_ id: UInt32, apply: (LoggedTransaction) throws -> Void) throws {
+            let handle = try fileSystem.open(path(id, .raw), mode: .readOnly)
+            let size = try handle.size()
+            guard size <= UInt64(UInt32.max) else {
+                throw StorageError.corrupted(file: handle.path, offset: UInt64(UInt32.max), reason: "segment larger than 4 GiB")
+            }
+            let salt: UInt32
+            if id >= replaySegment {
+                let bytes = try handle.readBytes(count: Int(size), at: 0)
+                salt = try bytes.withUnsafeBytes { b in
+                    let header = try SegmentFileHeader.decode(b, file: handle.path, magic: L.magic,
+                                                              version: L.formatVersion, expectedID: id)
+                    try SegmentScanner.scanComplete(b, path: handle.path, segment: id, salt: header.salt,
+                                                    applyFrom: applyFrom(id), apply: apply)
+                    return header.salt
                 }
-                lastPath = sealed.path
-            } else if id == ids.last {
-                let (segment, didSync) = try recoverLastSegment(
-                    fileSystem: fileSystem, path: path(id, .raw), id: id, options: options,
-                    applyFrom: id >= replaySegment ? applyFrom(id) : Int.max, replayFrom: replayFrom, apply: apply)
-                if didSync { syncs += 1 }
-                active = segment
-                logEnd = LogPositions.make(segment: id, offset: UInt32(segment.length))
-                lastPath = segment.file.path
             } else {
-                let handle = try fileSystem.open(path(id, .raw), mode: .readOnly)
-                let file = SegmentFile(handle)
-                let size = try handle.size()
-                guard size <= UInt64(UInt32.max) else {
-                    throw StorageError.corrupted(file: handle.path, offset: UInt64(UInt32.max), reason: "segment larger than 4 GiB")
+                let bytes = try handle.readBytes(count: L.headerSize, at: 0)
+                salt = try bytes.withUnsafeBytes {
+                    try SegmentFileHeader.decode($0, file: handle.path, magic: L.magic,
+                                                 version: L.formatVersion, expectedID: id).salt
                 }
-                let salt: UInt32
-                if id >= replaySegment {
-                    let bytes = try handle.readBytes(count: Int(size), at: 0)
-                    salt = try bytes.withUnsafeBytes { b in
-                        let header = try SegmentFileHeader.decode(b, file: handle.path, magic: L.magic,
-                                                                  version: L.formatVersion, expectedID: id)
-                        try SegmentScanner.scanComplete(b, path: handle.path, segment: id, salt: header.salt,
-                                                        applyFrom: applyFrom(id), apply: apply)
-                        return header.salt
-                    }
-                } else {
-                    let bytes = try handle.readBytes(count: L.headerSize, at: 0)
-                    salt = try bytes.withUnsafeBytes {
-                        try SegmentFileHeader.decode($0, file: handle.path, magic: L.magic,
-                                                     version: L.formatVersion, expectedID: id).salt
-                    }
-                }
-                segments[id] = .raw(RawSegment(id: id, file: file, salt: salt, image: nil, fixedLength: Int(size)))
-                logEnd = LogPositions.make(segment: id, offset: UInt32(size))
-                lastPath = handle.path
+            }
+            segments[id] = .raw(RawSegment(id: id, file: SegmentFile(handle), salt: salt, image: nil, fixedLength: Int(size)))
+            logEnd = LogPositions.make(segment: id, offset: UInt32(size))
+            lastPath = handle.path
+        }
+
+        /// 3. The replay position must lie within what the log still holds.
+        func checkReplayPosition() throws {
+            if replayFrom > logEnd {
+                throw StorageError.corrupted(
+                    file: lastPath, offset: UInt64(LogPositions.offset(logEnd)),
+                    reason: "log ends at \(LogPositions.describe(logEnd)), before the replay position \(LogPositions.describe(replayFrom)): durable log data is missing")
             }
         }
 
-        // 3. The replay position must lie within what the log still holds.
-        if replayFrom > logEnd {
-            throw StorageError.corrupted(
-                file: lastPath, offset: UInt64(LogPositions.offset(logEnd)),
-                reason: "log ends at \(LogPositions.describe(logEnd)), before the replay position \(LogPositions.describe(replayFrom)): durable log data is missing")
+        /// 4. The log, with an active segment to append to (a new one after the last when the
+        /// last is sealed or there is none).
+        func makeLog() throws -> Log {
+            var syncs = syncs
+            let log: Log
+            if let active {
+                log = Log(fileSystem: fileSystem, directory: directory, options: options, segments: segments, active: active)
+            } else {
+                let id = (segments.keys.max() ?? 0) + 1
+                let segment = try Log.createSegmentFile(fileSystem: fileSystem, directory: directory, options: options,
+                                                        id: id, capacity: options.segmentSize)
+                syncs += 1
+                log = Log(fileSystem: fileSystem, directory: directory, options: options, segments: segments, active: segment)
+            }
+            log.syncCount.add(syncs, ordering: .relaxed)
+            return log
         }
-
-        // 4. An active segment to append to.
-        let log: Log
-        if let active {
-            log = Log(fileSystem: fileSystem, directory: directory, options: options, segments: segments, active: active)
-        } else {
-            let id = (ids.last ?? 0) + 1
-            let segment = try Log.createSegmentFile(fileSystem: fileSystem, directory: directory, options: options,
-                                                    id: id, capacity: options.segmentSize)
-            syncs += 1
-            log = Log(fileSystem: fileSystem, directory: directory, options: options, segments: segments, active: segment)
-        }
-        log.syncCount.add(syncs, ordering: .relaxed)
-        return log
     }
 
     /// Whether a sealed file is entirely valid: header, footer, index, every block checksum

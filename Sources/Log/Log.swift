@@ -55,7 +55,7 @@ package final class Log: @unchecked Sendable {
     /// End of the last completed append (every position below it is written).
     var writtenEnd: LogPosition
     var syncInProgress = false
-    var poisonCause: String?
+    var poisonLatch = PoisonLatch()
     /// The active segment's file, which a sync leader syncs.
     var syncFile: SegmentFile
 
@@ -273,7 +273,7 @@ package final class Log: @unchecked Sendable {
         syncMonitor.lock()
         defer { syncMonitor.unlock() }
         while true {
-            if let cause = poisonCause { throw StorageError.poisoned(cause: cause) }
+            try poisonLatch.check()
             if position <= syncedThrough { return }
             guard position <= writtenEnd else {
                 throw StorageError.invalidArgument(
@@ -293,7 +293,7 @@ package final class Log: @unchecked Sendable {
             syncInProgress = false
             syncCount.add(1, ordering: .relaxed)
             if let failure {
-                if poisonCause == nil { poisonCause = "fdatasync of \(file.path) failed: \(failure)" }
+                poisonLatch.latch("fdatasync of \(file.path) failed: \(failure)")
                 syncMonitor.broadcast()
                 throw failure
             }
@@ -309,13 +309,13 @@ package final class Log: @unchecked Sendable {
 
     func poison(_ cause: String) {
         syncMonitor.withLock {
-            if poisonCause == nil { poisonCause = cause }
+            poisonLatch.latch(cause)
             syncMonitor.broadcast()
         }
     }
 
     func throwIfPoisoned() throws {
-        if let cause = syncMonitor.withLock({ poisonCause }) { throw StorageError.poisoned(cause: cause) }
+        try syncMonitor.withLock { try poisonLatch.check() }
     }
 
     // MARK: Close
@@ -330,7 +330,7 @@ package final class Log: @unchecked Sendable {
         guard wasOpen else { return }
         isClosed.store(true, ordering: .releasing)
         var failure: (any Error)?
-        let (poisoned, end) = syncMonitor.withLock { (poisonCause != nil, writtenEnd) }
+        let (poisoned, end) = syncMonitor.withLock { (poisonLatch.isLatched, writtenEnd) }
         if !poisoned {
             do { try syncInternal(through: end) } catch { failure = error }
         }

@@ -69,9 +69,11 @@ enum SegmentScanner {
     /// Walks every frame of `bytes` (a whole segment image, header included) and calls
     /// `apply` for each complete transaction whose first record is at or after `applyFrom`.
     /// Stops at the first frame that fails a check. O(bytes).
+    /// `startOffset` (default: just after the header) must be a transaction boundary.
     static func scan(_ bytes: UnsafeRawBufferPointer, segment: UInt32, salt: UInt32, applyFrom: Int,
+                     startOffset: Int = L.headerSize,
                      apply: (LoggedTransaction) throws -> Void) throws -> SegmentScan {
-        var offset = L.headerSize
+        var offset = startOffset
         var transactionStart = offset
         var count = 0
         while offset < bytes.count {

@@ -202,21 +202,35 @@ enum SealedSegmentWriter {
     /// `.corrupted` naming `rawPath` otherwise). Does not sync.
     static func write(image: UnsafeRawBufferPointer, rawPath: String, id: UInt32, salt: UInt32,
                       blockSize: Int, to handle: any FileHandle) throws -> (SealedIndex, UInt64) {
-        // 1. Block boundaries at frame boundaries, verifying each frame.
+        var entries = try blockBoundaries(image, rawPath: rawPath, salt: salt, blockSize: blockSize)
+        let header = SegmentFileHeader(segmentID: id, salt: salt).encode(magic: L.magic, version: L.formatVersion)
+        try handle.write(header, at: 0)
+        let indexOffset = try writeBlocks(image, &entries, rawPath: rawPath, to: handle)
+        let tail = indexAndFooter(entries, indexOffset: indexOffset, rawLength: image.count)
+        try handle.write(tail, at: indexOffset)
+        let index = SealedIndex(salt: salt, rawLength: image.count, entries: entries)
+        return (index, indexOffset + UInt64(tail.count))
+    }
+
+    /// 1. Block boundaries at frame boundaries (each block about `blockSize` raw bytes),
+    /// verifying each frame; the entries' file fields are filled in by `writeBlocks`.
+    private static func blockBoundaries(_ image: UnsafeRawBufferPointer, rawPath: String, salt: UInt32,
+                                        blockSize: Int) throws -> [SealedBlockEntry] {
         var entries: [SealedBlockEntry] = []
         var blockStart = LogSegmentLayout.headerSize
         var offset = blockStart
         var lastType = LogRecordType.commit
+        func endBlock() {
+            entries.append(SealedBlockEntry(rawStart: UInt32(blockStart), rawLength: UInt32(offset - blockStart),
+                                            fileOffset: 0, compressedLength: 0, checksum: 0))
+            blockStart = offset
+        }
         while offset < image.count {
             let (parsed, reason) = LogFrame.parse(image, at: offset, salt: salt)
             guard let frame = parsed else {
                 throw StorageError.corrupted(file: rawPath, offset: UInt64(offset), reason: reason)
             }
-            if offset > blockStart && frame.end - blockStart > blockSize {
-                entries.append(SealedBlockEntry(rawStart: UInt32(blockStart), rawLength: UInt32(offset - blockStart),
-                                                fileOffset: 0, compressedLength: 0, checksum: 0))
-                blockStart = offset
-            }
+            if offset > blockStart && frame.end - blockStart > blockSize { endBlock() }
             lastType = frame.type
             offset = frame.end
         }
@@ -224,14 +238,14 @@ enum SealedSegmentWriter {
             throw StorageError.corrupted(file: rawPath, offset: UInt64(image.count),
                                          reason: "segment does not end with a commit record")
         }
-        if offset > blockStart {
-            entries.append(SealedBlockEntry(rawStart: UInt32(blockStart), rawLength: UInt32(offset - blockStart),
-                                            fileOffset: 0, compressedLength: 0, checksum: 0))
-        }
+        if offset > blockStart { endBlock() }
+        return entries
+    }
 
-        // 2. Header, compressed blocks (buffered into ~1 MiB writes), index, footer.
-        let header = SegmentFileHeader(segmentID: id, salt: salt).encode(magic: L.magic, version: L.formatVersion)
-        try handle.write(header, at: 0)
+    /// 2. The compressed blocks after the header, buffered into ~1 MiB writes; fills in each
+    /// entry's file offset, compressed length and checksum. Returns where the index goes.
+    private static func writeBlocks(_ image: UnsafeRawBufferPointer, _ entries: inout [SealedBlockEntry], rawPath: String,
+                                    to handle: any FileHandle) throws -> UInt64 {
         var fileOffset = UInt64(L.headerSize)
         let largest = entries.map { Int($0.rawLength) }.max() ?? 0
         let bound = Int(LZ4_compressBound(Int32(largest)))
@@ -239,13 +253,14 @@ enum SealedSegmentWriter {
         var output = [UInt8](repeating: 0, count: max(bound, 0) + flushThreshold)
         var pending = 0
         var pendingOffset = fileOffset
+        func flush() throws {
+            try output.withUnsafeBytes { try handle.write(UnsafeRawBufferPointer(rebasing: $0[0..<pending]), at: pendingOffset) }
+            pendingOffset += UInt64(pending)
+            pending = 0
+        }
         for i in entries.indices {
             let entry = entries[i]
-            if pending > 0 && pending + bound > output.count {
-                try output.withUnsafeBytes { try handle.write(UnsafeRawBufferPointer(rebasing: $0[0..<pending]), at: pendingOffset) }
-                pendingOffset += UInt64(pending)
-                pending = 0
-            }
+            if pending > 0 && pending + bound > output.count { try flush() }
             let produced = output.withUnsafeMutableBytes { out -> Int32 in
                 LZ4_compress_default(
                     (image.baseAddress! + Int(entry.rawStart)).assumingMemoryBound(to: CChar.self),
@@ -255,19 +270,20 @@ enum SealedSegmentWriter {
             guard produced > 0 else {
                 throw StorageError.limitExceeded("LZ4 could not compress a \(entry.rawLength)-byte block of \(rawPath)")
             }
-            let checksum = output.withUnsafeBytes {
+            entries[i].checksum = output.withUnsafeBytes {
                 CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[pending..<(pending + Int(produced))]))
             }
             entries[i].fileOffset = fileOffset
             entries[i].compressedLength = UInt32(produced)
-            entries[i].checksum = checksum
             fileOffset += UInt64(produced)
             pending += Int(produced)
         }
-        if pending > 0 {
-            try output.withUnsafeBytes { try handle.write(UnsafeRawBufferPointer(rebasing: $0[0..<pending]), at: pendingOffset) }
-        }
-        let indexOffset = fileOffset
+        if pending > 0 { try flush() }
+        return fileOffset
+    }
+
+    /// 3. The block index and the footer, as the bytes that end the file.
+    private static func indexAndFooter(_ entries: [SealedBlockEntry], indexOffset: UInt64, rawLength: Int) -> [UInt8] {
         var tail = [UInt8](repeating: 0, count: entries.count * L.indexEntrySize + L.footerSize)
         tail.withUnsafeMutableBytes { t in
             for (i, entry) in entries.enumerated() {
@@ -278,17 +294,13 @@ enum SealedSegmentWriter {
                 t.storeLE(entry.compressedLength, at: o + L.entryCompressedLength)
                 t.storeLE(entry.checksum, at: o + L.entryChecksum)
             }
-            let indexCount = entries.count * L.indexEntrySize
-            let indexChecksum = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: t[0..<indexCount]))
-            let f = indexCount
+            let f = entries.count * L.indexEntrySize
             t.storeLE(indexOffset, at: f + L.footerIndexOffset)
             t.storeLE(UInt32(entries.count), at: f + L.footerBlockCount)
-            t.storeLE(UInt32(image.count), at: f + L.footerRawLength)
-            t.storeLE(indexChecksum, at: f + L.footerIndexChecksum)
+            t.storeLE(UInt32(rawLength), at: f + L.footerRawLength)
+            t.storeLE(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: t[0..<f])), at: f + L.footerIndexChecksum)
             t.storeLE(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: t[f..<(f + L.footerChecksum)])), at: f + L.footerChecksum)
         }
-        try handle.write(tail, at: indexOffset)
-        let index = SealedIndex(salt: salt, rawLength: image.count, entries: entries)
-        return (index, indexOffset + UInt64(tail.count))
+        return tail
     }
 }

@@ -1,8 +1,4 @@
 import ScrollbackBTree
-import ScrollbackFormat
-import ScrollbackIO
-import ScrollbackLog
-import ScrollbackPager
 import ScrollbackStorage
 
 extension MessageDatabase {
@@ -10,196 +6,30 @@ extension MessageDatabase {
 
     package func sync() throws { try engine.sync() }
 
+    /// Throws `.closed` once the store is closed.
+    package func checkOpen() throws { try engine.read { _ in } }
+
     package func statistics() throws -> MessageDatabaseStatistics {
-        let (messages, conversations, counters) = try engine.read { snapshot in
-            (Int(truncatingIfNeeded: snapshot.state.counters[MessageCounter.liveMessages]),
-             Int(truncatingIfNeeded: snapshot.state.trees[MessageTree.activity].entryCount), snapshot.state.counters)
+        let (messages, conversations, compactions) = try engine.read { snapshot in
+            (Int(truncatingIfNeeded: snapshot.state[counter: .liveMessages]),
+             try BTree(snapshot, .activity).count, snapshot.state[counter: .compactions])
         }
         let storage = engine.statistics
-        let ratio = Self.garbageRatio(try segmentAccounts())
+        let ratio = SegmentAccount.garbageRatio(try engine.segmentAccounts())
         let bytes = compactionBytes.withLock { $0 }
         return MessageDatabaseStatistics(
-            messages: messages, conversations: conversations,
-            pageFileBytes: storage.pager.pageCount &* UInt64(engine.pager.pageSize),
+            messages: messages, conversations: conversations, pageFileBytes: storage.pageFileBytes,
             rawLogBytes: storage.log.rawSegmentBytes, sealedLogBytes: storage.log.sealedSegmentBytes,
-            garbageRatio: ratio, storage: storage, compactions: counters[MessageCounter.compactions],
+            garbageRatio: ratio, storage: storage, compactions: compactions,
             lastCompactionBytesBefore: bytes.before, lastCompactionBytesAfter: bytes.after)
     }
 
-    // MARK: Backup
-
     /// Writes a consistent copy of the store into `destination` (a missing or empty
-    /// directory) while the store stays open. Sealed segments (immutable) are copied first
-    /// without blocking anyone; the page file and the remaining segments are copied while
-    /// commits and checkpoints wait (inside an empty commit's prepare step, which holds the
-    /// writer role). Readers never wait. Every copied file and the directory are synced.
+    /// directory) while the store stays open (`StorageEngine.backup(to:)`).
     package func backup(to destination: String) throws {
-        try maintenance.withLock { _ in
-            if let names = try? fileSystem.listDirectory(destination), !names.isEmpty {
-                throw MessagingError.invalidArgument(argument: "path", reason: "\(destination) is not empty")
-            }
-            try fileSystem.createDirectory(destination)
-            try engine.checkpoint()
-            var copied = Set<UInt32>()
-            for segment in try engine.log.listSegments() where segment.state == .sealed {
-                try copyFile(segment.path, to: Path.join(destination, Path.name(of: segment.path)))
-                copied.insert(segment.id)
-            }
-            try engine.commit { _, _ in
-                try copyFile(engine.pager.path, to: Path.join(destination, Path.name(of: engine.pager.path)))
-                for segment in try engine.log.listSegments() where !copied.contains(segment.id) {
-                    try copyFile(segment.path, to: Path.join(destination, Path.name(of: segment.path)))
-                }
-            }
-            try fileSystem.syncDirectory(destination)
+        if let names = try? fileSystem.listDirectory(destination), !names.isEmpty {
+            throw MessagingError.invalidArgument(argument: "path", reason: "\(destination) is not empty")
         }
-    }
-
-    private func copyFile(_ source: String, to destination: String) throws {
-        let input = try fileSystem.open(source, mode: .readOnly)
-        defer { try? input.close() }
-        let output = try fileSystem.open(destination, mode: .createNew)
-        do {
-            let size = try input.size()
-            var offset: UInt64 = 0
-            var buffer = [UInt8](repeating: 0, count: 1 << 20)
-            while offset < size {
-                let n = try buffer.withUnsafeMutableBytes { try input.read(into: $0, at: offset) }
-                if n == 0 { break }
-                try buffer.withUnsafeBytes { try output.write(UnsafeRawBufferPointer(rebasing: $0[0..<n]), at: offset) }
-                offset += UInt64(n)
-            }
-            try output.syncData()
-            try output.close()
-        } catch {
-            try? output.close()
-            throw error
-        }
-    }
-
-    // MARK: Verify
-
-    /// The storage core's checks plus the message layer's: every slot-0 entry's record decodes
-    /// and matches its key, kind, flags and length; the id index matches the messages exactly;
-    /// conversation counts and newest entries, the activity index, the names index, the live
-    /// message counter and the per-segment live bytes all match what the messages imply.
-    package func verify() -> [String] {
-        var problems = engine.verify()
-        do {
-            try engine.read { snapshot in try verifyMessages(snapshot, into: &problems) }
-        } catch {
-            problems.append("message layer: \(error)")
-        }
-        return problems
-    }
-
-    private func verifyMessages(_ snapshot: PageTransaction, into problems: inout [String]) throws {
-        let trees = try MessageSchema.Trees(snapshot)
-        func report(_ text: String) { if problems.count < 100 { problems.append(text) } }
-        struct Conversation { var count: UInt64 = 0; var newest = BTreeKey.min }
-        var conversations: [UInt64: Conversation] = [:]
-        var liveBytes: [UInt32: UInt64] = [:]
-        var total: UInt64 = 0
-
-        var cursor = trees.messages.cursor()
-        var valid = try cursor.seekFirst()
-        while valid {
-            var key = BTreeKey.min
-            var value = [UInt8](repeating: 0, count: 16)
-            try cursor.withCurrent { k, v in
-                key = k
-                value.withUnsafeMutableBytes { $0.copyMemory(from: v) }
-            }
-            let (position, length, kind, flags) = value.withUnsafeBytes {
-                ($0.loadLE(UInt64.self, at: V.positionOffset), $0.loadLE(UInt32.self, at: V.lengthOffset), $0[V.kindOffset], $0[V.flagsOffset])
-            }
-            total += 1
-            var entry = conversations[key.w0] ?? Conversation()
-            entry.count += 1
-            entry.newest = key
-            conversations[key.w0] = entry
-            liveBytes[LogPositions.segment(position), default: 0] += UInt64(length)
-            do {
-                let frame = try engine.log.withRecord(at: position) { _, payload in MessageLimits.frameHeaderSize + payload.count }
-                if frame != Int(length) { report("message \(key): length \(length) in the tree, record frame is \(frame) bytes") }
-                try withMessagePayload(at: position) { header, payload in
-                    if header.conversation != key.w0 || header.createdAt != key.w1 || header.seq != key.w2 {
-                        report("message \(key): record at \(LogPositions.describe(position)) holds \(header.conversation)/\(header.createdAt)/\(header.seq)")
-                    }
-                    if header.kind != kind || header.flags != flags {
-                        report("message \(key): kind/flags \(kind)/\(flags) in the tree, \(header.kind)/\(header.flags) in the record")
-                    }
-                    let hash = Hash64.hash(UnsafeRawBufferPointer(rebasing: payload[header.idStart..<header.senderStart]))
-                    var idValue: (UInt64, UInt64)? = nil
-                    try trees.ids.withValue(for: BTreeKey(hash, key.w2)) { idValue = ($0.loadLE(UInt64.self, at: 0), $0.loadLE(UInt64.self, at: 8)) }
-                    if let idValue, idValue == (key.w0, key.w1) {} else {
-                        report("message \(key): id index entry missing or wrong")
-                    }
-                }
-            } catch {
-                report("message \(key): record at \(LogPositions.describe(position)): \(error)")
-            }
-            valid = try cursor.next()
-        }
-        if trees.ids.count != trees.messages.count {
-            report("id index holds \(trees.ids.count) entries, messages tree \(trees.messages.count)")
-        }
-        if snapshot.state.counters[MessageCounter.liveMessages] != total {
-            report("live message counter \(snapshot.state.counters[MessageCounter.liveMessages]), messages tree holds \(total)")
-        }
-
-        // Conversations, names, activity.
-        var activeConversations = 0
-        var conversationCursor = trees.conversations.cursor()
-        valid = try conversationCursor.seekFirst()
-        while valid {
-            var id: UInt64 = 0
-            var count: UInt64 = 0, newestAt: UInt64 = 0, newestSeq: UInt64 = 0
-            var name = ""
-            try conversationCursor.withCurrent { k, v in
-                id = k.w0
-                count = v.loadLE(UInt64.self, at: V.liveCountOffset)
-                newestAt = v.loadLE(UInt64.self, at: V.newestCreatedAtOffset)
-                newestSeq = v.loadLE(UInt64.self, at: V.newestSeqOffset)
-                name = Self.conversationName(v)
-            }
-            let expected = conversations.removeValue(forKey: id) ?? Conversation()
-            if count != expected.count { report("conversation \(name): count \(count), messages tree holds \(expected.count)") }
-            if expected.count > 0 {
-                activeConversations += 1
-                if newestAt != expected.newest.w1 || newestSeq != expected.newest.w2 {
-                    report("conversation \(name): newest \(newestAt)/\(newestSeq), messages tree says \(expected.newest.w1)/\(expected.newest.w2)")
-                }
-                if try !trees.activity.contains(BTreeKey(expected.newest.w1, id)) {
-                    report("conversation \(name): activity entry missing")
-                }
-            }
-            if try !trees.names.contains(BTreeKey(V.conversationNamespace, Hash64.hash(name), id)) {
-                report("conversation \(name): names entry missing")
-            }
-            valid = try conversationCursor.next()
-        }
-        for (id, _) in conversations { report("messages of conversation \(id), which does not exist") }
-        if trees.activity.count != activeConversations {
-            report("activity index holds \(trees.activity.count) entries, \(activeConversations) conversations have messages")
-        }
-
-        // Segments.
-        let present = Set(try engine.log.listSegments().map(\.id))
-        var segmentCursor = trees.segments.cursor()
-        valid = try segmentCursor.seekFirst()
-        while valid {
-            var id: UInt32 = 0
-            var live: UInt64 = 0
-            try segmentCursor.withCurrent { k, v in
-                id = UInt32(truncatingIfNeeded: k.w0)
-                live = v.loadLE(UInt64.self, at: V.liveBytesOffset)
-            }
-            let expected = liveBytes.removeValue(forKey: id) ?? 0
-            if live != expected { report("segment \(id): \(live) live bytes recorded, messages point at \(expected)") }
-            if expected > 0 && !present.contains(id) { report("segment \(id) holds live messages but its file is missing") }
-            valid = try segmentCursor.next()
-        }
-        for (id, bytes) in liveBytes { report("segment \(id): messages point at \(bytes) bytes but it has no accounting entry") }
+        try engine.backup(to: destination)
     }
 }

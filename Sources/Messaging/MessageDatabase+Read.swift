@@ -1,28 +1,14 @@
 import ScrollbackBTree
-import ScrollbackFormat
-import ScrollbackLog
-import ScrollbackPager
 import ScrollbackStorage
 
 extension MessageDatabase {
-    typealias V = MessageValueLayout
-
-    /// Position of the record a slot-0 value points to.
-    @inline(__always)
-    static func position(_ value: UnsafeRawBufferPointer) -> UInt64 { value.loadLE(UInt64.self, at: V.positionOffset) }
-
     /// Visits the message with this id; returns false (without visiting) when there is none.
     @discardableResult
     package func message(id: String, _ visit: MessageVisitor) throws -> Bool {
         try engine.read { snapshot in
             guard let located = try locate(id: id, in: snapshot) else { return false }
-            let conversations = try BTree(snapshot, slot: MessageTree.conversations)
-            var name: String? = nil
-            try conversations.withValue(for: BTreeKey(located.key.w0)) { name = Self.conversationName($0) }
-            guard let name else {
-                throw StorageError.corrupted(file: engine.pager.path, offset: 0, reason: "message \(id) names a missing conversation")
-            }
-            try visitMessage(at: located.position, key: located.key, conversation: name, visit)
+            let name = try conversationName(located.key.conversation, in: snapshot, for: "message \(id) names a missing conversation")
+            try visitMessage(at: located.pointer.position, key: located.key, conversation: name, visit)
             return true
         }
     }
@@ -33,35 +19,37 @@ extension MessageDatabase {
         return result
     }
 
-    /// Walks the messages of `conversationID` from `start` in one direction, appending up to
+    /// Walks the messages of `conversationID` from `start` in one direction, visiting up to
     /// `limit` messages whose key stays within `bound` (inclusive). Returns whether another
-    /// message of the conversation (within `bound`) follows the last one returned.
+    /// message of the conversation (within `bound`) follows the last one visited.
     @inline(__always)
-    func scan(_ snapshot: PageTransaction, conversation conversationID: UInt64, name: String, from start: BTreeKey,
-              inclusive: Bool, forward: Bool, bound: BTreeKey, limit: Int, lastKey: UnsafeMutablePointer<BTreeKey>? = nil,
+    func scan(_ snapshot: PageTransaction, conversation conversationID: UInt64, name: String, from start: MessageKey,
+              inclusive: Bool, forward: Bool, bound: MessageKey, limit: Int, lastKey: UnsafeMutablePointer<MessageKey>? = nil,
               _ visit: MessageVisitor) throws -> Bool {
-        let messages = try BTree(snapshot, slot: MessageTree.messages)
+        let messages = try BTree(snapshot, .messages)
         var cursor = messages.cursor()
+        let startKey = start.treeKey, boundKey = bound.treeKey
         var valid: Bool
         if forward {
-            valid = try cursor.seek(atLeast: start)
-            if valid && !inclusive, let key = try cursor.key(), key == start { valid = try cursor.next() }
+            valid = try cursor.seek(atLeast: startKey)
+            if valid && !inclusive, let key = try cursor.key(), key == startKey { valid = try cursor.next() }
         } else {
-            valid = try cursor.seek(atMost: start)
-            if valid && !inclusive, let key = try cursor.key(), key == start { valid = try cursor.previous() }
+            valid = try cursor.seek(atMost: startKey)
+            if valid && !inclusive, let key = try cursor.key(), key == startKey { valid = try cursor.previous() }
         }
         var taken = 0
         while valid {
             var key = BTreeKey.min
-            var position: UInt64 = 0
+            var position: LogPosition = 0
             try cursor.withCurrent { k, v in
                 key = k
-                position = Self.position(v)
+                position = MessagePointer.position(in: v)
             }
-            guard key.w0 == conversationID, forward ? key <= bound : key >= bound else { return false }
+            guard key.w0 == conversationID, forward ? key <= boundKey : key >= boundKey else { return false }
             if taken == limit { return true }
-            try visitMessage(at: position, key: key, conversation: name, visit)
-            lastKey?.pointee = key
+            let messageKey = MessageKey(key)
+            try visitMessage(at: position, key: messageKey, conversation: name, visit)
+            lastKey?.pointee = messageKey
             taken += 1
             valid = forward ? try cursor.next() : try cursor.previous()
         }
@@ -71,8 +59,8 @@ extension MessageDatabase {
     package func latest(in conversation: String, limit: Int, _ visit: MessageVisitor) throws {
         try engine.read { snapshot in
             guard let id = try conversationID(conversation, in: snapshot) else { return }
-            _ = try scan(snapshot, conversation: id, name: conversation, from: BTreeKey(id, .max, .max), inclusive: true,
-                         forward: false, bound: BTreeKey(id, 0, 0), limit: limit, visit)
+            _ = try scan(snapshot, conversation: id, name: conversation, from: .last(of: id), inclusive: true,
+                         forward: false, bound: .first(of: id), limit: limit, visit)
         }
     }
 
@@ -82,13 +70,10 @@ extension MessageDatabase {
         let low = UInt64(max(from, 0)), high = UInt64(through)
         try engine.read { snapshot in
             guard let id = try conversationID(conversation, in: snapshot) else { return }
-            if forward {
-                _ = try scan(snapshot, conversation: id, name: conversation, from: BTreeKey(id, low, 0), inclusive: true,
-                             forward: true, bound: BTreeKey(id, high, .max), limit: limit, visit)
-            } else {
-                _ = try scan(snapshot, conversation: id, name: conversation, from: BTreeKey(id, high, .max), inclusive: true,
-                             forward: false, bound: BTreeKey(id, low, 0), limit: limit, visit)
-            }
+            let earliest = MessageKey(conversation: id, createdAt: low, seq: 0)
+            let latest = MessageKey(conversation: id, createdAt: high, seq: .max)
+            _ = try scan(snapshot, conversation: id, name: conversation, from: forward ? earliest : latest, inclusive: true,
+                         forward: forward, bound: forward ? latest : earliest, limit: limit, visit)
         }
     }
 
@@ -110,14 +95,14 @@ extension MessageDatabase {
             if let start, start.conversation != id {
                 throw MessagingError.invalidCursor("the cursor belongs to another conversation")
             }
-            let from = start.map { BTreeKey(id, $0.createdAt, $0.seq) } ?? (forward ? BTreeKey(id, 0, 0) : BTreeKey(id, .max, .max))
-            let inclusive = start == nil
+            let from = start.map { MessageKey(conversation: id, createdAt: $0.createdAt, seq: $0.seq) }
+                ?? (forward ? .first(of: id) : .last(of: id))
             var last = from
-            let more = try scan(snapshot, conversation: id, name: conversation, from: from, inclusive: inclusive, forward: forward,
-                                bound: forward ? BTreeKey(id, .max, .max) : BTreeKey(id, 0, 0), limit: limit,
+            let more = try scan(snapshot, conversation: id, name: conversation, from: from, inclusive: start == nil,
+                                forward: forward, bound: forward ? .last(of: id) : .first(of: id), limit: limit,
                                 lastKey: &last, visit)
             guard more else { return nil }
-            let position = CursorToken.Position(conversation: id, createdAt: last.w1, seq: last.w2)
+            let position = CursorToken.Position(conversation: id, createdAt: last.createdAt, seq: last.seq)
             return CursorToken.encode(position, secret: cursorSecret)
         }
     }
@@ -126,23 +111,22 @@ extension MessageDatabase {
     package func page(in conversation: String, offset: Int, limit: Int, forward: Bool, _ visit: MessageVisitor) throws {
         try engine.read { snapshot in
             guard let id = try conversationID(conversation, in: snapshot) else { return }
-            let messages = try BTree(snapshot, slot: MessageTree.messages)
-            let first = try messages.rank(BTreeKey(id, 0, 0))
-            let end = try messages.rank(BTreeKey(id &+ 1, 0, 0))
-            let total = end - first
-            guard offset < total, limit > 0 else { return }
+            let messages = try BTree(snapshot, .messages)
+            let first = try messages.rank(MessageKey.first(of: id).treeKey)
+            let end = try messages.rank(MessageKey.first(of: id &+ 1).treeKey)
+            guard offset < end - first, limit > 0 else { return }
             var cursor = messages.cursor()
             var valid = try cursor.seek(toRank: forward ? first + offset : end - 1 - offset)
             var taken = 0
             while valid && taken < limit {
                 var key = BTreeKey.min
-                var position: UInt64 = 0
+                var position: LogPosition = 0
                 try cursor.withCurrent { k, v in
                     key = k
-                    position = Self.position(v)
+                    position = MessagePointer.position(in: v)
                 }
                 guard key.w0 == id else { break }
-                try visitMessage(at: position, key: key, conversation: conversation, visit)
+                try visitMessage(at: position, key: MessageKey(key), conversation: conversation, visit)
                 taken += 1
                 valid = forward ? try cursor.next() : try cursor.previous()
             }
@@ -153,28 +137,29 @@ extension MessageDatabase {
     package func count(in conversation: String, after: Int64) throws -> Int {
         try engine.read { snapshot in
             guard let id = try conversationID(conversation, in: snapshot) else { return 0 }
-            let messages = try BTree(snapshot, slot: MessageTree.messages)
-            let low: BTreeKey = after < 0 ? BTreeKey(id, 0, 0) : BTreeKey(id, UInt64(after) &+ 1, 0)
-            if after >= 0 && UInt64(after) >= UInt64(MessageLimits.maxCreatedAt) { return 0 }
-            return try messages.rank(BTreeKey(id &+ 1, 0, 0)) - messages.rank(low)
+            let messages = try BTree(snapshot, .messages)
+            if after >= 0 && UInt64(after) >= UInt64(ArgumentLimits.createdAt.upperBound) { return 0 }
+            let low = after < 0 ? MessageKey.first(of: id) : MessageKey(conversation: id, createdAt: UInt64(after) &+ 1, seq: 0)
+            return try messages.rank(MessageKey.first(of: id &+ 1).treeKey) - messages.rank(low.treeKey)
         }
     }
 
     package func unreadCount(user: String, in conversation: String) throws -> Int {
         try engine.read { snapshot in
             guard let id = try conversationID(conversation, in: snapshot) else { return 0 }
-            let messages = try BTree(snapshot, slot: MessageTree.messages)
-            let end = try messages.rank(BTreeKey(id &+ 1, 0, 0))
-            var marker: (UInt64, UInt64)? = nil
+            let messages = try BTree(snapshot, .messages)
+            let end = try messages.rank(MessageKey.first(of: id &+ 1).treeKey)
+            var marker: MarkerValue? = nil
             if let userID = try userID(user, in: snapshot) {
-                let markers = try BTree(snapshot, slot: MessageTree.readMarkers)
-                try markers.withValue(for: BTreeKey(userID, id)) { v in marker = (v.loadLE(UInt64.self, at: 0), v.loadLE(UInt64.self, at: 8)) }
+                let markers = try BTree(snapshot, .readMarkers)
+                try markers.withValue(for: MarkerKey(user: userID, conversation: id).treeKey) { marker = MarkerValue($0) }
             }
             let start: Int
             if let marker {
-                start = try messages.rank(BTreeKey(id, marker.0, marker.1), inclusive: true)
+                let through = MessageKey(conversation: id, createdAt: marker.createdAt, seq: marker.seq)
+                start = try messages.rank(through.treeKey, inclusive: true)
             } else {
-                start = try messages.rank(BTreeKey(id, 0, 0))
+                start = try messages.rank(MessageKey.first(of: id).treeKey)
             }
             return end - start
         }
@@ -183,7 +168,7 @@ extension MessageDatabase {
     /// The newest `limit` messages across the conversations, merged with a binary heap.
     package func feed(_ conversations: [String], limit: Int, _ visit: MessageVisitor) throws {
         try engine.read { snapshot in
-            let messages = try BTree(snapshot, slot: MessageTree.messages)
+            let messages = try BTree(snapshot, .messages)
             var seen = Set<String>()
             var cursors: [BTreeCursor] = []
             var names: [String] = []
@@ -191,7 +176,7 @@ extension MessageDatabase {
             for name in conversations where seen.insert(name).inserted {
                 guard let id = try conversationID(name, in: snapshot) else { continue }
                 var cursor = messages.cursor()
-                if try cursor.seek(atMost: BTreeKey(id, .max, .max)), let key = try cursor.key(), key.w0 == id {
+                if try cursor.seek(atMost: MessageKey.last(of: id).treeKey), let key = try cursor.key(), key.w0 == id {
                     heap.push(FeedHeap.Entry(createdAt: key.w1, seq: key.w2, source: cursors.count))
                     cursors.append(cursor)
                     names.append(name)
@@ -200,12 +185,12 @@ extension MessageDatabase {
             var taken = 0
             while taken < limit, let top = heap.popMax() {
                 var key = BTreeKey.min
-                var position: UInt64 = 0
+                var position: LogPosition = 0
                 try cursors[top.source].withCurrent { k, v in
                     key = k
-                    position = Self.position(v)
+                    position = MessagePointer.position(in: v)
                 }
-                try visitMessage(at: position, key: key, conversation: names[top.source], visit)
+                try visitMessage(at: position, key: MessageKey(key), conversation: names[top.source], visit)
                 taken += 1
                 if taken == limit { break }
                 if try cursors[top.source].previous() {
@@ -222,16 +207,16 @@ extension MessageDatabase {
     /// Calls `visit` once per conversation, in order: with its newest message, or nil.
     package func latestMessage(in conversations: [String], _ visit: (MessageView?) throws -> Void) throws {
         try engine.read { snapshot in
-            let messages = try BTree(snapshot, slot: MessageTree.messages)
+            let messages = try BTree(snapshot, .messages)
             var cursor = messages.cursor()
             for name in conversations {
                 guard let id = try conversationID(name, in: snapshot) else {
                     try visit(nil)
                     continue
                 }
-                var found: (BTreeKey, UInt64)? = nil
-                if try cursor.seek(atMost: BTreeKey(id, .max, .max)) {
-                    try cursor.withCurrent { k, v in if k.w0 == id { found = (k, Self.position(v)) } }
+                var found: (MessageKey, LogPosition)? = nil
+                if try cursor.seek(atMost: MessageKey.last(of: id).treeKey) {
+                    try cursor.withCurrent { k, v in if k.w0 == id { found = (MessageKey(k), MessagePointer.position(in: v)) } }
                 }
                 if let found {
                     try visitMessage(at: found.1, key: found.0, conversation: name) { try visit($0) }
@@ -239,45 +224,6 @@ extension MessageDatabase {
                     try visit(nil)
                 }
             }
-        }
-    }
-
-    /// Conversations by newest live message (descending; ties by name ascending).
-    package func conversations(limit: Int) throws -> [ConversationEntry] {
-        guard limit > 0 else { return [] }
-        return try engine.read { snapshot in
-            let activity = try BTree(snapshot, slot: MessageTree.activity)
-            let conversations = try BTree(snapshot, slot: MessageTree.conversations)
-            var cursor = activity.cursor()
-            var valid = try cursor.seekLast()
-            var result: [ConversationEntry] = []
-            var group: [ConversationEntry] = []
-            var groupTime: UInt64 = 0
-            func flush() {
-                group.sort { $0.name < $1.name }   // Swift String order, as the public API documents "ascending"
-                result.append(contentsOf: group.prefix(limit - result.count))
-                group.removeAll(keepingCapacity: true)
-            }
-            while valid {
-                guard let key = try cursor.key() else { break }
-                if !group.isEmpty && key.w0 != groupTime {
-                    flush()
-                    if result.count >= limit { break }
-                }
-                groupTime = key.w0
-                var entry: ConversationEntry? = nil
-                try conversations.withValue(for: BTreeKey(key.w1)) { v in
-                    entry = ConversationEntry(name: Self.conversationName(v), lastActivity: Int64(key.w0),
-                                              messageCount: Int(v.loadLE(UInt64.self, at: V.liveCountOffset)))
-                }
-                guard let entry else {
-                    throw StorageError.corrupted(file: engine.pager.path, offset: 0, reason: "activity entry names missing conversation \(key.w1)")
-                }
-                group.append(entry)
-                valid = try cursor.previous()
-            }
-            if !group.isEmpty && result.count < limit { flush() }
-            return result
         }
     }
 }

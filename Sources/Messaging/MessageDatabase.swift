@@ -1,8 +1,4 @@
 import ScrollbackBTree
-import ScrollbackFormat
-import ScrollbackIO
-import ScrollbackLog
-import ScrollbackPager
 import ScrollbackStorage
 import Synchronization
 
@@ -13,11 +9,14 @@ import Synchronization
 /// engine's `prepare` step; `MessageSchema.apply` turns them into tree changes (for live
 /// commits and recovery alike). Reads run on one snapshot each and never wait for writers.
 ///
+/// The concerns live in one file each: name and id lookups and record access here, queries
+/// (+Read), the conversation list (+Conversations), writes (+Write), compaction
+/// (+Compaction), statistics and backup (+Operations), verify (+Verify).
+///
 /// Thread-safety: every method may be called from any thread.
 package final class MessageDatabase: Sendable {
+    /// The storage engine (its named operations only; white-box tests reach it too).
     package let engine: StorageEngine
-    /// `engine.log`, held directly for the read paths.
-    let log: Log
     package let directory: String
     let fileSystem: any FileSystem
     package let maxBodyBytes: Int
@@ -30,11 +29,8 @@ package final class MessageDatabase: Sendable {
     let conversationCache = Lock<[String: UInt64]>([:])
     let userCache = Lock<[String: UInt64]>([:])
     static let cacheLimit = 1 << 17
-    /// Serializes compaction and backup.
-    let maintenance = Lock(())
-    /// Segments whose records are all dead, waiting for old snapshots to end before their
-    /// files are removed: (segment ids, transaction id of the last commit that moved records out).
-    let pendingRemovals = Lock<[(ids: [UInt32], after: UInt64)]>([])
+    /// Serializes compactions (explicit and automatic).
+    let compactionLock = Lock(())
     let compactionBytes = Lock<(before: UInt64, after: UInt64)>((0, 0))
     let writesSincePolicyCheck = Atomic<Int>(0)
     let compactionRunning = Atomic<Bool>(false)
@@ -42,7 +38,6 @@ package final class MessageDatabase: Sendable {
     private init(engine: StorageEngine, directory: String, fileSystem: any FileSystem, options: MessageDatabaseOptions,
                  secret: UInt64) {
         self.engine = engine
-        self.log = engine.log
         self.directory = directory
         self.fileSystem = fileSystem
         self.maxBodyBytes = options.maxBodyBytes
@@ -53,45 +48,24 @@ package final class MessageDatabase: Sendable {
     // MARK: Open and close
 
     /// Opens or creates the store in `directory`. A non-empty directory holding neither a page
-    /// file nor log segments is `.notAStore` (never written into).
+    /// file nor log segments is `.notAStore` (never written into); a store of a newer message
+    /// format is `.unsupportedVersion` (`MessageSchema.checkFormat`). A new store gets its
+    /// initialize record (format version, a random cursor secret) in its first commit.
     package static func open(fileSystem: any FileSystem, directory: String, options: MessageDatabaseOptions) throws
         -> MessageDatabase {
-        if let names = try? fileSystem.listDirectory(directory), !names.isEmpty {
-            // A lone temporary page file is a store whose creation crashed before the rename:
-            // Pager.create removes it and starts over.
-            let isStore = names.contains { name in
-                name == PageFileLayout.fileName || name == PageFileLayout.fileName + PageFileLayout.temporarySuffix
-                    || name.hasPrefix(LogSegmentLayout.filePrefix)
-            }
-            if !isStore { throw MessagingError.notAStore(path: directory) }
-        }
         let engine = try StorageEngine.open(fileSystem: fileSystem, directory: directory, options: options.storage,
                                             schema: MessageSchema.schema)
         do {
-            var counters = engine.pager.committedState.counters
-            let version = counters[MessageCounter.formatVersion]
-            if version > MessageLimits.formatVersion {
-                throw MessagingError.unsupportedVersion(
-                    path: Path.join(directory, PageFileLayout.fileName), found: UInt32(truncatingIfNeeded: version),
-                    supported: UInt32(MessageLimits.formatVersion))
-            }
-            if version == 0 {
+            if engine.committedState[counter: .formatVersion] == 0 {
                 var generator = SystemRandomNumberGenerator()
                 var secret: UInt64 = 0
                 while secret == 0 { secret = generator.next() }
-                try engine.commit { _, batch in
-                    try batch.append(type: MessageRecordType.initialize, payloadCount: MessageRecordLayout.initializePayloadSize) {
-                        $0.storeLE(MessageLimits.formatVersion, at: 0)
-                        $0.storeLE(secret, at: 8)
-                    }
-                }
+                let initialize = InitializeRecord(formatVersion: MessageLimits.formatVersion, cursorSecret: secret)
+                try engine.commit { _, batch in try initialize.append(into: &batch) }
                 try engine.checkpoint()
-                counters = engine.pager.committedState.counters
             }
-            let database = MessageDatabase(engine: engine, directory: directory, fileSystem: fileSystem, options: options,
-                                           secret: counters[MessageCounter.cursorSecret])
-            try database.reconcileSegments()
-            return database
+            return MessageDatabase(engine: engine, directory: directory, fileSystem: fileSystem, options: options,
+                                   secret: engine.committedState[counter: .cursorSecret])
         } catch {
             try? engine.close()
             throw error
@@ -99,34 +73,37 @@ package final class MessageDatabase: Sendable {
     }
 
     package func close() throws {
-        try? removeDeferredSegments(wait: false)
         try engine.close()
+    }
+
+    /// Whether `path` holds a store (a page file), as `StorageEngine.open` decides it.
+    package static func storeExists(fileSystem: any FileSystem, at path: String) -> Bool {
+        StoreDirectory.inspect(fileSystem: fileSystem, directory: path).kind == .store
     }
 
     // MARK: Name lookups
 
-    /// The internal id of a name in `namespace`, or nil. Scans every entry with the name's
-    /// hash and compares the real bytes (collisions are handled). O(log n).
-    static func lookupName(_ name: String, namespace: UInt64, in transaction: PageTransaction) throws -> UInt64? {
-        let names = try BTree(transaction, slot: MessageTree.names)
-        let isConversation = namespace == MessageValueLayout.conversationNamespace
-        let target = try BTree(transaction, slot: isConversation ? MessageTree.conversations : MessageTree.users)
-        let nameOffset = isConversation ? MessageValueLayout.conversationNameOffset : MessageValueLayout.userNameOffset
+    /// The internal id of a name in `space`, or nil. Scans every names entry with the name's
+    /// hash and compares the real bytes stored in the conversation or user record
+    /// (collisions are handled). O(log n).
+    static func lookupName(_ name: String, in space: NameSpace, _ transaction: PageTransaction) throws -> UInt64? {
+        let names = try BTree(transaction, .names)
+        let records = try BTree(transaction, space == .conversation ? .conversations : .users)
         var copy = name
         return try copy.withUTF8 { utf8 -> UInt64? in
             let bytes = UnsafeRawBufferPointer(utf8)
             let hash = Hash64.hash(bytes)
             var cursor = names.cursor()
-            var valid = try cursor.seek(atLeast: BTreeKey(namespace, hash, 0))
+            var valid = try cursor.seek(atLeast: NameKey(space: space, nameHash: hash, id: 0).treeKey)
             while valid {
-                guard let key = try cursor.key(), key.w0 == namespace, key.w1 == hash else { return nil }
+                guard let key = try cursor.key(), key.w0 == space.rawValue, key.w1 == hash else { return nil }
+                let id = key.w2
                 var matches = false
-                try target.withValue(for: BTreeKey(key.w2)) { value in
-                    let length = Int(value[nameOffset - 1])
-                    matches = length == bytes.count && nameOffset + length <= value.count
-                        && Self.equalBytes(UnsafeRawBufferPointer(rebasing: value[nameOffset..<(nameOffset + length)]), bytes)
+                try records.withValue(for: BTreeKey(id)) { value in
+                    let stored = space == .conversation ? ConversationRecord.nameBytes(in: value) : UserRecord.nameBytes(in: value)
+                    matches = Self.equalBytes(stored, bytes)
                 }
-                if matches { return key.w2 }
+                if matches { return id }
                 valid = try cursor.next()
             }
             return nil
@@ -135,79 +112,70 @@ package final class MessageDatabase: Sendable {
 
     /// The conversation id of `name` in `transaction` (cached for committed conversations).
     func conversationID(_ name: String, in transaction: PageTransaction) throws -> UInt64? {
-        if let id = conversationCache.withLock({ $0[name] }) { return id }
-        guard let id = try Self.lookupName(name, namespace: MessageValueLayout.conversationNamespace, in: transaction) else {
-            return nil
-        }
-        conversationCache.withLock { cache in
-            if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
-            cache[name] = id
-        }
-        return id
+        try cachedID(name, in: NameSpace.conversation, transaction, cache: conversationCache)
     }
 
     func userID(_ name: String, in transaction: PageTransaction) throws -> UInt64? {
-        if let id = userCache.withLock({ $0[name] }) { return id }
-        guard let id = try Self.lookupName(name, namespace: MessageValueLayout.userNamespace, in: transaction) else {
-            return nil
-        }
-        userCache.withLock { cache in
+        try cachedID(name, in: NameSpace.user, transaction, cache: userCache)
+    }
+
+    private func cachedID(_ name: String, in space: NameSpace, _ transaction: PageTransaction,
+                          cache: borrowing Lock<[String: UInt64]>) throws -> UInt64? {
+        if let id = cache.withLock({ $0[name] }) { return id }
+        guard let id = try Self.lookupName(name, in: space, transaction) else { return nil }
+        cache.withLock { cache in
             if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
             cache[name] = id
         }
         return id
     }
 
-    /// The name stored in a conversation's slot-3 value.
-    static func conversationName(_ value: UnsafeRawBufferPointer) -> String {
-        let length = min(Int(value[MessageValueLayout.conversationNameOffset - 1]), MessageLimits.maxNameBytes)
-        let start = MessageValueLayout.conversationNameOffset
-        return String(decoding: UnsafeRawBufferPointer(rebasing: value[start..<(start + length)]), as: UTF8.self)
+    /// The name of conversation `id`; `.corrupted` (naming `what` refers to it) when missing.
+    func conversationName(_ id: UInt64, in transaction: PageTransaction, for what: @autoclosure () -> String) throws -> String {
+        var name: String? = nil
+        try BTree(transaction, .conversations).withValue(for: ConversationKey(id).treeKey) { name = ConversationRecord.name(in: $0) }
+        guard let name else {
+            throw StorageError.corrupted(file: engine.pageFilePath, offset: 0, reason: what())
+        }
+        return name
     }
 
     // MARK: Message ids
 
-    /// Where a live message with this id is, in `transaction`: its key and its slot-0 value
-    /// fields. Scans the id index entries with the id's hash and compares the stored id bytes.
+    /// Where a live message with this id is, in `transaction`: its key and its messages-tree
+    /// value. Scans the id index entries with the id's hash and compares the stored id bytes.
     struct Located {
-        var key: BTreeKey
-        var position: UInt64
-        var length: UInt32
-        var kind: UInt8
-        var flags: UInt8
+        var key: MessageKey
+        var pointer: MessagePointer
     }
 
     func locate(id: String, in transaction: PageTransaction) throws -> Located? {
-        let ids = try BTree(transaction, slot: MessageTree.messageIDs)
-        let messages = try BTree(transaction, slot: MessageTree.messages)
+        let ids = try BTree(transaction, .messageIDs)
+        let messages = try BTree(transaction, .messages)
         var copy = id
         return try copy.withUTF8 { utf8 -> Located? in
             let bytes = UnsafeRawBufferPointer(utf8)
             let hash = Hash64.hash(bytes)
             var cursor = ids.cursor()
-            var valid = try cursor.seek(atLeast: BTreeKey(hash, 0))
+            var valid = try cursor.seek(atLeast: MessageIDKey(idHash: hash, seq: 0).treeKey)
             while valid {
-                var found: (BTreeKey, UInt64, UInt64)? = nil
+                var found: (MessageIDKey, MessageIDValue)? = nil
                 try cursor.withCurrent { key, value in
-                    if key.w0 == hash { found = (key, value.loadLE(UInt64.self, at: 0), value.loadLE(UInt64.self, at: 8)) }
+                    if key.w0 == hash { found = (MessageIDKey(key), MessageIDValue(value)) }
                 }
-                guard let (key, conversation, createdAt) = found else { return nil }
-                let messageKey = BTreeKey(conversation, createdAt, key.w1)
-                var located: Located? = nil
-                try messages.withValue(for: messageKey) { v in
-                    located = Located(key: messageKey, position: v.loadLE(UInt64.self, at: MessageValueLayout.positionOffset),
-                                      length: v.loadLE(UInt32.self, at: MessageValueLayout.lengthOffset),
-                                      kind: v[MessageValueLayout.kindOffset], flags: v[MessageValueLayout.flagsOffset])
+                guard let (idKey, idValue) = found else { return nil }
+                let messageKey = idValue.messageKey(seq: idKey.seq)
+                var pointer: MessagePointer? = nil
+                try messages.withValue(for: messageKey.treeKey) { pointer = MessagePointer($0) }
+                guard let pointer else {
+                    throw StorageError.corrupted(file: engine.pageFilePath, offset: 0,
+                                                 reason: "id index entry \(idKey) names message \(messageKey), which does not exist")
                 }
-                guard let located else {
-                    throw StorageError.corrupted(file: engine.pager.path, offset: 0,
-                                                 reason: "id index entry \(key) names message \(messageKey), which does not exist")
-                }
-                let same = try withMessagePayload(at: located.position) { header, payload in
+                let same = try withMessageRecord(at: pointer.position) { header, payload in
                     header.idLength == bytes.count
                         && Self.equalBytes(UnsafeRawBufferPointer(rebasing: payload[header.idStart..<header.senderStart]), bytes)
                 }
-                if same { return located }
+                if same { return Located(key: messageKey, pointer: pointer) }
                 valid = try cursor.next()
             }
             return nil
@@ -224,50 +192,26 @@ package final class MessageDatabase: Sendable {
 
     // MARK: Records
 
-    /// Calls `body` with the parsed header and the type-16 payload of the message record at
-    /// `position` (a type-21 record is presented without its prefix).
-    func withMessagePayload<R>(at position: UInt64, _ body: (MessageHeader, UnsafeRawBufferPointer) throws -> R) throws -> R {
-        try engine.log.withRecord(at: position) { type, payload in
-            let message: UnsafeRawBufferPointer
-            switch type {
-            case MessageRecordType.message:
-                message = payload
-            case MessageRecordType.relocate where payload.count >= MessageRecordLayout.relocatePrefix:
-                message = UnsafeRawBufferPointer(rebasing: payload[MessageRecordLayout.relocatePrefix...])
-            default:
-                throw MessageHeader.corrupted(position, 0, "record of type \(type) where a message was expected")
-            }
-            let header = try MessageHeader.parse(message, position: position, offset: 0)
+    /// Calls `body` with the parsed header and the message payload of the message record at
+    /// `position` (a compaction copy is presented without its prefix).
+    @inline(__always)
+    func withMessageRecord<R>(at position: LogPosition, _ body: (MessageHeader, UnsafeRawBufferPointer) throws -> R) throws -> R {
+        try engine.withRecord(at: position) { type, payload in
+            let (header, message) = try MessageRecord.message(type: type, payload: payload, position: position)
             return try body(header, message)
         }
     }
 
     /// Calls `visit` with a view of the message at `position`, checking that it belongs to `key`.
     @inline(__always)
-    func visitMessage(at position: UInt64, key: BTreeKey, conversation: String, _ visit: MessageVisitor) throws {
-        try log.withRecord(at: position) { type, payload in
-            let message: UnsafeRawBufferPointer
-            if type == MessageRecordType.message {
-                message = payload
-            } else if type == MessageRecordType.relocate && payload.count >= MessageRecordLayout.relocatePrefix {
-                message = UnsafeRawBufferPointer(rebasing: payload[MessageRecordLayout.relocatePrefix...])
-            } else {
-                throw MessageHeader.corrupted(position, 0, "record of type \(type) where a message was expected")
-            }
-            let header = try MessageHeader.parse(message, position: position, offset: 0)
-            guard header.conversation == key.w0, header.createdAt == key.w1, header.seq == key.w2 else {
+    func visitMessage(at position: LogPosition, key: MessageKey, conversation: String, _ visit: MessageVisitor) throws {
+        try engine.withRecord(at: position) { type, payload in
+            let (header, message) = try MessageRecord.message(type: type, payload: payload, position: position)
+            guard header.key == key else {
                 throw MessageHeader.corrupted(position, 0, "record holds message \(header.conversation)/\(header.createdAt)/\(header.seq), expected \(key)")
             }
             try visit(MessageView(header: header, payload: message, conversation: conversation))
         }
-    }
-
-    /// Decodes the message at `position` into a `StoredMessage`.
-    func decodeMessage(at position: UInt64, key: BTreeKey, conversation: String) throws -> StoredMessage {
-        var result: StoredMessage? = nil
-        try visitMessage(at: position, key: key, conversation: conversation) { result = $0.stored }
-        guard let result else { throw MessageHeader.corrupted(position, 0, "record not decoded") }
-        return result
     }
 
     static func makeMessage(_ header: MessageHeader, _ payload: UnsafeRawBufferPointer, conversation: String) -> StoredMessage {

@@ -1,4 +1,3 @@
-import ScrollbackFormat
 import ScrollbackStorage
 
 /// Errors of the message layer that the storage core does not know. The public module maps
@@ -7,7 +6,6 @@ package enum MessagingError: Error, Equatable, Sendable {
     case invalidArgument(argument: String, reason: String)
     case notFound(String)
     case invalidCursor(String)
-    case notAStore(path: String)
     case unsupportedVersion(path: String, found: UInt32, supported: UInt32)
 }
 
@@ -54,7 +52,7 @@ package struct ConversationEntry: Sendable, Hashable {
 /// Options of a `MessageDatabase`.
 package struct MessageDatabaseOptions: Sendable {
     package var storage = StorageOptions()
-    package var maxBodyBytes = 64 << 10
+    package var maxBodyBytes = ArgumentLimits.defaultBodyBytes
     package var autoCompactGarbageRatio: Double? = 0.5
     package init() {}
 }

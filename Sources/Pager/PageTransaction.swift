@@ -18,7 +18,7 @@ package final class PageTransaction: @unchecked Sendable {
     /// Reader: the snapshot's id (its state's transaction id). Writer: this transaction's id.
     package let id: UInt64
     let pager: Pager
-    let pageSize: Int
+    package let pageSize: Int
     private var finished = false
     /// This transaction's pin slots (returned to the cache on deinit).
     let pinSlots: PinSlots

@@ -13,6 +13,9 @@ struct CheckpointPlan {
     var freePageCount: UInt64
     /// Pages that will hold the new free list (taken from the reusable pool or appended).
     var listPages: [PageNumber]
+    /// The page count before the free tail was cut off: the file is truncated to `pageCount`
+    /// pages once the new meta page is durable.
+    var previousPageCount: UInt64
 }
 
 extension Pager {
@@ -51,12 +54,13 @@ extension Pager {
             }
             try file.syncData()
             finishCheckpoint(plan, meta: meta)
+            returnFreeTail(plan)
         } catch {
             core.withLock { core in
                 core.checkpointRunning = false
                 for page in plan.listPages { core.reusable.push(page) }
                 core.checkpointListPages = []
-                core.poisonCause = "checkpoint \(plan.sequence) failed: \(error)"
+                core.poison.latch("checkpoint \(plan.sequence) failed: \(error)")
             }
             throw error
         }
@@ -71,6 +75,8 @@ extension Pager {
         if core.checkpointRunning { throw StorageError.invalidArgument("a checkpoint is already running") }
         core.checkpointRunning = true
         cache.drop(core.releaseFreedPages())
+        let previousPageCount = core.pageCount
+        cutFreeTail(&core)
 
         // Free in the new state: everything free now, plus the old free-list pages.
         var free = core.freePages
@@ -109,7 +115,38 @@ extension Pager {
         return CheckpointPlan(
             sequence: core.durable.checkpointSequence + 1, state: core.committed, pageCount: core.pageCount,
             pagesToWrite: core.unwritten.sorted(), freeRanges: ranges, freePageCount: UInt64(free.count),
-            listPages: listPages)
+            listPages: listPages, previousPageCount: previousPageCount)
+    }
+
+    /// Shrinks the page space by its free tail: the longest run of last pages that are
+    /// reusable (no snapshot sees them, the durable state does not reference them). They leave
+    /// the reusable pool and the new state's free list; the file is cut once the new meta page
+    /// is durable (`returnFreeTail`). A page the durable state still uses (its free-list pages
+    /// included: a crash before the new meta page is durable falls back to that state) or a
+    /// snapshot can read stops the tail; it is cut by a later checkpoint. The space the cut
+    /// frees may hold this checkpoint's own free list (the page count grows back for it).
+    private func cutFreeTail(_ core: inout PagerCore) {
+        let candidates = Set(core.reusable.items)
+        var newCount = core.pageCount
+        while newCount > PageFileLayout.metaPageCount, candidates.contains(newCount - 1) { newCount -= 1 }
+        guard newCount < core.pageCount else { return }
+        var kept = FreePageHeap()
+        for page in core.reusable.items where page < newCount { kept.push(page) }
+        core.reusable = kept
+        cache.drop(Array(newCount..<core.pageCount))
+        core.pageCount = newCount
+    }
+
+    /// After the checkpoint: gives the cut tail back to the file system. The durable meta page
+    /// no longer counts those pages, so a crash before (or a lost) truncation only leaves a
+    /// longer file than needed, which is allowed (spec/page-file.md, "Pages").
+    /// A failed truncation is ignored for the same reason.
+    private func returnFreeTail(_ plan: CheckpointPlan) {
+        guard plan.pageCount < plan.previousPageCount else { return }
+        pageCountBound.store(core.withLock { $0.pageCount }, ordering: .releasing)
+        if let size = try? file.size(), size > plan.pageCount * UInt64(pageSize) {
+            try? file.truncate(to: plan.pageCount * UInt64(pageSize))
+        }
     }
 
     /// Step 1: every unwritten page, stamped with checksum and sequence, runs of consecutive
@@ -159,7 +196,7 @@ extension Pager {
     /// checksum of bytes 4..<pageSize.
     package static func seal(_ page: UnsafeMutableRawBufferPointer, sequence: UInt64) {
         page.storeLE(sequence, at: PageHeader.writeSequence)
-        let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: page[4...]))
+        let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: page[PageHeader.checksummedStart...]))
         page.storeLE(crc, at: PageHeader.checksum)
     }
 

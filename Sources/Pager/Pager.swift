@@ -47,7 +47,7 @@ struct PagerCore {
     var checkpointRunning = false
     /// Pages a running checkpoint is writing the new free list into.
     var checkpointListPages: [PageNumber] = []
-    var poisonCause: String?
+    var poison = PoisonLatch()
     var closed = false
     var checkpoints: UInt64 = 0
 
@@ -169,7 +169,7 @@ package final class Pager: @unchecked Sendable {
 
     static func checkUsable(_ core: PagerCore) throws {
         if core.closed { throw StorageError.closed }
-        if let cause = core.poisonCause { throw StorageError.poisoned(cause: cause) }
+        try core.poison.check()
     }
 
     func endSnapshot(_ id: UInt64) {
@@ -278,7 +278,7 @@ package final class Pager: @unchecked Sendable {
     package static func verifyPage(_ page: UnsafeRawBufferPointer, number: PageNumber, maxSequence: UInt64, file: String) throws {
         let offset = number &* UInt64(page.count)  // wrapping: only names a place in an error; never traps
         let stored = page.loadLE(UInt32.self, at: PageHeader.checksum)
-        let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: page[4...]))
+        let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: page[PageHeader.checksummedStart...]))
         guard stored == computed else {
             throw StorageError.corrupted(
                 file: file, offset: offset,

@@ -14,3 +14,19 @@ public struct Cursor: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { token }
 }
+
+/// An opaque position in the conversation list, returned by
+/// `MessageStore.conversations(after:limit:)`.
+///
+/// Printable and tamper-checked like `Cursor`: a damaged or forged token, one of another
+/// store, or a message cursor's token is rejected with `ScrollbackError.invalidCursor`.
+public struct ConversationCursor: Sendable, Hashable, CustomStringConvertible {
+    /// The printable form.
+    public let token: String
+
+    public init(token: String) {
+        self.token = token
+    }
+
+    public var description: String { token }
+}

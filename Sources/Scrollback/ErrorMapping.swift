@@ -1,5 +1,5 @@
-import ScrollbackFormat
 import ScrollbackMessaging
+import ScrollbackStorage
 
 /// The one place where errors of the layers below become `ScrollbackError`.
 func scrollbackError(_ error: any Error) -> ScrollbackError {
@@ -11,7 +11,6 @@ func scrollbackError(_ error: any Error) -> ScrollbackError {
         case let .invalidArgument(argument, reason): return .invalidArgument(argument: argument, reason: reason)
         case let .notFound(what): return .notFound(what)
         case let .invalidCursor(reason): return .invalidCursor(reason)
-        case let .notAStore(path): return .notAStore(path: path)
         case let .unsupportedVersion(path, found, supported): return .unsupportedVersion(path: path, found: found, supported: supported)
         }
     case let error as StorageError:
@@ -26,6 +25,9 @@ func scrollbackError(_ error: any Error) -> ScrollbackError {
         case let .poisoned(cause): return .refusesWrites(cause: cause)
         case .closed: return .closed
         case let .limitExceeded(what): return .limitExceeded(what)
+        // Not thrown by the engine yet (issue 10 wires the store lock in and gives the public
+        // API a case of its own); until then it reads as a refusal with its full text.
+        case .storeLocked: return .refusesWrites(cause: error.description)
         }
     default:
         return .corrupted(file: "store", offset: 0, reason: "unexpected error: \(error)")

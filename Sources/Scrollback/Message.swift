@@ -93,6 +93,18 @@ public struct MessagePage: Sendable, Hashable {
     }
 }
 
+/// One page of the conversation list.
+public struct ConversationPage: Sendable, Hashable {
+    public var conversations: [ConversationSummary]
+    /// Where the next page starts; nil exactly when no conversation remains.
+    public var next: ConversationCursor?
+
+    public init(conversations: [ConversationSummary], next: ConversationCursor?) {
+        self.conversations = conversations
+        self.next = next
+    }
+}
+
 /// A conversation in the conversation list.
 public struct ConversationSummary: Sendable, Hashable {
     public var id: String

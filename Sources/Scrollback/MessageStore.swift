@@ -31,14 +31,12 @@ import ScrollbackStorage
 /// ```
 public final class MessageStore: Sendable {
     /// Largest `limit` a query accepts.
-    public static let maxLimit = 10_000
+    public static let maxLimit = ArgumentLimits.queryLimit.upperBound
     /// Largest number of conversations `feed` and `latestMessage(in:)` accept.
-    public static let maxConversationsPerQuery = 10_000
+    public static let maxConversationsPerQuery = ArgumentLimits.conversationsPerQuery
 
-    /// The message layer this store wraps (white-box tests, the CLI's dump command).
+    /// The message layer this store wraps (white-box tests).
     package let database: MessageDatabase
-    /// The storage engine under the message layer.
-    package var engine: StorageEngine { database.engine }
     let cacheCapacity: (pages: Int, blocks: Int)
 
     /// Opens the store at `path` (a directory), creating it when the directory is missing or
@@ -57,6 +55,13 @@ public final class MessageStore: Sendable {
         database = try mapErrors { try MessageDatabase.open(fileSystem: fileSystem, directory: path, options: config) }
     }
 
+    /// Whether `path` is a directory holding a store (its page file). `init(path:)` opens such
+    /// a directory; it creates a store in a missing or empty one, and refuses one that holds
+    /// other files (`.notAStore`) or a log without its page file (`.corrupted`).
+    public static func storeExists(at path: String) -> Bool {
+        MessageDatabase.storeExists(fileSystem: PosixFileSystem(), at: path)
+    }
+
     static func validatePath(_ path: String, argument: String) throws {
         guard !path.isEmpty else { throw ScrollbackError.invalidArgument(argument: argument, reason: "must not be empty") }
         guard !path.utf8.contains(0) else {
@@ -72,7 +77,7 @@ public final class MessageStore: Sendable {
         guard options.cacheBytes >= 1 << 20, options.cacheBytes <= 1 << 40 else {
             throw bad("cacheBytes", "\(options.cacheBytes) is outside 1 MiB ... 1 TiB")
         }
-        guard options.maxBodyBytes >= 0, options.maxBodyBytes <= 16 << 20 else {
+        guard ArgumentLimits.bodyLimit.contains(options.maxBodyBytes) else {
             throw bad("maxBodyBytes", "\(options.maxBodyBytes) is outside 0 ... 16 MiB")
         }
         guard options.checkpointDirtyBytes > 0 else { throw bad("checkpointDirtyBytes", "must be positive") }
@@ -279,14 +284,30 @@ public final class MessageStore: Sendable {
 
     /// Conversations with at least one live message, by the `createdAt` of their newest live
     /// message (descending; ties by conversation id ascending), with their live message
-    /// counts. From an index ordered by last activity: O(log n + limit).
+    /// counts. From an index ordered by last activity: O(log n + limit). The first page of
+    /// `conversations(after:limit:)`.
     public func conversations(limit: Int) throws -> [ConversationSummary] {
         try Self.checkLimit(limit)
+        return try mapErrors { try database.conversations(limit: limit).map(Self.summary) }
+    }
+
+    /// Keyset pagination of the conversation list (ordered as `conversations(limit:)`): the
+    /// `limit` conversations after `cursor` (from the start when nil), and where the next page
+    /// starts (nil exactly when none remains). Walking every page returns each conversation
+    /// whose newest message does not change meanwhile exactly once; one that gets a newer
+    /// message, or loses its newest, during the walk may be returned twice or not at all.
+    /// O(log n + limit + the conversations sharing the cursor's last activity).
+    /// Throws `.invalidCursor` for a damaged or forged cursor, or one of another store.
+    public func conversations(after cursor: ConversationCursor?, limit: Int) throws -> ConversationPage {
+        try Self.checkLimit(limit)
         return try mapErrors {
-            try database.conversations(limit: limit).map {
-                ConversationSummary(id: $0.name, lastActivity: $0.lastActivity, messageCount: $0.messageCount)
-            }
+            let page = try database.conversations(after: cursor?.token, limit: limit)
+            return ConversationPage(conversations: page.entries.map(Self.summary), next: page.next.map(ConversationCursor.init))
         }
+    }
+
+    static func summary(_ entry: ConversationEntry) -> ConversationSummary {
+        ConversationSummary(id: entry.name, lastActivity: entry.lastActivity, messageCount: entry.messageCount)
     }
 
     // MARK: Operations
@@ -316,7 +337,7 @@ public final class MessageStore: Sendable {
 
     /// Walks every structure and returns the problems found; empty when healthy.
     public func verify() throws -> [String] {
-        try mapErrors { try database.engine.read { _ in } }   // throws .closed after close()
+        try mapErrors { try database.checkOpen() }
         return database.verify()
     }
 
@@ -352,16 +373,18 @@ public final class MessageStore: Sendable {
     }
 
     static func checkName(_ value: String, _ argument: String) throws {
-        let count = value.utf8.count
-        guard count >= 1, count <= 255 else {
-            throw ScrollbackError.invalidArgument(argument: argument, reason: "\(count) UTF-8 bytes is outside 1 ... 255")
-        }
+        try checkLength(value, argument, ArgumentLimits.nameBytes)
     }
 
     static func checkID(_ value: String, _ argument: String) throws {
+        try checkLength(value, argument, ArgumentLimits.idBytes)
+    }
+
+    private static func checkLength(_ value: String, _ argument: String, _ range: ClosedRange<Int>) throws {
         let count = value.utf8.count
-        guard count >= 1, count <= 128 else {
-            throw ScrollbackError.invalidArgument(argument: argument, reason: "\(count) UTF-8 bytes is outside 1 ... 128")
+        guard range.contains(count) else {
+            throw ScrollbackError.invalidArgument(
+                argument: argument, reason: "\(count) UTF-8 bytes is outside \(range.lowerBound) ... \(range.upperBound)")
         }
     }
 
@@ -374,8 +397,10 @@ public final class MessageStore: Sendable {
         }
         for value in values {
             let count = value.utf8.count
-            guard count >= 1, count <= 255 else {
-                throw ScrollbackError.invalidArgument(argument: "conversations", reason: "a conversation id of \(count) UTF-8 bytes is outside 1 ... 255")
+            guard ArgumentLimits.nameBytes.contains(count) else {
+                throw ScrollbackError.invalidArgument(
+                    argument: "conversations",
+                    reason: "a conversation id of \(count) UTF-8 bytes is outside \(ArgumentLimits.nameBytes.lowerBound) ... \(ArgumentLimits.nameBytes.upperBound)")
             }
         }
     }

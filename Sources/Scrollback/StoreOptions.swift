@@ -1,3 +1,5 @@
+import ScrollbackMessaging
+
 /// When a write is durable (the same two modes as SQLite's `synchronous`).
 public enum Durability: Sendable, Hashable {
     /// Every write is synced (`fdatasync`) before it returns and before readers see it;
@@ -16,7 +18,7 @@ public struct StoreOptions: Sendable, Hashable {
     public var cacheBytes: Int = 64 << 20
     public var durability: Durability = .full
     /// Largest message body accepted, in UTF-8 bytes. Default 64 KiB. Range 0 … 16 MiB.
-    public var maxBodyBytes: Int = 64 << 10
+    public var maxBodyBytes: Int = ArgumentLimits.defaultBodyBytes
     /// Checkpoint when this many bytes of tree pages are dirty. Default 16 MiB.
     public var checkpointDirtyBytes: Int = 16 << 20
     /// Checkpoint when the log has grown this much since the last checkpoint (bounds the

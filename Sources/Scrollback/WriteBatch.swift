@@ -1,3 +1,5 @@
+import ScrollbackMessaging
+
 /// The operations of one atomic write (`MessageStore.write`). Applied in order, all or
 /// nothing: if any operation is invalid (a bad argument, an edit of a missing message, a read
 /// marker through a message of another conversation), the whole batch throws and nothing is
@@ -6,7 +8,7 @@
 ///
 /// Limit: at most `WriteBatch.maxOperations` operations.
 public struct WriteBatch: Sendable {
-    public static let maxOperations = 100_000
+    public static let maxOperations = ArgumentLimits.operationsPerBatch
 
     public enum Operation: Sendable, Hashable {
         case append(Message)

@@ -45,4 +45,34 @@ extension StorageEngine {
         }
         return problems
     }
+
+    /// Checks the segment table of `snapshot` against the live records the schema found in
+    /// it (`live`): every segment's live bytes match, a segment with live records has its
+    /// file, and every segment live records point into has an entry. Reports each mismatch.
+    package func verifyLiveness(_ live: LiveRecordTally, in snapshot: PageTransaction, report: (String) -> Void) throws {
+        var expected = live.bytes
+        let present = Set(try log.listSegments().map(\.id))
+        for account in try Self.segmentTable(of: snapshot, schema: schema) {
+            let id = account.id
+            let bytes = expected.removeValue(forKey: id) ?? 0
+            if account.liveBytes != bytes {
+                report("segment \(id): \(account.liveBytes) live bytes recorded, messages point at \(bytes)")
+            }
+            if bytes > 0 && !present.contains(id) { report("segment \(id) holds live messages but its file is missing") }
+        }
+        for (id, bytes) in expected { report("segment \(id): messages point at \(bytes) bytes but it has no accounting entry") }
+    }
+}
+
+/// The live record bytes per segment, as the schema's trees point at them (for
+/// `verifyLiveness`).
+package struct LiveRecordTally {
+    var bytes: [UInt32: UInt64] = [:]
+
+    package init() {}
+
+    /// A tree entry points at the record at `position`, `frameBytes` long.
+    package mutating func add(recordAt position: LogPosition, frameBytes: UInt64) {
+        bytes[LogPositions.segment(position), default: 0] += frameBytes
+    }
 }

@@ -28,13 +28,20 @@ import Synchronization
 /// later commit throws `.poisoned` until the store is reopened, because the log may hold a
 /// transaction the trees do not reflect. Reads keep working on the last published state.
 ///
+/// The engine is a closed façade: its page file and log are private, and the layers above
+/// use named operations — snapshots and commits, record reads by position, the segment
+/// lifecycle and its liveness accounting (StorageEngine+Segments.swift), backup, verify.
+///
 /// Thread-safety: all methods may be called from any thread. Readers never wait for writers.
 package final class StorageEngine: @unchecked Sendable {
     package let directory: String
     package let options: StorageOptions
     package let schema: StorageSchema
-    package let pager: Pager
-    package let log: Log
+    // The engine's two handles: internal to this module (its files share them), never
+    // `package`. `log` is usable from inlinable code only so that `withRecord`, the hot read
+    // path, inlines into the layer above; no other module can name it.
+    let pager: Pager
+    @usableFromInline let log: Log
     let fileSystem: any FileSystem
 
     /// The writer queue (guarded by `queueLock`).
@@ -43,11 +50,18 @@ package final class StorageEngine: @unchecked Sendable {
     /// Held by whoever is committing a group or checkpointing. Only the queue leader and
     /// `checkpoint()`/`close()` take it, so it is never contended for long.
     private let writerLock = Lock(())
-    private let poison = Lock<String?>(nil)
+    /// Why the engine refuses writes (the store's verdict; the log and the pager keep their
+    /// own latches for their own failures, and every one of those reaches this one too).
+    private let poison = Lock(PoisonLatch())
     private let isClosed = Atomic<Bool>(false)
     /// Log end at the last checkpoint (for the log-growth checkpoint policy).
     private let logEndAtCheckpoint = Lock<UInt64>(0)
     private let counters = Lock(Counters())
+    /// Serializes the operations that create or remove segment files outside commits
+    /// (sealing the active segment, retiring, removing) with backup, which copies them.
+    let lifecycleLock = Lock(())
+    /// Retired segments whose files wait for the snapshots that may read them to end.
+    let pendingRemovals = Lock<[PendingRemoval]>([])
 
     struct Counters {
         var commits: UInt64 = 0
@@ -67,8 +81,8 @@ package final class StorageEngine: @unchecked Sendable {
         init(prepare: @escaping (PageTransaction, inout LogBatch) throws -> Void) { self.prepare = prepare }
     }
 
-    private init(directory: String, options: StorageOptions, schema: StorageSchema, pager: Pager, log: Log,
-                 fileSystem: any FileSystem, replayed: UInt64) {
+    init(directory: String, options: StorageOptions, schema: StorageSchema, pager: Pager, log: Log,
+         fileSystem: any FileSystem, replayed: UInt64) {
         self.directory = directory
         self.options = options
         self.schema = schema
@@ -77,117 +91,6 @@ package final class StorageEngine: @unchecked Sendable {
         self.fileSystem = fileSystem
         logEndAtCheckpoint.withLock { $0 = pager.committedState.logPosition }
         counters.withLock { $0.replayedTransactions = replayed }
-    }
-
-    // MARK: Open
-
-    /// Opens the store in `directory`, creating it if the directory is missing or empty.
-    ///
-    /// Creation is crash-safe: the page file appears atomically (written under a temporary
-    /// name, synced, renamed, directory synced) and holds empty trees; a crash before that
-    /// leaves no page file and the next open simply creates again. A directory that has log
-    /// segments but no page file is damaged and is reported, never recreated over.
-    ///
-    /// Recovery: the pager picks the newest valid meta page; the log replays every complete
-    /// transaction after the meta page's log position through `schema.apply`, and cuts off a
-    /// torn tail. If anything was replayed, a checkpoint follows so the next open is fast.
-    package static func open(
-        fileSystem: any FileSystem, directory: String, options: StorageOptions = StorageOptions(),
-        schema: StorageSchema
-    ) throws -> StorageEngine {
-        try validate(schema)
-        try fileSystem.createDirectory(directory)
-        try fileSystem.syncDirectory(Path.directory(of: directory))
-        let pagesPath = Path.join(directory, PageFileLayout.fileName)
-        let pager: Pager
-        if fileSystem.fileExists(pagesPath) {
-            do {
-                pager = try Pager.open(fileSystem: fileSystem, path: pagesPath, cacheBytes: options.pageCacheBytes)
-            } catch StorageError.notAStore {
-                // Neither meta page has the magic. Next to a log this is a damaged page file
-                // (e.g. truncated or zeroed), not a foreign file.
-                let names = try fileSystem.listDirectory(directory)
-                if let segment = names.first(where: { $0.hasPrefix("log-") }) {
-                    throw StorageError.corrupted(
-                        file: pagesPath, offset: 0,
-                        reason: "neither meta page of the page file is valid but the log exists (\(segment))")
-                }
-                throw StorageError.notAStore(path: pagesPath)
-            }
-        } else {
-            let names = try fileSystem.listDirectory(directory)
-            if let segment = names.first(where: { $0.hasPrefix("log-") }) {
-                throw StorageError.corrupted(
-                    file: pagesPath, offset: 0,
-                    reason: "page file is missing but the log exists (\(segment)); refusing to recreate the store")
-            }
-            pager = try Pager.create(
-                fileSystem: fileSystem, path: pagesPath, pageSize: options.pageSize, cacheBytes: options.pageCacheBytes)
-        }
-
-        var replayed: UInt64 = 0
-        let log: Log
-        let transaction = try pager.beginWrite()
-        do {
-            let createdTrees = try prepareTrees(schema, in: transaction, file: pagesPath)
-            let startState = transaction.state
-            // A checkpoint's log position always lies in a segment that exists (compaction
-            // removes segments only after a later checkpoint): a missing one means the state in
-            // use is older than the log (e.g. a damaged newest meta page), never a skip to allow.
-            var logOptions = options.log
-            logOptions.requireReplaySegment = true
-            log = try Log.open(
-                fileSystem: fileSystem, directory: directory, options: logOptions,
-                replayFrom: startState.logPosition
-            ) { logged in
-                try schema.apply(transaction, logged)
-                transaction.state.logPosition = logged.end
-                replayed += 1
-            }
-            let changed = createdTrees || replayed > 0
-            try transaction.commit()
-            if changed {
-                try pager.checkpoint()
-            }
-            // The names found here (page file, log segments) may be left by a run whose
-            // directory sync failed or never came: make them durable before any write into
-            // them is acknowledged.
-            try fileSystem.syncDirectory(directory)
-        } catch {
-            if !transaction.isFinished { transaction.rollback() }
-            try? pager.close()
-            throw error
-        }
-        return StorageEngine(
-            directory: directory, options: options, schema: schema, pager: pager, log: log,
-            fileSystem: fileSystem, replayed: replayed)
-    }
-
-    private static func validate(_ schema: StorageSchema) throws {
-        var seen = Set<Int>()
-        for tree in schema.trees {
-            guard (0..<Pager.treeSlotCount).contains(tree.slot), seen.insert(tree.slot).inserted else {
-                throw StorageError.invalidArgument("tree slot \(tree.slot) is out of range or used twice")
-            }
-        }
-    }
-
-    /// Creates the schema's trees that do not exist yet; checks the shape of those that do.
-    private static func prepareTrees(_ schema: StorageSchema, in transaction: PageTransaction, file: String) throws -> Bool {
-        var created = false
-        for tree in schema.trees {
-            let root = transaction.state.trees[tree.slot]
-            if root.keyWords == 0 {
-                _ = try BTree.create(in: transaction, slot: tree.slot, keyWords: tree.keyWords, valueSize: tree.valueSize)
-                created = true
-            } else if Int(root.keyWords) != tree.keyWords || Int(root.valueSize) != tree.valueSize {
-                throw StorageError.corrupted(
-                    file: file, offset: 0,
-                    reason: "tree slot \(tree.slot) has \(root.keyWords) key words and \(root.valueSize)-byte values; "
-                        + "this build expects \(tree.keyWords) and \(tree.valueSize)")
-            }
-        }
-        return created
     }
 
     // MARK: Reads
@@ -206,6 +109,24 @@ package final class StorageEngine: @unchecked Sendable {
         defer { snapshot.rollback() }
         return try body(snapshot)
     }
+
+    /// Calls `body` with the type and payload of the record at `position` (as a snapshot's
+    /// trees point at it) and returns its result. The payload view is valid only during
+    /// `body`. Throws `.invalidArgument` when no record is there, `.corrupted` for damaged
+    /// bytes, `.closed` after `close()`. Thread-safety and cost: `Log.withRecord(at:_:)`.
+    @inlinable
+    package func withRecord<R>(at position: LogPosition, _ body: (UInt8, UnsafeRawBufferPointer) throws -> R) throws -> R {
+        try log.withRecord(at: position, body)
+    }
+
+    /// Bytes a record with a payload of `payloadCount` bytes takes in the log (its frame).
+    package static func frameBytes(payloadCount: Int) -> Int { LogSegmentLayout.frameHeaderSize + payloadCount }
+
+    /// Path of the page file, for errors that name it.
+    package var pageFilePath: String { pager.path }
+
+    /// The latest committed state (what a new snapshot would see).
+    package var committedState: CommittedState { pager.committedState }
 
     // MARK: Writes
 
@@ -283,9 +204,8 @@ package final class StorageEngine: @unchecked Sendable {
                 if batch.isEmpty { continue }
                 let result = try log.append(batch)
                 try batch.withLoggedTransaction(result) { logged in
-                    try schema.apply(transaction, logged)
+                    try Self.apply(logged, to: transaction, schema: schema)
                 }
-                transaction.state.logPosition = result.end
                 lastEnd = result.end
                 committedMembers += 1
             }
@@ -374,8 +294,10 @@ package final class StorageEngine: @unchecked Sendable {
         }
     }
 
-    /// Checkpoints (when healthy) and closes the files. Later calls throw `.closed`.
+    /// Removes what retired segments no snapshot reads any more, checkpoints (when healthy)
+    /// and closes the files. Later calls throw `.closed`.
     package func close() throws {
+        try? removeUnreadableSegments()
         try writerLock.withLock { _ in
             guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
             var firstError: (any Error)?
@@ -393,10 +315,10 @@ package final class StorageEngine: @unchecked Sendable {
         try writerLock.withLock { _ in try body() }
     }
 
-    /// Runs write I/O that happens outside a commit (e.g. compaction rolling and sealing the
-    /// log) under the commit rule: refused while the engine refuses writes, and a failure
-    /// poisons the engine (a failed write or fsync is never retried; spec/README.md, A6).
-    package func withWriteFailurePoisoning<R>(_ body: () throws -> R) throws -> R {
+    /// Runs write I/O that happens outside a commit (e.g. rolling and sealing the log) under
+    /// the commit rule: refused while the engine refuses writes, and a failure poisons the
+    /// engine (a failed write or fsync is never retried; spec/README.md, A6).
+    func withWriteFailurePoisoning<R>(_ body: () throws -> R) throws -> R {
         if let failure = refusal() { throw failure }
         do {
             return try body()
@@ -408,23 +330,21 @@ package final class StorageEngine: @unchecked Sendable {
 
     // MARK: Health
 
-    private func refusal() -> StorageError? {
+    func refusal() -> StorageError? {
         if isClosed.load(ordering: .acquiring) { return .closed }
-        if let cause = poison.withLock({ $0 }) { return .poisoned(cause: cause) }
+        if let cause = poisonCause { return .poisoned(cause: cause) }
         return nil
     }
 
     private func poisonWith(_ error: any Error) {
-        poison.withLock { cause in
-            if cause == nil { cause = "\(error)" }
-        }
+        poison.withLock { $0.latch("\(error)") }
     }
 
     /// True after a failed write or sync: the engine refuses writes until reopened.
-    package var isPoisoned: Bool { poison.withLock { $0 != nil } }
+    package var isPoisoned: Bool { poison.withLock { $0.isLatched } }
 
     /// Why the engine refuses writes, if it does.
-    package var poisonCause: String? { poison.withLock { $0 } }
+    package var poisonCause: String? { poison.withLock { $0.cause } }
 
     package struct Statistics: Sendable, Equatable {
         package var commits: UInt64
@@ -433,12 +353,15 @@ package final class StorageEngine: @unchecked Sendable {
         package var replayedTransactions: UInt64
         package var pager: PagerStatistics
         package var log: LogStatistics
+        /// Bytes of the page space (page count × page size).
+        package var pageFileBytes: UInt64
     }
 
     package var statistics: Statistics {
         let c = counters.withLock { $0 }
         return Statistics(
             commits: c.commits, commitGroups: c.groups, checkpoints: c.checkpoints,
-            replayedTransactions: c.replayedTransactions, pager: pager.statistics, log: log.statistics)
+            replayedTransactions: c.replayedTransactions, pager: pager.statistics, log: log.statistics,
+            pageFileBytes: pager.pageCount &* UInt64(pager.pageSize))
     }
 }

@@ -4,8 +4,10 @@ import Glibc
 import Darwin
 #endif
 import Scrollback
+import ScrollbackJSON
 
-/// Writes messages as JSON Lines to a file (or standard output for path "-"), buffered.
+/// Writes messages as JSON Lines (`MessageJSON`, one object a line) to a file (or standard
+/// output for path "-"), buffered.
 /// Not thread-safe.
 package final class JSONLWriter {
     private let file: UnsafeMutablePointer<FILE>
@@ -32,7 +34,7 @@ package final class JSONLWriter {
     }
 
     package func write(_ message: Message) throws {
-        MessageJSONL.appendLine(message, to: &buffer)
+        MessageJSON.appendLine(message, to: &buffer)
         linesWritten += 1
         if buffer.count >= 1 << 20 { try flush() }
     }
@@ -68,7 +70,8 @@ package final class JSONLWriter {
     }
 }
 
-/// Reads JSON Lines messages from a file ("-" is standard input), one line at a time.
+/// Reads JSON Lines messages (`MessageJSON`, exactly as `JSONLWriter` writes them: other
+/// members are an error) from a file ("-" is standard input), one line at a time.
 /// Blank lines are skipped. Errors name the line number. Not thread-safe.
 package final class JSONLReader: Sequence, IteratorProtocol {
     private let file: UnsafeMutablePointer<FILE>
@@ -111,9 +114,9 @@ package final class JSONLReader: Sequence, IteratorProtocol {
             let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(line).assumingMemoryBound(to: UInt8.self), count: n)
             if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) { continue }
             do {
-                return try MessageJSONL.decode(bytes: bytes)
-            } catch let e as WorkloadError {
-                throw WorkloadError("\(path):\(lineNumber): \(e.message)")
+                return try MessageJSON.decode(line: Array(bytes), .file).message
+            } catch {
+                throw WorkloadError("\(path):\(lineNumber): JSONL: \(error)")
             }
         }
     }

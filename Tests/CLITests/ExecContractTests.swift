@@ -126,6 +126,51 @@ import Testing
         #expect(again.stdoutLines == ["{\"ok\":true,\"messages\":[\(m5),\(m2),\(m1Edited)]}"], "\(again)")
     }
 
+    /// The conversation list walked page by page with `after`: every conversation once, in
+    /// list order (newest activity first, equal times by id), `next` null exactly on the
+    /// last page; without `after` the answer has no `next`; a bad cursor is invalidCursor.
+    @Test func conversationPagesInteractive() throws {
+        let dir = try TemporaryDirectory()
+        let session = try ExecSession(store: dir.file("store"))
+        // c0…c6; c1, c3 and c5 share their newest time (30), c0 and c4 theirs (10).
+        let times: [Int64] = [10, 30, 20, 30, 10, 30, 5]
+        for (i, time) in times.enumerated() {
+            #expect(try session.send(Self.append("m\(i)", "c\(i)", at: time)) == "{\"ok\":true,\"duplicate\":false}")
+        }
+        let expected = ["c1", "c3", "c5", "c2", "c0", "c4", "c6"]
+        for limit in [1, 2, 3, 7, 8] {
+            var ids: [String] = []
+            var after = "null"
+            var pages = 0
+            while pages < 20 {
+                let answer = try session.send("{\"op\":\"conversations\",\"limit\":\(limit),\"after\":\(after)}")
+                let object = try #require(jsonObject(answer), "\(answer)")
+                let list = try #require(object["conversations"] as? [[String: Any]], "\(answer)")
+                ids += list.compactMap { $0["id"] as? String }
+                pages += 1
+                guard let next = object["next"] as? String else {
+                    #expect(object["next"] is NSNull, "\(answer)")
+                    break
+                }
+                #expect(answer.hasSuffix("],\"next\":\"\(next)\"}"), "\(answer)")
+                after = "\"\(next)\""
+            }
+            #expect(ids == expected, "limit \(limit)")
+            // `next` is null exactly when nothing remains: no empty last page.
+            #expect(pages == (expected.count + limit - 1) / limit, "limit \(limit): \(pages) pages")
+        }
+        let unpaged = try session.send("{\"op\":\"conversations\",\"limit\":1}")
+        #expect(unpaged == "{\"ok\":true,\"conversations\":[{\"id\":\"c1\",\"lastActivity\":30,\"messages\":1}]}")
+        let forged = try session.send("{\"op\":\"conversations\",\"limit\":1,\"after\":\"AQIAAAAAAAAAe2jlz4sBAAAHAAAAAAAAAAhSBct0F1zb\"}")
+        #expect(errorCode(forged) == "invalidCursor", "\(forged)")
+        // A message cursor is not a conversation cursor.
+        let page = try #require(jsonObject(try session.send("{\"op\":\"page\",\"conversation\":\"c1\",\"limit\":0,\"order\":\"oldestFirst\"}")))
+        let messageCursor = try #require(page["next"] as? String)
+        let mixed = try session.send("{\"op\":\"conversations\",\"limit\":1,\"after\":\"\(messageCursor)\"}")
+        #expect(errorCode(mixed) == "invalidCursor", "\(mixed)")
+        #expect(try session.finish() == 0)
+    }
+
     /// Keyset pages walked with the cursors the tool prints, one request at a time (the
     /// answer must arrive before the next request is sent).
     @Test func cursorWalkInteractive() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Scrollback
 @testable import ScrollbackCLI
+import ScrollbackJSON
 import Testing
 
 /// The exec contract's request parsing and response encoding, without a store.
@@ -48,6 +49,7 @@ import Testing
         "{\"op\":\"feed\",\"conversations\":[\"c\",1],\"limit\":5}",
         "{\"op\":\"heads\"}",
         "{\"op\":\"conversations\"}",
+        "{\"op\":\"conversations\",\"limit\":1,\"after\":5}",
         "{\"op\":\"append\",\"id\":\"m\",\"conversation\":\"c\",\"sender\":\"s\",\"createdAt\":1,\"kind\":\"text\"}",
         "{\"op\":\"append\",\"id\":\"m\",\"conversation\":\"c\",\"sender\":\"s\",\"createdAt\":\"1\",\"kind\":\"text\",\"body\":\"\"}",
         "{\"op\":\"append\",\"id\":\"m\",\"conversation\":\"c\",\"sender\":\"s\",\"createdAt\":1,\"kind\":\"text\",\"body\":\"\",\"replyTo\":3}",
@@ -118,7 +120,10 @@ import Testing
             ("{\"op\":\"unread\",\"user\":\"u\",\"conversation\":\"c\"}", .unread(user: "u", conversation: "c")),
             ("{\"op\":\"feed\",\"conversations\":[\"a\",\"b\"],\"limit\":50}", .feed(conversations: ["a", "b"], limit: 50)),
             ("{\"op\":\"heads\",\"conversations\":[]}", .heads(conversations: [])),
-            ("{\"op\":\"conversations\",\"limit\":0}", .conversations(limit: 0)),
+            ("{\"op\":\"conversations\",\"limit\":0}", .conversations(limit: 0, after: nil, paged: false)),
+            ("{\"op\":\"conversations\",\"limit\":2,\"after\":null}", .conversations(limit: 2, after: nil, paged: true)),
+            ("{\"op\":\"conversations\",\"limit\":2,\"after\":\"abc\"}",
+             .conversations(limit: 2, after: ConversationCursor(token: "abc"), paged: true)),
             ("{\"op\":\"batch\",\"ops\":[]}", .batch([])),
             ("{\"op\":\"batch\",\"ops\":[{\"op\":\"delete\",\"id\":\"x\"},{\"op\":\"markRead\",\"user\":\"u\",\"conversation\":\"c\",\"through\":\"m\"}]}",
              .batch([.delete(id: "x"), .markRead(user: "u", conversation: "c", through: "m")])),

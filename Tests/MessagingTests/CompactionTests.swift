@@ -86,7 +86,7 @@ import TestSupport
         while valid {
             var position: UInt64 = 0
             try cursor.withCurrent { _, v in position = v.loadLE(UInt64.self, at: 0) }
-            _ = try store.database.engine.log.withRecord(at: position) { type, _ in type }
+            _ = try store.database.engine.withRecord(at: position) { type, _ in type }
             read += 1
             valid = try cursor.next()
         }

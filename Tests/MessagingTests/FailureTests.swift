@@ -59,7 +59,7 @@ import TestSupport
     @Test func newerMessageFormatIsRefused() throws {
         let fs = MemoryFileSystem()
         let store = try Fixture.open(fs)
-        try store.engine.commit { _, batch in
+        try store.database.engine.commit { _, batch in
             try batch.append(type: MessageRecordType.initialize, payloadCount: 16) { out in
                 out.storeLE(UInt64(2), at: 0)
                 out.storeLE(UInt64(99), at: 8)

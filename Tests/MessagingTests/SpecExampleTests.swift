@@ -38,7 +38,7 @@ import Testing
         }
         // The encoder produces exactly these bytes.
         var batch = ScrollbackLog.LogBatch()
-        try MessageDatabase.PrepareContext.appendMessage(
+        try MessageRecord.append(
             StoredMessage(id: "m-42", conversation: "general", sender: "alice", createdAt: 1_700_000_000_123, kind: 1,
                           body: "hi there", replyTo: "m-41", edited: false),
             conversationID: 2, seq: 7, flags: 0, into: &batch)
@@ -59,9 +59,10 @@ import Testing
 
     @Test func slotZeroValueExample() {
         var value = [UInt8](repeating: 0, count: 16)
-        MessageSchema.storeMessageValue(
-            MessageSchema.messageValue(position: 0x0000_0001_0000_0018, length: 64, kind: 1, flags: 2), into: &value)
+        let pointer = MessagePointer(position: 0x0000_0001_0000_0018, frameLength: 64, kind: 1, flags: 2)
+        value.withUnsafeMutableBytes { pointer.store(into: $0) }
         #expect(value == Self.bytes("18 00 00 00 01 00 00 00 | 40 00 00 00 | 01 | 02 | 00 00"))
+        #expect(value.withUnsafeBytes { MessagePointer($0) } == pointer)
     }
 
     @Test func cursorTokenExample() {

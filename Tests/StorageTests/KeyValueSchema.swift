@@ -24,9 +24,14 @@ enum KeyValueSchema {
 
     struct Rejected: Error {}
 
-    static let schema = StorageSchema(trees: [.init(slot: slot, keyWords: 1, valueSize: 8)]) { transaction, logged in
+    /// The engine's segment table in slot 7, retirements as record type 18 (never written
+    /// here: nothing is ever removed), counted in counter 7.
+    static let liveness = LivenessLayout(segmentTable: 7, retireRecordType: 18, retirementCounter: 7)
+
+    static let schema = StorageSchema(trees: [.init(slot: slot, keyWords: 1, valueSize: 8)], liveness: liveness) {
+        transaction, records, _ in
         let tree = try BTree(transaction, slot: slot)
-        try logged.forEachRecord { _, type, payload in
+        try records.forEach { _, type, payload in
             var reader = ByteReader(payload, file: "log")
             switch type {
             case putRecord:

@@ -1,9 +1,10 @@
 import Scrollback
+import ScrollbackJSON
 import Testing
 
 @testable import ScrollbackWorkload
 
-/// Generator determinism, the validator's rules, and the JSONL codec.
+/// Generator determinism, the validator's rules, and the JSONL files.
 @Suite struct GeneratorTests {
     static let small = DatasetConfiguration.scaled(messages: 20_000, seed: 7)
 
@@ -142,52 +143,13 @@ import Testing
     }
 }
 
+/// The workload's JSON-lines files (the codec itself is tested in JSONTests).
 @Suite struct JSONLTests {
     @Test func roundTripOfGeneratedMessages() throws {
         for m in try DatasetGenerator(.scaled(messages: 2_000, seed: 5)) {
-            let line = MessageJSONL.encode(m)
+            let line = MessageJSON.encode(m)
             #expect(!line.contains("\n"))
-            #expect(try MessageJSONL.decode(line) == m)
-        }
-    }
-
-    @Test func exactFormat() throws {
-        let m = Message(id: "m1", conversation: "c", sender: "u", createdAt: 1_700_000_000_123, kind: .image, body: "hi", replyTo: "m0")
-        #expect(MessageJSONL.encode(m)
-            == #"{"id":"m1","conversation":"c","sender":"u","createdAt":1700000000123,"kind":"image","body":"hi","replyTo":"m0","edited":false}"#)
-        var n = m
-        n.replyTo = nil
-        n.edited = true
-        #expect(MessageJSONL.encode(n)
-            == #"{"id":"m1","conversation":"c","sender":"u","createdAt":1700000000123,"kind":"image","body":"hi","edited":true}"#)
-    }
-
-    @Test func escapesAndUnicodeRoundTrip() throws {
-        let m = Message(
-            id: "id\"quote\\", conversation: "c\u{1}\u{1F}", sender: "ünï", createdAt: -5, kind: .video,
-            body: "line\nbreak\ttab\r😀 \u{7F} /slash", replyTo: nil, edited: false)
-        #expect(try MessageJSONL.decode(MessageJSONL.encode(m)) == m)
-    }
-
-    @Test func decoderAcceptsOtherSpellings() throws {
-        let line = #"  { "body" : "x\u00e9\ud83d\ude00\/" , "createdAt": 5, "sender":"s", "conversation":"c", "id":"i", "replyTo": null }  "#
-        let m = try MessageJSONL.decode(line)
-        #expect(m == Message(id: "i", conversation: "c", sender: "s", createdAt: 5, kind: .text, body: "xé😀/"))
-    }
-
-    @Test func decoderRejectsBadLines() {
-        let bad = [
-            "", "{", "[]", #"{"id":"i"}"#,
-            #"{"id":"i","conversation":"c","sender":"s","createdAt":1.5,"body":"b"}"#,
-            #"{"id":"i","conversation":"c","sender":"s","createdAt":1,"body":"b","kind":"sticker"}"#,
-            #"{"id":"i","conversation":"c","sender":"s","createdAt":1,"body":"b","extra":1}"#,
-            #"{"id":"i","conversation":"c","sender":"s","createdAt":1,"body":"b"} x"#,
-            #"{"id":"i","conversation":"c","sender":"s","createdAt":99999999999999999999,"body":"b"}"#,
-            #"{"id":"\ud800","conversation":"c","sender":"s","createdAt":1,"body":"b"}"#,
-            "{\"id\":\"a\u{1}\",\"conversation\":\"c\",\"sender\":\"s\",\"createdAt\":1,\"body\":\"b\"}",
-        ]
-        for line in bad {
-            #expect(throws: WorkloadError.self, "\(line)") { try MessageJSONL.decode(line) }
+            #expect(try MessageJSON.decode(line: Array(line.utf8), .file).message == m)
         }
     }
 

@@ -160,180 +160,22 @@ package final class CrashSweep: Sendable {
         return "during operation \(index - 1) of \(workload.operations.count) (\(workload.operations[index - 1]))"
     }
 
-    /// Runs one case; never throws (every problem is a failure in the result).
+    /// Runs one case; never throws (every problem is a failure in the result). The steps are
+    /// `CaseRun`'s: the workload until the power fails or the fault surfaces, the crash,
+    /// recovery (sometimes crashing again), the recovered state against the model, and a
+    /// second open and follow-up writes.
     package func run(_ crashCase: CrashCase, log: ((String) -> Void)? = nil) -> CaseResult {
-        var result = CaseResult()
-        var rng = SweepRandom(seed: crashCase.caseSeed)
-        let fs = CrashSimulatingFileSystem(seed: crashCase.caseSeed)
-        var namespaceMode = NamespaceCrashMode.revertUnsynced
-        let universe = Self.universe(workload)
-        var trail: [String] = []
-        func note(_ text: String) {
-            trail.append(text)
-            log?(text)
-        }
-        func fail(_ problem: String) -> CaseResult {
-            var r = result
-            let position: String
-            switch crashCase.variant {
-            case .powerLoss: position = "power lost after step \(crashCase.point) of \(steps) \(operation(atStep: crashCase.point + 1))"
-            case .fault(.syncEIO): position = "sync #\(crashCase.point) of \(syncs) fails"
-            case .fault: position = "write #\(crashCase.point) of \(writes) fails"
-            }
-            r.failure = """
-                CRASH SWEEP FAILURE: \(crashCase) — \(position)
-                  problem: \(problem)
-                  trail: \(trail.joined(separator: "; "))
-                  replay: \(crashCase.replayCommand)
-                """
-            return r
-        }
-        func randomMode() -> CrashMode { CrashMode.allCases[rng.below(CrashMode.allCases.count)] }
-        func open() throws -> MessageStore { try MessageStore(path: Self.path, options: Workload.options, fileSystem: fs) }
-
-        // 1. The workload until the power fails or the fault surfaces.
-        let faulting: FaultingFileSystem
-        switch crashCase.variant {
-        case .powerLoss:
-            faulting = FaultingFileSystem(fs, lyingSyncs: lyingSyncs)
-            fs.scheduleCrash(afterSteps: crashCase.point)
-            let roll = rng.below(10)
-            namespaceMode = roll < 7 ? .revertUnsynced : roll < 9 ? .keepPrefix : .keepAll
-        case .fault(let kind):
-            faulting = FaultingFileSystem(fs, fault: (kind, crashCase.point), lyingSyncs: lyingSyncs)
-        }
-        var acknowledged = 0
-        var attempted = 0
-        var store: MessageStore? = nil
-        var stoppedBy: String? = nil
+        var run = CaseRun(sweep: self, crashCase: crashCase, log: log)
         do {
-            store = try MessageStore(path: Self.path, options: Workload.options, fileSystem: faulting)
-            for (index, op) in workload.operations.enumerated() {
-                let writes = op.writes != nil
-                do {
-                    try op.run(on: &store!) { try MessageStore(path: Self.path, options: Workload.options, fileSystem: faulting) }
-                    if writes { acknowledged += 1 }
-                    attempted = acknowledged
-                } catch {
-                    if writes, case ScrollbackError.refusesWrites = error {} else if writes { attempted = acknowledged + 1 }
-                    stoppedBy = "operation \(index) (\(op)) threw \(error)"
-                    break
-                }
-            }
+            try run.runWorkload()
+            run.crash()
+            let recovered = try run.recover()
+            let k = try run.checkRecoveredState(recovered)
+            try run.checkAfterRecovery(recovered, k)
         } catch {
-            stoppedBy = "creating the store threw \(error)"
+            return run.failed(error.problem)
         }
-        result.faultFired = faulting.faultFired
-        if let stoppedBy {
-            note(stoppedBy)
-            switch crashCase.variant {
-            case .powerLoss:
-                if !fs.isPoweredOff { return fail("an operation failed with the power on: \(stoppedBy)") }
-            case .fault:
-                if !faulting.faultFired { return fail("an operation failed before the fault was injected: \(stoppedBy)") }
-            }
-        }
-        note("acknowledged \(acknowledged), attempted \(attempted)")
-
-        // 2. The crash (or, after a fault, sometimes a plain process restart).
-        switch crashCase.variant {
-        case .powerLoss(let mode):
-            fs.crash(mode: mode, namespace: namespaceMode)
-            note("crash \(mode)/\(namespaceMode)")
-        case .fault:
-            if rng.chance(50) {
-                try? store?.close()
-                fs.clearFaults()
-                note("fault, then restart without power loss")
-            } else {
-                let mode = randomMode()
-                fs.crash(mode: mode)
-                note("fault, then crash \(mode)")
-            }
-        }
-        store = nil
-
-        // 3. Recovery, sometimes losing power again during it.
-        var recovered: MessageStore? = nil
-        for attempt in 0..<4 {
-            let crashAgain = attempt < 2 && rng.chance(attempt == 0 ? 30 : 15)
-            if crashAgain { fs.scheduleCrash(afterSteps: rng.below(rng.chance(50) ? 10 : 60)) }
-            do {
-                let opened = try open()
-                if fs.isPoweredOff {
-                    let mode = randomMode()
-                    fs.crash(mode: mode)
-                    result.recoveryCrashes += 1
-                    note("power lost at the end of recovery, crash \(mode)")
-                    continue
-                }
-                fs.scheduleCrash(afterSteps: Int.max)
-                recovered = opened
-                break
-            } catch {
-                if !fs.isPoweredOff { return fail("reopen failed: \(error)") }
-                let mode = randomMode()
-                fs.crash(mode: mode)
-                result.recoveryCrashes += 1
-                note("power lost during recovery, crash \(mode)")
-            }
-        }
-        guard let first = recovered else { return fail("no recovery attempt completed") }
-
-        // 4. The state is the model after some batch k, acknowledged ≤ k ≤ attempted.
-        var k: Int? = nil
-        var differences: [String] = []
-        do {
-            for candidate in stride(from: attempted, through: acknowledged, by: -1) {
-                if let d = try StoreComparison.difference(first, workload.states[candidate], universe) {
-                    differences.append("vs the model after batch \(candidate): \(d)")
-                } else {
-                    k = candidate
-                    break
-                }
-            }
-        } catch {
-            return fail("a read after recovery threw \(error)")
-        }
-        guard let k else { return fail("the recovered state is no allowed state — " + differences.joined(separator: "; ")) }
-        result.inFlightSurvived = k > acknowledged
-        note("recovered to batch \(k)")
-        do {
-            let problems = try first.verify()
-            if !problems.isEmpty { return fail("verify() after recovery: \(problems)") }
-            // 5. A second open (cold caches, a second recovery) reads the same.
-            try first.close()
-            let second = try open()
-            if let d = try StoreComparison.difference(second, workload.states[k], universe, pageSize: 2) {
-                return fail("after a second open: \(d)")
-            }
-            let again = try second.verify()
-            if !again.isEmpty { return fail("verify() after a second open: \(again)") }
-            // 6. Sometimes: new writes on the recovered store survive another crash.
-            if rng.chance(50) {
-                var model = workload.states[k]
-                for batch in Workload.followUp(after: model, seed: crashCase.caseSeed) {
-                    try second.write(batch)
-                    model.apply(batch)
-                }
-                let mode = randomMode()
-                fs.crash(mode: mode)
-                note("follow-up writes, crash \(mode)")
-                let third = try open()
-                if let d = try StoreComparison.difference(third, model, universe) {
-                    return fail("acknowledged writes after recovery lost: \(d)")
-                }
-                let last = try third.verify()
-                if !last.isEmpty { return fail("verify() after the follow-up crash: \(last)") }
-                try third.close()
-                result.followedUp = true
-            } else {
-                try second.close()
-            }
-        } catch {
-            return fail("after recovery: \(error)")
-        }
-        return result
+        return run.result
     }
 }
 

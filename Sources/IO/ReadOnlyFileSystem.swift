@@ -1,15 +1,17 @@
 import ScrollbackFormat
-import ScrollbackIO
 
-/// A view of the real file system that never changes it, for `dump` and the export catalog:
-/// existing files open read-only; files the engine creates (a new log segment, …) live in
-/// memory; truncates and syncs of real files are ignored (the log's open cuts a torn tail
-/// this way only in its own view); removes and renames of real files fail.
-final class ReadOnlyFileSystem: FileSystem {
+/// A view of the real file system that never changes it, for inspection tools (`scrollback
+/// dump` runs the log's own recovery scan on it): existing files open read-only; files the
+/// engine creates (a new log segment, …) live in memory; truncates and syncs of real files
+/// are ignored (the log's open cuts a torn tail this way only in its own view); removes and
+/// renames of real files fail.
+package final class ReadOnlyFileSystem: FileSystem {
     private let disk = PosixFileSystem()
     private let memory = MemoryFileSystem()
 
-    func open(_ path: String, mode: OpenMode) throws -> any FileHandle {
+    package init() {}
+
+    package func open(_ path: String, mode: OpenMode) throws -> any FileHandle {
         if memory.fileExists(path) { return try memory.open(path, mode: mode == .createNew ? .existing : mode) }
         if disk.fileExists(path) {
             if mode == .createNew { throw StorageError.io(path: path, operation: "open", errno: 17) }  // EEXIST
@@ -22,33 +24,33 @@ final class ReadOnlyFileSystem: FileSystem {
         return try memory.open(path, mode: mode)
     }
 
-    func fileExists(_ path: String) -> Bool { memory.fileExists(path) || disk.fileExists(path) }
+    package func fileExists(_ path: String) -> Bool { memory.fileExists(path) || disk.fileExists(path) }
 
-    func listDirectory(_ path: String) throws -> [String] {
+    package func listDirectory(_ path: String) throws -> [String] {
         var names = Set(try disk.listDirectory(path))
         if let inMemory = try? memory.listDirectory(path) { names.formUnion(inMemory) }
         return names.sorted()
     }
 
-    func createDirectory(_ path: String) throws {
+    package func createDirectory(_ path: String) throws {
         if !disk.fileExists(path) { try memory.createDirectory(path) }
     }
 
-    func rename(_ source: String, to destination: String) throws {
+    package func rename(_ source: String, to destination: String) throws {
         guard memory.fileExists(source) else {
             throw StorageError.invalidArgument("read-only view: cannot rename \(source); open the store once to let it recover")
         }
         try memory.rename(source, to: destination)
     }
 
-    func removeFile(_ path: String) throws {
+    package func removeFile(_ path: String) throws {
         guard memory.fileExists(path) else {
             throw StorageError.invalidArgument("read-only view: cannot remove \(path); open the store once to let it recover")
         }
         try memory.removeFile(path)
     }
 
-    func syncDirectory(_ directory: String) throws {}
+    package func syncDirectory(_ directory: String) throws {}
 }
 
 /// A real file opened read-only; truncation and sync are no-ops, writes fail.

@@ -1,4 +1,5 @@
 import Scrollback
+import ScrollbackJSON
 
 /// An error result of the `exec` contract: `{"ok":false,"error":{"code":…,"message":…}}`.
 struct RequestError: Error, Equatable, CustomStringConvertible {
@@ -53,42 +54,6 @@ struct RequestError: Error, Equatable, CustomStringConvertible {
         w.string(message)
         w.raw("}}")
         return w.text
-    }
-}
-
-extension JSONWriter {
-    /// The contract's message object, keys in contract order:
-    /// `{"id","conversation","sender","createdAt","kind","body","replyTo"?,"edited"}`
-    /// (`replyTo` only when the message has one).
-    mutating func message(_ m: Message) {
-        raw("{\"id\":")
-        string(m.id)
-        raw(",\"conversation\":")
-        string(m.conversation)
-        raw(",\"sender\":")
-        string(m.sender)
-        raw(",\"createdAt\":")
-        integer(m.createdAt)
-        raw(",\"kind\":")
-        string(m.kind.name)
-        raw(",\"body\":")
-        string(m.body)
-        if let replyTo = m.replyTo {
-            raw(",\"replyTo\":")
-            string(replyTo)
-        }
-        raw(",\"edited\":")
-        bool(m.edited)
-        raw("}")
-    }
-
-    mutating func messages(_ list: [Message]) {
-        raw("[")
-        for (i, m) in list.enumerated() {
-            if i > 0 { raw(",") }
-            message(m)
-        }
-        raw("]")
     }
 }
 
@@ -192,21 +157,14 @@ struct Fields {
         }
     }
 
-    /// The message members of an append (`edited` is output-only and ignored here).
+    /// The message members of an append, read by the one message codec (`edited` is
+    /// output-only and ignored here).
     func message() throws(RequestError) -> Message {
-        let id = try string("id")
-        let conversation = try string("conversation")
-        let sender = try string("sender")
-        let createdAt = try integer("createdAt")
-        let kindName = try string("kind")
-        let body = try string("body")
-        let replyTo = try optionalString("replyTo")
-        guard let kind = MessageKind(name: kindName) else {
-            throw .invalidArgument(
-                "\(context)member \"kind\" must be one of \(MessageKind.allCases.map(\.name).joined(separator: ", ")), not \"\(kindName)\"")
+        do {
+            return try MessageJSON.decode(object, .request).message
+        } catch {
+            let message = context + error.description
+            throw error.kind == .invalidValue ? .invalidArgument(message) : .invalidRequest(message)
         }
-        return Message(
-            id: id, conversation: conversation, sender: sender, createdAt: createdAt, kind: kind, body: body,
-            replyTo: replyTo)
     }
 }

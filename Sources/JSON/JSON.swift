@@ -1,4 +1,4 @@
-/// A minimal JSON reader and writer for the command-line tool.
+/// A minimal JSON reader and writer for the command-line tool and the workload's files.
 ///
 /// Why not Foundation: the `exec` contract fixes the key order of every response and needs
 /// to tell an integer literal from a fraction, a duplicate key from a repeated one, and a bad
@@ -6,7 +6,7 @@
 
 /// A parsed JSON value. Numbers keep their literal text so an integer field can insist on an
 /// integer literal and report an out-of-range one precisely.
-enum JSONValue: Equatable, Sendable {
+package enum JSONValue: Equatable, Sendable {
     case null
     case bool(Bool)
     case number(String)
@@ -15,7 +15,7 @@ enum JSONValue: Equatable, Sendable {
     case object(JSONObject)
 
     /// A short name of the value's JSON type, for error messages.
-    var typeName: String {
+    package var typeName: String {
         switch self {
         case .null: "null"
         case .bool: "a boolean"
@@ -28,16 +28,16 @@ enum JSONValue: Equatable, Sendable {
 }
 
 /// A JSON object: member names are unique (the parser rejects duplicates); order is kept.
-struct JSONObject: Equatable, Sendable {
-    private(set) var keys: [String] = []
-    private(set) var members: [String: JSONValue] = [:]
+package struct JSONObject: Equatable, Sendable {
+    package private(set) var keys: [String] = []
+    package private(set) var members: [String: JSONValue] = [:]
 
-    init() {}
+    package init() {}
 
-    subscript(key: String) -> JSONValue? { members[key] }
+    package subscript(key: String) -> JSONValue? { members[key] }
 
     /// Adds a member; false if the name is already present.
-    mutating func insert(_ key: String, _ value: JSONValue) -> Bool {
+    package mutating func insert(_ key: String, _ value: JSONValue) -> Bool {
         guard members[key] == nil else { return false }
         keys.append(key)
         members[key] = value
@@ -46,17 +46,17 @@ struct JSONObject: Equatable, Sendable {
 }
 
 /// Why a line is not JSON: a message with the byte offset (0-based) in the line.
-struct JSONSyntaxError: Error, Equatable, CustomStringConvertible {
-    var offset: Int
-    var reason: String
-    var description: String { "invalid JSON at byte \(offset): \(reason)" }
+package struct JSONSyntaxError: Error, Equatable, CustomStringConvertible {
+    package var offset: Int
+    package var reason: String
+    package var description: String { "invalid JSON at byte \(offset): \(reason)" }
 }
 
 /// Recursive-descent parser over UTF-8 bytes (RFC 8259). Rejects: invalid UTF-8, control
 /// characters in strings, lone surrogates, leading zeros, trailing garbage, duplicate member
 /// names, and nesting deeper than `maxDepth` (so hostile input cannot exhaust the stack).
-struct JSONParser {
-    static let maxDepth = 64
+package struct JSONParser {
+    package static let maxDepth = 64
 
     private let bytes: [UInt8]
     private var position = 0
@@ -64,7 +64,7 @@ struct JSONParser {
     private init(_ bytes: [UInt8]) { self.bytes = bytes }
 
     /// Parses exactly one JSON value surrounded by optional whitespace.
-    static func parse(_ bytes: [UInt8]) throws(JSONSyntaxError) -> JSONValue {
+    package static func parse(_ bytes: [UInt8]) throws(JSONSyntaxError) -> JSONValue {
         guard String(validating: bytes, as: UTF8.self) != nil else {
             throw JSONSyntaxError(offset: firstInvalidUTF8(bytes), reason: "invalid UTF-8")
         }
@@ -78,7 +78,7 @@ struct JSONParser {
         return value
     }
 
-    static func parse(_ text: String) throws(JSONSyntaxError) -> JSONValue { try parse(Array(text.utf8)) }
+    package static func parse(_ text: String) throws(JSONSyntaxError) -> JSONValue { try parse(Array(text.utf8)) }
 
     /// Offset of the first byte that does not start a valid UTF-8 sequence.
     private static func firstInvalidUTF8(_ bytes: [UInt8]) -> Int {
@@ -297,16 +297,19 @@ struct JSONParser {
 
 /// Builds compact JSON text (no spaces) in the order the caller writes it. Strings are
 /// escaped per RFC 8259: `"`, `\` and control characters; everything else is UTF-8 as is.
-struct JSONWriter {
-    private(set) var bytes: [UInt8] = []
+package struct JSONWriter {
+    package private(set) var bytes: [UInt8] = []
 
-    init() { bytes.reserveCapacity(256) }
+    package init() { bytes.reserveCapacity(256) }
 
-    var text: String { String(decoding: bytes, as: UTF8.self) }
+    /// Appends to `bytes` (writing many values into one buffer).
+    package init(continuing bytes: [UInt8]) { self.bytes = bytes }
 
-    mutating func raw(_ text: String) { bytes.append(contentsOf: text.utf8) }
+    package var text: String { String(decoding: bytes, as: UTF8.self) }
 
-    mutating func string(_ value: String) {
+    package mutating func raw(_ text: String) { bytes.append(contentsOf: text.utf8) }
+
+    package mutating func string(_ value: String) {
         bytes.append(0x22)
         for byte in value.utf8 {
             switch byte {
@@ -326,20 +329,20 @@ struct JSONWriter {
         bytes.append(0x22)
     }
 
-    mutating func integer(_ value: some BinaryInteger) { raw(String(value)) }
+    package mutating func integer(_ value: some BinaryInteger) { raw(String(value)) }
 
-    mutating func bool(_ value: Bool) { raw(value ? "true" : "false") }
+    package mutating func bool(_ value: Bool) { raw(value ? "true" : "false") }
 
-    mutating func null() { raw("null") }
+    package mutating func null() { raw("null") }
 
     /// Writes `"key":` (the caller writes the comma between members).
-    mutating func key(_ key: String) {
+    package mutating func key(_ key: String) {
         string(key)
         bytes.append(UInt8(ascii: ":"))
     }
 
     /// Writes a JSON value (used for echoing parsed values; object keys keep their order).
-    mutating func value(_ value: JSONValue) {
+    package mutating func value(_ value: JSONValue) {
         switch value {
         case .null: null()
         case .bool(let b): bool(b)

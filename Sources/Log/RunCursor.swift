@@ -1,0 +1,100 @@
+import ScrollbackFormat
+
+/// A position in a sorted run, for reading records by key in a sequence of nearby keys (the
+/// merge-join of a tree scan with the run it points into).
+///
+/// `find(_:)` positions the cursor on the record with exactly that key. When the key lies in
+/// the block the cursor is already on — the usual case in a scan — it costs a few key
+/// comparisons next to the current record (no cache lookup, no lock); otherwise a binary
+/// search of the block index and of the block, and one block-cache lookup.
+///
+/// Holds a reference to its current decoded block; not thread-safe (one scan, one thread).
+package struct RunCursor {
+    package let run: SortedRun
+    let cache: RunBlockCache
+    package private(set) var block: DecodedRunBlock?
+    package private(set) var blockNumber = -1
+    package private(set) var index = -1
+
+    init(run: SortedRun, cache: RunBlockCache) {
+        self.run = run
+        self.cache = cache
+    }
+
+    /// Moves to the record with `key`; false (cursor unchanged) if the run has no such record.
+    @inline(__always)
+    package mutating func find(_ key: RunKey) throws -> Bool {
+        if let block, blockNumber >= 0 {
+            let entry = run.entries[blockNumber]
+            if !(key < entry.firstKey) && !(entry.lastKey < key) {
+                // Neighbours first: scans move one record at a time in either direction.
+                if index + 1 < block.count && block.isKey(index + 1, equalTo: key) {
+                    index += 1
+                    return true
+                }
+                if index > 0 && block.isKey(index - 1, equalTo: key) {
+                    index -= 1
+                    return true
+                }
+                guard let i = block.index(of: key) else { return false }
+                index = i
+                return true
+            }
+        }
+        return try findSlow(key)
+    }
+
+    @inline(never)
+    mutating func findSlow(_ key: RunKey) throws -> Bool {
+        let number = run.blockIndex(atLeast: key)
+        guard number < run.entries.count, !(key < run.entries[number].firstKey) else { return false }
+        let found = try run.block(number, cache: cache)
+        guard let i = found.index(of: key) else { return false }
+        block = found
+        blockNumber = number
+        index = i
+        return true
+    }
+
+    /// The payload of the current record; valid while this cursor (or another reference to
+    /// its block) is alive. REQUIRES: a successful `find`.
+    @inline(__always)
+    package var payload: UnsafeRawBufferPointer { block!.payload(index) }
+
+    @inline(__always)
+    package var key: RunKey { block!.key(index) }
+
+    /// Moves to the first record with a key ≥ `key` (false at the end of the run).
+    package mutating func seek(atLeast key: RunKey) throws -> Bool {
+        let number = run.blockIndex(atLeast: key)
+        guard number < run.entries.count else { return false }
+        let found = try run.block(number, cache: cache)
+        block = found
+        blockNumber = number
+        index = found.lowerBound(key)
+        return index < found.count
+    }
+
+    /// Moves to the first record of the run (false if it is empty).
+    package mutating func seekFirst() throws -> Bool { try seek(atLeast: .min) }
+
+    /// Moves to the next record (false at the end; the cursor then stays on the last one).
+    package mutating func next() throws -> Bool {
+        guard let block else { return false }
+        if index + 1 < block.count {
+            index += 1
+            return true
+        }
+        guard blockNumber + 1 < run.entries.count else { return false }
+        let found = try run.block(blockNumber + 1, cache: cache)
+        self.block = found
+        blockNumber += 1
+        index = 0
+        return true
+    }
+}
+
+extension SortedRun {
+    /// A cursor over this run reading blocks through `cache`.
+    func cursor(cache: RunBlockCache) -> RunCursor { RunCursor(run: self, cache: cache) }
+}

@@ -1,0 +1,123 @@
+import ScrollbackFormat
+import ScrollbackIO
+
+/// Counters of the sorted runs of a store.
+package struct RunStatistics: Sendable, Equatable {
+    package var runs = 0
+    package var bytes: UInt64 = 0
+    package var records: UInt64 = 0
+    package var blockCache = BlockCacheStatistics()
+}
+
+/// The sorted-run files of one directory (spec/sorted-run.md) and the cache of their decoded
+/// blocks. It only manages files; which runs are live is decided by the layer above (the
+/// storage engine's run table), which tells it to add and remove them.
+///
+/// At open it removes `*.run.tmp` leftovers (runs whose writing never finished) and lists the
+/// run files; a run's index is read on first use.
+///
+/// Thread-safety: every method may be called from any thread.
+package final class RunStore: Sendable {
+    package let directory: String
+    let fileSystem: any FileSystem
+    let cache: RunBlockCache
+    let blockSize: Int
+    private let table: Lock<[UInt32: Entry]>
+
+    enum Entry {
+        case unopened
+        case open(SortedRun)
+    }
+
+    package init(fileSystem: any FileSystem, directory: String, cacheBytes: Int, blockSize: Int = SortedRunLayout.defaultBlockSize,
+                 removeTemporaryFiles: Bool = true) throws {
+        self.fileSystem = fileSystem
+        self.directory = directory
+        self.blockSize = blockSize
+        cache = RunBlockCache(capacity: max(0, cacheBytes))
+        var entries: [UInt32: Entry] = [:]
+        var removed = false
+        for name in try fileSystem.listDirectory(directory) {
+            if let id = SortedRun.id(fromFileName: name) {
+                entries[id] = .unopened
+            } else if removeTemporaryFiles, name.hasPrefix(SortedRunLayout.filePrefix), name.hasSuffix(SortedRunLayout.temporarySuffix) {
+                try fileSystem.removeFile(Path.join(directory, name))
+                removed = true
+            }
+        }
+        if removed { try fileSystem.syncDirectory(directory) }
+        table = Lock(entries)
+    }
+
+    /// Ids of the run files present, ascending.
+    package func ids() -> [UInt32] { table.withLock { Array($0.keys) }.sorted() }
+
+    package func contains(_ id: UInt32) -> Bool { table.withLock { $0[id] != nil } }
+
+    /// Run `id`, opening (and validating) it on first use. A missing file is `.corrupted`:
+    /// the caller asks only for runs its table names.
+    package func run(_ id: UInt32) throws -> SortedRun {
+        switch table.withLock({ $0[id] }) {
+        case .open(let run)?:
+            return run
+        case .unopened?:
+            let run = try SortedRun.open(fileSystem: fileSystem, path: Path.join(directory, SortedRun.fileName(id)), id: id)
+            return table.withLock { entries in
+                if case .open(let existing)? = entries[id] { return existing }
+                entries[id] = .open(run)
+                return run
+            }
+        case nil:
+            throw StorageError.corrupted(file: Path.join(directory, SortedRun.fileName(id)), offset: 0,
+                                         reason: "run \(id) is named by the store's run table but its file is missing")
+        }
+    }
+
+    /// A writer for a new run `id` (its file appears only when the writer finishes).
+    package func writer(id: UInt32, compression: RunCompression) throws -> SortedRunWriter {
+        try SortedRunWriter(fileSystem: fileSystem, directory: directory, id: id, blockSize: blockSize, compression: compression)
+    }
+
+    /// Registers a run a writer finished.
+    package func add(_ run: SortedRun) {
+        table.withLock { $0[run.id] = .open(run) }
+    }
+
+    /// Removes run `id`'s file and syncs the directory; its cached blocks are dropped. Readers
+    /// holding the run keep reading through their open handle until they let go.
+    package func remove(_ id: UInt32) throws {
+        guard table.withLock({ $0.removeValue(forKey: id) }) != nil else { return }
+        cache.removeAll(run: id)
+        try fileSystem.removeFile(Path.join(directory, SortedRun.fileName(id)))
+        try fileSystem.syncDirectory(directory)
+    }
+
+    /// A cursor over run `id`.
+    package func cursor(_ id: UInt32) throws -> RunCursor {
+        RunCursor(run: try run(id), cache: cache)
+    }
+
+    /// Calls `body` with the payload of the record with `key` in run `id`; false if the run
+    /// has no such record.
+    package func withRecord(run id: UInt32, key: RunKey, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+        var cursor = try cursor(id)
+        guard try cursor.find(key) else { return false }
+        try withExtendedLifetime(cursor.block) { try body(cursor.payload) }
+        return true
+    }
+
+    package var statistics: RunStatistics {
+        let opened = table.withLock { entries in entries.values.compactMap { entry -> SortedRun? in
+            if case .open(let run) = entry { return run }
+            return nil
+        } }
+        var s = RunStatistics()
+        s.runs = ids().count
+        for run in opened {
+            s.bytes += run.fileSize
+            s.records += run.recordCount
+        }
+        s.blockCache = cache.statistics
+        return s
+    }
+}

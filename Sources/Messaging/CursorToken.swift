@@ -1,0 +1,129 @@
+import ScrollbackStorage
+
+/// The cursor token: base64url (no padding) of 33 bytes: version u8, conversationID u64,
+/// createdAt u64, seq u64, check u64, where check = fmix64(FNV-1a 64 of (secret LE ‖ the first
+/// 25 bytes)) XOR secret. Version 1 is a position in a conversation's messages; version 2 a
+/// position in the conversation list (conversationID, lastActivity, seq 0), so one kind of
+/// token is never accepted as the other (spec/message-records.md, "Cursor token").
+package enum CursorToken {
+    package static let version: UInt8 = 1
+    /// The version byte of conversation-list tokens.
+    package static let listVersion: UInt8 = 2
+    package static let byteCount = 33
+    package static let tokenLength = 44
+
+    package struct Position: Equatable, Sendable {
+        package var conversation: UInt64
+        package var createdAt: UInt64
+        package var seq: UInt64
+        package init(conversation: UInt64, createdAt: UInt64, seq: UInt64) {
+            self.conversation = conversation
+            self.createdAt = createdAt
+            self.seq = seq
+        }
+    }
+
+    static func check(_ first25: UnsafeRawBufferPointer, secret: UInt64) -> UInt64 {
+        var little = secret.littleEndian
+        let seeded = withUnsafeBytes(of: &little) { Hash64.fnv1a($0) }
+        return Hash64.fmix(Hash64.fnv1a(first25, seed: seeded)) ^ secret
+    }
+
+    package static func encode(_ position: Position, secret: UInt64, version: UInt8 = version) -> String {
+        var bytes = [UInt8](repeating: 0, count: byteCount)
+        bytes.withUnsafeMutableBytes { out in
+            out[0] = version
+            out.storeLE(position.conversation, at: 1)
+            out.storeLE(position.createdAt, at: 9)
+            out.storeLE(position.seq, at: 17)
+            let c = check(UnsafeRawBufferPointer(rebasing: out[0..<25]), secret: secret)
+            out.storeLE(c, at: 25)
+        }
+        return Base64URL.encode(bytes)
+    }
+
+    /// Decodes and checks a token; nil when it is malformed or its check value does not match.
+    package static func decode(_ token: String, secret: UInt64, version: UInt8 = version) -> Position? {
+        guard token.utf8.count == tokenLength, let bytes = Base64URL.decode(token), bytes.count == byteCount else {
+            return nil
+        }
+        return bytes.withUnsafeBytes { raw -> Position? in
+            guard raw[0] == version else { return nil }
+            let c = check(UnsafeRawBufferPointer(rebasing: raw[0..<25]), secret: secret)
+            guard c == raw.loadLE(UInt64.self, at: 25) else { return nil }
+            return Position(conversation: raw.loadLE(UInt64.self, at: 1), createdAt: raw.loadLE(UInt64.self, at: 9),
+                            seq: raw.loadLE(UInt64.self, at: 17))
+        }
+    }
+}
+
+/// RFC 4648 §5 base64url without padding.
+package enum Base64URL {
+    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    package static func encode(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count * 4 + 2) / 3)
+        var i = 0
+        while i + 3 <= bytes.count {
+            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            out.append(alphabet[Int(v >> 18 & 63)])
+            out.append(alphabet[Int(v >> 12 & 63)])
+            out.append(alphabet[Int(v >> 6 & 63)])
+            out.append(alphabet[Int(v & 63)])
+            i += 3
+        }
+        let rest = bytes.count - i
+        if rest == 1 {
+            let v = UInt32(bytes[i]) << 16
+            out.append(alphabet[Int(v >> 18 & 63)])
+            out.append(alphabet[Int(v >> 12 & 63)])
+        } else if rest == 2 {
+            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
+            out.append(alphabet[Int(v >> 18 & 63)])
+            out.append(alphabet[Int(v >> 12 & 63)])
+            out.append(alphabet[Int(v >> 6 & 63)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    @inline(__always)
+    static func value(_ c: UInt8) -> UInt32? {
+        switch c {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): return UInt32(c - UInt8(ascii: "A"))
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): return UInt32(c - UInt8(ascii: "a")) + 26
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt32(c - UInt8(ascii: "0")) + 52
+        case UInt8(ascii: "-"): return 62
+        case UInt8(ascii: "_"): return 63
+        default: return nil
+        }
+    }
+
+    /// Decodes canonical base64url without padding; nil for any other input.
+    package static func decode(_ text: String) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        if chars.count % 4 == 1 { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(chars.count * 3 / 4)
+        var i = 0
+        while i < chars.count {
+            let n = min(4, chars.count - i)
+            var v: UInt32 = 0
+            for j in 0..<4 {
+                v <<= 6
+                if j < n {
+                    guard let d = value(chars[i + j]) else { return nil }
+                    v |= d
+                }
+            }
+            out.append(UInt8(v >> 16 & 0xFF))
+            if n > 2 { out.append(UInt8(v >> 8 & 0xFF)) }
+            if n > 3 { out.append(UInt8(v & 0xFF)) }
+            // Canonical form: unused low bits must be zero.
+            if n == 2 && v & 0xFFFF != 0 { return nil }
+            if n == 3 && v & 0xFF != 0 { return nil }
+            i += n
+        }
+        return out
+    }
+}

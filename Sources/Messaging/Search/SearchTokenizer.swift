@@ -1,0 +1,132 @@
+import Foundation
+
+/// Splits text into the terms of the search index (and of search queries):
+///
+/// - **Words**: maximal runs of letters and digits (Unicode general categories L* and N*)
+///   outside the CJK ranges, after NFKD decomposition with nonspacing marks (Mn) removed,
+///   lowercased: `Café` → `cafe`, `naïve` → `naive`, `don't` → `don`, `t`.
+/// - **CJK**: characters in `cjkRanges` form runs of their own. Every CJK character is a
+///   *single* term; every adjacent pair inside a run is a *pair* term. (The index keeps both,
+///   so a one-character query finds the character inside longer runs too.)
+///
+/// ASCII text takes a fast path without decomposition. The decomposition tables are
+/// Foundation's (the standard library ships no NFKD), so the terms depend on the Unicode
+/// version of the toolchain; `verify` rebuilds the index after a toolchain change reports
+/// differences rather than wrong answers.
+///
+/// Thread-safety: pure functions.
+package enum SearchTokenizer {
+    /// The CJK ranges of the search rules (hiragana/katakana, CJK extension A, unified
+    /// ideographs, compatibility ideographs, Hangul syllables, Hangul jamo and compatibility
+    /// jamo, CJK extension B).
+    package static let cjkRanges: [ClosedRange<UInt32>] = [
+        0x3040...0x30FF, 0x3400...0x4DBF, 0x4E00...0x9FFF, 0xF900...0xFAFF, 0xAC00...0xD7AF,
+        0x1100...0x11FF, 0x3130...0x318F, 0x20000...0x2A6DF,
+    ]
+
+    @inline(__always)
+    package static func isCJK(_ value: UInt32) -> Bool {
+        if value < 0x1100 { return false }
+        for range in cjkRanges where range.contains(value) { return true }
+        return false
+    }
+
+    /// The terms of `text`, in order of appearance (words may repeat).
+    package struct Terms: Equatable, Sendable {
+        /// Words, lowercased and without marks, in order.
+        package var words: [String] = []
+        /// CJK characters (each a one-character term), in order.
+        package var singles: [Unicode.Scalar] = []
+        /// Adjacent CJK pairs, in order.
+        package var pairs: [CJKPair] = []
+
+        package var isEmpty: Bool { words.isEmpty && singles.isEmpty && pairs.isEmpty }
+    }
+
+    package struct CJKPair: Hashable, Sendable, CustomStringConvertible {
+        package var first: Unicode.Scalar
+        package var second: Unicode.Scalar
+        package init(_ first: Unicode.Scalar, _ second: Unicode.Scalar) {
+            self.first = first
+            self.second = second
+        }
+        package var description: String { String(first) + String(second) }
+    }
+
+    /// Splits `text` into terms.
+    package static func terms(of text: String) -> Terms {
+        var terms = Terms()
+        var other = String.UnicodeScalarView()      // the current non-CJK stretch
+        var cjkRun: [Unicode.Scalar] = []
+        func flushOther() {
+            if !other.isEmpty { appendWords(of: String(other), to: &terms.words) }
+            other.removeAll()
+        }
+        func flushCJK() {
+            terms.singles.append(contentsOf: cjkRun)
+            if cjkRun.count > 1 {
+                for i in 0..<(cjkRun.count - 1) { terms.pairs.append(CJKPair(cjkRun[i], cjkRun[i + 1])) }
+            }
+            cjkRun.removeAll(keepingCapacity: true)
+        }
+        for scalar in text.unicodeScalars {
+            if isCJK(scalar.value) {
+                flushOther()
+                cjkRun.append(scalar)
+            } else {
+                if !cjkRun.isEmpty { flushCJK() }
+                other.append(scalar)
+            }
+        }
+        flushOther()
+        flushCJK()
+        return terms
+    }
+
+    /// Appends the words of a stretch without CJK characters.
+    static func appendWords(of stretch: String, to words: inout [String]) {
+        if stretch.utf8.allSatisfy({ $0 < 0x80 }) {
+            appendASCIIWords(of: stretch, to: &words)
+            return
+        }
+        let decomposed = stretch.decomposedStringWithCompatibilityMapping
+        var word = String.UnicodeScalarView()
+        func flush() {
+            if !word.isEmpty { words.append(String(word).lowercased()) }
+            word.removeAll()
+        }
+        for scalar in decomposed.unicodeScalars {
+            switch scalar.properties.generalCategory {
+            case .nonspacingMark:
+                continue
+            case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
+                 .decimalNumber, .letterNumber, .otherNumber:
+                // Decomposition can produce CJK characters (e.g. compatibility ideographs stay
+                // CJK); they are not part of words.
+                if isCJK(scalar.value) { flush() } else { word.append(scalar) }
+            default:
+                flush()
+            }
+        }
+        flush()
+    }
+
+    static func appendASCIIWords(of stretch: String, to words: inout [String]) {
+        var start: String.UTF8View.Index? = nil
+        let utf8 = stretch.utf8
+        var index = utf8.startIndex
+        func isWordByte(_ b: UInt8) -> Bool {
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+        }
+        while index != utf8.endIndex {
+            if isWordByte(utf8[index]) {
+                if start == nil { start = index }
+            } else if let s = start {
+                words.append(String(stretch[s..<index]).lowercased())
+                start = nil
+            }
+            index = utf8.index(after: index)
+        }
+        if let s = start { words.append(String(stretch[s..<utf8.endIndex]).lowercased()) }
+    }
+}

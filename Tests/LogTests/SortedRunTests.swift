@@ -1,0 +1,220 @@
+import Foundation
+import ScrollbackFormat
+import ScrollbackIO
+import ScrollbackLog
+import Testing
+import TestSupport
+
+/// Sorted-run files (spec/sorted-run.md): writing, reading by key, cursors, codecs, damage.
+@Suite struct SortedRunTests {
+    let directory = "/runs"
+
+    func makeStore(_ fs: MemoryFileSystem, blockSize: Int = 512, cacheBytes: Int = 1 << 20) throws -> RunStore {
+        try fs.createDirectory(directory)
+        return try RunStore(fileSystem: fs, directory: directory, cacheBytes: cacheBytes, blockSize: blockSize)
+    }
+
+    /// Random records in key order: keys with shared conversations, close timestamps, random seqs.
+    func records(count: Int, seed: UInt64, maxPayload: Int = 200) -> [(RunKey, [UInt8])] {
+        var random = SeededRandom(seed: seed)
+        var keys = Set<RunKey>()
+        while keys.count < count {
+            let conversation = UInt64.random(in: 1...max(1, UInt64(count / 20)), using: &random)
+            keys.insert(RunKey(conversation, UInt64.random(in: 1_700_000_000_000...1_700_000_900_000, using: &random),
+                               UInt64.random(in: 1...1 << 40, using: &random)))
+        }
+        let words = ["hello", "test", "message", "chat", "hey", "ok", "thanks", "sure", "great", "yes", "no"]
+        return keys.sorted().map { key in
+            var text = ""
+            let length = Int.random(in: 0...maxPayload, using: &random)
+            while text.utf8.count < length { text += words[Int(random.next() % UInt64(words.count))] + " " }
+            return (key, Array(text.utf8.prefix(length)))
+        }
+    }
+
+    func write(_ store: RunStore, id: UInt32, _ records: [(RunKey, [UInt8])], compression: RunCompression = .fast) throws -> SortedRun {
+        let writer = try store.writer(id: id, compression: compression)
+        for (key, payload) in records { try payload.withUnsafeBytes { try writer.append(key, payload: $0) } }
+        let run = try writer.finish()
+        store.add(run)
+        return run
+    }
+
+    @Test(arguments: [RunCompression.fast, .high(level: 4)])
+    func everyRecordReadsBackByKeyAndInOrder(compression: RunCompression) throws {
+        for seed in TestSeeds.seeds(default: [1, 2, 3]) {
+            let fs = MemoryFileSystem()
+            let store = try makeStore(fs)
+            let input = records(count: 2000, seed: seed)
+            let written = try write(store, id: 7, input, compression: compression)
+            #expect(written.recordCount == 2000, "seed \(seed)")
+            #expect(written.blockCount > 10, "seed \(seed): small blocks give many blocks")
+            // Reopened from the file (a new store lists and validates it).
+            let reopened = try RunStore(fileSystem: fs, directory: directory, cacheBytes: 1 << 20, blockSize: 512)
+            #expect(reopened.ids() == [7])
+            let run = try reopened.run(7)
+            #expect(run.entries == written.entries)
+            #expect(run.recordCount == 2000 && run.payloadBytes == UInt64(input.reduce(0) { $0 + $1.1.count }))
+            // By key, in random order and in both scan directions.
+            var cursor = try reopened.cursor(7)
+            var random = SeededRandom(seed: seed)
+            for (key, payload) in input.shuffled(using: &random) {
+                #expect(try cursor.find(key), "seed \(seed) key \(key)")
+                #expect(Array(cursor.payload) == payload, "seed \(seed) key \(key)")
+            }
+            for (key, payload) in input.reversed() {
+                #expect(try cursor.find(key) && Array(cursor.payload) == payload, "seed \(seed) reverse \(key)")
+            }
+            // Absent keys are not found.
+            for (key, _) in input.prefix(50) {
+                #expect(try !cursor.find(RunKey(key.w0, key.w1, key.w2 &+ 1)) || input.contains { $0.0 == RunKey(key.w0, key.w1, key.w2 &+ 1) })
+            }
+            #expect(try !cursor.find(RunKey(0, 0, 0)))
+            #expect(try !cursor.find(RunKey.max))
+            // Forward iteration.
+            var iterator = try reopened.cursor(7)
+            var index = 0
+            var valid = try iterator.seekFirst()
+            while valid {
+                #expect(iterator.key == input[index].0 && Array(iterator.payload) == input[index].1, "seed \(seed) #\(index)")
+                index += 1
+                valid = try iterator.next()
+            }
+            #expect(index == input.count)
+            try run.verify()
+        }
+    }
+
+    @Test func highCompressionIsSmallerAndMarked() throws {
+        let fs = MemoryFileSystem()
+        let store = try makeStore(fs, blockSize: 32 << 10)
+        let input = records(count: 3000, seed: 9)
+        let fast = try write(store, id: 1, input, compression: .fast)
+        let high = try write(store, id: 2, input, compression: .high(level: 9))
+        #expect(high.fileSize < fast.fileSize)
+        #expect(high.highCompressionBlocks == high.blockCount && fast.highCompressionBlocks == 0)
+        #expect(fast.entries.allSatisfy { $0.codec == .lz4 })
+    }
+
+    @Test func incompressibleBlocksAreStored() throws {
+        let fs = MemoryFileSystem()
+        let store = try makeStore(fs, blockSize: 4096)
+        var random = SeededRandom(seed: 4)
+        let input = (0..<40).map { i in (RunKey(1, UInt64(i), 0), (0..<300).map { _ in UInt8.random(in: 0...255, using: &random) }) }
+        let run = try write(store, id: 3, input)
+        #expect(run.entries.allSatisfy { $0.codec == .stored })
+        var cursor = try store.cursor(3)
+        for (key, payload) in input { #expect(try cursor.find(key) && Array(cursor.payload) == payload) }
+    }
+
+    @Test func edgeCases() throws {
+        let fs = MemoryFileSystem()
+        let store = try makeStore(fs, blockSize: 256)
+        // Empty run.
+        let empty = try write(store, id: 1, [])
+        #expect(empty.blockCount == 0 && empty.recordCount == 0)
+        var emptyCursor = try store.cursor(1)
+        #expect(try !emptyCursor.seekFirst())
+        // A record larger than the block size gets a block of its own; empty payloads work.
+        let big = [UInt8](repeating: 7, count: 5000)
+        let run = try write(store, id: 2, [(RunKey(1, 1, 1), []), (RunKey(1, 1, 2), big), (RunKey(1, 1, 3), [1])])
+        #expect(run.blockCount == 3)
+        var cursor = try store.cursor(2)
+        #expect(try cursor.find(RunKey(1, 1, 2)) && Array(cursor.payload) == big)
+        #expect(try cursor.find(RunKey(1, 1, 1)) && cursor.payload.isEmpty)
+        // Keys must increase; a refused append adds nothing.
+        let writer = try store.writer(id: 3, compression: .fast)
+        try [UInt8]().withUnsafeBytes { try writer.append(RunKey(5, 5, 5), payload: $0) }
+        #expect(throws: StorageError.self) { try [UInt8]().withUnsafeBytes { try writer.append(RunKey(5, 5, 5), payload: $0) } }
+        #expect(throws: StorageError.self) { try [UInt8]().withUnsafeBytes { try writer.append(RunKey(5, 4, 9), payload: $0) } }
+        #expect(writer.recordCount == 1)
+        writer.abandon()
+        #expect(!fs.fileExists(directory + "/run-00000003.run.tmp") && !fs.fileExists(directory + "/run-00000003.run"))
+        // Removal drops the file and its cached blocks.
+        try store.remove(2)
+        #expect(!fs.fileExists(directory + "/run-00000002.run"))
+        #expect(throws: StorageError.self) { _ = try store.run(2) }
+    }
+
+    @Test func temporaryFilesAreRemovedAtOpenAndOtherNamesIgnored() throws {
+        let fs = MemoryFileSystem()
+        let store = try makeStore(fs)
+        _ = try write(store, id: 4, records(count: 10, seed: 1))
+        fs.setContents(of: directory + "/run-00000005.run.tmp", to: [1, 2, 3])
+        fs.setContents(of: directory + "/run-5.run", to: [1])
+        fs.setContents(of: directory + "/log-00000001.seg", to: [1])
+        let reopened = try RunStore(fileSystem: fs, directory: directory, cacheBytes: 0)
+        #expect(reopened.ids() == [4])
+        #expect(!fs.fileExists(directory + "/run-00000005.run.tmp"))
+        #expect(fs.fileExists(directory + "/run-5.run"))
+    }
+
+    /// Every damaged byte gives a typed error or the right data, never wrong data or a trap.
+    @Test func damageGivesTypedErrorsOrCorrectData() throws {
+        let fs = MemoryFileSystem()
+        let store = try makeStore(fs, blockSize: 700)
+        let input = records(count: 120, seed: 11)
+        _ = try write(store, id: 6, input)
+        let path = directory + "/run-00000006.run"
+        let original = try #require(fs.contents(of: path))
+        var outcomes = (errors: 0, correct: 0)
+        var random = SeededRandom(seed: 12)
+        for round in 0..<400 {
+            var damaged = original
+            let offset = round < original.count ? round * max(1, original.count / 400) % original.count
+                : Int.random(in: 0..<original.count, using: &random)
+            damaged[offset] ^= UInt8.random(in: 1...255, using: &random)
+            fs.setContents(of: path, to: damaged)
+            do {
+                let copy = try RunStore(fileSystem: fs, directory: directory, cacheBytes: 0)
+                var cursor = try copy.cursor(6)
+                for (key, payload) in input {
+                    if try cursor.find(key) {
+                        #expect(Array(cursor.payload) == payload, "damage at \(offset) returned wrong data for \(key)")
+                    } else {
+                        Issue.record("damage at \(offset): key \(key) silently missing")
+                    }
+                }
+                outcomes.correct += 1
+            } catch let error as StorageError {
+                if case .corrupted = error { outcomes.errors += 1 } else if case .notAStore = error { outcomes.errors += 1 } else {
+                    Issue.record("damage at \(offset): unexpected error \(error)")
+                }
+            }
+        }
+        #expect(outcomes.errors > 300)
+        fs.setContents(of: path, to: original)
+        // Truncation at every length is an error, never a trap.
+        for length in stride(from: 0, to: original.count, by: 7) {
+            fs.setContents(of: path, to: Array(original.prefix(length)))
+            #expect(throws: StorageError.self) { _ = try RunStore(fileSystem: fs, directory: directory, cacheBytes: 0).run(6).verify() }
+        }
+    }
+}
+
+/// Decodes the worked example of spec/sorted-run.md (read from the document).
+@Suite struct SortedRunSpecExampleTests {
+    @Test func specExampleRunDecodes() throws {
+        let bytes = try LogSpecExampleTests().exampleBytes("sorted-run.md")
+        #expect(bytes.count == 199)
+        let fs = MemoryFileSystem()
+        try fs.createDirectory("/s")
+        fs.setContents(of: "/s/run-00000005.run", to: bytes)
+        let store = try RunStore(fileSystem: fs, directory: "/s", cacheBytes: 1 << 16)
+        let run = try store.run(5)
+        #expect(run.recordCount == 2 && run.payloadBytes == 5 && run.blockCount == 1)
+        #expect(run.entries[0].codec == .stored)
+        var cursor = try store.cursor(5)
+        #expect(try cursor.find(RunKey(2, 1_700_000_000_123, 7)) && Array(cursor.payload) == Array("hi".utf8))
+        #expect(try cursor.find(RunKey(2, 1_700_000_000_500, 9)) && Array(cursor.payload) == Array("yo!".utf8))
+        // This code writes exactly these bytes.
+        let writer = try store.writer(id: 6, compression: .fast)
+        try Array("hi".utf8).withUnsafeBytes { try writer.append(RunKey(2, 1_700_000_000_123, 7), payload: $0) }
+        try Array("yo!".utf8).withUnsafeBytes { try writer.append(RunKey(2, 1_700_000_000_500, 9), payload: $0) }
+        _ = try writer.finish()
+        var expected = bytes
+        expected[12] = 6   // run id 6
+        expected.withUnsafeMutableBytes { $0.storeLE(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<28])), at: 28) }
+        #expect(fs.contents(of: "/s/run-00000006.run") == expected)
+    }
+}
