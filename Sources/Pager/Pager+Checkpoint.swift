@@ -35,6 +35,7 @@ extension Pager {
     /// REQUIRES: no open write transaction (throws `.invalidArgument`). Readers keep running.
     /// A failed write or sync poisons the pager and rethrows the I/O error.
     package func checkpoint() throws {
+        if isReadOnly { throw StorageError.invalidArgument("checkpoint of a read-only page file") }
         let plan = try core.withLock { core in try planCheckpoint(&core) }
         // Stale clean frames of the new list pages must not outlive their rewrite.
         cache.drop(plan.listPages)
@@ -211,8 +212,8 @@ extension Pager {
             core.unwritten.removeAll(keepingCapacity: true)
             cache.markClean(plan.pagesToWrite)
             // Pages the old durable state referenced are now free on disk too: they wait only
-            // for snapshots.
-            core.awaitingSnapshots = merge(core.awaitingSnapshots, core.awaitingCheckpoint)
+            // for snapshots (of this process and of reader processes).
+            core.awaitingReaders = merge(core.awaitingReaders, core.awaitingCheckpoint)
             core.awaitingCheckpoint.removeAll(keepingCapacity: true)
             cache.drop(core.releaseFreedPages())
             core.checkpoints += 1
