@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The typed error every layer below the public API throws.
 ///
 /// Decoders never trap on bad bytes: they throw `.corrupted` naming the file and the byte
@@ -26,12 +32,18 @@ package enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     /// could be read and belongs to a running process. Nothing was written.
     case storeLocked(path: String, holder: String?)
 
+    /// "No such file or directory (errno 2)": the C library's text for `code`, and the number.
+    package static func describe(errno code: Int32) -> String {
+        guard let text = strerror(code) else { return "errno \(code)" }
+        return "\(String(cString: text)) (errno \(code))"
+    }
+
     package var description: String {
         switch self {
         case let .corrupted(file, offset, reason):
             return "corrupted: \(file) at offset \(offset): \(reason)"
         case let .io(path, operation, errno):
-            return "I/O error: \(operation) on \(path) failed with errno \(errno)"
+            return "I/O error: \(operation) on \(path) failed: \(Self.describe(errno: errno))"
         case let .unsupportedVersion(file, found, supported):
             return "unsupported format version \(found) in \(file) (this build reads up to \(supported))"
         case let .notAStore(path):

@@ -1,5 +1,14 @@
-/// Every error the public API throws.
-public enum ScrollbackError: Error, Sendable, Hashable, CustomStringConvertible {
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import ScrollbackStorage
+
+/// Every error the public API throws. Its text (`description`, also `errorDescription` of
+/// `LocalizedError`) is one line that names the file and offset of damage, the path, system
+/// call and `strerror` text with the errno of an I/O error.
+public enum ScrollbackError: Error, Sendable, Hashable, CustomStringConvertible, LocalizedError {
     /// An argument violates its documented limit. `argument` names it (`id`, `body`,
     /// `limit`, …); nothing was written.
     case invalidArgument(argument: String, reason: String)
@@ -28,7 +37,7 @@ public enum ScrollbackError: Error, Sendable, Hashable, CustomStringConvertible 
         case let .notFound(what): "not found: \(what)"
         case let .invalidCursor(reason): "invalid cursor: \(reason)"
         case let .corrupted(file, offset, reason): "corrupted: \(file) at offset \(offset): \(reason)"
-        case let .io(path, operation, errno): "I/O error: \(operation) on \(path) failed with errno \(errno)"
+        case let .io(path, operation, errno): "I/O error: \(operation) on \(path) failed: \(StorageError.describe(errno: errno))"
         case let .unsupportedVersion(path, found, supported):
             "unsupported format version \(found) in \(path) (this build reads up to \(supported))"
         case let .notAStore(path): "not a Scrollback store: \(path)"
@@ -37,4 +46,7 @@ public enum ScrollbackError: Error, Sendable, Hashable, CustomStringConvertible 
         case .closed: "store is closed"
         }
     }
+
+    /// `LocalizedError`: the same one line as `description`.
+    public var errorDescription: String? { description }
 }
