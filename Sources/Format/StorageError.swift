@@ -31,6 +31,9 @@ package enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     /// directory; `holder` describes the holder (pid, program, since when) when its record
     /// could be read and belongs to a running process. Nothing was written.
     case storeLocked(path: String, holder: String?)
+    /// A write (or checkpoint, sync, compaction) on a store opened read-only. Nothing was
+    /// written. `path` is the store directory.
+    case readOnly(path: String)
 
     /// "No such file or directory (errno 2)": the C library's text for `code`, and the number.
     package static func describe(errno code: Int32) -> String {
@@ -59,6 +62,8 @@ package enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .storeLocked(path, holder):
             let who = holder.map { " (\($0))" } ?? ""
             return "store \(path) is in use by another writer\(who); close it first or open read-only"
+        case let .readOnly(path):
+            return "store \(path) is open read-only: writes, checkpoints and compaction need the writer's open"
         }
     }
 }

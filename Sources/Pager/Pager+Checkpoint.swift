@@ -206,7 +206,12 @@ extension Pager {
         core.withLock { core in
             core.durable = meta
             durableSequence.store(meta.checkpointSequence, ordering: .releasing)
-            for page in core.durableFreeListPages { core.reusable.push(page) }
+            // The old free list's pages are free now; a reader in another process that reads
+            // the older meta page may still read its free list (verify), so they wait for the
+            // reader floor too, as freed by this checkpoint's transaction.
+            core.awaitingReaders += core.durableFreeListPages.sorted().map {
+                PendingFree(transaction: plan.state.transactionID, page: $0, memoryOnly: false)
+            }
             core.durableFreeListPages = plan.listPages
             core.checkpointListPages = []
             core.unwritten.removeAll(keepingCapacity: true)

@@ -80,6 +80,9 @@ extension Pager {
                     file: path, offset: 0, reason: "the newest meta page has page size \(meta.pageSize), the file \(pageSize)")
             }
             if core.writer != nil { throw StorageError.invalidArgument("a write transaction is already open") }
+            // The transaction reads the newer state's pages: they pass the file's bounds and
+            // write-sequence checks from now on (the checks only grow; a rollback leaves them).
+            raiseFileChecks(to: meta)
             let id = core.committed.transactionID + 1
             core.writer = WriterRecord(id: id, startPageCount: core.pageCount, rebase: meta)
             cache.drop(core.releaseFreedPages())
@@ -99,11 +102,17 @@ extension Pager {
         core.unwritten.removeAll()
         core.awaitingCheckpoint.removeAll()
         core.durable = meta
+        raiseFileChecks(to: meta)
+        core.readOnly?.generations.append(ReadOnlyPagerState.Generation(start: id, base: meta))
+    }
+
+    /// Page-file pages of `meta`'s state may be read: below its page count, written by a
+    /// checkpoint up to its sequence. REQUIRES: the core lock (the values only grow).
+    private func raiseFileChecks(to meta: MetaPage) {
         if meta.checkpointSequence > durableSequence.load(ordering: .relaxed) {
             durableSequence.store(meta.checkpointSequence, ordering: .releasing)
         }
         if meta.pageCount > fileBound.load(ordering: .relaxed) { fileBound.store(meta.pageCount, ordering: .releasing) }
-        core.readOnly?.generations.append(ReadOnlyPagerState.Generation(start: id, base: meta))
     }
 
     /// The oldest page-file state a snapshot of this pager (or its committed state) still
@@ -143,8 +152,8 @@ extension Pager {
     }
 
     /// The free list of the newest generation's meta page, read and verified now: its chain's
-    /// pages and the free pages (sorted). The writer may have reused those pages if a newer
-    /// checkpoint exists; then this throws `.corrupted`.
+    /// pages and the free pages (sorted). (The writer reuses the pages of a free list only
+    /// after the reader floor is past the checkpoint that replaced it.)
     package func readBaseFreeList() throws -> (listPages: [PageNumber], freePages: [PageNumber]) {
         let meta = baseMeta
         return try Self.readFreeList(file: file, path: path, meta: meta)

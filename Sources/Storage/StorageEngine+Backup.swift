@@ -7,7 +7,11 @@ extension StorageEngine {
     /// checkpoints wait (in the writer role). Readers never wait. Every copied file and the
     /// directory are synced. REQUIRES: `destination` holds no file of the same names (each
     /// copy is created new and fails on an existing file).
+    ///
+    /// A read-only engine copies the newest state it can read (`backupReadOnly`), while the
+    /// writer of the store keeps writing.
     package func backup(to destination: String) throws {
+        if isReadOnly { return try backupReadOnly(to: destination) }
         try lifecycleLock.withLock { _ in
             try fileSystem.createDirectory(destination)
             try checkpoint()

@@ -93,11 +93,16 @@ extension StorageEngine {
         var attempts = attempts
         while attempts > 0 {
             attempts -= 1
+            // Readers in other processes too (spec/reader-table.md): each must read a state at
+            // or after the retirement and replay the log from a later segment.
+            let readers = readerSegmentFloor()
             let ready: [UInt32] = pendingRemovals.withLock { pending in
                 let oldest = pager.oldestSnapshotID ?? .max
                 var ids: [UInt32] = []
                 pending.removeAll { entry in
-                    guard oldest >= entry.readableBefore else { return false }
+                    guard oldest >= entry.readableBefore,
+                          entry.segments.allSatisfy({ Self.readersArePast(readers, segment: $0, retiredAt: entry.readableBefore) })
+                    else { return false }
                     ids.append(contentsOf: entry.segments)
                     return true
                 }
@@ -127,7 +132,12 @@ extension StorageEngine {
         let segments = try log.listSegments()
         let accounts = try read { try Self.segmentTable(of: $0, schema: schema) }
         let known = Set(accounts.map(\.id))
-        for segment in segments where segment.state != .active && !known.contains(segment.id) {
+        // A reader in another process may still read a state from before the retirement: such
+        // files wait (the next open removes them).
+        let readers = readerSegmentFloor()
+        let durable = pager.durableTransactionID
+        for segment in segments where segment.state != .active && !known.contains(segment.id)
+            && Self.readersArePast(readers, segment: segment.id, retiredAt: durable) {
             try log.removeSegment(segment.id)
         }
         let present = Set(segments.map(\.id))

@@ -12,7 +12,9 @@ extension StorageEngine {
     ///
     /// Cost: reads every page and every log segment once. Writers wait while the trees are
     /// walked (the page accounting must describe the same state as the walk); readers do not.
+    /// A read-only engine checks the state it reads (`verifyReadOnly`).
     package func verify() -> [String] {
+        if isReadOnly { return verifyReadOnly() }
         var problems: [String] = []
         withWriterRole {
             do {

@@ -1,3 +1,4 @@
+import ScrollbackIO
 import ScrollbackLog
 
 /// When a commit is durable (the same two modes as SQLite's `synchronous`).
@@ -27,6 +28,9 @@ package struct StorageOptions: Sendable, Equatable {
     package var checkpointLogBytes: UInt64 = 64 << 20
     /// Seal full log segments (LZ4 blocks) after commits that filled one.
     package var sealFullSegments: Bool = true
+    /// Names the writer in the store lock's record, so a refused second writer can say who
+    /// holds the store (e.g. "scrollback exec"); the program's name by default.
+    package var lockLabel: String = ProcessIdentity.programName
 
     package init() {}
 }

@@ -60,7 +60,9 @@ import TestSupport
             try KeyValueSchema.commit([.put(i, i)], to: engine)
             KeyValueSchema.apply([.put(i, i)], to: &model)
         }
-        // Abandon the engine without closing (as a crash would), then reopen the same files.
+        // Abandon the engine without closing (as a crash would: the process's locks go with
+        // it), then reopen the same files.
+        fs.releaseAllLocks()
         let reopened = try StorageEngine.open(fileSystem: fs, directory: "/s", options: options, schema: KeyValueSchema.schema)
         #expect(reopened.statistics.replayedTransactions == 50)
         #expect(try KeyValueSchema.contents(of: reopened) == model)
