@@ -171,6 +171,10 @@ package final class Pager: @unchecked Sendable {
     /// The latest committed state (what a new snapshot would see).
     package var committedState: CommittedState { core.withLock { $0.committed } }
 
+    /// The state of the meta page last made durable (by open or a checkpoint): what recovery
+    /// would start from after a crash now.
+    package var durableState: CommittedState { core.withLock { $0.durable.state } }
+
     // MARK: Transactions
 
     /// A read snapshot of the latest committed state. Never blocks on the writer or on a
@@ -223,11 +227,6 @@ package final class Pager: @unchecked Sendable {
 
     /// The transaction id of the durable meta page.
     package var durableTransactionID: UInt64 { core.withLock { $0.durable.state.transactionID } }
-
-    /// The durable meta page's transaction id and log position.
-    package var durableState: (transactionID: UInt64, logPosition: UInt64) {
-        core.withLock { ($0.durable.state.transactionID, $0.durable.state.logPosition) }
-    }
 
     static func checkUsable(_ core: PagerCore) throws {
         if core.closed { throw StorageError.closed }

@@ -93,26 +93,34 @@ extension StorageEngine {
         var attempts = attempts
         while attempts > 0 {
             attempts -= 1
-            // Readers in other processes too (spec/reader-table.md): each must read a state at
-            // or after the retirement and replay the log from a later segment.
+            // Recovery after a crash replays from the durable checkpoint's position and needs
+            // the segment holding it (even when nothing after it is in that segment): segments
+            // from that one on wait for a later checkpoint. Readers in other processes too
+            // (spec/reader-table.md): each must read a state at or after the retirement and
+            // replay the log from a later segment.
+            let replaySegment = Self.segment(of: pager.durableState.logPosition)
             let readers = readerSegmentFloor()
             let ready: [UInt32] = pendingRemovals.withLock { pending in
                 let oldest = pager.oldestSnapshotID ?? .max
                 var ids: [UInt32] = []
-                pending.removeAll { entry in
-                    guard oldest >= entry.readableBefore,
-                          entry.segments.allSatisfy({ Self.readersArePast(readers, segment: $0, retiredAt: entry.readableBefore) })
-                    else { return false }
-                    ids.append(contentsOf: entry.segments)
-                    return true
+                for i in pending.indices where oldest >= pending[i].readableBefore {
+                    let readableBefore = pending[i].readableBefore
+                    let removable = { (id: UInt32) in
+                        id < replaySegment && Self.readersArePast(readers, segment: id, retiredAt: readableBefore)
+                    }
+                    ids.append(contentsOf: pending[i].segments.filter(removable))
+                    pending[i].segments.removeAll(where: removable)
                 }
+                pending.removeAll { $0.segments.isEmpty }
                 return ids
             }
             let existing = Set(try log.listSegments().map(\.id))
             for id in ready where existing.contains(id) {
                 try log.removeSegment(id)
             }
-            if pendingRemovals.withLock({ $0.isEmpty }) { return }
+            // Only snapshots are worth waiting for; a checkpoint is not waited for.
+            let oldest = pager.oldestSnapshotID ?? .max
+            if pendingRemovals.withLock({ !$0.contains { oldest < $0.readableBefore } }) { return }
             if attempts > 0 { usleep(1000) }
         }
     }
@@ -128,15 +136,21 @@ extension StorageEngine {
     /// A missing segment that still holds live records is corruption: the durable state in
     /// use is not the one the files belong to (e.g. a damaged newest meta page made the pager
     /// fall back to an older checkpoint); it is reported now rather than by later reads.
+    /// Only segments before the one holding the checkpoint's replay position are removed:
+    /// that segment and the ones after it are what the next recovery replays, even when they
+    /// hold no record yet (an empty segment left by a roll has no segment-table entry).
     func reconcileSegments() throws {
         let segments = try log.listSegments()
         let accounts = try read { try Self.segmentTable(of: $0, schema: schema) }
         let known = Set(accounts.map(\.id))
-        // A reader in another process may still read a state from before the retirement: such
-        // files wait (the next open removes them).
+        // Segments from the replay segment on are kept (recovery reads them). A reader in
+        // another process may still read a state from before the retirement: such files wait
+        // (the next open removes them).
+        let replaySegment = Self.segment(of: pager.committedState.logPosition)
         let readers = readerSegmentFloor()
         let durable = pager.durableTransactionID
-        for segment in segments where segment.state != .active && !known.contains(segment.id)
+        for segment in segments
+        where segment.state != .active && segment.id < replaySegment && !known.contains(segment.id)
             && Self.readersArePast(readers, segment: segment.id, retiredAt: durable) {
             try log.removeSegment(segment.id)
         }
