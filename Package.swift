@@ -156,13 +156,16 @@ let package = Package(
             dependencies: ["Scrollback", "ScrollbackMessaging", "ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat", "TestSupport"],
             swiftSettings: strict),
         // Store locking and the reader table (issue 10): the unit and crash tests, and the
-        // probe process the multi-process tests start (hold the store lock / a reader slot).
+        // probe process the multi-process tests start (hold the store lock / a reader slot, or
+        // write a store); the live-store tests also run the `scrollback` executable.
         .executableTarget(
-            name: "LockProbe", dependencies: ["ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat"],
+            name: "LockProbe", dependencies: ["Scrollback", "ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat"],
             path: "Tests/LockProbe", swiftSettings: strict),
         .testTarget(
             name: "ProcessLockTests",
-            dependencies: ["ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat", "TestSupport", "LockProbe"],
+            dependencies: [
+                "Scrollback", "ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat", "TestSupport", "LockProbe", "ScrollbackCLI",
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "CLITests",

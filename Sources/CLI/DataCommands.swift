@@ -61,7 +61,7 @@ struct Generate: ParsableCommand {
             file.flush()
             guard fsync(fd) == 0, Glibc.close(fd) == 0 else { throw CLIError("cannot write \(out): \(String(cString: strerror(errno)))") }
         } else {
-            let store = try StoreAccess.openOrCreate(out)
+            let store = try StoreAccess.openOrCreate(out, command: "generate")
             let importer = Importer(store: store, batchSize: batchSize, strict: true)
             while let message = source.next() {
                 try importer.add(ImportRecord(message: message, edited: false, origin: "message \(count + 1)"))
@@ -173,7 +173,7 @@ struct Import: ParsableCommand {
         }
         defer { sqlite?.close() }
 
-        let store = try StoreAccess.openOrCreate(self.store)
+        let store = try StoreAccess.openOrCreate(self.store, command: "import")
         let importer = Importer(store: store, batchSize: batchSize, strict: strict)
         let started = ProgressBar.nowNanoseconds()
         do {
@@ -247,7 +247,7 @@ struct Export: ParsableCommand {
     var conversation: [String] = []
 
     func run() throws {
-        let store = try StoreAccess.openExisting(self.store)
+        let store = try StoreAccess.openReadOnly(self.store)
         defer { try? store.close() }
         let names = conversation.isEmpty ? try Self.allConversations(store) : conversation
         let out = Output.standardOutput

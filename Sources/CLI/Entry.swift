@@ -14,6 +14,12 @@ struct RootCommand: ParsableCommand {
             that holds no store; generate, import and exec create one when the directory is \
             missing or empty.
 
+            On a live store (one that a service or another command writes): stats, query, \
+            verify, export, backup, dump and exec --read-only open it read-only, change \
+            nothing, and see every write acknowledged before they started. generate, import, \
+            exec, checkpoint and compact write: a store has one writer at a time, so they \
+            refuse a store another process writes, with one line naming the holder (exit 1).
+
             Exit status: 0 on success, 1 on a runtime error (or a problem found by verify), \
             2 on bad usage. Errors are printed on stderr, one line each.
             """,

@@ -6,6 +6,11 @@ struct RequestError: Error, Equatable, CustomStringConvertible {
     /// One of the contract's codes.
     enum Code: String, Sendable, CaseIterable {
         case invalidRequest, invalidArgument, notFound, invalidCursor, corrupted, io
+        /// A write on a store `exec --read-only` serves.
+        case readOnly
+        /// Another writer has the store open (not an answer of `exec`, which then cannot
+        /// start; listed for completeness of the mapping).
+        case storeLocked
     }
 
     var code: Code
@@ -23,8 +28,9 @@ struct RequestError: Error, Equatable, CustomStringConvertible {
 
     /// Maps an error thrown by the store onto the contract's codes:
     /// invalidArgument, limitExceeded → invalidArgument; notFound → notFound; invalidCursor →
-    /// invalidCursor; corrupted, unsupportedVersion, notAStore → corrupted; io, refusesWrites,
-    /// closed and anything unexpected → io.
+    /// invalidCursor; corrupted, unsupportedVersion, notAStore → corrupted; readOnly →
+    /// readOnly; storeLocked → storeLocked; io, refusesWrites, closed and anything unexpected
+    /// → io.
     init(mapping error: any Error) {
         if let request = error as? RequestError {
             self = request
@@ -41,6 +47,8 @@ struct RequestError: Error, Equatable, CustomStringConvertible {
         case .invalidCursor: code = .invalidCursor
         case .corrupted, .unsupportedVersion, .notAStore: code = .corrupted
         case .io, .refusesWrites, .closed: code = .io
+        case .readOnly: code = .readOnly
+        case .storeLocked: code = .storeLocked
         }
         self.init(code: code, message: error.description)
     }

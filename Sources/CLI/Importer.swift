@@ -3,23 +3,39 @@ import Glibc
 #endif
 import Scrollback
 
-/// Opening stores from the command line.
+/// Opening stores from the command line. Commands that only read open the store read-only
+/// (they work while another process writes it, and include every write acknowledged before
+/// they started); commands that write take the store's writer lock, named after the
+/// command, and a store another writer holds is refused (`.storeLocked`, exit 1).
 enum StoreAccess {
     /// True if `path` holds a store (the store's own decision: a directory with a page file).
     static func exists(_ path: String) -> Bool {
         MessageStore.storeExists(at: path)
     }
 
-    /// Opens an existing store; never creates one (a mistyped path must not become a new,
-    /// empty store).
-    static func openExisting(_ path: String, options: StoreOptions = StoreOptions()) throws -> MessageStore {
+    /// Opens an existing store read-only; never creates one.
+    static func openReadOnly(_ path: String, options: StoreOptions = StoreOptions()) throws -> MessageStore {
         guard exists(path) else { throw CLIError("no Scrollback store at \(path)") }
-        return try MessageStore(path: path, options: options)
+        return try MessageStore(readingAt: path, options: options)
     }
 
-    /// Opens a store, creating it if the directory is missing or empty.
-    static func openOrCreate(_ path: String, options: StoreOptions = StoreOptions()) throws -> MessageStore {
-        try MessageStore(path: path, options: options)
+    /// Opens an existing store for writing as `scrollback <command>`; never creates one (a
+    /// mistyped path must not become a new, empty store).
+    static func openExisting(_ path: String, command: String, options: StoreOptions = StoreOptions()) throws -> MessageStore {
+        guard exists(path) else { throw CLIError("no Scrollback store at \(path)") }
+        return try MessageStore(path: path, options: labelled(options, command))
+    }
+
+    /// Opens a store for writing as `scrollback <command>`, creating it if the directory is
+    /// missing or empty.
+    static func openOrCreate(_ path: String, command: String, options: StoreOptions = StoreOptions()) throws -> MessageStore {
+        try MessageStore(path: path, options: labelled(options, command))
+    }
+
+    private static func labelled(_ options: StoreOptions, _ command: String) -> StoreOptions {
+        var options = options
+        if options.lockLabel == nil { options.lockLabel = "scrollback \(command)" }
+        return options
     }
 }
 

@@ -3,7 +3,14 @@ import Scrollback
 import ScrollbackJSON
 
 struct Stats: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print the store's counters and sizes.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print the store's counters and sizes.",
+        discussion: """
+            Opens the store read-only (safe on a live store). "readers" shows the other \
+            read-only opens of the store and how far behind the oldest one's snapshot is; a \
+            reader that holds an old snapshot makes the writer keep the pages and log segments \
+            it may read.
+            """)
 
     @Argument(help: "The store directory.")
     var store: String
@@ -12,7 +19,7 @@ struct Stats: ParsableCommand {
     var json = false
 
     func run() throws {
-        let store = try StoreAccess.openExisting(self.store)
+        let store = try StoreAccess.openReadOnly(self.store)
         defer { try? store.close() }
         let s = try store.statistics
         let space = try store.spaceUsage()
@@ -39,6 +46,7 @@ struct Stats: ParsableCommand {
                 ["commits since open", String(s.commits)],
                 ["checkpoints since open", String(s.checkpoints)],
                 ["compactions", String(s.compactions)],
+                ["readers", Self.readers(s)],
             ]
             if s.compactions > 0 {
                 rows.append(["last compaction", "log \(bytes(s.lastCompactionBytesBefore)) -> \(bytes(s.lastCompactionBytesAfter))"])
@@ -48,6 +56,13 @@ struct Stats: ParsableCommand {
             Query.printRows(rows, to: out)
         }
         out.flush()
+    }
+
+    static func readers(_ s: StoreStatistics) -> String {
+        guard let r = s.oldestReader else { return "none besides this one" }
+        let who = r.oldestProcessID.map { "pid \($0)" } ?? "an unreadable slot"
+        return "\(r.liveReaders) live besides this one; oldest: \(who), checkpoint transaction \(r.oldestTransaction) "
+            + "(\(r.transactionsBehind) transactions behind)"
     }
 
     static func json(_ s: StoreStatistics, _ space: [SpaceUsageEntry]) -> String {
@@ -74,6 +89,17 @@ struct Stats: ParsableCommand {
         w.raw(",\"compactions\":"); w.integer(s.compactions)
         w.raw(",\"lastCompactionBytesBefore\":"); w.integer(s.lastCompactionBytesBefore)
         w.raw(",\"lastCompactionBytesAfter\":"); w.integer(s.lastCompactionBytesAfter)
+        w.raw(",\"readers\":")
+        if let r = s.oldestReader {
+            w.raw("{\"live\":"); w.integer(r.liveReaders)
+            w.raw(",\"oldestPid\":")
+            if let pid = r.oldestProcessID { w.integer(pid) } else { w.null() }
+            w.raw(",\"oldestTransaction\":"); w.integer(r.oldestTransaction)
+            w.raw(",\"transactionsBehind\":"); w.integer(r.transactionsBehind)
+            w.raw("}")
+        } else {
+            w.null()
+        }
         w.raw(",\"space\":{")
         for (i, entry) in space.enumerated() {
             if i > 0 { w.raw(",") }
@@ -120,7 +146,7 @@ struct Verify: ParsableCommand {
         let out = Output.standardOutput
         var problems: [String]
         do {
-            let store = try MessageStore(path: self.store)
+            let store = try StoreAccess.openReadOnly(self.store)
             do {
                 problems = try store.verify()
             } catch {
@@ -157,7 +183,7 @@ struct Checkpoint: ParsableCommand {
     var store: String
 
     func run() throws {
-        let store = try StoreAccess.openExisting(self.store)
+        let store = try StoreAccess.openExisting(self.store, command: "checkpoint")
         try store.checkpoint()
         try store.close()
         Output.standardOutput.line("checkpoint done")
@@ -175,7 +201,7 @@ struct Compact: ParsableCommand {
     var json = false
 
     func run() throws {
-        let store = try StoreAccess.openExisting(self.store)
+        let store = try StoreAccess.openExisting(self.store, command: "compact")
         let report = try store.compact()
         try store.close()
         if json {
@@ -207,7 +233,7 @@ struct Backup: ParsableCommand {
     var store: String
 
     func run() throws {
-        let store = try StoreAccess.openExisting(self.store)
+        let store = try StoreAccess.openReadOnly(self.store)
         do {
             try store.backup(to: dest)
         } catch {

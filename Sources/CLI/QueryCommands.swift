@@ -162,7 +162,7 @@ struct Query: ParsableCommand {
 
     func run() throws {
         let request = try request()
-        let store = try StoreAccess.openExisting(self.store)
+        let store = try StoreAccess.openReadOnly(self.store)
         defer { try? store.close() }
         let out = Output.standardOutput
         if json {
@@ -323,20 +323,31 @@ struct Exec: ParsableCommand {
                   -> {"ok":true,"conversations":[{"id","lastActivity","messages"}],"next"?:C|null}
                   ("next" answers a request with "after", null for the first page)
             order is "newestFirst" or "oldestFirst". Error codes: invalidRequest (not a request), \
-            invalidArgument, notFound, invalidCursor, corrupted, io.
+            invalidArgument, notFound, invalidCursor, readOnly (a write under --read-only), \
+            corrupted, io.
+
+            exec is the store's writer: while it runs, another exec, import, generate, checkpoint \
+            or compact on the store is refused (exit 1, naming this process), and a second exec \
+            cannot start either. Readers (query, stats, verify, export, backup, dump, and \
+            exec --read-only) work meanwhile and see every write exec has answered.
 
             Exit status 0 once every line is answered (errors are reported in-band); 1 if the \
-            store cannot be opened or stdin cannot be read.
+            store cannot be opened (e.g. another writer has it) or stdin cannot be read.
             """)
 
-    @Argument(help: "The store directory (created if missing).")
+    @Argument(help: "The store directory (created if missing, unless --read-only).")
     var store: String
+
+    @Flag(help: "Serve queries on a store another process writes: open it read-only and move to its newest durable state before each request. Writes are answered with the error code readOnly.")
+    var readOnly = false
 
     func run() throws {
         // The contract acknowledges a write only once it is durable: always full durability.
         var options = StoreOptions()
         options.durability = .full
-        let store = try StoreAccess.openOrCreate(self.store, options: options)
+        let store = readOnly
+            ? try StoreAccess.openReadOnly(self.store, options: options)
+            : try StoreAccess.openOrCreate(self.store, command: "exec", options: options)
         let out = Output.standardOutput
         let reader = LineReader(fd: 0)
         reader.beforeBlocking = { out.flush() }
@@ -344,6 +355,15 @@ struct Exec: ParsableCommand {
             while let line = try reader.next() {
                 switch line {
                 case .line(let bytes):
+                    if readOnly {
+                        // Each answer includes every write acknowledged before the request.
+                        do {
+                            try store.refresh()
+                        } catch {
+                            out.line(RequestError(mapping: error).jsonLine)
+                            continue
+                        }
+                    }
                     out.line(ExecRequest.respond(to: bytes, store: store))
                 case .tooLong(let n):
                     out.line(RequestError.invalidRequest("line of \(n) bytes is longer than \(reader.maxLineBytes)").jsonLine)

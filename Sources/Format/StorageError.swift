@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The typed error every layer below the public API throws.
 ///
 /// Decoders never trap on bad bytes: they throw `.corrupted` naming the file and the byte
@@ -28,13 +34,22 @@ package enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     /// directory; `holder` describes the holder (pid, program, since when) when its record
     /// could be read and belongs to a running process. Nothing was written.
     case storeLocked(path: String, holder: String?)
+    /// A write (or checkpoint, sync, compaction) on a store opened read-only. Nothing was
+    /// written. `path` is the store directory.
+    case readOnly(path: String)
+
+    /// "No such file or directory (errno 2)": the C library's text for `code`, and the number.
+    package static func describe(errno code: Int32) -> String {
+        guard let text = strerror(code) else { return "errno \(code)" }
+        return "\(String(cString: text)) (errno \(code))"
+    }
 
     package var description: String {
         switch self {
         case let .corrupted(file, offset, reason):
             return "corrupted: \(file) at offset \(offset): \(reason)"
         case let .io(path, operation, errno):
-            return "I/O error: \(operation) on \(path) failed with errno \(errno)"
+            return "I/O error: \(operation) on \(path) failed: \(Self.describe(errno: errno))"
         case let .unsupportedVersion(file, found, supported):
             return "unsupported format version \(found) in \(file) (this build reads up to \(supported))"
         case let .needsUpgrade(file, found, current):
@@ -52,6 +67,8 @@ package enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .storeLocked(path, holder):
             let who = holder.map { " (\($0))" } ?? ""
             return "store \(path) is in use by another writer\(who); close it first or open read-only"
+        case let .readOnly(path):
+            return "store \(path) is open read-only: writes, checkpoints and compaction need the writer's open"
         }
     }
 }

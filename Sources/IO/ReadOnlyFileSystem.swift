@@ -68,4 +68,7 @@ private final class ReadOnlyHandle: FileHandle {
     func syncData() throws {}
     func size() throws -> UInt64 { try base.size() }
     func close() throws { try base.close() }
+    func tryLock(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool { try base.tryLock(range, exclusive: exclusive) }
+    func unlock(_ range: Range<UInt64>) throws { try base.unlock(range) }
+    func isLockedByOthers(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool { try base.isLockedByOthers(range, exclusive: exclusive) }
 }

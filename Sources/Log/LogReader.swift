@@ -112,17 +112,35 @@ package final class LogReader {
         guard startOffset >= L.headerSize, startOffset <= image.count else {
             throw StorageError.invalidArgument("log position \(id):\(startOffset) is outside segment \(id) (\(image.count) bytes)")
         }
+        // The end of the last complete transaction seen: the cached bytes after it may be a
+        // torn tail that a restarted writer cuts off and writes over, so they are never kept.
+        var completeEnd = startOffset
         do {
             let scan = try image.withUnsafeBytes {
-                try SegmentScanner.scan($0, segment: id, salt: salt, applyFrom: startOffset, startOffset: startOffset, apply: apply)
+                try SegmentScanner.scan($0, segment: id, salt: salt, applyFrom: startOffset, startOffset: startOffset) { transaction in
+                    try apply(transaction)
+                    completeEnd = Int(LogPositions.offset(transaction.end))
+                }
             }
             if scan.isClean { return scan.validEnd }
-            if isLast { return nil }
+            if isLast {
+                trimCache(id, to: scan.validEnd)
+                return nil
+            }
             throw StorageError.corrupted(file: path, offset: UInt64(scan.badOffset ?? scan.validEnd),
                                          reason: scan.badOffset != nil ? scan.badReason : "segment does not end with a commit record")
         } catch is StopScan {
+            trimCache(id, to: completeEnd)
             return nil
         }
+    }
+
+    /// Forgets the cached bytes of segment `id` from `offset` on (they are read again).
+    private func trimCache(_ id: UInt32, to offset: Int) {
+        guard var entry = cached, entry.id == id, offset >= L.headerSize, offset < entry.bytes.count else { return }
+        cached = nil   // no copy-on-write
+        entry.bytes.removeSubrange(offset...)
+        cached = entry
     }
 
     /// The bytes of raw segment `id` as far as they are written now; only the part appended

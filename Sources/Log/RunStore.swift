@@ -86,6 +86,17 @@ package final class RunStore: Sendable {
         table.withLock { $0[run.id] = .open(run) }
     }
 
+    /// Registers the run files present now that this store has not listed yet: a read-only
+    /// store of a live directory calls it before reading a newer state, whose tables may name
+    /// runs another process wrote since. Each is opened on first use. Cost: one directory
+    /// listing.
+    package func adoptFilesPresent() throws {
+        let found = try fileSystem.listDirectory(directory).compactMap { SortedRun.id(fromFileName: $0) }
+        table.withLock { entries in
+            for id in found where entries[id] == nil { entries[id] = .unopened }
+        }
+    }
+
     /// Removes run `id`'s file and syncs the directory; its cached blocks are dropped. Readers
     /// holding the run keep reading through their open handle until they let go.
     package func remove(_ id: UInt32) throws {

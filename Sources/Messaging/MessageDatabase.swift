@@ -35,7 +35,7 @@ package final class MessageDatabase: Sendable {
     let writesSincePolicyCheck = Atomic<Int>(0)
     let compactionRunning = Atomic<Bool>(false)
 
-    private init(engine: StorageEngine, directory: String, fileSystem: any FileSystem, options: MessageDatabaseOptions,
+    init(engine: StorageEngine, directory: String, fileSystem: any FileSystem, options: MessageDatabaseOptions,
                  secret: UInt64) {
         self.engine = engine
         self.directory = directory

@@ -35,6 +35,7 @@ extension Pager {
     /// REQUIRES: no open write transaction (throws `.invalidArgument`). Readers keep running.
     /// A failed write or sync poisons the pager and rethrows the I/O error.
     package func checkpoint() throws {
+        if isReadOnly { throw StorageError.invalidArgument("checkpoint of a read-only page file") }
         let plan = try core.withLock { core in try planCheckpoint(&core) }
         // Stale clean frames of the new list pages must not outlive their rewrite.
         cache.drop(plan.listPages)
@@ -205,14 +206,19 @@ extension Pager {
         core.withLock { core in
             core.durable = meta
             durableSequence.store(meta.checkpointSequence, ordering: .releasing)
-            for page in core.durableFreeListPages { core.reusable.push(page) }
+            // The old free list's pages are free now; a reader in another process that reads
+            // the older meta page may still read its free list (verify), so they wait for the
+            // reader floor too, as freed by this checkpoint's transaction.
+            core.awaitingReaders += core.durableFreeListPages.sorted().map {
+                PendingFree(transaction: plan.state.transactionID, page: $0, memoryOnly: false)
+            }
             core.durableFreeListPages = plan.listPages
             core.checkpointListPages = []
             core.unwritten.removeAll(keepingCapacity: true)
             cache.markClean(plan.pagesToWrite)
             // Pages the old durable state referenced are now free on disk too: they wait only
-            // for snapshots.
-            core.awaitingSnapshots = merge(core.awaitingSnapshots, core.awaitingCheckpoint)
+            // for snapshots (of this process and of reader processes).
+            core.awaitingReaders = merge(core.awaitingReaders, core.awaitingCheckpoint)
             core.awaitingCheckpoint.removeAll(keepingCapacity: true)
             cache.drop(core.releaseFreedPages())
             core.checkpoints += 1

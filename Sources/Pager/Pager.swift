@@ -20,6 +20,9 @@ struct WriterRecord {
     var startPageCount: UInt64
     /// Every page handed out by `allocatePage` in this transaction.
     var allocated: [PageNumber] = []
+    /// Read-only pagers: the transaction moves to this newer page-file state
+    /// (`beginRebase`).
+    var rebase: MetaPage? = nil
 }
 
 /// Everything the pager knows about pages and transactions, guarded by one mutex.
@@ -33,9 +36,16 @@ struct PagerCore {
     var durableFreeListPages: [PageNumber]
     /// Pages that may be handed out now.
     var reusable = FreePageHeap()
-    /// Freed pages not referenced by the durable state, waiting for old snapshots to end
-    /// (sorted by transaction).
+    /// Memory-only pages freed by committed transactions (allocated after the last
+    /// checkpoint, never written), waiting for this process's older snapshots to end (sorted
+    /// by transaction). Other processes never read them.
     var awaitingSnapshots: [PendingFree] = []
+    /// Page-file pages no longer referenced by the durable state, waiting for older snapshots
+    /// of this process *and* of reader processes (`readerFloor`) to end (sorted by transaction).
+    var awaitingReaders: [PendingFree] = []
+    /// Pages freed by a transaction <= this may be read by no reader in another process
+    /// (spec/reader-table.md, "The race rule"); `.max` when no other process reads the file.
+    var readerFloor: UInt64 = .max
     /// Freed pages the durable state still references, waiting for a checkpoint (sorted).
     var awaitingCheckpoint: [PendingFree] = []
     /// Committed, reachable pages allocated since the last checkpoint: the next checkpoint
@@ -50,11 +60,14 @@ struct PagerCore {
     var poison = PoisonLatch()
     var closed = false
     var checkpoints: UInt64 = 0
+    /// Read-only pagers (`Pager+ReadOnly.swift`): the page-file states this process reads.
+    var readOnly: ReadOnlyPagerState?
 
-    /// Moves every pending free that no live snapshot can see to `reusable`. Returns the
-    /// memory-only pages among them, whose frames the caller drops.
+    /// Moves every pending free that no live snapshot can see to `reusable`: memory-only pages
+    /// once this process's snapshots are past them, page-file pages once reader processes are
+    /// past them too. Returns the memory-only pages among them, whose frames the caller drops.
     mutating func releaseFreedPages() -> [PageNumber] {
-        guard !awaitingSnapshots.isEmpty else { return [] }
+        if awaitingSnapshots.isEmpty && awaitingReaders.isEmpty { return [] }
         let oldest = snapshots.keys.min() ?? .max
         var released = 0
         var dropFrames: [PageNumber] = []
@@ -65,6 +78,13 @@ struct PagerCore {
             released += 1
         }
         awaitingSnapshots.removeFirst(released)
+        let floor = min(oldest, readerFloor)
+        released = 0
+        while released < awaitingReaders.count, awaitingReaders[released].transaction <= floor {
+            reusable.push(awaitingReaders[released].page)
+            released += 1
+        }
+        awaitingReaders.removeFirst(released)
         return dropFrames
     }
 
@@ -72,6 +92,7 @@ struct PagerCore {
     var freePages: [PageNumber] {
         var pages = reusable.items
         pages.append(contentsOf: awaitingSnapshots.map(\.page))
+        pages.append(contentsOf: awaitingReaders.map(\.page))
         pages.append(contentsOf: awaitingCheckpoint.map(\.page))
         if let writer { pages.append(contentsOf: writer.allocated) }
         return pages
@@ -88,8 +109,10 @@ struct PagerCore {
 ///
 /// Page reuse rule: a page freed by transaction T is handed out again only when every live
 /// snapshot has an id >= T and, if the durable state references it, after a checkpoint that
-/// does not reference it is durable. So a snapshot's pages are never overwritten, in memory
-/// or on disk, while the snapshot lives.
+/// does not reference it is durable, and the reader floor (`setReaderFloor`: what readers in
+/// other processes may still read) is >= T. So a snapshot's pages are never overwritten, in
+/// memory or on disk, while the snapshot lives, in this process or another. The free pages
+/// found at open count as freed by the meta page's transaction.
 ///
 /// Thread-safety: `Pager` is safe to use from many threads. Each `PageTransaction` is used by
 /// one thread at a time. Readers never wait for the writer or for a checkpoint's I/O (they
@@ -117,21 +140,32 @@ package final class Pager: @unchecked Sendable {
     /// Mirror of `core.durable.checkpointSequence`: no page read from disk may carry a
     /// newer write sequence.
     let durableSequence: Atomic<UInt64>
+    /// True for a read-only pager (`Pager+ReadOnly.swift`): never writes the file.
+    package let isReadOnly: Bool
+    /// Read-only pagers: page numbers below this may be read from the file (the largest page
+    /// count of the page-file states in use); above it only memory pages exist.
+    let fileBound: Atomic<UInt64>
 
     init(fileSystem: any FileSystem, path: String, file: any FileHandle, meta: MetaPage,
-         freeListPages: [PageNumber], freePages: [PageNumber], cacheBytes: Int) {
+         freeListPages: [PageNumber], freePages: [PageNumber], cacheBytes: Int, readOnly: Bool = false) {
         self.fileSystem = fileSystem
         self.path = path
         self.file = file
         self.pageSize = meta.pageSize
         self.cache = PageCache(
             pageSize: meta.pageSize, capacityFrames: max(Self.minimumCacheFrames, cacheBytes / meta.pageSize))
+        let pageCount = readOnly ? Self.firstMemoryPage : meta.pageCount
         var core = PagerCore(
-            committed: meta.state, pageCount: meta.pageCount, durable: meta, durableFreeListPages: freeListPages)
-        for page in freePages { core.reusable.push(page) }
+            committed: meta.state, pageCount: pageCount, durable: meta, durableFreeListPages: freeListPages)
+        // Free at open, but a reader in another process may still read a state older than
+        // this meta page: they wait for the reader floor like pages freed by its transaction.
+        core.awaitingReaders = freePages.map { PendingFree(transaction: meta.state.transactionID, page: $0, memoryOnly: false) }
+        if readOnly { core.readOnly = ReadOnlyPagerState(base: meta) }
         self.core = Lock(core)
-        self.pageCountBound = Atomic(meta.pageCount)
+        self.pageCountBound = Atomic(pageCount)
         self.durableSequence = Atomic(meta.checkpointSequence)
+        self.isReadOnly = readOnly
+        self.fileBound = Atomic(meta.pageCount)
     }
 
     /// The latest committed state (what a new snapshot would see).
@@ -170,6 +204,29 @@ package final class Pager: @unchecked Sendable {
         return PageTransaction(pager: self, writing: state)
     }
 
+    /// Sets the reader floor: the oldest transaction a reader in another process may read
+    /// (spec/reader-table.md, "What the engine does with the oldest reader"), `.max` for none.
+    /// Page-file pages freed by a transaction above it are not reused. REQUIRES of the caller:
+    /// the floor comes from a scan of the reader table that began after the newest checkpoint
+    /// completed, and is at most that checkpoint's transaction id (so pages a later checkpoint
+    /// frees wait for the next scan).
+    package func setReaderFloor(_ floor: UInt64) {
+        core.withLock { core in
+            core.readerFloor = floor
+            cache.drop(core.releaseFreedPages())
+        }
+    }
+
+    /// The reader floor in force (`setReaderFloor`).
+    package var readerFloor: UInt64 { core.withLock { $0.readerFloor } }
+
+    /// Page-file pages free in the committed state that wait for readers (of this process or
+    /// another) before they can be reused.
+    package var pagesAwaitingReaders: Int { core.withLock { $0.awaitingReaders.count } }
+
+    /// The transaction id of the durable meta page.
+    package var durableTransactionID: UInt64 { core.withLock { $0.durable.state.transactionID } }
+
     /// Write transactions and checkpoints need an open, healthy pager on a current-format file
     /// (an older file is only read, by `scrollback upgrade`; writing would mix formats).
     static func checkUsable(_ core: PagerCore) throws {
@@ -200,7 +257,7 @@ package final class Pager: @unchecked Sendable {
             if let reused = core.reusable.popMin() {
                 page = reused
             } else {
-                guard core.pageCount < UInt64(Int32.max) else {
+                guard core.pageCount < UInt64(Int32.max) || core.readOnly != nil else {
                     throw StorageError.limitExceeded("page file holds at most \(Int32.max) pages")
                 }
                 page = core.pageCount
@@ -220,13 +277,14 @@ package final class Pager: @unchecked Sendable {
                 throw StorageError.invalidArgument("the write transaction has ended")
             }
             core.committed = state
+            if let base = writer.rebase { adoptBase(base, transaction: id, &core) }
             let localSet = Set(localFree)
             for page in writer.allocated where !localSet.contains(page) { core.unwritten.insert(page) }
             for page in localFree { core.reusable.push(page) }
             for page in freed {
                 if core.unwritten.remove(page) != nil {
                     core.awaitingSnapshots.append(PendingFree(transaction: id, page: page, memoryOnly: true))
-                } else {
+                } else if core.readOnly == nil {
                     core.awaitingCheckpoint.append(PendingFree(transaction: id, page: page, memoryOnly: false))
                 }
             }
@@ -267,6 +325,7 @@ package final class Pager: @unchecked Sendable {
 
     @inline(never)
     func readPageFromDisk(_ number: PageNumber) throws -> PageRef {
+        if isReadOnly, number >= fileBound.load(ordering: .acquiring) { throw outOfRange(number) }
         let maxSequence = durableSequence.load(ordering: .acquiring)
         let base = try cache.load(number) { buffer in
             try file.readExactly(into: buffer, at: number * UInt64(pageSize))
@@ -321,8 +380,9 @@ package final class Pager: @unchecked Sendable {
         result.cachedBytes = counters.cachedBytes
         result.cacheCapacityBytes = cache.capacityFrames * pageSize
         core.withLock { core in
-            result.pageCount = core.pageCount
-            result.freePages = core.reusable.count + core.awaitingSnapshots.count + core.awaitingCheckpoint.count
+            result.pageCount = core.readOnly == nil ? core.pageCount : core.durable.pageCount
+            result.freePages = core.reusable.count + core.awaitingSnapshots.count + core.awaitingReaders.count
+                + core.awaitingCheckpoint.count
             result.checkpoints = core.checkpoints
         }
         return result
@@ -343,8 +403,9 @@ package final class Pager: @unchecked Sendable {
     /// Sorted free pages of the committed state (as in `pageAccounting()`).
     package func freePageNumbers() -> [PageNumber] { pageAccounting().freePages }
 
-    /// The page space: page numbers 0..<pageCount exist.
-    package var pageCount: UInt64 { core.withLock { $0.pageCount } }
+    /// The page space: page numbers 0..<pageCount exist (read-only pagers: the page count of
+    /// the page-file state they read).
+    package var pageCount: UInt64 { core.withLock { $0.readOnly == nil ? $0.pageCount : $0.durable.pageCount } }
 
     /// The checkpoint sequence of the durable meta page.
     package var checkpointSequence: UInt64 { durableSequence.load(ordering: .acquiring) }

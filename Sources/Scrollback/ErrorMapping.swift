@@ -26,9 +26,8 @@ func scrollbackError(_ error: any Error) -> ScrollbackError {
         case let .poisoned(cause): return .refusesWrites(cause: cause)
         case .closed: return .closed
         case let .limitExceeded(what): return .limitExceeded(what)
-        // Not thrown by the engine yet (issue 10 wires the store lock in and gives the public
-        // API a case of its own); until then it reads as a refusal with its full text.
-        case .storeLocked: return .refusesWrites(cause: error.description)
+        case let .storeLocked(path, holder): return .storeLocked(path: path, holder: holder)
+        case let .readOnly(path): return .readOnly(path: path)
         }
     default:
         return .corrupted(file: "store", offset: 0, reason: "unexpected error: \(error)")

@@ -39,21 +39,27 @@ public final class MessageStore: Sendable {
     package let database: MessageDatabase
     let cacheCapacity: (pages: Int, blocks: Int)
 
-    /// Opens the store at `path` (a directory), creating it when the directory is missing or
-    /// empty. Throws `.notAStore` for a directory that holds other files, `.unsupportedVersion`
-    /// for a store written by a newer format, `.corrupted` for damage found while recovering.
+    /// Opens the store at `path` (a directory) for writing, creating it when the directory is
+    /// missing or empty. Throws `.storeLocked` when another writer — in another process, or
+    /// another `MessageStore` of this one — has it open (nothing is written; the lock goes
+    /// with the holder's `close()` or its death), `.notAStore` for a regular file or a
+    /// directory that holds other files, `.unsupportedVersion` for a store written by a newer
+    /// format, `.corrupted` for damage found while recovering. To read a store that another
+    /// process writes, use `init(readingAt:options:)`.
     public convenience init(path: String, options: StoreOptions = StoreOptions()) throws {
         try self.init(path: path, options: options, fileSystem: PosixFileSystem())
     }
 
     /// Opens the store on any `FileSystem` (tests run it on the in-memory and crash-simulating
-    /// file systems).
-    package init(path: String, options: StoreOptions, fileSystem: any FileSystem) throws {
+    /// file systems); `readOnly` as `init(readingAt:options:)`.
+    package init(path: String, options: StoreOptions, fileSystem: any FileSystem, readOnly: Bool = false) throws {
         try Self.validatePath(path, argument: "path")
         let config = try Self.configuration(options)
         cacheCapacity = (config.storage.pageCacheBytes, config.storage.log.blockCacheBytes)
         do {
-            database = try MessageDatabase.open(fileSystem: fileSystem, directory: path, options: config)
+            database = readOnly
+                ? try MessageDatabase.openReadOnly(fileSystem: fileSystem, directory: path, options: config)
+                : try MessageDatabase.open(fileSystem: fileSystem, directory: path, options: config)
         } catch StorageError.needsUpgrade(_, let found, let current) {
             // Named by the store's path, which `scrollback upgrade` takes.
             throw ScrollbackError.unsupportedVersion(path: path, found: found, supported: current)
@@ -112,6 +118,7 @@ public final class MessageStore: Sendable {
         config.storage.checkpointDirtyBytes = options.checkpointDirtyBytes
         config.storage.checkpointLogBytes = UInt64(options.checkpointLogBytes)
         config.maxBodyBytes = options.maxBodyBytes
+        if let label = options.lockLabel { config.storage.lockLabel = label }
         config.autoCompactGarbageRatio = options.autoCompactGarbageRatio
         return config
     }
@@ -353,7 +360,7 @@ public final class MessageStore: Sendable {
             let s = try mapErrors { try database.statistics() }
             let pager = s.storage.pager
             let blocks = s.storage.log.blockCache
-            return StoreStatistics(
+            var statistics = StoreStatistics(
                 messages: s.messages, conversations: s.conversations, pageFileBytes: s.pageFileBytes,
                 rawLogBytes: s.rawLogBytes, sealedLogBytes: s.sealedLogBytes, garbageRatio: s.garbageRatio,
                 pageCache: .init(hits: pager.hits, misses: pager.misses, evictions: pager.evictions, bytes: pager.cachedBytes,
@@ -362,6 +369,8 @@ public final class MessageStore: Sendable {
                                   capacityBytes: cacheCapacity.blocks),
                 commits: s.storage.commits, checkpoints: s.storage.checkpoints, compactions: s.compactions,
                 lastCompactionBytesBefore: s.lastCompactionBytesBefore, lastCompactionBytesAfter: s.lastCompactionBytesAfter)
+            Self.addReaders(database.processes, to: &statistics)
+            return statistics
         }
     }
 

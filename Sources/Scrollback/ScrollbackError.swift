@@ -1,5 +1,14 @@
-/// Every error the public API throws.
-public enum ScrollbackError: Error, Sendable, Hashable, CustomStringConvertible {
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import ScrollbackStorage
+
+/// Every error the public API throws. Its text (`description`, also `errorDescription` of
+/// `LocalizedError`) is one line that names the file and offset of damage, the path, system
+/// call and `strerror` text with the errno of an I/O error, and the holder of a locked store.
+public enum ScrollbackError: Error, Sendable, Hashable, CustomStringConvertible, LocalizedError {
     /// An argument violates its documented limit. `argument` names it (`id`, `body`,
     /// `limit`, …); nothing was written.
     case invalidArgument(argument: String, reason: String)
@@ -21,6 +30,14 @@ public enum ScrollbackError: Error, Sendable, Hashable, CustomStringConvertible 
     case limitExceeded(String)
     /// The store was closed.
     case closed
+    /// Another writer has the store open — another process, or another `MessageStore` of
+    /// this process — so this open for writing was refused and wrote nothing. `holder` names
+    /// it when known ("pid 4242, scrollback exec, since 2026-11-29T22:10:03Z"). Open the
+    /// store read-only (`MessageStore(readingAt:)`) to read it meanwhile.
+    case storeLocked(path: String, holder: String?)
+    /// A write, checkpoint, sync or compaction on a store opened read-only. Nothing was
+    /// written.
+    case readOnly(path: String)
 
     public var description: String {
         switch self {
@@ -28,7 +45,7 @@ public enum ScrollbackError: Error, Sendable, Hashable, CustomStringConvertible 
         case let .notFound(what): "not found: \(what)"
         case let .invalidCursor(reason): "invalid cursor: \(reason)"
         case let .corrupted(file, offset, reason): "corrupted: \(file) at offset \(offset): \(reason)"
-        case let .io(path, operation, errno): "I/O error: \(operation) on \(path) failed with errno \(errno)"
+        case let .io(path, operation, errno): "I/O error: \(operation) on \(path) failed: \(StorageError.describe(errno: errno))"
         case let .unsupportedVersion(path, found, supported) where found < supported:
             "\(path) is in store format \(found), older than this build's \(supported): upgrade it with `scrollback upgrade \(path)`"
         case let .unsupportedVersion(path, found, supported):
@@ -37,6 +54,12 @@ public enum ScrollbackError: Error, Sendable, Hashable, CustomStringConvertible 
         case let .refusesWrites(cause): "store refuses writes after an earlier failure (\(cause)); reopen it"
         case let .limitExceeded(what): "limit exceeded: \(what)"
         case .closed: "store is closed"
+        case let .storeLocked(path, holder):
+            "store \(path) is in use by another writer\(holder.map { " (\($0))" } ?? ""); close it first or open it read-only"
+        case let .readOnly(path): "store \(path) is open read-only: writes, checkpoints, syncs and compaction need a writer's open"
         }
     }
+
+    /// `LocalizedError`: the same one line as `description`.
+    public var errorDescription: String? { description }
 }

@@ -32,6 +32,9 @@ public struct StoreOptions: Sendable, Hashable {
     public var pageSize: Int = 8192
     /// Target size of a log segment. Default 16 MiB. Range 64 KiB … 1 GiB.
     public var segmentBytes: Int = 16 << 20
+    /// Names this writer to other processes: a second writer refused with `.storeLocked`
+    /// is told "in use by another writer (pid …, LABEL, since …)". nil: the program's name.
+    public var lockLabel: String? = nil
 
     public init() {}
 }
@@ -75,6 +78,16 @@ public struct StoreStatistics: Sendable, Hashable {
 
     public var totalBytes: UInt64 { pageFileBytes + rawLogBytes + sealedLogBytes }
 
+    /// True for a store opened read-only (`MessageStore(readingAt:)`).
+    public var isReadOnly: Bool = false
+    /// The readers of the store other than this open (read-only opens in any process), from
+    /// the reader table now; nil when there is none. A reader holding an old snapshot delays
+    /// the reuse of pages and log segments (never correctness): see `pagesAwaitingReaders`.
+    public var oldestReader: ReaderStatistics? = nil
+    /// Writers: page-file pages free in the committed state that wait for readers (of this
+    /// process or others) before they are reused: the page file grows instead meanwhile.
+    public var pagesAwaitingReaders: Int = 0
+
     public init(
         messages: Int, conversations: Int, pageFileBytes: UInt64, rawLogBytes: UInt64, sealedLogBytes: UInt64,
         garbageRatio: Double, pageCache: Cache, blockCache: Cache, commits: UInt64, checkpoints: UInt64,
@@ -93,6 +106,25 @@ public struct StoreStatistics: Sendable, Hashable {
         self.compactions = compactions
         self.lastCompactionBytesBefore = lastCompactionBytesBefore
         self.lastCompactionBytesAfter = lastCompactionBytesAfter
+    }
+}
+
+/// The live readers of a store and the oldest snapshot one holds (`StoreStatistics.oldestReader`).
+public struct ReaderStatistics: Sendable, Hashable {
+    /// Live read-only opens of the store, in any process, other than the one asked.
+    public var liveReaders: Int
+    /// The process holding the oldest snapshot (nil if its slot could not be read).
+    public var oldestProcessID: Int?
+    /// The transaction id of the checkpoint that oldest snapshot starts from.
+    public var oldestTransaction: UInt64
+    /// How many transactions that checkpoint is behind the newest one the asking open knows.
+    public var transactionsBehind: UInt64
+
+    public init(liveReaders: Int, oldestProcessID: Int?, oldestTransaction: UInt64, transactionsBehind: UInt64) {
+        self.liveReaders = liveReaders
+        self.oldestProcessID = oldestProcessID
+        self.oldestTransaction = oldestTransaction
+        self.transactionsBehind = transactionsBehind
     }
 }
 

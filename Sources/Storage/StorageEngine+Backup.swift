@@ -9,7 +9,11 @@ extension StorageEngine {
     /// maintenance role), and no file is removed while it runs (removals stay pending). Every
     /// copied file and the directory are synced. REQUIRES: `destination` holds no file of the
     /// same names (each copy is created new and fails on an existing file).
+    ///
+    /// A read-only engine copies the newest state it can read (`backupReadOnly`), while the
+    /// writer of the store keeps writing.
     package func backup(to destination: String) throws {
+        if isReadOnly { return try backupReadOnly(to: destination) }
         try maintenanceRole.withLock { _ in
             // Waits for a removal in progress; none starts until the backup ends.
             backupsRunning.withLock { $0 += 1 }
@@ -40,7 +44,9 @@ extension StorageEngine {
         }
     }
 
-    private func copyFile(_ source: String, into directory: String) throws {
+    /// Copies the file at `source` into `directory` under its name, synced. REQUIRES: no file
+    /// of that name there.
+    func copyFile(_ source: String, into directory: String) throws {
         let input = try fileSystem.open(source, mode: .readOnly)
         defer { try? input.close() }
         let output = try fileSystem.open(Path.join(directory, Path.name(of: source)), mode: .createNew)

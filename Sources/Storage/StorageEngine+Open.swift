@@ -23,35 +23,65 @@ extension StorageEngine {
         schema: StorageSchema
     ) throws -> StorageEngine {
         try validate(schema)
+        try checkIsDirectory(fileSystem: fileSystem, directory: directory)
         let contents = StoreDirectory.inspect(fileSystem: fileSystem, directory: directory)
         if contents.kind == .foreign { throw StorageError.notAStore(path: directory) }
+        if contents.kind == .store, contents.logSegment == nil {
+            // A `pages` file of someone else is refused before anything is created.
+            let pagesPath = Path.join(directory, PageFileLayout.fileName)
+            do {
+                _ = try Pager.readNewestMeta(fileSystem: fileSystem, path: pagesPath)
+            } catch StorageError.notAStore {
+                throw StorageError.notAStore(path: pagesPath)
+            } catch {
+                // Other damage is reported by the open below, which reads it again.
+            }
+        }
         try fileSystem.createDirectory(directory)
         try fileSystem.syncDirectory(Path.directory(of: directory))
-        let pager = try openPageFile(fileSystem: fileSystem, directory: directory, options: options, contents: contents)
-        let runs: RunStore
+        // One writer per store: the lock comes before the page file or the log is touched
+        // (a refused open writes nothing), and the reader table is open before recovery may
+        // reuse a page or remove a file that a reader in another process reads.
+        let coordination = try ProcessCoordination.openWriter(
+            fileSystem: fileSystem, directory: directory, label: options.lockLabel)
+        let engine: StorageEngine
         do {
-            runs = try RunStore(fileSystem: fileSystem, directory: directory, cacheBytes: options.runCacheBytes)
+            let pager = try openPageFile(fileSystem: fileSystem, directory: directory, options: options, contents: contents)
+            // The page file's free pages wait for readers that still read an older checkpoint,
+            // and pages the recovery's checkpoint frees wait for the next scan.
+            let runs: RunStore
+            do {
+                let oldest = try coordination.readers.oldestReader()
+                pager.setReaderFloor(min(oldest?.transactionID ?? .max, pager.durableTransactionID))
+                runs = try RunStore(fileSystem: fileSystem, directory: directory, cacheBytes: options.runCacheBytes)
+            } catch {
+                try? pager.close()
+                throw error
+            }
+            let (log, replayed) = try recover(pager, fileSystem: fileSystem, directory: directory, options: options, schema: schema,
+                                              runs: runs)
+            let aliases: SegmentAliases
+            do {
+                let snapshot = pager.beginRead()
+                defer { snapshot.rollback() }
+                aliases = SegmentAliases(try segmentTable(of: snapshot, schema: schema))
+            } catch {
+                try? log.close()
+                try? pager.close()
+                throw error
+            }
+            engine = StorageEngine(
+                directory: directory, options: options, schema: schema, pager: pager, log: log, runs: runs, aliases: aliases,
+                fileSystem: fileSystem, replayed: replayed, coordination: coordination)
         } catch {
-            try? pager.close()
+            try? coordination.close()
             throw error
         }
-        let (log, replayed) = try recover(pager, fileSystem: fileSystem, directory: directory, options: options, schema: schema,
-                                          runs: runs)
-        let aliases: SegmentAliases
         do {
-            let snapshot = pager.beginRead()
-            defer { snapshot.rollback() }
-            aliases = SegmentAliases(try segmentTable(of: snapshot, schema: schema))
-        } catch {
-            try? log.close()
-            try? pager.close()
-            throw error
-        }
-        let engine = StorageEngine(
-            directory: directory, options: options, schema: schema, pager: pager, log: log, runs: runs, aliases: aliases,
-            fileSystem: fileSystem, replayed: replayed)
-        do {
-            try schema.checkState(pager.committedState, pager.path)
+            // Readers may read the recovered log from now on; then the reuse decisions.
+            engine.publishDurableState()
+            engine.updateReaderFloor()
+            try schema.checkState(engine.committedState, engine.pageFilePath)
             try engine.reconcileFiles()
         } catch {
             try? engine.close()
@@ -60,7 +90,7 @@ extension StorageEngine {
         return engine
     }
 
-    private static func validate(_ schema: StorageSchema) throws {
+    static func validate(_ schema: StorageSchema) throws {
         var seen = Set<Int>()
         for tree in schema.allTrees {
             guard (0..<Pager.treeSlotCount).contains(tree.slot), seen.insert(tree.slot).inserted else {
@@ -138,7 +168,7 @@ extension StorageEngine {
     }
 
     /// Creates the schema's trees that do not exist yet; checks the shape of those that do.
-    private static func prepareTrees(_ schema: StorageSchema, in transaction: PageTransaction, file: String) throws -> Bool {
+    static func prepareTrees(_ schema: StorageSchema, in transaction: PageTransaction, file: String) throws -> Bool {
         var created = false
         for tree in schema.allTrees {
             let root = transaction.state.trees[tree.slot]

@@ -17,6 +17,12 @@ struct PendingFileRemoval {
     var readableBefore: UInt64
     /// The file may go once the durable (checkpointed) state is at least this transaction.
     var durableAfter: UInt64
+    /// The commit from which on the tables no longer name the file (the sealing's, merge's or
+    /// retirement's): a reader in another process learns of a sealing or merge only from the
+    /// tables of the state it reads (it has no in-memory binding from `readableBefore`), so
+    /// the file waits until every such reader reads this transaction or a newer one
+    /// (StorageEngine.readerSegmentFloor).
+    var otherProcessesBefore: UInt64
 }
 
 /// Sorted runs (spec/storage-records.md): sealing full log segments into runs, merging runs,
@@ -98,12 +104,14 @@ extension StorageEngine {
         let from = snapshot.state.transactionID
         aliases.bind(id, to: runID, from: from)
         let account = RunAccount(id: runID, records: run.recordCount, fileBytes: run.fileSize, flags: 0)
-        try commit { _, batch in
+        var committed: UInt64 = 0
+        try commit { transaction, batch in
+            committed = transaction.state.transactionID
             try RunBindingRecord(segment: id, run: account).encode(type: schema.liveness.sealRecordType, into: &batch)
         }
         counters.withLock { $0.segmentsSealed += 1 }
         pendingFileRemovals.withLock {
-            $0.append(PendingFileRemoval(file: .segment(id), readableBefore: from, durableAfter: 0))
+            $0.append(PendingFileRemoval(file: .segment(id), readableBefore: from, durableAfter: 0, otherProcessesBefore: committed))
         }
     }
 
@@ -159,7 +167,8 @@ extension StorageEngine {
         }
         pendingFileRemovals.withLock { pending in
             for source in sources {
-                pending.append(PendingFileRemoval(file: .run(source), readableBefore: from, durableAfter: committed))
+                pending.append(PendingFileRemoval(file: .run(source), readableBefore: from, durableAfter: committed,
+                                                  otherProcessesBefore: committed))
             }
         }
         return account

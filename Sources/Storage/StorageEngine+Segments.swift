@@ -81,10 +81,12 @@ extension StorageEngine {
         // their records from the run; they go with the run's file.
         pendingFileRemovals.withLock { pending in
             for segment in segments where !LogPositions.isVirtual(segment) {
-                pending.append(PendingFileRemoval(file: .segment(segment), readableBefore: committed, durableAfter: committed))
+                pending.append(PendingFileRemoval(file: .segment(segment), readableBefore: committed, durableAfter: committed,
+                                                  otherProcessesBefore: committed))
             }
             for run in before.subtracting(after) {
-                pending.append(PendingFileRemoval(file: .run(run), readableBefore: committed, durableAfter: committed))
+                pending.append(PendingFileRemoval(file: .run(run), readableBefore: committed, durableAfter: committed,
+                                                  otherProcessesBefore: committed))
             }
         }
         try removeUnreadableFiles()
@@ -93,11 +95,13 @@ extension StorageEngine {
     static func boundRuns(_ accounts: [SegmentAccount]) -> Set<UInt32> { Set(accounts.map(\.run).filter { $0 != 0 }) }
 
     /// Removes the files that nothing can read any more: no snapshot older than the point where
-    /// they stopped being needed, the durable state past it, and (for a log segment) the
-    /// durable checkpoint's replay starting in a later segment. Never waits.
-    /// Does nothing while a backup copies files.
+    /// they stopped being needed, the durable state past it, no reader in another process
+    /// holding a state from before the commit that made them unneeded (spec/reader-table.md),
+    /// and (for a log segment) the durable checkpoint's replay — and every such reader's —
+    /// starting in a later segment. Never waits. Does nothing while a backup copies files, and
+    /// nothing in a read-only engine (it never removes a file of the store).
     package func removeUnreadableFiles() throws {
-        if pendingFileRemovals.withLock({ $0.isEmpty }) { return }
+        if isReadOnly || pendingFileRemovals.withLock({ $0.isEmpty }) { return }
         try backupsRunning.withLock { backups in
             if backups == 0 { try removeUnreadableFilesUnlessBackingUp() }
         }
@@ -109,11 +113,16 @@ extension StorageEngine {
         let durable = pager.durableState
         let replaySegment = LogPositions.segment(durable.logPosition)
         let active = LogPositions.segment(log.endPosition)
+        // Readers in other processes (spec/reader-table.md): the oldest state any of them may
+        // read, and the segment its replay starts in (the scan is made only when something
+        // waits; a failed scan lets nothing go).
+        let readers = readerSegmentFloor()
         let ready: [PendingFileRemoval.File] = pendingFileRemovals.withLock { pending in
             var files: [PendingFileRemoval.File] = []
             pending.removeAll { entry in
-                guard oldest >= entry.readableBefore, durable.transactionID >= entry.durableAfter else { return false }
-                if case .segment(let id) = entry.file, id >= replaySegment || id >= active { return false }
+                guard oldest >= entry.readableBefore, durable.transactionID >= entry.durableAfter,
+                      readers.transaction >= entry.otherProcessesBefore else { return false }
+                if case .segment(let id) = entry.file, id >= replaySegment || id >= active || id >= readers.segment { return false }
                 files.append(entry.file)
                 return true
             }
@@ -148,12 +157,35 @@ extension StorageEngine {
         }
         let byID = Dictionary(uniqueKeysWithValues: accounts.map { ($0.id, $0) })
         let replaySegment = LogPositions.segment(pager.durableState.logPosition)
+        // A reader in another process may still read a state from before the durable one (a
+        // run or segment that state names, gone from the tables in use): such files wait for
+        // the readers like any other removal.
+        let readers = readerSegmentFloor()
+        let durable = pager.durableTransactionID
+        var waiting: [PendingFileRemoval] = []
         for segment in segments where segment.state != .active && segment.id < replaySegment {
             let account = byID[segment.id]
-            if account == nil || account!.run != 0 { try log.removeSegment(segment.id) }
+            guard account == nil || account!.run != 0 else { continue }
+            if Self.readersArePast(readers, segment: segment.id, retiredAt: durable) {
+                try log.removeSegment(segment.id)
+            } else {
+                waiting.append(PendingFileRemoval(file: .segment(segment.id), readableBefore: 0, durableAfter: durable,
+                                                  otherProcessesBefore: durable))
+            }
         }
         let knownRuns = Set(runAccounts.map(\.id))
-        for id in runs.ids() where !knownRuns.contains(id) { try runs.remove(id) }
+        // Ids from the run counter on were never committed (a sealing, merge or load that did
+        // not commit): no state names them. Lower ids were named by an older state.
+        let nextRun = pager.committedState.counters[schema.liveness.nextRunCounter]
+        for id in runs.ids() where !knownRuns.contains(id) {
+            if UInt64(id) >= nextRun || readers.transaction >= durable {
+                try runs.remove(id)
+            } else {
+                waiting.append(PendingFileRemoval(file: .run(id), readableBefore: 0, durableAfter: durable,
+                                                  otherProcessesBefore: durable))
+            }
+        }
+        if !waiting.isEmpty { pendingFileRemovals.withLock { $0.append(contentsOf: waiting) } }
         for account in runAccounts where !runs.contains(account.id) {
             throw StorageError.corrupted(file: Path.join(directory, SortedRun.fileName(account.id)), offset: 0,
                                          reason: "the run table of the checkpoint in use lists run \(account.id), but its file is missing")

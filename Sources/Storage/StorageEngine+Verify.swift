@@ -12,7 +12,9 @@ extension StorageEngine {
     ///
     /// Cost: reads every page and every log segment once. Writers wait while the trees are
     /// walked (the page accounting must describe the same state as the walk); readers do not.
+    /// A read-only engine checks the state it reads (`verifyReadOnly`).
     package func verify() -> [String] {
+        if isReadOnly { return verifyReadOnly() }
         var problems: [String] = []
         withWriterRole {
             do {
@@ -110,7 +112,11 @@ package struct SpaceUsage: Sendable, Equatable {
 
 extension StorageEngine {
     /// Where the bytes are, on a fresh snapshot. Cost: reads every branch page of every tree.
+    /// A read-only engine reports the page-file state its newest snapshot starts from (its
+    /// trees, and the free list of that state's meta page) and the run files its run table
+    /// names; what it replayed from the log lives in memory and is counted as log bytes.
     package func spaceUsage() throws -> SpaceUsage {
+        if isReadOnly { return try spaceUsageReadOnly() }
         let treePages = try read { snapshot in
             var pages: [Int: Int] = [:]
             for tree in schema.allTrees { pages[tree.slot] = try BTree(snapshot, slot: tree.slot).pageCount() }
@@ -121,5 +127,17 @@ extension StorageEngine {
         return SpaceUsage(treePages: treePages, freePages: accounting.freePages.count, pageCount: Int(accounting.pageCount),
                           pageSize: pager.pageSize, runBytes: runs.statistics.bytes,
                           logBytes: log.rawSegmentBytes + log.sealedSegmentBytes)
+    }
+
+    private func spaceUsageReadOnly() throws -> SpaceUsage {
+        let base = pager.beginReadOfBase()
+        defer { base.rollback() }
+        var treePages: [Int: Int] = [:]
+        for tree in schema.allTrees { treePages[tree.slot] = try BTree(base, slot: tree.slot).pageCount() }
+        let free = try pager.readBaseFreeList()
+        let runBytes = try read { snapshot in try Self.runTable(of: snapshot, schema: schema).reduce(UInt64(0)) { $0 + $1.fileBytes } }
+        let log = log.statistics
+        return SpaceUsage(treePages: treePages, freePages: free.freePages.count, pageCount: Int(pager.baseMeta.pageCount),
+                          pageSize: pager.pageSize, runBytes: runBytes, logBytes: log.rawSegmentBytes + log.sealedSegmentBytes)
     }
 }

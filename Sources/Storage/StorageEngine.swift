@@ -46,6 +46,9 @@ package final class StorageEngine: @unchecked Sendable {
     let runs: RunStore
     let aliases: SegmentAliases
     let fileSystem: any FileSystem
+    /// The store lock, the reader table and, for read-only engines, their state
+    /// (StorageEngine+Readers.swift, StorageEngine+ReadOnly.swift).
+    let coordination: ProcessCoordination
 
     /// The writer queue (guarded by `queueLock`).
     private let queueLock = ConditionMutex()
@@ -95,7 +98,8 @@ package final class StorageEngine: @unchecked Sendable {
     }
 
     init(directory: String, options: StorageOptions, schema: StorageSchema, pager: Pager, log: Log, runs: RunStore,
-         aliases: SegmentAliases, fileSystem: any FileSystem, replayed: UInt64) {
+         aliases: SegmentAliases, fileSystem: any FileSystem, replayed: UInt64, coordination: ProcessCoordination) {
+        self.coordination = coordination
         self.directory = directory
         self.options = options
         self.schema = schema
@@ -250,6 +254,8 @@ package final class StorageEngine: @unchecked Sendable {
                 try log.sync(through: lastEnd)
             }
             try transaction.commit()
+            // Readers in other processes may now read the group (before anyone is told).
+            if lastEnd != nil, options.durability == .full { publishDurableState() }
         } catch {
             if !transaction.isFinished { transaction.rollback() }
             poisonWith(error)
@@ -312,6 +318,10 @@ package final class StorageEngine: @unchecked Sendable {
             try log.sync(through: position)
         }
         try pager.checkpoint()
+        // Publish the new checkpoint, then scan the readers for the reuse decisions that
+        // follow (spec/reader-table.md, "The race rule": the scan begins after the checkpoint).
+        publishDurableState()
+        updateReaderFloor()
         logEndAtCheckpoint.withLock { $0 = position }
         counters.withLock { $0.checkpoints += 1 }
         try removeUnreadableFiles()
@@ -327,11 +337,13 @@ package final class StorageEngine: @unchecked Sendable {
             poisonWith(error)
             throw error
         }
+        publishDurableState()
     }
 
     /// Removes what retired segments no snapshot reads any more, checkpoints (when healthy)
     /// and closes the files. Later calls throw `.closed`.
     package func close() throws {
+        if isReadOnly { return try closeReadOnly() }
         try? removeUnreadableFiles()
         try writerLock.withLock { _ in
             guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
@@ -341,9 +353,14 @@ package final class StorageEngine: @unchecked Sendable {
             }
             do { try log.close() } catch { firstError = firstError ?? error }
             do { try pager.close() } catch { firstError = firstError ?? error }
+            // Last: the store lock (another writer may open the store once it is released).
+            do { try coordination.close() } catch { firstError = firstError ?? error }
             if let firstError { throw firstError }
         }
     }
+
+    /// Marks the engine closed; false if it already was.
+    func markClosed() -> Bool { !isClosed.exchange(true, ordering: .acquiringAndReleasing) }
 
     /// Runs `body` while no group commit or checkpoint is in progress.
     func withWriterRole<R>(_ body: () throws -> R) rethrows -> R {
@@ -367,6 +384,7 @@ package final class StorageEngine: @unchecked Sendable {
 
     func refusal() -> StorageError? {
         if isClosed.load(ordering: .acquiring) { return .closed }
+        if isReadOnly { return .readOnly(path: directory) }
         if let cause = poisonCause { return .poisoned(cause: cause) }
         return nil
     }

@@ -1,3 +1,4 @@
+import ScrollbackIO
 import ScrollbackLog
 
 /// When a commit is durable (the same two modes as SQLite's `synchronous`).
@@ -29,6 +30,9 @@ package struct StorageOptions: Sendable, Equatable {
     package var sealFullSegments: Bool = true
     /// Budget of the cache of decoded run blocks.
     package var runCacheBytes: Int = 32 << 20
+    /// Names the writer in the store lock's record, so a refused second writer can say who
+    /// holds the store (e.g. "scrollback exec"); the program's name by default.
+    package var lockLabel: String = ProcessIdentity.programName
 
     package init() {}
 }

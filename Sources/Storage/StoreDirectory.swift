@@ -24,10 +24,16 @@ package struct StoreDirectory: Sendable, Equatable {
     /// A log segment file found there (named in errors), if any.
     package let logSegment: String?
 
+    /// The files that coordinate processes (`lock`, `readers`): never part of a store's data,
+    /// never copied by a backup.
+    package static let coordinationFiles: Set<String> = [StoreLockLayout.fileName, ReaderTableLayout.fileName]
+
     /// Looks at the names in `directory` (nothing is opened). A directory that cannot be
     /// listed (missing, or not a directory) counts as empty: creating it reports the problem.
     package static func inspect(fileSystem: any FileSystem, directory: String) -> StoreDirectory {
-        let names = (try? fileSystem.listDirectory(directory)) ?? []
+        // The writer lock and the reader table (spec/reader-table.md) hold nothing of the
+        // store: a directory holding only them is empty (e.g. creation crashed after the lock).
+        let names = ((try? fileSystem.listDirectory(directory)) ?? []).filter { !coordinationFiles.contains($0) }
         let segment = names.first { $0.hasPrefix(LogSegmentLayout.filePrefix) }
         let kind: Kind
         if names.contains(PageFileLayout.fileName) {

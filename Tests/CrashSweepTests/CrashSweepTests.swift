@@ -81,10 +81,12 @@ import TestSupport
     /// not as `.notAStore`.
     @Test func crashBeforeThePageFileRenameReopens() throws {
         let fs = CrashSimulatingFileSystem(seed: 1)
-        fs.scheduleCrash(afterSteps: 3)   // mkdir, create pages.tmp, write it: power lost before the sync
+        // mkdir; create, write and cut the lock file; create the reader table and write its
+        // slots and header; create pages.tmp, write it: power lost before the sync.
+        fs.scheduleCrash(afterSteps: 9)
         #expect(throws: (any Error).self) { try MessageStore(path: "/store", options: Workload.options, fileSystem: fs) }
         fs.crash(mode: .keepAll, namespace: .keepAll)
-        #expect(fs.allFilePaths() == ["/store/pages.tmp"])
+        #expect(fs.allFilePaths() == ["/store/lock", "/store/pages.tmp", "/store/readers"])
         let store = try MessageStore(path: "/store", options: Workload.options, fileSystem: fs)
         try store.append(Message(id: "m1", conversation: "c", sender: "s", createdAt: 1, body: "hi"))
         #expect(try store.verify() == [])

@@ -12,6 +12,8 @@
 //       "reading <slot> <pid>" and holds it; on release zeroes the slot and prints "released".
 //   LockProbe alive DIR
 //       prints "alive" if some process holds the store lock, else "none".
+//   LockProbe writer DIR --count N [--edits E] [--compact-every K]
+//       a store's writer (Writer.swift): appends m1…mN, printing "acked I" for each.
 //   LockProbe bench DIR [--iterations N]
 //       a benchmark-style run (not a test): the cost per call of the writer's `publish` and
 //       `oldestReader()` with 0…64 live readers (in this process, each its own handle), and
@@ -156,6 +158,8 @@ do {
         say("released")
     case "bench":
         try bench(directory: directory, iterations: options["--iterations"].flatMap { Int($0) } ?? 200_000)
+    case "writer":
+        try runWriter(directory: directory, options: options)
     case "alive":
         say(try StoreLock.isWriterAlive(fileSystem: fileSystem, directory: directory) ? "alive" : "none")
     default:

@@ -151,7 +151,7 @@ import TestSupport
         fs.failWrites.store(true, ordering: .relaxed)
         #expect(throws: StorageError.self) { _ = try append(log, [record(1, count: 5)]) }
         fs.failWrites.store(false, ordering: .relaxed)
-        #expect(throws: StorageError.poisoned(cause: "write to \(segmentPath(1)) failed: I/O error: pwrite on \(segmentPath(1)) failed with errno 5")) {
+        #expect(throws: StorageError.poisoned(cause: "write to \(segmentPath(1)) failed: I/O error: pwrite on \(segmentPath(1)) failed: Input/output error (errno 5)")) {
             _ = try append(log, [record(2, count: 5)])
         }
     }

@@ -78,6 +78,9 @@ final class CountingFileHandle: FileHandle, @unchecked Sendable {
     }
     func size() throws -> UInt64 { try base.size() }
     func close() throws { try base.close() }
+    func tryLock(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool { try base.tryLock(range, exclusive: exclusive) }
+    func unlock(_ range: Range<UInt64>) throws { try base.unlock(range) }
+    func isLockedByOthers(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool { try base.isLockedByOthers(range, exclusive: exclusive) }
 }
 
 let testDirectory = "/store"

@@ -19,6 +19,7 @@ import TestSupport
         } catch ScrollbackError.refusesWrites {}
         #expect(try store.latest(in: "c1", limit: 5).map(\.id) == ["a"])   // reads keep working
         fs.clearFaults()
+        try? store.close()   // one writer per store: the poisoned one lets go first
         let reopened = try Fixture.open(fs)
         #expect(try reopened.append(Fixture.message("c", at: 3)) == .appended)
         #expect(try reopened.message(id: "a") != nil)

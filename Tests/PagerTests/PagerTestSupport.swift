@@ -205,6 +205,9 @@ final class FaultyHandle: FileHandle, @unchecked Sendable {
 
     func size() throws -> UInt64 { try inner.size() }
     func close() throws { try inner.close() }
+    func tryLock(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool { try inner.tryLock(range, exclusive: exclusive) }
+    func unlock(_ range: Range<UInt64>) throws { try inner.unlock(range) }
+    func isLockedByOthers(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool { try inner.isLockedByOthers(range, exclusive: exclusive) }
 }
 
 /// A fresh memory file system holding `bytes` as the page file.

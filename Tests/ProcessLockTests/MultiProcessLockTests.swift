@@ -149,9 +149,10 @@ final class Probe {
     private var pending: [UInt8] = []
     var pid: Int32 { process.processIdentifier }
 
-    init(_ arguments: [String]) throws {
+    /// Starts `LockProbe arguments…`; it ends itself after `timeout` seconds at the latest.
+    init(_ arguments: [String], timeout: Int = 60) throws {
         process.executableURL = URL(fileURLWithPath: Self.executable)
-        process.arguments = arguments + ["--timeout", "60"]
+        process.arguments = arguments + ["--timeout", "\(timeout)"]
         process.standardInput = input
         process.standardOutput = output
         try process.run()
@@ -187,6 +188,25 @@ final class Probe {
             let n = read(fd, &chunk, chunk.count)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return pending.isEmpty ? nil : String(decoding: pending, as: UTF8.self) }
+            pending.append(contentsOf: chunk[..<n])
+        }
+    }
+
+    /// The next complete line if one has arrived, without waiting; nil otherwise.
+    func readAvailableLine() -> String? {
+        let fd = output.fileHandleForReading.fileDescriptor
+        while true {
+            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: pending[..<newline], as: UTF8.self)
+                pending.removeSubrange(...newline)
+                return line
+            }
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 0) > 0 else { return nil }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = read(fd, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return nil }
             pending.append(contentsOf: chunk[..<n])
         }
     }

@@ -62,7 +62,9 @@ import TestSupport
             try KeyValueSchema.commit([.put(i, i)], to: engine)
             KeyValueSchema.apply([.put(i, i)], to: &model)
         }
-        // Abandon the engine without closing (as a crash would), then reopen the same files.
+        // Abandon the engine without closing (as a crash would: the process's locks go with
+        // it), then reopen the same files.
+        fs.releaseAllLocks()
         let reopened = try StorageEngine.open(fileSystem: fs, directory: "/s", options: options, schema: KeyValueSchema.schema)
         #expect(reopened.statistics.replayedTransactions == 50)
         #expect(try KeyValueSchema.contents(of: reopened) == model)
@@ -189,4 +191,7 @@ final class SlowSyncHandle: FileHandle {
     }
     func size() throws -> UInt64 { try base.size() }
     func close() throws { try base.close() }
+    func tryLock(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool { try base.tryLock(range, exclusive: exclusive) }
+    func unlock(_ range: Range<UInt64>) throws { try base.unlock(range) }
+    func isLockedByOthers(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool { try base.isLockedByOthers(range, exclusive: exclusive) }
 }

@@ -110,6 +110,7 @@ package final class CrashSweep: Sendable {
                 }
                 after.append(fs.stepCount)
             }
+            try store.close()   // one writer per store
             let reopened = try MessageStore(path: Self.path, options: Workload.options, fileSystem: fs)
             if let d = try StoreComparison.difference(reopened, workload.states.last!, Self.universe(workload)) {
                 throw SweepError("dry run of workload \(workload.seed)/\(workload.size.rawValue) ends in the wrong state: \(d)")

@@ -113,4 +113,8 @@ final class FaultingFileHandle: FileHandle {
     }
     func size() throws -> UInt64 { try inner.size() }
     func close() throws { try inner.close() }
+    // Locks are not I/O: forwarded as they are.
+    func tryLock(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool { try inner.tryLock(range, exclusive: exclusive) }
+    func unlock(_ range: Range<UInt64>) throws { try inner.unlock(range) }
+    func isLockedByOthers(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool { try inner.isLockedByOthers(range, exclusive: exclusive) }
 }

@@ -1,0 +1,267 @@
+import Foundation
+@testable import Scrollback
+import ScrollbackFormat
+import ScrollbackIO
+import Synchronization
+import Testing
+
+/// One writer per store, any number of read-only opens (spec/reader-table.md), in one process
+/// on the simulated file systems and on real files. (Real processes: Tests/ProcessLockTests.)
+@Suite struct ReadOnlyStoreTests {
+    static func options() -> StoreOptions {
+        var options = StoreOptions()
+        options.pageSize = 4096
+        options.cacheBytes = 1 << 20
+        options.segmentBytes = 64 << 10
+        options.checkpointDirtyBytes = 64 << 10
+        options.checkpointLogBytes = 128 << 10
+        options.autoCompactGarbageRatio = nil
+        return options
+    }
+
+    static func message(_ i: Int, in conversation: String? = nil, body: String? = nil) -> Message {
+        Message(id: "m\(i)", conversation: conversation ?? "c\(i % 4)", sender: "s\(i % 3)", createdAt: Int64(1000 + i),
+                body: body ?? "message \(i) " + String(repeating: "x", count: 100))
+    }
+
+    /// Every message of every conversation, oldest first, through keyset pages.
+    static func contents(_ store: MessageStore) throws -> [String: [Message]] {
+        var result: [String: [Message]] = [:]
+        for conversation in ["c0", "c1", "c2", "c3"] {
+            var cursor: Cursor?
+            repeat {
+                let page = try store.page(in: conversation, after: cursor, limit: 7, order: .oldestFirst)
+                result[conversation, default: []] += page.messages
+                cursor = page.next
+            } while cursor != nil
+        }
+        return result
+    }
+
+    /// A file system that records every call that could change a file or a name.
+    final class RecordingFileSystem: FileSystem, @unchecked Sendable {
+        let base: MemoryFileSystem
+        let changed = Mutex<[String]>([])
+        init(_ base: MemoryFileSystem) { self.base = base }
+        func note(_ what: String) { changed.withLock { $0.append(what) } }
+        func open(_ path: String, mode: OpenMode) throws -> any ScrollbackIO.FileHandle {
+            if mode != .readOnly && mode != .existing && !base.fileExists(path) { note("create \(path)") }
+            return Handle(try base.open(path, mode: mode), owner: self)
+        }
+        func fileExists(_ path: String) -> Bool { base.fileExists(path) }
+        func listDirectory(_ path: String) throws -> [String] { try base.listDirectory(path) }
+        func createDirectory(_ path: String) throws { note("mkdir \(path)"); try base.createDirectory(path) }
+        func rename(_ source: String, to destination: String) throws { note("rename \(source)"); try base.rename(source, to: destination) }
+        func removeFile(_ path: String) throws { note("unlink \(path)"); try base.removeFile(path) }
+        func syncDirectory(_ directory: String) throws { note("fsync \(directory)"); try base.syncDirectory(directory) }
+
+        final class Handle: ScrollbackIO.FileHandle, @unchecked Sendable {
+            let inner: any ScrollbackIO.FileHandle
+            let owner: RecordingFileSystem
+            init(_ inner: any ScrollbackIO.FileHandle, owner: RecordingFileSystem) { self.inner = inner; self.owner = owner }
+            var path: String { inner.path }
+            func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int { try inner.read(into: buffer, at: offset) }
+            func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws { owner.note("write \(path)"); try inner.write(bytes, at: offset) }
+            func truncate(to size: UInt64) throws { owner.note("truncate \(path)"); try inner.truncate(to: size) }
+            func syncData() throws { owner.note("fdatasync \(path)"); try inner.syncData() }
+            func size() throws -> UInt64 { try inner.size() }
+            func close() throws { try inner.close() }
+            func tryLock(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool { try inner.tryLock(range, exclusive: exclusive) }
+            func unlock(_ range: Range<UInt64>) throws { try inner.unlock(range) }
+            func isLockedByOthers(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool { try inner.isLockedByOthers(range, exclusive: exclusive) }
+        }
+    }
+
+    // MARK: One writer
+
+    @Test func aSecondOpenForWritingInOneProcessIsRefusedAndWritesNothing() throws {
+        let fs = MemoryFileSystem()
+        let first = try MessageStore(path: "/db", options: Self.options(), fileSystem: fs)
+        for i in 0..<20 { try first.append(Self.message(i)) }
+        let names = try fs.listDirectory("/db")
+        let bytes = names.map { fs.contents(of: "/db/" + $0) }
+        do {
+            _ = try MessageStore(path: "/db", options: Self.options(), fileSystem: fs)
+            Issue.record("a second writer opened the store")
+        } catch let ScrollbackError.storeLocked(path, holder) {
+            #expect(path == "/db")
+            #expect(holder?.contains("pid \(getpid()), this process") == true, "\(holder ?? "nil")")
+            let text = "\(ScrollbackError.storeLocked(path: path, holder: holder))"
+            #expect(text.hasPrefix("store /db is in use by another writer (pid \(getpid()), this process, "), "\(text)")
+        }
+        #expect(try fs.listDirectory("/db") == names)
+        #expect(names.map { fs.contents(of: "/db/" + $0) } == bytes, "the refused open wrote")
+        for i in 20..<40 { try first.append(Self.message(i)) }
+        try first.close()
+        let second = try MessageStore(path: "/db", options: Self.options(), fileSystem: fs)
+        #expect(try second.statistics.messages == 40)
+        try second.close()
+    }
+
+    @Test func realFilesTwoWritersInOneProcessAndARegularFile() throws {
+        let directory = NSTemporaryDirectory() + "scrollback-ro-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = Self.options()
+        options.lockLabel = "the first test writer"
+        let first = try MessageStore(path: directory + "/store", options: options)
+        try first.append(Self.message(1))
+        do {
+            _ = try MessageStore(path: directory + "/store")
+            Issue.record("a second writer opened the store")
+        } catch {
+            guard case ScrollbackError.storeLocked = error else { throw error }
+            #expect("\(error)".contains("the first test writer"), "\(error)")
+            #expect((error as? any LocalizedError)?.errorDescription == "\(error)")
+        }
+        let reader = try MessageStore(readingAt: directory + "/store")
+        #expect(try reader.message(id: "m1") != nil)
+        try reader.close()
+        try first.close()
+
+        // A regular file is not a store, for either open; nothing is created next to it.
+        let file = directory + "/file"
+        FileManager.default.createFile(atPath: file, contents: Data("hello".utf8))
+        #expect(throws: ScrollbackError.notAStore(path: file)) { _ = try MessageStore(path: file) }
+        #expect(throws: ScrollbackError.notAStore(path: file)) { _ = try MessageStore(readingAt: file) }
+        #expect(FileManager.default.contents(atPath: file) == Data("hello".utf8))
+        // A missing directory is created by a writer only.
+        #expect(throws: ScrollbackError.notAStore(path: directory + "/missing")) {
+            _ = try MessageStore(readingAt: directory + "/missing")
+        }
+        #expect(!FileManager.default.fileExists(atPath: directory + "/missing"))
+    }
+
+    @Test func errorsReadWell() {
+        let io = ScrollbackError.io(path: "/db/pages", operation: "pread", errno: ENOENT)
+        #expect(io.description == "I/O error: pread on /db/pages failed: No such file or directory (errno 2)")
+        #expect(io.errorDescription == io.description)
+        let corrupted = ScrollbackError.corrupted(file: "/db/pages", offset: 8192, reason: "checksum")
+        #expect(corrupted.description.contains("/db/pages at offset 8192"))
+        #expect(ScrollbackError.readOnly(path: "/db").description.hasPrefix("store /db is open read-only"))
+    }
+
+    // MARK: Readers of a live store
+
+    @Test(arguments: [false, true])
+    func aReaderKeepsItsSnapshotWhileTheWriterChurnsAndRefreshes(compact: Bool) throws {
+        let fs = MemoryFileSystem()
+        let writer = try MessageStore(path: "/db", options: Self.options(), fileSystem: fs)
+        for i in 0..<300 { try writer.append(Self.message(i)) }
+        try writer.checkpoint()   // the reader reads its state from the page file alone
+        let reader = try MessageStore(path: "/db", options: Self.options(), fileSystem: fs, readOnly: true)
+        #expect(reader.isReadOnly && !writer.isReadOnly)
+        // What the reader reads (it reads nothing yet: its cache stays cold, so its reads
+        // below come from the page file after the writer's churn).
+        let seen = try Self.contents(writer)
+
+        // The writer rewrites and deletes most of what the reader sees, checkpointing,
+        // sealing and (one run) compacting meanwhile.
+        for round in 0..<6 {
+            try writer.write { batch in
+                for i in stride(from: round, to: 300, by: 3) { batch.edit(id: "m\(i)", body: "edited \(round) " + String(repeating: "y", count: 150)) }
+            }
+            for i in 0..<60 { try writer.append(Self.message(1000 + round * 60 + i)) }
+            try writer.checkpoint()
+        }
+        try writer.write { batch in for i in stride(from: 1, to: 300, by: 2) { batch.delete(id: "m\(i)") } }
+        if compact { _ = try writer.compact() }
+        try writer.checkpoint()
+        let status = writer.database.processes
+        #expect(status.oldestReader?.liveReaders == 1)
+        #expect(status.pagesAwaitingReaders > 0, "no page waits for the reader")
+        #expect(try writer.statistics.oldestReader?.oldestProcessID == Int(getpid()))
+        if compact { #expect(status.segmentsAwaitingRemoval > 0, "compaction removed segments the reader may read") }
+
+        // The reader's answers are exactly its snapshot: no page or segment it reads was reused.
+        #expect(try Self.contents(reader) == seen)
+        #expect(try reader.verify() == [])
+        #expect(throws: ScrollbackError.readOnly(path: "/db")) { try reader.append(Self.message(5000)) }
+        #expect(throws: ScrollbackError.readOnly(path: "/db")) { try reader.checkpoint() }
+        #expect(throws: ScrollbackError.readOnly(path: "/db")) { _ = try reader.compact() }
+        #expect(try writer.refresh() == false)
+
+        // Refresh: the newest durable state; then the writer reuses what the old one held.
+        #expect(try reader.refresh())
+        #expect(try Self.contents(reader) == (try Self.contents(writer)))
+        #expect(try reader.refresh() == false)
+        try writer.append(Self.message(9000))
+        try writer.checkpoint()
+        let after = writer.database.processes
+        #expect(after.pagesAwaitingReaders < status.pagesAwaitingReaders, "reuse did not resume after the reader moved on")
+        if compact {
+            try writer.database.engine.removeUnreadableFiles()
+            #expect(writer.database.processes.segmentsAwaitingRemoval == 0)
+        }
+        #expect(try reader.verify() == [])
+        try reader.close()
+        try writer.close()
+    }
+
+    @Test func aReaderWritesNothingButItsSlot() throws {
+        let base = MemoryFileSystem()
+        let writer = try MessageStore(path: "/db", options: Self.options(), fileSystem: base)
+        for i in 0..<200 { try writer.append(Self.message(i)) }
+        try writer.checkpoint()
+        for i in 200..<260 { try writer.append(Self.message(i)) }   // in the log only
+        let fs = RecordingFileSystem(base)
+        let reader = try MessageStore(path: "/db", options: Self.options(), fileSystem: fs, readOnly: true)
+        #expect(try reader.statistics.messages == 260)
+        for i in 260..<300 { try writer.append(Self.message(i)) }
+        try writer.checkpoint()
+        try reader.refresh()
+        #expect(try Self.contents(reader) == (try Self.contents(writer)))
+        #expect(try reader.verify() == [])
+        try reader.close()
+        let changed = Set(fs.changed.withLock { $0 })
+        #expect(changed.isSubset(of: ["write /db/readers"]), "\(changed.sorted())")
+        try writer.close()
+
+        // Without any writer: the log after the last checkpoint is read, never recovered.
+        let crashed = try MessageStore(path: "/db", options: Self.options(), fileSystem: base)
+        for i in 300..<320 { try crashed.append(Self.message(i)) }
+        base.releaseAllLocks()   // the writer "dies"
+        let files = try base.listDirectory("/db").filter { $0 != "readers" }.map { base.contents(of: "/db/" + $0) }
+        let late = try MessageStore(path: "/db", options: Self.options(), fileSystem: base, readOnly: true)
+        #expect(try late.message(id: "m319") != nil)
+        try late.close()
+        #expect(try base.listDirectory("/db").filter { $0 != "readers" }.map { base.contents(of: "/db/" + $0) } == files)
+    }
+
+    @Test func aBackupOfALiveStoreIsTheReadersStateAndVerifies() throws {
+        let fs = MemoryFileSystem()
+        let writer = try MessageStore(path: "/db", options: Self.options(), fileSystem: fs)
+        for i in 0..<400 { try writer.append(Self.message(i)) }
+        try writer.write { batch in for i in stride(from: 0, to: 400, by: 5) { batch.delete(id: "m\(i)") } }
+        let reader = try MessageStore(path: "/db", options: Self.options(), fileSystem: fs, readOnly: true)
+        for i in 400..<450 { try writer.append(Self.message(i)) }   // after the reader's open: refresh takes them
+        try reader.backup(to: "/copy")
+        for i in 450..<500 { try writer.append(Self.message(i)) }   // after the backup: not in it
+        try writer.checkpoint()
+        #expect(try fs.listDirectory("/copy").contains("readers") == false)
+        #expect(try fs.listDirectory("/copy").contains("lock") == false)
+        let copy = try MessageStore(path: "/copy", options: Self.options(), fileSystem: fs)
+        #expect(try copy.verify() == [])
+        #expect(try Self.contents(copy) == (try Self.contents(reader)))
+        #expect(try copy.statistics.messages == 450 - 80)
+        try copy.append(Self.message(7000))
+        try copy.close()
+        let reopened = try MessageStore(path: "/copy", options: Self.options(), fileSystem: fs, readOnly: true)
+        #expect(try reopened.message(id: "m7000") != nil)
+        try reopened.close()
+        try reader.close()
+        try writer.close()
+    }
+
+    @Test func aReaderOfAStoreWithoutAStoreIsRefused() throws {
+        let fs = MemoryFileSystem()
+        #expect(throws: ScrollbackError.notAStore(path: "/none")) {
+            _ = try MessageStore(path: "/none", options: Self.options(), fileSystem: fs, readOnly: true)
+        }
+        try fs.createDirectory("/empty")
+        #expect(throws: ScrollbackError.notAStore(path: "/empty")) {
+            _ = try MessageStore(path: "/empty", options: Self.options(), fileSystem: fs, readOnly: true)
+        }
+        #expect(try fs.listDirectory("/empty") == [])
+        #expect(!fs.fileExists("/none"))
+    }
+}
