@@ -26,15 +26,23 @@ extension StorageEngine {
         try checkIsDirectory(fileSystem: fileSystem, directory: directory)
         let contents = StoreDirectory.inspect(fileSystem: fileSystem, directory: directory)
         if contents.kind == .foreign { throw StorageError.notAStore(path: directory) }
-        if contents.kind == .store, contents.logSegment == nil {
-            // A `pages` file of someone else is refused before anything is created.
+        if contents.kind == .store {
+            // A `pages` file of someone else, and a store of an older format (`scrollback
+            // upgrade` reads it), are refused before anything is created — the lock file and
+            // the reader table included.
             let pagesPath = Path.join(directory, PageFileLayout.fileName)
+            let meta: MetaPage?
             do {
-                _ = try Pager.readNewestMeta(fileSystem: fileSystem, path: pagesPath)
-            } catch StorageError.notAStore {
+                meta = try Pager.readNewestMeta(fileSystem: fileSystem, path: pagesPath)
+            } catch StorageError.notAStore where contents.logSegment == nil {
                 throw StorageError.notAStore(path: pagesPath)
             } catch {
                 // Other damage is reported by the open below, which reads it again.
+                meta = nil
+            }
+            if let meta, meta.formatVersion < PageFileLayout.formatVersion {
+                throw StorageError.needsUpgrade(file: PageFileLayout.fileName, found: meta.formatVersion,
+                                                current: PageFileLayout.formatVersion)
             }
         }
         try fileSystem.createDirectory(directory)

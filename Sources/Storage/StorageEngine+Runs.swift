@@ -49,9 +49,16 @@ extension StorageEngine {
             }
             var sealed = 0
             var retire: [UInt32] = []
+            // A segment already retired or sealed whose file waits for snapshots or readers in
+            // other processes is not retired again (that would only queue its file anew).
+            let waiting = Set(pendingFileRemovals.withLock { $0.compactMap { entry -> UInt32? in
+                if case .segment(let id) = entry.file { return id }
+                return nil
+            } })
             for segment in try log.listSegments() where segment.state == .full {
                 let account = accounts[segment.id]
                 if account?.run ?? 0 != 0 { continue }
+                if account == nil && waiting.contains(segment.id) { continue }
                 if (account?.liveRecords ?? 0) == 0 {
                     retire.append(segment.id)
                     continue

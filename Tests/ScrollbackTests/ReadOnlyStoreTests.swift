@@ -170,7 +170,10 @@ import Testing
         #expect(status.oldestReader?.liveReaders == 1)
         #expect(status.pagesAwaitingReaders > 0, "no page waits for the reader")
         #expect(try writer.statistics.oldestReader?.oldestProcessID == Int(getpid()))
-        if compact { #expect(status.segmentsAwaitingRemoval > 0, "compaction removed segments the reader may read") }
+        if compact {
+            #expect(status.segmentsAwaitingRemoval + status.runsAwaitingRemoval > 0,
+                    "compaction removed segments or runs the reader may read")
+        }
 
         // The reader's answers are exactly its snapshot: no page or segment it reads was reused.
         #expect(try Self.contents(reader) == seen)
@@ -191,6 +194,7 @@ import Testing
         if compact {
             try writer.database.engine.removeUnreadableFiles()
             #expect(writer.database.processes.segmentsAwaitingRemoval == 0)
+            #expect(writer.database.processes.runsAwaitingRemoval == 0)
         }
         #expect(try reader.verify() == [])
         try reader.close()
@@ -248,6 +252,67 @@ import Testing
         let reopened = try MessageStore(path: "/copy", options: Self.options(), fileSystem: fs, readOnly: true)
         #expect(try reopened.message(id: "m7000") != nil)
         try reopened.close()
+        try reader.close()
+        try writer.close()
+    }
+
+    static func runFiles(_ fs: MemoryFileSystem, _ directory: String = "/db") throws -> Set<String> {
+        Set(try fs.listDirectory(directory).filter { $0.hasSuffix(".run") })
+    }
+
+    /// Format 2: history sealed into sorted runs and merged. A reader reads the runs its state
+    /// binds (and raw segments sealed after its state); the writer keeps every run file and
+    /// log segment a state the reader holds may read until the reader moves on; the reader's
+    /// backup copies the runs.
+    @Test func aReaderReadsSortedRunsAndTheWriterKeepsTheFilesItsStateNames() throws {
+        let fs = MemoryFileSystem()
+        let writer = try MessageStore(path: "/db", options: Self.options(), fileSystem: fs)
+        for i in 0..<1200 { try writer.append(Self.message(i)) }
+        try writer.checkpoint()
+        let sealedBefore = try Self.runFiles(fs)
+        #expect(sealedBefore.count >= 2, "the history is not in runs: \(sealedBefore.sorted())")
+        let reader = try MessageStore(path: "/db", options: Self.options(), fileSystem: fs, readOnly: true)
+        let seen = try Self.contents(writer)
+        #expect(try Self.contents(reader) == seen)
+        #expect(try reader.statistics.messages == 1200)
+
+        // The writer edits and deletes, seals more segments and merges every run into one.
+        try writer.write { batch in for i in stride(from: 0, to: 1200, by: 7) { batch.edit(id: "m\(i)", body: "edited") } }
+        try writer.write { batch in for i in stride(from: 1, to: 1200, by: 5) { batch.delete(id: "m\(i)") } }
+        for i in 1200..<1500 { try writer.append(Self.message(i)) }
+        _ = try writer.compact()
+        try writer.checkpoint()
+        try writer.database.engine.removeUnreadableFiles()
+        let status = writer.database.processes
+        #expect(status.runsAwaitingRemoval > 0, "a merge removed runs the reader's state names")
+        let whileReading = try Self.runFiles(fs)
+        #expect(sealedBefore.isSubset(of: whileReading), "run files the reader may read were removed")
+        #expect(try Self.contents(reader) == seen)
+        #expect(try reader.verify() == [])
+        let space = try reader.spaceUsage()
+        #expect(space.contains { $0.structure == "sorted runs" && $0.bytes > 0 }, "\(space)")
+
+        // The reader moves on: it reads the merged run; the old files go at the writer's next removal.
+        #expect(try reader.refresh())
+        let newest = try Self.contents(writer)
+        #expect(try Self.contents(reader) == newest)
+        #expect(try reader.verify() == [])
+        try writer.append(Self.message(9000))
+        try writer.checkpoint()
+        try writer.database.engine.removeUnreadableFiles()
+        #expect(writer.database.processes.runsAwaitingRemoval == 0)
+        let afterMovingOn = try Self.runFiles(fs)
+        #expect(sealedBefore.isDisjoint(with: afterMovingOn), "replaced runs stay after the reader moved on")
+        #expect(try Self.contents(reader) == newest)
+
+        // A backup of the live store from the reader holds the runs and reads the same.
+        try reader.backup(to: "/copy")
+        let copiedRuns = try Self.runFiles(fs, "/copy")
+        #expect(!copiedRuns.isEmpty)
+        let copy = try MessageStore(path: "/copy", options: Self.options(), fileSystem: fs)
+        #expect(try copy.verify() == [])
+        #expect(try Self.contents(copy) == (try Self.contents(reader)))
+        try copy.close()
         try reader.close()
         try writer.close()
     }
