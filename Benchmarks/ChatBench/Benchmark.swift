@@ -15,6 +15,9 @@ final class Benchmark {
     var validation: ValidationReport?
     var perConversation: [Int32] = []
     var loadSeconds: [String: Double] = [:]
+    /// Scrollback's ordinary batched write path on the first messages (msg/s), beside its bulk load.
+    var batchedWriteRate: Double?
+    var batchedWriteMessages = 0
     var bytesAfterLoad: [String: UInt64] = [:]
     var bytesAfterCompaction: [String: UInt64] = [:]
     var compactionSeconds: [String: Double] = [:]
@@ -198,6 +201,17 @@ final class Benchmark {
         bar.finish()
         let seconds = Double(nanos) / 1e9
         loadSeconds[engine.name] = seconds
+        if let scrollback = engine as? ScrollbackEngine {
+            // The batched write path on the first 200,000 messages, into a scratch store.
+            var first: [Message] = []
+            let wanted = min(200_000, configuration.messages)
+            generator.forEachBatch(size: options.loadBatch, progress: { _, _ in }) { batch in
+                if first.count < wanted { first += batch.prefix(wanted - first.count) }
+            }
+            batchedWriteMessages = first.count
+            batchedWriteRate = try scrollback.batchedWriteRate(first, batchSize: options.loadBatch)
+            log("  scrollback (batched writes of \(options.loadBatch)): \(grouped(first.count)) messages at \(grouped(Int(batchedWriteRate ?? 0))) msg/s")
+        }
         bytesAfterLoad[engine.name] = try engine.diskBytes()
         residentAfterLoad[engine.name] = currentResidentBytes()
         log("  \(engine.name): \(grouped(configuration.messages)) messages in \(String(format: "%.2f", seconds)) s = \(grouped(Int(Double(configuration.messages) / seconds))) msg/s, \(formatBytes(bytesAfterLoad[engine.name]!)) on disk")

@@ -161,6 +161,11 @@ extension Benchmark {
         row("bulk load (messages/s)", loadRates.mapValues { grouped(Int($0)) }, sqlite: loadSQLite, peer: loadPeer,
             goal: hasScrollback ? loadGoal : "")
         row("load time", loadSeconds.mapValues { String(format: "%.1f s", $0) }, sqlite: nil, peer: nil, goal: "")
+        if let rate = batchedWriteRate {
+            // Scrollback's bulk load above; its ordinary write path (atomic batches) here.
+            row("batched writes, first \(grouped(batchedWriteMessages)) (messages/s)", ["scrollback": grouped(Int(rate))],
+                sqlite: nil, peer: nil, goal: "bulk load above is \(String(format: "%.1f", (loadRates["scrollback"] ?? 0) / rate))× this")
+        }
         if !writerCommits.isEmpty {
             let rates = writerCommits.mapValues { Double($0.commits) / $0.seconds }
             let r = throughputRatio(rates, among: sqliteNames)

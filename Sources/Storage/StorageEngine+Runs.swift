@@ -44,8 +44,16 @@ extension StorageEngine {
     @discardableResult
     func sealFullSegmentsLocked() throws -> Int {
         do {
-            let accounts = try read { snapshot in
-                Dictionary(uniqueKeysWithValues: try Self.segmentTable(of: snapshot, schema: schema).map { ($0.id, $0) })
+            // The full segments first, then their accounts on a snapshot taken between groups:
+            // every commit into a segment that is full now is applied by then. (Accounts read
+            // before the listing could miss the commits of a segment that filled meanwhile,
+            // and retire a segment the trees point into.)
+            let full = try log.listSegments().filter { $0.state == .full }
+            guard !full.isEmpty else { return 0 }
+            let accounts = try withWriterRole {
+                try read { snapshot in
+                    Dictionary(uniqueKeysWithValues: try Self.segmentTable(of: snapshot, schema: schema).map { ($0.id, $0) })
+                }
             }
             var sealed = 0
             var retire: [UInt32] = []
@@ -55,7 +63,7 @@ extension StorageEngine {
                 if case .segment(let id) = entry.file { return id }
                 return nil
             } })
-            for segment in try log.listSegments() where segment.state == .full {
+            for segment in full {
                 let account = accounts[segment.id]
                 if account?.run ?? 0 != 0 { continue }
                 if account == nil && waiting.contains(segment.id) { continue }

@@ -293,7 +293,8 @@ import TestSupport
         let (t1, t2) = try twoTransactions(fs)
         _ = t1
         expectCorrupted(file: segmentPath(1)) { _ = try openLog(fs, options, replayFrom: t2.end + 1) }
-        expectCorrupted(file: segmentPath(1)) {
+        // Past the last segment: the error names the segment the replay needs.
+        expectCorrupted(file: segmentPath(2)) {
             _ = try openLog(fs, options, replayFrom: LogPositions.make(segment: 2, offset: 24))
         }
         let (_, replayed) = try openLog(fs, options, replayFrom: t2.end)
