@@ -51,7 +51,9 @@ public struct SpaceUsageEntry: Sendable, Hashable {
 extension MessageStore {
     /// Where the store's bytes are: each index tree, the page file's free pages, the sorted
     /// runs (message history) and the log not sealed yet. Cost: reads every branch page of
-    /// every tree (not the leaves); safe while writers run.
+    /// every tree (not the leaves); safe while writers run. A store opened read-only reports
+    /// the page-file state its newest snapshot starts from (trees and that state's free pages)
+    /// and the runs its state names; what it replayed from the log counts as log.
     public func spaceUsage() throws -> [SpaceUsageEntry] {
         try mapErrors { try database.spaceUsage().map { SpaceUsageEntry(structure: $0.structure, bytes: $0.bytes) } }
     }

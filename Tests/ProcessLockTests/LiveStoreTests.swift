@@ -58,6 +58,7 @@ import Glibc
         defer { session.kill() }
         var rounds = 0
         var backups = 0
+        var sawRuns = false
         let started = Date()
         while acks.acked < 1200 && Date().timeIntervalSince(started) < 90 {
             rounds += 1
@@ -79,6 +80,10 @@ import Glibc
             try expectExport(export.stdout, atLeast: floor, context: "export round \(rounds)")
             let stats = try Tool.run(["stats", dir.store, "--json"])
             #expect(stats.status == 0 && !stats.stdout.contains("corrupted"), "\(stats)")
+            // Format 2: the history the writer sealed is in sorted runs, which the reader reads.
+            let runBytes = Self.sortedRunBytes(inStats: stats.stdout)
+            #expect(runBytes != nil, "stats has no space usage: \(stats.stdout)")
+            if (runBytes ?? 0) > 0 { sawRuns = true }
             let verify = try Tool.run(["verify", dir.store])
             #expect(verify.stdout == "ok\n", "verify round \(rounds), writer \(writer.pid), acked \(acks.acked): \(verify)")
             if rounds % 3 == 1 {
@@ -87,11 +92,16 @@ import Glibc
                 let backup = try Tool.run(["backup", copy, dir.store])
                 #expect(backup.status == 0, "\(backup)")
                 #expect(try Tool.run(["verify", copy]).stdout == "ok\n", "backup round \(rounds)")
+                if sawRuns {
+                    let copied = try FileManager.default.contentsOfDirectory(atPath: copy).filter { $0.hasSuffix(".run") }
+                    #expect(!copied.isEmpty, "the live backup holds no sorted run (round \(rounds))")
+                }
                 try expectExport(try Tool.run(["export", copy]).stdout, atLeast: floor, context: "export of backup \(rounds)")
                 backups += 1
             }
         }
         #expect(acks.acked >= 300, "the writer barely wrote (pid \(writer.pid))")
+        #expect(sawRuns, "the readers never met a sorted run: format 2 was not exercised")
 
         // SIGKILL the writer while an export reads.
         let floor = acks.refresh()
@@ -146,6 +156,13 @@ import Glibc
     }
 
     // MARK: Checks
+
+    /// The bytes of sorted runs in `stats --json` output ("space": {"sorted runs": N}), nil
+    /// when absent.
+    static func sortedRunBytes(inStats json: String) -> Int? {
+        guard let range = json.range(of: "\"sorted runs\":") else { return nil }
+        return Int(json[range.upperBound...].prefix { $0.isNumber })
+    }
 
     static func largest(below floor: Int, in conversation: Int) -> Int {
         var i = floor
