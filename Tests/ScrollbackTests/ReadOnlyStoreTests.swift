@@ -317,6 +317,40 @@ import Testing
         try writer.close()
     }
 
+    /// A writer that reopens while a reader holds a state from before a merge: the replaced
+    /// run files no table names any more are kept (queued) at open, not removed, until the
+    /// reader moves on.
+    @Test func aReopenedWriterKeepsTheRunsAnOlderReaderReads() throws {
+        let fs = MemoryFileSystem()
+        var writer = try MessageStore(path: "/db", options: Self.options(), fileSystem: fs)
+        for i in 0..<1200 { try writer.append(Self.message(i)) }
+        try writer.checkpoint()
+        let runsBefore = try Self.runFiles(fs)
+        #expect(runsBefore.count >= 2)
+        let reader = try MessageStore(path: "/db", options: Self.options(), fileSystem: fs, readOnly: true)
+        let seen = try Self.contents(reader)
+        try writer.write { batch in for i in stride(from: 1, to: 1200, by: 3) { batch.delete(id: "m\(i)") } }
+        _ = try writer.compact()
+        try writer.close()
+        writer = try MessageStore(path: "/db", options: Self.options(), fileSystem: fs)
+        let reopened = try Self.runFiles(fs)
+        #expect(runsBefore.isSubset(of: reopened), "the reopened writer removed runs the reader reads")
+        #expect(writer.database.processes.runsAwaitingRemoval > 0)
+        #expect(try Self.contents(reader) == seen)
+        #expect(try reader.verify() == [])
+
+        #expect(try reader.refresh())
+        #expect(try Self.contents(reader) == (try Self.contents(writer)))
+        try writer.append(Self.message(9000))
+        try writer.checkpoint()
+        #expect(writer.database.processes.runsAwaitingRemoval == 0)
+        let after = try Self.runFiles(fs)
+        #expect(runsBefore.isDisjoint(with: after), "replaced runs stay after the reader moved on")
+        #expect(try reader.verify() == [])
+        try reader.close()
+        try writer.close()
+    }
+
     @Test func aReaderOfAStoreWithoutAStoreIsRefused() throws {
         let fs = MemoryFileSystem()
         #expect(throws: ScrollbackError.notAStore(path: "/none")) {
