@@ -97,6 +97,13 @@ package final class RunStore: Sendable {
         }
     }
 
+    /// Forgets runs without touching their files (a read-only store: the writer removes them;
+    /// a later `adoptFilesPresent` lists a file still present again). Their cached blocks are
+    /// dropped; a cursor that holds one keeps reading it until it lets go.
+    package func forget(_ ids: some Sequence<UInt32>) {
+        for id in ids where table.withLock({ $0.removeValue(forKey: id) }) != nil { cache.removeAll(run: id) }
+    }
+
     /// Removes run `id`'s file and syncs the directory; its cached blocks are dropped. Readers
     /// holding the run keep reading through their open handle until they let go.
     package func remove(_ id: UInt32) throws {

@@ -11,7 +11,10 @@ import ScrollbackLog
 /// position (its file is removed only after such snapshots end).
 ///
 /// Built from the segment table at open (every binding valid from transaction 0) and updated
-/// by the engine after each commit that seals, attaches or merges.
+/// by the engine after each commit that seals, attaches or merges. A read-only engine binds
+/// from the segment table of each newer state it reads, from that state's (local) transaction
+/// on, and resets to the newest state's table once no older snapshot is alive
+/// (StorageEngine+ReadOnly.swift).
 ///
 /// Thread-safety: one lock; `bindings(of:)` copies a small array out.
 final class SegmentAliases: @unchecked Sendable {
@@ -64,6 +67,15 @@ final class SegmentAliases: @unchecked Sendable {
                 table[segment] = kept.isEmpty ? nil : kept
             }
         }
+    }
+
+    /// Replaces every binding by those of `accounts`, valid from transaction 0. REQUIRES: no
+    /// snapshot older than the state `accounts` come from is alive (a read-only engine's
+    /// pruning).
+    func reset(to accounts: [SegmentAccount]) {
+        var fresh: [UInt32: [Binding]] = [:]
+        for account in accounts where account.run != 0 { fresh[account.id] = [Binding(run: account.run, from: 0)] }
+        table.withLock { $0 = fresh }
     }
 
     /// Runs some binding still names.

@@ -19,6 +19,9 @@ final class ReadOnlyEngineState: Sendable {
         /// The checkpoint sequence of the meta page the reader slot holds.
         var slotSequence: UInt64
         var refreshes: UInt64 = 0
+        /// A refresh changed the state: bindings and open runs that only older snapshots use
+        /// may be dropped once those snapshots end (`pruneBindings`).
+        var bindingsToPrune = false
         /// Tails the log between refreshes (keeps the newest raw segment's bytes).
         let logReader: LogReader
     }
@@ -183,6 +186,7 @@ extension StorageEngine {
                     let id = transaction.state.transactionID
                     try transaction.commit()
                     bindRuns(accounts, from: initial ? 0 : id)
+                    state.bindingsToPrune = state.bindingsToPrune || !initial
                 }
                 state.replayedThrough = max(state.replayedThrough, end)
                 try log.refreshReadOnlyView(through: state.replayedThrough)
@@ -211,6 +215,23 @@ extension StorageEngine {
         }
     }
 
+    /// Once no snapshot older than the newest state is alive: the bindings become exactly
+    /// those of the newest state's segment table, and the runs its run table does not name are
+    /// forgotten (their open files are closed once no cursor holds them; the writer removes
+    /// them). Keeps a long-lived reader from holding every run file it ever read. A snapshot
+    /// that begins meanwhile starts from the newest state, whose bindings stay the same.
+    private func pruneBindings(_ state: inout ReadOnlyEngineState.State) throws {
+        guard state.bindingsToPrune else { return }
+        let newest = pager.committedState.transactionID
+        guard (pager.oldestSnapshotID ?? .max) >= newest else { return }
+        let (accounts, named) = try read { snapshot in
+            (try Self.segmentTable(of: snapshot, schema: schema), Set(try Self.runTable(of: snapshot, schema: schema).map(\.id)))
+        }
+        aliases.reset(to: accounts)
+        runs.forget(runs.ids().filter { !named.contains($0) })
+        state.bindingsToPrune = false
+    }
+
     private static func isRace(_ error: StorageError) -> Bool {
         if case .io(_, _, let code) = error, code == ENOENT { return true }
         return false
@@ -220,6 +241,7 @@ extension StorageEngine {
     /// Pages cached from older states are dropped first: once the slot moves, the writer may
     /// reuse the pages only those states could reach.
     private func advanceReaderSlot(_ state: inout ReadOnlyEngineState.State) throws {
+        try pruneBindings(&state)
         let oldest = pager.oldestBaseInUse()
         guard oldest.checkpointSequence > state.slotSequence else { return }
         pager.dropCachedFilePages()

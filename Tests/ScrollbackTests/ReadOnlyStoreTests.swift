@@ -304,6 +304,11 @@ import Testing
         let afterMovingOn = try Self.runFiles(fs)
         #expect(sealedBefore.isDisjoint(with: afterMovingOn), "replaced runs stay after the reader moved on")
         #expect(try Self.contents(reader) == newest)
+        // A refresh with no older snapshot alive drops the old bindings; reads stay right.
+        #expect(try reader.refresh())
+        #expect(try reader.refresh() == false)
+        #expect(try Self.contents(reader) == (try Self.contents(writer)))
+        #expect(try reader.verify() == [])
 
         // A backup of the live store from the reader holds the runs and reads the same.
         try reader.backup(to: "/copy")
