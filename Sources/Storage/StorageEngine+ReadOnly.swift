@@ -73,6 +73,13 @@ extension StorageEngine {
         case .empty, .interruptedCreation, .foreign:
             throw StorageError.notAStore(path: directory)
         }
+        // A store of an older format is refused before the reader table is created in it
+        // (`scrollback upgrade` converts it; other damage is reported by the open below).
+        if let meta = try? Pager.readNewestMeta(fileSystem: fileSystem, path: pagesPath),
+           meta.formatVersion < PageFileLayout.formatVersion {
+            throw StorageError.needsUpgrade(file: PageFileLayout.fileName, found: meta.formatVersion,
+                                            current: PageFileLayout.formatVersion)
+        }
         let table = try ReaderTable.open(fileSystem: fileSystem, directory: directory, role: .reader)
         let pager: Pager
         let log: Log

@@ -88,6 +88,10 @@ import Testing
             _ = try MessageStore(path: path)
         }
         #expect(try Self.files(in: path) == before, "the refused open must not change a byte")
+        #expect(throws: ScrollbackError.unsupportedVersion(path: path, found: 1, supported: 2)) {
+            _ = try MessageStore(readingAt: path)
+        }
+        #expect(try Self.files(in: path) == before, "the refused read-only open must not change a byte")
 
         let expected = try Self.expected()
         let report = try MessageStore.upgrade(path: path)
