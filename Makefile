@@ -5,7 +5,7 @@ SWIFT ?= swift
 # input or bad bytes is an explicit throw and runs in both modes.
 TEST_CONFIG ?= release
 
-.PHONY: test build deps clean bench bench-deps tsan fuzz fuzz-ci fuzz-build
+.PHONY: test build deps clean bench bench-deps tsan fuzz fuzz-ci fuzz-build async-bench
 
 deps:
 	@if [ ! -f /usr/include/lz4.h ]; then \
@@ -38,9 +38,16 @@ bench: deps bench-deps
 	$(SWIFT) build -c release --product scrollback-bench
 	.build/release/scrollback-bench --json $(BENCH_JSON) $(BENCH_ARGS)
 
+# Durable appends from Swift tasks three ways (sync calls, a hand-written 16-thread pool, the
+# async API) with a 1 ms timer task's lag, and the async hop on reads (issue 14; README, "In a service").
+ASYNC_BENCH_ARGS ?=
+async-bench: deps
+	$(SWIFT) build -c release --product scrollback-async-bench
+	.build/release/scrollback-async-bench $(ASYNC_BENCH_ARGS)
+
 # Every concurrency test under ThreadSanitizer. -DSCROLLBACK_TSAN swaps the engine's Lock for a
 # pthread mutex TSan can see (Sources/IO/Lock.swift); nothing is suppressed. Fails on any report.
-TSAN_TESTS ?= ConcurrencyTests|concurrentWritersShareSyncs|LogConcurrencyTests|groupCommit
+TSAN_TESTS ?= ConcurrencyTests|concurrentWritersShareSyncs|LogConcurrencyTests|groupCommit|AsyncAPITests
 tsan: deps bench-deps
 	$(SWIFT) build --build-tests --scratch-path .build-tsan --sanitize=thread -Xswiftc -DSCROLLBACK_TSAN
 	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --skip-build --scratch-path .build-tsan --sanitize=thread \

@@ -81,6 +81,11 @@ let package = Package(
         .target(name: "ScrollbackJSON", dependencies: ["Scrollback"], path: "Sources/JSON", swiftSettings: strict),
         .testTarget(name: "JSONTests", dependencies: ["ScrollbackJSON", "Scrollback"], swiftSettings: strict),
         .target(name: "ScrollbackWorkload", dependencies: ["Scrollback", "ScrollbackJSON"], path: "Sources/Workload", swiftSettings: strict),
+        // Durable appends from Swift tasks: sync calls, a hand-written thread pool, the async
+        // API (issue 14; `make async-bench`).
+        .executableTarget(
+            name: "scrollback-async-bench", dependencies: ["Scrollback", "ScrollbackStorage"],
+            path: "Benchmarks/AsyncBench", swiftSettings: strict),
         .executableTarget(
             name: "scrollback-bench",
             dependencies: ["Scrollback", "ScrollbackWorkload", "CSQLite"],
@@ -120,7 +125,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "ScrollbackTests",
-            dependencies: ["Scrollback", "ScrollbackIO", "ScrollbackFormat", "TestSupport", "ScrollbackReferenceModel"],
+            dependencies: ["Scrollback", "ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat", "TestSupport", "ScrollbackReferenceModel"],
             swiftSettings: strict),
         // Crash-point sweep and real-process kill test (issue 6): the engine, the
         // `scrollback-crash` driver of `make crash`, and the bounded run in `make test`.

@@ -38,6 +38,8 @@ public final class MessageStore: Sendable {
     /// The message layer this store wraps (white-box tests).
     package let database: MessageDatabase
     let cacheCapacity: (pages: Int, blocks: Int)
+    /// The threads of the async methods (StoreServices.swift).
+    let services: StoreServices
 
     /// Opens the store at `path` (a directory), creating it when the directory is missing or
     /// empty. Throws `.notAStore` for a directory that holds other files, `.unsupportedVersion`
@@ -51,8 +53,13 @@ public final class MessageStore: Sendable {
     package init(path: String, options: StoreOptions, fileSystem: any FileSystem) throws {
         try Self.validatePath(path, argument: "path")
         let config = try Self.configuration(options)
+        services = StoreServices(options: options)
         cacheCapacity = (config.storage.pageCacheBytes, config.storage.log.blockCacheBytes)
         database = try mapErrors { try MessageDatabase.open(fileSystem: fileSystem, directory: path, options: config) }
+    }
+
+    deinit {
+        services.shutDown()
     }
 
     /// Whether `path` is a directory holding a store (its page file). `init(path:)` opens such
@@ -93,6 +100,9 @@ public final class MessageStore: Sendable {
         guard options.segmentBytes >= 64 << 10, options.segmentBytes <= 1 << 30 else {
             throw bad("segmentBytes", "\(options.segmentBytes) is outside 64 KiB ... 1 GiB")
         }
+        guard (1...256).contains(options.asyncThreads) else {
+            throw bad("asyncThreads", "\(options.asyncThreads) is outside 1 ... 256")
+        }
         var config = MessageDatabaseOptions()
         config.storage.pageSize = options.pageSize
         config.storage.pageCacheBytes = options.cacheBytes - options.cacheBytes / 4
@@ -109,8 +119,10 @@ public final class MessageStore: Sendable {
         return config
     }
 
-    /// Checkpoints and closes the files. Later calls throw `.closed`.
+    /// Checkpoints and closes the files. Later calls throw `.closed`. Async calls still
+    /// waiting for a thread fail with `.closed`; those already running finish first or fail.
     public func close() throws {
+        services.shutDown()
         try mapErrors { try database.close() }
     }
 

@@ -32,6 +32,11 @@ public struct StoreOptions: Sendable, Hashable {
     public var pageSize: Int = 8192
     /// Target size of a log segment. Default 16 MiB. Range 64 KiB … 1 GiB.
     public var segmentBytes: Int = 16 << 20
+    /// Most threads the store starts to run its `async` methods (created on first use, parked
+    /// when idle, ended by `close()`). Concurrent durable writes share a group commit only
+    /// while they wait in it on threads of their own: keep it at least the number of tasks
+    /// that write at once. Default 16. Range 1 … 256.
+    public var asyncThreads: Int = 16
 
     public init() {}
 }
