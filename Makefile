@@ -47,7 +47,7 @@ async-bench: deps
 
 # Every concurrency test under ThreadSanitizer. -DSCROLLBACK_TSAN swaps the engine's Lock for a
 # pthread mutex TSan can see (Sources/IO/Lock.swift); nothing is suppressed. Fails on any report.
-TSAN_TESTS ?= ConcurrencyTests|concurrentWritersShareSyncs|LogConcurrencyTests|groupCommit|AsyncAPITests
+TSAN_TESTS ?= ConcurrencyTests|concurrentWritersShareSyncs|LogConcurrencyTests|groupCommit|AsyncAPITests|ObservabilityTests
 tsan: deps bench-deps
 	$(SWIFT) build --build-tests --scratch-path .build-tsan --sanitize=thread -Xswiftc -DSCROLLBACK_TSAN
 	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --skip-build --scratch-path .build-tsan --sanitize=thread \

@@ -29,6 +29,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The ecosystem's logging and metrics APIs (StoreOptions.logger, StoreOptions.metrics).
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -65,7 +68,11 @@ let package = Package(
             path: "Sources/Messaging", swiftSettings: strict),
         .target(
             name: "Scrollback",
-            dependencies: ["ScrollbackMessaging", "ScrollbackStorage", "ScrollbackIO"],
+            dependencies: [
+                "ScrollbackMessaging", "ScrollbackStorage", "ScrollbackIO",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
             path: "Sources/Scrollback", swiftSettings: strict),
 
         // Benchmark suite against SQLite (issue 4): dataset generator + validator + JSONL,
@@ -125,7 +132,13 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "ScrollbackTests",
-            dependencies: ["Scrollback", "ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat", "TestSupport", "ScrollbackReferenceModel"],
+            dependencies: [
+                "Scrollback", "ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat", "TestSupport", "ScrollbackReferenceModel",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
             swiftSettings: strict),
         // Crash-point sweep and real-process kill test (issue 6): the engine, the
         // `scrollback-crash` driver of `make crash`, and the bounded run in `make test`.

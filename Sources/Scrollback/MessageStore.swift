@@ -38,7 +38,7 @@ public final class MessageStore: Sendable {
     /// The message layer this store wraps (white-box tests).
     package let database: MessageDatabase
     let cacheCapacity: (pages: Int, blocks: Int)
-    /// The threads of the async methods (StoreServices.swift).
+    /// The threads of the async methods, the logger and the metrics (StoreServices.swift).
     let services: StoreServices
 
     /// Opens the store at `path` (a directory), creating it when the directory is missing or
@@ -52,10 +52,18 @@ public final class MessageStore: Sendable {
     /// file systems).
     package init(path: String, options: StoreOptions, fileSystem: any FileSystem) throws {
         try Self.validatePath(path, argument: "path")
-        let config = try Self.configuration(options)
-        services = StoreServices(options: options)
+        var config = try Self.configuration(options)
+        services = StoreServices(path: path, options: options)
+        config.storage.observer = StorageObserverSlot(services.events)
         cacheCapacity = (config.storage.pageCacheBytes, config.storage.log.blockCacheBytes)
-        database = try mapErrors { try MessageDatabase.open(fileSystem: fileSystem, directory: path, options: config) }
+        let opening = services.opening(options) { !MessageDatabase.storeExists(fileSystem: fileSystem, at: path) }
+        do {
+            database = try mapErrors { try MessageDatabase.open(fileSystem: fileSystem, directory: path, options: config) }
+        } catch {
+            services.openFailed(error)
+            throw error
+        }
+        services.opened(self, opening)
     }
 
     deinit {
@@ -123,7 +131,13 @@ public final class MessageStore: Sendable {
     /// waiting for a thread fail with `.closed`; those already running finish first or fail.
     public func close() throws {
         services.shutDown()
-        try mapErrors { try database.close() }
+        do {
+            try mapErrors { try database.close() }
+            services.log?.closed(nil)
+        } catch {
+            services.log?.closed(error)
+            throw error
+        }
     }
 
     // MARK: Writes
@@ -353,6 +367,8 @@ public final class MessageStore: Sendable {
         return database.verify()
     }
 
+    /// Counters and sizes of the store now (`StoreStatistics`). Reads a snapshot and the
+    /// segment table: cheap, but not free; the metrics task reads it every `gaugeInterval`.
     public var statistics: StoreStatistics {
         get throws {
             let s = try mapErrors { try database.statistics() }

@@ -27,6 +27,9 @@ package struct StorageOptions: Sendable, Equatable {
     package var checkpointLogBytes: UInt64 = 64 << 20
     /// Seal full log segments (LZ4 blocks) after commits that filled one.
     package var sealFullSegments: Bool = true
+    /// Receives commits, checkpoints, compactions and the refusal of writes (for logs and
+    /// metrics); none by default.
+    package var observer = StorageObserverSlot()
 
     package init() {}
 }
