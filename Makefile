@@ -5,7 +5,7 @@ SWIFT ?= swift
 # input or bad bytes is an explicit throw and runs in both modes.
 TEST_CONFIG ?= release
 
-.PHONY: test build deps clean bench bench-deps tsan fuzz fuzz-ci fuzz-build async-bench
+.PHONY: test build deps clean bench bench-deps tsan fuzz fuzz-ci fuzz-build async-bench docs
 
 deps:
 	@if [ ! -f /usr/include/lz4.h ]; then \
@@ -44,6 +44,15 @@ ASYNC_BENCH_ARGS ?=
 async-bench: deps
 	$(SWIFT) build -c release --product scrollback-async-bench
 	.build/release/scrollback-async-bench $(ASYNC_BENCH_ARGS)
+
+# The DocC catalog (Sources/Scrollback/Scrollback.docc) and the public API's documentation, with
+# swift-docc-plugin (added to the package by SCROLLBACK_DOCS; built in .build-docs), into
+# .build/docs: a static site (serve the directory, open /documentation/scrollback). Fails on
+# any warning (a broken symbol link, a missing article).
+docs: deps
+	SCROLLBACK_DOCS=1 $(SWIFT) package --scratch-path .build-docs --allow-writing-to-directory .build/docs \
+		generate-documentation --target Scrollback --output-path .build/docs --transform-for-static-hosting \
+		--warnings-as-errors
 
 # Every concurrency test under ThreadSanitizer. -DSCROLLBACK_TSAN swaps the engine's Lock for a
 # pthread mutex TSan can see (Sources/IO/Lock.swift); nothing is suppressed. Fails on any report.

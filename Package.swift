@@ -175,6 +175,14 @@ let package = Package(
     ]
 )
 
+// `make docs` (the DocC catalog in Sources/Scrollback/Scrollback.docc): swift-docc-plugin only
+// when SCROLLBACK_DOCS is set, because a build of the package builds the plugin's tools
+// (SymbolKit among them) and every other build would pay for them. `make docs` builds in
+// .build-docs.
+if Context.environment["SCROLLBACK_DOCS"] != nil {
+    package.dependencies.append(.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"))
+}
+
 // libFuzzer targets (Fuzz/README.md). Added only when SCROLLBACK_FUZZ is set: they take
 // their `main` from libFuzzer (LLVMFuzzerRunDriver), so they link only with
 // -sanitize=fuzzer. They live in this package because they use `package` API, which a
