@@ -111,6 +111,16 @@ extension MessageStore {
         try await offload { [self] in try unreadCount(user: user, in: conversation) }
     }
 
+    /// The asynchronous form of `unreadCounts(user:conversations:)`.
+    public func unreadCounts(user: String, conversations: [String]) async throws -> [Int] {
+        try await offload { [self] in try unreadCounts(user: user, conversations: conversations) }
+    }
+
+    /// The asynchronous form of `readMarker(user:conversation:)`.
+    public func readMarker(user: String, conversation: String) async throws -> String? {
+        try await offload { [self] in try readMarker(user: user, conversation: conversation) }
+    }
+
     /// The asynchronous form of `feed(_:limit:)`.
     public func feed(_ conversations: [String], limit: Int) async throws -> [Message] {
         try await offload { [self] in try feed(conversations, limit: limit) }

@@ -282,6 +282,26 @@ public final class MessageStore: Sendable {
         return try mapErrors { try database.unreadCount(user: user, in: conversation) }
     }
 
+    /// `unreadCount(user:in:)` of each conversation, in the order given (a conversation named
+    /// twice is answered twice; an unknown one is 0), all read from one snapshot: no write
+    /// lands between two of the counts. At most `maxConversationsPerQuery` conversations.
+    /// O(k log n) for k conversations.
+    public func unreadCounts(user: String, conversations: [String]) throws -> [Int] {
+        try Self.checkName(user, "user")
+        try Self.checkConversations(conversations)
+        return try mapErrors { try database.unreadCounts(user: user, conversations: conversations) }
+    }
+
+    /// The id of the message `user`'s read marker in `conversation` points at (the newest
+    /// message `markRead` moved it to), or nil when the user has no marker there or that
+    /// message has been deleted since. A marker whose message was deleted still counts:
+    /// `unreadCount` measures from its position. O(log n).
+    public func readMarker(user: String, conversation: String) throws -> String? {
+        try Self.checkName(user, "user")
+        try Self.checkConversation(conversation)
+        return try mapErrors { try database.readMarker(user: user, conversation: conversation) }
+    }
+
     /// The newest `limit` messages across `conversations`, newest first; equal `createdAt`:
     /// later insertion first. A k-way merge over per-conversation reverse scans (no sort).
     /// Duplicate conversation ids count once.

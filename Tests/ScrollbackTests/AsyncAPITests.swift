@@ -67,6 +67,7 @@ import Testing
         #expect(try await Self.answers(syncStore) == reference)
         #expect(try await Self.answers(asyncStore) == reference)
         #expect(reference.latest.map(\.isEmpty) == [false, false, false, true])
+        #expect(reference.markers.compactMap { $0 } == ["m9", "m13"])
 
         try await asyncStore.checkpoint()
         try await asyncStore.sync()
@@ -86,6 +87,8 @@ import Testing
         var offsetPages: [[Message]] = []
         var walks: [[Message]] = []
         var counts: [Int] = []
+        var unreadCounts: [[Int]] = []
+        var markers: [String?] = []
         var feed: [Message] = []
         var heads: [Message?] = []
         var conversations: [ConversationSummary] = []
@@ -114,6 +117,10 @@ import Testing
             }
             a.counts += [try store.count(in: conversation, after: 1010), try store.unreadCount(user: "u1", in: conversation),
                          try store.unreadCount(user: "u2", in: conversation)]
+        }
+        for user in ["u1", "u2", "u3"] {
+            a.unreadCounts.append(try store.unreadCounts(user: user, conversations: conversations + ["c0"]))
+            for conversation in conversations { a.markers.append(try store.readMarker(user: user, conversation: conversation)) }
         }
         a.feed = try store.feed(["c0", "c2", "c0"], limit: 9)
         a.heads = try store.latestMessage(in: ["c1", "none", "c0"])
@@ -148,6 +155,12 @@ import Testing
             a.counts += [try await store.count(in: conversation, after: 1010),
                          try await store.unreadCount(user: "u1", in: conversation),
                          try await store.unreadCount(user: "u2", in: conversation)]
+        }
+        for user in ["u1", "u2", "u3"] {
+            a.unreadCounts.append(try await store.unreadCounts(user: user, conversations: conversations + ["c0"]))
+            for conversation in conversations {
+                a.markers.append(try await store.readMarker(user: user, conversation: conversation))
+            }
         }
         a.feed = try await store.feed(["c0", "c2", "c0"], limit: 9)
         a.heads = try await store.latestMessage(in: ["c1", "none", "c0"])

@@ -22,6 +22,8 @@ protocol StoreUnderTest: AnyObject, Sendable {
     func page(in conversation: String, offset: Int, limit: Int, order: Order) throws -> [Message]
     func count(in conversation: String, after: Int64) throws -> Int
     func unreadCount(user: String, in conversation: String) throws -> Int
+    func unreadCounts(user: String, conversations: [String]) throws -> [Int]
+    func readMarker(user: String, conversation: String) throws -> String?
     func feed(_ conversations: [String], limit: Int) throws -> [Message]
     func latestMessage(in conversations: [String]) throws -> [Message?]
     func conversations(limit: Int) throws -> [ConversationSummary]
@@ -243,6 +245,14 @@ final class ReferenceBackedStore: StoreUnderTest {
 
     func unreadCount(user: String, in conversation: String) throws -> Int {
         try read { try $0.unreadCount(user: user, in: conversation) }
+    }
+
+    func unreadCounts(user: String, conversations: [String]) throws -> [Int] {
+        try read { try $0.unreadCounts(user: user, conversations: conversations) }
+    }
+
+    func readMarker(user: String, conversation: String) throws -> String? {
+        try read { try $0.readMarker(user: user, conversation: conversation) }
     }
 
     func feed(_ conversations: [String], limit: Int) throws -> [Message] {
