@@ -137,6 +137,10 @@ package final class Pager: @unchecked Sendable {
     /// The latest committed state (what a new snapshot would see).
     package var committedState: CommittedState { core.withLock { $0.committed } }
 
+    /// The state of the meta page last made durable (by open or a checkpoint): what recovery
+    /// would start from after a crash now.
+    package var durableState: CommittedState { core.withLock { $0.durable.state } }
+
     // MARK: Transactions
 
     /// A read snapshot of the latest committed state. Never blocks on the writer or on a

@@ -93,21 +93,27 @@ extension StorageEngine {
         var attempts = attempts
         while attempts > 0 {
             attempts -= 1
+            // Recovery after a crash now replays from the durable checkpoint's position and
+            // needs the segment holding it (even when nothing after it is in that segment):
+            // segments from that one on wait for a later checkpoint.
+            let replaySegment = Self.segment(of: pager.durableState.logPosition)
             let ready: [UInt32] = pendingRemovals.withLock { pending in
                 let oldest = pager.oldestSnapshotID ?? .max
                 var ids: [UInt32] = []
-                pending.removeAll { entry in
-                    guard oldest >= entry.readableBefore else { return false }
-                    ids.append(contentsOf: entry.segments)
-                    return true
+                for i in pending.indices where oldest >= pending[i].readableBefore {
+                    ids.append(contentsOf: pending[i].segments.filter { $0 < replaySegment })
+                    pending[i].segments.removeAll { $0 < replaySegment }
                 }
+                pending.removeAll { $0.segments.isEmpty }
                 return ids
             }
             let existing = Set(try log.listSegments().map(\.id))
             for id in ready where existing.contains(id) {
                 try log.removeSegment(id)
             }
-            if pendingRemovals.withLock({ $0.isEmpty }) { return }
+            // Only snapshots are worth waiting for; a checkpoint is not waited for.
+            let oldest = pager.oldestSnapshotID ?? .max
+            if pendingRemovals.withLock({ !$0.contains { oldest < $0.readableBefore } }) { return }
             if attempts > 0 { usleep(1000) }
         }
     }
@@ -123,11 +129,16 @@ extension StorageEngine {
     /// A missing segment that still holds live records is corruption: the durable state in
     /// use is not the one the files belong to (e.g. a damaged newest meta page made the pager
     /// fall back to an older checkpoint); it is reported now rather than by later reads.
+    /// Only segments before the one holding the checkpoint's replay position are removed:
+    /// that segment and the ones after it are what the next recovery replays, even when they
+    /// hold no record yet (an empty segment left by a roll has no segment-table entry).
     func reconcileSegments() throws {
         let segments = try log.listSegments()
         let accounts = try read { try Self.segmentTable(of: $0, schema: schema) }
         let known = Set(accounts.map(\.id))
-        for segment in segments where segment.state != .active && !known.contains(segment.id) {
+        let replaySegment = Self.segment(of: pager.committedState.logPosition)
+        for segment in segments
+        where segment.state != .active && segment.id < replaySegment && !known.contains(segment.id) {
             try log.removeSegment(segment.id)
         }
         let present = Set(segments.map(\.id))
