@@ -70,6 +70,11 @@ enum InjectedBug: String, CaseIterable, Sendable {
     case editMovesMessage
     /// A reopen loses the most recent acknowledged write.
     case reopenLosesLastWrite
+    /// `readMarker` answers the newest live message at or before the marker (a seek instead of
+    /// an exact lookup), so a marker whose message was deleted names an older message.
+    case markerNamesAnOlderMessage
+    /// `unreadCounts` answers a conversation named twice once (deduplicated like `feed`).
+    case unreadCountsDeduplicated
 }
 
 /// The durable side of `ReferenceBackedStore`: survives close and reopen.
@@ -248,11 +253,20 @@ final class ReferenceBackedStore: StoreUnderTest {
     }
 
     func unreadCounts(user: String, conversations: [String]) throws -> [Int] {
-        try read { try $0.unreadCounts(user: user, conversations: conversations) }
+        try read { model in
+            guard bug == .unreadCountsDeduplicated else { return try model.unreadCounts(user: user, conversations: conversations) }
+            var seen = Set<String>()
+            return try model.unreadCounts(user: user, conversations: conversations.filter { seen.insert($0).inserted })
+        }
     }
 
     func readMarker(user: String, conversation: String) throws -> String? {
-        try read { try $0.readMarker(user: user, conversation: conversation) }
+        try read { model in
+            let answer = try model.readMarker(user: user, conversation: conversation)
+            guard bug == .markerNamesAnOlderMessage, answer == nil,
+                  let marker = model.marker(user: user, conversation: conversation) else { return answer }
+            return model.entries(conversation).last { $0.position <= marker }?.message.id
+        }
     }
 
     func feed(_ conversations: [String], limit: Int) throws -> [Message] {
