@@ -5,7 +5,7 @@ SWIFT ?= swift
 # input or bad bytes is an explicit throw and runs in both modes.
 TEST_CONFIG ?= release
 
-.PHONY: test build deps clean bench bench-deps tsan fuzz fuzz-ci fuzz-build async-bench docs
+.PHONY: test build deps clean bench bench-deps bench-dev bench-staging bench-plot tsan fuzz fuzz-ci fuzz-build async-bench docs
 
 deps:
 	@if [ ! -f /usr/include/lz4.h ]; then \
@@ -19,24 +19,55 @@ build: deps bench-deps
 test: deps bench-deps
 	$(SWIFT) build --build-tests -c $(TEST_CONFIG) -Xswiftc -enable-testing
 	$(SWIFT) test --skip-build -c $(TEST_CONFIG) -Xswiftc -enable-testing
-	@echo "benchmark smoke run: Scrollback and both SQLite schemas must agree on every sampled query"
+	@echo "benchmark smoke run: Scrollback, both SQLite schemas, LMDB and RocksDB must agree on every sampled query"
 	$(SWIFT) build -c $(TEST_CONFIG) -Xswiftc -enable-testing --product scrollback-bench
 	.build/$(TEST_CONFIG)/scrollback-bench --quick --dir .build/bench-quick
 
-# The benchmark's SQLite side links the system libsqlite3.
+# The benchmark's peers link the system libsqlite3, liblmdb and librocksdb (Debian packages).
+BENCH_PACKAGES = sqlite3.h:libsqlite3-dev lmdb.h:liblmdb-dev rocksdb/c.h:librocksdb-dev
 bench-deps:
-	@if [ ! -f /usr/include/sqlite3.h ]; then \
-		echo "libsqlite3-dev missing: installing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libsqlite3-dev; \
+	@missing=""; for p in $(BENCH_PACKAGES); do \
+		[ -f /usr/include/$${p%%:*} ] || missing="$$missing $${p#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "missing:$$missing: installing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-# The SQLite comparison on the reference dataset (Benchmarks/README.md): release build,
-# generate + validate, load Scrollback and both SQLite schemas, run the query suite, print
-# the table. BENCH_ARGS passes flags (e.g. BENCH_ARGS="--durability normal").
+# The comparison on the reference dataset (Benchmarks/README.md): release build, generate +
+# validate, load Scrollback, both SQLite schemas, LMDB and RocksDB, run the query suite,
+# readers with a writer, cold reads and compaction, print the tables, write
+# Benchmarks/RESULTS.md and Benchmarks/bands.json, then draw the charts (bench-plot).
+# BENCH_ARGS passes flags (e.g. BENCH_ARGS="--durability normal").
 BENCH_JSON ?= .build/bench.json
 bench: deps bench-deps
 	$(SWIFT) build -c release --product scrollback-bench
 	.build/release/scrollback-bench --json $(BENCH_JSON) $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory bench-plot || echo "bench-plot failed: the charts were not redrawn (the tables are in Benchmarks/RESULTS.md)"
+
+# The dev band (5M messages) with every engine, and the staging band (100M messages) with
+# Scrollback and RocksDB (hours; about 45 GB of disk, no compaction phase). LMDB at 100M
+# needs about 40 GB where RocksDB needs 12 (STAGING_ENGINES=scrollback,lmdb where the disk
+# has room: the run checks first). Each adds its figures to Benchmarks/bands.json and the bands
+# table of Benchmarks/RESULTS.md, and writes Benchmarks/RESULTS-<band>.md.
+bench-dev: deps bench-deps
+	$(SWIFT) build -c release --product scrollback-bench
+	.build/release/scrollback-bench --band dev --json .build/bench-dev.json $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory bench-plot BENCH_PLOT_RUN=.build/bench-dev.json BENCH_PLOT_OUT=Benchmarks/bench-dev.png || true
+STAGING_ENGINES ?= scrollback,rocksdb
+bench-staging: deps bench-deps
+	$(SWIFT) build -c release --product scrollback-bench
+	.build/release/scrollback-bench --band staging --engines $(STAGING_ENGINES) --skip compaction \
+		--json .build/bench-staging.json $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory bench-plot BENCH_PLOT_RUN=.build/bench-staging.json BENCH_PLOT_OUT=Benchmarks/bench-staging.png || true
+
+# The charts: per query p50/p99 per engine (from the run's JSON) and the bands (from
+# Benchmarks/bands.json). Installs matplotlib from PyPI when it is missing.
+BENCH_PLOT_RUN ?= $(BENCH_JSON)
+BENCH_PLOT_OUT ?= Benchmarks/bench.png
+bench-plot:
+	@python3 -c "import matplotlib" 2>/dev/null || python3 -m pip install -q matplotlib
+	python3 Benchmarks/plot.py $(BENCH_PLOT_RUN) -o $(BENCH_PLOT_OUT) --bands Benchmarks/bands.json --bands-output Benchmarks/bands.png
 
 # Durable appends from Swift tasks three ways (sync calls, a hand-written 16-thread pool, the
 # async API) with a 1 ms timer task's lag, and the async hop on reads (issue 14; README, "In a service").

@@ -75,13 +75,27 @@ let package = Package(
             ],
             path: "Sources/Scrollback", swiftSettings: strict),
 
-        // Benchmark suite against SQLite (issue 4): dataset generator + validator + JSONL,
-        // the system SQLite library, and the `scrollback-bench` executable.
+        // Benchmark suite against SQLite (issue 4), LMDB and RocksDB (issue 13): dataset
+        // generator + validator + JSONL, the system SQLite, LMDB and RocksDB libraries, and the
+        // `scrollback-bench` executable.
         .systemLibrary(
             name: "CSQLite",
             path: "Sources/CSQLite",
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
+        ),
+        // The benchmark's key-value peers (issue 13): LMDB and RocksDB through their C libraries.
+        .systemLibrary(
+            name: "CLMDB",
+            path: "Sources/CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+        .systemLibrary(
+            name: "CRocksDB",
+            path: "Sources/CRocksDB",
+            pkgConfig: "rocksdb",
+            providers: [.apt(["librocksdb-dev"])]
         ),
         // The one message JSON codec (and the JSON reader and writer under it), shared by the
         // command-line tool and the workload's JSON-lines files.
@@ -95,7 +109,7 @@ let package = Package(
             path: "Benchmarks/AsyncBench", swiftSettings: strict),
         .executableTarget(
             name: "scrollback-bench",
-            dependencies: ["Scrollback", "ScrollbackWorkload", "CSQLite"],
+            dependencies: ["Scrollback", "ScrollbackWorkload", "CSQLite", "CLMDB", "CRocksDB"],
             path: "Benchmarks/ChatBench", swiftSettings: strict),
         .testTarget(name: "WorkloadTests", dependencies: ["ScrollbackWorkload", "ScrollbackJSON", "Scrollback"], swiftSettings: strict),
         .executableTarget(

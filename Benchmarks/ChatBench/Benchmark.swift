@@ -29,6 +29,11 @@ final class Benchmark {
     var sampleDescription: [String: Any] = [:]
     /// p50 of two back-to-back clock reads: the floor under every latency sample.
     var timerOverheadNanoseconds: UInt64 = 0
+    var concurrency: [ConcurrencyFigure] = []
+    /// Messages the live writer of the concurrency phase added to every engine.
+    var liveMessages = 0
+    var cold: [ColdFigure] = []
+    var phaseSeconds: [(String, Double)] = []
 
     init(options: Options) throws {
         self.options = options
@@ -44,7 +49,8 @@ final class Benchmark {
     /// Returns the process exit status: 0 ok, 1 engines disagree, 2 dataset failed validation.
     func run() throws -> Int32 {
         log("scrollback-bench: \(configuration)\(options.quick ? " (quick smoke run)" : "")")
-        log("engines: \(options.engines.joined(separator: ", ")); cache \(formatBytes(UInt64(options.cacheBytes))) each; durability \(options.durability == .full ? "full" : "normal"); SQLite \(String(cString: sqlite3_libversion()))")
+        log("engines: \(options.engines.joined(separator: ", ")); cache \(formatBytes(UInt64(options.cacheBytes))) each; durability \(options.durability == .full ? "full" : "normal"); \(libraryVersions)")
+        try checkDiskSpace()
 
         // 1. Generate and validate.
         var validator = DatasetValidator(catalog: generator.catalog)
@@ -83,13 +89,24 @@ final class Benchmark {
                 }
             case "sqlite-rowid":
                 engines.append(try SQLiteEngine(schema: .rowid, directory: options.directory, cacheBytes: options.cacheBytes, durability: options.durability))
-            default:
+            case "sqlite-clustered":
                 engines.append(try SQLiteEngine(schema: .clustered, directory: options.directory, cacheBytes: options.cacheBytes, durability: options.durability))
+            case "lmdb":
+                engines.append(try KVEngine(backend: LMDBBackend(directory: options.directory, mapBytes: lmdbMapBytes, durability: options.durability)))
+            default:
+                engines.append(try KVEngine(backend: RocksDBBackend(directory: options.directory, cacheBytes: options.cacheBytes, durability: options.durability)))
             }
         }
 
         // 3. Bulk load, one engine at a time (the generator runs again, untimed).
+        var phase = nowNanoseconds()
+        func endPhase(_ name: String) {
+            let now = nowNanoseconds()
+            phaseSeconds.append((name, Double(now - phase) / 1e9))
+            phase = now
+        }
         for engine in engines { try load(engine) }
+        endPhase("load")
 
         // 4. Reopen after a clean close.
         let sample = makeSample()
@@ -104,17 +121,39 @@ final class Benchmark {
 
         // 5. Read queries: agreement (also the warm-up), then timing.
         let queries = try makeReadQueries(sample)
-        for query in queries where options.wants(query.key) { try runRead(query) }
+        let wanted = queries.filter { options.wants($0.key) }
+        let readBar = ProgressBar("read queries", total: wanted.count)
+        for (i, query) in wanted.enumerated() {
+            try runRead(query)
+            readBar.update(i + 1)
+        }
+        readBar.finish()
+        endPhase("read queries")
 
         // 6. Writes.
         if options.wants(.send) { try runSends() }
         if options.wants(.markRead) { try runMarkRead(sample) }
         if options.wants(.writers) { try runWriters() }
         try checkAfterWrites(sample)
+        endPhase("writes")
 
-        // 7. Compaction and bytes on disk.
-        for engine in engines {
-            if options.wants(.compaction) {
+        // 7. Readers with a writer; cold reads.
+        if !options.skip.contains("concurrency") {
+            log("readers with a writer: \(options.readerThreads.map(String.init).joined(separator: ", ")) reader threads, \(grouped(options.simulatedUsers)) simulated users, \(String(format: "%g", options.concurrencySeconds)) s each, one writer at \(String(format: "%g", options.writerRate)) durable sends/s")
+            try runConcurrency(sample)
+            log("  change delivery (commit → subscriber): \(changeDeliveryNote)")
+            endPhase("readers with a writer")
+        }
+        if !options.skip.contains("cold") {
+            log("cold reads: store files evicted from the OS page cache (fsync + POSIX_FADV_DONTNEED), engine reopened; bytes = /proc/self/io read_bytes per query")
+            try runCold(sample)
+            endPhase("cold reads")
+        }
+
+        // 8. Compaction and bytes on disk.
+        let compactBar = ProgressBar("compaction", total: engines.count)
+        for (i, engine) in engines.enumerated() {
+            if options.wants(.compaction) && !options.skip.contains("compaction") {
                 let t = nowNanoseconds()
                 try engine.compact()
                 compactionSeconds[engine.name] = Double(nowNanoseconds() - t) / 1e9
@@ -122,14 +161,18 @@ final class Benchmark {
                 try engine.checkpoint()
             }
             bytesAfterCompaction[engine.name] = try engine.diskBytes()
+            compactBar.update(i + 1)
         }
+        compactBar.finish()
+        endPhase("compaction")
         if let s = engines.first(where: { $0 is ScrollbackEngine }) as? ScrollbackEngine { scrollbackStatistics = s.statistics() }
         for engine in engines { try engine.close() }
         if !options.keep { try? FileManager.default.removeItem(atPath: options.directory) }
 
-        // 8. Report.
+        // 9. Report.
         printTable()
         if let path = options.jsonPath { try writeJSON(path) ; log("wrote \(path)") }
+        if mismatches.isEmpty, let directory = options.resultsDirectory { try writeResults(directory) }
         if !mismatches.isEmpty {
             log("FAIL: the engines disagree on \(mismatches.count) of \(agreementChecks) checked results:")
             for m in mismatches.prefix(20) { log("  " + m) }

@@ -6,6 +6,8 @@ enum KeysetCursor: Hashable {
     /// SQLite: `createdAt < value` (the generated timestamps are unique, so the time alone
     /// is a total order within a conversation).
     case before(Int64)
+    /// LMDB, RocksDB: below the key (conversation, createdAt, seq) of the last message returned.
+    case key(createdAt: Int64, seq: UInt64)
 }
 
 /// How the benchmark talks to an engine. Every query returns Swift values (`Message` with
@@ -13,8 +15,11 @@ enum KeysetCursor: Hashable {
 ///
 /// Not thread-safe, except `concurrentSends`, which drives its own threads.
 protocol ChatEngine: AnyObject {
-    /// `scrollback`, `sqlite-rowid` or `sqlite-clustered`.
+    /// `scrollback`, `sqlite-rowid`, `sqlite-clustered`, `lmdb` or `rocksdb`.
     var name: String { get }
+    /// The directory or files that hold the store (the cold-read phase evicts them from the
+    /// OS page cache).
+    var storePaths: [String] { get }
 
     /// Appends a batch in one durable transaction (bulk load). Idempotent on message id.
     func load(_ batch: [Message]) throws
@@ -52,7 +57,19 @@ protocol ChatEngine: AnyObject {
     func close() throws
     /// Opens the files again (after `close`).
     func reopen() throws
+
+    /// Another handle on the same open store, for one other thread of the concurrency phase
+    /// (SQLite: a new connection with `cacheBytes` of cache; LMDB: its own read transaction;
+    /// RocksDB: its own read options; Scrollback: the same `MessageStore`).
+    func concurrentHandle(cacheBytes: Int) throws -> any ChatEngine
+    /// Releases a handle made by `concurrentHandle` (not the store).
+    func closeHandle()
 }
+
+/// All engines, in the order the table shows them.
+let allEngineNames = ["scrollback", "sqlite-rowid", "sqlite-clustered", "lmdb", "rocksdb"]
+/// The peers Scrollback is compared with.
+let peerNames = ["sqlite-rowid", "sqlite-clustered", "lmdb", "rocksdb"]
 
 /// Cap of the one-day range query on every engine: Scrollback's largest `limit`
 /// (`MessageStore.maxLimit`), so that both sides return the same rows even where a day of a

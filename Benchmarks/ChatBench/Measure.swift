@@ -32,8 +32,11 @@ struct LatencySummary {
         mean = sorted.isEmpty ? .nan : Double(sorted.reduce(0, +)) / Double(sorted.count) / 1000
     }
 
+    /// Figures of an empty sample are null (JSON has no NaN).
     var json: [String: Any] {
-        ["samples": samples, "p50_us": p50, "p95_us": p95, "p99_us": p99, "max_us": max, "mean_us": mean]
+        func number(_ v: Double) -> Any { v.isFinite ? v : NSNull() }
+        return ["samples": samples, "p50_us": number(p50), "p95_us": number(p95), "p99_us": number(p99),
+                "max_us": number(max), "mean_us": number(mean)]
     }
 }
 

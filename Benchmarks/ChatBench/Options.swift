@@ -10,7 +10,7 @@ struct Options {
     var durability: Durability = .full
     var jsonPath: String? = nil
     var queries: Set<String>? = nil
-    var engines = ["scrollback", "sqlite-rowid", "sqlite-clustered"]
+    var engines = allEngineNames
     var directory = ".build/bench-data"
     var cacheBytes = 256 << 20
     /// Distinct parameter sets per query (each checked for agreement on every engine).
@@ -26,13 +26,26 @@ struct Options {
     var keep = false
     var force = false
     var loadBatch = 10_000
+    /// Readers with a writer: reader thread counts, seconds per count, the writer's rate.
+    var readerThreads = [1, 4, 16, 64]
+    var concurrencySeconds = 3.0
+    var writerRate = 200.0
+    var simulatedUsers = 1_000
+    /// Phases left out (`concurrency`, `cold`, `compaction`).
+    var skip: Set<String> = []
+    /// Where RESULTS.md and bands.json go; nil: not written (see `resultsDefault`).
+    var resultsDirectory: String? = nil
+    var writeResults: Bool? = nil
+    /// `reference`, `dev`, `staging`, `perf`, or `custom` (any other size).
+    var bandLabel = "reference"
 
     static let usage = """
         usage: scrollback-bench [options]
 
         Generates the reference chat dataset (../shared/workload.md), validates it, loads it into
-        Scrollback and into SQLite (two schemas), checks that every engine returns the same
-        results for every sampled query, and prints p50/p99 per query with ratios.
+        Scrollback, SQLite (two schemas), LMDB and RocksDB, checks that every engine returns the
+        same results for every sampled query, and prints p50/p99 per query with ratios; then
+        readers with a writer, cold reads, compaction.
 
           --messages N         dataset size (conversations and users scale with it)
           --band B             reference | dev (5M) | staging (100M) | perf (300M)
@@ -42,12 +55,19 @@ struct Options {
           --durability MODE    full (default: every commit fsyncs; SQLite synchronous=FULL)
                                | normal (SQLite synchronous=NORMAL, Scrollback .normal)
           --json PATH          write every figure, machine, commit and configuration as JSON
-          --engines LIST       subset of scrollback,sqlite-rowid,sqlite-clustered
+          --engines LIST       subset of scrollback,sqlite-rowid,sqlite-clustered,lmdb,rocksdb
           --cache-mb N         page-cache budget of every engine (default 256)
           --iterations N       timed runs per query and engine (default 1000)
           --seconds-per-query S  time cap per query and engine (default 2)
           --dir PATH           where the databases go (default .build/bench-data; wiped first)
           --keep               leave the databases on disk
+          --threads LIST       reader threads of the readers-with-a-writer phase (default 1,4,16,64)
+          --concurrency-seconds S  seconds per reader-thread count and engine (default 3)
+          --writer-rate R      the writer's durable sends per second meanwhile (default 200)
+          --skip LIST          leave out phases: concurrency, cold, compaction
+          --results DIR        write RESULTS.md and update bands.json in DIR (default: Benchmarks/
+                               for the reference size and the bands, when run from the repository)
+          --no-results         do not write them
           --force              run even on a dataset that fails the workload rules (figures are
                                then not the benchmark's: for experiments only)
           --list-queries       print the query keys
@@ -87,10 +107,27 @@ struct Options {
                 }
             case "--json": o.jsonPath = try value()
             case "--engines":
-                o.engines = try value().split(separator: ",").map(String.init)
-                for e in o.engines where !["scrollback", "sqlite-rowid", "sqlite-clustered"].contains(e) {
-                    throw OptionError("unknown engine \(e)")
+                let list = try value().split(separator: ",").map(String.init)
+                for e in list where !allEngineNames.contains(e) { throw OptionError("unknown engine \(e)") }
+                o.engines = allEngineNames.filter(list.contains)
+            case "--threads":
+                o.readerThreads = try value().split(separator: ",").map {
+                    guard let n = Int($0), n >= 1, n <= 1024 else { throw OptionError("--threads needs numbers 1…1024") }
+                    return n
                 }
+            case "--concurrency-seconds":
+                guard let s = Double(try value()), s > 0 else { throw OptionError("--concurrency-seconds needs a number") }
+                o.concurrencySeconds = s
+            case "--writer-rate":
+                guard let r = Double(try value()), r >= 0 else { throw OptionError("--writer-rate needs a number") }
+                o.writerRate = r
+            case "--skip":
+                o.skip = Set(try value().split(separator: ",").map(String.init))
+                for k in o.skip where !["concurrency", "cold", "compaction"].contains(k) { throw OptionError("unknown phase \(k)") }
+            case "--results":
+                o.resultsDirectory = try value()
+                o.writeResults = true
+            case "--no-results": o.writeResults = false
             case "--cache-mb": o.cacheBytes = try integer() << 20
             case "--iterations": o.iterations = max(1, try integer())
             case "--seconds-per-query":
@@ -121,6 +158,11 @@ struct Options {
         } else {
             o.configuration = DatasetConfiguration(seed: s)
         }
+        if let b = o.band, messages == nil {
+            o.bandLabel = b.rawValue
+        } else {
+            o.bandLabel = o.configuration.messages == DatasetConfiguration.referenceMessages && !o.quick ? "reference" : "custom"
+        }
         if o.quick {
             o.distinctParameters = 25
             o.iterations = 25
@@ -129,7 +171,16 @@ struct Options {
             o.sends = 10
             o.sendsPerWriter = 5
             o.loadBatch = 500
+            o.concurrencySeconds = 0.15
+            o.simulatedUsers = 100
         }
+        if o.writeResults == nil {
+            // Results of the reference size and of the bands are the project's; others are
+            // experiments. A quick run never writes them.
+            o.writeResults = o.bandLabel != "custom" && !o.quick && !o.force && o.queries == nil && o.skip.isEmpty
+                && o.engines == allEngineNames && FileManager.default.fileExists(atPath: "Benchmarks/ChatBench")
+        }
+        if o.writeResults == true, o.resultsDirectory == nil { o.resultsDirectory = "Benchmarks" }
         if let q = o.queries {
             let known = Set(QueryKey.allCases.map(\.rawValue))
             for k in q where !known.contains(k) { throw OptionError("unknown query \(k) (see --list-queries)") }

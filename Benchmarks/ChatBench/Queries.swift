@@ -53,6 +53,20 @@ enum QueryKey: String, CaseIterable {
         case .unreadNearHeavy, .unreadFarHeavy: 100
         case .feed: 5
         case .writers: 3
+        case .send, .markRead: 1.5
+        default: nil
+        }
+    }
+
+    /// The goal against the key-value peers (`product.md`): for the scans "ahead of LMDB",
+    /// whose first bar is Scrollback's p50 ≤ 1.5× LMDB's; for the feed and the previews
+    /// "ahead of LMDB and RocksDB" (at p50).
+    enum PeerGoal { case lmdbFirstBar, aheadOfKeyValue }
+
+    var peerGoal: PeerGoal? {
+        switch self {
+        case .latest20, .keyset, .offset100, .range: .lmdbFirstBar
+        case .feed, .latestOf50: .aheadOfKeyValue
         default: nil
         }
     }

@@ -214,6 +214,16 @@ final class SQLiteEngine: ChatEngine {
         if let failure = failures.first { throw SQLiteError(code: SQLITE_ERROR, message: failure) }
     }
 
+    var storePaths: [String] { [path, path + "-wal"] }
+
+    /// A connection of its own with `cacheBytes` of page cache (a reader or writer thread of
+    /// the concurrency phase: one connection per thread, as an application would).
+    func concurrentHandle(cacheBytes: Int) throws -> any ChatEngine {
+        try SQLiteEngine(attachingTo: path, schema: schema, cacheBytes: cacheBytes, durability: durability)
+    }
+
+    func closeHandle() { try? close() }
+
     /// A second connection to an existing database (for writer threads).
     private init(attachingTo path: String, schema: Schema, cacheBytes: Int, durability: Durability) throws {
         self.schema = schema
@@ -264,7 +274,7 @@ final class SQLiteEngine: ChatEngine {
         switch cursor {
         case nil: before = Int64.max
         case let .before(t): before = t
-        case .scrollback: throw SQLiteError(code: SQLITE_MISUSE, message: "a Scrollback cursor given to SQLite")
+        case .scrollback, .key: throw SQLiteError(code: SQLITE_MISUSE, message: "another engine's cursor given to SQLite")
         }
         let s = statements.keyset
         try s.bind(1, conversation)

@@ -9,7 +9,24 @@ final class ScrollbackEngine: ChatEngine {
     let options: StoreOptions
     private var store: MessageStore!
 
+    /// False for the handles of the concurrency phase, which share the store.
+    private let ownsStore: Bool
+
+    var storePaths: [String] { [path] }
+
+    private init(sharing other: ScrollbackEngine) {
+        path = other.path
+        options = other.options
+        store = other.store
+        ownsStore = false
+    }
+
+    func concurrentHandle(cacheBytes: Int) throws -> any ChatEngine { ScrollbackEngine(sharing: self) }
+
+    func closeHandle() { if !ownsStore { store = nil } }
+
     init(directory: String, cacheBytes: Int, durability: Durability) throws {
+        ownsStore = true
         path = directory + "/scrollback"
         try? FileManager.default.removeItem(atPath: path)
         var options = StoreOptions()
@@ -45,7 +62,7 @@ final class ScrollbackEngine: ChatEngine {
         switch cursor {
         case nil: start = nil
         case let .scrollback(c): start = c
-        case .before: throw ScrollbackError.invalidArgument(argument: "cursor", reason: "an SQLite cursor given to Scrollback")
+        case .before, .key: throw ScrollbackError.invalidArgument(argument: "cursor", reason: "another engine's cursor given to Scrollback")
         }
         let page = try store.page(in: conversation, after: start, limit: limit, order: .newestFirst)
         return (page.messages, page.next.map { .scrollback($0) })
