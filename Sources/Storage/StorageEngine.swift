@@ -228,6 +228,7 @@ package final class StorageEngine: @unchecked Sendable {
         var batch = LogBatch()
         var lastEnd: LogPosition?
         var committedMembers = 0
+        var syncDuration: Duration?
         do {
             for member in group {
                 batch.removeAll()
@@ -247,7 +248,7 @@ package final class StorageEngine: @unchecked Sendable {
                 committedMembers += 1
             }
             if let lastEnd, options.durability == .full {
-                try log.sync(through: lastEnd)
+                syncDuration = try timedSync(through: lastEnd)
             }
             try transaction.commit()
         } catch {
@@ -260,6 +261,7 @@ package final class StorageEngine: @unchecked Sendable {
             $0.commits += UInt64(committedMembers)
             $0.groups += 1
         }
+        if committedMembers > 0 { observer?.groupCommitted(transactions: committedMembers, syncDuration: syncDuration) }
         do {
             try maintainAfterCommit()
         } catch {
@@ -311,7 +313,7 @@ package final class StorageEngine: @unchecked Sendable {
         if position > log.durablePosition {
             try log.sync(through: position)
         }
-        try pager.checkpoint()
+        try observingCheckpoint { try pager.checkpoint() }
         logEndAtCheckpoint.withLock { $0 = position }
         counters.withLock { $0.checkpoints += 1 }
         try removeUnreadableFiles()
@@ -372,7 +374,11 @@ package final class StorageEngine: @unchecked Sendable {
     }
 
     func poisonWith(_ error: any Error) {
-        poison.withLock { $0.latch("\(error)") }
+        let first = poison.withLock { latch in
+            defer { latch.latch("\(error)") }
+            return !latch.isLatched
+        }
+        if first { observer?.refusesWrites(cause: "\(error)") }
     }
 
     /// True after a failed write or sync: the engine refuses writes until reopened.

@@ -29,6 +29,9 @@ package struct StorageOptions: Sendable, Equatable {
     package var sealFullSegments: Bool = true
     /// Budget of the cache of decoded run blocks.
     package var runCacheBytes: Int = 32 << 20
+    /// Receives commits, checkpoints, compactions and the refusal of writes (for logs and
+    /// metrics); none by default.
+    package var observer = StorageObserverSlot()
 
     package init() {}
 }
