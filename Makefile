@@ -5,7 +5,7 @@ SWIFT ?= swift
 # input or bad bytes is an explicit throw and runs in both modes.
 TEST_CONFIG ?= release
 
-.PHONY: test build deps clean bench bench-deps bench-dev bench-staging bench-plot tsan fuzz fuzz-ci fuzz-build
+.PHONY: test build deps clean bench bench-deps bench-dev bench-staging bench-plot tsan fuzz fuzz-ci fuzz-build async-bench docs
 
 deps:
 	@if [ ! -f /usr/include/lz4.h ]; then \
@@ -69,9 +69,25 @@ bench-plot:
 	@python3 -c "import matplotlib" 2>/dev/null || python3 -m pip install -q matplotlib
 	python3 Benchmarks/plot.py $(BENCH_PLOT_RUN) -o $(BENCH_PLOT_OUT) --bands Benchmarks/bands.json --bands-output Benchmarks/bands.png
 
+# Durable appends from Swift tasks three ways (sync calls, a hand-written 16-thread pool, the
+# async API) with a 1 ms timer task's lag, and the async hop on reads (issue 14; README, "In a service").
+ASYNC_BENCH_ARGS ?=
+async-bench: deps
+	$(SWIFT) build -c release --product scrollback-async-bench
+	.build/release/scrollback-async-bench $(ASYNC_BENCH_ARGS)
+
+# The DocC catalog (Sources/Scrollback/Scrollback.docc) and the public API's documentation, with
+# swift-docc-plugin (added to the package by SCROLLBACK_DOCS; built in .build-docs), into
+# .build/docs: a static site (serve the directory, open /documentation/scrollback). Fails on
+# any warning (a broken symbol link, a missing article).
+docs: deps
+	SCROLLBACK_DOCS=1 $(SWIFT) package --scratch-path .build-docs --allow-writing-to-directory .build/docs \
+		generate-documentation --target Scrollback --output-path .build/docs --transform-for-static-hosting \
+		--warnings-as-errors
+
 # Every concurrency test under ThreadSanitizer. -DSCROLLBACK_TSAN swaps the engine's Lock for a
 # pthread mutex TSan can see (Sources/IO/Lock.swift); nothing is suppressed. Fails on any report.
-TSAN_TESTS ?= ConcurrencyTests|concurrentWritersShareSyncs|LogConcurrencyTests|groupCommit
+TSAN_TESTS ?= ConcurrencyTests|concurrentWritersShareSyncs|LogConcurrencyTests|groupCommit|AsyncAPITests|ObservabilityTests
 tsan: deps bench-deps
 	$(SWIFT) build --build-tests --scratch-path .build-tsan --sanitize=thread -Xswiftc -DSCROLLBACK_TSAN
 	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --skip-build --scratch-path .build-tsan --sanitize=thread \

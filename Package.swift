@@ -29,6 +29,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The ecosystem's logging and metrics APIs (StoreOptions.logger, StoreOptions.metrics).
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -65,7 +68,11 @@ let package = Package(
             path: "Sources/Messaging", swiftSettings: strict),
         .target(
             name: "Scrollback",
-            dependencies: ["ScrollbackMessaging", "ScrollbackStorage", "ScrollbackIO"],
+            dependencies: [
+                "ScrollbackMessaging", "ScrollbackStorage", "ScrollbackIO",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
             path: "Sources/Scrollback", swiftSettings: strict),
 
         // Benchmark suite against SQLite (issue 4), LMDB and RocksDB (issue 13): dataset
@@ -95,6 +102,11 @@ let package = Package(
         .target(name: "ScrollbackJSON", dependencies: ["Scrollback"], path: "Sources/JSON", swiftSettings: strict),
         .testTarget(name: "JSONTests", dependencies: ["ScrollbackJSON", "Scrollback"], swiftSettings: strict),
         .target(name: "ScrollbackWorkload", dependencies: ["Scrollback", "ScrollbackJSON"], path: "Sources/Workload", swiftSettings: strict),
+        // Durable appends from Swift tasks: sync calls, a hand-written thread pool, the async
+        // API (issue 14; `make async-bench`).
+        .executableTarget(
+            name: "scrollback-async-bench", dependencies: ["Scrollback", "ScrollbackStorage"],
+            path: "Benchmarks/AsyncBench", swiftSettings: strict),
         .executableTarget(
             name: "scrollback-bench",
             dependencies: ["Scrollback", "ScrollbackWorkload", "CSQLite", "CLMDB", "CRocksDB"],
@@ -134,7 +146,13 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "ScrollbackTests",
-            dependencies: ["Scrollback", "ScrollbackIO", "ScrollbackFormat", "TestSupport", "ScrollbackReferenceModel"],
+            dependencies: [
+                "Scrollback", "ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat", "TestSupport", "ScrollbackReferenceModel",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
             swiftSettings: strict),
         // Crash-point sweep and real-process kill test (issue 6): the engine, the
         // `scrollback-crash` driver of `make crash`, and the bounded run in `make test`.
@@ -173,6 +191,14 @@ let package = Package(
             swiftSettings: strict),
     ]
 )
+
+// `make docs` (the DocC catalog in Sources/Scrollback/Scrollback.docc): swift-docc-plugin only
+// when SCROLLBACK_DOCS is set, because a build of the package builds the plugin's tools
+// (SymbolKit among them) and every other build would pay for them. `make docs` builds in
+// .build-docs.
+if Context.environment["SCROLLBACK_DOCS"] != nil {
+    package.dependencies.append(.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"))
+}
 
 // libFuzzer targets (Fuzz/README.md). Added only when SCROLLBACK_FUZZ is set: they take
 // their `main` from libFuzzer (LLVMFuzzerRunDriver), so they link only with

@@ -23,6 +23,7 @@ struct RootCommand: ParsableCommand {
             Exit status: 0 on success, 1 on a runtime error (or a problem found by verify), \
             2 on bad usage. Errors are printed on stderr, one line each.
             """,
+        version: Scrollback.version,
         subcommands: [
             Generate.self, Import.self, Export.self, Query.self, Exec.self, Stats.self, Verify.self,
             Checkpoint.self, Compact.self, Backup.self, Upgrade.self, Dump.self,

@@ -36,6 +36,9 @@ package final class ConditionMutex: @unchecked Sendable {
 
     package func broadcast() { pthread_cond_broadcast(condition) }
 
+    /// Wakes at least one waiter (if any).
+    package func signal() { pthread_cond_signal(condition) }
+
     package func withLock<R>(_ body: () throws -> R) rethrows -> R {
         lock()
         defer { unlock() }

@@ -30,7 +30,12 @@ extension MessageDatabase {
         try compactionLock.withLock { _ in
             compactionRunning.store(true, ordering: .releasing)
             defer { compactionRunning.store(false, ordering: .releasing) }
-            return try compactLocked(threshold: threshold)
+            let start = ContinuousClock.now
+            let summary = try compactLocked(threshold: threshold)
+            engine.observer?.compacted(CompactionEvent(
+                automatic: threshold != nil, segmentsRewritten: summary.segmentsRewritten, recordsMoved: summary.recordsMoved,
+                logBytesBefore: summary.logBytesBefore, logBytesAfter: summary.logBytesAfter, duration: ContinuousClock.now - start))
+            return summary
         }
     }
 

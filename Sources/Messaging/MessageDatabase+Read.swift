@@ -151,24 +151,8 @@ extension MessageDatabase {
     package func unreadCount(user: String, in conversation: String) throws -> Int {
         try engine.read { snapshot in
             guard let id = try conversationID(conversation, in: snapshot) else { return 0 }
-            let messages = try BTree(snapshot, .messages)
-            let end = try messages.rank(MessageKey.first(of: id &+ 1).treeKey)
-            var marker: MarkerValue? = nil
-            if let userID = try userID(user, in: snapshot) {
-                let markers = try BTree(snapshot, .readMarkers)
-                try markers.withValue(for: MarkerKey(user: userID, conversation: id).treeKey) { v in
-                    let value = MarkerValue(v)
-                    if value.marks { marker = value }
-                }
-            }
-            let start: Int
-            if let marker {
-                let through = MessageKey(conversation: id, createdAt: marker.createdAt, seq: marker.seq)
-                start = try messages.rank(through.treeKey, inclusive: true)
-            } else {
-                start = try messages.rank(MessageKey.first(of: id).treeKey)
-            }
-            return end - start
+            return try unreadCount(conversation: id, marker: try marker(user: user, conversation: id, in: snapshot),
+                                   messages: try BTree(snapshot, .messages))
         }
     }
 

@@ -19,6 +19,7 @@ public enum MessageKind: UInt8, Sendable, Hashable, CaseIterable, CustomStringCo
         }
     }
 
+    /// The kind named `name` (`MessageKind.name`), or nil.
     public init?(name: String) {
         guard let kind = MessageKind.allCases.first(where: { $0.name == name }) else { return nil }
         self = kind
@@ -40,12 +41,19 @@ public enum MessageKind: UInt8, Sendable, Hashable, CaseIterable, CustomStringCo
 /// Order: messages of a conversation are ordered by `(createdAt, insertion order)`; equal
 /// timestamps keep the order in which they were appended.
 public struct Message: Sendable, Hashable {
+    /// Unique among the store's live messages: 1…128 UTF-8 bytes. `Identifiable.id`.
     public var id: String
+    /// The conversation (1…255 UTF-8 bytes); messages are ordered within it.
     public var conversation: String
+    /// Who wrote it (1…255 UTF-8 bytes).
     public var sender: String
+    /// Milliseconds since the Unix epoch, `0 ≤ createdAt < 2^53` (`date` as a `Date`).
     public var createdAt: Int64
+    /// What the body holds.
     public var kind: MessageKind
+    /// The text, at most `StoreOptions.maxBodyBytes` UTF-8 bytes (may be empty).
     public var body: String
+    /// The id of the message this one answers (1…128 UTF-8 bytes; it need not exist), or nil.
     public var replyTo: String?
     /// Set by `MessageStore.edit`; ignored on append (a new message is never edited).
     public var edited: Bool
@@ -82,6 +90,7 @@ public enum AppendOutcome: Sendable, Hashable {
 
 /// One page of a keyset walk.
 public struct MessagePage: Sendable, Hashable {
+    /// The page's messages, in the walk's order.
     public var messages: [Message]
     /// Where the next page starts; nil exactly when no message remains in that direction.
     public var next: Cursor?
@@ -95,6 +104,7 @@ public struct MessagePage: Sendable, Hashable {
 
 /// One page of the conversation list.
 public struct ConversationPage: Sendable, Hashable {
+    /// The page's conversations, by last activity (newest first).
     public var conversations: [ConversationSummary]
     /// Where the next page starts; nil exactly when no conversation remains.
     public var next: ConversationCursor?
@@ -107,6 +117,7 @@ public struct ConversationPage: Sendable, Hashable {
 
 /// A conversation in the conversation list.
 public struct ConversationSummary: Sendable, Hashable {
+    /// The conversation id.
     public var id: String
     /// `createdAt` of its newest live message.
     public var lastActivity: Int64

@@ -38,6 +38,8 @@ public final class MessageStore: Sendable {
     /// The message layer this store wraps (white-box tests).
     package let database: MessageDatabase
     let cacheCapacity: (pages: Int, blocks: Int)
+    /// The threads of the async methods, the logger and the metrics (StoreServices.swift).
+    let services: StoreServices
 
     /// Opens the store at `path` (a directory) for writing, creating it when the directory is
     /// missing or empty. Throws `.storeLocked` when another writer — in another process, or
@@ -54,18 +56,30 @@ public final class MessageStore: Sendable {
     /// file systems); `readOnly` as `init(readingAt:options:)`.
     package init(path: String, options: StoreOptions, fileSystem: any FileSystem, readOnly: Bool = false) throws {
         try Self.validatePath(path, argument: "path")
-        let config = try Self.configuration(options)
+        var config = try Self.configuration(options)
+        services = StoreServices(path: path, options: options)
+        config.storage.observer = StorageObserverSlot(services.events)
         cacheCapacity = (config.storage.pageCacheBytes, config.storage.log.blockCacheBytes)
+        let opening = services.opening(options) { !MessageDatabase.storeExists(fileSystem: fileSystem, at: path) }
         do {
             database = readOnly
                 ? try MessageDatabase.openReadOnly(fileSystem: fileSystem, directory: path, options: config)
                 : try MessageDatabase.open(fileSystem: fileSystem, directory: path, options: config)
         } catch StorageError.needsUpgrade(_, let found, let current) {
             // Named by the store's path, which `scrollback upgrade` takes.
-            throw ScrollbackError.unsupportedVersion(path: path, found: found, supported: current)
+            let error = ScrollbackError.unsupportedVersion(path: path, found: found, supported: current)
+            services.openFailed(error)
+            throw error
         } catch {
-            throw scrollbackError(error)
+            let error = scrollbackError(error)
+            services.openFailed(error)
+            throw error
         }
+        services.opened(self, opening)
+    }
+
+    deinit {
+        services.shutDown()
     }
 
     /// Whether `path` is a directory holding a store (its page file). `init(path:)` opens such
@@ -106,6 +120,9 @@ public final class MessageStore: Sendable {
         guard options.segmentBytes >= 64 << 10, options.segmentBytes <= 1 << 30 else {
             throw bad("segmentBytes", "\(options.segmentBytes) is outside 64 KiB ... 1 GiB")
         }
+        guard (1...256).contains(options.asyncThreads) else {
+            throw bad("asyncThreads", "\(options.asyncThreads) is outside 1 ... 256")
+        }
         var config = MessageDatabaseOptions()
         config.storage.pageSize = options.pageSize
         config.storage.pageCacheBytes = options.cacheBytes - options.cacheBytes / 4
@@ -123,9 +140,17 @@ public final class MessageStore: Sendable {
         return config
     }
 
-    /// Checkpoints and closes the files. Later calls throw `.closed`.
+    /// Checkpoints and closes the files. Later calls throw `.closed`. Async calls still
+    /// waiting for a thread fail with `.closed`; those already running finish first or fail.
     public func close() throws {
-        try mapErrors { try database.close() }
+        services.shutDown()
+        do {
+            try mapErrors { try database.close() }
+            services.log?.closed(nil)
+        } catch {
+            services.log?.closed(error)
+            throw error
+        }
     }
 
     // MARK: Writes
@@ -270,6 +295,26 @@ public final class MessageStore: Sendable {
         return try mapErrors { try database.unreadCount(user: user, in: conversation) }
     }
 
+    /// `unreadCount(user:in:)` of each conversation, in the order given (a conversation named
+    /// twice is answered twice; an unknown one is 0), all read from one snapshot: no write
+    /// lands between two of the counts. At most `maxConversationsPerQuery` conversations.
+    /// O(k log n) for k conversations.
+    public func unreadCounts(user: String, conversations: [String]) throws -> [Int] {
+        try Self.checkName(user, "user")
+        try Self.checkConversations(conversations)
+        return try mapErrors { try database.unreadCounts(user: user, conversations: conversations) }
+    }
+
+    /// The id of the message `user`'s read marker in `conversation` points at (the newest
+    /// message `markRead` moved it to), or nil when the user has no marker there or that
+    /// message has been deleted since. A marker whose message was deleted still counts:
+    /// `unreadCount` measures from its position. O(log n).
+    public func readMarker(user: String, conversation: String) throws -> String? {
+        try Self.checkName(user, "user")
+        try Self.checkConversation(conversation)
+        return try mapErrors { try database.readMarker(user: user, conversation: conversation) }
+    }
+
     /// The newest `limit` messages across `conversations`, newest first; equal `createdAt`:
     /// later insertion first. A k-way merge over per-conversation reverse scans (no sort).
     /// Duplicate conversation ids count once.
@@ -355,6 +400,8 @@ public final class MessageStore: Sendable {
         return database.verify()
     }
 
+    /// Counters and sizes of the store now (`StoreStatistics`). Reads a snapshot and the
+    /// segment table: cheap, but not free; the metrics task reads it every `gaugeInterval`.
     public var statistics: StoreStatistics {
         get throws {
             let s = try mapErrors { try database.statistics() }

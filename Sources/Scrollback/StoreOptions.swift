@@ -16,6 +16,7 @@ public struct StoreOptions: Sendable, Hashable {
     /// and single log records (an eighth) share it. Default 64 MiB.
     /// Range 1 MiB … 1 TiB.
     public var cacheBytes: Int = 64 << 20
+    /// When a write is durable: `.full` (the default) or `.normal`.
     public var durability: Durability = .full
     /// Largest message body accepted, in UTF-8 bytes. Default 64 KiB. Range 0 … 16 MiB.
     public var maxBodyBytes: Int = ArgumentLimits.defaultBodyBytes
@@ -35,17 +36,31 @@ public struct StoreOptions: Sendable, Hashable {
     /// Names this writer to other processes: a second writer refused with `.storeLocked`
     /// is told "in use by another writer (pid …, LABEL, since …)". nil: the program's name.
     public var lockLabel: String? = nil
+    /// Most threads the store starts to run its `async` methods (created on first use, parked
+    /// when idle, ended by `close()`). Concurrent durable writes share a group commit only
+    /// while they wait in it on threads of their own: keep it at least the number of tasks
+    /// that write at once. Default 16. Range 1 … 256.
+    public var asyncThreads: Int = 16
+    /// Where the store logs and reports metrics (`logger`, `metrics`; StoreLogging.swift,
+    /// StoreMetrics.swift). Not part of the options' equality.
+    var observability = StoreObservability()
 
     public init() {}
 }
 
 /// Counters and sizes of an open store (`MessageStore.statistics`).
 public struct StoreStatistics: Sendable, Hashable {
+    /// A cache's counters since open and its size.
     public struct Cache: Sendable, Hashable {
+        /// Lookups answered from the cache.
         public var hits: UInt64
+        /// Lookups that read the disk.
         public var misses: UInt64
+        /// Entries dropped to make room.
         public var evictions: UInt64
+        /// Bytes cached now.
         public var bytes: Int
+        /// The cache's budget.
         public var capacityBytes: Int
         public init(hits: UInt64, misses: UInt64, evictions: UInt64, bytes: Int, capacityBytes: Int) {
             self.hits = hits
@@ -60,6 +75,7 @@ public struct StoreStatistics: Sendable, Hashable {
     public var messages: Int
     /// Conversations with at least one live message.
     public var conversations: Int
+    /// The page file (pages × page size).
     public var pageFileBytes: UInt64
     /// Active and not-yet-sealed log segments.
     public var rawLogBytes: UInt64
@@ -67,15 +83,21 @@ public struct StoreStatistics: Sendable, Hashable {
     public var sealedLogBytes: UInt64
     /// Bytes of dead records (deleted or replaced) over all record bytes, 0…1.
     public var garbageRatio: Double
+    /// B+tree pages.
     public var pageCache: Cache
+    /// Decompressed blocks of sealed log segments.
     public var blockCache: Cache
+    /// Write transactions committed since open.
     public var commits: UInt64
+    /// Checkpoints since open.
     public var checkpoints: UInt64
+    /// Compactions that rewrote segments, over the store's life.
     public var compactions: UInt64
     /// Log bytes on disk before and after the most recent compaction (0 if none ran).
     public var lastCompactionBytesBefore: UInt64
     public var lastCompactionBytesAfter: UInt64
 
+    /// Bytes on disk: the page file and the log.
     public var totalBytes: UInt64 { pageFileBytes + rawLogBytes + sealedLogBytes }
 
     /// True for a store opened read-only (`MessageStore(readingAt:)`).
@@ -130,8 +152,11 @@ public struct ReaderStatistics: Sendable, Hashable {
 
 /// What `MessageStore.compact()` did.
 public struct CompactionReport: Sendable, Hashable {
+    /// Sealed log segments rewritten and removed.
     public var segmentsRewritten: Int
+    /// Live records copied to new segments.
     public var recordsMoved: Int
+    /// Log bytes on disk before and after.
     public var logBytesBefore: UInt64
     public var logBytesAfter: UInt64
     public init(segmentsRewritten: Int, recordsMoved: Int, logBytesBefore: UInt64, logBytesAfter: UInt64) {

@@ -8,8 +8,10 @@ import ScrollbackMessaging
 ///
 /// Limit: at most `WriteBatch.maxOperations` operations.
 public struct WriteBatch: Sendable {
+    /// Most operations a batch may hold (100,000).
     public static let maxOperations = ArgumentLimits.operationsPerBatch
 
+    /// One operation of a batch (see the `MessageStore` method of the same name).
     public enum Operation: Sendable, Hashable {
         case append(Message)
         case edit(id: String, body: String)
@@ -17,13 +19,18 @@ public struct WriteBatch: Sendable {
         case markRead(user: String, conversation: String, through: String)
     }
 
+    /// The operations, in the order they are applied.
     public private(set) var operations: [Operation] = []
 
     public init() {}
 
+    /// Appends a message (`MessageStore.append(_:)`); a duplicate id is reported, not an error.
     public mutating func append(_ message: Message) { operations.append(.append(message)) }
+    /// Replaces a message's body (`MessageStore.edit(id:body:)`).
     public mutating func edit(id: String, body: String) { operations.append(.edit(id: id, body: body)) }
+    /// Deletes a message (`MessageStore.delete(id:)`).
     public mutating func delete(id: String) { operations.append(.delete(id: id)) }
+    /// Moves a read marker forward (`MessageStore.markRead(user:conversation:through:)`).
     public mutating func markRead(user: String, conversation: String, through messageID: String) {
         operations.append(.markRead(user: user, conversation: conversation, through: messageID))
     }

@@ -232,6 +232,7 @@ package final class StorageEngine: @unchecked Sendable {
         var batch = LogBatch()
         var lastEnd: LogPosition?
         var committedMembers = 0
+        var syncDuration: Duration?
         do {
             for member in group {
                 batch.removeAll()
@@ -251,7 +252,7 @@ package final class StorageEngine: @unchecked Sendable {
                 committedMembers += 1
             }
             if let lastEnd, options.durability == .full {
-                try log.sync(through: lastEnd)
+                syncDuration = try timedSync(through: lastEnd)
             }
             try transaction.commit()
             // Readers in other processes may now read the group (before anyone is told).
@@ -266,6 +267,7 @@ package final class StorageEngine: @unchecked Sendable {
             $0.commits += UInt64(committedMembers)
             $0.groups += 1
         }
+        if committedMembers > 0 { observer?.groupCommitted(transactions: committedMembers, syncDuration: syncDuration) }
         do {
             try maintainAfterCommit()
         } catch {
@@ -317,7 +319,7 @@ package final class StorageEngine: @unchecked Sendable {
         if position > log.durablePosition {
             try log.sync(through: position)
         }
-        try pager.checkpoint()
+        try observingCheckpoint { try pager.checkpoint() }
         // Publish the new checkpoint, then scan the readers for the reuse decisions that
         // follow (spec/reader-table.md, "The race rule": the scan begins after the checkpoint).
         publishDurableState()
@@ -390,7 +392,11 @@ package final class StorageEngine: @unchecked Sendable {
     }
 
     func poisonWith(_ error: any Error) {
-        poison.withLock { $0.latch("\(error)") }
+        let first = poison.withLock { latch in
+            defer { latch.latch("\(error)") }
+            return !latch.isLatched
+        }
+        if first { observer?.refusesWrites(cause: "\(error)") }
     }
 
     /// True after a failed write or sync: the engine refuses writes until reopened.

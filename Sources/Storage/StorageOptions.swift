@@ -33,6 +33,9 @@ package struct StorageOptions: Sendable, Equatable {
     /// Names the writer in the store lock's record, so a refused second writer can say who
     /// holds the store (e.g. "scrollback exec"); the program's name by default.
     package var lockLabel: String = ProcessIdentity.programName
+    /// Receives commits, checkpoints, compactions and the refusal of writes (for logs and
+    /// metrics); none by default.
+    package var observer = StorageObserverSlot()
 
     package init() {}
 }

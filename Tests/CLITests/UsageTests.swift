@@ -1,4 +1,5 @@
 import Foundation
+import Scrollback
 import Testing
 
 /// Help text, exit codes and one-line errors: none of these need a working store.
@@ -9,6 +10,14 @@ import Testing
 
     @Test func executableIsBuilt() {
         #expect(FileManager.default.isExecutableFile(atPath: CLI.executable), "no scrollback at \(CLI.executable)")
+    }
+
+    /// `--version` prints the library's version (`Scrollback.version`), exit 0.
+    @Test func versionFlagPrintsTheLibraryVersion() throws {
+        let result = try CLI.run(["--version"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout == Scrollback.version + "\n")
+        #expect(result.stderr.isEmpty)
     }
 
     @Test func rootHelpListsEveryCommand() throws {

@@ -300,6 +300,22 @@ struct ReferenceStore: Sendable, Equatable {
         return entries(conversation).filter { $0.position > marker }.count
     }
 
+    /// See `MessageStore.unreadCounts(user:conversations:)`.
+    func unreadCounts(user: String, conversations: [String]) throws -> [Int] {
+        try Self.checkName(user, "user")
+        try Self.checkConversationList(conversations)
+        return try conversations.map { try unreadCount(user: user, in: $0) }
+    }
+
+    /// See `MessageStore.readMarker(user:conversation:)`: the live message at the marker's
+    /// position, if any.
+    func readMarker(user: String, conversation: String) throws -> String? {
+        try Self.checkName(user, "user")
+        try Self.checkName(conversation, "conversation")
+        guard let marker = marker(user: user, conversation: conversation) else { return nil }
+        return entries(conversation).first { $0.position == marker }?.message.id
+    }
+
     /// See `MessageStore.feed(_:limit:)`: the union sorted by (createdAt, seq) descending.
     func feed(_ conversations: [String], limit: Int) throws -> [Message] {
         try Self.checkConversationList(conversations)

@@ -454,6 +454,8 @@ final class ModelHarness {
         for user in [pick(users), pick(users)] {
             same("unreadCount(\(user), \(c))", model: { try model.unreadCount(user: user, in: conversation) },
                  store: { try store.unreadCount(user: user, in: conversation) })
+            same("readMarker(\(user), \(c))", model: { try model.readMarker(user: user, conversation: conversation) },
+                 store: { try store.readMarker(user: user, conversation: conversation) })
         }
         count("conversation checks")
     }
@@ -524,6 +526,9 @@ final class ModelHarness {
              store: { try store.feed(set, limit: feedLimit) }, show: describe)
         same("latestMessage(in: \(set.map { $0.prefix(12) }))", model: { try model.latestMessage(in: set) },
              store: { try store.latestMessage(in: set) }, show: { $0.map { $0.map(describe) ?? "nil" }.description })
+        let user = pick(users)
+        same("unreadCounts(\(user), \(set.map { $0.prefix(12) }))", model: { try model.unreadCounts(user: user, conversations: set) },
+             store: { try store.unreadCounts(user: user, conversations: set) })
         for _ in 0..<3 where !usedIDs.isEmpty {
             let id = pick(usedIDs)
             same("message(id: \(id.prefix(16)))", model: { try model.message(id: id) }, store: { try store.message(id: id) })

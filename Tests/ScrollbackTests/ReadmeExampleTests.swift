@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Scrollback
 import Testing
 
@@ -42,5 +43,40 @@ import Testing
         let feed = try store.feed(["general", "random"], limit: 50)        // k-way merge
         // --- README example ends ---
         return (newest, unread, feed, pages)
+    }
+
+    /// The README's service example ("In a service: async, `Codable`, `Date`, logs and metrics").
+    @Test func serviceExampleRuns() async throws {
+        let path = NSTemporaryDirectory() + "scrollback-readme-service-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        // --- README service example begins ---
+        var options = StoreOptions()
+        options.logger = Logger(label: "chat.store")                        // swift-log; nil: no logging
+        options.metrics = StoreMetricsOptions(dimensions: [("store", "chat")]) // swift-metrics; nil: none
+        let store = try MessageStore(path: path, options: options)
+
+        try await store.append(Message(id: "m4", conversation: "general", sender: "ana", date: .now, body: "hi"))
+        let page = try await store.page(in: "general", after: nil, limit: 50)
+        let json = try JSONEncoder().encode(page.messages)                   // the CLI's message JSON
+        try await store.close()
+        // --- README service example ends ---
+        #expect(try JSONDecoder().decode([Message].self, from: json).map(\.id) == ["m4"])
+    }
+
+    /// The README shows the service example exactly as this file runs it, and tells users to
+    /// depend on the library's current version.
+    @Test func readmeMatchesTheServiceExampleAndTheVersion() throws {
+        let root = String(#filePath.split(separator: "/Tests/", omittingEmptySubsequences: false)[0])
+        let readme = try String(contentsOfFile: root + "/README.md", encoding: .utf8)
+        let source = try String(contentsOfFile: #filePath, encoding: .utf8)
+        let lines = source.split(separator: "\n", omittingEmptySubsequences: false)
+        guard let begin = lines.firstIndex(where: { $0.hasSuffix("// --- README service example begins ---") }),
+              let end = lines.firstIndex(where: { $0.hasSuffix("// --- README service example ends ---") }) else {
+            Issue.record("markers not found")
+            return
+        }
+        let example = lines[(begin + 1)..<end].map { $0.hasPrefix("        ") ? $0.dropFirst(8) : $0 }.joined(separator: "\n")
+        #expect(readme.contains(example), "README.md does not show the service example as the test runs it")
+        #expect(readme.contains("from: \"\(Scrollback.version)\")"))
     }
 }

@@ -23,6 +23,8 @@ protocol StoreUnderTest: AnyObject, Sendable {
     func page(in conversation: String, offset: Int, limit: Int, order: Order) throws -> [Message]
     func count(in conversation: String, after: Int64) throws -> Int
     func unreadCount(user: String, in conversation: String) throws -> Int
+    func unreadCounts(user: String, conversations: [String]) throws -> [Int]
+    func readMarker(user: String, conversation: String) throws -> String?
     func feed(_ conversations: [String], limit: Int) throws -> [Message]
     func latestMessage(in conversations: [String]) throws -> [Message?]
     func conversations(limit: Int) throws -> [ConversationSummary]
@@ -69,6 +71,11 @@ enum InjectedBug: String, CaseIterable, Sendable {
     case editMovesMessage
     /// A reopen loses the most recent acknowledged write.
     case reopenLosesLastWrite
+    /// `readMarker` answers the newest live message at or before the marker (a seek instead of
+    /// an exact lookup), so a marker whose message was deleted names an older message.
+    case markerNamesAnOlderMessage
+    /// `unreadCounts` answers a conversation named twice once (deduplicated like `feed`).
+    case unreadCountsDeduplicated
 }
 
 /// The durable side of `ReferenceBackedStore`: survives close and reopen.
@@ -246,6 +253,23 @@ final class ReferenceBackedStore: StoreUnderTest {
 
     func unreadCount(user: String, in conversation: String) throws -> Int {
         try read { try $0.unreadCount(user: user, in: conversation) }
+    }
+
+    func unreadCounts(user: String, conversations: [String]) throws -> [Int] {
+        try read { model in
+            guard bug == .unreadCountsDeduplicated else { return try model.unreadCounts(user: user, conversations: conversations) }
+            var seen = Set<String>()
+            return try model.unreadCounts(user: user, conversations: conversations.filter { seen.insert($0).inserted })
+        }
+    }
+
+    func readMarker(user: String, conversation: String) throws -> String? {
+        try read { model in
+            let answer = try model.readMarker(user: user, conversation: conversation)
+            guard bug == .markerNamesAnOlderMessage, answer == nil,
+                  let marker = model.marker(user: user, conversation: conversation) else { return answer }
+            return model.entries(conversation).last { $0.position <= marker }?.message.id
+        }
     }
 
     func feed(_ conversations: [String], limit: Int) throws -> [Message] {
