@@ -58,3 +58,23 @@ extension MessageStore {
         try mapErrors { try database.spaceUsage().map { SpaceUsageEntry(structure: $0.structure, bytes: $0.bytes) } }
     }
 }
+
+extension MessageStore {
+    /// The asynchronous form of `load(_:)`: the load runs on the store's threads.
+    @discardableResult
+    public func load(_ messages: [Message]) async throws -> LoadSummary {
+        try await offload { [self] in try load(messages) }
+    }
+
+    /// Loads the messages of an asynchronous sequence (a file being read, a network stream) as
+    /// one `load(_:)`: they are gathered first (memory: every message of the sequence), then
+    /// loaded in one durable commit on the store's threads. Nothing is written if the sequence
+    /// throws or a message is invalid.
+    @discardableResult
+    public func load<Messages: AsyncSequence>(contentsOf messages: Messages) async throws -> LoadSummary
+    where Messages.Element == Message {
+        var gathered: [Message] = []
+        for try await message in messages { gathered.append(message) }
+        return try await load(gathered)
+    }
+}

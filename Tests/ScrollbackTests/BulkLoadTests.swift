@@ -111,3 +111,28 @@ import TestSupport
         try store.close()
     }
 }
+
+extension BulkLoadTests {
+    /// The async forms: an array, and an AsyncSequence gathered into one load; a sequence that
+    /// throws writes nothing.
+    @Test func asyncLoads() async throws {
+        let store = try MessageStore(path: "/db", options: Self.options, fileSystem: MemoryFileSystem())
+        let first = Self.messages(count: 120, seed: 11)
+        #expect(try await store.load(first) == LoadSummary(appended: 120, duplicates: 0))
+        let second = Self.messages(count: 80, seed: 12, prefix: "n")
+        let stream = AsyncStream<Message> { continuation in
+            for m in second { continuation.yield(m) }
+            continuation.finish()
+        }
+        #expect(try await store.load(contentsOf: stream) == LoadSummary(appended: 80, duplicates: 0))
+        struct Broken: Error {}
+        let failing = AsyncThrowingStream<Message, any Error> { continuation in
+            continuation.yield(Message(id: "x1", conversation: "c", sender: "s", createdAt: 1, body: "b"))
+            continuation.finish(throwing: Broken())
+        }
+        await #expect(throws: Broken.self) { try await store.load(contentsOf: failing) }
+        #expect(try store.statistics.messages == 200)
+        #expect(try await store.message(id: "x1") == nil)
+        try await store.close()
+    }
+}
