@@ -190,6 +190,7 @@ final class Benchmark {
     func load(_ engine: any ChatEngine) throws {
         let bar = ProgressBar("load \(engine.name)", total: configuration.messages)
         var nanos: UInt64 = 0
+        engine.beginLoad()
         try generator.forEachBatch(size: options.loadBatch, progress: { done, _ in bar.update(done) }) { batch in
             let t = nowNanoseconds()
             try engine.load(batch)

@@ -23,6 +23,9 @@ protocol ChatEngine: AnyObject {
 
     /// Appends a batch in one durable transaction (bulk load). Idempotent on message id.
     func load(_ batch: [Message]) throws
+    /// Called once before the bulk load's batches (an engine with a bulk-load path may gather
+    /// them); no-op by default.
+    func beginLoad()
     /// Called once after the bulk load (timed as part of it).
     func finishLoad() throws
 
@@ -75,3 +78,7 @@ let peerNames = ["sqlite-rowid", "sqlite-clustered", "lmdb", "rocksdb"]
 /// (`MessageStore.maxLimit`), so that both sides return the same rows even where a day of a
 /// room holds more (the 100M band's largest room does).
 let rangeLimit = MessageStore.maxLimit
+
+extension ChatEngine {
+    func beginLoad() {}
+}

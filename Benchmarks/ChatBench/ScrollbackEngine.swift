@@ -36,17 +36,31 @@ final class ScrollbackEngine: ChatEngine {
         store = try MessageStore(path: path, options: options)
     }
 
-    /// The load goes through the bulk-load API: batches are gathered, and `finishLoad` loads
-    /// them in one durable commit (sorted runs written directly, trees built bottom-up).
-    private var pendingLoad: [Message] = []
+    /// The bulk-load phase goes through the bulk-load API: between `beginLoad` and
+    /// `finishLoad` batches are gathered, and `finishLoad` loads them in one durable commit
+    /// (sorted runs written directly, trees built bottom-up). Other loads (the concurrency
+    /// phase's top-up) are atomic batches.
+    private var pendingLoad: [Message]? = nil
+
+    func beginLoad() {
+        pendingLoad = []
+    }
 
     func load(_ batch: [Message]) throws {
-        pendingLoad += batch
+        if pendingLoad != nil {
+            pendingLoad! += batch
+            return
+        }
+        var b = WriteBatch()
+        for m in batch { b.append(m) }
+        try store.write(b)
     }
 
     func finishLoad() throws {
-        try store.load(pendingLoad)
-        pendingLoad = []
+        if let pending = pendingLoad {
+            pendingLoad = nil
+            try store.load(pending)
+        }
         if options.durability == .normal { try store.sync() }
         try store.checkpoint()
     }
