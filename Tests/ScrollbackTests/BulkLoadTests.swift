@@ -52,6 +52,13 @@ import TestSupport
             try appended.write { batch in for m in messages[start..<min(start + 500, messages.count)] { batch.append(m) } }
         }
         #expect(try fsA.listDirectory("/db").contains { $0.hasSuffix(".run") }, "a load writes a sorted run")
+        // No wasted pages: after a load and a checkpoint at most 10% of the page file is free.
+        try loaded.checkpoint()
+        let space = try loaded.spaceUsage()
+        let pageFile = space.filter { $0.structure.hasPrefix("tree ") || $0.structure.hasPrefix("free pages") || $0.structure.hasPrefix("page file") }
+            .reduce(UInt64(0)) { $0 + $1.bytes }
+        let free = space.first { $0.structure == "free pages" }?.bytes ?? 0
+        #expect(pageFile > 0 && free * 10 <= pageFile, "free pages after a load and a checkpoint: \(free) of \(pageFile) bytes")
         try Self.expectSame(loaded, appended, conversations, "after the load")
         #expect(try loaded.message(id: "m1234") == appended.message(id: "m1234"))
 
