@@ -90,9 +90,9 @@ struct BulkLoader {
     let transaction: PageTransaction
     let runMessages: Int
     let storeHasMessages: Bool
-    var nextSeq: UInt64
-    var nextConversation: UInt64
-    var newConversations: [String: UInt64] = [:]
+    /// The write path's per-commit state: the next seq and the conversations this commit
+    /// creates (their name records go into the batch).
+    var context: MessageDatabase.PrepareContext
     /// Ids seen in this load (duplicates within the load are skipped).
     var seenIDs = Set<String>()
     /// Encoded body records of the buffered messages, back to back.
@@ -108,8 +108,7 @@ struct BulkLoader {
         self.transaction = transaction
         self.runMessages = runMessages
         storeHasMessages = try BTree(transaction, .messages).count > 0
-        nextSeq = max(1, transaction.state[counter: .nextSeq])
-        nextConversation = max(1, transaction.state[counter: .nextConversation])
+        context = try MessageDatabase.PrepareContext(database: database, transaction: transaction)
     }
 
     mutating func add(_ entry: MessageDatabase.BulkMessage, into batch: inout LogBatch) throws {
@@ -123,17 +122,17 @@ struct BulkLoader {
             return
         }
         let conversation = try conversationID(message.conversation, into: &batch)
-        guard nextSeq <= MessageLimits.maxSeq else {
+        guard context.nextSeq <= MessageLimits.maxSeq else {
             throw StorageError.limitExceeded("a store holds at most \(MessageLimits.maxSeq) messages over its lifetime")
         }
         if let seq = entry.seq {
-            guard seq >= nextSeq, seq <= MessageLimits.maxSeq else {
-                throw MessagingError.invalidArgument(argument: "seq", reason: "\(seq) is not after the store's last seq \(nextSeq - 1)")
+            guard seq >= context.nextSeq, seq <= MessageLimits.maxSeq else {
+                throw MessagingError.invalidArgument(argument: "seq", reason: "\(seq) is not after the store's last seq \(context.nextSeq - 1)")
             }
-            nextSeq = seq
+            context.nextSeq = seq
         }
-        let key = MessageKey(conversation: conversation, createdAt: UInt64(message.createdAt), seq: nextSeq)
-        nextSeq += 1
+        let key = MessageKey(conversation: conversation, createdAt: UInt64(message.createdAt), seq: context.nextSeq)
+        context.nextSeq += 1
         var stored = message
         if !entry.keepsEdited { stored.edited = false }
         let start = arena.count
@@ -147,16 +146,8 @@ struct BulkLoader {
     }
 
     mutating func conversationID(_ name: String, into batch: inout LogBatch) throws -> UInt64 {
-        if let id = newConversations[name] { return id }
-        if let id = try database.conversationID(name, in: transaction) { return id }
-        guard nextConversation <= MessageLimits.maxConversationID else {
-            throw StorageError.limitExceeded("a store holds at most \(MessageLimits.maxConversationID) conversations")
-        }
-        let id = nextConversation
-        nextConversation += 1
-        try NameRecord.append(.conversation, id: id, name: name, into: &batch)
-        newConversations[name] = id
-        return id
+        // `create: true` always answers an id.
+        try context.conversation(name, create: true, batch: &batch)!
     }
 
     /// Writes the buffered messages as one sorted run (synced before the commit can name it).

@@ -79,13 +79,9 @@ extension MessageDatabase {
                 guard let conversation = try context.conversation(marker.conversation, create: false, batch: &batch) else {
                     throw MessagingError.notFound("conversation \(marker.conversation)")
                 }
-                let key = MarkerKey(user: try context.user(marker.user, batch: &batch), conversation: conversation)
-                let current = try context.entry(key)
-                let value = MarkerValue(createdAt: marker.createdAt, seq: marker.seq, flags: current.flags | MarkerValue.hasMarker)
-                guard value.isAfter(current) else { continue }
-                try MarkReadRecord(marker: key, through: MessageKey(conversation: conversation, createdAt: marker.createdAt, seq: marker.seq))
-                    .append(into: &batch)
-                context.pendingMarkers[key] = value
+                try context.moveMarker(MarkerKey(user: try context.user(marker.user, batch: &batch), conversation: conversation),
+                                       through: MessageKey(conversation: conversation, createdAt: marker.createdAt, seq: marker.seq),
+                                       into: &batch)
             }
         }
     }

@@ -209,7 +209,11 @@ extension MessageDatabase {
                 throw MessagingError.invalidArgument(
                     argument: "through", reason: "message \(through) belongs to another conversation than \(conversationName)")
             }
-            let marker = MarkerKey(user: try user(userName, batch: &batch), conversation: conversationID)
+            try moveMarker(MarkerKey(user: try user(userName, batch: &batch), conversation: conversationID), through: key, into: &batch)
+        }
+
+        /// Moves `marker` to `key` (the message may be deleted) if that is forward; else no-op.
+        mutating func moveMarker(_ marker: MarkerKey, through key: MessageKey, into batch: inout LogBatch) throws {
             let current = try entry(marker)
             let value = MarkerValue(createdAt: key.createdAt, seq: key.seq, flags: current.flags | MarkerValue.hasMarker)
             if !value.isAfter(current) { return }
