@@ -6,6 +6,8 @@ struct RequestError: Error, Equatable, CustomStringConvertible {
     /// One of the contract's codes.
     enum Code: String, Sendable, CaseIterable {
         case invalidRequest, invalidArgument, notFound, invalidCursor, corrupted, io
+        /// An append of an id a live message of another conversation has.
+        case idConflict
         /// A write on a store `exec --read-only` serves.
         case readOnly
         /// Another writer has the store open (not an answer of `exec`, which then cannot
@@ -28,7 +30,7 @@ struct RequestError: Error, Equatable, CustomStringConvertible {
 
     /// Maps an error thrown by the store onto the contract's codes:
     /// invalidArgument, limitExceeded → invalidArgument; notFound → notFound; invalidCursor →
-    /// invalidCursor; corrupted, unsupportedVersion, notAStore → corrupted; readOnly →
+    /// invalidCursor; idConflict → idConflict; corrupted, unsupportedVersion, notAStore → corrupted; readOnly →
     /// readOnly; storeLocked → storeLocked; io, refusesWrites, closed and anything unexpected
     /// → io.
     init(mapping error: any Error) {
@@ -45,6 +47,7 @@ struct RequestError: Error, Equatable, CustomStringConvertible {
         case .invalidArgument, .limitExceeded: code = .invalidArgument
         case .notFound: code = .notFound
         case .invalidCursor: code = .invalidCursor
+        case .idConflict: code = .idConflict
         case .corrupted, .unsupportedVersion, .notAStore: code = .corrupted
         case .io, .refusesWrites, .closed: code = .io
         case .readOnly: code = .readOnly

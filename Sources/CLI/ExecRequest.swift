@@ -12,6 +12,8 @@ protocol MessageStoring: AnyObject {
     func message(id: String) throws -> Message?
     func latest(in conversation: String, limit: Int) throws -> [Message]
     func messages(in conversation: String, from: Int64, through: Int64, order: Order, limit: Int?) throws -> [Message]
+    func page(in conversation: String, from: Int64, through: Int64, after cursor: Cursor?, limit: Int, order: Order) throws
+        -> MessagePage
     func page(in conversation: String, after cursor: Cursor?, limit: Int, order: Order) throws -> MessagePage
     func page(in conversation: String, offset: Int, limit: Int, order: Order) throws -> [Message]
     func count(in conversation: String, after: Int64) throws -> Int
@@ -35,7 +37,9 @@ enum ExecRequest: Equatable {
     case latest(conversation: String, limit: Int)
     case page(conversation: String, limit: Int, order: Order, cursor: Cursor?)
     case offset(conversation: String, offset: Int, limit: Int, order: Order)
-    case range(conversation: String, from: Int64, through: Int64, order: Order, limit: Int?)
+    /// A page of the range: `limit` nil is `MessageStore.maxLimit`; the answer's `next` says
+    /// whether more of the range remains.
+    case range(conversation: String, from: Int64, through: Int64, order: Order, limit: Int?, cursor: Cursor?)
     case count(conversation: String, after: Int64)
     case unread(user: String, conversation: String)
     case feed(conversations: [String], limit: Int)
@@ -144,7 +148,9 @@ enum ExecRequest: Equatable {
             let from = try f.integer("from")
             let through = try f.integer("through")
             let order = try f.order("order")
-            return .range(conversation: conversation, from: from, through: through, order: order, limit: try f.optionalInt("limit"))
+            let limit = try f.optionalInt("limit")
+            let cursor = try f.optionalString("cursor").map(Cursor.init(token:))
+            return .range(conversation: conversation, from: from, through: through, order: order, limit: limit, cursor: cursor)
         case "count":
             return .count(conversation: try f.string("conversation"), after: try f.integer("after"))
         case "unread":
@@ -208,10 +214,13 @@ enum ExecRequest: Equatable {
             let list = try store.page(in: conversation, offset: offset, limit: limit, order: order)
             w.raw(",\"messages\":")
             w.messages(list)
-        case .range(let conversation, let from, let through, let order, let limit):
-            let list = try store.messages(in: conversation, from: from, through: through, order: order, limit: limit)
+        case .range(let conversation, let from, let through, let order, let limit, let cursor):
+            let page = try store.page(in: conversation, from: from, through: through, after: cursor,
+                                      limit: limit ?? MessageStore.maxLimit, order: order)
             w.raw(",\"messages\":")
-            w.messages(list)
+            w.messages(page.messages)
+            w.raw(",\"next\":")
+            if let next = page.next { w.string(next.token) } else { w.null() }
         case .count(let conversation, let after):
             let n = try store.count(in: conversation, after: after)
             w.raw(",\"count\":")

@@ -33,7 +33,7 @@ struct Query: ParsableCommand {
               latest CONVERSATION [--limit N]
               page CONVERSATION [--limit N] [--order O] [--cursor C]
               offset CONVERSATION --offset K [--limit N] [--order O]
-              range CONVERSATION --from T --through T [--order O] [--limit N]
+              range CONVERSATION --from T --through T [--order O] [--limit N] [--cursor C]
               count CONVERSATION --after T
               unread USER CONVERSATION
               feed CONVERSATION... [--limit N]
@@ -43,7 +43,8 @@ struct Query: ParsableCommand {
 
             Tables show the first 60 characters of each body (--wide: all; get: always all). Times T are integer milliseconds since the epoch or ISO-8601 (2024-05-01T09:30:00Z). \
             Order O is newestFirst or oldestFirst (page and offset default to newestFirst, range \
-            to oldestFirst). --limit defaults to 20.
+            to oldestFirst). --limit defaults to 20, except for range: up to 10,000 (page and range print the \
+            cursor of the next page, or (none) when nothing remains).
 
             --json prints exactly the line `exec` answers for the same request when it succeeds; \
             an error is reported like any other (one line on stderr, exit 1).
@@ -68,7 +69,7 @@ struct Query: ParsableCommand {
     @Option(help: "newestFirst or oldestFirst.")
     var order: OrderArgument?
 
-    @Option(help: "page, conversations: continue after this cursor (the 'next' of the previous page).")
+    @Option(help: "page, range, conversations: continue after this cursor (the 'next' of the previous page).")
     var cursor: String?
 
     @Option(help: "offset: position of the first message in the order.")
@@ -121,9 +122,9 @@ struct Query: ParsableCommand {
         case .range:
             try operandCount(1, "one conversation")
             guard let from, let through else { throw ValidationError("range needs --from T and --through T") }
-            try unused(["cursor": cursor != nil, "offset": offset != nil, "after": after != nil])
+            try unused(["offset": offset != nil, "after": after != nil])
             return .range(conversation: operands[0], from: from.ms, through: through.ms,
-                          order: order?.order ?? .oldestFirst, limit: limit)
+                          order: order?.order ?? .oldestFirst, limit: limit, cursor: cursor.map(Cursor.init(token:)))
         case .count:
             try operandCount(1, "one conversation")
             guard let after else { throw ValidationError("count needs --after T") }
@@ -190,8 +191,11 @@ struct Query: ParsableCommand {
             out.line("next: \(page.next?.token ?? "(none)")")
         case .offset(let c, let offset, let limit, let order):
             printMessages(try store.page(in: c, offset: offset, limit: limit, order: order), to: out)
-        case .range(let c, let from, let through, let order, let limit):
-            printMessages(try store.messages(in: c, from: from, through: through, order: order, limit: limit), to: out)
+        case .range(let c, let from, let through, let order, let limit, let cursor):
+            let page = try store.page(in: c, from: from, through: through, after: cursor, limit: limit ?? MessageStore.maxLimit,
+                                      order: order)
+            printMessages(page.messages, to: out)
+            out.line("next: \(page.next?.token ?? "(none)")")
         case .count(let c, let after):
             out.line(String(try store.count(in: c, after: after)))
         case .unread(let user, let c):
@@ -294,7 +298,8 @@ struct Exec: ParsableCommand {
 
             Requests (M = message fields id, conversation, sender, createdAt (ms), kind, body, replyTo?):
               {"op":"append",M…}
-                  -> {"ok":true,"duplicate":false|true}
+                  -> {"ok":true,"duplicate":false|true}  (true: the id is live in this conversation;
+                     live in another one is the error idConflict)
               {"op":"batch","ops":[append|edit|delete|markRead…]}
                   -> {"ok":true} (atomic: all or nothing)
               {"op":"edit","id","body"}, {"op":"delete","id"}
@@ -309,8 +314,8 @@ struct Exec: ParsableCommand {
                   -> {"ok":true,"messages":[…],"next":C|null}
               {"op":"offset","conversation","offset","limit","order"}
                   -> {"ok":true,"messages":[…]}
-              {"op":"range","conversation","from","through","order","limit"?}
-                  -> {"ok":true,"messages":[…]}
+              {"op":"range","conversation","from","through","order","limit"?,"cursor"?}
+                  -> {"ok":true,"messages":[…],"next":C|null}
               {"op":"count","conversation","after"}
                   -> {"ok":true,"count":N}
               {"op":"unread","user","conversation"}
@@ -323,8 +328,9 @@ struct Exec: ParsableCommand {
                   -> {"ok":true,"conversations":[{"id","lastActivity","messages"}],"next"?:C|null}
                   ("next" answers a request with "after", null for the first page)
             order is "newestFirst" or "oldestFirst". Error codes: invalidRequest (not a request), \
-            invalidArgument, notFound, invalidCursor, readOnly (a write under --read-only), \
-            corrupted, io.
+            invalidArgument, notFound, invalidCursor (also a cursor given back with the other order), \
+            idConflict (an append of an id live in another conversation), readOnly (a write under \
+            --read-only), corrupted, io.
 
             exec is the store's writer: while it runs, another exec, import, generate, checkpoint \
             or compact on the store is refused (exit 1, naming this process), and a second exec \

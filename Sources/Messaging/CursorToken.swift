@@ -2,13 +2,24 @@ import ScrollbackStorage
 
 /// The cursor token: base64url (no padding) of 33 bytes: version u8, conversationID u64,
 /// createdAt u64, seq u64, check u64, where check = fmix64(FNV-1a 64 of (secret LE ‖ the first
-/// 25 bytes)) XOR secret. Version 1 is a position in a conversation's messages; version 2 a
-/// position in the conversation list (conversationID, lastActivity, seq 0), so one kind of
-/// token is never accepted as the other (spec/message-records.md, "Cursor token").
+/// 25 bytes)) XOR secret. Versions 3 and 4 are positions in a conversation's messages issued
+/// by a newest-first and an oldest-first walk (a token given back with the other order is
+/// rejected); version 1, issued by earlier builds for either order, is still accepted in
+/// both; version 2 is a position in the conversation list (conversationID, lastActivity,
+/// seq 0), so one kind of token is never accepted as another (spec/message-records.md,
+/// "Cursor token").
 package enum CursorToken {
-    package static let version: UInt8 = 1
+    /// Message positions of builds before the order was bound into the token.
+    package static let legacyVersion: UInt8 = 1
     /// The version byte of conversation-list tokens.
     package static let listVersion: UInt8 = 2
+    /// Message positions of a newest-first walk.
+    package static let newestFirstVersion: UInt8 = 3
+    /// Message positions of an oldest-first walk.
+    package static let oldestFirstVersion: UInt8 = 4
+
+    /// The version byte of a message position issued by a walk in this direction.
+    package static func messageVersion(forward: Bool) -> UInt8 { forward ? oldestFirstVersion : newestFirstVersion }
     package static let byteCount = 33
     package static let tokenLength = 44
 
@@ -29,7 +40,7 @@ package enum CursorToken {
         return Hash64.fmix(Hash64.fnv1a(first25, seed: seeded)) ^ secret
     }
 
-    package static func encode(_ position: Position, secret: UInt64, version: UInt8 = version) -> String {
+    package static func encode(_ position: Position, secret: UInt64, version: UInt8) -> String {
         var bytes = [UInt8](repeating: 0, count: byteCount)
         bytes.withUnsafeMutableBytes { out in
             out[0] = version
@@ -42,17 +53,24 @@ package enum CursorToken {
         return Base64URL.encode(bytes)
     }
 
-    /// Decodes and checks a token; nil when it is malformed or its check value does not match.
-    package static func decode(_ token: String, secret: UInt64, version: UInt8 = version) -> Position? {
+    /// Decodes and checks a token of `version`; nil when it is malformed, of another version,
+    /// or its check value does not match.
+    package static func decode(_ token: String, secret: UInt64, version: UInt8) -> Position? {
+        guard let (found, position) = decode(token, secret: secret), found == version else { return nil }
+        return position
+    }
+
+    /// Decodes and checks a token of any version; nil when it is malformed or its check value
+    /// does not match.
+    package static func decode(_ token: String, secret: UInt64) -> (version: UInt8, position: Position)? {
         guard token.utf8.count == tokenLength, let bytes = Base64URL.decode(token), bytes.count == byteCount else {
             return nil
         }
-        return bytes.withUnsafeBytes { raw -> Position? in
-            guard raw[0] == version else { return nil }
+        return bytes.withUnsafeBytes { raw -> (UInt8, Position)? in
             let c = check(UnsafeRawBufferPointer(rebasing: raw[0..<25]), secret: secret)
             guard c == raw.loadLE(UInt64.self, at: 25) else { return nil }
-            return Position(conversation: raw.loadLE(UInt64.self, at: 1), createdAt: raw.loadLE(UInt64.self, at: 9),
-                            seq: raw.loadLE(UInt64.self, at: 17))
+            return (raw[0], Position(conversation: raw.loadLE(UInt64.self, at: 1), createdAt: raw.loadLE(UInt64.self, at: 9),
+                                     seq: raw.loadLE(UInt64.self, at: 17)))
         }
     }
 }

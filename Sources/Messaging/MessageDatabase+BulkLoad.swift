@@ -23,8 +23,9 @@ extension MessageDatabase {
     package static let bulkLoadRunMessages = 1 << 20
 
     /// Adds `messages` in one durable commit: every message is validated first (an invalid one
-    /// throws `.invalidArgument` and nothing is written); messages whose id is live already
-    /// are skipped (counted as duplicates, like `append`'s false). The messages are written
+    /// throws `.invalidArgument` and nothing is written); messages whose id is live already in
+    /// the same conversation are skipped (counted as duplicates, like `append`'s false); one
+    /// live in another conversation throws `idConflict` and nothing is written. The messages are written
     /// straight into sorted runs (LZ4 fast mode — HC at level 9 compresses at ~25 MB/s, a third
     /// of the whole load's time; compaction recompresses them with HC later — in key order,
     /// one per `runMessages` messages) and the
@@ -35,8 +36,8 @@ extension MessageDatabase {
     /// Other writers wait while the load runs (it holds the commit path, as a write transaction
     /// does in SQLite); readers do not. Cost: O(n log n) to sort, one descent per message when
     /// the store is not empty, one fsync per run plus one for the commit. Memory: one run's
-    /// messages at a time (their encoded bytes and 40 bytes each), plus 24 bytes per message for
-    /// the id index.
+    /// messages at a time (their encoded bytes and 40 bytes each), plus about 32 bytes per
+    /// message for the ids seen (id and conversation).
     package func bulkLoad(_ messages: some Sequence<StoredMessage>, runMessages: Int = MessageDatabase.bulkLoadRunMessages)
         throws -> BulkLoadSummary {
         try bulkLoad(messages.lazy.map { BulkMessage(message: $0) }, conversations: [], runMessages: runMessages)
@@ -93,8 +94,9 @@ struct BulkLoader {
     /// The write path's per-commit state: the next seq and the conversations this commit
     /// creates (their name records go into the batch).
     var context: MessageDatabase.PrepareContext
-    /// Ids seen in this load (duplicates within the load are skipped).
-    var seenIDs = Set<String>()
+    /// Ids seen in this load and their conversations (duplicates within the load are skipped;
+    /// an id seen in another conversation is `idConflict`).
+    var seenIDs: [String: UInt64] = [:]
     /// Encoded body records of the buffered messages, back to back.
     var arena: [UInt8] = []
     var entries: [(key: MessageKey, start: Int, end: Int)] = []
@@ -113,15 +115,26 @@ struct BulkLoader {
 
     mutating func add(_ entry: MessageDatabase.BulkMessage, into batch: inout LogBatch) throws {
         let message = entry.message
-        guard seenIDs.insert(message.id).inserted else {
+        // The same rule as `append`: a live id in the same conversation is a duplicate, in
+        // another one a conflict (which fails the whole load).
+        if let owner = seenIDs[message.id] {
+            guard try context.conversation(message.conversation, create: false, batch: &batch) == owner else {
+                let name = try context.newConversations.first { $0.value == owner }?.key
+                    ?? database.conversationName(owner, in: transaction, for: "conversation \(owner) of message \(message.id) is missing")
+                throw MessagingError.idConflict(id: message.id, conversation: name)
+            }
             summary.duplicates += 1
             return
         }
-        if storeHasMessages, try database.locate(id: message.id, in: transaction) != nil {
+        if storeHasMessages, let located = try database.locate(id: message.id, in: transaction) {
+            guard try context.conversation(message.conversation, create: false, batch: &batch) == located.key.conversation else {
+                throw MessagingError.idConflict(id: message.id, conversation: try context.conversationName(of: .stored(located)))
+            }
             summary.duplicates += 1
             return
         }
         let conversation = try conversationID(message.conversation, into: &batch)
+        seenIDs[message.id] = conversation
         guard context.nextSeq <= MessageLimits.maxSeq else {
             throw StorageError.limitExceeded("a store holds at most \(MessageLimits.maxSeq) messages over its lifetime")
         }

@@ -83,13 +83,19 @@ extension MessageDatabase {
     /// Keyset pagination. Returns the messages and the next cursor token (nil when none remain).
     package func page(in conversation: String, after token: String?, limit: Int, forward: Bool,
                       _ visit: MessageVisitor) throws -> String? {
-        var start: CursorToken.Position? = nil
-        if let token {
-            guard let position = CursorToken.decode(token, secret: cursorSecret) else {
-                throw MessagingError.invalidCursor("the token is damaged, forged or from another store")
-            }
-            start = position
-        }
+        try page(in: conversation, from: 0, through: Int64(MessageKey.maxCreatedAt), after: token, limit: limit,
+                 forward: forward, visit)
+    }
+
+    /// Keyset pagination over the messages with `from ≤ createdAt ≤ through`: up to `limit`
+    /// of them strictly after the cursor's position in the walk's direction (from the range's
+    /// start without a cursor, or when the cursor lies before the range). Returns the next
+    /// token, nil exactly when no message of the range remains after the last one visited.
+    /// The token must have been issued for the same direction (or by a build before tokens
+    /// named it) and for this conversation, else `invalidCursor`. O(log n + limit).
+    package func page(in conversation: String, from: Int64, through: Int64, after token: String?, limit: Int, forward: Bool,
+                      _ visit: MessageVisitor) throws -> String? {
+        let start = try token.map { try messagePosition($0, forward: forward) }
         return try engine.read { snapshot in
             guard let id = try conversationID(conversation, in: snapshot) else {
                 if start != nil { throw MessagingError.invalidCursor("the cursor belongs to another conversation") }
@@ -98,15 +104,47 @@ extension MessageDatabase {
             if let start, start.conversation != id {
                 throw MessagingError.invalidCursor("the cursor belongs to another conversation")
             }
-            let from = start.map { MessageKey(conversation: id, createdAt: $0.createdAt, seq: $0.seq) }
-                ?? (forward ? .first(of: id) : .last(of: id))
-            var last = from
-            let more = try scan(snapshot, conversation: id, name: conversation, from: from, inclusive: start == nil,
-                                forward: forward, bound: forward ? .last(of: id) : .first(of: id), limit: limit,
-                                lastKey: &last, visit)
+            guard through >= 0, from <= through, max(from, 0) <= Int64(MessageKey.maxCreatedAt) else { return nil }
+            let earliest = MessageKey(conversation: id, createdAt: UInt64(max(from, 0)), seq: 0)
+            let latest = MessageKey(conversation: id, createdAt: min(UInt64(through), MessageKey.maxCreatedAt),
+                                    seq: MessageKey.maxSeq)
+            var first = forward ? earliest : latest
+            var inclusive = true
+            if let start {
+                let key = MessageKey(conversation: id, createdAt: start.createdAt, seq: start.seq)
+                // A cursor before the range (in the walk's direction) starts at the range's start.
+                if forward ? !earliest.isAfter(key) : !key.isAfter(latest) {
+                    first = key
+                    inclusive = false
+                }
+            }
+            var last = first
+            let more = try scan(snapshot, conversation: id, name: conversation, from: first, inclusive: inclusive,
+                                forward: forward, bound: forward ? latest : earliest, limit: limit, lastKey: &last, visit)
             guard more else { return nil }
             let position = CursorToken.Position(conversation: id, createdAt: last.createdAt, seq: last.seq)
-            return CursorToken.encode(position, secret: cursorSecret)
+            return CursorToken.encode(position, secret: cursorSecret, version: CursorToken.messageVersion(forward: forward))
+        }
+    }
+
+    /// The position a message cursor names, checked against the walk's direction.
+    func messagePosition(_ token: String, forward: Bool) throws -> CursorToken.Position {
+        guard let (version, position) = CursorToken.decode(token, secret: cursorSecret) else {
+            throw MessagingError.invalidCursor("the token is damaged, forged or from another store")
+        }
+        func order(_ forward: Bool) -> String { forward ? "oldestFirst" : "newestFirst" }
+        switch version {
+        case CursorToken.legacyVersion, CursorToken.messageVersion(forward: forward):
+            guard position.createdAt <= MessageKey.maxCreatedAt, position.seq <= MessageKey.maxSeq else {
+                throw MessagingError.invalidCursor("the token names no message position")
+            }
+            return position
+        case CursorToken.messageVersion(forward: !forward):
+            throw MessagingError.invalidCursor("the cursor was issued for \(order(!forward)) order, not \(order(forward))")
+        case CursorToken.listVersion:
+            throw MessagingError.invalidCursor("the token is a conversation-list cursor, not a message cursor")
+        default:
+            throw MessagingError.invalidCursor("the token is damaged, forged or from another store")
         }
     }
 

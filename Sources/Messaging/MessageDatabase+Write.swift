@@ -115,6 +115,16 @@ extension MessageDatabase {
             return try database.locate(id: id, in: transaction).map { .stored($0) }
         }
 
+        /// The name of the conversation a live message belongs to.
+        func conversationName(of live: Live) throws -> String {
+            switch live {
+            case .batch(let entry): return entry.message.conversation
+            case .stored(let located):
+                return try database.conversationName(located.key.conversation, in: transaction,
+                                                     for: "message \(located.key) names a missing conversation")
+            }
+        }
+
         mutating func conversation(_ name: String, create: Bool, batch: inout LogBatch) throws -> UInt64? {
             if let id = newConversations[name] { return id }
             if let id = try database.conversationID(name, in: transaction) { return id }
@@ -158,9 +168,16 @@ extension MessageDatabase {
             return nil
         }
 
-        /// An append of an id that is live (in the store or earlier in the batch) is a duplicate.
+        /// An append of an id that is live (in the store or earlier in the batch) in the same
+        /// conversation is a duplicate (nothing changes); live in another conversation, it is
+        /// `idConflict` (the append would otherwise be silently dropped).
         mutating func prepareAppend(_ message: StoredMessage, into batch: inout LogBatch) throws -> Bool {
-            if try live(message.id) != nil { return false }
+            if let existing = try live(message.id) {
+                let ownerID = existing.key.conversation
+                let target = try conversation(message.conversation, create: false, batch: &batch)
+                if target == ownerID { return false }
+                throw MessagingError.idConflict(id: message.id, conversation: try conversationName(of: existing))
+            }
             guard let conversationID = try conversation(message.conversation, create: true, batch: &batch) else { return false }
             guard nextSeq <= MessageLimits.maxSeq else {
                 throw StorageError.limitExceeded("a store holds at most \(MessageLimits.maxSeq) messages over its lifetime")

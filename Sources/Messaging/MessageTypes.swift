@@ -6,6 +6,8 @@ package enum MessagingError: Error, Equatable, Sendable {
     case invalidArgument(argument: String, reason: String)
     case notFound(String)
     case invalidCursor(String)
+    /// An append names an id that a live message of another conversation has.
+    case idConflict(id: String, conversation: String)
     case unsupportedVersion(path: String, found: UInt32, supported: UInt32)
 }
 

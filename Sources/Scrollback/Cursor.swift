@@ -2,7 +2,8 @@
 ///
 /// The token is printable (URL-safe) and can be handed to clients and back. The store
 /// rejects, with `ScrollbackError.invalidCursor`, a token that is damaged or forged (it
-/// carries a keyed check value) or that belongs to another conversation or another store.
+/// carries a keyed check value), that belongs to another conversation or another store, or
+/// that was issued by a walk in the other `Order`.
 /// A cursor stays valid when its message is deleted or edited.
 public struct Cursor: Sendable, Hashable, CustomStringConvertible {
     /// The printable form.

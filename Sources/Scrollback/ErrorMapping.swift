@@ -11,6 +11,7 @@ func scrollbackError(_ error: any Error) -> ScrollbackError {
         case let .invalidArgument(argument, reason): return .invalidArgument(argument: argument, reason: reason)
         case let .notFound(what): return .notFound(what)
         case let .invalidCursor(reason): return .invalidCursor(reason)
+        case let .idConflict(id, conversation): return .idConflict(id: id, conversation: conversation)
         case let .unsupportedVersion(path, found, supported): return .unsupportedVersion(path: path, found: found, supported: supported)
         }
     case let error as StorageError:

@@ -89,6 +89,16 @@ extension MessageStore {
         try await offload { [self] in try messages(in: conversation, from: from, through: through, order: order, limit: limit) }
     }
 
+    /// The asynchronous form of `page(in:from:through:after:limit:order:)` (keyset pages of a
+    /// time range).
+    public func page(
+        in conversation: String, from: Int64, through: Int64, after cursor: Cursor?, limit: Int, order: Order = .oldestFirst
+    ) async throws -> MessagePage {
+        try await offload { [self] in
+            try page(in: conversation, from: from, through: through, after: cursor, limit: limit, order: order)
+        }
+    }
+
     /// The asynchronous form of `page(in:after:limit:order:)` (keyset pagination).
     public func page(in conversation: String, after cursor: Cursor?, limit: Int, order: Order = .newestFirst) async throws
         -> MessagePage {

@@ -4,8 +4,8 @@ import ScrollbackMessaging
 public struct LoadSummary: Sendable, Hashable {
     /// Messages added.
     public var appended: Int
-    /// Messages skipped because a live message (in the store, or earlier in the load) has
-    /// their id, as `append` answers `.duplicate`.
+    /// Messages skipped because a live message of the same conversation (in the store, or
+    /// earlier in the load) has their id, as `append` answers `.duplicate`.
     public var duplicates: Int
 
     public init(appended: Int, duplicates: Int) {
@@ -22,12 +22,15 @@ extension MessageStore {
     /// All or nothing: every message is checked against the limits of `Message` first; an
     /// invalid one throws `.invalidArgument` naming the field and nothing is written. A crash
     /// or power loss before the commit is durable leaves the store as it was. Messages whose id
-    /// is live already are skipped and counted in `duplicates`.
+    /// is live already in the same conversation are skipped and counted in `duplicates`; an id
+    /// live in another conversation (in the store or earlier in the load) throws `.idConflict`
+    /// and nothing is loaded.
     ///
     /// Other writers wait until the load has committed; readers keep reading the state before
     /// it. Memory: the encoded messages of one sorted run (about a million messages) at a time,
-    /// plus 24 bytes per message. Use appends for live traffic and `load` for imports,
-    /// migrations and benchmarks.
+    /// plus about 32 bytes per message (its id — more for ids over 15 bytes — and its
+    /// conversation). Use appends for live traffic and `load` for imports, migrations and
+    /// benchmarks.
     @discardableResult
     public func load(_ messages: some Sequence<Message>) throws -> LoadSummary {
         let summary = try mapErrors { try database.bulkLoad(messages.lazy.map(Self.stored)) }

@@ -155,8 +155,10 @@ public final class MessageStore: Sendable {
 
     // MARK: Writes
 
-    /// Appends a message. Idempotent on `id`: if a live message has this id, nothing changes
-    /// and the result is `.duplicate`. A deleted message's id may be used again.
+    /// Appends a message. Idempotent on `id`: if a live message of the same conversation has
+    /// this id, nothing changes and the result is `.duplicate` (the rest of the message is not
+    /// compared). If a live message of *another* conversation has it, the append throws
+    /// `.idConflict` and nothing is written. A deleted message's id may be used again.
     @discardableResult
     public func append(_ message: Message) throws -> AppendOutcome {
         let outcomes = try mapErrors { try database.write([.append(Self.stored(message))]) }
@@ -233,8 +235,11 @@ public final class MessageStore: Sendable {
         }
     }
 
-    /// Messages with `from ≤ createdAt ≤ through`, in `order`, at most `limit` (nil: up to
-    /// `maxLimit`). O(log n + returned). An empty range (`from > through`) returns nothing.
+    /// Messages with `from ≤ createdAt ≤ through`, in `order`: the first `limit` of them, or
+    /// with `limit` nil all of them — at most `maxLimit`: a range holding more throws
+    /// `.limitExceeded` rather than return a cut list as if it were whole (page through such a
+    /// range with `page(in:from:through:after:limit:order:)`). O(log n + returned). An empty
+    /// range (`from > through`) returns nothing.
     public func messages(
         in conversation: String, from: Int64, through: Int64, order: Order = .oldestFirst, limit: Int? = nil
     ) throws -> [Message] {
@@ -242,15 +247,48 @@ public final class MessageStore: Sendable {
         if let limit { try Self.checkLimit(limit) }
         return try mapErrors {
             var result: [Message] = []
-            try database.messages(in: conversation, from: from, through: through, forward: order == .oldestFirst,
-                                  limit: limit ?? Self.maxLimit) { result.append(Self.message($0)) }
+            if let limit {
+                try database.messages(in: conversation, from: from, through: through, forward: order == .oldestFirst,
+                                      limit: limit) { result.append(Self.message($0)) }
+                return result
+            }
+            let more = try database.page(in: conversation, from: from, through: through, after: nil, limit: Self.maxLimit,
+                                         forward: order == .oldestFirst) { result.append(Self.message($0)) }
+            if more != nil {
+                throw ScrollbackError.limitExceeded(
+                    "the range \(from)...\(through) of \(conversation) holds more than \(Self.maxLimit) messages; "
+                        + "page through it with page(in:from:through:after:limit:order:)")
+            }
             return result
+        }
+    }
+
+    /// Keyset pagination of a time range: the `limit` messages with `from ≤ createdAt ≤
+    /// through` after `cursor` in `order` (from the range's start when `cursor` is nil), and
+    /// where the next page starts — nil exactly when no message of the range remains. Walking
+    /// every page returns each message of the range that existed when the walk started
+    /// exactly once, however many there are. Cursors are those of `page(in:after:limit:order:)`
+    /// (either kind continues the other within the range); a cursor issued for the other
+    /// `order`, another conversation or another store is `.invalidCursor`. O(log n + limit).
+    public func page(
+        in conversation: String, from: Int64, through: Int64, after cursor: Cursor?, limit: Int, order: Order = .oldestFirst
+    ) throws -> MessagePage {
+        try Self.checkConversation(conversation)
+        try Self.checkLimit(limit)
+        return try mapErrors {
+            var messages: [Message] = []
+            messages.reserveCapacity(min(limit, 256))
+            let next = try database.page(in: conversation, from: from, through: through, after: cursor?.token, limit: limit,
+                                         forward: order == .oldestFirst) { messages.append(Self.message($0)) }
+            return MessagePage(messages: messages, next: next.map(Cursor.init(token:)))
         }
     }
 
     /// Keyset pagination: the `limit` messages after `cursor` in `order` (from the start in
     /// that order when `cursor` is nil). Stable under concurrent inserts: walking all pages
-    /// returns every message that existed when the walk started exactly once. O(log n + limit).
+    /// returns every message that existed when the walk started exactly once. A cursor is
+    /// bound to the `order` that issued it: given back with the other order it is
+    /// `.invalidCursor` (as is one of another conversation or store). O(log n + limit).
     public func page(in conversation: String, after cursor: Cursor?, limit: Int, order: Order = .newestFirst) throws
         -> MessagePage {
         try Self.checkConversation(conversation)

@@ -14,8 +14,13 @@ public enum ScrollbackError: Error, Sendable, Hashable, CustomStringConvertible,
     case invalidArgument(argument: String, reason: String)
     /// The message (or other object) named does not exist.
     case notFound(String)
-    /// The cursor is damaged, forged, or from another conversation or store.
+    /// The cursor is damaged, forged, from another conversation or store, or was issued for
+    /// the other `Order`.
     case invalidCursor(String)
+    /// An append names an id that a live message of another conversation (`conversation`)
+    /// has. Nothing was written (in a batch or a load: nothing of it). Ids are unique across
+    /// the store; the same id in the same conversation is an idempotent `.duplicate`.
+    case idConflict(id: String, conversation: String)
     /// Bytes on disk failed a check. `file` and `offset` point at the damage.
     case corrupted(file: String, offset: UInt64, reason: String)
     /// A system call failed.
@@ -44,6 +49,7 @@ public enum ScrollbackError: Error, Sendable, Hashable, CustomStringConvertible,
         case let .invalidArgument(argument, reason): "invalid argument \(argument): \(reason)"
         case let .notFound(what): "not found: \(what)"
         case let .invalidCursor(reason): "invalid cursor: \(reason)"
+        case let .idConflict(id, conversation): "id conflict: message id \(id) is in use in conversation \(conversation)"
         case let .corrupted(file, offset, reason): "corrupted: \(file) at offset \(offset): \(reason)"
         case let .io(path, operation, errno): "I/O error: \(operation) on \(path) failed: \(StorageError.describe(errno: errno))"
         case let .unsupportedVersion(path, found, supported) where found < supported:

@@ -2,9 +2,10 @@ import ScrollbackMessaging
 
 /// The operations of one atomic write (`MessageStore.write`). Applied in order, all or
 /// nothing: if any operation is invalid (a bad argument, an edit of a missing message, a read
-/// marker through a message of another conversation), the whole batch throws and nothing is
-/// written. An append of an id that already exists (in the store or earlier in the batch) is
-/// not an error: it is reported as `.duplicate` and changes nothing.
+/// marker through a message of another conversation, an append of an id live in another
+/// conversation: `.idConflict`), the whole batch throws and nothing is written. An append of
+/// an id that is live in the same conversation (in the store or earlier in the batch) is not
+/// an error: it is reported as `.duplicate` and changes nothing.
 ///
 /// Limit: at most `WriteBatch.maxOperations` operations.
 public struct WriteBatch: Sendable {

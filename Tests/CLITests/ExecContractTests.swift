@@ -22,6 +22,8 @@ import Testing
     /// Each request with its exact expected answer (a full line) or an error code.
     enum Expect {
         case line(String)
+        /// A line starting with this text (the rest is an opaque cursor).
+        case prefix(String)
         case error(String)
     }
 
@@ -37,6 +39,10 @@ import Testing
             (Self.append("m1", "c1", at: 1000), .line("{\"ok\":true,\"duplicate\":true}")),
             (Self.append("m2", "c1", at: 2000, sender: "bob", kind: "image", body: "pic", replyTo: "m1"), .line("{\"ok\":true,\"duplicate\":false}")),
             (Self.append("m3", "c2", at: 1500), .line("{\"ok\":true,\"duplicate\":false}")),
+            // An id live in another conversation is a conflict, not a silent duplicate.
+            (Self.append("m1", "c2", at: 1000), .error("idConflict")),
+            ("{\"op\":\"batch\",\"ops\":[\(Self.append("m9", "c2", at: 9)),\(Self.append("m2", "c2", at: 2000))]}", .error("idConflict")),
+            ("{\"op\":\"get\",\"id\":\"m9\"}", .line("{\"ok\":true,\"message\":null}")),
             ("{\"op\":\"get\",\"id\":\"m1\"}", .line("{\"ok\":true,\"message\":\(m1)}")),
             ("{\"op\":\"get\",\"id\":\"m2\"}", .line("{\"ok\":true,\"message\":\(m2)}")),
             ("{\"op\":\"get\",\"id\":\"nope\"}", .line("{\"ok\":true,\"message\":null}")),
@@ -47,8 +53,10 @@ import Testing
             ("{\"op\":\"offset\",\"conversation\":\"c1\",\"offset\":1,\"limit\":5,\"order\":\"newestFirst\"}", .line("{\"ok\":true,\"messages\":[\(m1)]}")),
             ("{\"op\":\"offset\",\"conversation\":\"c1\",\"offset\":0,\"limit\":5,\"order\":\"oldestFirst\"}", .line("{\"ok\":true,\"messages\":[\(m1),\(m2)]}")),
             ("{\"op\":\"offset\",\"conversation\":\"c1\",\"offset\":7,\"limit\":5,\"order\":\"oldestFirst\"}", .line("{\"ok\":true,\"messages\":[]}")),
-            ("{\"op\":\"range\",\"conversation\":\"c1\",\"from\":1000,\"through\":1999,\"order\":\"oldestFirst\"}", .line("{\"ok\":true,\"messages\":[\(m1)]}")),
-            ("{\"op\":\"range\",\"conversation\":\"c1\",\"from\":0,\"through\":2000,\"order\":\"newestFirst\",\"limit\":1}", .line("{\"ok\":true,\"messages\":[\(m2)]}")),
+            ("{\"op\":\"range\",\"conversation\":\"c1\",\"from\":1000,\"through\":1999,\"order\":\"oldestFirst\"}", .line("{\"ok\":true,\"messages\":[\(m1)],\"next\":null}")),
+            ("{\"op\":\"range\",\"conversation\":\"c1\",\"from\":0,\"through\":2000,\"order\":\"newestFirst\",\"limit\":2}", .line("{\"ok\":true,\"messages\":[\(m2),\(m1)],\"next\":null}")),
+            // A page cut by its limit says so with a cursor.
+            ("{\"op\":\"range\",\"conversation\":\"c1\",\"from\":0,\"through\":2000,\"order\":\"newestFirst\",\"limit\":1}", .prefix("{\"ok\":true,\"messages\":[\(m2)],\"next\":\"")),
             ("{\"op\":\"count\",\"conversation\":\"c1\",\"after\":1000}", .line("{\"ok\":true,\"count\":1}")),
             ("{\"op\":\"count\",\"conversation\":\"c1\",\"after\":0}", .line("{\"ok\":true,\"count\":2}")),
             ("{\"op\":\"count\",\"conversation\":\"unknown\",\"after\":0}", .line("{\"ok\":true,\"count\":0}")),
@@ -116,6 +124,8 @@ import Testing
             switch expected {
             case .line(let line):
                 #expect(lines[i] == line, "line \(i + 1): \(request)")
+            case .prefix(let prefix):
+                #expect(lines[i].hasPrefix(prefix) && lines[i].hasSuffix("\"}"), "line \(i + 1): \(request) -> \(lines[i])")
             case .error(let code):
                 #expect(errorCode(lines[i]) == code, "line \(i + 1): \(request) -> \(lines[i])")
             }
@@ -205,6 +215,21 @@ import Testing
         let token = try #require(first["next"] as? String)
         let foreign = try session.send("{\"op\":\"page\",\"conversation\":\"other\",\"limit\":1,\"order\":\"oldestFirst\",\"cursor\":\"\(token)\"}")
         #expect(errorCode(foreign) == "invalidCursor", "\(foreign)")
+        // A cursor is bound to the order that issued it.
+        let reversed = try session.send("{\"op\":\"page\",\"conversation\":\"room\",\"limit\":1,\"order\":\"newestFirst\",\"cursor\":\"\(token)\"}")
+        #expect(errorCode(reversed) == "invalidCursor", "\(reversed)")
+        #expect(reversed.contains("issued for oldestFirst order"), "\(reversed)")
+        // A range answered in pages: every message of createdAt 1...2 once, oldest first.
+        var rangeIDs: [String] = []
+        var rangeCursor = "null"
+        for _ in 0..<10 {
+            let answer = try session.send("{\"op\":\"range\",\"conversation\":\"room\",\"from\":1,\"through\":2,\"order\":\"oldestFirst\",\"limit\":2,\"cursor\":\(rangeCursor)}")
+            let object = try #require(jsonObject(answer), "\(answer)")
+            rangeIDs += try #require(object["messages"] as? [[String: Any]], "\(answer)").compactMap { $0["id"] as? String }
+            guard let next = object["next"] as? String else { break }
+            rangeCursor = "\"\(next)\""
+        }
+        #expect(rangeIDs == ["m1", "m4", "m7", "m2", "m5"])
         #expect(try session.finish() == 0)
     }
 

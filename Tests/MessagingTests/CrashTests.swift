@@ -51,7 +51,8 @@ enum CrashWorkload {
                 serial += 1
                 let conversation = conversations.randomElement(using: &rng)!
                 let id = Int.random(in: 0..<8, using: &rng) == 0 && !live.isEmpty ? live.randomElement(using: &rng)! : "m\(serial)"
-                let m = Message(id: id, conversation: conversation, sender: "s\(serial % 3)",
+                // A live id keeps its conversation (a duplicate; in another one it would be a conflict).
+                let m = Message(id: id, conversation: scratch.messages[id]?.conversation ?? conversation, sender: "s\(serial % 3)",
                                 createdAt: Int64.random(in: 0..<500, using: &rng), body: String(repeating: "b", count: Int.random(in: 0..<300, using: &rng)))
                 batch.append(m)
             } else if choice < 8 {

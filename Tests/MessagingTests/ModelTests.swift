@@ -39,6 +39,10 @@ import TestSupport
                 let m = Message(id: id, conversation: Self.conversations.randomElement(using: &rng)!, sender: "s",
                                 createdAt: Int64.random(in: 0..<40, using: &rng), kind: MessageKind.allCases.randomElement(using: &rng)!,
                                 body: "b\(step)", replyTo: Bool.random(using: &rng) ? "r\(step)" : nil)
+                if let owner = ref.messages[id]?.message.conversation, owner != m.conversation {
+                    #expect(throws: ScrollbackError.idConflict(id: id, conversation: owner), "\(context)") { try store.append(m) }
+                    continue
+                }
                 let outcome = try store.append(m)
                 let expected: AppendOutcome = ref.messages[id] == nil ? .appended : .duplicate
                 #expect(outcome == expected, "\(context)")

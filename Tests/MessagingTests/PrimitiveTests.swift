@@ -24,9 +24,9 @@ import TestSupport
     @Test func appendIsIdempotentOnID() throws {
         let store = try Fixture.open()
         #expect(try store.append(Fixture.message("a", at: 1, body: "first")) == .appended)
-        #expect(try store.append(Fixture.message("a", in: "other", at: 2, body: "second")) == .duplicate)
+        // The same id in the same conversation: a duplicate, whatever else differs.
+        #expect(try store.append(Fixture.message("a", at: 2, body: "second")) == .duplicate)
         #expect(try store.message(id: "a")?.body == "first")
-        #expect(try store.latest(in: "other", limit: 10).isEmpty)
         let outcomes = try store.write { batch in
             batch.append(Fixture.message("b", at: 3))
             batch.append(Fixture.message("b", at: 4))
@@ -36,6 +36,116 @@ import TestSupport
         #expect(try store.count(in: "c1", after: -1) == 2)
         #expect(try store.statistics.messages == 2)
         #expect(try store.verify() == [])
+    }
+
+    /// An id live in another conversation is a typed conflict, not a silent duplicate; in a
+    /// batch or a load it fails the whole write; once the message is deleted the id is free.
+    @Test func idLiveInAnotherConversationIsAConflict() throws {
+        let store = try Fixture.open()
+        try store.append(Fixture.message("a", at: 1, body: "first"))
+        #expect(throws: ScrollbackError.idConflict(id: "a", conversation: "c1")) {
+            try store.append(Fixture.message("a", in: "other", at: 2, body: "second"))
+        }
+        #expect(try store.latest(in: "other", limit: 10).isEmpty)
+        #expect(try store.message(id: "a")?.body == "first")
+        let error = ScrollbackError.idConflict(id: "a", conversation: "c1")
+        #expect(error.description == "id conflict: message id a is in use in conversation c1")
+        // In a batch: nothing of the batch is written, including a conflict with an id the
+        // batch itself appended earlier.
+        #expect(throws: ScrollbackError.idConflict(id: "a", conversation: "c1")) {
+            try store.write { batch in
+                batch.append(Fixture.message("x", in: "other", at: 3))
+                batch.append(Fixture.message("a", in: "other", at: 4))
+            }
+        }
+        #expect(throws: ScrollbackError.idConflict(id: "y", conversation: "new room")) {
+            try store.write { batch in
+                batch.append(Fixture.message("y", in: "new room", at: 3))
+                batch.append(Fixture.message("y", in: "c1", at: 4))
+            }
+        }
+        #expect(try store.message(id: "x") == nil && store.message(id: "y") == nil)
+        #expect(try store.conversations(limit: 10).map(\.id) == ["c1"])
+        // In a load: against the store and inside the load; nothing is loaded.
+        #expect(throws: ScrollbackError.idConflict(id: "a", conversation: "c1")) {
+            try store.load([Fixture.message("z", in: "other", at: 5), Fixture.message("a", in: "other", at: 6)])
+        }
+        #expect(throws: ScrollbackError.idConflict(id: "w", conversation: "other")) {
+            try store.load([Fixture.message("w", in: "other", at: 5), Fixture.message("w", in: "c1", at: 6)])
+        }
+        #expect(try store.message(id: "z") == nil && store.message(id: "w") == nil)
+        // A duplicate in the same conversation still loads as a duplicate.
+        #expect(try store.load([Fixture.message("a", at: 7), Fixture.message("v", at: 8), Fixture.message("v", at: 9)])
+            == LoadSummary(appended: 1, duplicates: 2))
+        // A deleted message's id is free for any conversation.
+        try store.delete(id: "a")
+        #expect(try store.append(Fixture.message("a", in: "other", at: 10)) == .appended)
+        #expect(try store.message(id: "a")?.conversation == "other")
+        #expect(try store.verify() == [])
+    }
+
+    /// A keyset cursor works only with the order that issued it.
+    @Test func cursorIsBoundToItsOrder() throws {
+        let store = try Fixture.open()
+        for i in 1...6 { try store.append(Fixture.message("m\(i)", at: Int64(i))) }
+        let oldest = try store.page(in: "c1", after: nil, limit: 2, order: .oldestFirst)
+        let newest = try store.page(in: "c1", after: nil, limit: 2, order: .newestFirst)
+        let forward = try #require(oldest.next), backward = try #require(newest.next)
+        #expect(try store.page(in: "c1", after: forward, limit: 2, order: .oldestFirst).messages.map(\.id) == ["m3", "m4"])
+        #expect(try store.page(in: "c1", after: backward, limit: 2, order: .newestFirst).messages.map(\.id) == ["m4", "m3"])
+        #expect(throws: ScrollbackError.invalidCursor("the cursor was issued for oldestFirst order, not newestFirst")) {
+            try store.page(in: "c1", after: forward, limit: 2, order: .newestFirst)
+        }
+        #expect(throws: ScrollbackError.invalidCursor("the cursor was issued for newestFirst order, not oldestFirst")) {
+            try store.page(in: "c1", after: backward, limit: 2, order: .oldestFirst)
+        }
+        // The range pages take the same cursors, with the same rule.
+        #expect(try store.page(in: "c1", from: 0, through: 5, after: forward, limit: 10, order: .oldestFirst).messages.map(\.id)
+            == ["m3", "m4", "m5"])
+        #expect(throws: ScrollbackError.self) {
+            try store.page(in: "c1", from: 0, through: 5, after: forward, limit: 10, order: .newestFirst)
+        }
+        // A conversation-list cursor is not a message cursor.
+        let list = try #require(try store.conversations(after: nil, limit: 0).next)
+        #expect(throws: ScrollbackError.invalidCursor("the token is a conversation-list cursor, not a message cursor")) {
+            try store.page(in: "c1", after: Cursor(token: list.token), limit: 2, order: .oldestFirst)
+        }
+    }
+
+    /// A range longer than `maxLimit` is never answered as if it were whole: without a limit
+    /// it throws `.limitExceeded`; its pages walk all of it.
+    @Test func rangeBeyondTheMaximumLimitSaysSo() throws {
+        let store = try Fixture.open()
+        let total = MessageStore.maxLimit + 5
+        try store.load((0..<total).map { Fixture.message("m\($0)", at: Int64($0 / 2), body: "b") })
+        // A limit: exactly what was asked for.
+        #expect(try store.messages(in: "c1", from: 0, through: Int64(total), limit: 3).map(\.id) == ["m0", "m1", "m2"])
+        // Exactly maxLimit messages in the range: answered whole.
+        let last = Int64((MessageStore.maxLimit - 1) / 2)
+        #expect(try store.messages(in: "c1", from: 0, through: last).count == MessageStore.maxLimit)
+        // More: an error that says so.
+        #expect(throws: ScrollbackError.self) { try store.messages(in: "c1", from: 0, through: Int64(total)) }
+        do {
+            _ = try store.messages(in: "c1", from: 0, through: Int64(total), order: .newestFirst)
+            Issue.record("a range of \(total) messages was answered without an error")
+        } catch let ScrollbackError.limitExceeded(what) {
+            #expect(what.contains("more than 10000 messages") && what.contains("page(in:from:through:after:limit:order:)"), "\(what)")
+        }
+        // Pages: every message of the range once, in order, `next` nil exactly at the end.
+        for order in [Order.oldestFirst, .newestFirst] {
+            var ids: [String] = []
+            var cursor: Cursor? = nil
+            var pages = 0
+            repeat {
+                let page = try store.page(in: "c1", from: 1, through: Int64(total), after: cursor, limit: 4_000, order: order)
+                ids += page.messages.map(\.id)
+                cursor = page.next
+                pages += 1
+            } while cursor != nil && pages < 10
+            let expected = (2..<total).map { "m\($0)" }
+            #expect(ids == (order == .oldestFirst ? expected : expected.reversed()), "\(order)")
+            #expect(pages == 3, "\(order)")
+        }
     }
 
     @Test func deletedIDCanBeReused() throws {

@@ -211,10 +211,20 @@ import Testing
     @Test func cursorTokenExample() {
         let secret: UInt64 = 0x0123_4567_89AB_CDEF
         let position = CursorToken.Position(conversation: 2, createdAt: 1_700_000_000_123, seq: 7)
-        let token = "AQIAAAAAAAAAe2jlz4sBAAAHAAAAAAAAAAhSBct0F1zb"
-        #expect(CursorToken.encode(position, secret: secret) == token)
-        #expect(CursorToken.decode(token, secret: secret) == position)
+        let token = "AwIAAAAAAAAAe2jlz4sBAAAHAAAAAAAAANhLJLdZBwRw"
+        #expect(CursorToken.messageVersion(forward: false) == 3 && CursorToken.messageVersion(forward: true) == 4)
+        #expect(CursorToken.encode(position, secret: secret, version: 3) == token)
+        #expect(CursorToken.decode(token, secret: secret, version: 3) == position)
+        #expect(CursorToken.decode(token, secret: secret, version: 4) == nil)
         #expect(CursorToken.decode(token, secret: secret &+ 1) == nil)
+        let oldestFirst = "BAIAAAAAAAAAe2jlz4sBAAAHAAAAAAAAADPqbb6YvAok"
+        #expect(CursorToken.encode(position, secret: secret, version: 4) == oldestFirst)
+        #expect(CursorToken.decode(oldestFirst, secret: secret)?.version == 4)
+        #expect(CursorToken.decode(oldestFirst, secret: secret)?.position == position)
+        // The legacy token of builds before the order was bound: same layout, version 1.
+        let legacy = "AQIAAAAAAAAAe2jlz4sBAAAHAAAAAAAAAAhSBct0F1zb"
+        #expect(CursorToken.encode(position, secret: secret, version: CursorToken.legacyVersion) == legacy)
+        #expect(CursorToken.decode(legacy, secret: secret, version: 1) == position)
         // Any change of a payload byte is rejected.
         for index in token.indices {
             var characters = Array(token)

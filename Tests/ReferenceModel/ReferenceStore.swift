@@ -14,11 +14,12 @@ struct ReferencePosition: Comparable, Hashable, Sendable, CustomStringConvertibl
     var description: String { "(\(createdAt), #\(seq))" }
 }
 
-/// The reference model's cursor: a position in one conversation (the store's cursor is an
-/// opaque token for the same thing).
+/// The reference model's cursor: a position in one conversation, issued by a walk in `order`
+/// (the store's cursor is an opaque token for the same thing).
 struct ReferenceCursor: Hashable, Sendable {
     var conversation: String
     var position: ReferencePosition
+    var order: Order
 }
 
 /// A keyset page of the reference model.
@@ -126,7 +127,10 @@ struct ReferenceStore: Sendable, Equatable {
     @discardableResult
     mutating func append(_ message: Message) throws -> AppendOutcome {
         try checkMessage(message)
-        if conversationOfID[message.id] != nil { return .duplicate }
+        if let owner = conversationOfID[message.id] {
+            if owner == message.conversation { return .duplicate }
+            throw ScrollbackError.idConflict(id: message.id, conversation: owner)
+        }
         var stored = message
         stored.edited = false
         let entry = Entry(message: stored, seq: nextSeq)
@@ -161,10 +165,9 @@ struct ReferenceStore: Sendable, Equatable {
         return outcomes
     }
 
-    /// See `MessageStore.load`: every message checked first; then appended in order, all or
-    /// nothing, live ids skipped as duplicates.
+    /// See `MessageStore.load`: each message checked and appended in order, all or nothing;
+    /// ids live in the same conversation skipped as duplicates, in another one `idConflict`.
     mutating func load(_ messages: [Message]) throws -> LoadSummary {
-        for message in messages { try checkMessage(message) }
         var copy = self
         var summary = LoadSummary(appended: 0, duplicates: 0)
         for message in messages {
@@ -251,9 +254,38 @@ struct ReferenceStore: Sendable, Equatable {
     ) throws -> [Message] {
         try Self.checkName(conversation, "conversation")
         if let limit { try Self.checkLimit(limit) }
-        return ordered(conversation, order)
-            .filter { from <= $0.message.createdAt && $0.message.createdAt <= through }
-            .prefix(limit ?? MessageStore.maxLimit).map(\.message)
+        let inRange = ordered(conversation, order).filter { from <= $0.message.createdAt && $0.message.createdAt <= through }
+        if limit == nil && inRange.count > MessageStore.maxLimit {
+            throw ScrollbackError.limitExceeded("the range holds \(inRange.count) messages, more than \(MessageStore.maxLimit)")
+        }
+        return inRange.prefix(limit ?? MessageStore.maxLimit).map(\.message)
+    }
+
+    /// See `MessageStore.page(in:from:through:after:limit:order:)`: the messages of the range
+    /// strictly after the cursor's position in `order`.
+    func page(in conversation: String, from: Int64, through: Int64, after cursor: ReferenceCursor?, limit: Int,
+              order: Order = .oldestFirst) throws -> ReferencePage {
+        try Self.checkName(conversation, "conversation")
+        try Self.checkLimit(limit)
+        try Self.checkCursor(cursor, conversation: conversation, order: order)
+        let remaining = ordered(conversation, order).filter { entry in
+            guard from <= entry.message.createdAt && entry.message.createdAt <= through else { return false }
+            guard let cursor else { return true }
+            return order == .oldestFirst ? entry.position > cursor.position : entry.position < cursor.position
+        }
+        let taken = Array(remaining.prefix(limit))
+        guard remaining.count > taken.count else { return ReferencePage(messages: taken.map(\.message), next: nil) }
+        let next = taken.last.map { ReferenceCursor(conversation: conversation, position: $0.position, order: order) } ?? cursor
+        return ReferencePage(messages: taken.map(\.message), next: next)
+    }
+
+    /// A cursor of another conversation, or issued for the other order, is `invalidCursor`.
+    static func checkCursor(_ cursor: ReferenceCursor?, conversation: String, order: Order) throws {
+        guard let cursor else { return }
+        if cursor.conversation != conversation {
+            throw ScrollbackError.invalidCursor("cursor of conversation \(cursor.conversation)")
+        }
+        if cursor.order != order { throw ScrollbackError.invalidCursor("cursor of the other order") }
     }
 
     /// See `MessageStore.page(in:after:limit:order:)`. With `limit == 0` the next cursor is
@@ -263,16 +295,14 @@ struct ReferenceStore: Sendable, Equatable {
     {
         try Self.checkName(conversation, "conversation")
         try Self.checkLimit(limit)
-        if let cursor, cursor.conversation != conversation {
-            throw ScrollbackError.invalidCursor("cursor of conversation \(cursor.conversation)")
-        }
+        try Self.checkCursor(cursor, conversation: conversation, order: order)
         let remaining = ordered(conversation, order).filter { entry in
             guard let cursor else { return true }
             return order == .oldestFirst ? entry.position > cursor.position : entry.position < cursor.position
         }
         let taken = Array(remaining.prefix(limit))
         guard remaining.count > taken.count else { return ReferencePage(messages: taken.map(\.message), next: nil) }
-        let next = taken.last.map { ReferenceCursor(conversation: conversation, position: $0.position) } ?? cursor
+        let next = taken.last.map { ReferenceCursor(conversation: conversation, position: $0.position, order: order) } ?? cursor
         return ReferencePage(messages: taken.map(\.message), next: next)
     }
 

@@ -81,6 +81,13 @@ extension StoreUnderTest {
 /// True when `actual` is the error the model expects: the same case and, for invalid
 /// arguments, the same argument. (`feed`/`latestMessage` may report too many conversations
 /// as `invalidArgument(conversations)` or `limitExceeded`.)
+/// A keyset page with its cursor reduced to whether there is one (the store's tokens are
+/// opaque; the model's are positions).
+struct PageShape: Equatable {
+    var messages: [Message]
+    var hasNext: Bool
+}
+
 func errorMatches(_ expected: ScrollbackError, _ actual: any Error) -> Bool {
     guard let actual = actual as? ScrollbackError else { return false }
     switch (expected, actual) {
@@ -89,6 +96,7 @@ func errorMatches(_ expected: ScrollbackError, _ actual: any Error) -> Bool {
     case (.invalidArgument("conversations", _), .limitExceeded): return true
     case (.notFound, .notFound), (.invalidCursor, .invalidCursor), (.limitExceeded, .limitExceeded), (.closed, .closed):
         return true
+    case let (.idConflict(a, c), .idConflict(b, d)): return a == b && c == d
     default: return false
     }
 }
@@ -262,6 +270,8 @@ final class ModelHarness {
         return state.conversationOfID.keys.sorted()
     }
 
+    /// A message valid on `state`: an id live in `state` keeps its conversation (a duplicate),
+    /// a fresh or deleted id goes to a random conversation.
     func randomMessage(id: String? = nil, in state: ReferenceStore) -> Message {
         let id: String = {
             if let id { return id }
@@ -274,7 +284,7 @@ final class ModelHarness {
             }
         }()
         return Message(
-            id: id, conversation: randomConversation(), sender: chance(3) ? String(repeating: "s", count: 255) : "s\(int(0...3))",
+            id: id, conversation: state.conversationOfID[id] ?? randomConversation(), sender: chance(3) ? String(repeating: "s", count: 255) : "s\(int(0...3))",
             createdAt: randomTimestamp(), kind: pick(MessageKind.allCases), body: randomBody(),
             replyTo: chance(20) ? (usedIDs.isEmpty ? "nothing" : pick(usedIDs)) : nil, edited: chance(10))
     }
@@ -298,7 +308,7 @@ final class ModelHarness {
     func randomInvalidOperation(on state: ReferenceStore) -> WriteOperation {
         let live = liveIDs(state)
         var m = randomMessage(id: freshID(), in: state)
-        switch int(0...15) {
+        switch int(0...16) {
         case 0: m.id = ""
         case 1: m.id = String(repeating: "i", count: ReferenceStore.maxIDBytes + 1)
         case 2: m.conversation = ""
@@ -315,6 +325,10 @@ final class ModelHarness {
         case 13 where !live.isEmpty:                                    // body over the limit
             return .edit(id: pick(live), body: String(repeating: "é", count: configuration.maxBodyBytes / 2 + 1))
         case 14: return .markRead(user: pick(users), conversation: randomConversation(), through: freshID())
+        case 15 where !live.isEmpty:                                    // an id live in another conversation
+            let id = pick(live)
+            m.id = id
+            m.conversation = pick(conversationNames.filter { $0 != state.conversationOfID[id] })
         default:
             // Through a message of another conversation.
             if let id = live.first(where: { state.conversationOfID[$0] != conversationNames[0] }) {
@@ -354,7 +368,10 @@ final class ModelHarness {
         for _ in 0..<int(0...40) {
             var m = randomMessage(in: state)
             m.edited = chance(10)
-            if chance(10), let previous = messages.last { m.id = previous.id }  // a duplicate inside the load
+            if chance(10), let previous = messages.last {  // a duplicate inside the load
+                m.id = previous.id
+                m.conversation = previous.conversation
+            }
             messages.append(m)
         }
         if invalid, case let .append(bad) = randomInvalidOperation(on: state) {
@@ -447,6 +464,7 @@ final class ModelHarness {
                  model: { try model.page(in: conversation, offset: offset, limit: pageLimit, order: order) },
                  store: { try store.page(in: conversation, offset: offset, limit: pageLimit, order: order) }, show: describe)
             walk(conversation, order: order, pageSize: int(1...max(1, n / 4 + 1)))
+            walk(conversation, order: order, pageSize: int(1...max(1, n / 4 + 1)), range: (from, through))
         }
         let after = chance(10) ? ReferenceStore.maxCreatedAt : randomTimestamp()
         same("count(\(c), after \(after))", model: { try model.count(in: conversation, after: after) },
@@ -460,22 +478,31 @@ final class ModelHarness {
         count("conversation checks")
     }
 
-    /// A full keyset walk; pages must match the model's page for page (the store's tokens
-    /// are opaque, so the model follows by position).
-    func walk(_ conversation: String, order: Order, pageSize: Int) {
+    /// A full keyset walk, of the whole conversation or of a time range; pages must match the
+    /// model's page for page (the store's tokens are opaque, so the model follows by position).
+    func walk(_ conversation: String, order: Order, pageSize: Int, range: (from: Int64, through: Int64)? = nil) {
         guard let store, !failed else { return }
         var token: Cursor?
         var cursor: ReferenceCursor?
         let n = model.entries(conversation).count
         for pageNumber in 0...(n / pageSize + 1) {
-            let label = "page(\(conversation.prefix(12)), after page \(pageNumber) of a walk, \(pageSize), \(order))"
+            let label = "page(\(conversation.prefix(12)), \(range.map { "\($0.from)...\($0.through), " } ?? "")after page "
+                + "\(pageNumber) of a walk, \(pageSize), \(order))"
             let wanted: ReferencePage
-            do { wanted = try model.page(in: conversation, after: cursor, limit: pageSize, order: order) } catch {
+            do {
+                wanted = try range.map {
+                    try model.page(in: conversation, from: $0.from, through: $0.through, after: cursor, limit: pageSize, order: order)
+                } ?? model.page(in: conversation, after: cursor, limit: pageSize, order: order)
+            } catch {
                 fail("\(label): the model threw \(error)")
                 return
             }
             let got: MessagePage
-            do { got = try store.page(in: conversation, after: token, limit: pageSize, order: order) } catch {
+            do {
+                got = try range.map {
+                    try store.page(in: conversation, from: $0.from, through: $0.through, after: token, limit: pageSize, order: order)
+                } ?? store.page(in: conversation, after: token, limit: pageSize, order: order)
+            } catch {
                 fail("\(label): store threw \(error)")
                 return
             }
@@ -506,11 +533,26 @@ final class ModelHarness {
         let saved = pick(savedCursors)
         var conversation = saved.cursor.conversation
         if chance(20) { conversation = pick(conversationNames.filter { $0 != conversation }) }  // → invalidCursor
+        var order = saved.order
+        if chance(15) { order = order == .oldestFirst ? .newestFirst : .oldestFirst }  // → invalidCursor
         let limit = int(1...8)
-        same("page(\(conversation.prefix(12)), after saved cursor \(saved.cursor.position) of \(saved.cursor.conversation.prefix(12)), \(limit), \(saved.order))",
-             model: { try model.page(in: conversation, after: saved.cursor, limit: limit, order: saved.order).messages },
-             store: { try store.page(in: conversation, after: saved.token, limit: limit, order: saved.order).messages },
+        same("page(\(conversation.prefix(12)), after saved cursor \(saved.cursor.position) of \(saved.cursor.conversation.prefix(12)) "
+                + "issued \(saved.order), \(limit), \(order))",
+             model: { try model.page(in: conversation, after: saved.cursor, limit: limit, order: order).messages },
+             store: { try store.page(in: conversation, after: saved.token, limit: limit, order: order).messages },
              show: describe)
+        // The same cursor continues a walk of a time range (either kind of walk issues it).
+        let from = randomTimestamp(), through = chance(30) ? ReferenceStore.maxCreatedAt : randomTimestamp()
+        same("page(\(conversation.prefix(12)), \(from)...\(through), after saved cursor \(saved.cursor.position), \(limit), \(order))",
+             model: {
+                 let page = try model.page(in: conversation, from: from, through: through, after: saved.cursor, limit: limit, order: order)
+                 return PageShape(messages: page.messages, hasNext: page.next != nil)
+             },
+             store: {
+                 let page = try store.page(in: conversation, from: from, through: through, after: saved.token, limit: limit, order: order)
+                 return PageShape(messages: page.messages, hasNext: page.next != nil)
+             },
+             show: { "\(describe($0.messages)), next \($0.hasNext ? "set" : "nil")" })
         count("saved cursor checks")
     }
 

@@ -14,7 +14,8 @@ import Testing
         try store.append(Self.message("m1", at: 20))
         try store.append(Self.message("m2", at: 10))
         try store.append(Self.message("m3", at: 20))  // tie with m1: after it
-        #expect(try store.append(Self.message("m1", "b", at: 5)) == .duplicate)
+        #expect(try store.append(Self.message("m1", at: 5)) == .duplicate)
+        #expect(throws: ScrollbackError.idConflict(id: "m1", conversation: "a")) { try store.append(Self.message("m1", "b", at: 5)) }
         #expect(try store.latest(in: "a", limit: 10).map(\.id) == ["m3", "m1", "m2"])
         #expect(try store.latest(in: "b", limit: 10).isEmpty)
         #expect(try store.message(id: "m1")?.conversation == "a")

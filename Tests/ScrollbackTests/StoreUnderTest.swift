@@ -20,6 +20,8 @@ protocol StoreUnderTest: AnyObject, Sendable {
     func latest(in conversation: String, limit: Int) throws -> [Message]
     func messages(in conversation: String, from: Int64, through: Int64, order: Order, limit: Int?) throws -> [Message]
     func page(in conversation: String, after cursor: Cursor?, limit: Int, order: Order) throws -> MessagePage
+    func page(in conversation: String, from: Int64, through: Int64, after cursor: Cursor?, limit: Int, order: Order) throws
+        -> MessagePage
     func page(in conversation: String, offset: Int, limit: Int, order: Order) throws -> [Message]
     func count(in conversation: String, after: Int64) throws -> Int
     func unreadCount(user: String, in conversation: String) throws -> Int
@@ -76,6 +78,12 @@ enum InjectedBug: String, CaseIterable, Sendable {
     case markerNamesAnOlderMessage
     /// `unreadCounts` answers a conversation named twice once (deduplicated like `feed`).
     case unreadCountsDeduplicated
+    /// A keyset cursor given back with the other order is accepted (and read as a position
+    /// in that order) instead of `invalidCursor`.
+    case cursorIgnoresOrder
+    /// An append of an id live in another conversation is a silent `.duplicate`, not
+    /// `idConflict`.
+    case conflictIsDuplicate
 }
 
 /// The durable side of `ReferenceBackedStore`: survives close and reopen.
@@ -145,22 +153,35 @@ final class ReferenceBackedStore: StoreUnderTest {
     }
 
     static func token(_ cursor: ReferenceCursor) -> Cursor {
-        Cursor(token: "ref.\(cursor.position.createdAt).\(cursor.position.seq).\(cursor.conversation)")
+        let order = cursor.order == .oldestFirst ? "o" : "n"
+        return Cursor(token: "ref.\(order).\(cursor.position.createdAt).\(cursor.position.seq).\(cursor.conversation)")
     }
 
-    static func parse(_ cursor: Cursor) throws -> ReferenceCursor {
-        let parts = cursor.token.split(separator: ".", maxSplits: 3, omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0] == "ref", let createdAt = Int64(parts[1]), let seq = Int(parts[2]) else {
+    /// The cursor a token names; with `cursorIgnoresOrder` it is taken for `order` whatever
+    /// order issued it.
+    func parse(_ cursor: Cursor, order: Order) throws -> ReferenceCursor {
+        let parts = cursor.token.split(separator: ".", maxSplits: 4, omittingEmptySubsequences: false)
+        guard parts.count == 5, parts[0] == "ref", parts[1] == "o" || parts[1] == "n", let createdAt = Int64(parts[2]),
+              let seq = Int(parts[3]) else {
             throw ScrollbackError.invalidCursor("malformed token")
         }
-        return ReferenceCursor(conversation: String(parts[3]), position: ReferencePosition(createdAt: createdAt, seq: seq))
+        let issued: Order = parts[1] == "o" ? .oldestFirst : .newestFirst
+        return ReferenceCursor(conversation: String(parts[4]), position: ReferencePosition(createdAt: createdAt, seq: seq),
+                               order: bug == .cursorIgnoresOrder ? order : issued)
     }
 
     func close() throws {
         if isClosed.exchange(true, ordering: .relaxed) { throw ScrollbackError.closed }
     }
 
-    func append(_ message: Message) throws -> AppendOutcome { try mutate { try $0.append(message) } }
+    func append(_ message: Message) throws -> AppendOutcome {
+        try mutate { model in
+            if bug == .conflictIsDuplicate, let owner = model.conversationOfID[message.id], owner != message.conversation {
+                return .duplicate
+            }
+            return try model.append(message)
+        }
+    }
 
     func load(_ messages: [Message]) throws -> LoadSummary { try mutate { try $0.load(messages) } }
 
@@ -226,15 +247,24 @@ final class ReferenceBackedStore: StoreUnderTest {
         try read { try $0.messages(in: conversation, from: from, through: through, order: order, limit: limit) }
     }
 
+    func page(in conversation: String, from: Int64, through: Int64, after cursor: Cursor?, limit: Int, order: Order) throws
+        -> MessagePage {
+        let parsed = try cursor.map { try parse($0, order: order) }
+        return try read { model in
+            let page = try model.page(in: conversation, from: from, through: through, after: parsed, limit: limit, order: order)
+            return MessagePage(messages: page.messages, next: page.next.map(Self.token))
+        }
+    }
+
     func page(in conversation: String, after cursor: Cursor?, limit: Int, order: Order) throws -> MessagePage {
-        let parsed = try cursor.map(Self.parse)
+        let parsed = try cursor.map { try parse($0, order: order) }
         return try read { model in
             let page = try model.page(in: conversation, after: parsed, limit: limit, order: order)
             var next = page.next
             if bug == .fullLastPageHasCursor, next == nil, limit > 0, page.messages.count == limit,
                 let last = page.messages.last, let entry = model.entry(id: last.id)
             {
-                next = ReferenceCursor(conversation: conversation, position: entry.position)
+                next = ReferenceCursor(conversation: conversation, position: entry.position, order: order)
             }
             return MessagePage(messages: page.messages, next: next.map(Self.token))
         }

@@ -195,13 +195,16 @@ func cursorToken(_ bytes: [UInt8], encodeFirst: Bool) {
     var token = String(decoding: bytes, as: UTF8.self)
     if encodeFirst {
         // Well-formed tokens for arbitrary positions: exercises the store's seek past the check.
-        let b = bytes + [UInt8](repeating: 0, count: 24)
+        let b = bytes + [UInt8](repeating: 0, count: 25)
         let position = b.withUnsafeBytes { raw in
             CursorToken.Position(conversation: raw.loadLE(UInt64.self, at: 0) % 4, createdAt: raw.loadLE(UInt64.self, at: 8),
                                  seq: raw.loadLE(UInt64.self, at: 16))
         }
-        token = CursorToken.encode(position, secret: secret)
-        guard CursorToken.decode(token, secret: secret) == position else { finding("cursor token does not round-trip") }
+        // Any version byte: the message versions (1 legacy, 3, 4), the list's (2) and unknown ones.
+        let version = b[24] % 6
+        token = CursorToken.encode(position, secret: secret, version: version)
+        guard CursorToken.decode(token, secret: secret, version: version) == position,
+              CursorToken.decode(token, secret: secret)?.version == version else { finding("cursor token does not round-trip") }
     } else {
         _ = CursorToken.decode(token, secret: secret)
         _ = Base64URL.decode(token)

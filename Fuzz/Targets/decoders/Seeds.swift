@@ -109,7 +109,8 @@ func writeSeeds(to directory: String) {
     record(1) { try RunBindingRecord(segment: 5, run: RunAccount(id: 2, records: 10, fileBytes: 4096, flags: 0)).encode(type: 24, into: &$0) }
     record(2) { try MergeRecord(result: RunAccount(id: 9, records: 7, fileBytes: 999, flags: 1), sources: [2, 3]).encode(type: 25, into: &$0) }
     if let token { add(.cursorToken, Array(token.utf8)) }
-    add(.cursorToken, Array(CursorToken.encode(.init(conversation: 1, createdAt: 5, seq: 3), secret: 1).utf8))
+    add(.cursorToken, Array(CursorToken.encode(.init(conversation: 1, createdAt: 5, seq: 3), secret: 1,
+                                               version: CursorToken.newestFirstVersion).utf8))
     add(.cursorToken, [UInt8](repeating: 0x41, count: 24), flag: true)
     add(.cursorToken, Array("not a token".utf8))
     for (i, seed) in seeds.enumerated() {
