@@ -85,8 +85,9 @@ docs: deps
 		generate-documentation --target Scrollback --output-path .build/docs --transform-for-static-hosting \
 		--warnings-as-errors
 
-# Every concurrency test under ThreadSanitizer. -DSCROLLBACK_TSAN swaps the engine's Lock for a
-# pthread mutex TSan can see (Sources/IO/Lock.swift); nothing is suppressed. Fails on any report.
+# Every concurrency test under ThreadSanitizer. The engine's Lock is a pthread mutex, which TSan
+# sees (Sources/IO/Lock.swift); -DSCROLLBACK_TSAN marks the build for code that must differ
+# under TSan (none at present). Nothing is suppressed. Fails on any report.
 TSAN_TESTS ?= ConcurrencyTests|concurrentWritersShareSyncs|LogConcurrencyTests|groupCommit|AsyncAPITests|ObservabilityTests
 tsan: deps bench-deps
 	$(SWIFT) build --build-tests --scratch-path .build-tsan --sanitize=thread -Xswiftc -DSCROLLBACK_TSAN

@@ -4,8 +4,8 @@ import Glibc
 import Darwin
 #endif
 
-/// A pthread mutex with one condition variable, for the group-commit wait (Synchronization's
-/// `Mutex` has no condition wait). The state it guards lives in the owner, documented there.
+/// A pthread mutex with one condition variable, for the group-commit wait (`Lock` has no
+/// condition wait). The state it guards lives in the owner, documented there.
 ///
 /// Thread-safety: safe from any thread; not reentrant.
 package final class ConditionMutex: @unchecked Sendable {

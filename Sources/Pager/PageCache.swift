@@ -52,7 +52,7 @@ struct CacheState {
 /// is never evicted or reused. The capacity is a soft bound: when every frame is dirty or
 /// pinned the cache grows, and `trim()` shrinks it back once frames become clean.
 ///
-/// Thread-safety: every method is safe from any thread; one `Mutex` guards the map and the
+/// Thread-safety: every method is safe from any thread; one `Lock` guards the map and the
 /// frame table. Lock order: the pager's core lock may be held while calling in here, never
 /// the other way round.
 final class PageCache: @unchecked Sendable {

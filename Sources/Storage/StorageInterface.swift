@@ -15,8 +15,4 @@
 @_exported import enum ScrollbackFormat.StorageError
 @_exported import protocol ScrollbackIO.FileSystem
 @_exported import enum ScrollbackIO.Path
-#if SCROLLBACK_TSAN
 @_exported import class ScrollbackIO.Lock
-#else
-@_exported import typealias ScrollbackIO.Lock
-#endif

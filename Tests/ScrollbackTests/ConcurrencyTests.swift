@@ -18,10 +18,8 @@ import TestSupport
 /// - after everything stops, the store holds exactly what was acknowledged and verifies.
 /// Bounded in iterations; no timing assertions. Runs under TSan:
 /// `swift test --sanitize=thread --filter ConcurrencyTests`.
-/// Caveat: on Linux, ThreadSanitizer does not see `Synchronization.Mutex` (a futex lock), so
-/// it reports false races on every access guarded by one (the engine's page cache, pager,
-/// log, storage and messaging state). With a pthread-backed stand-in for `Mutex` in those
-/// modules this test runs TSan-clean; the test's own locks are pthread-based (`Locked`).
+/// The engine's `Lock` is a pthread mutex, which TSan sees (`make tsan`); the test's own
+/// locks are pthread-based too (`Locked`).
 @Suite struct ConcurrencyTests {
     static let writers = 4
     static let appendsPerWriter = 250
