@@ -109,15 +109,21 @@ extension StorageEngine {
 
     /// REQUIRES: backupsRunning's lock, no backup running.
     private func removeUnreadableFilesUnlessBackingUp() throws {
-        let oldest = pager.oldestSnapshotID ?? .max
-        let durable = pager.durableState
-        let replaySegment = LogPositions.segment(durable.logPosition)
-        let active = LogPositions.segment(log.endPosition)
-        // Readers in other processes (spec/reader-table.md): the oldest state any of them may
-        // read, and the segment its replay starts in (the scan is made only when something
-        // waits; a failed scan lets nothing go).
-        let readers = readerSegmentFloor()
         let ready: [PendingFileRemoval.File] = pendingFileRemovals.withLock { pending in
+            // The floors are read while the list is locked, after every entry in it was
+            // added: an entry is added after the commit that makes its file unneeded, so a
+            // snapshot that may still read the file began before that commit and is counted
+            // here. (Read before taking the lock, a floor could predate both a snapshot that
+            // begins on the older state and the entry added for it, and the file would go
+            // while that snapshot reads it.) Lock order: this list, then the pager's and the
+            // reader table's locks; nothing takes this list's lock while holding those.
+            let oldest = pager.oldestSnapshotID ?? .max
+            let durable = pager.durableState
+            let replaySegment = LogPositions.segment(durable.logPosition)
+            let active = LogPositions.segment(log.endPosition)
+            // Readers in other processes (spec/reader-table.md): the oldest state any of them
+            // may read, and the segment its replay starts in (a failed scan lets nothing go).
+            let readers = readerSegmentFloor()
             var files: [PendingFileRemoval.File] = []
             pending.removeAll { entry in
                 guard oldest >= entry.readableBefore, durable.transactionID >= entry.durableAfter,
