@@ -56,6 +56,12 @@ package protocol FileHandle: AnyObject, Sendable {
     /// short writes internally.
     func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws
     func truncate(to size: UInt64) throws
+    /// Makes the file at least `size` bytes long, the new bytes zero and their disk space
+    /// allocated (`posix_fallocate`), so later writes inside it change neither the file's size
+    /// nor its block map and an `fdatasync` after them has no metadata to commit. A file
+    /// already that long is unchanged. Like a write, not durable until `syncData`. Wrappers
+    /// must forward it (the default, used by the in-memory file systems, writes zeros).
+    func allocate(upTo size: UInt64) throws
     /// `fdatasync`: makes every completed write of this file durable.
     func syncData() throws
     func size() throws -> UInt64
@@ -146,6 +152,20 @@ extension FileHandle {
 
     package func write(_ bytes: [UInt8], at offset: UInt64) throws {
         try bytes.withUnsafeBytes { (buffer) throws in try write(buffer, at: offset) }
+    }
+
+    /// `allocate(upTo:)` as zeros written after the current end, in 64 KiB writes.
+    package func allocate(upTo size: UInt64) throws {
+        var end = try self.size()
+        guard end < size else { return }
+        let zeros = [UInt8](repeating: 0, count: 64 << 10)
+        try zeros.withUnsafeBytes { buffer in
+            while end < size {
+                let n = Int(min(UInt64(buffer.count), size - end))
+                try write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), at: end)
+                end += UInt64(n)
+            }
+        }
     }
 }
 

@@ -151,6 +151,17 @@ final class PosixFileHandle: FileHandle {
         try Syscall.pwriteFully(try fd("pwrite"), bytes, at: offset, path: path)
     }
 
+    func allocate(upTo size: UInt64) throws {
+        let fd = try fd("posix_fallocate")
+        guard try self.size() < size else { return }
+        let length = try Syscall.fileOffset(size, count: 0, operation: "posix_fallocate", path: path)
+        // posix_fallocate returns the error number (it does not set errno); glibc writes
+        // zeros itself where the file system has no fallocate.
+        var code: Int32
+        repeat { code = posix_fallocate(fd, 0, length) } while code == EINTR
+        if code != 0 { throw StorageError.io(path: path, operation: "posix_fallocate", errno: code) }
+    }
+
     func truncate(to size: UInt64) throws {
         let fd = try fd("ftruncate")
         let length = try Syscall.fileOffset(size, count: 0, operation: "ftruncate", path: path)

@@ -65,6 +65,7 @@ private final class ReadOnlyHandle: FileHandle {
         throw StorageError.invalidArgument("read-only view: cannot write \(path)")
     }
     func truncate(to size: UInt64) throws {}
+    func allocate(upTo size: UInt64) throws {}
     func syncData() throws {}
     func size() throws -> UInt64 { try base.size() }
     func close() throws { try base.close() }

@@ -185,6 +185,7 @@ private final class NoFile: FileHandle {
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int { throw refuse("read") }
     func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws { throw refuse("write") }
     func truncate(to size: UInt64) throws { throw refuse("truncate") }
+    func allocate(upTo size: UInt64) throws { throw refuse("allocate") }
     func syncData() throws {}
     func size() throws -> UInt64 { 0 }
     func close() throws {}

@@ -44,8 +44,20 @@ package final class Log: @unchecked Sendable {
     /// The appender's state. Holding this mutex is what serializes appends.
     struct AppendState {
         var active: RawSegment
+        /// The active segment's file size as this writer made it: appends below it overwrite
+        /// preallocated zeros (see `preallocationBytes`).
+        var allocatedEnd: Int
         var closed = false
     }
+
+    /// How far ahead of its end the active segment's file is allocated (zeros, disk space
+    /// reserved): an `fdatasync` after an append that changes the file's size also commits
+    /// the size (a file-system journal transaction); one inside the allocated size does not.
+    /// Measured on this project's ext4 VM, 80-byte appends each followed by `fdatasync`:
+    /// 180–190 µs p50 growing the file, 110–145 µs inside an allocated one. The file is cut
+    /// back to its end when the segment is rolled or the log closed; recovery reads the zero
+    /// tail of a crashed writer's segment as a torn tail (spec/log-segment.md, "Writing").
+    package static let preallocationBytes = 64 << 10
     let appendState: Lock<AppendState>
 
     // Group-commit state, guarded by `syncMonitor`.
@@ -79,7 +91,7 @@ package final class Log: @unchecked Sendable {
         var table = Table(segments: segments, activeID: active.id)
         table.segments[active.id] = .raw(active)
         self.table = Lock(table)
-        appendState = Lock(AppendState(active: active))
+        appendState = Lock(AppendState(active: active, allocatedEnd: active.length))
         let end = LogPositions.make(segment: active.id, offset: UInt32(active.length))
         syncedThrough = end
         writtenEnd = end
@@ -143,6 +155,12 @@ package final class Log: @unchecked Sendable {
                 durableThrough: UInt32(durableOffset), transactionStart: UInt32(start),
                 recordCount: UInt32(batch.recordCount)))
             do {
+                if start + size > state.allocatedEnd {
+                    let chunk = Self.preallocationBytes
+                    let wanted = min((start + size + chunk - 1) / chunk * chunk, max(options.segmentSize, start + size))
+                    try active.file.handle.allocate(upTo: UInt64(wanted))
+                    state.allocatedEnd = wanted
+                }
                 try active.file.handle.write(UnsafeRawBufferPointer(rebasing: target[0..<size]), at: UInt64(start))
             } catch {
                 poison("write to \(active.file.path) failed: \(error)")
@@ -178,6 +196,9 @@ package final class Log: @unchecked Sendable {
             throw StorageError.limitExceeded("segment id space exhausted")
         }
         do {
+            // Cut the preallocated zeros first: a segment that is not the last must end with
+            // its last commit, and this sync makes the cut durable before the next exists.
+            if state.allocatedEnd > old.length { try old.file.handle.truncate(to: UInt64(old.length)) }
             try old.file.handle.syncData()
         } catch {
             poison("fdatasync of \(old.file.path) failed: \(error)")
@@ -219,6 +240,7 @@ package final class Log: @unchecked Sendable {
             syncMonitor.broadcast()
         }
         state.active = new
+        state.allocatedEnd = new.length
         return new
     }
 
@@ -323,11 +345,14 @@ package final class Log: @unchecked Sendable {
     /// Syncs what was appended (unless poisoned) and closes every file. Idempotent.
     /// REQUIRES: no concurrent use. Later calls throw `.closed`.
     package func close() throws {
-        let wasOpen = appendState.withLock { state -> Bool in
+        let (wasOpen, preallocated) = appendState.withLock { state -> (Bool, RawSegment?) in
             defer { state.closed = true }
-            return !state.closed
+            return (!state.closed, state.allocatedEnd > state.active.length ? state.active : nil)
         }
         guard wasOpen else { return }
+        // The preallocated zeros go (the sync below makes the cut durable); if the cut fails
+        // they stay, which recovery reads as a torn tail.
+        if let active = preallocated { try? active.file.handle.truncate(to: UInt64(active.length)) }
         isClosed.store(true, ordering: .releasing)
         var failure: (any Error)?
         let (poisoned, end) = syncMonitor.withLock { (poisonLatch.isLatched, writtenEnd) }

@@ -137,7 +137,7 @@ import TestSupport
             c.byKind[damage.kind, default: 0] += 1
             if damaged == original { c.unchanged += 1; counts[kind] = c; continue }
             let live = Self.isLive(kind: kind, path: path, damage: damage, original: original, damaged: damaged, layout: layout,
-                                   lastRaw: path == lastRaw)
+                                   lastRaw: path == lastRaw, logEnd: lastRawCommitEnds.last ?? 24)
             if live { c.live += 1 }
             // Where a torn-tail cut would put the end of the active segment: the end of the
             // last complete transaction before the damage (24 if none).
@@ -208,12 +208,15 @@ import TestSupport
     }
 
     static func isLive(kind: FileKind, path: String, damage: Damage, original: [UInt8], damaged: [UInt8],
-                       layout: StoreImage.PageLayout, lastRaw: Bool) -> Bool {
+                       layout: StoreImage.PageLayout, lastRaw: Bool, logEnd: Int) -> Bool {
         switch kind {
         case .run:
             return true
         case .raw:
             if case .append = damage { return !lastRaw }
+            // The active segment's preallocated zeros after its last commit hold nothing:
+            // damage wholly inside them changes no answer (recovery cuts them as a torn tail).
+            if lastRaw, damageStart(damage, original: original) >= logEnd, damaged.count >= logEnd { return false }
             return true
         case .pages:
             let size = layout.pageSize

@@ -83,7 +83,9 @@ struct StoreImage {
         var offset = 24
         while offset + 9 <= b.count {
             let length = Int(u32(b, offset + 4))
-            guard offset + 9 + length <= b.count else { break }
+            // Type 0 is never written: the zeros an active segment is preallocated with
+            // (spec/log-segment.md, "Writing") end the log.
+            guard offset + 9 + length <= b.count, b[offset + 8] != 0 else { break }
             frames.append(Frame(offset: offset, length: length, type: b[offset + 8]))
             offset += 9 + length
         }

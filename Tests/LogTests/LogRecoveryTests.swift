@@ -33,6 +33,49 @@ import TestSupport
         #expect(again == [asReplayed(t1), asReplayed(t3)])
     }
 
+    /// The active segment is allocated ahead of its end (zeros), so appends do not change the
+    /// file's size; a roll and a clean close cut the zeros; after a crash recovery reads them
+    /// as a torn tail and cuts them (spec/log-segment.md, "Writing").
+    @Test func preallocatedZerosAreCutByRollCloseAndRecovery() throws {
+        let options = smallOptions(segmentSize: 256 << 10)
+        let fs = MemoryFileSystem()
+        let (log, _) = try openLog(fs, options)
+        let t1 = try append(log, [record(1, count: 100)])
+        try log.sync(through: t1.end)
+        let end1 = Int(LogPositions.offset(t1.end))
+        let preallocated = try #require(fs.contents(of: segmentPath(1)))
+        #expect(preallocated.count == Int(Log.preallocationBytes), "allocated ahead in one 64 KiB step")
+        #expect(preallocated[end1...].allSatisfy { $0 == 0 })
+        // Appends inside the allocation leave the size alone.
+        let t2 = try append(log, [record(2, count: 2000)])
+        try log.sync(through: t2.end)
+        #expect(fs.contents(of: segmentPath(1))?.count == Int(Log.preallocationBytes))
+        // Past it: the next step, never beyond the segment size.
+        let big = try append(log, [record(3, count: 100_000)])
+        try log.sync(through: big.end)
+        let grown = try #require(fs.contents(of: segmentPath(1))).count
+        #expect(grown == 2 * Int(Log.preallocationBytes) && grown > Int(LogPositions.offset(big.end)))
+        // A crash (no close): the zeros are a torn tail; every transaction comes back.
+        let crashed = MemoryFileSystem()
+        try crashed.createDirectory(testDirectory)
+        crashed.setContents(of: segmentPath(1), to: try #require(fs.contents(of: segmentPath(1))))
+        let (recovered, replayed) = try openLog(crashed, options)
+        #expect(replayed == [asReplayed(t1), asReplayed(t2), asReplayed(big)])
+        #expect(crashed.contents(of: segmentPath(1))?.count == Int(LogPositions.offset(big.end)), "recovery cut the zeros")
+        try recovered.close()
+        // A roll cuts the finished segment to its end before the next one exists.
+        try log.rollSegment()
+        #expect(fs.contents(of: segmentPath(1))?.count == Int(LogPositions.offset(big.end)))
+        let t4 = try append(log, [record(4, count: 10)])
+        try log.sync(through: t4.end)
+        #expect(try #require(fs.contents(of: segmentPath(2))).count > Int(LogPositions.offset(t4.end)))
+        // A clean close cuts the active segment.
+        try log.close()
+        #expect(fs.contents(of: segmentPath(2))?.count == Int(LogPositions.offset(t4.end)))
+        let (_, again) = try openLog(fs, options)
+        #expect(again == [asReplayed(t1), asReplayed(t2), asReplayed(big), asReplayed(t4)])
+    }
+
     @Test func roundTripReplaysEveryTransaction() throws {
         let fs = MemoryFileSystem()
         let (t1, t2) = try twoTransactions(fs)

@@ -60,6 +60,7 @@ final class CountingFileHandle: FileHandle, @unchecked Sendable {
         if path.hasSuffix(".seg") { owner.segmentWrites.add(1, ordering: .relaxed) }
     }
     func truncate(to size: UInt64) throws { try base.truncate(to: size) }
+    func allocate(upTo size: UInt64) throws { try base.allocate(upTo: size) }
     func syncData() throws {
         if path.hasSuffix(".seg") {
             owner.segmentSyncs.add(1, ordering: .relaxed)

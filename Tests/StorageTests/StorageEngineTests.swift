@@ -185,6 +185,7 @@ final class SlowSyncHandle: FileHandle {
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int { try base.read(into: buffer, at: offset) }
     func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws { try base.write(bytes, at: offset) }
     func truncate(to size: UInt64) throws { try base.truncate(to: size) }
+    func allocate(upTo size: UInt64) throws { try base.allocate(upTo: size) }
     func syncData() throws {
         usleep(delay)
         try base.syncData()

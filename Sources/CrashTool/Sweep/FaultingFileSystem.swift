@@ -105,6 +105,7 @@ final class FaultingFileHandle: FileHandle {
         try inner.write(bytes, at: offset)
     }
     func truncate(to size: UInt64) throws { try inner.truncate(to: size) }
+    func allocate(upTo size: UInt64) throws { try inner.allocate(upTo: size) }
     func syncData() throws {
         let path = inner.path
         fileSystem.willSync { _ in .syncFails(pathSuffix: path) }
