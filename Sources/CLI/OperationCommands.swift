@@ -210,13 +210,16 @@ struct Compact: ParsableCommand {
             w.raw(",\"recordsMoved\":"); w.integer(report.recordsMoved)
             w.raw(",\"logBytesBefore\":"); w.integer(report.logBytesBefore)
             w.raw(",\"logBytesAfter\":"); w.integer(report.logBytesAfter)
+            w.raw(",\"pageFileBytesBefore\":"); w.integer(report.pageFileBytesBefore)
+            w.raw(",\"pageFileBytesAfter\":"); w.integer(report.pageFileBytesAfter)
             w.raw("}")
             Output.standardOutput.line(w.text)
         } else {
             Output.standardOutput.line(
                 "compacted \(report.segmentsRewritten) segment\(report.segmentsRewritten == 1 ? "" : "s"), "
                     + "moved \(report.recordsMoved) record\(report.recordsMoved == 1 ? "" : "s"); "
-                    + "log \(bytes(report.logBytesBefore)) -> \(bytes(report.logBytesAfter))")
+                    + "log \(bytes(report.logBytesBefore)) -> \(bytes(report.logBytesAfter)); "
+                    + "page file \(bytes(report.pageFileBytesBefore)) -> \(bytes(report.pageFileBytesAfter))")
         }
     }
 }

@@ -59,6 +59,11 @@ extension MessageDatabase {
         try engine.checkpoint()
         try engine.removeUnreadableFiles()
         summary.logBytesAfter = logBytes
+        // An explicit compaction also gives the page file's free space back (the automatic
+        // policy leaves it: the free pages are reused by the writes that follow).
+        let pages = threshold == nil ? try engine.compactPageFile() : nil
+        summary.pageFileBytesBefore = pages?.bytesBefore ?? engine.statistics.pageFileBytes
+        summary.pageFileBytesAfter = pages?.bytesAfter ?? summary.pageFileBytesBefore
         compactionBytes.withLock { $0 = (summary.logBytesBefore, summary.logBytesAfter) }
         return summary
     }

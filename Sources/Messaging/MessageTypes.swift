@@ -87,4 +87,8 @@ package struct CompactionSummary: Sendable, Equatable {
     /// Bytes of the log and the runs before and after.
     package var logBytesBefore: UInt64 = 0
     package var logBytesAfter: UInt64 = 0
+    /// Bytes of the page file before and after (an explicit compaction returns its free
+    /// space: `StorageEngine.compactPageFile`).
+    package var pageFileBytesBefore: UInt64 = 0
+    package var pageFileBytesAfter: UInt64 = 0
 }

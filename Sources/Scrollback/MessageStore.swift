@@ -416,13 +416,16 @@ public final class MessageStore: Sendable {
     public func sync() throws { try mapErrors { try database.sync() } }
 
     /// Rewrites the live records of the most wasteful sealed log segments in key order
-    /// (each conversation's history becomes contiguous), then removes the old segments.
-    /// Runs in bounded steps; readers and writers keep working meanwhile.
+    /// (each conversation's history becomes contiguous), then removes the old segments; then,
+    /// when more than a tenth of the page file is free, moves the tree pages above the live
+    /// size into the free space and cuts the file. Runs in bounded steps; readers keep working
+    /// meanwhile, writers wait only while pages are copied.
     @discardableResult
     public func compact() throws -> CompactionReport {
         let summary = try mapErrors { try database.compact() }
         return CompactionReport(segmentsRewritten: summary.segmentsRewritten, recordsMoved: summary.recordsMoved,
-                                logBytesBefore: summary.logBytesBefore, logBytesAfter: summary.logBytesAfter)
+                                logBytesBefore: summary.logBytesBefore, logBytesAfter: summary.logBytesAfter,
+                                pageFileBytesBefore: summary.pageFileBytesBefore, pageFileBytesAfter: summary.pageFileBytesAfter)
     }
 
     /// Writes a consistent copy of the store to `path` (a new or empty directory) while the

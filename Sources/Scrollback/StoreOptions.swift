@@ -159,10 +159,17 @@ public struct CompactionReport: Sendable, Hashable {
     /// Log bytes on disk before and after.
     public var logBytesBefore: UInt64
     public var logBytesAfter: UInt64
-    public init(segmentsRewritten: Int, recordsMoved: Int, logBytesBefore: UInt64, logBytesAfter: UInt64) {
+    /// Page-file bytes before and after: free pages left by copy-on-write between
+    /// checkpoints are given back to the file system when they are more than a tenth of it.
+    public var pageFileBytesBefore: UInt64
+    public var pageFileBytesAfter: UInt64
+    public init(segmentsRewritten: Int, recordsMoved: Int, logBytesBefore: UInt64, logBytesAfter: UInt64,
+                pageFileBytesBefore: UInt64 = 0, pageFileBytesAfter: UInt64 = 0) {
         self.segmentsRewritten = segmentsRewritten
         self.recordsMoved = recordsMoved
         self.logBytesBefore = logBytesBefore
         self.logBytesAfter = logBytesAfter
+        self.pageFileBytesBefore = pageFileBytesBefore
+        self.pageFileBytesAfter = pageFileBytesAfter
     }
 }

@@ -141,3 +141,58 @@ extension StorageEngine {
                           pageSize: pager.pageSize, runBytes: runBytes, logBytes: log.rawSegmentBytes + log.sealedSegmentBytes)
     }
 }
+
+/// What `StorageEngine.compactPageFile()` did.
+package struct PageFileCompaction: Sendable, Equatable {
+    /// Page-file bytes before and after.
+    package var bytesBefore: UInt64 = 0
+    package var bytesAfter: UInt64 = 0
+    /// Tree pages copied below the cut.
+    package var pagesMoved = 0
+}
+
+extension StorageEngine {
+    /// Returns the page file's free space to the file system: when more than a tenth of it is
+    /// free (copy-on-write leaves the file at the high-water mark of the pages written between
+    /// checkpoints), every tree page above the live page count (plus 5% slack) is copied into a
+    /// free page below it, in one write transaction without log records (the trees' contents
+    /// do not change, so recovery needs nothing: a crash before the next checkpoint keeps the
+    /// old layout), then two checkpoints make the originals reusable and cut the free tail
+    /// (`Pager.cutFreeTail`). Readers keep reading; a snapshot or a reader in another process
+    /// that still sees the old pages keeps the tail until a later checkpoint. Writers wait while
+    /// the copies are made (they hold the writer lock, as a commit does).
+    ///
+    /// Cost: reads every branch page; writes the moved pages once at each checkpoint.
+    package func compactPageFile() throws -> PageFileCompaction {
+        if isReadOnly { throw StorageError.readOnly(path: directory) }
+        var result = PageFileCompaction()
+        let pageSize = UInt64(pager.pageSize)
+        let before = pager.pageAccounting()
+        result.bytesBefore = before.pageCount * pageSize
+        let free = UInt64(before.freePages.count)
+        guard free * 10 > before.pageCount, free > 64 else {
+            result.bytesAfter = result.bytesBefore
+            return result
+        }
+        let live = before.pageCount - free
+        let limit = live + max(live / 20, 64)
+        try writerLock.withLock { _ in
+            if let failure = refusal() { throw failure }
+            let transaction = try pager.beginWrite()
+            do {
+                for tree in schema.allTrees {
+                    result.pagesMoved += try BTree(transaction, slot: tree.slot).relocatePages(atOrAbove: limit)
+                }
+                try transaction.commit()
+            } catch {
+                if !transaction.isFinished { transaction.rollback() }
+                poisonWith(error)
+                throw error
+            }
+        }
+        try checkpoint()
+        try checkpoint()
+        result.bytesAfter = pager.pageCount * pageSize
+        return result
+    }
+}

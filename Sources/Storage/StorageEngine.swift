@@ -54,8 +54,8 @@ package final class StorageEngine: @unchecked Sendable {
     private let queueLock = ConditionMutex()
     private var queue: [PendingWrite] = []
     /// Held by whoever is committing a group or checkpointing. Only the queue leader and
-    /// `checkpoint()`/`close()` take it, so it is never contended for long.
-    private let writerLock = Lock(())
+    /// `checkpoint()`/`close()`/`compactPageFile()` take it, so it is never contended for long.
+    let writerLock = Lock(())
     /// Why the engine refuses writes (the store's verdict; the log and the pager keep their
     /// own latches for their own failures, and every one of those reaches this one too).
     private let poison = Lock(PoisonLatch())
