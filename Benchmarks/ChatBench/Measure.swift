@@ -83,7 +83,9 @@ func machineDescription() -> [String: Any] {
     ]
 }
 
-/// `git rev-parse HEAD` (and whether the tree has changes), or "unknown".
+/// `git rev-parse HEAD` (and whether the tree has changes other than the files this run
+/// writes: RESULTS*.md, bands.json and the charts under Benchmarks/, which a run rewrites
+/// before it reports), or "unknown".
 func gitCommit() -> (commit: String, dirty: Bool) {
     func run(_ arguments: [String]) -> String? {
         let process = Process()
@@ -99,7 +101,8 @@ func gitCommit() -> (commit: String, dirty: Bool) {
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
     let commit = run(["rev-parse", "HEAD"]) ?? "unknown"
-    let status = run(["status", "--porcelain", "--untracked-files=no"]) ?? ""
+    let status = run(["status", "--porcelain", "--untracked-files=no", "--", ".",
+                      ":(exclude)Benchmarks/RESULTS*.md", ":(exclude)Benchmarks/bands.json", ":(exclude)Benchmarks/*.png"]) ?? ""
     return (commit, !status.isEmpty)
 }
 
