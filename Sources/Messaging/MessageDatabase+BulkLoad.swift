@@ -159,8 +159,11 @@ struct BulkLoader {
     }
 
     mutating func conversationID(_ name: String, into batch: inout LogBatch) throws -> UInt64 {
-        // `create: true` always answers an id.
-        try context.conversation(name, create: true, batch: &batch)!
+        // `create: true` answers an id or throws; a nil would be a bug of the write path.
+        guard let id = try context.conversation(name, create: true, batch: &batch) else {
+            throw StorageError.invalidArgument("conversation \(name) was neither found nor created")
+        }
+        return id
     }
 
     /// Writes the buffered messages as one sorted run (synced before the commit can name it).

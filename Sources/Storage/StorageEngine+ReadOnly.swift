@@ -92,7 +92,10 @@ extension StorageEngine {
                     registered = meta
                     return ReaderSnapshot(transactionID: meta.state.transactionID, logPosition: meta.state.logPosition)
                 }
-                return registered!
+                guard let registered else {
+                    throw StorageError.invalidArgument("the reader table published no snapshot for \(pagesPath)")
+                }
+                return registered
             }
             do {
                 log = try Log.openReadOnlyView(fileSystem: fileSystem, directory: directory, options: options.log)
@@ -109,6 +112,13 @@ extension StorageEngine {
             try? table.close()
             throw error
         }
+        // Set by the pager's open above (which throws otherwise).
+        guard let base = registered else {
+            try? log.close()
+            try? pager.close()
+            try? table.close()
+            throw StorageError.invalidArgument("the reader table published no snapshot for \(pagesPath)")
+        }
         // The run files present now; newer ones are adopted at each refresh. Nothing is removed
         // (a `.run.tmp` may be a run the writer is writing).
         let runs: RunStore
@@ -121,7 +131,7 @@ extension StorageEngine {
             try? table.close()
             throw error
         }
-        let state = ReadOnlyEngineState(base: registered!, logReader: LogReader(fileSystem: fileSystem, directory: directory))
+        let state = ReadOnlyEngineState(base: base, logReader: LogReader(fileSystem: fileSystem, directory: directory))
         let engine = StorageEngine(
             directory: directory, options: options, schema: schema, pager: pager, log: log, runs: runs,
             aliases: SegmentAliases([]), fileSystem: fileSystem, replayed: 0,
