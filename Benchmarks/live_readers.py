@@ -177,22 +177,19 @@ def main():
             readers = s.get("readers") or {}
             samples.append((phase, writer.acked, s["pageFileBytes"], readers))
 
+        def sample_every_2000_appends(phase, count=4):
+            for _ in range(count):
+                target = writer.acked + 2000
+                while writer.acked < target:
+                    if not writer.thread.is_alive():
+                        raise RuntimeError("the writer stopped")
+                    time.sleep(0.05)
+                sample(phase)
+
         sample("held")
-        for _ in range(4):
-            target = writer.acked + 2000
-            while writer.acked < target:
-                if not writer.thread.is_alive():
-                    raise RuntimeError("the writer stopped")
-                time.sleep(0.05)
-            sample("held")
+        sample_every_2000_appends("held")
         stale.kill()
-        for _ in range(4):
-            target = writer.acked + 2000
-            while writer.acked < target:
-                if not writer.thread.is_alive():
-                    raise RuntimeError("the writer stopped")
-                time.sleep(0.05)
-            sample("released")
+        sample_every_2000_appends("released")
         writer.stop()
         print("| phase | appends acknowledged | page file bytes | reader table |")
         print("|---|---:|---:|---|")

@@ -66,15 +66,20 @@ extension MessageDatabase {
         }
     }
 
+    /// The first and last key of `from ≤ createdAt ≤ through` in conversation `id`; nil for a
+    /// range that holds no possible key (empty, wholly negative, or past the largest time).
+    static func rangeKeys(of id: UInt64, from: Int64, through: Int64) -> (earliest: MessageKey, latest: MessageKey)? {
+        guard through >= 0, from <= through, max(from, 0) <= Int64(MessageKey.maxCreatedAt) else { return nil }
+        return (MessageKey(conversation: id, createdAt: UInt64(max(from, 0)), seq: 0),
+                MessageKey(conversation: id, createdAt: min(UInt64(through), MessageKey.maxCreatedAt), seq: MessageKey.maxSeq))
+    }
+
     package func messages(in conversation: String, from: Int64, through: Int64, forward: Bool, limit: Int,
                           _ visit: MessageVisitor) throws {
-        guard through >= 0, from <= through else { return }
-        let low = UInt64(max(from, 0)), high = UInt64(through)
-        guard low <= MessageKey.maxCreatedAt else { return }
+        guard Self.rangeKeys(of: 0, from: from, through: through) != nil else { return }   // no snapshot for an empty range
         try engine.read { snapshot in
-            guard let id = try conversationID(conversation, in: snapshot) else { return }
-            let earliest = MessageKey(conversation: id, createdAt: low, seq: 0)
-            let latest = MessageKey(conversation: id, createdAt: min(high, MessageKey.maxCreatedAt), seq: MessageKey.maxSeq)
+            guard let id = try conversationID(conversation, in: snapshot),
+                  let (earliest, latest) = Self.rangeKeys(of: id, from: from, through: through) else { return }
             _ = try scan(snapshot, conversation: id, name: conversation, from: forward ? earliest : latest, inclusive: true,
                          forward: forward, bound: forward ? latest : earliest, limit: limit, visit)
         }
@@ -104,10 +109,7 @@ extension MessageDatabase {
             if let start, start.conversation != id {
                 throw MessagingError.invalidCursor("the cursor belongs to another conversation")
             }
-            guard through >= 0, from <= through, max(from, 0) <= Int64(MessageKey.maxCreatedAt) else { return nil }
-            let earliest = MessageKey(conversation: id, createdAt: UInt64(max(from, 0)), seq: 0)
-            let latest = MessageKey(conversation: id, createdAt: min(UInt64(through), MessageKey.maxCreatedAt),
-                                    seq: MessageKey.maxSeq)
+            guard let (earliest, latest) = Self.rangeKeys(of: id, from: from, through: through) else { return nil }
             var first = forward ? earliest : latest
             var inclusive = true
             if let start {

@@ -167,29 +167,48 @@ import TestSupport
     /// at the high-water mark of copy-on-write; compaction moves the pages above the live
     /// size down and cuts the file. The contents are unchanged, `verify` is clean, and a
     /// reopen reads the same; a second compaction finds nothing to return.
-    @Test func compactionReturnsThePageFilesFreeSpace() throws {
-        let fs = MemoryFileSystem()
+    /// Checkpoints far apart, so copy-on-write leaves many free pages behind.
+    static var sparseCheckpoints: StoreOptions {
         var options = Fixture.options()
         options.checkpointDirtyBytes = 16 << 20
         options.checkpointLogBytes = 64 << 20
+        return options
+    }
+
+    /// A bulk load of `messages` over `conversations` (c0…), then `appends` appends at random
+    /// times (they split the load's full leaves) with a read marker of one of `users` (u0…)
+    /// every third, then a checkpoint.
+    static func churn(_ store: MessageStore, messages: Int, conversations: Int, appends: Int, users: Int, seed: UInt64) throws {
+        try store.load((0..<messages).map { Fixture.message("m\($0)", in: "c\($0 % conversations)", at: Int64($0), body: "b\($0)") })
+        try store.checkpoint()
+        var rng = SeededRandom(seed: seed)
+        for i in 0..<appends {
+            let conversation = "c\(Int.random(in: 0..<conversations, using: &rng))"
+            try store.append(Fixture.message("n\(i)", in: conversation, at: Int64.random(in: 0..<Int64(messages), using: &rng)))
+            if i % 3 == 0 { try store.markRead(user: "u\(i % users)", conversation: conversation, through: "n\(i)") }
+        }
+        try store.checkpoint()
+    }
+
+    /// Every message of c0…c(conversations-1) and the unread counts of u0…u(users-1) there.
+    static func snapshot(_ store: MessageStore, conversations: Int, users: Int) throws -> ([[Message]], [Int]) {
+        let names = (0..<conversations).map { "c\($0)" }
+        return (try names.map { try store.page(in: $0, offset: 0, limit: MessageStore.maxLimit, order: .oldestFirst) },
+                try (0..<users).flatMap { try store.unreadCounts(user: "u\($0)", conversations: names) })
+    }
+
+    static func freeBytes(_ store: MessageStore) throws -> UInt64 {
+        try store.spaceUsage().first { $0.structure == "free pages" }!.bytes
+    }
+
+    @Test func compactionReturnsThePageFilesFreeSpace() throws {
+        let fs = MemoryFileSystem()
+        let options = Self.sparseCheckpoints
         var store = try Fixture.open(fs, options: options)
-        try store.load((0..<20_000).map { Fixture.message("m\($0)", in: "c\($0 % 40)", at: Int64($0), body: "b\($0)") })
-        try store.checkpoint()
-        var rng = SeededRandom(seed: 11)
-        for i in 0..<2_000 {
-            let conversation = "c\(Int.random(in: 0..<40, using: &rng))"
-            try store.append(Fixture.message("n\(i)", in: conversation, at: Int64.random(in: 0..<20_000, using: &rng)))
-            if i % 3 == 0 { try store.markRead(user: "u\(i % 7)", conversation: conversation, through: "n\(i)") }
-        }
-        try store.checkpoint()
-        func contents() throws -> [[Message]] {
-            try (0..<40).map { try store.page(in: "c\($0)", offset: 0, limit: MessageStore.maxLimit, order: .oldestFirst) }
-        }
-        func unread() throws -> [Int] { try (0..<7).map { try store.unreadCounts(user: "u\($0)", conversations: (0..<40).map { "c\($0)" }) }.flatMap { $0 } }
-        func freeBytes() throws -> UInt64 { try store.spaceUsage().first { $0.structure == "free pages" }!.bytes }
-        let expected = try contents(), expectedUnread = try unread()
+        try Self.churn(store, messages: 20_000, conversations: 40, appends: 2_000, users: 7, seed: 11)
+        let expected = try Self.snapshot(store, conversations: 40, users: 7)
         let pageFile = try store.statistics.pageFileBytes
-        let free = try freeBytes()
+        let free = try Self.freeBytes(store)
         #expect(free * 10 > pageFile, "the churn must leave more than a tenth free: \(free) of \(pageFile)")
 
         let report = try store.compact()
@@ -200,8 +219,7 @@ import TestSupport
                 "page file \(pageFile) -> \(report.pageFileBytesAfter) bytes, \(live) live")
         print("page-file compaction: \(pageFile) bytes (\(free) free) -> \(report.pageFileBytesAfter)")
         #expect(try store.statistics.pageFileBytes == report.pageFileBytesAfter)
-        #expect(try contents() == expected)
-        #expect(try unread() == expectedUnread)
+        #expect(try Self.snapshot(store, conversations: 40, users: 7) == expected)
         #expect(try store.verify() == [])
         // Nothing left to return: the second compaction keeps the size.
         let again = try store.compact()
@@ -209,8 +227,7 @@ import TestSupport
         try store.close()
         #expect(fs.contents(of: "/db/pages").map { UInt64($0.count) } == report.pageFileBytesAfter)
         store = try Fixture.open(fs, options: options)
-        #expect(try contents() == expected)
-        #expect(try unread() == expectedUnread)
+        #expect(try Self.snapshot(store, conversations: 40, users: 7) == expected)
         #expect(try store.verify() == [])
         try store.close()
     }
@@ -221,20 +238,11 @@ import TestSupport
     /// the store reopens with the same contents and read markers and verifies.
     @Test func pageFileCompactionSurvivesACrashAtEveryStep() throws {
         // The store, built once: a bulk load, churn with checkpoints far apart, a clean close.
-        var options = Fixture.options()
-        options.checkpointDirtyBytes = 16 << 20
-        options.checkpointLogBytes = 64 << 20
+        let options = Self.sparseCheckpoints
         let source = CrashSimulatingFileSystem(seed: 5)
         do {
             let store = try Fixture.open(source, options: options)
-            try store.load((0..<6_000).map { Fixture.message("m\($0)", in: "c\($0 % 12)", at: Int64($0), body: "b") })
-            try store.checkpoint()
-            var rng = SeededRandom(seed: 5)
-            for i in 0..<1_500 {
-                let conversation = "c\(Int.random(in: 0..<12, using: &rng))"
-                try store.append(Fixture.message("n\(i)", in: conversation, at: Int64.random(in: 0..<6_000, using: &rng)))
-                if i % 3 == 0 { try store.markRead(user: "u\(i % 4)", conversation: conversation, through: "n\(i)") }
-            }
+            try Self.churn(store, messages: 6_000, conversations: 12, appends: 1_500, users: 4, seed: 5)
             try store.close()
         }
         let files = source.allFilePaths().compactMap { path in source.contents(of: path).map { (path, $0) } }
@@ -243,16 +251,11 @@ import TestSupport
             for (path, bytes) in files { fs.setContents(of: path, to: bytes) }
             return fs
         }
-        func snapshot(_ store: MessageStore) throws -> ([[Message]], [Int]) {
-            let conversations = (0..<12).map { "c\($0)" }
-            return (try conversations.map { try store.page(in: $0, offset: 0, limit: MessageStore.maxLimit, order: .oldestFirst) },
-                    try (0..<4).flatMap { try store.unreadCounts(user: "u\($0)", conversations: conversations) })
-        }
         // A crash-free run: what compaction does, and how many steps it takes.
         let dry = fresh(seed: 1)
         let reference = try Fixture.open(dry, options: options)
-        let expected = try snapshot(reference)
-        let free = try reference.spaceUsage().first { $0.structure == "free pages" }!.bytes
+        let expected = try Self.snapshot(reference, conversations: 12, users: 4)
+        let free = try Self.freeBytes(reference)
         let pageFile = try reference.statistics.pageFileBytes
         #expect(free * 10 > pageFile, "more than a tenth must be free for the pages to move: \(free) of \(pageFile)")
         let stepsBefore = dry.stepCount
@@ -274,7 +277,7 @@ import TestSupport
             }
             fs.crash(mode: mode)
             let reopened = try Fixture.open(fs, options: options)
-            let got = try snapshot(reopened)
+            let got = try Self.snapshot(reopened, conversations: 12, users: 4)
             #expect(got.0 == expected.0, "messages differ — \(context)")
             #expect(got.1 == expected.1, "unread counts differ — \(context)")
             #expect(try reopened.verify() == [], "\(context)")

@@ -293,17 +293,8 @@ struct ReferenceStore: Sendable, Equatable {
     func page(in conversation: String, after cursor: ReferenceCursor?, limit: Int, order: Order = .newestFirst) throws
         -> ReferencePage
     {
-        try Self.checkName(conversation, "conversation")
-        try Self.checkLimit(limit)
-        try Self.checkCursor(cursor, conversation: conversation, order: order)
-        let remaining = ordered(conversation, order).filter { entry in
-            guard let cursor else { return true }
-            return order == .oldestFirst ? entry.position > cursor.position : entry.position < cursor.position
-        }
-        let taken = Array(remaining.prefix(limit))
-        guard remaining.count > taken.count else { return ReferencePage(messages: taken.map(\.message), next: nil) }
-        let next = taken.last.map { ReferenceCursor(conversation: conversation, position: $0.position, order: order) } ?? cursor
-        return ReferencePage(messages: taken.map(\.message), next: next)
+        // The time range that holds every message.
+        try page(in: conversation, from: .min, through: .max, after: cursor, limit: limit, order: order)
     }
 
     /// See `MessageStore.page(in:offset:limit:order:)`.
