@@ -9,6 +9,9 @@ import ScrollbackStorage
 //            had to write);
 //   async  — the store's async API.
 // Then the cost of the async hop on reads: latest-20 from one task, synchronously and async.
+// Then change delivery: `--subscribers` tasks iterate `store.changes()` while one task sends
+// durable appends at `--rate` per second for `--seconds`; per delivered change, the time from
+// the start of the `append` call (the send) to the subscriber's receipt.
 // Every mode runs on a new store (real files, `full` durability) in each round; rounds
 // alternate the modes so that a change in machine load touches all of them alike.
 // Usage: scrollback-async-bench [--tasks 8] [--appends 200] [--rounds 5] [--dir PATH]
@@ -19,6 +22,9 @@ struct Options {
     var rounds = 5
     var poolThreads = 16
     var reads = 20_000
+    var subscribers = 100
+    var rate = 200
+    var deliverySeconds = 5
     var directory = NSTemporaryDirectory() + "scrollback-async-bench-\(getpid())"
 
     static func parse(_ arguments: [String]) throws -> Options {
@@ -40,8 +46,12 @@ struct Options {
             case "--pool-threads": options.poolThreads = try number(argument)
             case "--reads": options.reads = try number(argument)
             case "--dir": options.directory = try value(argument)
+            case "--subscribers": options.subscribers = try number(argument)
+            case "--rate": options.rate = try number(argument)
+            case "--seconds": options.deliverySeconds = try number(argument)
             case "--help", "-h":
-                print("usage: scrollback-async-bench [--tasks N] [--appends N] [--rounds N] [--pool-threads N] [--reads N] [--dir PATH]")
+                print("usage: scrollback-async-bench [--tasks N] [--appends N] [--rounds N] [--pool-threads N] [--reads N] "
+                    + "[--subscribers N] [--rate N] [--seconds N] [--dir PATH]")
                 exit(0)
             default: throw UsageError(text: "unknown argument \(argument)")
             }
@@ -227,6 +237,48 @@ func measureReads(_ options: Options) async throws -> (sync: [Double], async: [D
     return (syncTimes.sorted(), asyncTimes.sorted())
 }
 
+/// Change delivery to `subscribers` async sequences while one task sends durable appends at a
+/// fixed rate: milliseconds from the start of each send to each subscriber's receipt (sorted),
+/// and how many sends were made.
+func measureDelivery(_ options: Options) async throws -> (latencies: [Double], sends: Int) {
+    let path = "\(options.directory)/delivery"
+    try? FileManager.default.removeItem(atPath: path)
+    let store = try MessageStore(path: path)
+    let sends = options.rate * options.deliverySeconds
+    let clock = ContinuousClock()
+    let origin = clock.now
+    func now() -> Double {
+        let d = clock.now - origin
+        return Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15
+    }
+    let start = try store.changePosition()
+    let subscribers = (0..<options.subscribers).map { _ in
+        Task { () throws -> [Double] in
+            var latencies: [Double] = []
+            latencies.reserveCapacity(sends)
+            for try await change in store.changes(after: start) {
+                guard case .append(let message) = change.operation, let sent = Double(message.body) else { continue }
+                latencies.append(now() - sent)
+                if latencies.count == sends { break }
+            }
+            return latencies
+        }
+    }
+    let interval = 1.0 / Double(options.rate)
+    for k in 0..<sends {
+        let due = Double(k) * interval * 1e3
+        let wait = due - now()
+        if wait > 0 { try await Task.sleep(for: .microseconds(Int(wait * 1e3))) }
+        let sent = now()
+        try await store.append(Message(id: "d\(k)", conversation: "c\(k % 50)", sender: "u", createdAt: Int64(k), body: String(sent)))
+    }
+    var all: [Double] = []
+    for subscriber in subscribers { all += try await subscriber.value }
+    try await store.close()
+    try? FileManager.default.removeItem(atPath: path)
+    return (all.sorted(), sends)
+}
+
 func format(_ value: Double, _ decimals: Int = 1) -> String {
     String(format: "%.\(decimals)f", value)
 }
@@ -276,6 +328,12 @@ func main() async -> Int32 {
         print("latest 20 from one task (warm cache, \(options.reads) calls): "
             + "sync p50 \(format(percentile(syncReads, 0.5))) µs p99 \(format(percentile(syncReads, 0.99))) µs; "
             + "async p50 \(format(percentile(asyncReads, 0.5))) µs p99 \(format(percentile(asyncReads, 0.99))) µs")
+        let (delivery, sends) = try await measureDelivery(options)
+        print("")
+        print("change delivery: \(options.subscribers) subscribers (async sequences), one task sending \(sends) durable appends "
+            + "at \(options.rate)/s; send to receipt: p50 \(format(percentile(delivery, 0.5), 2)) ms, "
+            + "p99 \(format(percentile(delivery, 0.99), 2)) ms, max \(format(delivery.last ?? 0, 2)) ms "
+            + "(\(delivery.count) deliveries)")
         return 0
     } catch {
         FileHandle.standardError.write(Data("scrollback-async-bench: \(error)\n".utf8))

@@ -10,6 +10,8 @@ struct RequestError: Error, Equatable, CustomStringConvertible {
         case idConflict
         /// A write on a store `exec --read-only` serves.
         case readOnly
+        /// A change position older than the log the store keeps (`watch --from`).
+        case positionExpired
         /// Another writer has the store open (not an answer of `exec`, which then cannot
         /// start; listed for completeness of the mapping).
         case storeLocked
@@ -31,7 +33,7 @@ struct RequestError: Error, Equatable, CustomStringConvertible {
     /// Maps an error thrown by the store onto the contract's codes:
     /// invalidArgument, limitExceeded → invalidArgument; notFound → notFound; invalidCursor →
     /// invalidCursor; idConflict → idConflict; corrupted, unsupportedVersion, notAStore → corrupted; readOnly →
-    /// readOnly; storeLocked → storeLocked; io, refusesWrites, closed and anything unexpected
+    /// readOnly; storeLocked → storeLocked; positionExpired → positionExpired; io, refusesWrites, closed and anything unexpected
     /// → io.
     init(mapping error: any Error) {
         if let request = error as? RequestError {
@@ -52,6 +54,7 @@ struct RequestError: Error, Equatable, CustomStringConvertible {
         case .io, .refusesWrites, .closed: code = .io
         case .readOnly: code = .readOnly
         case .storeLocked: code = .storeLocked
+        case .positionExpired: code = .positionExpired
         }
         self.init(code: code, message: error.description)
     }

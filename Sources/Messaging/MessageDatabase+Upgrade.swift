@@ -81,7 +81,7 @@ extension MessageDatabase {
                 }
                 try context.moveMarker(MarkerKey(user: try context.user(marker.user, batch: &batch), conversation: conversation),
                                        through: MessageKey(conversation: conversation, createdAt: marker.createdAt, seq: marker.seq),
-                                       into: &batch)
+                                       id: nil, into: &batch)
             }
         }
     }

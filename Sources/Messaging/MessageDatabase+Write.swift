@@ -226,15 +226,17 @@ extension MessageDatabase {
                 throw MessagingError.invalidArgument(
                     argument: "through", reason: "message \(through) belongs to another conversation than \(conversationName)")
             }
-            try moveMarker(MarkerKey(user: try user(userName, batch: &batch), conversation: conversationID), through: key, into: &batch)
+            try moveMarker(MarkerKey(user: try user(userName, batch: &batch), conversation: conversationID), through: key,
+                           id: through, into: &batch)
         }
 
-        /// Moves `marker` to `key` (the message may be deleted) if that is forward; else no-op.
-        mutating func moveMarker(_ marker: MarkerKey, through key: MessageKey, into batch: inout LogBatch) throws {
+        /// Moves `marker` to `key` (the message may be deleted; `id` is its id when known) if that
+        /// is forward; else no-op.
+        mutating func moveMarker(_ marker: MarkerKey, through key: MessageKey, id: String?, into batch: inout LogBatch) throws {
             let current = try entry(marker)
             let value = MarkerValue(createdAt: key.createdAt, seq: key.seq, flags: current.flags | MarkerValue.hasMarker)
             if !value.isAfter(current) { return }
-            try MarkReadRecord(marker: marker, through: key).append(into: &batch)
+            try MarkReadRecord.append(marker: marker, through: key, id: id, into: &batch)
             pendingMarkers[marker] = value
         }
 

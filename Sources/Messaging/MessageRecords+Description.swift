@@ -25,6 +25,7 @@ package enum MessageRecordDescription {
                 let mark = try MarkReadRecord.decode(payload, position: position)
                 return "user \(mark.marker.user) conversation \(mark.marker.conversation) through createdAt "
                     + "\(Int64(bitPattern: mark.through.createdAt)) seq \(mark.through.seq)"
+                    + (mark.id.map { " id \"\(text($0))\"" } ?? "")
             case .newConversation, .newUser:
                 let name = try NameRecord.decode(MessageRecordType(rawValue: type)!, payload, position: position)
                 return "\(name.space == .conversation ? "conversation" : "user") \(name.id) name \"\(text(name.name))\""

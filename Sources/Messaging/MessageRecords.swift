@@ -224,27 +224,42 @@ struct DeleteRecord {
     }
 }
 
-/// A markRead record (type 18): a user's marker in a conversation moves to a message.
+/// A markRead record (type 18): a user's marker in a conversation moves to a message. The id
+/// of that message follows the fixed fields (for the change stream); a record without it (32
+/// bytes) marks a message by key only (an upgrade restoring a marker whose message is gone).
 struct MarkReadRecord {
     var marker: MarkerKey
     var through: MessageKey
+    /// The marked message's id bytes (a view into the record while decoding), if recorded.
+    var id: UnsafeRawBufferPointer?
 
     static func decode(_ payload: UnsafeRawBufferPointer, position: LogPosition) throws -> MarkReadRecord {
-        guard payload.count == MessageRecordLayout.markReadPayloadSize else {
-            throw MessageHeader.corrupted(position, 0, "markRead record of \(payload.count) bytes")
+        let fixed = MessageRecordLayout.markReadPayloadSize
+        let hasID = payload.count > fixed
+        guard payload.count == fixed
+            || (payload.count == fixed + 1 + Int(payload[fixed]) && ArgumentLimits.idBytes.contains(Int(payload[fixed]))) else {
+            throw MessageHeader.corrupted(position, 0, "markRead record of \(payload.count) bytes is inconsistent")
         }
         let conversation = payload.loadLE(UInt64.self, at: 8)
         return MarkReadRecord(marker: MarkerKey(user: payload.loadLE(UInt64.self, at: 0), conversation: conversation),
                               through: MessageKey(conversation: conversation, createdAt: payload.loadLE(UInt64.self, at: 16),
-                                                  seq: payload.loadLE(UInt64.self, at: 24)))
+                                                  seq: payload.loadLE(UInt64.self, at: 24)),
+                              id: hasID ? UnsafeRawBufferPointer(rebasing: payload[(fixed + 1)...]) : nil)
     }
 
-    func append(into batch: inout LogBatch) throws {
-        try batch.append(type: .markRead, payloadCount: MessageRecordLayout.markReadPayloadSize) { out in
+    /// Encodes a markRead record; `id` (1…128 UTF-8 bytes) is the marked message's, when known.
+    static func append(marker: MarkerKey, through: MessageKey, id: String?, into batch: inout LogBatch) throws {
+        let fixed = MessageRecordLayout.markReadPayloadSize
+        let idCount = id?.utf8.count ?? 0
+        try batch.append(type: .markRead, payloadCount: fixed + (id == nil ? 0 : 1 + idCount)) { out in
             out.storeLE(marker.user, at: 0)
             out.storeLE(marker.conversation, at: 8)
             out.storeLE(through.createdAt, at: 16)
             out.storeLE(through.seq, at: 24)
+            if let id {
+                out[fixed] = UInt8(truncatingIfNeeded: idCount)
+                _ = MessageRecord.copyUTF8(id, into: out, at: fixed + 1)
+            }
         }
     }
 }

@@ -120,6 +120,9 @@ public final class MessageStore: Sendable {
         guard options.segmentBytes >= 64 << 10, options.segmentBytes <= 1 << 30 else {
             throw bad("segmentBytes", "\(options.segmentBytes) is outside 64 KiB ... 1 GiB")
         }
+        guard options.changeRetentionBytes >= 0, options.changeRetentionBytes <= 1 << 40 else {
+            throw bad("changeRetentionBytes", "\(options.changeRetentionBytes) is outside 0 ... 1 TiB")
+        }
         guard (1...256).contains(options.asyncThreads) else {
             throw bad("asyncThreads", "\(options.asyncThreads) is outside 1 ... 256")
         }
@@ -134,6 +137,7 @@ public final class MessageStore: Sendable {
         config.storage.durability = options.durability == .full ? .full : .normal
         config.storage.checkpointDirtyBytes = options.checkpointDirtyBytes
         config.storage.checkpointLogBytes = UInt64(options.checkpointLogBytes)
+        config.storage.changeRetentionBytes = UInt64(options.changeRetentionBytes)
         config.maxBodyBytes = options.maxBodyBytes
         if let label = options.lockLabel { config.storage.lockLabel = label }
         config.autoCompactGarbageRatio = options.autoCompactGarbageRatio

@@ -43,6 +43,10 @@ public enum ScrollbackError: Error, Sendable, Hashable, CustomStringConvertible,
     /// A write, checkpoint, sync or compaction on a store opened read-only. Nothing was
     /// written.
     case readOnly(path: String)
+    /// A change position older than the log the store keeps for the change stream
+    /// (`StoreOptions.changeRetentionBytes`): the changes after it cannot be read any more.
+    /// Read the state again, then follow the changes from `changePosition()`.
+    case positionExpired(position: String)
 
     public var description: String {
         switch self {
@@ -63,6 +67,8 @@ public enum ScrollbackError: Error, Sendable, Hashable, CustomStringConvertible,
         case let .storeLocked(path, holder):
             "store \(path) is in use by another writer\(holder.map { " (\($0))" } ?? ""); close it first or open it read-only"
         case let .readOnly(path): "store \(path) is open read-only: writes, checkpoints, syncs and compaction need a writer's open"
+        case let .positionExpired(position):
+            "change position \(position) is older than the log the store keeps (StoreOptions.changeRetentionBytes): read the state again and follow the changes from the current position"
         }
     }
 

@@ -33,6 +33,12 @@ public struct StoreOptions: Sendable, Hashable {
     public var pageSize: Int = 8192
     /// Target size of a log segment. Default 16 MiB. Range 64 KiB … 1 GiB.
     public var segmentBytes: Int = 16 << 20
+    /// Log kept for the change stream (`MessageStore.changes`): a log segment that nothing
+    /// else needs any more stays while the log written after it is smaller than this, so a
+    /// consumer that falls up to this far behind can still continue from its position.
+    /// Default 16 MiB (about one segment). Range 0 … 1 TiB; 0 keeps no log beyond what the
+    /// store needs (a consumer then has at least the log of the current segment).
+    public var changeRetentionBytes: Int = 16 << 20
     /// Names this writer to other processes: a second writer refused with `.storeLocked`
     /// is told "in use by another writer (pid …, LABEL, since …)". nil: the program's name.
     public var lockLabel: String? = nil

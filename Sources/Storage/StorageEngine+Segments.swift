@@ -109,6 +109,9 @@ extension StorageEngine {
 
     /// REQUIRES: backupsRunning's lock, no backup running.
     private func removeUnreadableFilesUnlessBackingUp() throws {
+        // Segments the change stream's retention window keeps (read first: the floor only
+        // rises as the log grows, so an older value keeps more).
+        let retained = retentionFloorSegment()
         let ready: [PendingFileRemoval.File] = pendingFileRemovals.withLock { pending in
             // The floors are read while the list is locked, after every entry in it was
             // added: an entry is added after the commit that makes its file unneeded, so a
@@ -128,7 +131,8 @@ extension StorageEngine {
             pending.removeAll { entry in
                 guard oldest >= entry.readableBefore, durable.transactionID >= entry.durableAfter,
                       readers.transaction >= entry.otherProcessesBefore else { return false }
-                if case .segment(let id) = entry.file, id >= replaySegment || id >= active || id >= readers.segment { return false }
+                if case .segment(let id) = entry.file,
+                   id >= replaySegment || id >= active || id >= readers.segment || id >= retained { return false }
                 files.append(entry.file)
                 return true
             }
@@ -150,7 +154,8 @@ extension StorageEngine {
     }
 
     /// At open: removes files no table needs — raw log segments already sealed (or retired)
-    /// that the durable checkpoint no longer replays, run files the run table does not name
+    /// that the durable checkpoint no longer replays and the change stream's retention window
+    /// does not keep (those wait in the removal list), run files the run table does not name
     /// (written by a sealing, merge or load that did not commit) — and retires table entries
     /// of segments whose files are gone with no live record left. A missing file that still
     /// holds live records is corruption: the durable state in use is not the one the files
@@ -168,11 +173,12 @@ extension StorageEngine {
         // the readers like any other removal.
         let readers = readerSegmentFloor()
         let durable = pager.durableTransactionID
+        let retained = retentionFloorSegment()
         var waiting: [PendingFileRemoval] = []
         for segment in segments where segment.state != .active && segment.id < replaySegment {
             let account = byID[segment.id]
             guard account == nil || account!.run != 0 else { continue }
-            if Self.readersArePast(readers, segment: segment.id, retiredAt: durable) {
+            if segment.id < retained && Self.readersArePast(readers, segment: segment.id, retiredAt: durable) {
                 try log.removeSegment(segment.id)
             } else {
                 waiting.append(PendingFileRemoval(file: .segment(segment.id), readableBefore: 0, durableAfter: durable,

@@ -77,6 +77,8 @@ package final class StorageEngine: @unchecked Sendable {
     let nextVirtualSegment = Lock<UInt32>(0)
     /// The active segment when maintenance last looked: a new one means a segment filled.
     private let activeSegmentSeen = Atomic<UInt32>(0)
+    /// Signalled after every published group commit and at close (StorageEngine+Changes.swift).
+    package let commitSignal = CommitSignal()
 
     struct Counters {
         var commits: UInt64 = 0
@@ -257,6 +259,7 @@ package final class StorageEngine: @unchecked Sendable {
             try transaction.commit()
             // Readers in other processes may now read the group (before anyone is told).
             if lastEnd != nil, options.durability == .full { publishDurableState() }
+            if lastEnd != nil { commitSignal.signal() }
         } catch {
             if !transaction.isFinished { transaction.rollback() }
             poisonWith(error)
@@ -345,6 +348,7 @@ package final class StorageEngine: @unchecked Sendable {
     /// Removes what retired segments no snapshot reads any more, checkpoints (when healthy)
     /// and closes the files. Later calls throw `.closed`.
     package func close() throws {
+        defer { commitSignal.close() }
         if isReadOnly { return try closeReadOnly() }
         try? removeUnreadableFiles()
         try writerLock.withLock { _ in

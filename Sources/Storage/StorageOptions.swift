@@ -28,6 +28,11 @@ package struct StorageOptions: Sendable, Equatable {
     package var checkpointLogBytes: UInt64 = 64 << 20
     /// Seal full log segments into sorted runs after commits that filled one.
     package var sealFullSegments: Bool = true
+    /// Log kept for the change stream after it is no longer needed otherwise: a log segment
+    /// that was sealed into a run or retired stays while the segments after it hold fewer
+    /// than this many bytes (0, the engine's default: segments go as soon as nothing else
+    /// needs them; `StoreOptions` asks for 16 MiB).
+    package var changeRetentionBytes: UInt64 = 0
     /// Budget of the cache of decoded run blocks.
     package var runCacheBytes: Int = 32 << 20
     /// Names the writer in the store lock's record, so a refused second writer can say who

@@ -23,6 +23,8 @@ enum FaultFixture {
         options.checkpointDirtyBytes = 8 << 20
         options.checkpointLogBytes = 8 << 20
         options.autoCompactGarbageRatio = nil
+        // The liveness model of the damage tests: every log file present holds live data.
+        options.changeRetentionBytes = 0
         return options
     }
 

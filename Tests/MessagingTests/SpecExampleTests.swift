@@ -190,6 +190,36 @@ import Testing
         }
     }
 
+    @Test func markReadRecordExample() throws {
+        let payload = try Self.hexExample("mark-read-record")
+        #expect(payload.count == MessageRecordLayout.markReadPayloadSize + 3)
+        try payload.withUnsafeBytes { raw in
+            let mark = try MarkReadRecord.decode(raw, position: 0)
+            #expect(mark.marker == MarkerKey(user: 3, conversation: 2))
+            #expect(mark.through == MessageKey(conversation: 2, createdAt: 1_700_000_000_123, seq: 7))
+            #expect(mark.id.map { String(decoding: $0, as: UTF8.self) } == "m7")
+            // Without the id (32 bytes): valid, no id.
+            let short = try MarkReadRecord.decode(UnsafeRawBufferPointer(rebasing: raw[..<32]), position: 0)
+            #expect(short.id == nil && short.through == mark.through)
+        }
+        var batch = ScrollbackLog.LogBatch()
+        try MarkReadRecord.append(marker: MarkerKey(user: 3, conversation: 2),
+                                  through: MessageKey(conversation: 2, createdAt: 1_700_000_000_123, seq: 7), id: "m7", into: &batch)
+        let (type, encoded) = Self.typeAndPayload(batch)
+        #expect(type == 18 && encoded == payload)
+        // Every other length, and an id length that disagrees, is corruption.
+        for cut in 0..<payload.count where cut != 32 {
+            _ = Array(payload.prefix(cut)).withUnsafeBytes { raw in
+                #expect(throws: StorageError.self) { try MarkReadRecord.decode(raw, position: 0) }
+            }
+        }
+        var zeroLength = payload
+        zeroLength[32] = 0
+        _ = Array(zeroLength.prefix(33)).withUnsafeBytes { raw in
+            #expect(throws: StorageError.self) { try MarkReadRecord.decode(raw, position: 0) }
+        }
+    }
+
     @Test func bulkLoadRecordExample() throws {
         let payload = try Self.hexExample("bulk-load-record")
         #expect(payload.count == MessageRecordLayout.bulkLoadPayloadSize)

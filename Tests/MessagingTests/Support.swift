@@ -19,6 +19,8 @@ enum Fixture {
         options.checkpointDirtyBytes = 256 << 10
         options.checkpointLogBytes = 256 << 10
         options.autoCompactGarbageRatio = nil
+        // These tests watch files go: no log kept for the change stream beyond what the store needs.
+        options.changeRetentionBytes = 0
         return options
     }
 

@@ -16,6 +16,7 @@ import Testing
         options.checkpointDirtyBytes = 64 << 10
         options.checkpointLogBytes = 128 << 10
         options.autoCompactGarbageRatio = nil
+        options.changeRetentionBytes = 0
         return options
     }
 
