@@ -33,6 +33,8 @@ final class Benchmark {
     /// p50 of two back-to-back clock reads: the floor under every latency sample.
     var timerOverheadNanoseconds: UInt64 = 0
     var concurrency: [ConcurrencyFigure] = []
+    /// Scrollback's change stream under the writer (nil when not run).
+    var changeDelivery: ChangeDeliveryFigure?
     /// Messages the live writer of the concurrency phase added to every engine.
     var liveMessages = 0
     var cold: [ColdFigure] = []
@@ -144,7 +146,8 @@ final class Benchmark {
         if !options.skip.contains("concurrency") {
             log("readers with a writer: \(options.readerThreads.map(String.init).joined(separator: ", ")) reader threads, \(grouped(options.simulatedUsers)) simulated users, \(String(format: "%g", options.concurrencySeconds)) s each, one writer at \(String(format: "%g", options.writerRate)) durable sends/s")
             try runConcurrency(sample)
-            log("  change delivery (commit → subscriber): \(changeDeliveryNote)")
+            try runChangeDelivery()
+            log("  change delivery (send → subscriber): \(changeDeliveryNote)")
             endPhase("readers with a writer")
         }
         if !options.skip.contains("cold") {

@@ -31,6 +31,8 @@ struct Options {
     var concurrencySeconds = 3.0
     var writerRate = 200.0
     var simulatedUsers = 1_000
+    /// Change delivery: subscribers of Scrollback's change stream while the writer sends.
+    var deliverySubscribers = 100
     /// Phases left out (`concurrency`, `cold`, `compaction`).
     var skip: Set<String> = []
     /// Where RESULTS.md and bands.json go; nil: not written (see `resultsDefault`).
@@ -173,6 +175,7 @@ struct Options {
             o.loadBatch = 500
             o.concurrencySeconds = 0.15
             o.simulatedUsers = 100
+            o.deliverySubscribers = 4
         }
         if o.writeResults == nil {
             // Results of the reference size and of the bands are the project's; others are

@@ -235,7 +235,7 @@ extension Benchmark {
             ] + flat),
             Table(header: ["reader threads: writer sends/s (p99)"] + engineNames, rows: writer, notes: [
                 "One writer thread appending durably (one message per commit) at a target of \(String(format: "%g", options.writerRate))/s while the readers run.",
-                "Change delivery (commit → subscriber): \(changeDeliveryNote).",
+                "Change delivery (send → subscriber): \(changeDeliveryNote).",
             ]),
         ]
     }
@@ -378,7 +378,7 @@ extension Benchmark {
                 "mix_percent": Dictionary(uniqueKeysWithValues: MixOperation.allCases.map { ($0.key, $0.weight) }),
                 "live_messages_written": liveMessages,
                 "figures": concurrency.map(\.json),
-                "change_delivery": ["measured": false, "note": changeDeliveryNote] as [String: Any],
+                "change_delivery": changeDelivery?.json ?? ["measured": false, "note": changeDeliveryNote] as [String: Any],
             ] as [String: Any]
         }
         if !cold.isEmpty {

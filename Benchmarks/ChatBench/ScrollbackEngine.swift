@@ -25,6 +25,9 @@ final class ScrollbackEngine: ChatEngine {
 
     func closeHandle() { if !ownsStore { store = nil } }
 
+    /// The open store (the change-delivery phase follows it with the public API).
+    var sharedStore: MessageStore { store }
+
     init(directory: String, cacheBytes: Int, durability: Durability) throws {
         ownsStore = true
         path = directory + "/scrollback"
