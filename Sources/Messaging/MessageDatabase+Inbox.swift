@@ -1,8 +1,9 @@
 import ScrollbackBTree
 import ScrollbackStorage
 
-/// A conversation of a user's inbox.
-package struct InboxEntry: Sendable, Hashable {
+/// A conversation of a user's inbox, as the message layer reads it (the public `InboxEntry`
+/// without the public type).
+package struct StoredInboxEntry: Sendable, Hashable {
     package var name: String
     /// `createdAt` of the conversation's newest live message; nil when it has none.
     package var lastActivity: Int64?
@@ -80,7 +81,7 @@ extension MessageDatabase {
     /// inbox in pages of `limit` costs m / limit times that. A conversation whose newest
     /// message changes during a walk may be returned twice or not at all; every other one is
     /// returned exactly once.
-    package func inbox(user: String, after token: String?, limit: Int) throws -> (entries: [InboxEntry], next: String?) {
+    package func inbox(user: String, after token: String?, limit: Int) throws -> (entries: [StoredInboxEntry], next: String?) {
         let tokenPosition = try token.map(inboxToken)
         return try engine.read { snapshot in
             guard let userID = try userID(user, in: snapshot) else {
@@ -109,11 +110,11 @@ extension MessageDatabase {
             remaining.sort { $0.precedes($1) }
             let taken = remaining.prefix(limit)
             let messages = try BTree(snapshot, .messages)
-            var entries: [InboxEntry] = []
+            var entries: [StoredInboxEntry] = []
             entries.reserveCapacity(taken.count)
             for candidate in taken {
                 let live = candidate.record.liveCount
-                entries.append(InboxEntry(
+                entries.append(StoredInboxEntry(
                     name: candidate.name, lastActivity: live == 0 ? nil : Int64(candidate.record.newestCreatedAt),
                     messageCount: Int(live),
                     unreadCount: try unreadCount(conversation: candidate.id, marker: candidate.marker, messages: messages)))
