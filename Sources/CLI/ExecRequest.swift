@@ -9,6 +9,8 @@ protocol MessageStoring: AnyObject {
     func edit(id: String, body: String) throws
     func delete(id: String) throws
     func markRead(user: String, conversation: String, through messageID: String) throws
+    func join(user: String, conversation: String) throws
+    func leave(user: String, conversation: String) throws
     func message(id: String) throws -> Message?
     func latest(in conversation: String, limit: Int) throws -> [Message]
     func messages(in conversation: String, from: Int64, through: Int64, order: Order, limit: Int?) throws -> [Message]
@@ -18,6 +20,9 @@ protocol MessageStoring: AnyObject {
     func page(in conversation: String, offset: Int, limit: Int, order: Order) throws -> [Message]
     func count(in conversation: String, after: Int64) throws -> Int
     func unreadCount(user: String, in conversation: String) throws -> Int
+    func unreadCounts(user: String, conversations: [String]) throws -> [Int]
+    func readMarker(user: String, conversation: String) throws -> String?
+    func inbox(user: String, after cursor: InboxCursor?, limit: Int) throws -> InboxPage
     func feed(_ conversations: [String], limit: Int) throws -> [Message]
     func latestMessage(in conversations: [String]) throws -> [Message?]
     func conversations(limit: Int) throws -> [ConversationSummary]
@@ -33,6 +38,8 @@ enum ExecRequest: Equatable {
     case edit(id: String, body: String)
     case delete(id: String)
     case markRead(user: String, conversation: String, through: String)
+    case join(user: String, conversation: String)
+    case leave(user: String, conversation: String)
     case get(id: String)
     case latest(conversation: String, limit: Int)
     case page(conversation: String, limit: Int, order: Order, cursor: Cursor?)
@@ -42,6 +49,9 @@ enum ExecRequest: Equatable {
     case range(conversation: String, from: Int64, through: Int64, order: Order, limit: Int?, cursor: Cursor?)
     case count(conversation: String, after: Int64)
     case unread(user: String, conversation: String)
+    case unreadCounts(user: String, conversations: [String])
+    case marker(user: String, conversation: String)
+    case inbox(user: String, limit: Int, after: InboxCursor?)
     case feed(conversations: [String], limit: Int)
     case heads(conversations: [String])
     /// `paged`: the request has an `after` member (null for the first page), and the answer
@@ -50,16 +60,16 @@ enum ExecRequest: Equatable {
 
     /// Every `op` the contract defines, in the contract's order.
     static let operations = [
-        "append", "batch", "edit", "delete", "markRead", "get", "latest", "page", "offset", "range", "count",
-        "unread", "feed", "heads", "conversations",
+        "append", "batch", "edit", "delete", "markRead", "join", "leave", "get", "latest", "page", "offset", "range", "count",
+        "unread", "unreadCounts", "marker", "feed", "heads", "conversations", "inbox",
     ]
     /// The operations a `batch` may hold.
-    static let batchOperations = ["append", "edit", "delete", "markRead"]
+    static let batchOperations = ["append", "edit", "delete", "markRead", "join", "leave"]
 
     /// True for the operations that change the store.
     var isWrite: Bool {
         switch self {
-        case .append, .batch, .edit, .delete, .markRead: true
+        case .append, .batch, .edit, .delete, .markRead, .join, .leave: true
         default: false
         }
     }
@@ -118,6 +128,8 @@ enum ExecRequest: Equatable {
                 case .delete(let id): operations.append(.delete(id: id))
                 case .markRead(let user, let conversation, let through):
                     operations.append(.markRead(user: user, conversation: conversation, through: through))
+                case .join(let user, let conversation): operations.append(.join(user: user, conversation: conversation))
+                case .leave(let user, let conversation): operations.append(.leave(user: user, conversation: conversation))
                 default: throw .invalidRequest("op \"batch\": ops[\(i)] is not a write")  // unreachable: filtered above
                 }
             }
@@ -128,6 +140,10 @@ enum ExecRequest: Equatable {
             return .delete(id: try f.string("id"))
         case "markRead":
             return .markRead(user: try f.string("user"), conversation: try f.string("conversation"), through: try f.string("through"))
+        case "join":
+            return .join(user: try f.string("user"), conversation: try f.string("conversation"))
+        case "leave":
+            return .leave(user: try f.string("user"), conversation: try f.string("conversation"))
         case "get":
             return .get(id: try f.string("id"))
         case "latest":
@@ -155,6 +171,14 @@ enum ExecRequest: Equatable {
             return .count(conversation: try f.string("conversation"), after: try f.integer("after"))
         case "unread":
             return .unread(user: try f.string("user"), conversation: try f.string("conversation"))
+        case "unreadCounts":
+            return .unreadCounts(user: try f.string("user"), conversations: try f.stringArray("conversations"))
+        case "marker":
+            return .marker(user: try f.string("user"), conversation: try f.string("conversation"))
+        case "inbox":
+            let user = try f.string("user")
+            let limit = try f.int("limit")
+            return .inbox(user: user, limit: limit, after: try f.optionalString("after").map(InboxCursor.init(token:)))
         case "feed":
             return .feed(conversations: try f.stringArray("conversations"), limit: try f.int("limit"))
         case "heads":
@@ -187,6 +211,8 @@ enum ExecRequest: Equatable {
                 case .delete(let id): batch.delete(id: id)
                 case .markRead(let user, let conversation, let through):
                     batch.markRead(user: user, conversation: conversation, through: through)
+                case .join(let user, let conversation): batch.join(user: user, conversation: conversation)
+                case .leave(let user, let conversation): batch.leave(user: user, conversation: conversation)
                 }
             }
             try store.write(batch)
@@ -196,6 +222,10 @@ enum ExecRequest: Equatable {
             try store.delete(id: id)
         case .markRead(let user, let conversation, let through):
             try store.markRead(user: user, conversation: conversation, through: through)
+        case .join(let user, let conversation):
+            try store.join(user: user, conversation: conversation)
+        case .leave(let user, let conversation):
+            try store.leave(user: user, conversation: conversation)
         case .get(let id):
             let message = try store.message(id: id)
             w.raw(",\"message\":")
@@ -229,6 +259,35 @@ enum ExecRequest: Equatable {
             let n = try store.unreadCount(user: user, in: conversation)
             w.raw(",\"count\":")
             w.integer(n)
+        case .unreadCounts(let user, let conversations):
+            let counts = try store.unreadCounts(user: user, conversations: conversations)
+            w.raw(",\"counts\":[")
+            for (i, n) in counts.enumerated() {
+                if i > 0 { w.raw(",") }
+                w.integer(n)
+            }
+            w.raw("]")
+        case .marker(let user, let conversation):
+            let through = try store.readMarker(user: user, conversation: conversation)
+            w.raw(",\"through\":")
+            if let through { w.string(through) } else { w.null() }
+        case .inbox(let user, let limit, let after):
+            let page = try store.inbox(user: user, after: after, limit: limit)
+            w.raw(",\"conversations\":[")
+            for (i, c) in page.conversations.enumerated() {
+                if i > 0 { w.raw(",") }
+                w.raw("{\"id\":")
+                w.string(c.id)
+                w.raw(",\"lastActivity\":")
+                if let lastActivity = c.lastActivity { w.integer(lastActivity) } else { w.null() }
+                w.raw(",\"messages\":")
+                w.integer(c.messageCount)
+                w.raw(",\"unread\":")
+                w.integer(c.unreadCount)
+                w.raw("}")
+            }
+            w.raw("],\"next\":")
+            if let next = page.next { w.string(next.token) } else { w.null() }
         case .feed(let conversations, let limit):
             let list = try store.feed(conversations, limit: limit)
             w.raw(",\"messages\":")

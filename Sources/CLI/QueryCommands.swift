@@ -36,6 +36,9 @@ struct Query: ParsableCommand {
               range CONVERSATION --from T --through T [--order O] [--limit N] [--cursor C]
               count CONVERSATION --after T
               unread USER CONVERSATION
+              unread-counts USER CONVERSATION...
+              marker USER CONVERSATION
+              inbox USER [--limit N] [--cursor C]
               feed CONVERSATION... [--limit N]
               heads CONVERSATION...
               conversations [--limit N] [--cursor C]
@@ -44,23 +47,26 @@ struct Query: ParsableCommand {
             Tables show the first 60 characters of each body (--wide: all; get: always all). Times T are integer milliseconds since the epoch or ISO-8601 (2024-05-01T09:30:00Z). \
             Order O is newestFirst or oldestFirst (page and offset default to newestFirst, range \
             to oldestFirst). --limit defaults to 20, except for range: up to 10,000 (page and range print the \
-            cursor of the next page, or (none) when nothing remains).
+            cursor of the next page, or (none) when nothing remains; so does inbox). marker prints the id of the \
+            message the user's read marker points at, or (none).
 
             --json prints exactly the line `exec` answers for the same request when it succeeds; \
             an error is reported like any other (one line on stderr, exit 1).
             """)
 
     enum Operation: String, ExpressibleByArgument, CaseIterable {
-        case latest, page, offset, range, count, unread, feed, heads, conversations, get
+        case latest, page, offset, range, count, unread
+        case unreadCounts = "unread-counts"
+        case marker, inbox, feed, heads, conversations, get
     }
 
     @Argument(help: "The store directory.")
     var store: String
 
-    @Argument(help: "The query: latest, page, offset, range, count, unread, feed, heads, conversations or get.")
+    @Argument(help: "The query: latest, page, offset, range, count, unread, unread-counts, marker, inbox, feed, heads, conversations or get.")
     var operation: Operation
 
-    @Argument(help: "Conversation ids, a user and a conversation (unread) or a message id (get).")
+    @Argument(help: "Conversation ids, a user and conversations (unread, unread-counts, marker), a user (inbox) or a message id (get).")
     var operands: [String] = []
 
     @Option(help: "Most messages (or conversations) to return.")
@@ -69,7 +75,7 @@ struct Query: ParsableCommand {
     @Option(help: "newestFirst or oldestFirst.")
     var order: OrderArgument?
 
-    @Option(help: "page, range, conversations: continue after this cursor (the 'next' of the previous page).")
+    @Option(help: "page, range, conversations, inbox: continue after this cursor (the 'next' of the previous page).")
     var cursor: String?
 
     @Option(help: "offset: position of the first message in the order.")
@@ -136,6 +142,21 @@ struct Query: ParsableCommand {
             try unused(["limit": limit != nil, "order": order != nil, "cursor": cursor != nil, "offset": offset != nil,
                         "from": from != nil, "through": through != nil, "after": after != nil])
             return .unread(user: operands[0], conversation: operands[1])
+        case .unreadCounts:
+            guard operands.count >= 2 else { throw ValidationError("unread-counts takes a user and one or more conversations") }
+            try unused(["limit": limit != nil, "order": order != nil, "cursor": cursor != nil, "offset": offset != nil,
+                        "from": from != nil, "through": through != nil, "after": after != nil])
+            return .unreadCounts(user: operands[0], conversations: Array(operands.dropFirst()))
+        case .marker:
+            try operandCount(2, "a user and a conversation")
+            try unused(["limit": limit != nil, "order": order != nil, "cursor": cursor != nil, "offset": offset != nil,
+                        "from": from != nil, "through": through != nil, "after": after != nil])
+            return .marker(user: operands[0], conversation: operands[1])
+        case .inbox:
+            try operandCount(1, "one user")
+            try unused(["order": order != nil, "offset": offset != nil, "from": from != nil, "through": through != nil,
+                        "after": after != nil])
+            return .inbox(user: operands[0], limit: n, after: cursor.map(InboxCursor.init(token:)))
         case .feed:
             guard !operands.isEmpty else { throw ValidationError("feed takes one or more conversations") }
             try unused(["order": order != nil, "cursor": cursor != nil, "offset": offset != nil, "from": from != nil,
@@ -200,6 +221,20 @@ struct Query: ParsableCommand {
             out.line(String(try store.count(in: c, after: after)))
         case .unread(let user, let c):
             out.line(String(try store.unreadCount(user: user, in: c)))
+        case .unreadCounts(let user, let cs):
+            var rows = [["CONVERSATION", "UNREAD"]]
+            for (c, n) in zip(cs, try store.unreadCounts(user: user, conversations: cs)) { rows.append([c, String(n)]) }
+            printRows(rows, to: out)
+        case .marker(let user, let c):
+            out.line(try store.readMarker(user: user, conversation: c) ?? "(none)")
+        case .inbox(let user, let limit, let after):
+            let page = try store.inbox(user: user, after: after, limit: limit)
+            var rows = [["CONVERSATION", "LAST ACTIVITY", "MESSAGES", "UNREAD"]]
+            for c in page.conversations {
+                rows.append([c.id, c.lastActivity.map { Timestamp.format($0) } ?? "-", String(c.messageCount), String(c.unreadCount)])
+            }
+            printRows(rows, to: out)
+            out.line("next: \(page.next?.token ?? "(none)")")
         case .feed(let cs, let limit):
             printMessages(try store.feed(cs, limit: limit), to: out)
         case .heads(let cs):
@@ -225,7 +260,7 @@ struct Query: ParsableCommand {
             } else {
                 out.line("no message with id \(id)")
             }
-        case .append, .batch, .edit, .delete, .markRead:
+        case .append, .batch, .edit, .delete, .markRead, .join, .leave:
             break
         }
     }
@@ -296,16 +331,19 @@ struct Exec: ParsableCommand {
             and processing continues. Answers are flushed whenever the input has no complete line \
             waiting, so a client may send one request and wait for its answer.
 
-            Requests (M = message fields id, conversation, sender, createdAt (ms), kind, body, replyTo?):
+            Requests (M = message fields id, conversation, sender, createdAt (ms), kind, body, replyTo?,
+            metadata? (base64)):
               {"op":"append",M…}
                   -> {"ok":true,"duplicate":false|true}  (true: the id is live in this conversation;
                      live in another one is the error idConflict)
-              {"op":"batch","ops":[append|edit|delete|markRead…]}
+              {"op":"batch","ops":[append|edit|delete|markRead|join|leave…]}
                   -> {"ok":true} (atomic: all or nothing)
               {"op":"edit","id","body"}, {"op":"delete","id"}
                   -> {"ok":true}
               {"op":"markRead","user","conversation","through"}
                   -> {"ok":true}
+              {"op":"join"|"leave","user","conversation"}
+                  -> {"ok":true} (idempotent)
               {"op":"get","id"}
                   -> {"ok":true,"message":M|null}
               {"op":"latest","conversation","limit"}
@@ -320,6 +358,12 @@ struct Exec: ParsableCommand {
                   -> {"ok":true,"count":N}
               {"op":"unread","user","conversation"}
                   -> {"ok":true,"count":N}
+              {"op":"unreadCounts","user","conversations":[…]}
+                  -> {"ok":true,"counts":[N, … one per conversation]}
+              {"op":"marker","user","conversation"}
+                  -> {"ok":true,"through":ID|null}
+              {"op":"inbox","user","limit","after"?:C|null}
+                  -> {"ok":true,"conversations":[{"id","lastActivity","messages","unread"}],"next":C|null}
               {"op":"feed","conversations":[…],"limit"}
                   -> {"ok":true,"messages":[…]}
               {"op":"heads","conversations":[…]}

@@ -4,14 +4,16 @@ import Scrollback
 /// `import` and the workload's JSON-lines files read it, `exec` answers with it and reads its
 /// `append` requests with it, so export∘import is the identity by construction.
 ///
-/// The object: `{"id","conversation","sender","createdAt","kind","body","replyTo"?,"edited"}`,
-/// keys in that order, `createdAt` integer milliseconds, `kind` the lowercase name
-/// (`MessageKind.name`), `replyTo` only when the message has one. Strings are escaped per
+/// The object: `{"id","conversation","sender","createdAt","kind","body","replyTo"?,"metadata"?,
+/// "edited"}`, keys in that order, `createdAt` integer milliseconds, `kind` the lowercase name
+/// (`MessageKind.name`), `replyTo` only when the message has one, `metadata` (padded base64,
+/// RFC 4648 §4, of `Message.metadata`) only when it has some. Strings are escaped per
 /// RFC 8259 (`JSONWriter`); everything else is UTF-8 as is.
 ///
-/// Reading accepts the keys in any order, whitespace between tokens, `"replyTo": null` and
-/// every JSON escape (`\uXXXX` with surrogate pairs); what else it accepts is the reader's
-/// `Dialect`.
+/// Reading accepts the keys in any order, whitespace between tokens, `"replyTo": null`,
+/// `"metadata": null` and every JSON escape (`\uXXXX` with surrogate pairs); what else it
+/// accepts is the reader's `Dialect`. Metadata that is not canonical padded base64 is
+/// `invalidValue`; its length is the store's to check (`Message.maxMetadataBytes`).
 package enum MessageJSON {
     /// One line, without the newline.
     package static func encode(_ message: Message) -> String {
@@ -97,11 +99,12 @@ package enum MessageJSON {
         let kindText = try reader.kindText()
         let body = try reader.body()
         let replyTo = try reader.text("replyTo")
+        let metadata = try reader.metadata()
         let edited = dialect.readsEdited ? try reader.edited() : false
         let kind = try reader.kind(kindText)
         try reader.checkNoOtherMembers()
         return Decoded(message: Message(id: id, conversation: conversation, sender: sender, createdAt: createdAt, kind: kind,
-                                        body: body, replyTo: replyTo, edited: edited),
+                                        body: body, replyTo: replyTo, edited: edited, metadata: metadata),
                        edited: edited)
     }
 }
@@ -124,6 +127,11 @@ extension JSONWriter {
         if let replyTo = m.replyTo {
             raw(",\"replyTo\":")
             string(replyTo)
+        }
+        if let metadata = m.metadata, !metadata.isEmpty {
+            raw(",\"metadata\":\"")
+            raw(Base64.encode(metadata))
+            raw("\"")
         }
         raw(",\"edited\":")
         bool(m.edited)
@@ -256,6 +264,20 @@ private struct MessageObjectReader {
         case .null where dialect.otherSpellings != nil: return ""
         case .number(let n) where dialect.otherSpellings != nil && Self.isInteger(n): return n
         default: throw wrongType(found, "a string", value)
+        }
+    }
+
+    /// The metadata: absent or null (none), or a string of canonical padded base64.
+    mutating func metadata() throws(MessageJSONError) -> [UInt8]? {
+        guard let (_, value) = try member("metadata") else { return nil }
+        switch value {
+        case .null: return nil
+        case .string(let text):
+            guard let bytes = Base64.decode(text) else {
+                throw MessageJSONError(.invalidValue, "member \"metadata\" is not canonical padded base64")
+            }
+            return bytes
+        default: throw wrongType("metadata", "a base64 string or null", value)
         }
     }
 

@@ -6,8 +6,8 @@ import ScrollbackStorage
 /// by a newest-first and an oldest-first walk (a token given back with the other order is
 /// rejected); version 1, issued by earlier builds for either order, is still accepted in
 /// both; version 2 is a position in the conversation list (conversationID, lastActivity,
-/// seq 0), so one kind of token is never accepted as another (spec/message-records.md,
-/// "Cursor token").
+/// seq 0); version 5 is a position in a user's inbox (conversationID, inbox rank, userID). One
+/// kind of token is never accepted as another (spec/message-records.md, "Cursor token").
 package enum CursorToken {
     /// Message positions of builds before the order was bound into the token.
     package static let legacyVersion: UInt8 = 1
@@ -17,6 +17,8 @@ package enum CursorToken {
     package static let newestFirstVersion: UInt8 = 3
     /// Message positions of an oldest-first walk.
     package static let oldestFirstVersion: UInt8 = 4
+    /// The version byte of inbox tokens (`MessageDatabase.inbox`).
+    package static let inboxVersion: UInt8 = 5
 
     /// The version byte of a message position issued by a walk in this direction.
     package static func messageVersion(forward: Bool) -> UInt8 { forward ? oldestFirstVersion : newestFirstVersion }

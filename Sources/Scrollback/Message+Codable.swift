@@ -4,23 +4,25 @@ import ScrollbackMessaging
 // object (README, "exec: the JSONL contract"):
 //
 //     {"id":"m1","conversation":"general","sender":"ana","createdAt":1767225600000,
-//      "kind":"text","body":"hello","replyTo":"m0","edited":false}
+//      "kind":"text","body":"hello","replyTo":"m0","metadata":"eD0x","edited":false}
 //
 // `createdAt` is integer milliseconds since the Unix epoch (whatever the encoder's date
-// strategy), `kind` the lowercase name, `replyTo` only when the message has one. The shape is
-// stable: new fields will only be added as optional members.
+// strategy), `kind` the lowercase name, `replyTo` only when the message has one, `metadata`
+// (padded base64 of the bytes) only when it has some. The shape is stable: new fields will
+// only be added as optional members.
 
 extension Message: Identifiable {}
 
 extension Message: Codable {
     enum CodingKeys: String, CodingKey {
-        case id, conversation, sender, createdAt, kind, body, replyTo, edited
+        case id, conversation, sender, createdAt, kind, body, replyTo, metadata, edited
     }
 
-    /// Decodes the object above. `kind` may be absent (text), `replyTo` absent or null,
-    /// `edited` absent (false). Checks what the store checks without a store: the lengths of
-    /// the ids and names, `createdAt` in `0 ..< 2^53`, `replyTo` not empty, the body within the
-    /// largest limit a store can have (16 MiB), the kind's name. A violation is a
+    /// Decodes the object above. `kind` may be absent (text), `replyTo` and `metadata` absent
+    /// or null, `edited` absent (false). Checks what the store checks without a store: the
+    /// lengths of the ids and names, `createdAt` in `0 ..< 2^53`, `replyTo` not empty, the body
+    /// within the largest limit a store can have (16 MiB), the kind's name, `metadata` canonical
+    /// padded base64 of at most `Message.maxMetadataBytes` bytes. A violation is a
     /// `DecodingError.dataCorrupted` naming the member.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -43,9 +45,24 @@ extension Message: Codable {
         try Self.check(body.utf8.count, in: ArgumentLimits.bodyLimit, .body, container)
         let replyTo = try container.decodeIfPresent(String.self, forKey: .replyTo)
         if let replyTo { try Self.check(replyTo.utf8.count, in: ArgumentLimits.idBytes, .replyTo, container) }
+        let metadata = try Self.decodeMetadata(container)
         let edited = try container.decodeIfPresent(Bool.self, forKey: .edited) ?? false
         self.init(id: id, conversation: conversation, sender: sender, createdAt: createdAt, kind: kind, body: body,
-                  replyTo: replyTo, edited: edited)
+                  replyTo: replyTo, edited: edited, metadata: metadata)
+    }
+
+    private static func decodeMetadata(_ container: KeyedDecodingContainer<CodingKeys>) throws -> [UInt8]? {
+        guard let text = try container.decodeIfPresent(String.self, forKey: .metadata) else { return nil }
+        guard let bytes = Base64.decode(text) else {
+            throw DecodingError.dataCorruptedError(forKey: .metadata, in: container,
+                                                   debugDescription: "not canonical padded base64")
+        }
+        guard bytes.count <= maxMetadataBytes else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .metadata, in: container,
+                debugDescription: "\(bytes.count) bytes exceed the limit of \(maxMetadataBytes)")
+        }
+        return bytes
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -57,6 +74,7 @@ extension Message: Codable {
         try container.encode(kind, forKey: .kind)
         try container.encode(body, forKey: .body)
         try container.encodeIfPresent(replyTo, forKey: .replyTo)
+        if let metadata, !metadata.isEmpty { try container.encode(Base64.encode(metadata), forKey: .metadata) }
         try container.encode(edited, forKey: .edited)
     }
 
@@ -92,6 +110,18 @@ extension MessageKind: Codable {
 
 /// Encodes as its token (a string).
 extension Cursor: Codable {
+    public init(from decoder: any Decoder) throws {
+        self.init(token: try decoder.singleValueContainer().decode(String.self))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(token)
+    }
+}
+
+/// Encodes as its token (a string).
+extension InboxCursor: Codable {
     public init(from decoder: any Decoder) throws {
         self.init(token: try decoder.singleValueContainer().decode(String.self))
     }
@@ -161,6 +191,49 @@ extension ConversationPage: Codable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.init(conversations: try container.decode([ConversationSummary].self, forKey: .conversations),
                   next: try container.decodeIfPresent(ConversationCursor.self, forKey: .next))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(conversations, forKey: .conversations)
+        try container.encode(next, forKey: .next)
+    }
+}
+
+/// `{"id","lastActivity","messages","unread"}` (`lastActivity` null when the conversation has
+/// no live message), as an entry of the tool's `inbox` answer.
+extension InboxEntry: Identifiable, Codable {
+    enum CodingKeys: String, CodingKey {
+        case id, lastActivity
+        case messageCount = "messages"
+        case unreadCount = "unread"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(id: try container.decode(String.self, forKey: .id),
+                  lastActivity: try container.decodeIfPresent(Int64.self, forKey: .lastActivity),
+                  messageCount: try container.decode(Int.self, forKey: .messageCount),
+                  unreadCount: try container.decode(Int.self, forKey: .unreadCount))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(lastActivity, forKey: .lastActivity)
+        try container.encode(messageCount, forKey: .messageCount)
+        try container.encode(unreadCount, forKey: .unreadCount)
+    }
+}
+
+/// `{"conversations":[…],"next":C or null}`, as the tool's `inbox` answer.
+extension InboxPage: Codable {
+    enum CodingKeys: String, CodingKey { case conversations, next }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(conversations: try container.decode([InboxEntry].self, forKey: .conversations),
+                  next: try container.decodeIfPresent(InboxCursor.self, forKey: .next))
     }
 
     public func encode(to encoder: any Encoder) throws {

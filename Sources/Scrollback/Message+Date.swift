@@ -13,10 +13,10 @@ extension Message {
     /// A message created at `date`, rounded to the nearest millisecond (`createdAt`).
     public init(
         id: String, conversation: String, sender: String, date: Date,
-        kind: MessageKind = .text, body: String, replyTo: String? = nil, edited: Bool = false
+        kind: MessageKind = .text, body: String, replyTo: String? = nil, edited: Bool = false, metadata: [UInt8]? = nil
     ) {
         self.init(id: id, conversation: conversation, sender: sender, createdAt: Milliseconds.nearest(date), kind: kind,
-                  body: body, replyTo: replyTo, edited: edited)
+                  body: body, replyTo: replyTo, edited: edited, metadata: metadata)
     }
 
     /// `createdAt` as a `Date`; setting it rounds to the nearest millisecond.
@@ -29,6 +29,11 @@ extension Message {
 extension ConversationSummary {
     /// `lastActivity` as a `Date`.
     public var lastActivityDate: Date { Milliseconds.date(lastActivity) }
+}
+
+extension InboxEntry {
+    /// `lastActivity` as a `Date` (nil when the conversation has no live message).
+    public var lastActivityDate: Date? { lastActivity.map(Milliseconds.date) }
 }
 
 extension MessageStore {

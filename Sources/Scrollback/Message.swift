@@ -1,3 +1,5 @@
+import ScrollbackMessaging
+
 /// The kind of a message. Stored on disk as its raw value: never renumber.
 public enum MessageKind: UInt8, Sendable, Hashable, CaseIterable, CustomStringConvertible {
     case text = 1
@@ -36,7 +38,9 @@ public enum MessageKind: UInt8, Sendable, Hashable, CaseIterable, CustomStringCo
 /// - `conversation`, `sender`: 1…255 UTF-8 bytes;
 /// - `createdAt`: milliseconds since the Unix epoch, `0 ≤ createdAt < 2^53`;
 /// - `body`: at most `StoreOptions.maxBodyBytes` UTF-8 bytes (default 64 KiB; may be empty);
-/// - `replyTo`: nil, or 1…128 UTF-8 bytes (a message id; it need not exist).
+/// - `replyTo`: nil, or 1…128 UTF-8 bytes (a message id; it need not exist);
+/// - `metadata`: nil, or at most 16,384 bytes (`Message.maxMetadataBytes`). An empty array is
+///   stored as no metadata: reads return nil.
 ///
 /// Order: messages of a conversation are ordered by `(createdAt, insertion order)`; equal
 /// timestamps keep the order in which they were appended.
@@ -57,10 +61,17 @@ public struct Message: Sendable, Hashable {
     public var replyTo: String?
     /// Set by `MessageStore.edit`; ignored on append (a new message is never edited).
     public var edited: Bool
+    /// Opaque bytes the application attaches (attachments, reactions, a client's own kind):
+    /// stored and returned as given, never interpreted; at most `maxMetadataBytes`. An edit
+    /// keeps them. nil (or empty: read back as nil) for none.
+    public var metadata: [UInt8]?
+
+    /// Most bytes `metadata` may hold (16,384).
+    public static let maxMetadataBytes = ArgumentLimits.metadataBytes.upperBound
 
     public init(
         id: String, conversation: String, sender: String, createdAt: Int64,
-        kind: MessageKind = .text, body: String, replyTo: String? = nil, edited: Bool = false
+        kind: MessageKind = .text, body: String, replyTo: String? = nil, edited: Bool = false, metadata: [UInt8]? = nil
     ) {
         self.id = id
         self.conversation = conversation
@@ -70,6 +81,7 @@ public struct Message: Sendable, Hashable {
         self.body = body
         self.replyTo = replyTo
         self.edited = edited
+        self.metadata = metadata
     }
 }
 

@@ -182,6 +182,8 @@ public final class MessageStore: Sendable {
             case let .edit(id, body): .edit(id: id, body: body)
             case let .delete(id): .delete(id: id)
             case let .markRead(user, conversation, through): .markRead(user: user, conversation: conversation, through: through)
+            case let .join(user, conversation): .join(user: user, conversation: conversation)
+            case let .leave(user, conversation): .leave(user: user, conversation: conversation)
             }
         }
         let outcomes = try mapErrors { try database.write(operations) }
@@ -470,14 +472,16 @@ public final class MessageStore: Sendable {
 
     static func stored(_ message: Message) -> StoredMessage {
         StoredMessage(id: message.id, conversation: message.conversation, sender: message.sender, createdAt: message.createdAt,
-                      kind: message.kind.rawValue, body: message.body, replyTo: message.replyTo, edited: false)
+                      kind: message.kind.rawValue, body: message.body, replyTo: message.replyTo, edited: false,
+                      metadata: message.metadata?.isEmpty == false ? message.metadata : nil)
     }
 
     /// Builds the public value straight from the record bytes (one String per field).
     @inline(__always)
     static func message(_ view: MessageView) -> Message {
         Message(id: view.id, conversation: view.conversation, sender: view.sender, createdAt: view.createdAt,
-                kind: MessageKind(rawValue: view.kind) ?? .text, body: view.text, replyTo: view.replyTo, edited: view.edited)
+                kind: MessageKind(rawValue: view.kind) ?? .text, body: view.text, replyTo: view.replyTo, edited: view.edited,
+                metadata: view.metadata)
     }
 
     static func checkName(_ value: String, _ argument: String) throws {

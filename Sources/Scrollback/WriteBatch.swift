@@ -1,11 +1,13 @@
 import ScrollbackMessaging
 
-/// The operations of one atomic write (`MessageStore.write`). Applied in order, all or
-/// nothing: if any operation is invalid (a bad argument, an edit of a missing message, a read
-/// marker through a message of another conversation, an append of an id live in another
-/// conversation: `.idConflict`), the whole batch throws and nothing is written. An append of
-/// an id that is live in the same conversation (in the store or earlier in the batch) is not
-/// an error: it is reported as `.duplicate` and changes nothing.
+/// The operations of one atomic write (`MessageStore.write`): appends, edits, deletes, read
+/// marker moves, joins and leaves. Applied in order, all or nothing: if any operation is
+/// invalid (a bad argument, an edit of a missing message, a read marker through a message of
+/// another conversation, an append of an id live in another conversation: `.idConflict`), the
+/// whole batch throws and nothing is written. An append of an id that is live in the same
+/// conversation (in the store or earlier in the batch) is not an error: it is reported as
+/// `.duplicate` and changes nothing. A join of a member or a leave of a non-member changes
+/// nothing either (and has no outcome: the outcomes are the appends').
 ///
 /// Limit: at most `WriteBatch.maxOperations` operations.
 public struct WriteBatch: Sendable {
@@ -18,6 +20,8 @@ public struct WriteBatch: Sendable {
         case edit(id: String, body: String)
         case delete(id: String)
         case markRead(user: String, conversation: String, through: String)
+        case join(user: String, conversation: String)
+        case leave(user: String, conversation: String)
     }
 
     /// The operations, in the order they are applied.
@@ -34,5 +38,13 @@ public struct WriteBatch: Sendable {
     /// Moves a read marker forward (`MessageStore.markRead(user:conversation:through:)`).
     public mutating func markRead(user: String, conversation: String, through messageID: String) {
         operations.append(.markRead(user: user, conversation: conversation, through: messageID))
+    }
+    /// Makes `user` a member of `conversation` (`MessageStore.join(user:conversation:)`).
+    public mutating func join(user: String, conversation: String) {
+        operations.append(.join(user: user, conversation: conversation))
+    }
+    /// Ends `user`'s membership of `conversation` (`MessageStore.leave(user:conversation:)`).
+    public mutating func leave(user: String, conversation: String) {
+        operations.append(.leave(user: user, conversation: conversation))
     }
 }

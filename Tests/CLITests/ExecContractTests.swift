@@ -233,6 +233,118 @@ import Testing
         #expect(try session.finish() == 0)
     }
 
+    /// Membership, the inbox walked with its cursors, unread counts of many conversations, read
+    /// markers read back and message metadata, one request at a time.
+    @Test func inboxMarkersAndMetadataInteractive() throws {
+        let dir = try TemporaryDirectory()
+        let session = try ExecSession(store: dir.file("store"))
+        let ok = "{\"ok\":true}"
+        // c0…c4 with newest times 10, 30, 20, 30, 10; q has no message.
+        for (i, time) in [10, 30, 20, 30, 10].enumerated() {
+            #expect(try session.send(Self.append("m\(i)", "c\(i)", at: Int64(time))) == "{\"ok\":true,\"duplicate\":false}")
+        }
+        #expect(try session.send(Self.append("m5", "c1", at: 5)) == "{\"ok\":true,\"duplicate\":false}")
+        for c in ["c0", "c1", "c3", "c4", "q"] {
+            #expect(try session.send("{\"op\":\"join\",\"user\":\"ana\",\"conversation\":\"\(c)\"}") == ok)
+        }
+        // Idempotent, and allowed in a batch (with c2 joined and q left again there).
+        #expect(try session.send("{\"op\":\"join\",\"user\":\"ana\",\"conversation\":\"c0\"}") == ok)
+        #expect(try session.send("{\"op\":\"leave\",\"user\":\"ana\",\"conversation\":\"never\"}") == ok)
+        #expect(try session.send("{\"op\":\"batch\",\"ops\":[{\"op\":\"join\",\"user\":\"ana\",\"conversation\":\"c2\"},"
+                                 + "{\"op\":\"leave\",\"user\":\"ana\",\"conversation\":\"c4\"},"
+                                 + "{\"op\":\"markRead\",\"user\":\"ana\",\"conversation\":\"c1\",\"through\":\"m5\"}]}") == ok)
+        // A failing batch joins nothing.
+        let failing = try session.send("{\"op\":\"batch\",\"ops\":[{\"op\":\"join\",\"user\":\"ana\",\"conversation\":\"c4\"},"
+                                       + "{\"op\":\"delete\",\"id\":\"ghost\"}]}")
+        #expect(errorCode(failing) == "notFound", "\(failing)")
+
+        let expected = [
+            "{\"id\":\"c1\",\"lastActivity\":30,\"messages\":2,\"unread\":1}",
+            "{\"id\":\"c3\",\"lastActivity\":30,\"messages\":1,\"unread\":1}",
+            "{\"id\":\"c2\",\"lastActivity\":20,\"messages\":1,\"unread\":1}",
+            "{\"id\":\"c0\",\"lastActivity\":10,\"messages\":1,\"unread\":1}",
+            "{\"id\":\"q\",\"lastActivity\":null,\"messages\":0,\"unread\":0}",
+        ]
+        #expect(try session.send("{\"op\":\"inbox\",\"user\":\"ana\",\"limit\":10,\"after\":null}")
+                == "{\"ok\":true,\"conversations\":[\(expected.joined(separator: ","))],\"next\":null}")
+        for limit in [1, 2, 4, 5] {
+            var entries: [String] = []
+            var after = "null"
+            var pages = 0
+            var lastToken: String?
+            while pages < 10 {
+                let answer = try session.send("{\"op\":\"inbox\",\"user\":\"ana\",\"limit\":\(limit),\"after\":\(after)}")
+                let object = try #require(jsonObject(answer), "\(answer)")
+                let list = try #require(object["conversations"] as? [[String: Any]], "\(answer)")
+                #expect(list.count == min(limit, expected.count - entries.count), "\(answer)")
+                entries += list.map { entry in expected.first { $0.contains("\"id\":\"\(entry["id"] as? String ?? "")\"") } ?? "?" }
+                pages += 1
+                guard let next = object["next"] as? String else {
+                    #expect(object["next"] is NSNull, "\(answer)")
+                    break
+                }
+                lastToken = next
+                after = "\"\(next)\""
+            }
+            #expect(entries == expected, "limit \(limit)")
+            #expect(pages == (expected.count + limit - 1) / limit, "limit \(limit): \(pages) pages")
+            // A cursor of ana's inbox is refused for bo's.
+            if let lastToken {
+                let foreign = try session.send("{\"op\":\"inbox\",\"user\":\"bo\",\"limit\":1,\"after\":\"\(lastToken)\"}")
+                #expect(errorCode(foreign) == "invalidCursor", "\(foreign)")
+            }
+        }
+        let forged = try session.send("{\"op\":\"inbox\",\"user\":\"ana\",\"limit\":1,\"after\":\"AQIAAAAAAAAAe2jlz4sBAAAHAAAAAAAAAAhSBct0F1zb\"}")
+        #expect(errorCode(forged) == "invalidCursor", "\(forged)")
+        #expect(try session.send("{\"op\":\"inbox\",\"user\":\"nobody\",\"limit\":3}") == "{\"ok\":true,\"conversations\":[],\"next\":null}")
+        #expect(errorCode(try session.send("{\"op\":\"inbox\",\"user\":\"\",\"limit\":3}")) == "invalidArgument")
+        #expect(errorCode(try session.send("{\"op\":\"inbox\",\"user\":\"ana\"}")) == "invalidRequest")
+        #expect(errorCode(try session.send("{\"op\":\"join\",\"user\":\"ana\"}")) == "invalidRequest")
+        #expect(errorCode(try session.send("{\"op\":\"join\",\"user\":\"ana\",\"conversation\":\"\(String(repeating: "x", count: 256))\"}"))
+                == "invalidArgument")
+
+        // Unread counts from one snapshot, one per conversation named; read markers read back.
+        #expect(try session.send("{\"op\":\"unreadCounts\",\"user\":\"ana\",\"conversations\":[\"c1\",\"c2\",\"unknown\",\"c1\"]}")
+                == "{\"ok\":true,\"counts\":[1,1,0,1]}")
+        #expect(try session.send("{\"op\":\"unreadCounts\",\"user\":\"ana\",\"conversations\":[]}") == "{\"ok\":true,\"counts\":[]}")
+        #expect(errorCode(try session.send("{\"op\":\"unreadCounts\",\"user\":\"ana\",\"conversations\":\"c1\"}")) == "invalidRequest")
+        #expect(try session.send("{\"op\":\"marker\",\"user\":\"ana\",\"conversation\":\"c1\"}") == "{\"ok\":true,\"through\":\"m5\"}")
+        #expect(try session.send("{\"op\":\"marker\",\"user\":\"ana\",\"conversation\":\"c2\"}") == "{\"ok\":true,\"through\":null}")
+        #expect(try session.send("{\"op\":\"delete\",\"id\":\"m5\"}") == ok)
+        #expect(try session.send("{\"op\":\"marker\",\"user\":\"ana\",\"conversation\":\"c1\"}") == "{\"ok\":true,\"through\":null}")
+
+        // Metadata: base64 in and out, absent when none, kept by an edit, limited.
+        let withMetadata = "{\"op\":\"append\",\"id\":\"md\",\"conversation\":\"c9\",\"sender\":\"s\",\"createdAt\":1,\"kind\":\"text\",\"body\":\"b\",\"metadata\":\"AAH/eD0x\"}"
+        #expect(try session.send(withMetadata) == "{\"ok\":true,\"duplicate\":false}")
+        #expect(try session.send("{\"op\":\"edit\",\"id\":\"md\",\"body\":\"c\"}") == ok)
+        #expect(try session.send("{\"op\":\"get\",\"id\":\"md\"}")
+                == "{\"ok\":true,\"message\":{\"id\":\"md\",\"conversation\":\"c9\",\"sender\":\"s\",\"createdAt\":1,\"kind\":\"text\",\"body\":\"c\",\"metadata\":\"AAH/eD0x\",\"edited\":true}}")
+        let badBase64 = withMetadata.replacingOccurrences(of: "\"md\"", with: "\"md2\"").replacingOccurrences(of: "AAH/eD0x", with: "AAH/eD0")
+        #expect(errorCode(try session.send(badBase64)) == "invalidArgument")
+        let wrongType = withMetadata.replacingOccurrences(of: "\"md\"", with: "\"md3\"").replacingOccurrences(of: "\"AAH/eD0x\"", with: "[1,2]")
+        #expect(errorCode(try session.send(wrongType)) == "invalidRequest")
+        let big = String(repeating: "AAAA", count: 16_384 / 3 + 1)  // 16,386 bytes
+        let tooLarge = withMetadata.replacingOccurrences(of: "\"md\"", with: "\"md4\"").replacingOccurrences(of: "AAH/eD0x", with: big)
+        let refused = try session.send(tooLarge)
+        #expect(errorCode(refused) == "invalidArgument" && refused.contains("metadata"), "\(refused)")
+        #expect(try session.send("{\"op\":\"get\",\"id\":\"md4\"}") == "{\"ok\":true,\"message\":null}")
+        #expect(try session.finish() == 0)
+
+        // The query command answers the same lines.
+        let query = try CLI.run(["query", dir.file("store"), "inbox", "ana", "--limit", "10", "--json"])
+        #expect(query.stdoutLines == ["{\"ok\":true,\"conversations\":[\(expected.joined(separator: ",").replacingOccurrences(of: "\"messages\":2,\"unread\":1", with: "\"messages\":1,\"unread\":1"))],\"next\":null}"],
+                "\(query)")
+        let table = try CLI.run(["query", dir.file("store"), "inbox", "ana", "--limit", "2"])
+        #expect(table.status == 0 && table.stdoutLines.first?.hasPrefix("CONVERSATION") == true, "\(table)")
+        #expect(table.stdoutLines.last?.hasPrefix("next: ") == true && table.stdoutLines.last != "next: (none)", "\(table)")
+        let marker = try CLI.run(["query", dir.file("store"), "marker", "ana", "c1"])
+        #expect(marker.stdoutLines == ["(none)"], "\(marker)")
+        let counts = try CLI.run(["query", dir.file("store"), "unread-counts", "ana", "c2", "c0", "--json"])
+        #expect(counts.stdoutLines == ["{\"ok\":true,\"counts\":[1,1]}"], "\(counts)")
+        let usage = try CLI.run(["query", dir.file("store"), "unread-counts", "ana"])
+        #expect(usage.status == 2, "\(usage)")
+    }
+
     /// corrupted: damaged message pages are reported per request and processing continues.
     @Test func corruptedCode() throws {
         let dir = try TemporaryDirectory()

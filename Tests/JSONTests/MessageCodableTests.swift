@@ -14,6 +14,9 @@ import Testing
                 body: "line\nbreak\ttab\r😀 \u{7F} /slash", replyTo: nil, edited: false),
         Message(id: "a", conversation: "b", sender: "c", createdAt: (1 << 53) - 1, kind: .file, body: "", edited: true),
         Message(id: "日本", conversation: "会話", sender: "送信者", createdAt: 42, kind: .audio, body: "本文 ✓ \u{2028}", replyTo: "返信"),
+        Message(id: "md", conversation: "c", sender: "s", createdAt: 9, body: "b", metadata: Array(0...255)),
+        Message(id: "md2", conversation: "c", sender: "s", createdAt: 9, body: "b", replyTo: "x",
+                metadata: [UInt8](repeating: 0xEE, count: Message.maxMetadataBytes)),
     ] + MessageKind.allCases.map { Message(id: "k\($0.rawValue)", conversation: "c", sender: "s", createdAt: 1, kind: $0, body: "b") }
 
     static func encoder() -> JSONEncoder {
@@ -53,6 +56,19 @@ import Testing
             }
             #expect(encoded.members == tool.members)
             #expect(Set(encoded.keys) == Set(tool.keys))
+        }
+    }
+
+    /// Metadata decodes only from canonical padded base64 of at most the store's limit.
+    @Test func metadataDecodingChecks() throws {
+        let base = #"{"id":"m","conversation":"c","sender":"s","createdAt":5,"body":"b","metadata":"#
+        #expect(try JSONDecoder().decode(Message.self, from: Data((base + "\"AAH/\"}").utf8)).metadata == [0, 1, 0xFF])
+        #expect(try JSONDecoder().decode(Message.self, from: Data((base + "null}").utf8)).metadata == nil)
+        let over = Base64.encode([UInt8](repeating: 1, count: Message.maxMetadataBytes + 1))
+        for bad in ["\"AAH\"", "\"AAH/=\"", "\"AB==\"", "[0,1]", "\"\(over)\""] {
+            #expect(throws: DecodingError.self, "\(bad.prefix(20))") {
+                try JSONDecoder().decode(Message.self, from: Data((base + bad + "}").utf8))
+            }
         }
     }
 

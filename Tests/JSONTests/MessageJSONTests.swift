@@ -24,6 +24,8 @@ import Testing
                 edited: true),
         Message(id: "a", conversation: "b", sender: "c", createdAt: .min, kind: .file, body: ""),
         Message(id: "日本", conversation: "会話", sender: "送信者", createdAt: 0, kind: .audio, body: "本文 ✓", replyTo: "返信"),
+        Message(id: "md", conversation: "c", sender: "s", createdAt: 3, body: "b", replyTo: "r", metadata: Array(0...255)),
+        Message(id: "md1", conversation: "c", sender: "s", createdAt: 3, body: "b", metadata: [0xFF]),
     ]
 
     @Test func exactFormat() throws {
@@ -62,6 +64,50 @@ import Testing
         for m in all { MessageJSON.appendLine(m, to: &lines) }
         let split = lines.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).dropLast()
         #expect(try split.map { try MessageJSON.decode(line: Array($0), .file).message } == all)
+    }
+
+    /// `metadata`: padded base64 after `replyTo`, absent when none; read back exactly; null
+    /// is none; anything but canonical padded base64 is an invalid value, another JSON type a
+    /// wrong type.
+    @Test func metadataMember() throws {
+        let m = Message(id: "m", conversation: "c", sender: "s", createdAt: 1, body: "b", replyTo: "r", metadata: Array("x=1".utf8))
+        let line = #"{"id":"m","conversation":"c","sender":"s","createdAt":1,"kind":"text","body":"b","replyTo":"r","metadata":"eD0x","edited":false}"#
+        #expect(MessageJSON.encode(m) == line)
+        #expect(try Self.decode(line).message == m)
+        var empty = m
+        empty.metadata = []
+        #expect(!MessageJSON.encode(empty).contains("metadata"))
+        let base = #"{"id":"m","conversation":"c","sender":"s","createdAt":1,"body":"b","metadata":"#
+        #expect(try Self.decode(base + "null}").message.metadata == nil)
+        #expect(try Self.decode(base + "\"AA==\"}").message.metadata == [0])
+        #expect(try Self.decode(base + "\"\"}").message.metadata == [])
+        for bad in ["eD0", "eD0x=", "AB==", "A===", "e D0x", "eD-_", "=D0x", "eD0x\\n"] {
+            do {
+                _ = try Self.decode(base + "\"" + bad + "\"}")
+                Issue.record("accepted metadata \(bad)")
+            } catch {
+                #expect((error as? MessageJSONError)?.kind == .invalidValue, "\(bad): \(error)")
+            }
+        }
+        do {
+            _ = try Self.decode(base + "[1,2]}")
+            Issue.record("accepted an array as metadata")
+        } catch {
+            #expect((error as? MessageJSONError)?.kind == .wrongType)
+        }
+    }
+
+    /// RFC 4648 §10 test vectors, and every byte value.
+    @Test func base64Vectors() {
+        for (plain, text) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="),
+                              ("foobar", "Zm9vYmFy")] {
+            #expect(Base64.encode(Array(plain.utf8)) == text)
+            #expect(Base64.decode(text) == Array(plain.utf8))
+        }
+        for count in 0..<7 {
+            let bytes = (0..<256).map { UInt8(($0 * 7 + count) & 0xFF) }.prefix(250 + count)
+            #expect(Base64.decode(Base64.encode(Array(bytes))) == Array(bytes))
+        }
     }
 
     @Test func readsEveryJSONEscape() throws {

@@ -11,6 +11,7 @@ struct CrashModel: Equatable {
     var order: [String: Int] = [:]   // id → insertion sequence
     var next = 0
     var markers: [String: String] = [:]   // "user|conversation" → message id marked
+    var memberships: Set<String> = []     // "user|conversation" of each membership
 
     mutating func apply(_ batch: WriteBatch) {
         for operation in batch.operations {
@@ -28,6 +29,10 @@ struct CrashModel: Equatable {
                 messages[id] = nil
             case let .markRead(user, conversation, through):
                 markers["\(user)|\(conversation)"] = through   // generator only moves forward
+            case let .join(user, conversation):
+                memberships.insert("\(user)|\(conversation)")
+            case let .leave(user, conversation):
+                memberships.remove("\(user)|\(conversation)")
             }
         }
     }
@@ -84,6 +89,8 @@ extension WriteBatch {
             case let .edit(id, body): edit(id: id, body: body)
             case let .delete(id): delete(id: id)
             case let .markRead(user, conversation, through): markRead(user: user, conversation: conversation, through: through)
+            case let .join(user, conversation): join(user: user, conversation: conversation)
+            case let .leave(user, conversation): leave(user: user, conversation: conversation)
             }
         }
     }

@@ -22,6 +22,20 @@ struct ReferenceCursor: Hashable, Sendable {
     var order: Order
 }
 
+/// The reference model's inbox cursor: the user whose inbox issued it and the last
+/// conversation of the page (nil: before the first).
+struct ReferenceInboxCursor: Hashable, Sendable {
+    var user: String
+    var lastActivity: Int64?
+    var conversation: String?
+}
+
+/// A page of the reference model's inbox.
+struct ReferenceInboxPage: Hashable, Sendable {
+    var conversations: [InboxEntry]
+    var next: ReferenceInboxCursor?
+}
+
 /// A keyset page of the reference model.
 struct ReferencePage: Hashable, Sendable {
     var messages: [Message]
@@ -46,7 +60,9 @@ struct ReferencePage: Hashable, Sendable {
 ///   marker may target a message appended earlier in the same batch);
 /// - `messages(in:from:through:)` with `from > through` is empty;
 /// - conversation ids tie-break by their UTF-8 bytes (the model tests use ASCII names, where
-///   that equals `String` order).
+///   that equals `String` order);
+/// - join and leave validate `user`, then `conversation`; `metadata` is checked after
+///   `replyTo`.
 struct ReferenceStore: Sendable, Equatable {
     struct Entry: Hashable, Sendable {
         var message: Message
@@ -65,6 +81,8 @@ struct ReferenceStore: Sendable, Equatable {
     private(set) var conversationOfID: [String: String] = [:]
     /// user → conversation → marker position.
     private(set) var markers: [String: [String: ReferencePosition]] = [:]
+    /// user → the conversations the user is a member of. No empty sets.
+    private(set) var memberships: [String: Set<String>] = [:]
     private(set) var nextSeq = 1
 
     init(maxBodyBytes: Int = StoreOptions().maxBodyBytes) {
@@ -106,6 +124,9 @@ struct ReferenceStore: Sendable, Equatable {
         }
         try checkBody(message.body)
         if let replyTo = message.replyTo { try Self.checkID(replyTo, "replyTo") }
+        if let metadata = message.metadata, metadata.count > Message.maxMetadataBytes {
+            throw Self.invalid("metadata", "\(metadata.count) bytes, more than \(Message.maxMetadataBytes)")
+        }
     }
 
     func checkBody(_ body: String) throws {
@@ -133,6 +154,7 @@ struct ReferenceStore: Sendable, Equatable {
         }
         var stored = message
         stored.edited = false
+        if stored.metadata?.isEmpty == true { stored.metadata = nil }  // empty metadata is none
         let entry = Entry(message: stored, seq: nextSeq)
         nextSeq += 1
         var entries = conversationEntries[message.conversation] ?? []
@@ -159,6 +181,8 @@ struct ReferenceStore: Sendable, Equatable {
             case let .delete(id): try copy.delete(id: id)
             case let .markRead(user, conversation, through):
                 try copy.markRead(user: user, conversation: conversation, through: through)
+            case let .join(user, conversation): try copy.join(user: user, conversation: conversation)
+            case let .leave(user, conversation): try copy.leave(user: user, conversation: conversation)
             }
         }
         self = copy
@@ -214,6 +238,27 @@ struct ReferenceStore: Sendable, Equatable {
         let position = conversationEntries[actual]![index].position
         if let old = markers[user]?[conversation], old >= position { return }
         markers[user, default: [:]][conversation] = position
+    }
+
+    /// See `MessageStore.join(user:conversation:)`: idempotent.
+    mutating func join(user: String, conversation: String) throws {
+        try Self.checkName(user, "user")
+        try Self.checkName(conversation, "conversation")
+        memberships[user, default: []].insert(conversation)
+    }
+
+    /// See `MessageStore.leave(user:conversation:)`: idempotent; the read marker stays.
+    mutating func leave(user: String, conversation: String) throws {
+        try Self.checkName(user, "user")
+        try Self.checkName(conversation, "conversation")
+        memberships[user]?.remove(conversation)
+        if memberships[user]?.isEmpty == true { memberships[user] = nil }
+    }
+
+    /// Replaces a live message's metadata. Only for `InjectedBug.editDropsMetadata`.
+    mutating func forceMetadata(id: String, _ metadata: [UInt8]?) {
+        guard let (conversation, index) = locate(id) else { return }
+        conversationEntries[conversation]![index].message.metadata = metadata
     }
 
     /// Sets a marker unconditionally. Only for `InjectedBug.markerMovesBack`.
@@ -335,6 +380,42 @@ struct ReferenceStore: Sendable, Equatable {
         try Self.checkName(conversation, "conversation")
         guard let marker = marker(user: user, conversation: conversation) else { return nil }
         return entries(conversation).first { $0.position == marker }?.message.id
+    }
+
+    /// Every conversation of `user`'s inbox, in inbox order: newest live message first (ties
+    /// by the ids' UTF-8 bytes), then those without a live message, by id.
+    func allInboxEntries(user: String) -> [InboxEntry] {
+        (memberships[user] ?? []).map { conversation in
+            let live = entries(conversation)
+            return InboxEntry(id: conversation, lastActivity: live.last?.message.createdAt, messageCount: live.count,
+                              unreadCount: (try? unreadCount(user: user, in: conversation)) ?? -1)
+        }.sorted { Self.inboxPrecedes(($0.lastActivity, $0.id), ($1.lastActivity, $1.id)) }
+    }
+
+    /// Inbox order of (lastActivity, id) pairs.
+    static func inboxPrecedes(_ a: (Int64?, String), _ b: (Int64?, String)) -> Bool {
+        switch (a.0, b.0) {
+        case let (x?, y?) where x != y: return x > y
+        case (.some, nil): return true
+        case (nil, .some): return false
+        default: return a.1.utf8.lexicographicallyPrecedes(b.1.utf8)
+        }
+    }
+
+    /// See `MessageStore.inbox(user:after:limit:)`: the entries strictly after the cursor.
+    func inbox(user: String, after cursor: ReferenceInboxCursor?, limit: Int) throws -> ReferenceInboxPage {
+        try Self.checkName(user, "user")
+        try Self.checkLimit(limit)
+        if let cursor, cursor.user != user { throw ScrollbackError.invalidCursor("cursor of \(cursor.user)'s inbox") }
+        let remaining = allInboxEntries(user: user).filter { entry in
+            guard let cursor, let last = cursor.conversation else { return true }
+            return Self.inboxPrecedes((cursor.lastActivity, last), (entry.lastActivity, entry.id))
+        }
+        let taken = Array(remaining.prefix(limit))
+        guard remaining.count > taken.count else { return ReferenceInboxPage(conversations: taken, next: nil) }
+        let next = taken.last.map { ReferenceInboxCursor(user: user, lastActivity: $0.lastActivity, conversation: $0.id) }
+            ?? cursor ?? ReferenceInboxCursor(user: user, lastActivity: nil, conversation: nil)
+        return ReferenceInboxPage(conversations: taken, next: next)
     }
 
     /// See `MessageStore.feed(_:limit:)`: the union sorted by (createdAt, seq) descending.

@@ -11,6 +11,8 @@ enum WriteOperation: CustomStringConvertible {
     case edit(id: String, body: String)
     case delete(id: String)
     case markRead(user: String, conversation: String, through: String)
+    case join(user: String, conversation: String)
+    case leave(user: String, conversation: String)
     case load([Message])
 
     var description: String {
@@ -20,6 +22,8 @@ enum WriteOperation: CustomStringConvertible {
         case let .edit(id, body): "edit(\(id), \(body.utf8.count) bytes)"
         case let .delete(id): "delete(\(id))"
         case let .markRead(user, conversation, through): "markRead(\(user), \(conversation.prefix(12)), \(through))"
+        case let .join(user, conversation): "join(\(user), \(conversation.prefix(12)))"
+        case let .leave(user, conversation): "leave(\(user), \(conversation.prefix(12)))"
         case let .load(messages): "load(\(messages.count) messages)"
         }
     }
@@ -32,11 +36,11 @@ enum WriteOperation: CustomStringConvertible {
             b.operations.compactMap {
                 switch $0 {
                 case let .append(m): m.conversation
-                case let .markRead(_, conversation, _): conversation
+                case let .markRead(_, conversation, _), let .join(_, conversation), let .leave(_, conversation): conversation
                 default: nil
                 }
             }
-        case let .markRead(_, conversation, _): [conversation]
+        case let .markRead(_, conversation, _), let .join(_, conversation), let .leave(_, conversation): [conversation]
         case let .load(messages): messages.map(\.conversation)
         default: []
         }
@@ -60,6 +64,8 @@ extension ReferenceStore {
         case let .delete(id): try { try delete(id: id); return .done }()
         case let .markRead(user, conversation, through):
             try { try markRead(user: user, conversation: conversation, through: through); return .done }()
+        case let .join(user, conversation): try { try join(user: user, conversation: conversation); return .done }()
+        case let .leave(user, conversation): try { try leave(user: user, conversation: conversation); return .done }()
         }
     }
 }
@@ -74,6 +80,8 @@ extension StoreUnderTest {
         case let .delete(id): try { try delete(id: id); return .done }()
         case let .markRead(user, conversation, through):
             try { try markRead(user: user, conversation: conversation, through: through); return .done }()
+        case let .join(user, conversation): try { try join(user: user, conversation: conversation); return .done }()
+        case let .leave(user, conversation): try { try leave(user: user, conversation: conversation); return .done }()
         }
     }
 }
@@ -107,6 +115,8 @@ func errorMatches(_ expected: ScrollbackError, _ actual: any Error) -> Bool {
 struct StateDump: Equatable {
     var messages: [String: [Message]] = [:]
     var unread: [String: Int] = [:]
+    /// Each user's whole inbox (memberships, with activity and unread counts).
+    var inboxes: [String: [InboxEntry]] = [:]
     var summaries: [ConversationSummary] = []
     var byID: [String: Message?] = [:]
     var liveMessages = 0
@@ -124,6 +134,10 @@ struct StateDump: Equatable {
         if unread != other.unread {
             let keys = Set(unread.keys).union(other.unread.keys).sorted().filter { unread[$0] != other.unread[$0] }
             return "unread counts differ for \(keys.prefix(3)): \(keys.prefix(3).map { "\(unread[$0] ?? -1) vs \(other.unread[$0] ?? -1)" })"
+        }
+        if inboxes != other.inboxes {
+            let users = Set(inboxes.keys).union(other.inboxes.keys).sorted().filter { inboxes[$0] != other.inboxes[$0] }
+            return "inboxes differ for \(users.prefix(2)): \(users.prefix(2).map { "\(inboxes[$0] ?? []) vs \(other.inboxes[$0] ?? [])" })"
         }
         if summaries != other.summaries { return "conversation lists differ: \(summaries.prefix(4)) vs \(other.summaries.prefix(4))" }
         if byID != other.byID {
@@ -185,6 +199,8 @@ final class ModelHarness {
     var counters: [String: Int] = [:]
 
     static let longConversation = "c-" + String(repeating: "L", count: 253)
+    /// Conversations only ever joined: no message is appended to them.
+    static let quietConversations = ["q0", "q1", "q2"]
 
     init(
         configuration: Configuration, fileSystem: CrashSimulatingFileSystem?,
@@ -286,7 +302,17 @@ final class ModelHarness {
         return Message(
             id: id, conversation: state.conversationOfID[id] ?? randomConversation(), sender: chance(3) ? String(repeating: "s", count: 255) : "s\(int(0...3))",
             createdAt: randomTimestamp(), kind: pick(MessageKind.allCases), body: randomBody(),
-            replyTo: chance(20) ? (usedIDs.isEmpty ? "nothing" : pick(usedIDs)) : nil, edited: chance(10))
+            replyTo: chance(20) ? (usedIDs.isEmpty ? "nothing" : pick(usedIDs)) : nil, edited: chance(10),
+            metadata: randomMetadata())
+    }
+
+    /// Mostly none; else 0…40 random bytes (empty: stored as none), rarely the largest allowed.
+    func randomMetadata() -> [UInt8]? {
+        switch int(0...99) {
+        case 0..<70: return nil
+        case 70..<99: return (0..<int(0...40)).map { _ in UInt8(truncatingIfNeeded: int(0...255)) }
+        default: return [UInt8](repeating: UInt8(truncatingIfNeeded: int(0...255)), count: Message.maxMetadataBytes)
+        }
     }
 
     /// A single operation that is valid on `state` (though it may be a no-op: a duplicate
@@ -295,11 +321,19 @@ final class ModelHarness {
         let live = liveIDs(state)
         switch int(0...99) {
         case 0..<55: return .append(randomMessage(in: state))
-        case 55..<68 where !live.isEmpty: return .edit(id: pick(live), body: randomBody())
-        case 68..<80 where !live.isEmpty: return .delete(id: pick(live))
-        case 80..<100 where !live.isEmpty:
+        case 55..<66 where !live.isEmpty: return .edit(id: pick(live), body: randomBody())
+        case 66..<76 where !live.isEmpty: return .delete(id: pick(live))
+        case 76..<92 where !live.isEmpty:
             let id = pick(live)
             return .markRead(user: pick(users), conversation: state.conversationOfID[id]!, through: id)
+        case 92..<96:
+            // Sometimes a conversation that never gets a message (last activity nil in the inbox).
+            return .join(user: pick(users), conversation: chance(30) ? pick(Self.quietConversations) : randomConversation())
+        case 96..<100:
+            // Mostly a conversation the user is in (else a no-op).
+            let user = pick(users)
+            let joined = (state.memberships[user] ?? []).sorted()
+            return .leave(user: user, conversation: chance(80) && !joined.isEmpty ? pick(joined) : randomConversation())
         default: return .append(randomMessage(in: state))
         }
     }
@@ -308,7 +342,7 @@ final class ModelHarness {
     func randomInvalidOperation(on state: ReferenceStore) -> WriteOperation {
         let live = liveIDs(state)
         var m = randomMessage(id: freshID(), in: state)
-        switch int(0...16) {
+        switch int(0...19) {
         case 0: m.id = ""
         case 1: m.id = String(repeating: "i", count: ReferenceStore.maxIDBytes + 1)
         case 2: m.conversation = ""
@@ -325,6 +359,9 @@ final class ModelHarness {
         case 13 where !live.isEmpty:                                    // body over the limit
             return .edit(id: pick(live), body: String(repeating: "é", count: configuration.maxBodyBytes / 2 + 1))
         case 14: return .markRead(user: pick(users), conversation: randomConversation(), through: freshID())
+        case 16: return .join(user: chance(50) ? "" : String(repeating: "u", count: 256), conversation: randomConversation())
+        case 17: return .leave(user: pick(users), conversation: chance(50) ? "" : String(repeating: "c", count: 256))
+        case 18: m.metadata = [UInt8](repeating: 7, count: Message.maxMetadataBytes + 1)
         case 15 where !live.isEmpty:                                    // an id live in another conversation
             let id = pick(live)
             m.id = id
@@ -355,6 +392,8 @@ final class ModelHarness {
             case let .edit(id, body): batch.edit(id: id, body: body)
             case let .delete(id): batch.delete(id: id)
             case let .markRead(user, conversation, through): batch.markRead(user: user, conversation: conversation, through: through)
+            case let .join(user, conversation): batch.join(user: user, conversation: conversation)
+            case let .leave(user, conversation): batch.leave(user: user, conversation: conversation)
             case .batch, .load: break
             }
         }
@@ -571,6 +610,7 @@ final class ModelHarness {
         let user = pick(users)
         same("unreadCounts(\(user), \(set.map { $0.prefix(12) }))", model: { try model.unreadCounts(user: user, conversations: set) },
              store: { try store.unreadCounts(user: user, conversations: set) })
+        walkInbox(user: chance(5) ? "nobody" : pick(users), pageSize: int(0...4))
         for _ in 0..<3 where !usedIDs.isEmpty {
             let id = pick(usedIDs)
             same("message(id: \(id.prefix(16)))", model: { try model.message(id: id) }, store: { try store.message(id: id) })
@@ -579,6 +619,47 @@ final class ModelHarness {
              model: { [model.liveMessageCount, model.liveConversationCount] },
              store: { let s = try store.statistics; return [s.messages, s.conversations] })
         checkSavedCursor()
+    }
+
+    /// A whole inbox walk; pages must match the model's page for page (the store's tokens are
+    /// opaque, so the model follows its own cursors). Then a cursor of this walk given for
+    /// another user's inbox must be `invalidCursor`.
+    func walkInbox(user: String, pageSize: Int) {
+        guard let store, !failed else { return }
+        var token: InboxCursor?
+        var cursor: ReferenceInboxCursor?
+        let n = model.memberships[user]?.count ?? 0
+        // A page size of 0 makes no progress: one page, then stop.
+        for pageNumber in 0...(pageSize == 0 ? 0 : n / pageSize + 1) {
+            let label = "inbox(\(user), after page \(pageNumber) of a walk, \(pageSize))"
+            let wanted: ReferenceInboxPage
+            do { wanted = try model.inbox(user: user, after: cursor, limit: pageSize) } catch {
+                fail("\(label): the model threw \(error)")
+                return
+            }
+            let got: InboxPage
+            do { got = try store.inbox(user: user, after: token, limit: pageSize) } catch {
+                fail("\(label): the store threw \(error)")
+                return
+            }
+            guard got.conversations == wanted.conversations, (got.next == nil) == (wanted.next == nil) else {
+                fail("\(label): store returned \(got.conversations) next \(got.next == nil ? "nil" : "set"), "
+                     + "model \(wanted.conversations) next \(wanted.next == nil ? "nil" : "set")")
+                return
+            }
+            count("inbox pages")
+            guard let next = got.next else { break }
+            token = next
+            cursor = wanted.next
+        }
+        if let token, let cursor {
+            let other = pick(users.filter { $0 != user } + ["nobody"])
+            same("inbox(\(other), after a cursor of \(user)'s inbox)",
+                 model: { try model.inbox(user: other, after: cursor, limit: 3).conversations },
+                 store: { try store.inbox(user: other, after: token, limit: 3).conversations })
+            count("foreign inbox cursor checks")
+        }
+        count("inbox walks")
     }
 
     func checkAfter(_ operation: WriteOperation?) {
@@ -600,6 +681,7 @@ final class ModelHarness {
             if !messages.isEmpty { result.messages[conversation] = messages }
             for user in users { result.unread["\(user)|\(conversation)"] = (try? state.unreadCount(user: user, in: conversation)) ?? -1 }
         }
+        for user in users { result.inboxes[user] = state.allInboxEntries(user: user) }
         result.summaries = state.allSummaries()
         if lookups { for id in usedIDs { result.byID.updateValue(state.entry(id: id)?.message, forKey: id) } }
         result.liveMessages = state.liveMessageCount
@@ -614,6 +696,16 @@ final class ModelHarness {
                 in: conversation, from: 0, through: ReferenceStore.maxCreatedAt, order: .oldestFirst, limit: MessageStore.maxLimit)
             if !messages.isEmpty { result.messages[conversation] = messages }
             for user in users { result.unread["\(user)|\(conversation)"] = try store.unreadCount(user: user, in: conversation) }
+        }
+        for user in users {
+            var entries: [InboxEntry] = []
+            var page = try store.inbox(user: user, after: nil, limit: 4)
+            entries += page.conversations
+            while let next = page.next {
+                page = try store.inbox(user: user, after: next, limit: 4)
+                entries += page.conversations
+            }
+            result.inboxes[user] = entries
         }
         result.summaries = try store.conversations(limit: MessageStore.maxLimit)
         for id in usedIDs { result.byID.updateValue(try store.message(id: id), forKey: id) }

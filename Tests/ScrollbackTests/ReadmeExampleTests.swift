@@ -63,6 +63,26 @@ import Testing
         #expect(try JSONDecoder().decode([Message].self, from: json).map(\.id) == ["m4"])
     }
 
+    /// The README's membership and inbox example.
+    @Test func inboxExampleRuns() throws {
+        let path = NSTemporaryDirectory() + "scrollback-readme-inbox-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try MessageStore(path: path)
+        defer { try? store.close() }
+        try store.append(Message(id: "m1", conversation: "general", sender: "bo", createdAt: 1_767_225_600_000, body: "hello"))
+        // --- README inbox example begins ---
+        try store.join(user: "ana", conversation: "general")   // idempotent; also WriteBatch.join
+        var inbox = try store.inbox(user: "ana", limit: 50)     // InboxPage
+        for entry in inbox.conversations {                      // InboxEntry
+            print(entry.id, entry.lastActivity ?? -1, entry.messageCount, entry.unreadCount)
+        }
+        if let next = inbox.next { inbox = try store.inbox(user: "ana", after: next, limit: 50) }
+        try store.leave(user: "ana", conversation: "general")  // idempotent; the read marker stays
+        // --- README inbox example ends ---
+        #expect(inbox.conversations == [InboxEntry(id: "general", lastActivity: 1_767_225_600_000, messageCount: 1, unreadCount: 1)])
+        #expect(try store.inbox(user: "ana", limit: 50).conversations.isEmpty)
+    }
+
     /// The README shows the service example exactly as this file runs it, and tells users to
     /// depend on the library's current version.
     @Test func readmeMatchesTheServiceExampleAndTheVersion() throws {
@@ -77,6 +97,13 @@ import Testing
         }
         let example = lines[(begin + 1)..<end].map { $0.hasPrefix("        ") ? $0.dropFirst(8) : $0 }.joined(separator: "\n")
         #expect(readme.contains(example), "README.md does not show the service example as the test runs it")
+        if let begin = lines.firstIndex(where: { $0.hasSuffix("// --- README inbox example begins ---") }),
+           let end = lines.firstIndex(where: { $0.hasSuffix("// --- README inbox example ends ---") }) {
+            let inbox = lines[(begin + 1)..<end].map { $0.hasPrefix("        ") ? $0.dropFirst(8) : $0 }.joined(separator: "\n")
+            #expect(readme.contains(inbox), "README.md does not show the inbox example as the test runs it")
+        } else {
+            Issue.record("inbox example markers not found")
+        }
         #expect(readme.contains("from: \"\(Scrollback.version)\")"))
     }
 }

@@ -16,6 +16,9 @@ protocol StoreUnderTest: AnyObject, Sendable {
     func edit(id: String, body: String) throws
     func delete(id: String) throws
     func markRead(user: String, conversation: String, through messageID: String) throws
+    func join(user: String, conversation: String) throws
+    func leave(user: String, conversation: String) throws
+    func inbox(user: String, after cursor: InboxCursor?, limit: Int) throws -> InboxPage
     func message(id: String) throws -> Message?
     func latest(in conversation: String, limit: Int) throws -> [Message]
     func messages(in conversation: String, from: Int64, through: Int64, order: Order, limit: Int?) throws -> [Message]
@@ -84,6 +87,10 @@ enum InjectedBug: String, CaseIterable, Sendable {
     /// An append of an id live in another conversation is a silent `.duplicate`, not
     /// `idConflict`.
     case conflictIsDuplicate
+    /// The inbox leaves out the conversations without a live message.
+    case inboxOmitsQuietConversations
+    /// An edit drops the message's metadata.
+    case editDropsMetadata
 }
 
 /// The durable side of `ReferenceBackedStore`: survives close and reopen.
@@ -197,6 +204,8 @@ final class ReferenceBackedStore: StoreUnderTest {
                     case let .delete(id): single.delete(id: id)
                     case let .markRead(user, conversation, through):
                         single.markRead(user: user, conversation: conversation, through: through)
+                    case let .join(user, conversation): single.join(user: user, conversation: conversation)
+                    case let .leave(user, conversation): single.leave(user: user, conversation: conversation)
                     }
                     do {
                         outcomes += try model.write(single)
@@ -212,6 +221,10 @@ final class ReferenceBackedStore: StoreUnderTest {
 
     func edit(id: String, body: String) throws {
         try mutate { model in
+            if bug == .editDropsMetadata {
+                try model.edit(id: id, body: body)
+                return model.forceMetadata(id: id, nil)
+            }
             guard bug == .editMovesMessage, let old = model.entry(id: id)?.message else {
                 return try model.edit(id: id, body: body)
             }
@@ -234,6 +247,45 @@ final class ReferenceBackedStore: StoreUnderTest {
                 return
             }
             try model.markRead(user: user, conversation: conversation, through: messageID)
+        }
+    }
+
+    func join(user: String, conversation: String) throws { try mutate { try $0.join(user: user, conversation: conversation) } }
+    func leave(user: String, conversation: String) throws { try mutate { try $0.leave(user: user, conversation: conversation) } }
+
+    /// `ri.<lastActivity or ->.<user hex>.<conversation hex or ->`.
+    static func inboxToken(_ cursor: ReferenceInboxCursor) -> InboxCursor {
+        func hex(_ text: String) -> String { text.utf8.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined() }
+        return InboxCursor(token: "ri.\(cursor.lastActivity.map(String.init) ?? "-").\(hex(cursor.user)).\(cursor.conversation.map(hex) ?? "-")")
+    }
+
+    static func parseInbox(_ cursor: InboxCursor) throws -> ReferenceInboxCursor {
+        func text(_ hex: Substring) -> String? {
+            let digits = Array(hex)
+            guard digits.count % 2 == 0 else { return nil }
+            var bytes: [UInt8] = []
+            for i in stride(from: 0, to: digits.count, by: 2) {
+                guard let byte = UInt8(String(digits[i...i + 1]), radix: 16) else { return nil }
+                bytes.append(byte)
+            }
+            return String(validating: bytes, as: UTF8.self)
+        }
+        let parts = cursor.token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0] == "ri", let user = text(parts[2]) else { throw ScrollbackError.invalidCursor("malformed token") }
+        let lastActivity = parts[1] == "-" ? nil : Int64(parts[1])
+        let conversation = parts[3] == "-" ? nil : text(parts[3])
+        if parts[1] != "-" && lastActivity == nil || parts[3] != "-" && conversation == nil {
+            throw ScrollbackError.invalidCursor("malformed token")
+        }
+        return ReferenceInboxCursor(user: user, lastActivity: lastActivity, conversation: conversation)
+    }
+
+    func inbox(user: String, after cursor: InboxCursor?, limit: Int) throws -> InboxPage {
+        let parsed = try cursor.map(Self.parseInbox)
+        return try read { model in
+            var page = try model.inbox(user: user, after: parsed, limit: limit)
+            if bug == .inboxOmitsQuietConversations { page.conversations.removeAll { $0.lastActivity == nil } }
+            return InboxPage(conversations: page.conversations, next: page.next.map(Self.inboxToken))
         }
     }
 

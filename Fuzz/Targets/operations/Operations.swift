@@ -38,15 +38,22 @@ func message(_ input: inout Bytes) -> Message {
     let a = input.next(), b = input.next()
     return Message(
         id: ids[Int(a) % ids.count], conversation: conversations[Int(a >> 4) % conversations.count],
-        sender: users[Int(b) & 1], createdAt: Int64(b >> 1 & 7), body: String(repeating: "x", count: Int(b >> 4) * 9))
+        sender: users[Int(b) & 1], createdAt: Int64(b >> 1 & 7), body: String(repeating: "x", count: Int(b >> 4) * 9),
+        metadata: a >> 3 & 1 == 1 ? [a, b] : nil)
 }
 
 func writeOperation(_ input: inout Bytes) -> WriteBatch.Operation {
     let code = input.next()
-    switch code % 6 {
+    switch code % 8 {
     case 0, 1, 2: return .append(message(&input))
     case 3: return .edit(id: ids[Int(input.next()) % ids.count], body: "e\(code)")
     case 4: return .delete(id: ids[Int(input.next()) % ids.count])
+    case 5:
+        let a = input.next()
+        return .join(user: users[Int(a) & 1], conversation: conversations[Int(a >> 1) % 3])
+    case 6:
+        let a = input.next()
+        return .leave(user: users[Int(a) & 1], conversation: conversations[Int(a >> 1) % 3])
     default:
         let a = input.next()
         return .markRead(user: users[Int(a) & 1], conversation: conversations[Int(a >> 1) % 3], through: ids[Int(a >> 3) % ids.count])
@@ -101,6 +108,8 @@ func apply(_ op: Op, to model: ReferenceStore) -> ReferenceStore? {
                 case let .edit(id, body): batch.edit(id: id, body: body)
                 case let .delete(id): batch.delete(id: id)
                 case let .markRead(u, c, id): batch.markRead(user: u, conversation: c, through: id)
+                case let .join(u, c): batch.join(user: u, conversation: c)
+                case let .leave(u, c): batch.leave(user: u, conversation: c)
                 }
             }
             try copy.write(batch)
@@ -126,6 +135,8 @@ func run(_ op: Op, on store: inout MessageStore, _ fs: CrashSimulatingFileSystem
             case let .edit(id, body): batch.edit(id: id, body: body)
             case let .delete(id): batch.delete(id: id)
             case let .markRead(u, c, id): batch.markRead(user: u, conversation: c, through: id)
+            case let .join(u, c): batch.join(user: u, conversation: c)
+            case let .leave(u, c): batch.leave(user: u, conversation: c)
             }
         }
         _ = try store.write(batch)
@@ -143,6 +154,7 @@ struct Observed: Equatable {
     var latest: [[Message]] = []
     var counts: [Int] = []
     var unread: [Int] = []
+    var inboxes: [[InboxEntry]] = []
 }
 
 func observe(_ store: MessageStore) throws -> Observed {
@@ -153,6 +165,7 @@ func observe(_ store: MessageStore) throws -> Observed {
         o.counts.append(try store.count(in: c, after: -1))
         for u in users { o.unread.append(try store.unreadCount(user: u, in: c)) }
     }
+    o.inboxes = try users.map { try store.inbox(user: $0, limit: 100).conversations }
     return o
 }
 
@@ -164,6 +177,7 @@ func observe(_ model: ReferenceStore) -> Observed {
         o.counts.append(try! model.count(in: c, after: -1))
         for u in users { o.unread.append(try! model.unreadCount(user: u, in: c)) }
     }
+    o.inboxes = users.map { model.allInboxEntries(user: $0) }
     return o
 }
 

@@ -26,6 +26,8 @@ package struct WireOperation: Codable, Sendable {
         case let .edit(id, body): t = "e"; self.id = id; self.body = body
         case let .delete(id): t = "d"; self.id = id
         case let .markRead(user, conversation, through): t = "r"; id = through; self.user = user; self.conversation = conversation
+        case let .join(user, conversation): t = "j"; id = ""; self.user = user; self.conversation = conversation
+        case let .leave(user, conversation): t = "l"; id = ""; self.user = user; self.conversation = conversation
         }
     }
 
@@ -39,6 +41,8 @@ package struct WireOperation: Codable, Sendable {
         case "e": return body.map { .edit(id: id, body: $0) }
         case "d": return .delete(id: id)
         case "r": return user.flatMap { u in conversation.map { .markRead(user: u, conversation: $0, through: id) } }
+        case "j": return user.flatMap { u in conversation.map { .join(user: u, conversation: $0) } }
+        case "l": return user.flatMap { u in conversation.map { .leave(user: u, conversation: $0) } }
         default: return nil
         }
     }
@@ -125,6 +129,8 @@ package enum KillTest {
                     case let .edit(id, body): batch.edit(id: id, body: body)
                     case let .delete(id): batch.delete(id: id)
                     case let .markRead(u, c, t): batch.markRead(user: u, conversation: c, through: t)
+                    case let .join(u, c): batch.join(user: u, conversation: c)
+                    case let .leave(u, c): batch.leave(user: u, conversation: c)
                     }
                 }
             } else {
@@ -136,6 +142,8 @@ package enum KillTest {
                 case .edit: call.call = "edit"
                 case .delete: call.call = "delete"
                 case .markRead: call.call = "markRead"
+                case .join: call.call = "join"
+                case .leave: call.call = "leave"
                 }
             }
             say("B " + String(decoding: try encoder.encode(call), as: UTF8.self))
@@ -149,6 +157,8 @@ package enum KillTest {
                 case let .edit(id, body): try store.edit(id: id, body: body)
                 case let .delete(id): try store.delete(id: id)
                 case let .markRead(u, c, t): try store.markRead(user: u, conversation: c, through: t)
+                case let .join(u, c): try store.join(user: u, conversation: c)
+                case let .leave(u, c): try store.leave(user: u, conversation: c)
                 }
             }
             say("A")

@@ -25,6 +25,8 @@ package struct SweepModel: Equatable, Sendable {
     package private(set) var conversationOf: [String: String] = [:]
     /// user → conversation → marker position.
     package private(set) var markers: [String: [String: ModelPosition]] = [:]
+    /// user → the conversations the user is a member of.
+    package private(set) var memberships: [String: Set<String>] = [:]
     package private(set) var nextSeq = 1
 
     package init() {}
@@ -65,6 +67,11 @@ package struct SweepModel: Equatable, Sendable {
             guard let position = entry(id: through)?.position else { return }
             if let old = markers[user]?[conversation], old >= position { return }
             markers[user, default: [:]][conversation] = position
+        case let .join(user, conversation):
+            memberships[user, default: []].insert(conversation)
+        case let .leave(user, conversation):
+            memberships[user]?.remove(conversation)
+            if memberships[user]?.isEmpty == true { memberships[user] = nil }
         }
     }
 

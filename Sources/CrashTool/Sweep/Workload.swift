@@ -212,6 +212,8 @@ package struct Workload: Sendable {
                     case let .edit(id, body): batch.edit(id: id, body: body)
                     case let .delete(id): batch.delete(id: id)
                     case let .markRead(u, c, t): batch.markRead(user: u, conversation: c, through: t)
+                    case let .join(u, c): batch.join(user: u, conversation: c)
+                    case let .leave(u, c): batch.leave(user: u, conversation: c)
                     }
                 }
                 op = .batch(batch)
@@ -221,6 +223,8 @@ package struct Workload: Sendable {
                 case let .edit(id, body): op = .edit(id: id, body: body)
                 case let .delete(id): op = .delete(id: id)
                 case let .markRead(u, c, t): op = .markRead(user: u, conversation: c, through: t)
+                case let .join(u, c): op = .batch({ var b = WriteBatch(); b.join(user: u, conversation: c); return b }())
+                case let .leave(u, c): op = .batch({ var b = WriteBatch(); b.leave(user: u, conversation: c); return b }())
                 }
             }
             operations.append(op)
