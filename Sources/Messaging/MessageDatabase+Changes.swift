@@ -221,21 +221,6 @@ extension MessageDatabase {
     }
 }
 
-extension MessageDatabase {
-    /// Whether `user` is a member of `conversation` in `snapshot` (false for unknown names).
-    /// O(log n).
-    package func memberFlag(user: String, conversation: String, in snapshot: PageTransaction) throws -> Bool {
-        guard let userID = try userID(user, in: snapshot), let conversationID = try conversationID(conversation, in: snapshot) else {
-            return false
-        }
-        var member = false
-        try BTree(snapshot, .readMarkers).withValue(for: MarkerKey(user: userID, conversation: conversationID).treeKey) {
-            member = MarkerValue($0).member
-        }
-        return member
-    }
-}
-
 /// Conversation and user names by internal id: from the name records read so far, else from
 /// the snapshot (which holds every name of a committed transaction).
 private struct NameResolver {

@@ -74,7 +74,11 @@ extension MessageDatabase {
         let accounts = try engine.segmentAccounts()
         var live: [UInt32: UInt64] = [:]
         for account in accounts where account.run != 0 { live[account.run, default: 0] += account.liveRecords }
+        // A bulk load's run stays as it is while the change stream's retention window keeps the
+        // load's record: followers read the load from it (spec/change-stream.md, "Retention").
+        let loads = try engine.runsAttachedInRetainedLog()
         let chosen = try engine.runAccounts().filter { run in
+            if loads.contains(run.id) { return false }
             let garbage = run.records == 0 ? 0 : 1 - Double(min(live[run.id] ?? 0, run.records)) / Double(run.records)
             if let threshold { return garbage > threshold }
             return garbage > Self.garbageFloor || !run.isHighlyCompressed

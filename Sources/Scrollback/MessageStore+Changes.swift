@@ -202,7 +202,8 @@ extension MessageStore {
 
     static func message(_ stored: StoredMessage) -> Message {
         Message(id: stored.id, conversation: stored.conversation, sender: stored.sender, createdAt: stored.createdAt,
-                kind: MessageKind(rawValue: stored.kind) ?? .text, body: stored.body, replyTo: stored.replyTo, edited: stored.edited)
+                kind: MessageKind(rawValue: stored.kind) ?? .text, body: stored.body, replyTo: stored.replyTo, edited: stored.edited,
+                metadata: stored.metadata)
     }
 }
 

@@ -112,6 +112,35 @@ extension StorageEngine {
     }
 }
 
+extension StorageEngine {
+    /// The runs attached (bulk loads) by transactions in the log the retention window keeps:
+    /// a follower of the change stream reads a load's messages from its run, so such a run is
+    /// neither merged by compaction nor removed while its attachment is retained. Cost: one
+    /// scan of the retained log (at most about `changeRetentionBytes` plus the active segment).
+    package func runsAttachedInRetainedLog() throws -> Set<UInt32> {
+        let attach = schema.liveness.attachRecordType
+        var result = Set<UInt32>()
+        for _ in 0..<4 {
+            let floor = retentionFloorSegment()
+            var cache = LogTailCache()
+            result.removeAll()
+            do {
+                _ = try log.readTransactions(from: LogPositions.make(segment: floor, offset: UInt32(LogSegmentLayout.headerSize)),
+                                             through: committedLogEnd, cache: &cache) { logged in
+                    try logged.forEachRecord { position, type, payload in
+                        if type == attach { result.insert(try RunBindingRecord.decode(payload, position: position).run.id) }
+                    }
+                    return true
+                }
+                return result
+            } catch is LogPositionRemoved {
+                continue   // the floor segment went meanwhile: look again
+            }
+        }
+        return result
+    }
+}
+
 extension SchemaRecords {
     /// The transaction's first position (a transaction boundary: a reader resumes here).
     package var start: LogPosition { logged.start }

@@ -112,6 +112,10 @@ extension StorageEngine {
         // Segments the change stream's retention window keeps (read first: the floor only
         // rises as the log grows, so an older value keeps more).
         let retained = retentionFloorSegment()
+        // Runs of bulk loads whose attachment the retention window keeps (a change-stream
+        // follower reads the load from its run); scanned only when a run waits for removal.
+        let hasRuns = pendingFileRemovals.withLock { $0.contains { if case .run = $0.file { return true } else { return false } } }
+        let loadRuns = hasRuns ? try runsAttachedInRetainedLog() : []
         let ready: [PendingFileRemoval.File] = pendingFileRemovals.withLock { pending in
             // The floors are read while the list is locked, after every entry in it was
             // added: an entry is added after the commit that makes its file unneeded, so a
@@ -133,6 +137,7 @@ extension StorageEngine {
                       readers.transaction >= entry.otherProcessesBefore else { return false }
                 if case .segment(let id) = entry.file,
                    id >= replaySegment || id >= active || id >= readers.segment || id >= retained { return false }
+                if case .run(let id) = entry.file, loadRuns.contains(id) { return false }
                 files.append(entry.file)
                 return true
             }

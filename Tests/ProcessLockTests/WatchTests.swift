@@ -33,13 +33,18 @@ import Glibc
             append("a1", in: "c1", at: 11),  // duplicate: no change
             "{\"op\":\"delete\",\"id\":\"a4\"}",
             "{\"op\":\"batch\",\"ops\":[\(append("b1", in: "c2", at: 100)),{\"op\":\"delete\",\"id\":\"b1\"}]}",
+            "{\"op\":\"join\",\"user\":\"bob\",\"conversation\":\"c1\"}",
+            "{\"op\":\"join\",\"user\":\"bob\",\"conversation\":\"c1\"}",  // a member already: no change
+            "{\"op\":\"leave\",\"user\":\"bob\",\"conversation\":\"c1\"}",
+            "{\"op\":\"leave\",\"user\":\"ann\",\"conversation\":\"c1\"}",  // not a member: no change
         ]
         for request in requests {
             let answer = try writer.send(request)
             #expect(answer.hasPrefix("{\"ok\":true"), "\(request): \(answer)")
         }
         var expected: [String] = (1...30).map { "append a\($0) c\($0 % 3 == 0 ? 2 : 1)" }
-        expected += ["edit a3 c2 edited \"3\"", "markRead bob c2 a6", "delete a4 c1", "append b1 c2", "delete b1 c2"]
+        expected += ["edit a3 c2 edited \"3\"", "markRead bob c2 a6", "delete a4 c1", "append b1 c2", "delete b1 c2",
+                     "join bob c1", "leave bob c1"]
         let lines = try (0..<expected.count).map { _ in try #require(try watch.readLine(), "watch ended early") }
         #expect(lines.map(Self.summary) == expected, "\(lines)")
         let positions = lines.compactMap { Self.object($0)["position"] as? String }

@@ -18,6 +18,7 @@ import TestSupport
         var configuration = ModelHarness.Configuration(seed: seed, steps: steps)
         configuration.durability = seed % 3 == 0 ? .normal : .full
         configuration.autoCompactGarbageRatio = seed % 2 == 1 ? 0.3 : nil
+        configuration.followsChanges = configuration.durability == .full
         return configuration
     }
 
@@ -36,6 +37,10 @@ import TestSupport
             #expect(harness.counters["keyset walks", default: 0] > configuration.steps, "the queries barely ran")
             #expect(harness.counters["crashes", default: 0] > 5, "too few crashes")
             #expect(harness.counters["records moved by compact()", default: 0] > 0, "compaction never moved a record")
+            if configuration.followsChanges {
+                #expect(harness.counters["replica comparisons", default: 0] >= configuration.steps / 250, "the replica was barely compared")
+                #expect(harness.counters["changes applied to the replica", default: 0] > configuration.steps / 4, "the replica barely followed")
+            }
         }
     }
 

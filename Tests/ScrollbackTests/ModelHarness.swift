@@ -168,6 +168,10 @@ final class ModelHarness {
         var autoCompactGarbageRatio: Double? = nil
         /// Simulated power losses (needs a `CrashSimulatingFileSystem`).
         var crashes = true
+        /// A replica follows the store's change stream (a real `MessageStore` only) and is
+        /// compared with the model every 250 steps and at the end. Only meaningful in `.full`
+        /// durability: in `.normal`, a power loss may take back changes a follower has read.
+        var followsChanges = false
         var maxBodyBytes = 300
 
         var description: String {
@@ -196,6 +200,10 @@ final class ModelHarness {
     var usedIDSet: Set<String> = []
     var nextID = 0
     var savedCursors: [(token: Cursor, cursor: ReferenceCursor, order: Order)] = []
+    /// The change-stream follower (`Configuration.followsChanges`): a replica store and where
+    /// its reading stands in the store's change stream.
+    var replica: MessageStore?
+    var replicaPosition: ChangePosition?
     var counters: [String: Int] = [:]
 
     static let longConversation = "c-" + String(repeating: "L", count: 253)
@@ -460,6 +468,7 @@ final class ModelHarness {
     }
 
     func count(_ key: String) { counters[key, default: 0] += 1 }
+    func count(_ key: String, _ amount: Int) { counters[key, default: 0] += amount }
 
     /// Performs a write on both sides; they must agree on the result or the error.
     func write(_ operation: WriteOperation) {
@@ -758,6 +767,45 @@ final class ModelHarness {
     func open() {
         phase = "open"
         do { store = try openStore() } catch { fail("opening the store failed: \(error)") }
+        if configuration.followsChanges, replica == nil, let real = store as? MessageStore {
+            do {
+                replica = try MessageStore(path: "/replica", options: StoreOptions(), fileSystem: MemoryFileSystem())
+                replicaPosition = try real.changePosition()
+            } catch { fail("starting the change-stream replica failed: \(error)") }
+        }
+    }
+
+    /// The replica reads every change committed since its position (from the current store,
+    /// which may have been reopened or recovered since) and applies it, in pages.
+    func followChanges() {
+        guard let replica, let real = store as? MessageStore, let position = replicaPosition, !failed else { return }
+        phase = "follow changes"
+        do {
+            let reader = try real.changeReader(after: position)
+            while true {
+                let changes = try reader.read(limit: int(1...300))
+                if changes.isEmpty { break }
+                try replica.apply(changes)
+                count("changes applied to the replica", changes.count)
+            }
+            replicaPosition = reader.position
+        } catch {
+            fail("following the change stream failed: \(error)")
+        }
+    }
+
+    /// The replica equals the model (call after `followChanges`, between steps: nothing in flight).
+    func compareReplica() {
+        guard let replica, !failed else { return }
+        phase = "compare replica"
+        do {
+            let expected = dump(of: model)
+            let actual = try dump(of: replica)
+            if actual != expected { fail("the replica fed by the change stream differs from the model: \(actual.difference(from: expected))") }
+            count("replica comparisons")
+        } catch {
+            fail("reading the replica failed: \(error)")
+        }
     }
 
     func closeAndReopen() {
@@ -949,6 +997,15 @@ final class ModelHarness {
                 self.write(write)
             }
             checkAfter(operation)
+            if configuration.followsChanges && step % 20 == 0 { followChanges() }
+            if configuration.followsChanges && step % 250 == 0 {
+                followChanges()
+                compareReplica()
+            }
+        }
+        if !failed && configuration.followsChanges {
+            followChanges()
+            compareReplica()
         }
         if !failed {
             closeAndReopen()
