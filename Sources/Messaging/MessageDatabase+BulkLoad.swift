@@ -96,7 +96,7 @@ struct BulkLoader {
     var context: MessageDatabase.PrepareContext
     /// Ids seen in this load and their conversations (duplicates within the load are skipped;
     /// an id seen in another conversation is `idConflict`).
-    var seenIDs: [String: UInt64] = [:]
+    var seenIDs: [ByteString: UInt64] = [:]
     /// Encoded body records of the buffered messages, back to back.
     var arena: [UInt8] = []
     var entries: [(key: MessageKey, start: Int, end: Int)] = []
@@ -117,9 +117,9 @@ struct BulkLoader {
         let message = entry.message
         // The same rule as `append`: a live id in the same conversation is a duplicate, in
         // another one a conflict (which fails the whole load).
-        if let owner = seenIDs[message.id] {
+        if let owner = seenIDs[ByteString(message.id)] {
             guard try context.conversation(message.conversation, create: false, batch: &batch) == owner else {
-                let name = try context.newConversations.first { $0.value == owner }?.key
+                let name = try context.newConversations.first { $0.value == owner }?.key.string
                     ?? database.conversationName(owner, in: transaction, for: "conversation \(owner) of message \(message.id) is missing")
                 throw MessagingError.idConflict(id: message.id, conversation: name)
             }
@@ -134,7 +134,7 @@ struct BulkLoader {
             return
         }
         let conversation = try conversationID(message.conversation, into: &batch)
-        seenIDs[message.id] = conversation
+        seenIDs[ByteString(message.id)] = conversation
         guard context.nextSeq <= MessageLimits.maxSeq else {
             throw StorageError.limitExceeded("a store holds at most \(MessageLimits.maxSeq) messages over its lifetime")
         }

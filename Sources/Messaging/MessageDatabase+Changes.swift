@@ -105,7 +105,7 @@ extension MessageDatabase {
     /// snapshot lookup per conversation or user id first met, and one record read per marker
     /// move of an older record without the message id. Throws `ChangeHistoryGone` when the log
     /// at `point` is no longer kept.
-    package func readChanges(after point: ChangePoint, conversations filter: Set<String>?, limit: Int,
+    package func readChanges(after point: ChangePoint, conversations filter: Set<ByteString>?, limit: Int,
                              follower: inout ChangeFollower) throws -> ChangeBatch {
         let end = engine.committedLogEnd
         guard limit > 0, point.transactionStart < end else { return ChangeBatch(changes: [], next: point) }
@@ -129,7 +129,7 @@ extension MessageDatabase {
                 // a load walks its run from the start again.
                 func emit(_ change: StoredChange, _ position: LogPosition, _ index: UInt32) {
                     guard !full else { return }
-                    if let filter, !filter.contains(change.conversation) { return }
+                    if let filter, !filter.contains(ByteString(change.conversation)) { return }
                     let at = ChangePoint(transactionStart: start, record: position, index: index)
                     changes.append((at, change))
                     if changes.count >= (index == 0 ? limit : max(limit, Self.bulkChunk)) {

@@ -200,11 +200,11 @@ extension MessageDatabase {
     package func feed(_ conversations: [String], limit: Int, _ visit: MessageVisitor) throws {
         try engine.read { snapshot in
             let messages = try BTree(snapshot, .messages)
-            var seen = Set<String>()
+            var seen = Set<ByteString>()
             var cursors: [BTreeCursor] = []
             var names: [String] = []
             var heap = FeedHeap()
-            for name in conversations where seen.insert(name).inserted {
+            for name in conversations where seen.insert(ByteString(name)).inserted {
                 guard let id = try conversationID(name, in: snapshot) else { continue }
                 var cursor = messages.cursor()
                 if try cursor.seek(atMost: MessageKey.last(of: id).treeKey), let treeKey = try cursor.key(),

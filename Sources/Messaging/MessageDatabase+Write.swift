@@ -72,9 +72,10 @@ extension MessageDatabase {
         var nextConversation: UInt64
         var nextUser: UInt64
         /// Ids touched by this batch: the message's current state (nil: deleted in this batch).
-        var pending: [String: PendingMessage?] = [:]
-        var newConversations: [String: UInt64] = [:]
-        var newUsers: [String: UInt64] = [:]
+        // Keyed by bytes (`ByteString`): canonically equivalent strings are different names and ids.
+        var pending: [ByteString: PendingMessage?] = [:]
+        var newConversations: [ByteString: UInt64] = [:]
+        var newUsers: [ByteString: UInt64] = [:]
         var pendingMarkers: [MarkerKey: MarkerValue] = [:]
 
         struct PendingMessage {
@@ -108,7 +109,7 @@ extension MessageDatabase {
         }
 
         func live(_ id: String) throws -> Live? {
-            if let entry = pending[id] {
+            if let entry = pending[ByteString(id)] {
                 if let message = entry { return .batch(message) }
                 return nil
             }
@@ -126,7 +127,7 @@ extension MessageDatabase {
         }
 
         mutating func conversation(_ name: String, create: Bool, batch: inout LogBatch) throws -> UInt64? {
-            if let id = newConversations[name] { return id }
+            if let id = newConversations[ByteString(name)] { return id }
             if let id = try database.conversationID(name, in: transaction) { return id }
             guard create else { return nil }
             guard nextConversation <= MessageLimits.maxConversationID else {
@@ -135,17 +136,17 @@ extension MessageDatabase {
             let id = nextConversation
             nextConversation += 1
             try NameRecord.append(.conversation, id: id, name: name, into: &batch)
-            newConversations[name] = id
+            newConversations[ByteString(name)] = id
             return id
         }
 
         mutating func user(_ name: String, batch: inout LogBatch) throws -> UInt64 {
-            if let id = newUsers[name] { return id }
+            if let id = newUsers[ByteString(name)] { return id }
             if let id = try database.userID(name, in: transaction) { return id }
             let id = nextUser
             nextUser += 1
             try NameRecord.append(.user, id: id, name: name, into: &batch)
-            newUsers[name] = id
+            newUsers[ByteString(name)] = id
             return id
         }
 
@@ -187,7 +188,7 @@ extension MessageDatabase {
             var message = message
             message.edited = false
             try MessageRecord.append(message, conversationID: conversationID, seq: seq, flags: 0, into: &batch)
-            pending[message.id] = PendingMessage(message: message, conversationID: conversationID, seq: seq)
+            pending[ByteString(message.id)] = PendingMessage(message: message, conversationID: conversationID, seq: seq)
             return true
         }
 
@@ -201,7 +202,7 @@ extension MessageDatabase {
                 entry.message.edited = true
                 try MessageRecord.append(entry.message, conversationID: entry.conversationID, seq: entry.seq,
                                          flags: MessageFlags.edited, into: &batch)
-                pending[id] = entry
+                pending[ByteString(id)] = entry
             case .stored(let located)?:
                 var reader = database.engine.recordReader(for: transaction)
                 try database.withMessage(at: located.pointer.position, key: located.key, &reader) { stored, record in
@@ -213,7 +214,7 @@ extension MessageDatabase {
         mutating func prepareDelete(id: String, into batch: inout LogBatch) throws {
             guard let message = try live(id) else { throw MessagingError.notFound("message \(id)") }
             try DeleteRecord.append(key: message.key, id: id, into: &batch)
-            pending[id] = .some(nil)
+            pending[ByteString(id)] = .some(nil)
         }
 
         /// Markers move forward only: marking an older message than the current marker is a no-op.
@@ -253,7 +254,7 @@ extension MessageDatabase {
         mutating func prepareMembership(user userName: String, conversation conversationName: String, joins: Bool,
                                         into batch: inout LogBatch) throws {
             guard let conversationID = try conversation(conversationName, create: joins, batch: &batch) else { return }
-            if !joins, try database.userID(userName, in: transaction) == nil, newUsers[userName] == nil { return }
+            if !joins, try database.userID(userName, in: transaction) == nil, newUsers[ByteString(userName)] == nil { return }
             let marker = MarkerKey(user: try user(userName, batch: &batch), conversation: conversationID)
             var current = try entry(marker)
             guard current.member != joins else { return }

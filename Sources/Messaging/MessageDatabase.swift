@@ -26,8 +26,8 @@ package final class MessageDatabase: Sendable {
     /// Conversation name → internal id for committed conversations. Ids are never reused or
     /// removed, so an entry never becomes wrong; a snapshot older than the conversation simply
     /// finds no messages under its id.
-    let conversationCache = Lock<[String: UInt64]>([:])
-    let userCache = Lock<[String: UInt64]>([:])
+    let conversationCache = Lock<[ByteString: UInt64]>([:])
+    let userCache = Lock<[ByteString: UInt64]>([:])
     static let cacheLimit = 1 << 17
     /// Serializes compactions (explicit and automatic).
     let compactionLock = Lock(())
@@ -151,12 +151,13 @@ package final class MessageDatabase: Sendable {
     }
 
     private func cachedID(_ name: String, in space: NameSpace, _ transaction: PageTransaction,
-                          cache: borrowing Lock<[String: UInt64]>) throws -> UInt64? {
-        if let id = cache.withLock({ $0[name] }) { return id }
+                          cache: borrowing Lock<[ByteString: UInt64]>) throws -> UInt64? {
+        let key = ByteString(name)
+        if let id = cache.withLock({ $0[key] }) { return id }
         guard let id = try Self.lookupName(name, in: space, transaction) else { return nil }
         cache.withLock { cache in
             if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
-            cache[name] = id
+            cache[key] = id
         }
         return id
     }

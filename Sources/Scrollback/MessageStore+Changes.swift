@@ -112,15 +112,15 @@ extension MessageStore {
     /// memory). Throws `.positionExpired` when the log at `position` is no longer kept.
     public func changes(after position: ChangePosition?, limit: Int, conversations: [String]? = nil) throws -> ChangePage {
         try Self.checkLimit(limit)
-        let filter = try conversations.map { list -> Set<String> in
+        let filter = try conversations.map { list -> Set<ByteString> in
             try Self.checkConversations(list)
-            return Set(list)
+            return Set(list.map(ByteString.init))
         }
         var follower = ChangeFollower()
         return try readChanges(after: position?.point, limit: limit, filter: filter, follower: &follower)
     }
 
-    func readChanges(after point: ChangePoint?, limit: Int, filter: Set<String>?, follower: inout ChangeFollower) throws
+    func readChanges(after point: ChangePoint?, limit: Int, filter: Set<ByteString>?, follower: inout ChangeFollower) throws
         -> ChangePage {
         do {
             let from = point ?? database.changeEnd
@@ -212,9 +212,9 @@ extension MessageStore {
     /// (`ChangeReader`): for a synchronous follower that polls. From the end when `position`
     /// is nil. Throws `.invalidArgument` for a bad conversation list.
     public func changeReader(after position: ChangePosition? = nil, conversations: [String]? = nil) throws -> ChangeReader {
-        let filter = try conversations.map { list -> Set<String> in
+        let filter = try conversations.map { list -> Set<ByteString> in
             try Self.checkConversations(list)
-            return Set(list)
+            return Set(list.map(ByteString.init))
         }
         return ChangeReader(store: self, position: try position ?? changePosition(), filter: filter)
     }
@@ -226,12 +226,12 @@ extension MessageStore {
 /// what is new. Use it from one thread at a time.
 public final class ChangeReader {
     let store: MessageStore
-    let filter: Set<String>?
+    let filter: Set<ByteString>?
     var follower = ChangeFollower()
     /// After the last change returned (or everything read).
     public private(set) var position: ChangePosition
 
-    init(store: MessageStore, position: ChangePosition, filter: Set<String>?) {
+    init(store: MessageStore, position: ChangePosition, filter: Set<ByteString>?) {
         self.store = store
         self.position = position
         self.filter = filter
@@ -284,7 +284,7 @@ final class FollowerState: @unchecked Sendable {
     var buffer: [Change] = []
     var consumed = 0
     var follower = ChangeFollower()
-    var filter: Set<String>?? = .none
+    var filter: Set<ByteString>?? = .none
 
     static let readAhead = 256
 
@@ -331,13 +331,13 @@ final class FollowerState: @unchecked Sendable {
     /// position, fixes it at the end).
     private func read(refresh: Bool) throws -> ChangePage {
         if refresh { try store.refresh() }
-        let filter: Set<String>?
+        let filter: Set<ByteString>?
         if case .some(let checked) = self.filter {
             filter = checked
         } else {
-            filter = try conversations.map { list -> Set<String> in
+            filter = try conversations.map { list -> Set<ByteString> in
                 try MessageStore.checkConversations(list)
-                return Set(list)
+                return Set(list.map(ByteString.init))
             }
             self.filter = .some(filter)
         }
