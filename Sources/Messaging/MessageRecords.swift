@@ -237,7 +237,8 @@ struct MarkReadRecord {
         let fixed = MessageRecordLayout.markReadPayloadSize
         let hasID = payload.count > fixed
         guard payload.count == fixed
-            || (payload.count == fixed + 1 + Int(payload[fixed]) && ArgumentLimits.idBytes.contains(Int(payload[fixed]))) else {
+            || (payload.count > fixed && payload.count == fixed + 1 + Int(payload[fixed])
+                && ArgumentLimits.idBytes.contains(Int(payload[fixed]))) else {
             throw MessageHeader.corrupted(position, 0, "markRead record of \(payload.count) bytes is inconsistent")
         }
         let conversation = payload.loadLE(UInt64.self, at: 8)
