@@ -88,7 +88,8 @@ final class Benchmark {
             switch name {
             case "scrollback":
                 do {
-                    engines.append(try ScrollbackEngine(directory: options.directory, cacheBytes: options.cacheBytes, durability: options.durability))
+                    engines.append(try ScrollbackEngine(directory: options.directory, cacheBytes: options.cacheBytes, durability: options.durability,
+                                                        changeRetentionBytes: options.changeRetentionBytes))
                 } catch {
                     throw OptionError("cannot open a Scrollback store in \(options.directory): \(error)")
                 }

@@ -33,6 +33,8 @@ struct Options {
     var simulatedUsers = 1_000
     /// Change delivery: subscribers of Scrollback's change stream while the writer sends.
     var deliverySubscribers = 100
+    /// Scrollback's change-stream retention (nil: the store's default).
+    var changeRetentionBytes: Int? = nil
     /// Phases left out (`concurrency`, `cold`, `compaction`).
     var skip: Set<String> = []
     /// Where RESULTS.md and bands.json go; nil: not written (see `resultsDefault`).
@@ -59,6 +61,7 @@ struct Options {
           --json PATH          write every figure, machine, commit and configuration as JSON
           --engines LIST       subset of scrollback,sqlite-rowid,sqlite-clustered,lmdb,rocksdb
           --cache-mb N         page-cache budget of every engine (default 256)
+          --change-retention-mb N  Scrollback's StoreOptions.changeRetentionBytes (default: the store's, 16)
           --iterations N       timed runs per query and engine (default 1000)
           --seconds-per-query S  time cap per query and engine (default 2)
           --dir PATH           where the databases go (default .build/bench-data; wiped first)
@@ -131,6 +134,7 @@ struct Options {
                 o.writeResults = true
             case "--no-results": o.writeResults = false
             case "--cache-mb": o.cacheBytes = try integer() << 20
+            case "--change-retention-mb": o.changeRetentionBytes = try integer() << 20
             case "--iterations": o.iterations = max(1, try integer())
             case "--seconds-per-query":
                 guard let s = Double(try value()), s > 0 else { throw OptionError("--seconds-per-query needs a number") }

@@ -28,13 +28,14 @@ final class ScrollbackEngine: ChatEngine {
     /// The open store (the change-delivery phase follows it with the public API).
     var sharedStore: MessageStore { store }
 
-    init(directory: String, cacheBytes: Int, durability: Durability) throws {
+    init(directory: String, cacheBytes: Int, durability: Durability, changeRetentionBytes: Int? = nil) throws {
         ownsStore = true
         path = directory + "/scrollback"
         try? FileManager.default.removeItem(atPath: path)
         var options = StoreOptions()
         options.cacheBytes = cacheBytes
         options.durability = durability
+        if let changeRetentionBytes { options.changeRetentionBytes = changeRetentionBytes }
         self.options = options
         store = try MessageStore(path: path, options: options)
     }

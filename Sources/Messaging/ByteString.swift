@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A string compared and hashed by its UTF-8 bytes: the identity of a name or id in the store.
 ///
 /// Swift's `String` equality is Unicode canonical equivalence (`"é" == "e\u{301}"`), but the
@@ -13,7 +19,14 @@ package struct ByteString: Hashable, Sendable, CustomStringConvertible {
     package init(_ string: String) { self.string = string }
 
     package static func == (a: ByteString, b: ByteString) -> Bool {
-        a.string.utf8.count == b.string.utf8.count && a.string.utf8.elementsEqual(b.string.utf8)
+        // Native strings: one memcmp of their contiguous UTF-8; others byte by byte.
+        let compared: Bool?? = a.string.utf8.withContiguousStorageIfAvailable { x in
+            b.string.utf8.withContiguousStorageIfAvailable { y in
+                x.count == y.count && (x.isEmpty || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0)
+            }
+        }
+        if case .some(.some(let equal)) = compared { return equal }
+        return a.string.utf8.elementsEqual(b.string.utf8)
     }
 
     package func hash(into hasher: inout Hasher) {
