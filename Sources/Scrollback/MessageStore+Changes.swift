@@ -112,12 +112,18 @@ extension MessageStore {
     /// memory). Throws `.positionExpired` when the log at `position` is no longer kept.
     public func changes(after position: ChangePosition?, limit: Int, conversations: [String]? = nil) throws -> ChangePage {
         try Self.checkLimit(limit)
-        let filter = try conversations.map { list -> Set<ByteString> in
-            try Self.checkConversations(list)
-            return Set(list.map(ByteString.init))
-        }
+        let filter = try Self.changeFilter(conversations)
         var follower = ChangeFollower()
         return try readChanges(after: position?.point, limit: limit, filter: filter, follower: &follower)
+    }
+
+    /// The conversation filter of a change read: checked like every conversation list, as
+    /// byte strings (nil: every conversation).
+    static func changeFilter(_ conversations: [String]?) throws -> Set<ByteString>? {
+        try conversations.map { list in
+            try checkConversations(list)
+            return Set(list.map(ByteString.init))
+        }
     }
 
     func readChanges(after point: ChangePoint?, limit: Int, filter: Set<ByteString>?, follower: inout ChangeFollower) throws
@@ -159,24 +165,19 @@ extension MessageStore {
     /// Throws as the writes would (e.g. `.notFound` for an edit of a message the replica lacks:
     /// it did not apply an earlier change); nothing is written then.
     public func apply(_ changes: [Change]) throws {
-        guard changes.count <= WriteBatch.maxOperations else {
-            throw ScrollbackError.limitExceeded("\(changes.count) changes exceed \(WriteBatch.maxOperations) per apply")
-        }
-        var operations: [WriteOperation] = []
-        operations.reserveCapacity(changes.count)
+        var batch = WriteBatch()
         for change in changes {
             switch change.operation {
-            case .append(let message): operations.append(.append(Self.stored(message)))
-            case let .edit(_, id, body): operations.append(.edit(id: id, body: body))
-            case let .delete(_, id): operations.append(.delete(id: id))
+            case .append(let message): batch.append(message)
+            case let .edit(_, id, body): batch.edit(id: id, body: body)
+            case let .delete(_, id): batch.delete(id: id)
             case let .markRead(user, conversation, through):
-                if let through { operations.append(.markRead(user: user, conversation: conversation, through: through)) }
-            case let .join(user, conversation): operations.append(.join(user: user, conversation: conversation))
-            case let .leave(user, conversation): operations.append(.leave(user: user, conversation: conversation))
+                if let through { batch.markRead(user: user, conversation: conversation, through: through) }
+            case let .join(user, conversation): batch.join(user: user, conversation: conversation)
+            case let .leave(user, conversation): batch.leave(user: user, conversation: conversation)
             }
         }
-        if operations.isEmpty { return }
-        try mapErrors { _ = try database.write(operations) }
+        try write(batch)
     }
 
     /// The asynchronous form of `apply(_:)`.
@@ -212,11 +213,7 @@ extension MessageStore {
     /// (`ChangeReader`): for a synchronous follower that polls. From the end when `position`
     /// is nil. Throws `.invalidArgument` for a bad conversation list.
     public func changeReader(after position: ChangePosition? = nil, conversations: [String]? = nil) throws -> ChangeReader {
-        let filter = try conversations.map { list -> Set<ByteString> in
-            try Self.checkConversations(list)
-            return Set(list.map(ByteString.init))
-        }
-        return ChangeReader(store: self, position: try position ?? changePosition(), filter: filter)
+        ChangeReader(store: self, position: try position ?? changePosition(), filter: try Self.changeFilter(conversations))
     }
 }
 
@@ -278,20 +275,20 @@ public struct ChangeStream: AsyncSequence, Sendable {
 /// threads run its reads while that task waits.
 final class FollowerState: @unchecked Sendable {
     let store: MessageStore
-    let conversations: [String]?
+    /// The checked filter, or why the list was refused (thrown by the first `next()`).
+    let filter: Result<Set<ByteString>?, any Error>
     let pollInterval: Duration
     var position: ChangePoint?
     var buffer: [Change] = []
     var consumed = 0
     var follower = ChangeFollower()
-    var filter: Set<ByteString>?? = .none
 
     static let readAhead = 256
 
     init(store: MessageStore, position: ChangePoint?, conversations: [String]?, pollInterval: Duration) {
         self.store = store
         self.position = position
-        self.conversations = conversations
+        filter = Result { try MessageStore.changeFilter(conversations) }
         self.pollInterval = pollInterval
     }
 
@@ -327,20 +324,10 @@ final class FollowerState: @unchecked Sendable {
         }
     }
 
-    /// One read on the store's threads (the first also checks the filter and, without a start
-    /// position, fixes it at the end).
+    /// One read on the store's threads (the first, without a start position, fixes it at the end).
     private func read(refresh: Bool) throws -> ChangePage {
+        let filter = try self.filter.get()
         if refresh { try store.refresh() }
-        let filter: Set<ByteString>?
-        if case .some(let checked) = self.filter {
-            filter = checked
-        } else {
-            filter = try conversations.map { list -> Set<ByteString> in
-                try MessageStore.checkConversations(list)
-                return Set(list.map(ByteString.init))
-            }
-            self.filter = .some(filter)
-        }
         if position == nil { position = try mapErrors { store.database.changeEnd } }
         return try store.readChanges(after: position, limit: Self.readAhead, filter: filter, follower: &follower)
     }

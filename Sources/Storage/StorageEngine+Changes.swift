@@ -144,8 +144,6 @@ extension StorageEngine {
 extension SchemaRecords {
     /// The transaction's first position (a transaction boundary: a reader resumes here).
     package var start: LogPosition { logged.start }
-    /// Just past the transaction's commit record.
-    package var end: LogPosition { logged.end }
 }
 
 extension SchemaApplyContext {

@@ -365,7 +365,7 @@ final class ToolSession {
     let process = Process()
     private let input = Pipe()
     private let output = Pipe()
-    private var pending: [UInt8] = []
+    private var lines = PipeLines()
     var pid: Int32 { process.processIdentifier }
 
     init(_ args: [String]) throws {
@@ -382,22 +382,10 @@ final class ToolSession {
     /// Sends one request line and returns the answer line (waits up to 60 s).
     func send(_ line: String) throws -> String {
         try input.fileHandleForWriting.write(contentsOf: Data((line + "\n").utf8))
-        let fd = output.fileHandleForReading.fileDescriptor
-        let deadline = Date().addingTimeInterval(60)
-        while true {
-            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                let answer = String(decoding: pending[..<newline], as: UTF8.self)
-                pending.removeSubrange(...newline)
-                return answer
-            }
-            guard Date() < deadline else { throw ProbeTimeout(what: "an answer of scrollback \(process.arguments ?? []) (pid \(pid))") }
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&poller, 1, 1000) <= 0 { continue }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { throw ProbeTimeout(what: "an answer of scrollback (pid \(pid)): it ended") }
-            pending.append(contentsOf: chunk[..<n])
+        switch lines.next(from: output.fileHandleForReading.fileDescriptor, until: Date().addingTimeInterval(60)) {
+        case .line(let answer): return answer
+        case .ended: throw ProbeTimeout(what: "an answer of scrollback (pid \(pid)): it ended")
+        case .timedOut: throw ProbeTimeout(what: "an answer of scrollback \(process.arguments ?? []) (pid \(pid))")
         }
     }
 

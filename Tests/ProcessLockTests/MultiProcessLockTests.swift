@@ -146,7 +146,7 @@ final class Probe {
     let process = Process()
     private let input = Pipe()
     private let output = Pipe()
-    private var pending: [UInt8] = []
+    private var lines = PipeLines()
     var pid: Int32 { process.processIdentifier }
 
     /// Starts `LockProbe arguments…`; it ends itself after `timeout` seconds at the latest.
@@ -171,44 +171,17 @@ final class Probe {
 
     /// The next line of output; nil at end of output; throws after `seconds` without one.
     func readLine(seconds: Double = 20) throws -> String? {
-        let fd = output.fileHandleForReading.fileDescriptor
-        let deadline = Date().addingTimeInterval(seconds)
-        while true {
-            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = String(decoding: pending[..<newline], as: UTF8.self)
-                pending.removeSubrange(...newline)
-                return line
-            }
-            let left = deadline.timeIntervalSinceNow
-            if left <= 0 { throw ProbeTimeout(what: "a line from LockProbe \(process.arguments ?? []) (got \(pending.count) bytes)") }
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&poller, 1, Int32(min(left, 1) * 1000))
-            if ready <= 0 { continue }
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            let n = read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return pending.isEmpty ? nil : String(decoding: pending, as: UTF8.self) }
-            pending.append(contentsOf: chunk[..<n])
+        switch lines.next(from: output.fileHandleForReading.fileDescriptor, until: Date().addingTimeInterval(seconds)) {
+        case .line(let line): return line
+        case .ended: return lines.rest
+        case .timedOut: throw ProbeTimeout(what: "a line from LockProbe \(process.arguments ?? []) (got \(lines.rest?.utf8.count ?? 0) bytes)")
         }
     }
 
     /// The next complete line if one has arrived, without waiting; nil otherwise.
     func readAvailableLine() -> String? {
-        let fd = output.fileHandleForReading.fileDescriptor
-        while true {
-            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = String(decoding: pending[..<newline], as: UTF8.self)
-                pending.removeSubrange(...newline)
-                return line
-            }
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&poller, 1, 0) > 0 else { return nil }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return nil }
-            pending.append(contentsOf: chunk[..<n])
-        }
+        if case .line(let line) = lines.next(from: output.fileHandleForReading.fileDescriptor, until: nil) { return line }
+        return nil
     }
 
     /// Reads lines until one starts with `prefix` (others are reported as issues).

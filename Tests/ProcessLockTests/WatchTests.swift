@@ -129,7 +129,7 @@ import Glibc
 final class LineProcess {
     let process = Process()
     private let output = Pipe()
-    private var pending: [UInt8] = []
+    private var lines = PipeLines()
     var pid: Int32 { process.processIdentifier }
 
     init(_ executable: String, _ arguments: [String]) throws {
@@ -144,24 +144,10 @@ final class LineProcess {
 
     /// The next line; nil at the end of output or after `seconds` without one.
     func readLine(seconds: Double = 30) throws -> String? {
-        let fd = output.fileHandleForReading.fileDescriptor
-        let deadline = Date().addingTimeInterval(seconds)
-        while true {
-            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = String(decoding: pending[..<newline], as: UTF8.self)
-                pending.removeSubrange(...newline)
-                return line
-            }
-            let left = deadline.timeIntervalSinceNow
-            if left <= 0 { return nil }
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&poller, 1, Int32(max(1, min(left, 1) * 1000))) <= 0 { continue }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return nil }
-            pending.append(contentsOf: chunk[..<n])
+        if case .line(let line) = lines.next(from: output.fileHandleForReading.fileDescriptor, until: Date().addingTimeInterval(seconds)) {
+            return line
         }
+        return nil
     }
 
     /// SIGTERM, then waits (up to 20 s); the exit status (-1 if it had to be killed).
