@@ -96,6 +96,13 @@ extension MessageDatabase {
     /// The point after every change committed so far (in a read-only store: as of its last refresh).
     package var changeEnd: ChangePoint { .end(engine.committedLogEnd) }
 
+    /// The replica mark of the committed state (record 30, counters 9 and 10): nil when never set.
+    package var replicaMark: (source: UInt64, sequence: UInt64)? {
+        let state = engine.committedState
+        let source = state[counter: .replicaSource]
+        return source == 0 ? nil : (source, state[counter: .replicaSequence])
+    }
+
     /// Up to `limit` changes after `point` (a bulk load's appends: up to `max(limit, 65,536)`),
     /// in commit order, of the conversations named in
     /// `filter` (every conversation when nil), read from the committed log.
@@ -196,7 +203,7 @@ extension MessageDatabase {
             let user = try names.user(membership.entry.user, for: position)
             let conversation = try names.conversation(membership.entry.conversation, for: position)
             return membership.joins ? .join(user: user, conversation: conversation) : .leave(user: user, conversation: conversation)
-        case .newConversation, .newUser, .initialize, .bulkLoad, .relocate, .retireSegment, .sealed, .merged, .attached:
+        case .newConversation, .newUser, .initialize, .bulkLoad, .replicaMark, .relocate, .retireSegment, .sealed, .merged, .attached:
             return nil
         }
     }

@@ -38,6 +38,8 @@ extension MessageDatabase {
         case .join(let user, let conversation), .leave(let user, let conversation):
             try A.check(user, "user", bytes: A.nameBytes)
             try A.check(conversation, "conversation", bytes: A.nameBytes)
+        case .replicaMark:
+            break
         }
     }
 
@@ -165,6 +167,8 @@ extension MessageDatabase {
                 try prepareMembership(user: user, conversation: conversation, joins: true, into: &batch)
             case .leave(let user, let conversation):
                 try prepareMembership(user: user, conversation: conversation, joins: false, into: &batch)
+            case .replicaMark(let source, let sequence):
+                try ReplicaMarkRecord(source: source, sequence: sequence).append(into: &batch)
             }
             return nil
         }

@@ -111,6 +111,9 @@ package enum MessageRecordType: UInt8, CaseIterable, Sendable, CustomStringConve
     case leave = 28
     /// A bulk load: the messages of an attached run (run u32, segment u32, count u64).
     case bulkLoad = 29
+    /// A replica's mark (source u64, sequence u64): how far the store has applied another
+    /// store's changes, committed with them (counters 9 and 10). Not a change.
+    case replicaMark = 30
 
     /// The record type's name, as `dump` prints it.
     package var description: String {
@@ -129,6 +132,7 @@ package enum MessageRecordType: UInt8, CaseIterable, Sendable, CustomStringConve
         case .join: "join"
         case .leave: "leave"
         case .bulkLoad: "bulkLoad"
+        case .replicaMark: "replicaMark"
         }
     }
 
@@ -170,6 +174,7 @@ package enum MessageRecordLayout {
     package static let namePayloadHeader = 9     // id u64, name length u8, then the name
     package static let initializePayloadSize = 16
     package static let bulkLoadPayloadSize = 16  // run u32, segment u32, count u64
+    package static let replicaMarkPayloadSize = 16 // source u64, sequence u64
 }
 
 /// Counter slots of `CommittedState.counters`. on disk: never renumber.
@@ -186,6 +191,10 @@ package enum MessageCounter: Int, CaseIterable, Sendable, CustomStringConvertibl
     /// The storage engine's next run id and lowest virtual segment (`LivenessLayout`).
     case nextRun = 7
     case lowestVirtualSegment = 8
+    /// A replica's mark (record 30): the source (0 with the sequence 0: never set) and the
+    /// sequence of the last change applied from it.
+    case replicaSource = 9
+    case replicaSequence = 10
 
     /// The counter's name, as `dump` prints it.
     package var description: String {
@@ -199,6 +208,8 @@ package enum MessageCounter: Int, CaseIterable, Sendable, CustomStringConvertibl
         case .formatVersion: "message format version"
         case .nextRun: "next run id"
         case .lowestVirtualSegment: "lowest virtual segment"
+        case .replicaSource: "replica source"
+        case .replicaSequence: "replica sequence"
         }
     }
 }

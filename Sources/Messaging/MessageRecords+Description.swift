@@ -43,6 +43,9 @@ package enum MessageRecordDescription {
             case .bulkLoad:
                 let load = try BulkLoadRecord.decode(payload, position: position)
                 return "\(load.count) messages of run \(load.run) (segment \(load.segment))"
+            case .replicaMark:
+                let mark = try ReplicaMarkRecord.decode(payload, position: position)
+                return "replica of source \(hex(mark.source)) through sequence \(mark.sequence)"
             case nil:
                 return nil
             }

@@ -286,6 +286,26 @@ struct MembershipRecord {
     }
 }
 
+/// A replicaMark record (type 30): the source and sequence of the last change a replica applied.
+struct ReplicaMarkRecord: Equatable {
+    var source: UInt64
+    var sequence: UInt64
+
+    static func decode(_ payload: UnsafeRawBufferPointer, position: LogPosition) throws -> ReplicaMarkRecord {
+        guard payload.count == MessageRecordLayout.replicaMarkPayloadSize else {
+            throw MessageHeader.corrupted(position, 0, "replicaMark record of \(payload.count) bytes")
+        }
+        return ReplicaMarkRecord(source: payload.loadLE(UInt64.self, at: 0), sequence: payload.loadLE(UInt64.self, at: 8))
+    }
+
+    func append(into batch: inout LogBatch) throws {
+        try batch.append(type: .replicaMark, payloadCount: MessageRecordLayout.replicaMarkPayloadSize) { out in
+            out.storeLE(source, at: 0)
+            out.storeLE(sequence, at: 8)
+        }
+    }
+}
+
 /// A newConversation or newUser record (type 19 or 20): an internal id and its name.
 struct NameRecord {
     var space: NameSpace

@@ -84,6 +84,10 @@ package enum MessageSchema {
                 try applyName(try NameRecord.decode(kind, payload, position: position), trees)
             case .initialize:
                 applyInitialize(try InitializeRecord.decode(payload, position: position), transaction)
+            case .replicaMark:
+                let mark = try ReplicaMarkRecord.decode(payload, position: position)
+                transaction.state[counter: .replicaSource] = mark.source
+                transaction.state[counter: .replicaSequence] = mark.sequence
             case .bulkLoad:
                 try applyBulkLoad(try BulkLoadRecord.decode(payload, position: position), records.context, trees, &liveness,
                                   &conversations)

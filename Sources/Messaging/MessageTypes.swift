@@ -47,6 +47,9 @@ package enum WriteOperation: Sendable {
     case markRead(user: String, conversation: String, through: String)
     case join(user: String, conversation: String)
     case leave(user: String, conversation: String)
+    /// Sets the replica mark (counters 9 and 10) in the same commit as the batch's other
+    /// operations (`MessageStore.apply(_:mark:)`).
+    case replicaMark(source: UInt64, sequence: UInt64)
 }
 
 /// A conversation of the conversation list.

@@ -51,6 +51,12 @@ public struct Change: Sendable, Hashable {
     public var position: ChangePosition
     public var operation: Operation
 
+    /// A change as a replica receives it from elsewhere (e.g. decoded from a replicated log).
+    public init(position: ChangePosition, operation: Operation) {
+        self.position = position
+        self.operation = operation
+    }
+
     /// What changed. Only writes that changed something are changes: a duplicate append, a
     /// marker that did not move forward, a join of a member or a leave of a non-member are not.
     public enum Operation: Sendable, Hashable {
@@ -74,6 +80,20 @@ public struct Change: Sendable, Hashable {
              .join(_, let conversation), .leave(_, let conversation):
             conversation
         }
+    }
+}
+
+/// How far a replica has applied another store's changes: a source chosen by the replicator
+/// (never 0; e.g. a hash of the replicated stream's name) and the sequence of the last change
+/// applied from it (e.g. the stream's message sequence). Set by `MessageStore.apply(_:mark:)`
+/// atomically with the changes; read by `MessageStore.replicaMark()`.
+public struct ReplicaMark: Sendable, Hashable, Codable {
+    public var source: UInt64
+    public var sequence: UInt64
+
+    public init(source: UInt64, sequence: UInt64) {
+        self.source = source
+        self.sequence = sequence
     }
 }
 
@@ -165,6 +185,36 @@ extension MessageStore {
     /// Throws as the writes would (e.g. `.notFound` for an edit of a message the replica lacks:
     /// it did not apply an earlier change); nothing is written then.
     public func apply(_ changes: [Change]) throws {
+        try write(Self.batch(of: changes))
+    }
+
+    /// Applies changes read from another store, as `apply(_:)`, and sets this store's replica
+    /// mark to `mark` in the same atomic write: after a crash the store holds either both or
+    /// neither, so a replica that resumes after `replicaMark()` applies every change exactly
+    /// once. `changes` may be empty (the mark alone moves). At most `WriteBatch.maxOperations
+    /// - 1` changes per call. Throws `.invalidArgument(argument: "mark")` for a mark whose
+    /// source is 0; nothing is written then.
+    public func apply(_ changes: [Change], mark: ReplicaMark) throws {
+        guard mark.source != 0 else {
+            throw ScrollbackError.invalidArgument(argument: "mark", reason: "the source of a replica mark must not be 0")
+        }
+        let batch = Self.batch(of: changes)
+        guard batch.operations.count < WriteBatch.maxOperations else {
+            throw ScrollbackError.limitExceeded(
+                "apply of \(batch.operations.count) changes and a mark exceeds \(WriteBatch.maxOperations) operations")
+        }
+        let operations = batch.operations.map(Self.operation) + [.replicaMark(source: mark.source, sequence: mark.sequence)]
+        try mapErrors { _ = try database.write(operations) }
+    }
+
+    /// The replica mark the last `apply(_:mark:)` set (as of the last `refresh()` in a
+    /// read-only store), or nil when none ever did. Reads a counter of the committed state.
+    public func replicaMark() throws -> ReplicaMark? {
+        try mapErrors { database.replicaMark.map { ReplicaMark(source: $0.source, sequence: $0.sequence) } }
+    }
+
+    /// The write batch that applies `changes` (a markRead without a message is skipped).
+    static func batch(of changes: [Change]) -> WriteBatch {
         var batch = WriteBatch()
         for change in changes {
             switch change.operation {
@@ -177,12 +227,17 @@ extension MessageStore {
             case let .leave(user, conversation): batch.leave(user: user, conversation: conversation)
             }
         }
-        try write(batch)
+        return batch
     }
 
     /// The asynchronous form of `apply(_:)`.
     public func apply(_ changes: [Change]) async throws {
         try await offload { [self] in try apply(changes) }
+    }
+
+    /// The asynchronous form of `apply(_:mark:)`.
+    public func apply(_ changes: [Change], mark: ReplicaMark) async throws {
+        try await offload { [self] in try apply(changes, mark: mark) }
     }
 
     /// The asynchronous form of `changes(after:limit:conversations:)`.

@@ -176,18 +176,21 @@ public final class MessageStore: Sendable {
             throw ScrollbackError.limitExceeded("batch of \(batch.operations.count) operations exceeds \(WriteBatch.maxOperations)")
         }
         if batch.operations.isEmpty { return [] }
-        let operations: [WriteOperation] = batch.operations.map { operation in
-            switch operation {
-            case .append(let message): .append(Self.stored(message))
-            case let .edit(id, body): .edit(id: id, body: body)
-            case let .delete(id): .delete(id: id)
-            case let .markRead(user, conversation, through): .markRead(user: user, conversation: conversation, through: through)
-            case let .join(user, conversation): .join(user: user, conversation: conversation)
-            case let .leave(user, conversation): .leave(user: user, conversation: conversation)
-            }
-        }
+        let operations = batch.operations.map(Self.operation)
         let outcomes = try mapErrors { try database.write(operations) }
         return outcomes.map { $0 ? .appended : .duplicate }
+    }
+
+    /// The message layer's operation for a batch operation.
+    static func operation(_ operation: WriteBatch.Operation) -> WriteOperation {
+        switch operation {
+        case .append(let message): .append(stored(message))
+        case let .edit(id, body): .edit(id: id, body: body)
+        case let .delete(id): .delete(id: id)
+        case let .markRead(user, conversation, through): .markRead(user: user, conversation: conversation, through: through)
+        case let .join(user, conversation): .join(user: user, conversation: conversation)
+        case let .leave(user, conversation): .leave(user: user, conversation: conversation)
+        }
     }
 
     /// Builds a batch in `body` and applies it (see `write(_:)`).

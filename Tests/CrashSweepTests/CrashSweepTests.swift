@@ -16,8 +16,18 @@ import TestSupport
         for failure in report.failures.prefix(5) { Issue.record("\(failure)") }
     }
 
-    /// A small workload (store creation, appends, batches, edits, deletes, read markers,
-    /// checkpoints, compaction with sealing, close/reopen): power loss after EVERY I/O step
+    /// The default seeds' small workloads include every write path the sweep covers: a bulk
+    /// load and a replica's apply with a mark besides the single writes and batches.
+    @Test func smallWorkloadsCoverEveryWritePath() {
+        for seed: UInt64 in [1, 2] {
+            let operations = Workload(seed: seed, size: .small).operations
+            #expect(operations.contains { if case .replicate = $0 { true } else { false } }, "seed \(seed): no replica apply")
+            #expect(operations.contains { if case .load = $0 { true } else { false } }, "seed \(seed): no bulk load")
+        }
+    }
+
+    /// A small workload (store creation, appends, batches, replica applies with a mark, edits,
+    /// deletes, read markers, checkpoints, compaction with sealing, close/reopen): power loss after EVERY I/O step
     /// 0…M in every crash mode, an EIO on every sync, ENOSPC and EIO on every write.
     @Test(arguments: TestSeeds.seeds(default: [1, 2]))
     func everyStepOfASmallWorkload(seed: UInt64) throws {

@@ -68,7 +68,7 @@ import Testing
         let types: [(MessageRecordType, UInt8)] = [
             (.message, 16), (.delete, 17), (.markRead, 18), (.newConversation, 19), (.newUser, 20), (.relocate, 21),
             (.initialize, 22), (.retireSegment, 23), (.sealed, 24), (.merged, 25), (.attached, 26), (.join, 27),
-            (.leave, 28), (.bulkLoad, 29),
+            (.leave, 28), (.bulkLoad, 29), (.replicaMark, 30),
         ]
         for (type, value) in types { #expect(type.rawValue == value, "\(type)") }
         let shapes: [(MessageTree, Int, Int)] = [
@@ -82,6 +82,7 @@ import Testing
         let counters: [(MessageCounter, Int)] = [
             (.nextSeq, 0), (.nextConversation, 1), (.nextUser, 2), (.liveMessages, 3), (.cursorSecret, 4),
             (.compactions, 5), (.formatVersion, 6), (.nextRun, 7), (.lowestVirtualSegment, 8),
+            (.replicaSource, 9), (.replicaSequence, 10),
         ]
         for (counter, slot) in counters { #expect(counter.rawValue == slot, "\(counter)") }
     }
@@ -186,6 +187,22 @@ import Testing
         for cut in 0..<payload.count {
             _ = Array(payload.prefix(cut)).withUnsafeBytes { raw in
                 #expect(throws: StorageError.self) { try MembershipRecord.decode(.join, raw, position: 0) }
+            }
+        }
+    }
+
+    @Test func replicaMarkRecordExample() throws {
+        let payload = try Self.hexExample("replica-mark-record")
+        #expect(payload.count == MessageRecordLayout.replicaMarkPayloadSize)
+        let decoded = try payload.withUnsafeBytes { try ReplicaMarkRecord.decode($0, position: 0) }
+        #expect(decoded == ReplicaMarkRecord(source: 0x1122_3344_5566_7788, sequence: 1000))
+        var batch = ScrollbackLog.LogBatch()
+        try ReplicaMarkRecord(source: 0x1122_3344_5566_7788, sequence: 1000).append(into: &batch)
+        let (type, encoded) = Self.typeAndPayload(batch)
+        #expect(type == 30 && encoded == payload)
+        for cut in 0..<payload.count {
+            _ = Array(payload.prefix(cut)).withUnsafeBytes { raw in
+                #expect(throws: StorageError.self) { try ReplicaMarkRecord.decode(raw, position: 0) }
             }
         }
     }

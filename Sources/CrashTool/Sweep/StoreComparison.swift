@@ -26,6 +26,8 @@ package enum StoreComparison {
         func diff<T: Equatable>(_ what: String, _ got: T, _ want: T) -> String? {
             got == want ? nil : "\(what): store returned \(got), model expects \(want)"
         }
+        if let d = diff("replicaMark()", try store.replicaMark(),
+                        model.replicaSequence.map { ReplicaMark(source: SweepOp.replicaSource, sequence: $0) }) { return d }
         for conversation in conversations {
             let all = model.ordered(conversation, .oldestFirst)
             for limit in [0, 1, 3, MessageStore.maxLimit] {

@@ -28,6 +28,8 @@ package struct SweepModel: Equatable, Sendable {
     /// user → the conversations the user is a member of.
     package private(set) var memberships: [String: Set<String>] = [:]
     package private(set) var nextSeq = 1
+    /// The replica mark's sequence of the last `apply(_:mark:)` (nil: never).
+    package var replicaSequence: UInt64? = nil
 
     package init() {}
 

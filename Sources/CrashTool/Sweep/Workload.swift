@@ -30,6 +30,9 @@ package enum SweepOp: Sendable, CustomStringConvertible {
     case markRead(user: String, conversation: String, through: String)
     /// A bulk load (`MessageStore.load`): the messages' appends, all or nothing.
     case load([Message])
+    /// A replica's apply (`MessageStore.apply(_:mark:)`): the batch's operations as changes,
+    /// with the replica mark `sequence` (source `SweepOp.replicaSource`), all or nothing.
+    case replicate(WriteBatch, sequence: UInt64)
     case checkpoint
     case compact
     case sync
@@ -41,7 +44,7 @@ package enum SweepOp: Sendable, CustomStringConvertible {
         var batch = WriteBatch()
         switch self {
         case .append(let m): batch.append(m)
-        case .batch(let b): return b
+        case .batch(let b), .replicate(let b, _): return b
         case let .edit(id, body): batch.edit(id: id, body: body)
         case let .delete(id): batch.delete(id: id)
         case let .markRead(user, conversation, through): batch.markRead(user: user, conversation: conversation, through: through)
@@ -55,6 +58,7 @@ package enum SweepOp: Sendable, CustomStringConvertible {
         switch self {
         case .append(let m): "append(\(m.id) in \(m.conversation) at \(m.createdAt), \(m.body.utf8.count) B)"
         case .batch(let b): "batch(\(b.operations.count) operations)"
+        case let .replicate(b, sequence): "apply(\(b.operations.count) changes, mark \(sequence))"
         case let .edit(id, body): "edit(\(id), \(body.utf8.count) B)"
         case let .delete(id): "delete(\(id))"
         case let .markRead(user, conversation, through): "markRead(\(user), \(conversation), \(through))"
@@ -66,11 +70,32 @@ package enum SweepOp: Sendable, CustomStringConvertible {
         }
     }
 
+    /// The replica mark's source in the workloads.
+    package static let replicaSource: UInt64 = 0x5C20_11BA
+
+    /// A batch's operations as the changes a leader's stream would carry.
+    static func changes(_ batch: WriteBatch) -> [Change] {
+        let position = try! ChangePosition(token: "1.18.18.0")
+        return batch.operations.map { operation in
+            let change: Change.Operation
+            switch operation {
+            case .append(let m): change = .append(m)
+            case let .edit(id, body): change = .edit(conversation: "", id: id, body: body)
+            case let .delete(id): change = .delete(conversation: "", id: id)
+            case let .markRead(u, c, t): change = .markRead(user: u, conversation: c, through: t)
+            case let .join(u, c): change = .join(user: u, conversation: c)
+            case let .leave(u, c): change = .leave(user: u, conversation: c)
+            }
+            return Change(position: position, operation: change)
+        }
+    }
+
     /// Runs the operation on `store` (reopen replaces it).
     package func run(on store: inout MessageStore, reopen: () throws -> MessageStore) throws {
         switch self {
         case .append(let m): try store.append(m)
         case .batch(let b): try store.write(b)
+        case let .replicate(b, sequence): try store.apply(Self.changes(b), mark: ReplicaMark(source: Self.replicaSource, sequence: sequence))
         case let .edit(id, body): try store.edit(id: id, body: body)
         case let .delete(id): try store.delete(id: id)
         case let .markRead(user, conversation, through): try store.markRead(user: user, conversation: conversation, through: through)
@@ -216,7 +241,8 @@ package struct Workload: Sendable {
                     case let .leave(u, c): batch.leave(user: u, conversation: c)
                     }
                 }
-                op = .batch(batch)
+                // A quarter of the batches arrive as a replica's apply with a mark.
+                op = rng.chance(25) ? .replicate(batch, sequence: UInt64(operations.count + 1)) : .batch(batch)
             } else {
                 switch writeOperation(&rng, model) {
                 case .append(let m): op = .append(m)
@@ -230,6 +256,7 @@ package struct Workload: Sendable {
             operations.append(op)
             if let writes = op.writes {
                 model.apply(writes)
+                if case .replicate(_, let sequence) = op { model.replicaSequence = sequence }
                 states.append(model)
             }
         }
