@@ -5,12 +5,21 @@ SWIFT ?= swift
 # input or bad bytes is an explicit throw and runs in both modes.
 TEST_CONFIG ?= release
 
+
+.PHONY: replication-bench test-replication
 .PHONY: test build deps clean bench bench-deps bench-dev bench-staging bench-plot tsan fuzz fuzz-ci fuzz-build async-bench docs
 
 deps:
 	@if [ ! -f /usr/include/lz4.h ]; then \
 		echo "liblz4-dev missing: installing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq liblz4-dev; \
+	fi
+	@# Replication (Sources/Replication) links the NATS C client; its tests run nats-server.
+	@missing=""; [ -f /usr/include/nats/nats.h ] || missing="$$missing libnats-dev"; \
+	command -v nats-server >/dev/null 2>&1 || missing="$$missing nats-server"; \
+	if [ -n "$$missing" ]; then \
+		echo "missing:$$missing: installing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
 build: deps bench-deps
@@ -75,6 +84,19 @@ ASYNC_BENCH_ARGS ?=
 async-bench: deps
 	$(SWIFT) build -c release --product scrollback-async-bench
 	.build/release/scrollback-async-bench $(ASYNC_BENCH_ARGS)
+
+# Replication through a real three-node JetStream cluster (issue 16; README, "Replication"):
+# the cost on the durable send, the time until JetStream acknowledged a send, follower lag and a
+# follower's apply rate. REPLICATION_BENCH_ARGS passes flags (e.g. "--rate 500 --seconds 20").
+REPLICATION_BENCH_ARGS ?=
+replication-bench: deps
+	$(SWIFT) build -c release --product scrollback-replication-bench
+	.build/release/scrollback-replication-bench $(REPLICATION_BENCH_ARGS)
+
+# The replication tests alone (they also run in `make test`): real nats-server processes.
+test-replication: deps bench-deps
+	$(SWIFT) build --build-tests -c $(TEST_CONFIG) -Xswiftc -enable-testing
+	$(SWIFT) test --skip-build -c $(TEST_CONFIG) -Xswiftc -enable-testing --filter ReplicationTests
 
 # The DocC catalog (Sources/Scrollback/Scrollback.docc) and the public API's documentation, with
 # swift-docc-plugin (added to the package by SCROLLBACK_DOCS; built in .build-docs), into

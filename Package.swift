@@ -97,6 +97,20 @@ let package = Package(
             pkgConfig: "rocksdb",
             providers: [.apt(["librocksdb-dev"])]
         ),
+        // Replication through NATS JetStream (issue 16): the NATS C client (Debian libnats-dev)
+        // and the module on the public API; the engine does not depend on it.
+        .systemLibrary(
+            name: "CNATS",
+            path: "Sources/CNATS",
+            pkgConfig: "libnats",
+            providers: [.apt(["libnats-dev"])]
+        ),
+        .target(
+            name: "ScrollbackReplication", dependencies: ["Scrollback", "ScrollbackJSON", "CNATS"], path: "Sources/Replication",
+            swiftSettings: strict),
+        .executableTarget(
+            name: "scrollback-replication-bench", dependencies: ["Scrollback", "ScrollbackReplication"],
+            path: "Benchmarks/ReplicationBench", swiftSettings: strict),
         // The one message JSON codec (and the JSON reader and writer under it), shared by the
         // command-line tool and the workload's JSON-lines files.
         .target(name: "ScrollbackJSON", dependencies: ["Scrollback"], path: "Sources/JSON", swiftSettings: strict),
@@ -117,7 +131,7 @@ let package = Package(
             // The command-line tool stands on the public API (Scrollback); only its `dump`
             // files (Dump*.swift) import the layers below, for their own decoders.
             dependencies: [
-                "Scrollback", "ScrollbackJSON", "ScrollbackWorkload", "CSQLite",
+                "Scrollback", "ScrollbackJSON", "ScrollbackWorkload", "CSQLite", "ScrollbackReplication",
                 "ScrollbackMessaging", "ScrollbackBTree", "ScrollbackPager", "ScrollbackLog", "ScrollbackIO", "ScrollbackFormat",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -185,6 +199,10 @@ let package = Package(
             dependencies: [
                 "Scrollback", "ScrollbackStorage", "ScrollbackIO", "ScrollbackFormat", "TestSupport", "LockProbe", "ScrollbackCLI",
             ],
+            swiftSettings: strict),
+        // Replication with real NATS servers and real processes (issue 16).
+        .testTarget(
+            name: "ReplicationTests", dependencies: ["Scrollback", "ScrollbackJSON", "ScrollbackReplication", "ScrollbackCLI"],
             swiftSettings: strict),
         .testTarget(
             name: "CLITests",

@@ -77,41 +77,8 @@ struct Watch: ParsableCommand {
         out.flush()
     }
 
-    /// One change as its JSON line (without the newline).
-    static func line(_ change: Change) -> String {
-        var w = JSONWriter()
-        w.raw("{\"position\":")
-        w.string(change.position.token)
-        func member(_ name: String, _ value: String?) {
-            w.raw(",\"\(name)\":")
-            if let value { w.string(value) } else { w.null() }
-        }
-        switch change.operation {
-        case .append(let message):
-            w.raw(",\"op\":\"append\",\"message\":")
-            w.message(message)
-        case let .edit(conversation, id, body):
-            w.raw(",\"op\":\"edit\"")
-            member("conversation", conversation)
-            member("id", id)
-            member("body", body)
-        case let .delete(conversation, id):
-            w.raw(",\"op\":\"delete\"")
-            member("conversation", conversation)
-            member("id", id)
-        case let .markRead(user, conversation, through):
-            w.raw(",\"op\":\"markRead\"")
-            member("user", user)
-            member("conversation", conversation)
-            member("through", through)
-        case let .join(user, conversation), let .leave(user, conversation):
-            if case .join = change.operation { w.raw(",\"op\":\"join\"") } else { w.raw(",\"op\":\"leave\"") }
-            member("user", user)
-            member("conversation", conversation)
-        }
-        w.raw("}")
-        return w.text
-    }
+    /// One change as its JSON line (without the newline): `ChangeJSON`.
+    static func line(_ change: Change) -> String { ChangeJSON.encode(change) }
 }
 
 /// SIGINT and SIGTERM end `watch` cleanly (its store closes, giving up its reader slot).

@@ -1,0 +1,278 @@
+import CNATS
+import Foundation
+import Scrollback
+import ScrollbackJSON
+
+/// Applies a replicated store's stream to another store (README, "Replication").
+///
+/// A follower reads the stream in sequence order from after its store's replica mark
+/// (`MessageStore.replicaMark()`), and applies the changes of each batch of stream messages
+/// with `apply(_:mark:)`: the changes and the new mark commit together, so after a crash or a
+/// restart it continues exactly after the last change applied. A store without a mark must
+/// be empty and starts at the stream's first message, which must be a claim by a leader whose
+/// store was empty; otherwise start from a backup of a replica (a follower's store: it
+/// carries its mark).
+///
+/// Thread-safety: `run` on one thread; `stop` and `status` from any.
+public final class ReplicationFollower: @unchecked Sendable {
+    public let store: MessageStore
+    public let options: ReplicationOptions
+    let connection: NATSConnection
+    let ownsConnection: Bool
+    let source: UInt64
+    let state = NSCondition()
+    // Guarded by `state`:
+    var applied: UInt64
+    var appliedChanges: UInt64 = 0
+    var streamLast: UInt64 = 0
+    var lastAppliedTimestamp: Int64 = 0
+    var leader: String?
+    var stopping = false
+
+    /// Progress of a follower.
+    public struct Status: Sendable {
+        /// The stream sequence of the last message applied (the store's mark).
+        public var appliedSequence: UInt64
+        /// The stream's last sequence, as last seen.
+        public var streamSequence: UInt64
+        /// Stream messages not applied yet.
+        public var lagChanges: UInt64 { streamSequence > appliedSequence ? streamSequence - appliedSequence : 0 }
+        /// Seconds between the last applied message's arrival in the stream and now (0 when
+        /// nothing is pending).
+        public var lagSeconds: Double
+        public var appliedChanges: UInt64
+        /// The current leader's id (16 hex digits), once a claim was read.
+        public var leader: String?
+    }
+
+    /// Connects and checks the store can follow the stream (see the type's description).
+    /// Throws `.behindRetention`, `.divergent`, `.notLeader` (the store led the stream) or
+    /// `.unavailable`.
+    public convenience init(store: MessageStore, options: ReplicationOptions) throws {
+        try options.validate()
+        let connection = try NATSConnection(servers: options.servers, name: options.connectionName,
+                                            requestTimeoutMilliseconds: options.requestTimeoutMilliseconds)
+        try self.init(store: store, options: options, connection: connection, ownsConnection: true)
+    }
+
+    /// `ownsConnection`: close the connection when the follower goes (false for a leader's
+    /// catch-up, which shares the leader's).
+    init(store: MessageStore, options: ReplicationOptions, connection: NATSConnection, ownsConnection: Bool) throws {
+        self.ownsConnection = ownsConnection
+        self.store = store
+        self.options = options
+        self.connection = connection
+        let stream = options.stream
+        source = ReplicationProtocol.streamSource(stream)
+        let mark = try ReplicationLeader.storeCall { try store.replicaMark() }
+        if let mark {
+            if ReplicationProtocol.isLeaderID(mark.source) {
+                throw ReplicationError(.notLeader, "this store led stream \(stream) (leader \(ReplicationProtocol.hex(mark.source)), "
+                    + "claim at sequence \(mark.sequence)); its changes may not all be in the stream: restore it from a backup of a "
+                    + "follower to follow, or lead it again")
+            }
+            guard mark.source == source else {
+                throw ReplicationError(.divergent, "this store replicates another stream (mark source "
+                    + "\(ReplicationProtocol.hex(mark.source)), not stream \(stream)'s \(ReplicationProtocol.hex(source)))")
+            }
+            applied = mark.sequence
+        } else {
+            let empty = try ReplicationLeader.storeCall { try store.statistics.messages == 0 && store.statistics.conversations == 0 }
+            guard empty else {
+                throw ReplicationError(.divergent, "this store holds data but no replica mark: it cannot follow stream \(stream) "
+                    + "(start from an empty store or a backup of a follower)")
+            }
+            applied = 0
+        }
+    }
+
+    deinit { if ownsConnection { connection.close() } }
+
+    /// The stream sequence applied so far.
+    public var appliedSequence: UInt64 {
+        state.lock()
+        defer { state.unlock() }
+        return applied
+    }
+
+    public var status: Status {
+        state.lock()
+        defer { state.unlock() }
+        let pending = streamLast > applied
+        let lag = pending && lastAppliedTimestamp > 0 ? max(0, Date().timeIntervalSince1970 - Double(lastAppliedTimestamp) / 1e9) : 0
+        return Status(appliedSequence: applied, streamSequence: max(streamLast, applied), lagSeconds: lag,
+                      appliedChanges: appliedChanges, leader: leader)
+    }
+
+    /// Ends `run` (after the batch being applied).
+    public func stop() {
+        state.lock()
+        stopping = true
+        state.broadcast()
+        state.unlock()
+    }
+
+    /// Applies the stream until `stop()` is called (or, with `untilCaughtUp`, until it applied
+    /// the stream's last sequence as read when it started). Calls `progress` about once a
+    /// second. Throws what stopped it: `.behindRetention` when the stream no longer holds the
+    /// next sequence, `.store` when the store refused a change, `.malformed`.
+    public func run(untilCaughtUp: Bool = false, progress: (@Sendable (Status) -> Void)? = nil) throws {
+        let stream = options.stream
+        // JetStream may be electing a stream or consumer leader (a server just went away):
+        // retry what fails as unavailable for up to a minute.
+        let streamState = try Self.retrying(while: { isStopping }) { try connection.streamState(stream) }
+        guard let streamState else {
+            if untilCaughtUp { return }
+            throw ReplicationError(.unavailable, "stream \(stream) does not exist (a leader creates it)")
+        }
+        setStreamLast(streamState.last)
+        let target = streamState.last
+        var next = appliedSequence + 1
+        if untilCaughtUp && next > target { return }
+        if streamState.messages > 0 && next < streamState.first {
+            throw ReplicationError(.behindRetention, "stream \(stream) starts at sequence \(streamState.first) but this store needs "
+                + "\(next): restore a backup of a replica (a follower's store), then follow again")
+        }
+        let start = next
+        let subscription = try Self.retrying(while: { isStopping }) { try subscribe(from: start) }
+        defer {
+            natsSubscription_Unsubscribe(subscription)
+            natsSubscription_Destroy(subscription)
+        }
+        var lastReport = Date()
+        var lastInfo = Date()
+        var batch: [StreamMessage] = []
+        while true {
+            if isStopping { return }
+            if untilCaughtUp && appliedSequence >= target { return }
+            batch.removeAll(keepingCapacity: true)
+            var message: OpaquePointer? = nil
+            let status = natsSubscription_NextMsg(&message, subscription, 200)
+            if status == NATS_OK, let first = message {
+                batch.append(StreamMessage(first))
+                natsMsg_Destroy(first)
+                var pending: Int32 = 0
+                while batch.count < options.batchSize,
+                      natsSubscription_GetPending(subscription, &pending, nil) == NATS_OK, pending > 0,
+                      natsSubscription_NextMsg(&message, subscription, 10) == NATS_OK, let more = message {
+                    batch.append(StreamMessage(more))
+                    natsMsg_Destroy(more)
+                }
+                try apply(batch, expecting: &next)
+            } else if status != NATS_TIMEOUT {
+                throw ReplicationError.status(status, "reading stream \(stream)")
+            }
+            let now = Date()
+            if now.timeIntervalSince(lastInfo) >= 1, let info = try? connection.streamState(stream) {
+                setStreamLast(info.last)
+                lastInfo = now
+            }
+            if let progress, now.timeIntervalSince(lastReport) >= 1 {
+                progress(self.status)
+                lastReport = now
+            }
+        }
+    }
+
+    /// Runs `body` again while it fails as `.unavailable` (a timeout, no responders), every
+    /// 250 ms for up to a minute, unless `stopped()`.
+    static func retrying<T>(while stopped: () -> Bool, _ body: () throws -> T) throws -> T {
+        let deadline = Date().addingTimeInterval(60)
+        while true {
+            do {
+                return try body()
+            } catch let error as ReplicationError where error.kind == .unavailable && Date() < deadline && !stopped() {
+                usleep(250_000)
+            }
+        }
+    }
+
+    /// `run(untilCaughtUp: true)`, for a store about to lead the stream.
+    func catchUp(progress: (@Sendable (Status) -> Void)?) throws {
+        try run(untilCaughtUp: true, progress: progress)
+    }
+
+    var isStopping: Bool {
+        state.lock()
+        defer { state.unlock() }
+        return stopping
+    }
+
+    func setStreamLast(_ last: UInt64) {
+        state.lock()
+        streamLast = max(streamLast, last)
+        state.unlock()
+    }
+
+    /// An ordered consumer of every subject of the stream from sequence `start` (the client
+    /// recreates it on a gap or a lost server).
+    func subscribe(from start: UInt64) throws -> OpaquePointer {
+        var subscribeOptions = jsSubOptions()
+        jsSubOptions_Init(&subscribeOptions)
+        let stream = strdup(options.stream)
+        defer { free(stream) }
+        subscribeOptions.Stream = UnsafePointer(stream)
+        subscribeOptions.Ordered = true
+        subscribeOptions.Config.DeliverPolicy = js_DeliverByStartSequence
+        subscribeOptions.Config.OptStartSeq = start
+        var subscription: OpaquePointer? = nil
+        var code = jsErrCode(rawValue: 0)
+        let status = js_SubscribeSync(&subscription, connection.jetStream, "\(options.stream).>", nil, &subscribeOptions, &code)
+        guard status == NATS_OK, let subscription else {
+            throw ReplicationError.status(status, "subscribing to stream \(options.stream)", code: code)
+        }
+        natsSubscription_SetPendingLimits(subscription, 65_536, 256 << 20)
+        return subscription
+    }
+
+    /// Applies one batch of stream messages (claims move the mark only) atomically with the
+    /// mark of its last message.
+    func apply(_ messages: [StreamMessage], expecting next: inout UInt64) throws {
+        var changes: [Change] = []
+        var currentLeader = status.leader
+        var last: StreamMessage? = nil
+        for message in messages {
+            if message.sequence < next { continue }   // delivered again after a consumer reset
+            guard message.sequence == next else {
+                throw ReplicationError(.behindRetention, "stream \(options.stream) skipped from sequence \(next) to "
+                    + "\(message.sequence) (dropped by its retention): restore a backup of a replica, then follow again")
+            }
+            next += 1
+            last = message
+            if message.subject == ReplicationProtocol.claimSubject(options.stream) {
+                if message.sequence == 1, appliedChanges == 0, applied == 0, message.data != Array("{\"empty\":true}".utf8) {
+                    throw ReplicationError(.divergent, "the stream's first leader held data before its claim, which the stream "
+                        + "does not carry: start this store from a backup of a follower")
+                }
+                currentLeader = message.leader
+                continue
+            }
+            // A follower resuming mid-term learns the leader from its first change (JetStream's
+            // expected-sequence check already keeps other publishers out).
+            if currentLeader == nil { currentLeader = message.leader }
+            guard message.leader == currentLeader else {
+                throw ReplicationError(.malformed, "stream message \(message.sequence) is from leader \(message.leader ?? "?") "
+                    + "but leader \(currentLeader ?? "none") holds the stream")
+            }
+            do {
+                changes.append(try ChangeJSON.decode(line: message.data))
+            } catch {
+                throw ReplicationError(.malformed, "stream message \(message.sequence) is not a change: \(error)")
+            }
+        }
+        guard let last else { return }
+        do {
+            try store.apply(changes, mark: ReplicaMark(source: source, sequence: last.sequence))
+        } catch {
+            throw ReplicationError(.store, "applying stream messages up to \(last.sequence): \(error)")
+        }
+        state.lock()
+        applied = last.sequence
+        appliedChanges += UInt64(changes.count)
+        lastAppliedTimestamp = last.timestamp
+        leader = currentLeader
+        streamLast = max(streamLast, last.sequence)
+        state.broadcast()
+        state.unlock()
+    }
+}

@@ -1,0 +1,414 @@
+import CNATS
+import Foundation
+import Scrollback
+import ScrollbackJSON
+
+/// Publishes every committed change of a store to its JetStream stream (README,
+/// "Replication"; the stream's bytes: `ReplicationProtocol`).
+///
+/// `start` makes the store the stream's leader: on an empty stream it claims it; on a stream
+/// this store already leads (a restart) it resumes after the last change the stream holds;
+/// on a stream another store led, this store must be a follower of it — it first applies
+/// every change the stream holds, then claims it (promotion). A claim is a publish with
+/// JetStream's expected-last-sequence check, so two stores never both lead: a former leader's
+/// next publish fails and it stops with `.notLeader`.
+///
+/// Writes go to the store as usual (from any thread or process-local caller); the leader
+/// reads them from the change stream on its own thread and publishes them in order, in
+/// batches of up to `batchSize`, each change once (after a failed publish or a lost
+/// acknowledgement it reads the stream's last message to learn where to continue). A write is
+/// **replicated** once JetStream acknowledged it (stored on a majority of the stream's
+/// replicas): `waitUntilReplicated(_:)`.
+///
+/// Thread-safety: every method may be called from any thread.
+public final class ReplicationLeader: @unchecked Sendable {
+    public let store: MessageStore
+    public let options: ReplicationOptions
+    /// This leader's id (in the claim and every change's `Scrollback-Leader` header).
+    public let leaderID: UInt64
+    /// The stream sequence of this leader's claim.
+    public let claimSequence: UInt64
+
+    let connection: NATSConnection
+    let ackBox: AckBox
+    let state = NSCondition()
+    // Guarded by `state`:
+    var replicated: ChangePosition
+    var acknowledgedSequence: UInt64
+    var publishedChanges: UInt64 = 0
+    var resyncs = 0
+    var failure: ReplicationError?
+    var stopping = false
+    var running = false
+    // Written by the ack handler (the client's thread), read after js_PublishAsyncComplete.
+    let ackErrors = NSLock()
+    var firstAckError: ReplicationError?
+
+    /// What the leader has done so far.
+    public struct Status: Sendable {
+        /// After the last change JetStream acknowledged (or that needed no publish).
+        public var replicatedPosition: ChangePosition
+        /// The stream's sequence of the last acknowledged publish.
+        public var acknowledgedSequence: UInt64
+        public var publishedChanges: UInt64
+        /// Times the leader lost its place (a failed publish or a lost acknowledgement) and
+        /// read the stream's end to continue.
+        public var resyncs: Int
+        /// Why the leader stopped, if it did.
+        public var failure: ReplicationError?
+    }
+
+    /// Connects, then resumes this store's leadership of the stream or claims it (creating the
+    /// stream when missing, catching up first when the store follows it). Does not publish
+    /// until `start()`. Throws `.notLeader` when another store's claim came after this store's,
+    /// `.divergent` when the store cannot lead this stream (see README), `.unavailable` when
+    /// JetStream does not answer.
+    public init(store: MessageStore, options: ReplicationOptions,
+                progress: (@Sendable (ReplicationFollower.Status) -> Void)? = nil) throws {
+        try options.validate()
+        self.store = store
+        self.options = options
+        let box = AckBox()
+        ackBox = box
+        connection = try NATSConnection(
+            servers: options.servers, name: options.connectionName, requestTimeoutMilliseconds: options.requestTimeoutMilliseconds,
+            ackHandler: leaderAckHandler, ackClosure: Unmanaged.passUnretained(box).toOpaque(),
+            maxPending: Int64(max(options.batchSize * 2, 256)))
+        let stream = options.stream
+        let connection = connection
+        let retry = { (body: () throws -> Void) in try ReplicationFollower.retrying(while: { false }, body) }
+        try retry {
+            try connection.ensureStream(stream, replicas: options.streamReplicas, maxBytes: options.streamMaxBytes ?? -1,
+                                        maxAgeSeconds: options.streamMaxAge.map { $0.components.seconds } ?? 0)
+        }
+        let mark = try Self.storeCall { try store.replicaMark() }
+        let lastClaim = try ReplicationFollower.retrying(while: { false }) {
+            try connection.message(stream, lastOn: ReplicationProtocol.claimSubject(stream))
+        }
+        if let mark, ReplicationProtocol.isLeaderID(mark.source) {
+            // A restart of a store that claimed: still the leader unless someone claimed since.
+            guard let lastClaim, lastClaim.leader == ReplicationProtocol.hex(mark.source) else {
+                throw ReplicationError(.notLeader, "this store led stream \(stream) from sequence \(mark.sequence) as leader "
+                    + "\(ReplicationProtocol.hex(mark.source)), but \(lastClaim.map { "leader \($0.leader ?? "?") claimed it at sequence \($0.sequence)" } ?? "the stream holds no claim"): "
+                    + "its changes after that were not replicated; restore it from a backup of a replica")
+            }
+            leaderID = mark.source
+            claimSequence = lastClaim.sequence
+            let (resume, last) = try ReplicationFollower.retrying(while: { false }) {
+                try Self.resumePoint(connection, stream: stream, leader: mark.source)
+            }
+            replicated = resume
+            acknowledgedSequence = last
+        } else {
+            // Follow to the stream's end (nothing to do on a new stream), then claim.
+            let follower = try ReplicationFollower(store: store, options: options, connection: connection, ownsConnection: false)
+            try follower.catchUp(progress: progress)
+            let applied = follower.appliedSequence
+            let empty = try Self.storeCall { try store.statistics.messages == 0 && store.statistics.conversations == 0 }
+            let position = try Self.storeCall { try store.changePosition() }
+            let id = ReplicationProtocol.newLeaderID()
+            let claimed = try ReplicationFollower.retrying(while: { false }) {
+                try Self.publishClaim(connection, stream: stream, leader: id, position: position, empty: empty, expectedLast: applied)
+            }
+            // Only after the mark is durable does this store publish as the leader: a crash
+            // before it leaves a claim without changes, which a restart follows past.
+            try Self.storeCall { try store.apply([], mark: ReplicaMark(source: id, sequence: claimed)) }
+            leaderID = id
+            claimSequence = claimed
+            replicated = position
+            acknowledgedSequence = claimed
+        }
+        box.leader = self
+    }
+
+    deinit { connection.close() }
+
+    /// Starts publishing on a thread of its own.
+    public func start() {
+        state.lock()
+        guard !running, !stopping else { state.unlock(); return }
+        running = true
+        state.unlock()
+        let thread = Thread { [self] in publishLoop() }
+        thread.name = "scrollback-replication-leader"
+        thread.start()
+    }
+
+    /// Stops publishing (changes not yet acknowledged stay unreplicated until a leader
+    /// resumes) and waits for the publishing thread to end.
+    public func stop() {
+        state.lock()
+        stopping = true
+        state.broadcast()
+        while running { state.wait() }
+        state.unlock()
+    }
+
+    public var status: Status {
+        state.lock()
+        defer { state.unlock() }
+        return Status(replicatedPosition: replicated, acknowledgedSequence: acknowledgedSequence,
+                      publishedChanges: publishedChanges, resyncs: resyncs, failure: failure)
+    }
+
+    /// Blocks until every change at or before `position` (e.g. `store.changePosition()` after
+    /// a write returned) is acknowledged by JetStream, or `timeout` passes (`.unavailable`),
+    /// or the leader stopped (its failure).
+    public func waitUntilReplicated(_ position: ChangePosition, timeout: Duration = .seconds(30)) throws {
+        let deadline = Date().addingTimeInterval(Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18)
+        state.lock()
+        defer { state.unlock() }
+        while replicated < position {
+            if let failure { throw failure }
+            if stopping { throw ReplicationError(.notLeader, "the leader was stopped") }
+            if !state.wait(until: deadline) {
+                throw ReplicationError(.unavailable, "not replicated within \(timeout): JetStream did not acknowledge in time")
+            }
+        }
+    }
+
+    /// The asynchronous form of `waitUntilReplicated(_:timeout:)` (waits on a thread of its own).
+    public func waitUntilReplicated(_ position: ChangePosition, timeout: Duration = .seconds(30)) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            Thread.detachNewThread { [self] in
+                do {
+                    try waitUntilReplicated(position, timeout: timeout)
+                    continuation.resume()
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    // MARK: Publishing
+
+    func publishLoop() {
+        defer {
+            state.lock()
+            running = false
+            state.broadcast()
+            state.unlock()
+        }
+        var expected: UInt64
+        var reader: ChangeReader
+        do {
+            state.lock()
+            expected = acknowledgedSequence
+            let from = replicated
+            state.unlock()
+            reader = try Self.storeCall { try store.changeReader(after: from) }
+        } catch {
+            fail(error as? ReplicationError ?? ReplicationError(.store, "\(error)"))
+            return
+        }
+        var idle = 0
+        while !isStopping {
+            do {
+                let changes = try Self.storeCall { try reader.read(limit: options.batchSize) }
+                if changes.isEmpty {
+                    advance(to: reader.position, sequence: expected, published: 0)
+                    idle = min(idle + 1, 20)
+                    usleep(UInt32(idle < 10 ? 200 : 1_000))
+                    continue
+                }
+                idle = 0
+                if let error = publish(changes, expectedLast: expected) {
+                    // A failed publish or acknowledgement: read where the stream ends and go on
+                    // from there (the stream is the truth about what was replicated).
+                    if case .refused(let code) = error.kind, code == Int(JSStreamWrongLastSequenceErr.rawValue) {
+                        try checkStillLeader()
+                    }
+                    let (resume, last) = try resynchronize(after: error)
+                    expected = last
+                    reader = try Self.storeCall { try store.changeReader(after: resume) }
+                    advance(to: resume, sequence: last, published: 0, resync: true)
+                    continue
+                }
+                expected += UInt64(changes.count)
+                advance(to: reader.position, sequence: expected, published: changes.count)
+            } catch {
+                fail(error as? ReplicationError ?? ReplicationError(.store, "\(error)"))
+                return
+            }
+        }
+    }
+
+    var isStopping: Bool {
+        state.lock()
+        defer { state.unlock() }
+        return stopping
+    }
+
+    func advance(to position: ChangePosition, sequence: UInt64, published: Int, resync: Bool = false) {
+        state.lock()
+        if replicated < position { replicated = position }
+        acknowledgedSequence = sequence
+        publishedChanges += UInt64(published)
+        if resync { resyncs += 1 }
+        state.broadcast()
+        state.unlock()
+    }
+
+    func fail(_ error: ReplicationError) {
+        state.lock()
+        if failure == nil { failure = error }
+        state.broadcast()
+        state.unlock()
+    }
+
+    /// Publishes `changes` asynchronously, each expecting the one before it as the stream's
+    /// last message, then waits for every acknowledgement. Nil when all were stored.
+    func publish(_ changes: [Change], expectedLast: UInt64) -> ReplicationError? {
+        ackErrors.lock()
+        firstAckError = nil
+        ackErrors.unlock()
+        var expected = expectedLast
+        let leader = ReplicationProtocol.hex(leaderID)
+        for change in changes {
+            let subject = ReplicationProtocol.changeSubject(
+                options.stream, partition: ReplicationProtocol.partition(of: change.conversation, partitions: options.partitions))
+            let data = Array(ChangeJSON.encode(change).utf8)
+            var message: OpaquePointer? = nil
+            var status = data.withUnsafeBufferPointer { natsMsg_Create(&message, subject, nil, UnsafeRawPointer($0.baseAddress)?
+                .assumingMemoryBound(to: CChar.self), Int32($0.count)) }
+            guard status == NATS_OK, let created = message else { return ReplicationError.status(status, "creating a stream message") }
+            natsMsgHeader_Set(created, ReplicationHeaders.leader, leader)
+            natsMsgHeader_Set(created, ReplicationHeaders.position, change.position.token)
+            var publishOptions = jsPubOptions()
+            jsPubOptions_Init(&publishOptions)
+            publishOptions.ExpectLastSeq = expected
+            publishOptions.MaxWait = options.requestTimeoutMilliseconds
+            status = js_PublishMsgAsync(connection.jetStream, &message, &publishOptions)
+            if let message { natsMsg_Destroy(message) }   // not taken by the client (failed)
+            guard status == NATS_OK else {
+                _ = waitForAcknowledgements()
+                return ReplicationError.status(status, "publishing to stream \(options.stream)")
+            }
+            expected += 1
+        }
+        if let error = waitForAcknowledgements() { return error }
+        ackErrors.lock()
+        defer { ackErrors.unlock() }
+        return firstAckError
+    }
+
+    func waitForAcknowledgements() -> ReplicationError? {
+        var waitOptions = jsPubOptions()
+        jsPubOptions_Init(&waitOptions)
+        waitOptions.MaxWait = options.requestTimeoutMilliseconds * 2
+        let status = js_PublishAsyncComplete(connection.jetStream, &waitOptions)
+        return status == NATS_OK ? nil : ReplicationError.status(status, "waiting for JetStream's acknowledgements")
+    }
+
+    func recordAck(_ error: ReplicationError?) {
+        guard let error else { return }
+        ackErrors.lock()
+        if firstAckError == nil { firstAckError = error }
+        ackErrors.unlock()
+    }
+
+    /// After a failure: waits for JetStream (retrying for up to a minute), checks this store
+    /// still leads, and returns the position after the last change the stream holds and the
+    /// stream's last sequence.
+    func resynchronize(after error: ReplicationError) throws -> (ChangePosition, UInt64) {
+        var attempt = 0
+        while true {
+            if isStopping { throw ReplicationError(.notLeader, "stopped while resynchronizing after: \(error)") }
+            do {
+                try checkStillLeader()
+                return try Self.resumePoint(connection, stream: options.stream, leader: leaderID)
+            } catch let failure as ReplicationError where failure.kind == .unavailable || { if case .refused = failure.kind { true } else { false } }() {
+                attempt += 1
+                if attempt > 240 { throw failure }
+                usleep(250_000)
+            }
+        }
+    }
+
+    func checkStillLeader() throws {
+        let stream = options.stream
+        let claim = try connection.message(stream, lastOn: ReplicationProtocol.claimSubject(stream))
+        guard let claim, claim.leader == ReplicationProtocol.hex(leaderID) else {
+            throw ReplicationError(.notLeader, "leader \(claim?.leader ?? "?") claimed stream \(stream) at sequence "
+                + "\(claim?.sequence ?? 0): this store no longer leads it (its changes after the last acknowledged one are not replicated)")
+        }
+    }
+
+    /// Where a leader continues: after the position in the stream's last message (this
+    /// leader's claim or change: after the claim, only this leader publishes).
+    static func resumePoint(_ connection: NATSConnection, stream: String, leader: UInt64) throws -> (ChangePosition, UInt64) {
+        guard let state = try connection.streamState(stream), state.last > 0,
+              let last = try connection.message(stream, sequence: state.last) else {
+            throw ReplicationError(.divergent, "stream \(stream) is empty or gone, but this store claimed it")
+        }
+        guard last.leader == ReplicationProtocol.hex(leader), let token = last.position,
+              let position = try? ChangePosition(token: token) else {
+            throw ReplicationError(.notLeader, "the last message of stream \(stream) (sequence \(last.sequence)) is leader "
+                + "\(last.leader ?? "?")'s, not this store's (\(ReplicationProtocol.hex(leader)))")
+        }
+        return (position, state.last)
+    }
+
+    static func publishClaim(_ connection: NATSConnection, stream: String, leader: UInt64, position: ChangePosition, empty: Bool,
+                             expectedLast: UInt64) throws -> UInt64 {
+        let data = Array("{\"empty\":\(empty)}".utf8)
+        var message: OpaquePointer? = nil
+        var status = data.withUnsafeBufferPointer { natsMsg_Create(&message, ReplicationProtocol.claimSubject(stream), nil,
+                                                                   UnsafeRawPointer($0.baseAddress)?.assumingMemoryBound(to: CChar.self),
+                                                                   Int32($0.count)) }
+        guard status == NATS_OK, let message else { throw ReplicationError.status(status, "creating the claim") }
+        defer { natsMsg_Destroy(message) }
+        natsMsgHeader_Set(message, ReplicationHeaders.leader, ReplicationProtocol.hex(leader))
+        natsMsgHeader_Set(message, ReplicationHeaders.position, position.token)
+        var publishOptions = jsPubOptions()
+        jsPubOptions_Init(&publishOptions)
+        publishOptions.ExpectLastSeq = expectedLast
+        var ack: UnsafeMutablePointer<jsPubAck>? = nil
+        var code = jsErrCode(rawValue: 0)
+        status = js_PublishMsg(&ack, connection.jetStream, message, &publishOptions, &code)
+        guard status == NATS_OK, let ack else {
+            if code == JSStreamWrongLastSequenceErr {
+                // A retry of a claim whose acknowledgement was lost finds its own claim last.
+                if let last = try connection.message(stream, lastOn: ReplicationProtocol.claimSubject(stream)),
+                   last.leader == ReplicationProtocol.hex(leader) {
+                    return last.sequence
+                }
+                throw ReplicationError(.notLeader, "stream \(stream) moved past sequence \(expectedLast) while this store claimed it: "
+                    + "another leader is publishing")
+            }
+            throw ReplicationError.status(status, "claiming stream \(stream)", code: code)
+        }
+        defer { jsPubAck_Destroy(ack) }
+        return ack.pointee.Sequence
+    }
+
+    /// Runs a store call, mapping its errors to `.store`.
+    static func storeCall<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as ReplicationError {
+            throw error
+        } catch {
+            throw ReplicationError(.store, "the store: \(error)")
+        }
+    }
+}
+
+/// The ack handler's link to its leader (set once the leader is initialized).
+final class AckBox: @unchecked Sendable {
+    weak var leader: ReplicationLeader?
+}
+
+/// JetStream's asynchronous publish result, on the client's thread.
+private let leaderAckHandler: jsPubAckHandler = { _, _, _, error, closure in
+    guard let closure else { return }
+    let box = Unmanaged<AckBox>.fromOpaque(closure).takeUnretainedValue()
+    guard let error else { return }
+    let code = error.pointee.ErrCode
+    let text = error.pointee.ErrText.map { String(cString: $0) } ?? String(cString: natsStatus_GetText(error.pointee.Err))
+    let failure = code.rawValue != 0
+        ? ReplicationError(.refused(code: Int(code.rawValue)), "JetStream refused a change: \(text) (error \(code.rawValue))")
+        : ReplicationError(.unavailable, "a change was not acknowledged: \(text)")
+    box.leader?.recordAck(failure)
+}

@@ -1,0 +1,214 @@
+import Foundation
+import Scrollback
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Finds an executable on PATH (nil when missing).
+func executableOnPath(_ name: String) -> String? {
+    for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/usr/sbin").split(separator: ":") {
+        let path = "\(directory)/\(name)"
+        if FileManager.default.isExecutableFile(atPath: path) { return path }
+    }
+    return nil
+}
+
+/// The built `scrollback` executable, next to the test binary (SCROLLBACK_CLI overrides).
+let scrollbackExecutable: String = {
+    if let path = ProcessInfo.processInfo.environment["SCROLLBACK_CLI"] { return path }
+    let me = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+    var directory = me.deletingLastPathComponent()
+    var candidates: [String] = []
+    for _ in 0..<4 {
+        candidates.append(directory.appendingPathComponent("scrollback").path)
+        directory = directory.deletingLastPathComponent()
+    }
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+}()
+
+struct ReplicationTestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A temporary directory removed at deinit.
+final class Scratch {
+    let path: String
+    init(_ prefix: String) throws {
+        var template = Array("/tmp/scrollback-\(prefix)-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw ReplicationTestFailure("mkdtemp failed")
+        }
+        path = String(cString: made)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// A child process with a stdin pipe and stdout/stderr read line by line (stderr also kept).
+final class Child {
+    let name: String
+    let process = Process()
+    private let input = Pipe()
+    private let output = Pipe()
+    private let errors = Pipe()
+    private var outPending: [UInt8] = []
+    private let errorLog = ErrorLog()
+
+    init(_ name: String, _ executable: String, _ arguments: [String]) throws {
+        self.name = name
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let handle = errors.fileHandleForReading
+        let log = errorLog
+        Thread.detachNewThread {
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { return }
+                log.append(data)
+            }
+        }
+    }
+
+    var stderrText: String { errorLog.text }
+    var pid: Int32 { process.processIdentifier }
+
+    func send(_ lines: [String]) throws {
+        let text = lines.map { $0 + "\n" }.joined()
+        try input.fileHandleForWriting.write(contentsOf: Data(text.utf8))
+    }
+
+    func closeInput() throws { try input.fileHandleForWriting.close() }
+
+    /// The next stdout line, or nil when the process closed its output or `seconds` passed.
+    func nextLine(within seconds: Double) -> String? {
+        let deadline = Date().addingTimeInterval(seconds)
+        let fd = output.fileHandleForReading.fileDescriptor
+        while true {
+            if let newline = outPending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: outPending[..<newline], as: UTF8.self)
+                outPending.removeSubrange(...newline)
+                return line
+            }
+            let left = deadline.timeIntervalSinceNow
+            if left <= 0 { return nil }
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&poller, 1, Int32(max(1, min(left, 1) * 1000))) <= 0 { continue }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = read(fd, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return nil }
+            outPending.append(contentsOf: chunk[..<n])
+        }
+    }
+
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits for the exit (SIGKILL after `seconds`); the exit status.
+    @discardableResult
+    func wait(within seconds: Double) -> Int32 {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return -1
+        }
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// What a child wrote on stderr (appended by a reading thread).
+final class ErrorLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var bytes: [UInt8] = []
+    func append(_ data: Data) { lock.withLock { bytes.append(contentsOf: data) } }
+    var text: String { lock.withLock { String(decoding: bytes, as: UTF8.self) } }
+}
+
+/// NATS servers with JetStream on loopback ports, clustered when more than one.
+final class NATSCluster {
+    let scratch: Scratch
+    var servers: [Child?]
+    let clientPorts: [Int]
+    var urls: String { clientPorts.map { "nats://127.0.0.1:\($0)" }.joined(separator: ",") }
+
+    init(nodes: Int, executable: String) throws {
+        scratch = try Scratch("nats")
+        let base = 20_000 + Int(getpid() % 6_000) * 7 + Int.random(in: 0..<3)
+        clientPorts = (0..<nodes).map { base + $0 }
+        let routePorts = (0..<nodes).map { base + nodes + $0 }
+        servers = []
+        for node in 0..<nodes {
+            var arguments = ["-a", "127.0.0.1", "-p", "\(clientPorts[node])", "-js", "-sd", "\(scratch.path)/n\(node)",
+                             "-n", "n\(node)"]
+            if nodes > 1 {
+                let routes = routePorts.enumerated().filter { $0.offset != node }.map { "nats://127.0.0.1:\($0.element)" }
+                arguments += ["--cluster_name", "sb", "--cluster", "nats://127.0.0.1:\(routePorts[node])",
+                              "--routes", routes.joined(separator: ",")]
+            }
+            servers.append(try Child("nats-\(node)", executable, arguments))
+        }
+    }
+
+    func kill(node: Int) {
+        servers[node]?.signal(SIGKILL)
+        servers[node]?.wait(within: 5)
+        servers[node] = nil
+    }
+
+    deinit {
+        for server in servers { server?.signal(SIGKILL) }
+    }
+}
+
+/// Runs `scrollback args…` to its end; (status, stdout, stderr).
+func runTool(_ arguments: [String], stdin: String = "", within seconds: Double = 60) throws -> (Int32, String, String) {
+    let child = try Child("scrollback", scrollbackExecutable, arguments)
+    if !stdin.isEmpty { try child.send([stdin]) }
+    try child.closeInput()
+    var lines: [String] = []
+    let deadline = Date().addingTimeInterval(seconds)
+    while let line = child.nextLine(within: max(0.1, deadline.timeIntervalSinceNow)) { lines.append(line) }
+    let status = child.wait(within: max(1, deadline.timeIntervalSinceNow))
+    return (status, lines.joined(separator: "\n"), child.stderrText)
+}
+
+/// Compares every primitive of two stores over the conversations and users a workload used.
+func expectEqualStores(_ a: MessageStore, _ b: MessageStore, conversations: [String], users: [String], ids: [String],
+                       _ what: String) throws {
+    for conversation in conversations {
+        let left = try a.page(in: conversation, offset: 0, limit: 10_000, order: .oldestFirst)
+        let right = try b.page(in: conversation, offset: 0, limit: 10_000, order: .oldestFirst)
+        #expect(left.map(\.id) == right.map(\.id), "\(what): conversation \(conversation) (\(left.count) vs \(right.count) messages)")
+        if left.map(\.id) == right.map(\.id) {
+            for (l, r) in zip(left, right) where l != r { Issue.record("\(what): message \(l.id): \(l) vs \(r)") }
+        }
+        #expect(try a.count(in: conversation, after: -1) == b.count(in: conversation, after: -1), "\(what): count \(conversation)")
+        for user in users {
+            #expect(try a.unreadCount(user: user, in: conversation) == b.unreadCount(user: user, in: conversation),
+                    "\(what): unread \(user) \(conversation)")
+            #expect(try a.readMarker(user: user, conversation: conversation) == b.readMarker(user: user, conversation: conversation),
+                    "\(what): marker \(user) \(conversation)")
+        }
+    }
+    #expect(try a.conversations(limit: 1000) == b.conversations(limit: 1000), "\(what): conversation list")
+    #expect(try a.feed(conversations, limit: 1000) == b.feed(conversations, limit: 1000), "\(what): feed")
+    for user in users {
+        #expect(try a.inbox(user: user, limit: 1000) == b.inbox(user: user, limit: 1000), "\(what): inbox of \(user)")
+    }
+    for id in ids { #expect(try a.message(id: id) == b.message(id: id), "\(what): message \(id)") }
+    #expect(try a.statistics.messages == b.statistics.messages, "\(what): message count")
+}

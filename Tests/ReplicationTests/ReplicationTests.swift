@@ -1,0 +1,254 @@
+import Foundation
+import Scrollback
+import ScrollbackJSON
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Replication through NATS JetStream with real servers and real processes (README,
+/// "Replication"): a three-node JetStream cluster on loopback ports, a leader
+/// (`scrollback replicate lead`) under a write load, two followers; then a NATS node and the
+/// leader are SIGKILLed, a follower is promoted, a late follower catches up from the start, and
+/// every store is compared primitive by primitive. Also a follower that fell out of the
+/// stream's retention, resynced from a backup of another follower plus the stream.
+///
+/// Skipped (with the reason) only when `nats-server` is not installed (`make deps` installs it).
+/// Failures print the seed (SCROLLBACK_SEED replays a workload).
+@Suite(.serialized, .enabled(if: executableOnPath("nats-server") != nil, "nats-server is not installed (apt-get install nats-server)"))
+struct ReplicationTests {
+    static let conversations = (0..<8).map { "room-\($0)" }
+    static let users = ["ana", "bo", "cy", "dee"]
+
+    /// A deterministic workload of exec requests: appends (unique ids), edits and deletes of
+    /// earlier ids, read markers, joins and leaves.
+    struct Workload {
+        var random: UInt64
+        var serial = 0
+        var ids: [String] = []
+        var deletesSent: Set<String> = []
+        var conversationOf: [String: String] = [:]
+        /// What each request does (for checking acknowledged writes).
+        enum Write { case append(id: String, body: String), edit(id: String, body: String), delete(id: String), other }
+
+        init(seed: UInt64) { random = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
+
+        mutating func next(_ bound: Int) -> Int {
+            random ^= random << 13
+            random ^= random >> 7
+            random ^= random << 17
+            return Int(random % UInt64(bound))
+        }
+
+        mutating func request(prefix: String) -> (String, Write) {
+            let roll = next(100)
+            let conversation = ReplicationTests.conversations[next(ReplicationTests.conversations.count)]
+            let user = ReplicationTests.users[next(ReplicationTests.users.count)]
+            if ids.isEmpty || roll < 60 {
+                serial += 1
+                let id = "\(prefix)-\(serial)"
+                ids.append(id)
+                conversationOf[id] = conversation
+                let body = "message \(serial) from \(user) " + String(repeating: "·", count: next(40))
+                let line = #"{"op":"append","id":"\#(id)","conversation":"\#(conversation)","sender":"\#(user)","createdAt":\#(1_700_000_000_000 + next(100_000)),"kind":"text","body":"\#(body)"}"#
+                return (line, .append(id: id, body: body))
+            }
+            let id = ids[next(ids.count)]
+            switch roll {
+            case ..<72:
+                let body = "edited \(next(1_000_000))"
+                return (#"{"op":"edit","id":"\#(id)","body":"\#(body)"}"#, .edit(id: id, body: body))
+            case ..<78:
+                deletesSent.insert(id)
+                return (#"{"op":"delete","id":"\#(id)"}"#, .delete(id: id))
+            case ..<90:
+                return (#"{"op":"markRead","user":"\#(user)","conversation":"\#(conversationOf[id]!)","through":"\#(id)"}"#, .other)
+            case ..<96:
+                return (#"{"op":"join","user":"\#(user)","conversation":"\#(conversation)"}"#, .other)
+            default:
+                return (#"{"op":"leave","user":"\#(user)","conversation":"\#(conversation)"}"#, .other)
+            }
+        }
+    }
+
+    /// Sends `count` requests to a leader in pipelined chunks; returns the writes it
+    /// acknowledged ("ok":true). Stops early (returning what was acknowledged) when
+    /// `killAfter` answers arrived: then it SIGKILLs the leader mid-chunk.
+    static func drive(_ leader: Child, _ workload: inout Workload, prefix: String, count: Int, killAfter: Int? = nil)
+        throws -> [Workload.Write] {
+        var acknowledged: [Workload.Write] = []
+        var answered = 0
+        var sent = 0
+        while sent < count {
+            let chunk = min(16, count - sent)
+            var writes: [Workload.Write] = []
+            var lines: [String] = []
+            for _ in 0..<chunk {
+                let (line, write) = workload.request(prefix: prefix)
+                lines.append(line)
+                writes.append(write)
+            }
+            try leader.send(lines)
+            sent += chunk
+            for write in writes {
+                if let killAfter, answered >= killAfter {
+                    leader.signal(SIGKILL)
+                    leader.wait(within: 10)
+                    return acknowledged
+                }
+                guard let answer = leader.nextLine(within: 60) else {
+                    throw ReplicationTestFailure("leader gave no answer after \(answered): \(leader.stderrText.suffix(2000))")
+                }
+                answered += 1
+                if answer.hasPrefix("{\"ok\":true") {
+                    acknowledged.append(write)
+                } else if !answer.contains("notFound") {
+                    // notFound: an edit or delete of an id deleted before — the workload allows it.
+                    throw ReplicationTestFailure("unexpected answer \(answer)")
+                }
+            }
+        }
+        return acknowledged
+    }
+
+    static func startLeader(_ store: String, _ cluster: NATSCluster, stream: String, extra: [String] = []) throws -> Child {
+        let leader = try Child("leader", scrollbackExecutable,
+                               ["replicate", "lead", store, "--nats", cluster.urls, "--stream", stream, "--progress-ms", "0"] + extra)
+        guard let line = leader.nextLine(within: 90), line.hasPrefix("{\"op\":\"lead\"") else {
+            throw ReplicationTestFailure("the leader did not start: \(leader.stderrText.suffix(2000))")
+        }
+        return leader
+    }
+
+    static func startFollower(_ store: String, _ cluster: NATSCluster, stream: String) throws -> Child {
+        try Child("follower", scrollbackExecutable,
+                  ["replicate", "follow", store, "--nats", cluster.urls, "--stream", stream, "--progress-ms", "500"])
+    }
+
+    /// Waits until JetStream in the cluster accepts a stream of `replicas` copies (meta leader elected).
+    static func waitForJetStream(_ cluster: NATSCluster, replicas: Int) throws {
+        let deadline = Date().addingTimeInterval(60)
+        var last = ""
+        let scratch = try Scratch("probe")
+        while Date() < deadline {
+            let (status, _, errors) = try runTool(
+                ["replicate", "lead", scratch.path + "/p", "--nats", cluster.urls, "--stream", "probe",
+                 "--stream-replicas", "\(replicas)", "--progress-ms", "0"], within: 20)
+            if status == 0 { return }
+            last = errors
+            usleep(500_000)
+        }
+        throw ReplicationTestFailure("JetStream did not become ready: \(last)")
+    }
+
+    @Test func failoverKeepsEveryReplicatedWriteAndFollowersConverge() throws {
+        let seed = UInt64(ProcessInfo.processInfo.environment["SCROLLBACK_SEED"] ?? "") ?? UInt64.random(in: 1...1_000_000)
+        print("replication failover test seed \(seed) (replay: SCROLLBACK_SEED=\(seed))")
+        let cluster = try NATSCluster(nodes: 3, executable: executableOnPath("nats-server")!)
+        try Self.waitForJetStream(cluster, replicas: 3)
+        let scratch = try Scratch("replication")
+        let (leaderStore, aStore, bStore, cStore) = (scratch.path + "/leader", scratch.path + "/a", scratch.path + "/b", scratch.path + "/c")
+        let stream = "chat"
+
+        var leader = try Self.startLeader(leaderStore, cluster, stream: stream, extra: ["--stream-replicas", "3"])
+        let followerA = try Self.startFollower(aStore, cluster, stream: stream)
+        let followerB = try Self.startFollower(bStore, cluster, stream: stream)
+        var workload = Workload(seed: seed)
+
+        // Writes under load; a NATS node dies in the middle; then the leader dies mid-chunk.
+        var acknowledged = try Self.drive(leader, &workload, prefix: "m", count: 300)
+        cluster.kill(node: Int(seed % 3))
+        acknowledged += try Self.drive(leader, &workload, prefix: "m", count: 400, killAfter: 150 + Int(seed % 100))
+        #expect(acknowledged.count > 300, "seed \(seed)")
+
+        // Promote follower A: stop it cleanly, then lead on its store (it applies the rest of
+        // the stream first, then claims it).
+        followerA.signal(SIGTERM)
+        #expect(followerA.wait(within: 30) == 0, "seed \(seed): follower A stops cleanly: \(followerA.stderrText.suffix(1000))")
+        leader = try Self.startLeader(aStore, cluster, stream: stream)
+        // Every acknowledged append is in the promoted store unless a delete of it was sent.
+        let deletedAtAll = workload.deletesSent
+        do {
+            let store = try openReadOnly(aStore)
+            var missing: [String] = []
+            for write in acknowledged {
+                guard case .append(let id, let body) = write, !deletedAtAll.contains(id) else { continue }
+                guard let message = try store.message(id: id) else {
+                    missing.append(id)
+                    continue
+                }
+                if !message.edited { #expect(message.body == body, "seed \(seed): body of \(id)") }
+            }
+            #expect(missing.isEmpty, "seed \(seed): acknowledged appends missing after failover: \(missing.prefix(10))")
+            try store.close()
+        }
+
+        // The new leader takes writes; the old leader's store can no longer lead.
+        acknowledged += try Self.drive(leader, &workload, prefix: "n", count: 100)
+        try leader.closeInput()
+        #expect(leader.wait(within: 60) == 0, "seed \(seed): the promoted leader ends cleanly: \(leader.stderrText.suffix(1000))")
+        let (oldStatus, _, oldErrors) = try runTool(["replicate", "lead", leaderStore, "--nats", cluster.urls, "--stream", stream,
+                                                     "--progress-ms", "0"], within: 60)
+        #expect(oldStatus == 1 && oldErrors.contains("claimed it"), "seed \(seed): the old leader is fenced: \(oldErrors)")
+
+        // B catches up (stop, then follow to the end); C, a new follower, reads the whole stream.
+        followerB.signal(SIGTERM)
+        #expect(followerB.wait(within: 30) == 0, "seed \(seed): follower B stops cleanly")
+        for store in [bStore, cStore] {
+            let (status, _, errors) = try runTool(["replicate", "follow", store, "--nats", cluster.urls, "--stream", stream,
+                                                   "--until-caught-up", "--progress-ms", "0"], within: 120)
+            #expect(status == 0, "seed \(seed): follow \(store) --until-caught-up: \(errors)")
+        }
+
+        let a = try openReadOnly(aStore), b = try openReadOnly(bStore), c = try openReadOnly(cStore)
+        let ids = workload.ids
+        try expectEqualStores(a, b, conversations: Self.conversations, users: Self.users, ids: ids, "seed \(seed): promoted vs B")
+        try expectEqualStores(a, c, conversations: Self.conversations, users: Self.users, ids: ids, "seed \(seed): promoted vs late C")
+        #expect(try a.statistics.messages > 200, "seed \(seed)")
+        for store in [a, b, c] { try store.close() }
+    }
+
+    /// A follower whose next message the stream dropped (retention) fails with a clear
+    /// message; restored from a backup of another follower, it follows again and converges.
+    @Test func aFollowerBehindRetentionResyncsFromABackup() throws {
+        let cluster = try NATSCluster(nodes: 1, executable: executableOnPath("nats-server")!)
+        try Self.waitForJetStream(cluster, replicas: 1)
+        let scratch = try Scratch("retention")
+        let (leaderStore, upToDate, behind, restored) = (scratch.path + "/leader", scratch.path + "/g", scratch.path + "/d",
+                                                         scratch.path + "/restored")
+        let stream = "small"
+        let leader = try Self.startLeader(leaderStore, cluster, stream: stream, extra: ["--stream-max-bytes", "65536"])
+        let follower = try Self.startFollower(upToDate, cluster, stream: stream)
+        var workload = Workload(seed: 7)
+        _ = try Self.drive(leader, &workload, prefix: "r", count: 40)
+        var (status, _, errors) = try runTool(["replicate", "follow", behind, "--nats", cluster.urls, "--stream", stream,
+                                               "--until-caught-up", "--progress-ms", "0"], within: 60)
+        #expect(status == 0, "the early follower catches up: \(errors)")
+        _ = try Self.drive(leader, &workload, prefix: "s", count: 800)
+        try leader.closeInput()
+        #expect(leader.wait(within: 60) == 0)
+
+        (status, _, errors) = try runTool(["replicate", "follow", behind, "--nats", cluster.urls, "--stream", stream,
+                                           "--until-caught-up", "--progress-ms", "0"], within: 60)
+        #expect(status == 1 && errors.contains("restore a backup"), "a follower behind retention is told to resync: \(errors)")
+
+        follower.signal(SIGTERM)
+        #expect(follower.wait(within: 30) == 0)
+        (status, _, errors) = try runTool(["replicate", "follow", upToDate, "--nats", cluster.urls, "--stream", stream,
+                                           "--until-caught-up", "--progress-ms", "0"], within: 60)
+        #expect(status == 0, "\(errors)")
+        (status, _, errors) = try runTool(["backup", restored, upToDate], within: 60)
+        #expect(status == 0, "backup: \(errors)")
+        (status, _, errors) = try runTool(["replicate", "follow", restored, "--nats", cluster.urls, "--stream", stream,
+                                           "--until-caught-up", "--progress-ms", "0"], within: 60)
+        #expect(status == 0, "the restored follower follows: \(errors)")
+
+        let a = try openReadOnly(leaderStore), b = try openReadOnly(restored)
+        try expectEqualStores(a, b, conversations: Self.conversations, users: Self.users, ids: workload.ids, "leader vs restored")
+        try a.close()
+        try b.close()
+    }
+}
+
+func openReadOnly(_ path: String) throws -> MessageStore { try MessageStore(readingAt: path) }
