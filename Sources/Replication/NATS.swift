@@ -167,6 +167,8 @@ struct StreamMessage: Sendable {
     var subject: String
     var leader: String?
     var position: String?
+    /// Whether the message is its write's last change (header `Scrollback-End`).
+    var endsWrite: Bool
     var data: [UInt8]
     var sequence: UInt64
     /// Nanoseconds since the epoch when the stream stored it (0 when unknown).
@@ -181,6 +183,7 @@ struct StreamMessage: Sendable {
         }
         leader = header(ReplicationHeaders.leader)
         position = header(ReplicationHeaders.position)
+        endsWrite = header(ReplicationHeaders.end) == "1"
         let length = Int(natsMsg_GetDataLength(message))
         if length > 0, let bytes = natsMsg_GetData(message) {
             data = bytes.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }

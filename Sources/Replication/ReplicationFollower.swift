@@ -23,6 +23,8 @@ public final class ReplicationFollower: @unchecked Sendable {
     let state = NSCondition()
     // Guarded by `state`:
     var applied: UInt64
+    /// The last stream sequence received (applied, or buffered as part of an unfinished write).
+    var received: UInt64 = 0
     var appliedChanges: UInt64 = 0
     var streamLast: UInt64 = 0
     var lastAppliedTimestamp: Int64 = 0
@@ -112,10 +114,11 @@ public final class ReplicationFollower: @unchecked Sendable {
         state.unlock()
     }
 
-    /// Applies the stream until `stop()` is called (or, with `untilCaughtUp`, until it applied
-    /// the stream's last sequence as read when it started). Calls `progress` about once a
-    /// second. Throws what stopped it: `.behindRetention` when the stream no longer holds the
-    /// next sequence, `.store` when the store refused a change, `.malformed`.
+    /// Applies the stream until `stop()` is called (or, with `untilCaughtUp`, until it received
+    /// the stream's last sequence as read when it started). Applies whole writes of the leader
+    /// (`applyWholeWrites`): a write whose last change has not arrived waits. Calls `progress`
+    /// about once a second. Throws what stopped it: `.behindRetention` when the stream no
+    /// longer holds the next sequence, `.store` when the store refused a change, `.malformed`.
     public func run(untilCaughtUp: Bool = false, progress: (@Sendable (Status) -> Void)? = nil) throws {
         let stream = options.stream
         // JetStream may be electing a stream or consumer leader (a server just went away):
@@ -141,27 +144,27 @@ public final class ReplicationFollower: @unchecked Sendable {
         }
         var lastReport = Date()
         var lastInfo = Date()
-        var batch: [StreamMessage] = []
+        var buffer: [StreamMessage] = []
         while true {
             if isStopping { return }
-            if untilCaughtUp && appliedSequence >= target { return }
-            batch.removeAll(keepingCapacity: true)
+            if untilCaughtUp && next > target { return }
             var message: OpaquePointer? = nil
             let status = natsSubscription_NextMsg(&message, subscription, 200)
             if status == NATS_OK, let first = message {
-                batch.append(StreamMessage(first))
-                natsMsg_Destroy(first)
+                var received = 0
+                try accept(first, into: &buffer, expecting: &next)
                 var pending: Int32 = 0
-                while batch.count < options.batchSize,
+                while received < options.batchSize,
                       natsSubscription_GetPending(subscription, &pending, nil) == NATS_OK, pending > 0,
                       natsSubscription_NextMsg(&message, subscription, 10) == NATS_OK, let more = message {
-                    batch.append(StreamMessage(more))
-                    natsMsg_Destroy(more)
+                    try accept(more, into: &buffer, expecting: &next)
+                    received += 1
                 }
-                try apply(batch, expecting: &next)
+                try applyWholeWrites(&buffer)
             } else if status != NATS_TIMEOUT {
                 throw ReplicationError.status(status, "reading stream \(stream)")
             }
+            setReceived(next - 1)
             let now = Date()
             if now.timeIntervalSince(lastInfo) >= 1, let info = try? connection.streamState(stream) {
                 setStreamLast(info.last)
@@ -172,6 +175,20 @@ public final class ReplicationFollower: @unchecked Sendable {
                 lastReport = now
             }
         }
+    }
+
+    /// Takes a delivered message (and frees it): a message delivered again after a consumer
+    /// reset is dropped; a gap means the stream dropped messages this store needs.
+    func accept(_ delivered: OpaquePointer, into buffer: inout [StreamMessage], expecting next: inout UInt64) throws {
+        let message = StreamMessage(delivered)
+        natsMsg_Destroy(delivered)
+        if message.sequence < next { return }
+        guard message.sequence == next else {
+            throw ReplicationError(.behindRetention, "stream \(options.stream) skipped from sequence \(next) to "
+                + "\(message.sequence) (dropped by its retention): restore a backup of a replica, then follow again")
+        }
+        next += 1
+        buffer.append(message)
     }
 
     /// Runs `body` again while it fails as `.unavailable` (a timeout, no responders), every
@@ -196,6 +213,19 @@ public final class ReplicationFollower: @unchecked Sendable {
         state.lock()
         defer { state.unlock() }
         return stopping
+    }
+
+    func setReceived(_ sequence: UInt64) {
+        state.lock()
+        received = max(received, sequence)
+        state.unlock()
+    }
+
+    /// The last stream sequence this follower has received (a claim that follows must expect it).
+    var receivedSequence: UInt64 {
+        state.lock()
+        defer { state.unlock() }
+        return max(received, applied)
     }
 
     func setStreamLast(_ last: UInt64) {
@@ -225,26 +255,29 @@ public final class ReplicationFollower: @unchecked Sendable {
         return subscription
     }
 
-    /// Applies one batch of stream messages (claims move the mark only) atomically with the
-    /// mark of its last message.
-    func apply(_ messages: [StreamMessage], expecting next: inout UInt64) throws {
+    /// Most changes of one leader write applied at once: a write larger than this (a bulk load)
+    /// is applied in parts.
+    static let largestWholeWrite = 50_000
+
+    /// Applies the buffered messages up to the last that ends a leader's write (a change with
+    /// `Scrollback-End`, or a claim), atomically with the mark of that message, and keeps the
+    /// rest (an unfinished write). A claim discards an unfinished write before it: its leader
+    /// stopped before publishing all of it, so it was never replicated (and every follower
+    /// drops it alike).
+    func applyWholeWrites(_ buffer: inout [StreamMessage]) throws {
         var changes: [Change] = []
+        var unfinished: [Change] = []
         var currentLeader = status.leader
-        var last: StreamMessage? = nil
-        for message in messages {
-            if message.sequence < next { continue }   // delivered again after a consumer reset
-            guard message.sequence == next else {
-                throw ReplicationError(.behindRetention, "stream \(options.stream) skipped from sequence \(next) to "
-                    + "\(message.sequence) (dropped by its retention): restore a backup of a replica, then follow again")
-            }
-            next += 1
-            last = message
+        var cut: Int? = nil
+        for (index, message) in buffer.enumerated() {
             if message.subject == ReplicationProtocol.claimSubject(options.stream) {
-                if message.sequence == 1, appliedChanges == 0, applied == 0, message.data != Array("{\"empty\":true}".utf8) {
+                if message.sequence == 1, message.data != Array("{\"empty\":true}".utf8) {
                     throw ReplicationError(.divergent, "the stream's first leader held data before its claim, which the stream "
                         + "does not carry: start this store from a backup of a follower")
                 }
                 currentLeader = message.leader
+                unfinished = []
+                cut = index
                 continue
             }
             // A follower resuming mid-term learns the leader from its first change (JetStream's
@@ -255,17 +288,24 @@ public final class ReplicationFollower: @unchecked Sendable {
                     + "but leader \(currentLeader ?? "none") holds the stream")
             }
             do {
-                changes.append(try ChangeJSON.decode(line: message.data))
+                unfinished.append(try ChangeJSON.decode(line: message.data))
             } catch {
                 throw ReplicationError(.malformed, "stream message \(message.sequence) is not a change: \(error)")
             }
+            if message.endsWrite || unfinished.count >= Self.largestWholeWrite {
+                changes += unfinished
+                unfinished = []
+                cut = index
+            }
         }
-        guard let last else { return }
+        guard let cut else { return }
+        let last = buffer[cut]
         do {
             try store.apply(changes, mark: ReplicaMark(source: source, sequence: last.sequence))
         } catch {
             throw ReplicationError(.store, "applying stream messages up to \(last.sequence): \(error)")
         }
+        buffer.removeFirst(cut + 1)
         state.lock()
         applied = last.sequence
         appliedChanges += UInt64(changes.count)

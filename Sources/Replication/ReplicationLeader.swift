@@ -103,7 +103,9 @@ public final class ReplicationLeader: @unchecked Sendable {
             // Follow to the stream's end (nothing to do on a new stream), then claim.
             let follower = try ReplicationFollower(store: store, options: options, connection: connection, ownsConnection: false)
             try follower.catchUp(progress: progress)
-            let applied = follower.appliedSequence
+            // The claim follows every message received; an unfinished write at the stream's end
+            // (a leader that died while publishing it) is dropped by everyone at the claim.
+            let applied = follower.receivedSequence
             let empty = try Self.storeCall { try store.statistics.messages == 0 && store.statistics.conversations == 0 }
             let position = try Self.storeCall { try store.changePosition() }
             let id = ReplicationProtocol.newLeaderID()
@@ -203,17 +205,39 @@ public final class ReplicationLeader: @unchecked Sendable {
             return
         }
         var idle = 0
+        // The last write read may continue past a full read: its changes wait here, so that
+        // the stream marks every write's last change (followers apply writes whole).
+        var carried: [Change] = []
         while !isStopping {
             do {
-                let changes = try Self.storeCall { try reader.read(limit: options.batchSize) }
-                if changes.isEmpty {
+                let read = try Self.storeCall { try reader.read(limit: options.batchSize) }
+                if read.isEmpty && carried.isEmpty {
                     advance(to: reader.position, sequence: expected, published: 0)
                     idle = min(idle + 1, 20)
                     usleep(UInt32(idle < 10 ? 200 : 1_000))
                     continue
                 }
                 idle = 0
-                if let error = publish(changes, expectedLast: expected) {
+                let more = read.count >= options.batchSize
+                var changes = carried + read
+                carried = []
+                var lastIsEnd = true
+                if more, let last = changes.last {
+                    let tail = changes.lastIndex { $0.position.transaction != last.position.transaction }.map { $0 + 1 } ?? 0
+                    if tail > 0 {
+                        carried = Array(changes[tail...])
+                        changes.removeSubrange(tail...)
+                    } else if changes.count < ReplicationFollower.largestWholeWrite {
+                        carried = changes   // one write so far: the next read tells whether it ends
+                        continue
+                    } else {
+                        lastIsEnd = false   // a write larger than followers apply whole: in parts
+                    }
+                }
+                let ends = changes.indices.map { i in
+                    i + 1 < changes.count ? changes[i + 1].position.transaction != changes[i].position.transaction : lastIsEnd
+                }
+                if let error = publish(changes, ends: ends, expectedLast: expected) {
                     // A failed publish or acknowledgement: read where the stream ends and go on
                     // from there (the stream is the truth about what was replicated).
                     if case .refused(let code) = error.kind, code == Int(JSStreamWrongLastSequenceErr.rawValue) {
@@ -221,12 +245,13 @@ public final class ReplicationLeader: @unchecked Sendable {
                     }
                     let (resume, last) = try resynchronize(after: error)
                     expected = last
+                    carried = []
                     reader = try Self.storeCall { try store.changeReader(after: resume) }
                     advance(to: resume, sequence: last, published: 0, resync: true)
                     continue
                 }
                 expected += UInt64(changes.count)
-                advance(to: reader.position, sequence: expected, published: changes.count)
+                advance(to: carried.isEmpty ? reader.position : changes.last!.position, sequence: expected, published: changes.count)
             } catch {
                 fail(error as? ReplicationError ?? ReplicationError(.store, "\(error)"))
                 return
@@ -257,15 +282,15 @@ public final class ReplicationLeader: @unchecked Sendable {
         state.unlock()
     }
 
-    /// Publishes `changes` asynchronously, each expecting the one before it as the stream's
+    /// Publishes `changes` asynchronously (`ends[i]`: change i is its write's last), each expecting the one before it as the stream's
     /// last message, then waits for every acknowledgement. Nil when all were stored.
-    func publish(_ changes: [Change], expectedLast: UInt64) -> ReplicationError? {
+    func publish(_ changes: [Change], ends: [Bool], expectedLast: UInt64) -> ReplicationError? {
         ackErrors.lock()
         firstAckError = nil
         ackErrors.unlock()
         var expected = expectedLast
         let leader = ReplicationProtocol.hex(leaderID)
-        for change in changes {
+        for (change, end) in zip(changes, ends) {
             let subject = ReplicationProtocol.changeSubject(
                 options.stream, partition: ReplicationProtocol.partition(of: change.conversation, partitions: options.partitions))
             let data = Array(ChangeJSON.encode(change).utf8)
@@ -275,6 +300,7 @@ public final class ReplicationLeader: @unchecked Sendable {
             guard status == NATS_OK, let created = message else { return ReplicationError.status(status, "creating a stream message") }
             natsMsgHeader_Set(created, ReplicationHeaders.leader, leader)
             natsMsgHeader_Set(created, ReplicationHeaders.position, change.position.token)
+            if end { natsMsgHeader_Set(created, ReplicationHeaders.end, "1") }
             var publishOptions = jsPubOptions()
             jsPubOptions_Init(&publishOptions)
             publishOptions.ExpectLastSeq = expected

@@ -6,7 +6,9 @@ import Scrollback
 /// - A **change** is one stream message on subject `<stream>.p<k>`, `k` = the conversation's
 ///   partition (`ReplicationProtocol.partition`), data = the change as `ChangeJSON`, headers
 ///   `Scrollback-Leader` (the publishing leader's id, 16 hex digits) and `Scrollback-Position`
-///   (the change's position token in the leader's store).
+///   (the change's position token in the leader's store), and `Scrollback-End: 1` on the last
+///   change of each of the leader's writes (a follower applies whole writes: a change without
+///   it is followed by more of the same write).
 /// - A **claim** is a message on subject `<stream>.lead` that starts a leader's term: headers
 ///   `Scrollback-Leader` (the new leader's id) and `Scrollback-Position` (its store's change
 ///   position at the claim: it publishes every change after it), data `{"empty":true|false}`
@@ -20,6 +22,7 @@ import Scrollback
 enum ReplicationHeaders {
     static let leader = "Scrollback-Leader"
     static let position = "Scrollback-Position"
+    static let end = "Scrollback-End"
 }
 
 enum ReplicationProtocol {

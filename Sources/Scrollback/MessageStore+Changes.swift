@@ -42,6 +42,12 @@ public struct ChangePosition: Sendable, Hashable, Comparable, CustomStringConver
 
     public var description: String { token }
 
+    /// Which committed write the change belongs to: the changes of one write (one `write`
+    /// batch, one `apply`, one bulk load) share it, and consecutive writes differ. Opaque
+    /// beyond that (it is where the write begins in the log); a replica uses it to apply a
+    /// leader's writes whole.
+    public var transaction: UInt64 { point.transactionStart }
+
     public static func < (a: ChangePosition, b: ChangePosition) -> Bool { a.point < b.point }
 }
 

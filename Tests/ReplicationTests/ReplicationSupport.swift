@@ -138,6 +138,30 @@ final class ErrorLog: @unchecked Sendable {
     var text: String { lock.withLock { String(decoding: bytes, as: UTF8.self) } }
 }
 
+/// `count` distinct TCP ports the kernel reports free on loopback (bound together, then released).
+func freePorts(_ count: Int) throws -> [Int] {
+    var sockets: [Int32] = []
+    defer { for fd in sockets { close(fd) } }
+    var ports: [Int] = []
+    for _ in 0..<count {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ReplicationTestFailure("socket failed") }
+        sockets.append(fd)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0 else { throw ReplicationTestFailure("bind failed") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            getsockname(fd, $0, &length) } }
+        ports.append(Int(UInt16(bigEndian: address.sin_port)))
+    }
+    return ports
+}
+
 /// NATS servers with JetStream on loopback ports, clustered when more than one.
 final class NATSCluster {
     let scratch: Scratch
@@ -147,9 +171,9 @@ final class NATSCluster {
 
     init(nodes: Int, executable: String) throws {
         scratch = try Scratch("nats")
-        let base = 20_000 + Int(getpid() % 6_000) * 7 + Int.random(in: 0..<3)
-        clientPorts = (0..<nodes).map { base + $0 }
-        let routePorts = (0..<nodes).map { base + nodes + $0 }
+        let ports = try freePorts(2 * nodes)
+        clientPorts = Array(ports[..<nodes])
+        let routePorts = Array(ports[nodes...])
         servers = []
         for node in 0..<nodes {
             var arguments = ["-a", "127.0.0.1", "-p", "\(clientPorts[node])", "-js", "-sd", "\(scratch.path)/n\(node)",

@@ -1,6 +1,7 @@
 import Foundation
 import Scrollback
 import ScrollbackJSON
+import ScrollbackReplication
 import Testing
 
 #if canImport(Glibc)
@@ -66,8 +67,20 @@ struct ReplicationTests {
                 return (#"{"op":"markRead","user":"\#(user)","conversation":"\#(conversationOf[id]!)","through":"\#(id)"}"#, .other)
             case ..<96:
                 return (#"{"op":"join","user":"\#(user)","conversation":"\#(conversation)"}"#, .other)
-            default:
+            case ..<98:
                 return (#"{"op":"leave","user":"\#(user)","conversation":"\#(conversation)"}"#, .other)
+            default:
+                // One write of several changes: followers apply it whole.
+                var ops: [String] = []
+                for _ in 0..<3 {
+                    serial += 1
+                    let id = "\(prefix)-\(serial)"
+                    ids.append(id)
+                    conversationOf[id] = conversation
+                    ops.append(#"{"op":"append","id":"\#(id)","conversation":"\#(conversation)","sender":"\#(user)","createdAt":\#(1_700_000_000_000 + next(100_000)),"kind":"text","body":"batched \#(serial)"}"#)
+                }
+                ops.append(#"{"op":"markRead","user":"\#(user)","conversation":"\#(conversation)","through":"\#(prefix)-\#(serial)"}"#)
+                return (#"{"op":"batch","ops":[\#(ops.joined(separator: ","))]}"#, .other)
             }
         }
     }
@@ -248,6 +261,69 @@ struct ReplicationTests {
         try expectEqualStores(a, b, conversations: Self.conversations, users: Self.users, ids: workload.ids, "leader vs restored")
         try a.close()
         try b.close()
+    }
+
+    // In-process leader and follower on one server: a follower applies the leader's writes
+    // whole (never a part of a batch), also when a write is larger than the leader's and the
+    // follower's batches, and ends equal to the leader.
+
+    static func changes(_ store: MessageStore, after start: ChangePosition) throws -> [Change] {
+        var all: [Change] = []
+        var position = start
+        while true {
+            let page = try store.changes(after: position, limit: 1000)
+            all += page.changes
+            position = page.next
+            if page.changes.isEmpty { return all }
+        }
+    }
+
+    /// Indices where a new write starts.
+    static func boundaries(_ changes: [Change]) -> Set<Int> {
+        Set(changes.indices.dropFirst().filter { changes[$0].position.transaction != changes[$0 - 1].position.transaction })
+    }
+
+    @Test func followersApplyWholeWrites() throws {
+        let cluster = try NATSCluster(nodes: 1, executable: executableOnPath("nats-server")!)
+        try Self.waitForJetStream(cluster, replicas: 1)
+        let scratch = try Scratch("whole")
+        var options = ReplicationOptions(servers: cluster.urls, stream: "whole")
+        options.batchSize = 4
+        let leaderStore = try MessageStore(path: scratch.path + "/leader")
+        let leaderStart = try leaderStore.changePosition()
+        let leader = try ReplicationLeader(store: leaderStore, options: options)
+        leader.start()
+        var serial = 0
+        for round in 0..<60 {
+            try leaderStore.write { batch in
+                for _ in 0..<(1 + round % 11) {
+                    serial += 1
+                    batch.append(Message(id: "w\(serial)", conversation: "c\(serial % 5)", sender: "s", createdAt: Int64(serial),
+                                         body: "write \(round)"))
+                    if serial % 4 == 0 { batch.markRead(user: "u", conversation: "c\(serial % 5)", through: "w\(serial)") }
+                }
+            }
+        }
+        try leader.waitUntilReplicated(try leaderStore.changePosition())
+        leader.stop()
+
+        options.batchSize = 3
+        let followerStore = try MessageStore(path: scratch.path + "/follower")
+        let followerStart = try followerStore.changePosition()
+        let follower = try ReplicationFollower(store: followerStore, options: options)
+        try follower.run(untilCaughtUp: true)
+        let leaderChanges = try Self.changes(leaderStore, after: leaderStart)
+        let followerChanges = try Self.changes(followerStore, after: followerStart)
+        #expect(followerChanges.count == leaderChanges.count, "follower \(followerChanges.count) changes, leader \(leaderChanges.count), status \(follower.status), leader \(leader.status)")
+        #expect(followerChanges.map(\.operation) == leaderChanges.map(\.operation))
+        let followerWrites = Self.boundaries(followerChanges)
+        #expect(followerWrites.isSubset(of: Self.boundaries(leaderChanges)),
+                "a follower's write ends inside a leader's write: \(followerWrites.subtracting(Self.boundaries(leaderChanges)).sorted().prefix(5))")
+        #expect(followerWrites.count > 5, "the follower applied in several writes (\(followerWrites.count))")
+        try expectEqualStores(leaderStore, followerStore, conversations: (0..<5).map { "c\($0)" }, users: ["u"],
+                              ids: (1...serial).map { "w\($0)" }, "whole writes")
+        try followerStore.close()
+        try leaderStore.close()
     }
 }
 
