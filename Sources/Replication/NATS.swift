@@ -23,6 +23,9 @@ public struct ReplicationError: Error, Sendable, CustomStringConvertible, Equata
         case divergent
         /// A stream message this build cannot read.
         case malformed
+        /// A change is larger than the NATS server accepts (`max_payload`, default 1 MiB):
+        /// raise the server's limit or lower `StoreOptions.maxBodyBytes`. The leader stops at it.
+        case changeTooLarge
         /// The store refused a change (its own error is in the text).
         case store
     }

@@ -239,9 +239,15 @@ public final class ReplicationLeader: @unchecked Sendable {
                 }
                 if let error = publish(changes, ends: ends, expectedLast: expected) {
                     // A failed publish or acknowledgement: read where the stream ends and go on
-                    // from there (the stream is the truth about what was replicated).
-                    if case .refused(let code) = error.kind, code == Int(JSStreamWrongLastSequenceErr.rawValue) {
+                    // from there (the stream is the truth about what was replicated). What
+                    // retrying cannot fix (a change too large, another refusal) stops the leader.
+                    switch error.kind {
+                    case .refused(let code) where code == Int(JSStreamWrongLastSequenceErr.rawValue):
                         try checkStillLeader()
+                    case .changeTooLarge, .refused(code: Int(JSStreamMessageExceedsMaximumErr.rawValue)):
+                        throw error
+                    default:
+                        break   // unavailable, or JetStream busy electing: resynchronize
                     }
                     let (resume, last) = try resynchronize(after: error)
                     expected = last
@@ -309,6 +315,11 @@ public final class ReplicationLeader: @unchecked Sendable {
             if let message { natsMsg_Destroy(message) }   // not taken by the client (failed)
             guard status == NATS_OK else {
                 _ = waitForAcknowledgements()
+                if status == NATS_MAX_PAYLOAD {
+                    return ReplicationError(.changeTooLarge, "the change at position \(change.position.token) encodes to "
+                        + "\(data.count) bytes, more than the NATS server's max_payload (\(natsConnection_GetMaxPayload(connection.connection)) "
+                        + "bytes): raise max_payload or lower StoreOptions.maxBodyBytes; replication stops at this change")
+                }
                 return ReplicationError.status(status, "publishing to stream \(options.stream)")
             }
             expected += 1

@@ -169,7 +169,8 @@ final class NATSCluster {
     let clientPorts: [Int]
     var urls: String { clientPorts.map { "nats://127.0.0.1:\($0)" }.joined(separator: ",") }
 
-    init(nodes: Int, executable: String) throws {
+    /// `configuration`: text of a server configuration file every node also reads.
+    init(nodes: Int, executable: String, configuration: String? = nil) throws {
         scratch = try Scratch("nats")
         let ports = try freePorts(2 * nodes)
         clientPorts = Array(ports[..<nodes])
@@ -178,6 +179,11 @@ final class NATSCluster {
         for node in 0..<nodes {
             var arguments = ["-a", "127.0.0.1", "-p", "\(clientPorts[node])", "-js", "-sd", "\(scratch.path)/n\(node)",
                              "-n", "n\(node)"]
+            if let configuration {
+                let file = "\(scratch.path)/n\(node).conf"
+                try configuration.write(toFile: file, atomically: true, encoding: .utf8)
+                arguments += ["-c", file]
+            }
             if nodes > 1 {
                 let routes = routePorts.enumerated().filter { $0.offset != node }.map { "nats://127.0.0.1:\($0.element)" }
                 arguments += ["--cluster_name", "sb", "--cluster", "nats://127.0.0.1:\(routePorts[node])",

@@ -325,6 +325,29 @@ struct ReplicationTests {
         try followerStore.close()
         try leaderStore.close()
     }
+
+    /// A change larger than the server's max_payload stops the leader with a typed error
+    /// naming the limit (it can neither skip nor split it); nothing after it is published.
+    @Test func aChangeLargerThanMaxPayloadStopsTheLeader() throws {
+        let cluster = try NATSCluster(nodes: 1, executable: executableOnPath("nats-server")!, configuration: "max_payload: 8192\n")
+        try Self.waitForJetStream(cluster, replicas: 1)
+        let scratch = try Scratch("payload")
+        let store = try MessageStore(path: scratch.path + "/leader")
+        let leader = try ReplicationLeader(store: store, options: ReplicationOptions(servers: cluster.urls, stream: "big"))
+        leader.start()
+        try store.append(Message(id: "small", conversation: "c", sender: "s", createdAt: 1, body: "fits"))
+        try leader.waitUntilReplicated(try store.changePosition())
+        try store.append(Message(id: "large", conversation: "c", sender: "s", createdAt: 2, body: String(repeating: "x", count: 20_000)))
+        do {
+            try leader.waitUntilReplicated(try store.changePosition(), timeout: .seconds(30))
+            Issue.record("a change over max_payload was reported replicated")
+        } catch let error as ReplicationError {
+            #expect(error.kind == .changeTooLarge && error.description.contains("max_payload"), "\(error)")
+        }
+        #expect(leader.status.failure?.kind == .changeTooLarge)
+        leader.stop()
+        try store.close()
+    }
 }
 
 func openReadOnly(_ path: String) throws -> MessageStore { try MessageStore(readingAt: path) }
