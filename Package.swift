@@ -24,6 +24,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Scrollback", targets: ["Scrollback"]),
+        .library(name: "ScrollbackReplication", targets: ["ScrollbackReplication"]),
         .executable(name: "scrollback", targets: ["ScrollbackCLI"]),
         .executable(name: "scrollback-crash", targets: ["ScrollbackCrashTool"]),
     ],

@@ -14,7 +14,9 @@ import Glibc
 //                        and per send the time until JetStream acknowledged it (replicated);
 //   3. follower lag    — from the start of each send to the moment a follower (in this process,
 //                        on its own store) has applied it, measured during 2;
-//   4. apply rate      — a new follower catching up on `--catch-up` changes already in the stream.
+//   4. publish rate    — `--catch-up` appends written in atomic batches of 1,000, until JetStream
+//                        acknowledged all of them (the leader's throughput);
+//   5. apply rate      — a new follower catching up on those changes (and the sends') from the stream.
 // Usage: scrollback-replication-bench [--rate 200] [--seconds 10] [--catch-up 50000] [--dir PATH]
 
 struct Options {
@@ -201,6 +203,7 @@ func runBenchmark() throws {
 
     // 4. A new follower catching up on `catchUp` changes (written in batches of 1,000).
     var written = 0
+    let publishStart = now()
     while written < options.catchUp {
         try leaderStore.write { batch in
             for n in written..<min(options.catchUp, written + 1000) { batch.append(message(n, prefix: "c")) }
@@ -208,6 +211,7 @@ func runBenchmark() throws {
         written = min(options.catchUp, written + 1000)
     }
     try leader!.waitUntilReplicated(try leaderStore.changePosition(), timeout: .seconds(300))
+    let publishNanoseconds = now() - publishStart
     let lateStore = try openStore(options.directory + "/late")
     let late = try ReplicationFollower(store: lateStore, options: replication)
     let catchUpStart = now()
@@ -229,6 +233,8 @@ func runBenchmark() throws {
     print("| replication lag: send to applied on a follower | \(format(lagPercentiles.p50)) | \(format(lagPercentiles.p99)) |")
     print(String(format: "follower apply rate: %d changes caught up in %.2f s = %.0f changes/s (batches of %d)", caughtUp,
                  Double(catchUpNanoseconds) / 1e9, Double(caughtUp) / (Double(catchUpNanoseconds) / 1e9), replication.batchSize))
+    print(String(format: "leader publish rate: %d changes written in atomic batches of 1,000 and acknowledged by JetStream in %.2f s = %.0f changes/s",
+                 options.catchUp, Double(publishNanoseconds) / 1e9, Double(options.catchUp) / (Double(publishNanoseconds) / 1e9)))
     print("lag samples: \(lagSamples.count) of \(count) sends")
     try lateStore.close()
     try followerStore.close()

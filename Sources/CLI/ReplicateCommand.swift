@@ -68,7 +68,8 @@ struct Replicate: ParsableCommand {
                 on stdin (the contract of `scrollback exec`) and answers each on stdout; with --ack \
                 replicated (the default) a write's answer is printed only after JetStream acknowledged \
                 it, with --ack local once it is durable in the store. Progress lines on stderr: \
-                {"role":"leader","sequence":N,"published":N,"resyncs":N,"caughtUp":true|false}. \
+                {"role":"leader","sequence":N,"published":N,"resyncs":N,"caughtUp":true|false,\
+                "lagSeconds":S} (S: how long changes have waited for JetStream, sampled per line). \
                 End of stdin: waits until every change is replicated, then exits 0. SIGINT or SIGTERM: \
                 stops publishing, closes the store, exits 0. Exit 1 when it cannot lead (another \
                 store claimed the stream since, JetStream unreachable) or stops leading.
@@ -125,13 +126,18 @@ struct Replicate: ParsableCommand {
             let every = connection.progressMilliseconds
             if every > 0 {
                 Thread.detachNewThread {
+                    var lastCaughtUp = Date()
                     while true {
                         usleep(UInt32(every) * 1000)
                         let status = leader.status
                         let caughtUp = (try? status.replicatedPosition >= store.changePosition()) ?? false
+                        if caughtUp { lastCaughtUp = Date() }
+                        // Lag: how long the store has had changes JetStream has not acknowledged
+                        // (sampled at each progress line).
+                        let lag = caughtUp ? 0 : Date().timeIntervalSince(lastCaughtUp)
                         Replicate.progress([("role", "\"leader\""), ("sequence", "\(status.acknowledgedSequence)"),
                                             ("published", "\(status.publishedChanges)"), ("resyncs", "\(status.resyncs)"),
-                                            ("caughtUp", "\(caughtUp)")])
+                                            ("caughtUp", "\(caughtUp)"), ("lagSeconds", String(format: "%.3f", lag))])
                         if status.failure != nil { return }
                     }
                 }
