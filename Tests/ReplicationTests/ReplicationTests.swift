@@ -170,10 +170,10 @@ struct ReplicationTests {
         var workload = Workload(seed: seed)
 
         // Writes under load; a NATS node dies in the middle; then the leader dies mid-chunk.
-        var acknowledged = try Self.drive(leader, &workload, prefix: "m", count: 300)
+        var acknowledged = try Self.drive(leader, &workload, prefix: "m", count: 200)
         cluster.kill(node: Int(seed % 3))
-        acknowledged += try Self.drive(leader, &workload, prefix: "m", count: 400, killAfter: 150 + Int(seed % 100))
-        #expect(acknowledged.count > 300, "seed \(seed)")
+        acknowledged += try Self.drive(leader, &workload, prefix: "m", count: 300, killAfter: 100 + Int(seed % 100))
+        #expect(acknowledged.count > 200, "seed \(seed)")
 
         // Promote follower A: stop it cleanly, then lead on its store (it applies the rest of
         // the stream first, then claims it).
@@ -198,7 +198,7 @@ struct ReplicationTests {
         }
 
         // The new leader takes writes; the old leader's store can no longer lead.
-        acknowledged += try Self.drive(leader, &workload, prefix: "n", count: 100)
+        acknowledged += try Self.drive(leader, &workload, prefix: "n", count: 60)
         try leader.closeInput()
         #expect(leader.wait(within: 60) == 0, "seed \(seed): the promoted leader ends cleanly: \(leader.stderrText.suffix(1000))")
         let (oldStatus, _, oldErrors) = try runTool(["replicate", "lead", leaderStore, "--nats", cluster.urls, "--stream", stream,
@@ -218,7 +218,7 @@ struct ReplicationTests {
         let ids = workload.ids
         try expectEqualStores(a, b, conversations: Self.conversations, users: Self.users, ids: ids, "seed \(seed): promoted vs B")
         try expectEqualStores(a, c, conversations: Self.conversations, users: Self.users, ids: ids, "seed \(seed): promoted vs late C")
-        #expect(try a.statistics.messages > 200, "seed \(seed)")
+        #expect(try a.statistics.messages > 120, "seed \(seed)")
         for store in [a, b, c] { try store.close() }
     }
 

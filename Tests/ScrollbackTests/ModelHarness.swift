@@ -204,6 +204,10 @@ final class ModelHarness {
     /// its reading stands in the store's change stream.
     var replica: MessageStore?
     var replicaPosition: ChangePosition?
+    /// Pages the replica applied, and the replica mark the last marked page set (every other
+    /// page goes through `apply(_:mark:)`).
+    var replicaPages: UInt64 = 0
+    var replicaMark: ReplicaMark?
     var counters: [String: Int] = [:]
 
     static let longConversation = "c-" + String(repeating: "L", count: 253)
@@ -785,7 +789,14 @@ final class ModelHarness {
             while true {
                 let changes = try reader.read(limit: int(1...300))
                 if changes.isEmpty { break }
-                try replica.apply(changes)
+                replicaPages += 1
+                if replicaPages % 2 == 0 {
+                    let mark = ReplicaMark(source: 9, sequence: replicaPages)
+                    try replica.apply(changes, mark: mark)
+                    replicaMark = mark
+                } else {
+                    try replica.apply(changes)
+                }
                 count("changes applied to the replica", changes.count)
             }
             replicaPosition = reader.position
@@ -802,6 +813,8 @@ final class ModelHarness {
             let expected = dump(of: model)
             let actual = try dump(of: replica)
             if actual != expected { fail("the replica fed by the change stream differs from the model: \(actual.difference(from: expected))") }
+            let mark = try replica.replicaMark()
+            if mark != replicaMark { fail("the replica's mark is \(String(describing: mark)), its last apply(_:mark:) set \(String(describing: replicaMark))") }
             count("replica comparisons")
         } catch {
             fail("reading the replica failed: \(error)")
