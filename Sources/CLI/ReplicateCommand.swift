@@ -103,6 +103,10 @@ struct Replicate: ParsableCommand {
             options.streamReplicas = streamReplicas
             options.streamMaxBytes = streamMaxBytes
             let store = try openStore(self.store, command: "replicate lead")
+            // A signal during the catch-up before the claim ends the process at once: every
+            // batch applied so far is an atomic commit, and nothing was claimed.
+            let shutdown = LeaderShutdown(store: store)
+            signals.onSignal { shutdown.signalled() }
             let leader: ReplicationLeader
             do {
                 leader = try ReplicationLeader(store: store, options: options) { status in
@@ -113,16 +117,11 @@ struct Replicate: ParsableCommand {
                 try? store.close()
                 throw Replicate.mapped(error)
             }
+            shutdown.leading(leader)
             leader.start()
             let out = Output.standardOutput
             out.line("{\"op\":\"lead\",\"leader\":\"\(String(leader.leaderID, radix: 16))\",\"claim\":\(leader.claimSequence)}")
             out.flush()
-            signals.onSignal {
-                leader.stop()
-                try? store.close()
-                out.flush()
-                Glibc.exit(0)
-            }
             let every = connection.progressMilliseconds
             if every > 0 {
                 Thread.detachNewThread {
@@ -142,17 +141,14 @@ struct Replicate: ParsableCommand {
                     }
                 }
             }
-            // Answers wait in `held` until what they acknowledge is replicated.
+            // Answers wait in `held` until what they acknowledge is replicated (--ack local:
+            // until the leader is known to still lead). Answers never printed acknowledge nothing.
             var held: [String] = []
             var heldThrough: ChangePosition? = nil
             func release() throws {
+                if let failure = leader.status.failure { throw Replicate.mapped(failure) }
                 if let position = heldThrough, ack == "replicated" {
-                    do {
-                        try leader.waitUntilReplicated(position, timeout: .seconds(120))
-                    } catch {
-                        for line in held { _ = line }   // not acknowledged: never printed
-                        throw Replicate.mapped(error)
-                    }
+                    try leader.waitUntilReplicated(position, timeout: .seconds(120))
                 }
                 for line in held { out.line(line) }
                 held.removeAll(keepingCapacity: true)
@@ -169,7 +165,7 @@ struct Replicate: ParsableCommand {
                 while failure == nil, let line = try reader.next() {
                     switch line {
                     case .line(let bytes):
-                        held.append(ExecRequest.respond(to: bytes, store: store))
+                        held.append(shutdown.serving { ExecRequest.respond(to: bytes, store: store) })
                         heldThrough = try store.changePosition()
                     case .tooLong(let n):
                         held.append(RequestError.invalidRequest("line of \(n) bytes is longer than \(reader.maxLineBytes)").jsonLine)
@@ -180,12 +176,63 @@ struct Replicate: ParsableCommand {
                 try release()
                 try leader.waitUntilReplicated(try store.changePosition(), timeout: .seconds(120))
             } catch {
+                shutdown.finishing()   // a signal's shutdown wins (exit 0); else this error ends it
                 leader.stop()
                 try? store.close()
                 throw Replicate.mapped(error)
             }
+            shutdown.finishing()
             leader.stop()
             try store.close()
+        }
+    }
+
+    /// A leader's clean shutdown on SIGINT/SIGTERM, against the command's own end: whichever
+    /// comes first closes the store; a request being served finishes first.
+    final class LeaderShutdown: @unchecked Sendable {
+        let store: MessageStore
+        private let lock = NSLock()
+        private var leader: ReplicationLeader?
+        private var done = false
+
+        init(store: MessageStore) { self.store = store }
+
+        func leading(_ leader: ReplicationLeader) {
+            lock.withLock { self.leader = leader }
+        }
+
+        /// Runs one request unless the process is shutting down (then waits to be ended).
+        func serving<T>(_ body: () -> T) -> T {
+            lock.lock()
+            defer { lock.unlock() }
+            if done { parkForever() }
+            return body()
+        }
+
+        /// The command ends on its own: a later signal does nothing; an earlier one ends it here.
+        func finishing() {
+            lock.lock()
+            if done { lock.unlock(); parkForever() }
+            done = true
+            lock.unlock()
+        }
+
+        /// On the signal thread: stop publishing, close the store, exit 0 — unless the command
+        /// is already ending on its own.
+        func signalled() {
+            lock.lock()
+            if done { lock.unlock(); return }
+            done = true
+            let leader = self.leader
+            lock.unlock()
+            leader?.stop()
+            try? store.close()
+            Output.standardError.flush()
+            Glibc.exit(0)
+        }
+
+        private func parkForever() -> Never {
+            while true { pause() }
         }
     }
 

@@ -172,6 +172,8 @@ struct StreamMessage: Sendable {
     var position: String?
     /// Whether the message is its write's last change (header `Scrollback-End`).
     var endsWrite: Bool
+    /// Its `Nats-Msg-Id`.
+    var messageID: String?
     var data: [UInt8]
     var sequence: UInt64
     /// Nanoseconds since the epoch when the stream stored it (0 when unknown).
@@ -187,6 +189,7 @@ struct StreamMessage: Sendable {
         leader = header(ReplicationHeaders.leader)
         position = header(ReplicationHeaders.position)
         endsWrite = header(ReplicationHeaders.end) == "1"
+        messageID = header("Nats-Msg-Id")
         let length = Int(natsMsg_GetDataLength(message))
         if length > 0, let bytes = natsMsg_GetData(message) {
             data = bytes.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }

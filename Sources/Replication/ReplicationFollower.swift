@@ -23,8 +23,10 @@ public final class ReplicationFollower: @unchecked Sendable {
     let state = NSCondition()
     // Guarded by `state`:
     var applied: UInt64
-    /// The last stream sequence received (applied, or buffered as part of an unfinished write).
+    /// The last stream sequence received (applied, or buffered as part of an unfinished write)
+    /// and that message's `Nats-Msg-Id`.
     var received: UInt64 = 0
+    var receivedID: String?
     var appliedChanges: UInt64 = 0
     var streamLast: UInt64 = 0
     var lastAppliedTimestamp: Int64 = 0
@@ -161,10 +163,11 @@ public final class ReplicationFollower: @unchecked Sendable {
                     received += 1
                 }
                 try applyWholeWrites(&buffer)
-            } else if status != NATS_TIMEOUT {
+            } else if status != NATS_TIMEOUT && status != NATS_SLOW_CONSUMER {
+                // (A slow consumer dropped messages: the ordered consumer starts again after the
+                // last one delivered, so reading on is right.)
                 throw ReplicationError.status(status, "reading stream \(stream)")
             }
-            setReceived(next - 1)
             let now = Date()
             if now.timeIntervalSince(lastInfo) >= 1, let info = try? connection.streamState(stream) {
                 setStreamLast(info.last)
@@ -188,6 +191,10 @@ public final class ReplicationFollower: @unchecked Sendable {
                 + "\(message.sequence) (dropped by its retention): restore a backup of a replica, then follow again")
         }
         next += 1
+        state.lock()
+        received = message.sequence
+        receivedID = message.messageID
+        state.unlock()
         buffer.append(message)
     }
 
@@ -215,17 +222,12 @@ public final class ReplicationFollower: @unchecked Sendable {
         return stopping
     }
 
-    func setReceived(_ sequence: UInt64) {
-        state.lock()
-        received = max(received, sequence)
-        state.unlock()
-    }
-
-    /// The last stream sequence this follower has received (a claim that follows must expect it).
-    var receivedSequence: UInt64 {
+    /// The last stream sequence this follower has received and its message id (a claim that
+    /// follows must expect them; 0 and nil before any).
+    var lastReceived: (sequence: UInt64, messageID: String?) {
         state.lock()
         defer { state.unlock() }
-        return max(received, applied)
+        return (received, receivedID)
     }
 
     func setStreamLast(_ last: UInt64) {

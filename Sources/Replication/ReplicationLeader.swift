@@ -35,6 +35,10 @@ public final class ReplicationLeader: @unchecked Sendable {
     // Guarded by `state`:
     var replicated: ChangePosition
     var acknowledgedSequence: UInt64
+    /// The `Nats-Msg-Id` of the stream's last message as this leader knows it: every publish
+    /// expects it (`Nats-Expected-Last-Msg-Id`) besides the sequence, so a publish queued behind
+    /// one that was refused can never land after another store's message.
+    var lastMessageID: String?
     var publishedChanges: UInt64 = 0
     var resyncs = 0
     var failure: ReplicationError?
@@ -72,7 +76,9 @@ public final class ReplicationLeader: @unchecked Sendable {
         ackBox = box
         connection = try NATSConnection(
             servers: options.servers, name: options.connectionName, requestTimeoutMilliseconds: options.requestTimeoutMilliseconds,
-            ackHandler: leaderAckHandler, ackClosure: Unmanaged.passUnretained(box).toOpaque(),
+            ackHandler: leaderAckHandler, // Retained for the process's life: a late acknowledgement may call back after the
+            // leader is gone (a few bytes per leader).
+            ackClosure: Unmanaged.passRetained(box).toOpaque(),
             maxPending: Int64(max(options.batchSize * 2, 256)))
         let stream = options.stream
         let connection = connection
@@ -82,36 +88,58 @@ public final class ReplicationLeader: @unchecked Sendable {
                                         maxAgeSeconds: options.streamMaxAge.map { $0.components.seconds } ?? 0)
         }
         let mark = try Self.storeCall { try store.replicaMark() }
-        let lastClaim = try ReplicationFollower.retrying(while: { false }) {
-            try connection.message(stream, lastOn: ReplicationProtocol.claimSubject(stream))
-        }
         if let mark, ReplicationProtocol.isLeaderID(mark.source) {
-            // A restart of a store that claimed: still the leader unless someone claimed since.
-            guard let lastClaim, lastClaim.leader == ReplicationProtocol.hex(mark.source) else {
-                throw ReplicationError(.notLeader, "this store led stream \(stream) from sequence \(mark.sequence) as leader "
-                    + "\(ReplicationProtocol.hex(mark.source)), but \(lastClaim.map { "leader \($0.leader ?? "?") claimed it at sequence \($0.sequence)" } ?? "the stream holds no claim"): "
-                    + "its changes after that were not replicated; restore it from a backup of a replica")
-            }
-            leaderID = mark.source
-            claimSequence = lastClaim.sequence
-            let (resume, last) = try ReplicationFollower.retrying(while: { false }) {
+            // A restart of a store that claimed: still the leader exactly when the stream's last
+            // message is its own (a claim appends at the end, so after another store's claim the
+            // last message is never this one's; the claim itself may be gone to retention).
+            let (resume, last, lastID) = try ReplicationFollower.retrying(while: { false }) {
                 try Self.resumePoint(connection, stream: stream, leader: mark.source)
             }
+            let end = try Self.storeCall { try store.changePosition() }
+            guard resume <= end else {
+                throw ReplicationError(.divergent, "stream \(stream) holds this store's changes up to position \(resume.token), "
+                    + "past the store's end \(end.token) (was it restored from an older backup?): restore it from a backup of a "
+                    + "follower")
+            }
+            leaderID = mark.source
+            claimSequence = mark.sequence
             replicated = resume
             acknowledgedSequence = last
+            lastMessageID = lastID
         } else {
-            // Follow to the stream's end (nothing to do on a new stream), then claim.
-            let follower = try ReplicationFollower(store: store, options: options, connection: connection, ownsConnection: false)
-            try follower.catchUp(progress: progress)
-            // The claim follows every message received; an unfinished write at the stream's end
-            // (a leader that died while publishing it) is dropped by everyone at the claim.
-            let applied = follower.receivedSequence
-            let empty = try Self.storeCall { try store.statistics.messages == 0 && store.statistics.conversations == 0 }
-            let position = try Self.storeCall { try store.changePosition() }
+            // Follow to the stream's end (nothing to do on a new stream: a store with data may
+            // lead it, but followers then need a copy of it, README), then claim.
+            let state = try ReplicationFollower.retrying(while: { false }) { try connection.streamState(stream) }
+            let follower = state.map { $0.last > 0 } == true
+                ? try ReplicationFollower(store: store, options: options, connection: connection, ownsConnection: false) : nil
             let id = ReplicationProtocol.newLeaderID()
-            let claimed = try ReplicationFollower.retrying(while: { false }) {
-                try Self.publishClaim(connection, stream: stream, leader: id, position: position, empty: empty, expectedLast: applied)
+            var attempt = 0
+            var claimedAt: (sequence: UInt64, position: ChangePosition)? = nil
+            while claimedAt == nil {
+                var received: UInt64 = 0
+                var receivedID: String? = nil
+                if let follower {
+                    try follower.catchUp(progress: progress)
+                    // The claim follows every message received; an unfinished write at the
+                    // stream's end (a leader that died while publishing it) is dropped by
+                    // everyone at the claim.
+                    (received, receivedID) = follower.lastReceived
+                }
+                let empty = try Self.storeCall { try store.statistics.messages == 0 && store.statistics.conversations == 0 }
+                let position = try Self.storeCall { try store.changePosition() }
+                do {
+                    let sequence = try ReplicationFollower.retrying(while: { false }) {
+                        try Self.publishClaim(connection, stream: stream, leader: id, position: position, empty: empty,
+                                              expectedLast: received, expectedLastID: receivedID)
+                    }
+                    claimedAt = (sequence, position)
+                } catch let error as ReplicationError where error.kind == .notLeader && follower != nil && attempt < 100 {
+                    // The stream moved on between the catch-up and the claim (the former leader
+                    // is still publishing): apply what came, and claim again.
+                    attempt += 1
+                }
             }
+            let (claimed, position) = claimedAt!
             // Only after the mark is durable does this store publish as the leader: a crash
             // before it leaves a claim without changes, which a restart follows past.
             try Self.storeCall { try store.apply([], mark: ReplicaMark(source: id, sequence: claimed)) }
@@ -119,6 +147,7 @@ public final class ReplicationLeader: @unchecked Sendable {
             claimSequence = claimed
             replicated = position
             acknowledgedSequence = claimed
+            lastMessageID = ReplicationProtocol.claimID(id)
         }
         box.leader = self
     }
@@ -193,10 +222,12 @@ public final class ReplicationLeader: @unchecked Sendable {
             state.unlock()
         }
         var expected: UInt64
+        var expectedID: String?
         var reader: ChangeReader
         do {
             state.lock()
             expected = acknowledgedSequence
+            expectedID = lastMessageID
             let from = replicated
             state.unlock()
             reader = try Self.storeCall { try store.changeReader(after: from) }
@@ -205,6 +236,7 @@ public final class ReplicationLeader: @unchecked Sendable {
             return
         }
         var idle = 0
+        var failures = 0
         // The last write read may continue past a full read: its changes wait here, so that
         // the stream marks every write's last change (followers apply writes whole).
         var carried: [Change] = []
@@ -212,7 +244,7 @@ public final class ReplicationLeader: @unchecked Sendable {
             do {
                 let read = try Self.storeCall { try reader.read(limit: options.batchSize) }
                 if read.isEmpty && carried.isEmpty {
-                    advance(to: reader.position, sequence: expected, published: 0)
+                    advance(to: reader.position, sequence: expected, messageID: expectedID, published: 0)
                     idle = min(idle + 1, 20)
                     usleep(UInt32(idle < 10 ? 200 : 1_000))
                     continue
@@ -221,7 +253,6 @@ public final class ReplicationLeader: @unchecked Sendable {
                 let more = read.count >= options.batchSize
                 var changes = carried + read
                 carried = []
-                var lastIsEnd = true
                 if more, let last = changes.last {
                     let tail = changes.lastIndex { $0.position.transaction != last.position.transaction }.map { $0 + 1 } ?? 0
                     if tail > 0 {
@@ -231,33 +262,43 @@ public final class ReplicationLeader: @unchecked Sendable {
                         carried = changes   // one write so far: the next read tells whether it ends
                         continue
                     } else {
-                        lastIsEnd = false   // a write larger than followers apply whole: in parts
+                        // A write larger than followers apply whole: publish it in parts, always
+                        // keeping its last change read back, so that its end is marked.
+                        carried = [changes.removeLast()]
                     }
                 }
                 let ends = changes.indices.map { i in
-                    i + 1 < changes.count ? changes[i + 1].position.transaction != changes[i].position.transaction : lastIsEnd
+                    i + 1 < changes.count ? changes[i + 1].position.transaction != changes[i].position.transaction
+                        : carried.first.map { $0.position.transaction != changes[i].position.transaction } ?? true
                 }
-                if let error = publish(changes, ends: ends, expectedLast: expected) {
+                if let error = publish(changes, ends: ends, expectedLast: expected, expectedLastID: expectedID) {
                     // A failed publish or acknowledgement: read where the stream ends and go on
-                    // from there (the stream is the truth about what was replicated). What
-                    // retrying cannot fix (a change too large, another refusal) stops the leader.
+                    // from there (the stream is the truth about what was replicated). A change
+                    // too large stops the leader; so does a refusal that repeats (backing off).
+                    failures += 1
                     switch error.kind {
-                    case .refused(let code) where code == Int(JSStreamWrongLastSequenceErr.rawValue):
-                        try checkStillLeader()
                     case .changeTooLarge, .refused(code: Int(JSStreamMessageExceedsMaximumErr.rawValue)):
                         throw error
+                    case .refused(let code) where code != Int(JSStreamWrongLastSequenceErr.rawValue)
+                        && code != Int(JSStreamWrongLastMsgIDErr.rawValue) && failures >= 20:
+                        throw error
                     default:
-                        break   // unavailable, or JetStream busy electing: resynchronize
+                        break   // unavailable, JetStream electing, or the stream moved: resynchronize
                     }
-                    let (resume, last) = try resynchronize(after: error)
+                    if failures > 1 { usleep(UInt32(min(5_000_000, 50_000 << min(failures, 7)))) }
+                    let (resume, last, lastID) = try resynchronize(after: error)
                     expected = last
+                    expectedID = lastID
                     carried = []
                     reader = try Self.storeCall { try store.changeReader(after: resume) }
-                    advance(to: resume, sequence: last, published: 0, resync: true)
+                    advance(to: resume, sequence: last, messageID: lastID, published: 0, resync: true)
                     continue
                 }
+                failures = 0
                 expected += UInt64(changes.count)
-                advance(to: carried.isEmpty ? reader.position : changes.last!.position, sequence: expected, published: changes.count)
+                expectedID = changes.last.map { ReplicationProtocol.changeID(leaderID, $0.position) } ?? expectedID
+                advance(to: carried.isEmpty ? reader.position : changes.last!.position, sequence: expected, messageID: expectedID,
+                        published: changes.count)
             } catch {
                 fail(error as? ReplicationError ?? ReplicationError(.store, "\(error)"))
                 return
@@ -271,10 +312,11 @@ public final class ReplicationLeader: @unchecked Sendable {
         return stopping
     }
 
-    func advance(to position: ChangePosition, sequence: UInt64, published: Int, resync: Bool = false) {
+    func advance(to position: ChangePosition, sequence: UInt64, messageID: String?, published: Int, resync: Bool = false) {
         state.lock()
         if replicated < position { replicated = position }
         acknowledgedSequence = sequence
+        lastMessageID = messageID
         publishedChanges += UInt64(published)
         if resync { resyncs += 1 }
         state.broadcast()
@@ -290,11 +332,12 @@ public final class ReplicationLeader: @unchecked Sendable {
 
     /// Publishes `changes` asynchronously (`ends[i]`: change i is its write's last), each expecting the one before it as the stream's
     /// last message, then waits for every acknowledgement. Nil when all were stored.
-    func publish(_ changes: [Change], ends: [Bool], expectedLast: UInt64) -> ReplicationError? {
+    func publish(_ changes: [Change], ends: [Bool], expectedLast: UInt64, expectedLastID: String?) -> ReplicationError? {
         ackErrors.lock()
         firstAckError = nil
         ackErrors.unlock()
         var expected = expectedLast
+        var expectedID = expectedLastID
         let leader = ReplicationProtocol.hex(leaderID)
         for (change, end) in zip(changes, ends) {
             let subject = ReplicationProtocol.changeSubject(
@@ -307,11 +350,18 @@ public final class ReplicationLeader: @unchecked Sendable {
             natsMsgHeader_Set(created, ReplicationHeaders.leader, leader)
             natsMsgHeader_Set(created, ReplicationHeaders.position, change.position.token)
             if end { natsMsgHeader_Set(created, ReplicationHeaders.end, "1") }
-            var publishOptions = jsPubOptions()
-            jsPubOptions_Init(&publishOptions)
-            publishOptions.ExpectLastSeq = expected
-            publishOptions.MaxWait = options.requestTimeoutMilliseconds
-            status = js_PublishMsgAsync(connection.jetStream, &message, &publishOptions)
+            let id = ReplicationProtocol.changeID(leaderID, change.position)
+            status = id.withCString { idPointer in
+                withOptionalCString(expectedID) { expectedIDPointer in
+                    var publishOptions = jsPubOptions()
+                    jsPubOptions_Init(&publishOptions)
+                    publishOptions.ExpectLastSeq = expected
+                    publishOptions.MsgId = idPointer
+                    publishOptions.ExpectLastMsgId = expectedIDPointer
+                    publishOptions.MaxWait = options.requestTimeoutMilliseconds
+                    return js_PublishMsgAsync(connection.jetStream, &message, &publishOptions)
+                }
+            }
             if let message { natsMsg_Destroy(message) }   // not taken by the client (failed)
             guard status == NATS_OK else {
                 _ = waitForAcknowledgements()
@@ -323,6 +373,7 @@ public final class ReplicationLeader: @unchecked Sendable {
                 return ReplicationError.status(status, "publishing to stream \(options.stream)")
             }
             expected += 1
+            expectedID = id
         }
         if let error = waitForAcknowledgements() { return error }
         ackErrors.lock()
@@ -345,50 +396,42 @@ public final class ReplicationLeader: @unchecked Sendable {
         ackErrors.unlock()
     }
 
-    /// After a failure: waits for JetStream (retrying for up to a minute), checks this store
-    /// still leads, and returns the position after the last change the stream holds and the
-    /// stream's last sequence.
-    func resynchronize(after error: ReplicationError) throws -> (ChangePosition, UInt64) {
+    /// After a failure: waits for JetStream (retrying, with back-off, until it answers or the
+    /// leader is stopped), checks this store still leads, and returns the position after the
+    /// last change the stream holds, the stream's last sequence and that message's id.
+    func resynchronize(after error: ReplicationError) throws -> (ChangePosition, UInt64, String?) {
         var attempt = 0
         while true {
             if isStopping { throw ReplicationError(.notLeader, "stopped while resynchronizing after: \(error)") }
             do {
-                try checkStillLeader()
                 return try Self.resumePoint(connection, stream: options.stream, leader: leaderID)
             } catch let failure as ReplicationError where failure.kind == .unavailable || { if case .refused = failure.kind { true } else { false } }() {
                 attempt += 1
-                if attempt > 240 { throw failure }
-                usleep(250_000)
+                usleep(UInt32(min(5_000_000, 250_000 * attempt)))
             }
         }
     }
 
-    func checkStillLeader() throws {
-        let stream = options.stream
-        let claim = try connection.message(stream, lastOn: ReplicationProtocol.claimSubject(stream))
-        guard let claim, claim.leader == ReplicationProtocol.hex(leaderID) else {
-            throw ReplicationError(.notLeader, "leader \(claim?.leader ?? "?") claimed stream \(stream) at sequence "
-                + "\(claim?.sequence ?? 0): this store no longer leads it (its changes after the last acknowledged one are not replicated)")
-        }
-    }
-
-    /// Where a leader continues: after the position in the stream's last message (this
-    /// leader's claim or change: after the claim, only this leader publishes).
-    static func resumePoint(_ connection: NATSConnection, stream: String, leader: UInt64) throws -> (ChangePosition, UInt64) {
+    /// Where a leader continues: after the position in the stream's last message, which must
+    /// be this leader's (its claim or a change: after a claim only its leader publishes, and
+    /// another store's claim would be last or followed by that store's messages).
+    static func resumePoint(_ connection: NATSConnection, stream: String, leader: UInt64) throws
+        -> (ChangePosition, UInt64, String?) {
         guard let state = try connection.streamState(stream), state.last > 0,
               let last = try connection.message(stream, sequence: state.last) else {
             throw ReplicationError(.divergent, "stream \(stream) is empty or gone, but this store claimed it")
         }
         guard last.leader == ReplicationProtocol.hex(leader), let token = last.position,
               let position = try? ChangePosition(token: token) else {
-            throw ReplicationError(.notLeader, "the last message of stream \(stream) (sequence \(last.sequence)) is leader "
-                + "\(last.leader ?? "?")'s, not this store's (\(ReplicationProtocol.hex(leader)))")
+            throw ReplicationError(.notLeader, "leader \(last.leader ?? "?") holds stream \(stream) (its last message, sequence "
+                + "\(last.sequence), is not this store's, leader \(ReplicationProtocol.hex(leader))): this store no longer leads it, "
+                + "and its changes not in the stream were not replicated; restore it from a backup of a follower")
         }
-        return (position, state.last)
+        return (position, state.last, last.messageID)
     }
 
     static func publishClaim(_ connection: NATSConnection, stream: String, leader: UInt64, position: ChangePosition, empty: Bool,
-                             expectedLast: UInt64) throws -> UInt64 {
+                             expectedLast: UInt64, expectedLastID: String?) throws -> UInt64 {
         let data = Array("{\"empty\":\(empty)}".utf8)
         var message: OpaquePointer? = nil
         var status = data.withUnsafeBufferPointer { natsMsg_Create(&message, ReplicationProtocol.claimSubject(stream), nil,
@@ -398,14 +441,20 @@ public final class ReplicationLeader: @unchecked Sendable {
         defer { natsMsg_Destroy(message) }
         natsMsgHeader_Set(message, ReplicationHeaders.leader, ReplicationProtocol.hex(leader))
         natsMsgHeader_Set(message, ReplicationHeaders.position, position.token)
-        var publishOptions = jsPubOptions()
-        jsPubOptions_Init(&publishOptions)
-        publishOptions.ExpectLastSeq = expectedLast
         var ack: UnsafeMutablePointer<jsPubAck>? = nil
         var code = jsErrCode(rawValue: 0)
-        status = js_PublishMsg(&ack, connection.jetStream, message, &publishOptions, &code)
+        status = ReplicationProtocol.claimID(leader).withCString { idPointer in
+            withOptionalCString(expectedLastID) { expectedIDPointer in
+                var publishOptions = jsPubOptions()
+                jsPubOptions_Init(&publishOptions)
+                publishOptions.ExpectLastSeq = expectedLast
+                publishOptions.MsgId = idPointer
+                publishOptions.ExpectLastMsgId = expectedIDPointer
+                return js_PublishMsg(&ack, connection.jetStream, message, &publishOptions, &code)
+            }
+        }
         guard status == NATS_OK, let ack else {
-            if code == JSStreamWrongLastSequenceErr {
+            if code == JSStreamWrongLastSequenceErr || code == JSStreamWrongLastMsgIDErr {
                 // A retry of a claim whose acknowledgement was lost finds its own claim last.
                 if let last = try connection.message(stream, lastOn: ReplicationProtocol.claimSubject(stream)),
                    last.leader == ReplicationProtocol.hex(leader) {
@@ -438,7 +487,9 @@ final class AckBox: @unchecked Sendable {
 }
 
 /// JetStream's asynchronous publish result, on the client's thread.
-private let leaderAckHandler: jsPubAckHandler = { _, _, _, error, closure in
+private let leaderAckHandler: jsPubAckHandler = { _, message, _, error, closure in
+    // With an acknowledgement handler the message is the handler's to destroy.
+    defer { if let message { natsMsg_Destroy(message) } }
     guard let closure else { return }
     let box = Unmanaged<AckBox>.fromOpaque(closure).takeUnretainedValue()
     guard let error else { return }
@@ -448,4 +499,10 @@ private let leaderAckHandler: jsPubAckHandler = { _, _, _, error, closure in
         ? ReplicationError(.refused(code: Int(code.rawValue)), "JetStream refused a change: \(text) (error \(code.rawValue))")
         : ReplicationError(.unavailable, "a change was not acknowledged: \(text)")
     box.leader?.recordAck(failure)
+}
+
+/// Calls `body` with a C string of `text`, or nil.
+func withOptionalCString<R>(_ text: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let text else { return body(nil) }
+    return text.withCString { body($0) }
 }

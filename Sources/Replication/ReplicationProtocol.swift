@@ -14,9 +14,11 @@ import Scrollback
 ///   position at the claim: it publishes every change after it), data `{"empty":true|false}`
 ///   (whether the leader's store held nothing at the claim).
 ///
-/// Every publish carries `Nats-Expected-Last-Sequence` = the sequence the publisher believes is
-/// last, so JetStream appends it only when no other publisher got in between: after a claim,
-/// a former leader's publishes fail (JetStream error 10071) and it stops. A replica's mark
+/// Every message has a `Nats-Msg-Id` (`changeID`, `claimID`) and every publish carries
+/// `Nats-Expected-Last-Sequence` and `Nats-Expected-Last-Msg-Id` = the sequence and id of the
+/// message the publisher believes is last, so JetStream appends it only when no other publisher
+/// got in between — also for a publish queued behind one that was refused: after a claim, a
+/// former leader's publishes fail (JetStream errors 10071, 10070) and it stops. A replica's mark
 /// (`MessageStore.apply(_:mark:)`) is `(streamSource, sequence)` for a follower — the last
 /// stream sequence applied — and `(leaderID, claimSequence)` for a store that claimed.
 enum ReplicationHeaders {
@@ -49,6 +51,12 @@ enum ReplicationProtocol {
     /// Leader ids have the top bit set (so a mark tells a leader's store from a follower's).
     static func isLeaderID(_ source: UInt64) -> Bool { source & (1 << 63) != 0 }
     static func newLeaderID() -> UInt64 { UInt64.random(in: 0...UInt64.max) | (1 << 63) }
+
+    /// The `Nats-Msg-Id` of a change: the leader's id and the change's position (unique per
+    /// leader store, so a republished change is recognized).
+    static func changeID(_ leader: UInt64, _ position: ChangePosition) -> String { "\(hex(leader)).\(position.token)" }
+    /// The `Nats-Msg-Id` of a leader's claim.
+    static func claimID(_ leader: UInt64) -> String { "\(hex(leader)).claim" }
 
     static func hex(_ id: UInt64) -> String {
         let digits = String(id, radix: 16)

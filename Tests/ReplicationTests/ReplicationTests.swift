@@ -203,7 +203,7 @@ struct ReplicationTests {
         #expect(leader.wait(within: 60) == 0, "seed \(seed): the promoted leader ends cleanly: \(leader.stderrText.suffix(1000))")
         let (oldStatus, _, oldErrors) = try runTool(["replicate", "lead", leaderStore, "--nats", cluster.urls, "--stream", stream,
                                                      "--progress-ms", "0"], within: 60)
-        #expect(oldStatus == 1 && oldErrors.contains("claimed it"), "seed \(seed): the old leader is fenced: \(oldErrors)")
+        #expect(oldStatus == 1 && oldErrors.contains("no longer leads"), "seed \(seed): the old leader is fenced: \(oldErrors)")
 
         // B catches up (stop, then follow to the end); C, a new follower, reads the whole stream.
         followerB.signal(SIGTERM)
@@ -241,6 +241,12 @@ struct ReplicationTests {
         _ = try Self.drive(leader, &workload, prefix: "s", count: 800)
         try leader.closeInput()
         #expect(leader.wait(within: 60) == 0)
+        // The retention dropped the leader's claim: a restart still finds itself leading (by
+        // the stream's last message) and takes writes.
+        let restarted = try Self.startLeader(leaderStore, cluster, stream: stream)
+        _ = try Self.drive(restarted, &workload, prefix: "t", count: 20)
+        try restarted.closeInput()
+        #expect(restarted.wait(within: 60) == 0, "the restarted leader: \(restarted.stderrText.suffix(1000))")
 
         (status, _, errors) = try runTool(["replicate", "follow", behind, "--nats", cluster.urls, "--stream", stream,
                                            "--until-caught-up", "--progress-ms", "0"], within: 60)
@@ -345,8 +351,86 @@ struct ReplicationTests {
             #expect(error.kind == .changeTooLarge && error.description.contains("max_payload"), "\(error)")
         }
         #expect(leader.status.failure?.kind == .changeTooLarge)
+        try store.append(Message(id: "after", conversation: "c", sender: "s", createdAt: 3, body: "after the large one"))
         leader.stop()
+        // Nothing at or after the large change is in the stream: a follower gets the first only.
+        let followerStore = try MessageStore(path: scratch.path + "/follower")
+        try ReplicationFollower(store: followerStore, options: ReplicationOptions(servers: cluster.urls, stream: "big"))
+            .run(untilCaughtUp: true)
+        #expect(try followerStore.latest(in: "c", limit: 10).map(\.id) == ["small"])
+        try followerStore.close()
         try store.close()
+    }
+
+    /// A leader that is still alive and publishing while another store is promoted: from the
+    /// claim on, none of its publishes lands (also those queued behind a refused one), it stops
+    /// with `.notLeader`, and a new follower of the stream equals the promoted store.
+    @Test func aLiveFormerLeaderIsFencedAtTheClaim() throws {
+        let cluster = try NATSCluster(nodes: 1, executable: executableOnPath("nats-server")!)
+        try Self.waitForJetStream(cluster, replicas: 1)
+        let scratch = try Scratch("fence")
+        var options = ReplicationOptions(servers: cluster.urls, stream: "fence")
+        options.batchSize = 64
+        let oldStore = try MessageStore(path: scratch.path + "/old")
+        let old = try ReplicationLeader(store: oldStore, options: options)
+        old.start()
+        let writing = Thread {
+            for n in 0..<4000 {
+                guard (try? oldStore.write({ batch in
+                    batch.append(Message(id: "o\(n)", conversation: "c\(n % 4)", sender: "s", createdAt: Int64(n), body: "old \(n)"))
+                    batch.append(Message(id: "p\(n)", conversation: "c\(n % 3)", sender: "s", createdAt: Int64(n), body: "pair \(n)"))
+                })) != nil else { return }
+                if old.status.failure != nil { return }
+            }
+        }
+        writing.start()
+        usleep(300_000)
+        // Promote: a new store catches up on what is in the stream, then claims it.
+        let newStore = try MessageStore(path: scratch.path + "/new")
+        let promoted = try ReplicationLeader(store: newStore, options: options)
+        promoted.start()
+        for n in 0..<50 { try newStore.append(Message(id: "n\(n)", conversation: "c0", sender: "t", createdAt: Int64(10_000 + n), body: "new")) }
+        try promoted.waitUntilReplicated(try newStore.changePosition())
+        let deadline = Date().addingTimeInterval(30)
+        while old.status.failure == nil && Date() < deadline { usleep(20_000) }
+        #expect(old.status.failure?.kind == .notLeader, "the former leader stops: \(String(describing: old.status.failure))")
+        while writing.isExecuting { usleep(10_000) }
+        old.stop()
+        promoted.stop()
+        // A follower reads the whole stream: it would fail (.malformed) at a former leader's
+        // message after the claim.
+        let followerStore = try MessageStore(path: scratch.path + "/follower")
+        try ReplicationFollower(store: followerStore, options: options).run(untilCaughtUp: true)
+        try expectEqualStores(newStore, followerStore, conversations: (0..<4).map { "c\($0)" }, users: [],
+                              ids: (0..<50).map { "n\($0)" }, "promoted vs follower")
+        #expect(try followerStore.message(id: "n49") != nil)
+        for store in [followerStore, newStore, oldStore] { try store.close() }
+    }
+
+    /// A bulk load larger than a follower applies whole (50,000 changes) is published with its
+    /// end marked and applied in parts; the follower ends equal to the leader.
+    @Test func aLargeBulkLoadReplicates() throws {
+        let cluster = try NATSCluster(nodes: 1, executable: executableOnPath("nats-server")!)
+        try Self.waitForJetStream(cluster, replicas: 1)
+        let scratch = try Scratch("bulk")
+        let options = ReplicationOptions(servers: cluster.urls, stream: "bulk")
+        let leaderStore = try MessageStore(path: scratch.path + "/leader")
+        let leader = try ReplicationLeader(store: leaderStore, options: options)
+        leader.start()
+        let messages = (0..<60_000).map { n in
+            Message(id: "b\(n)", conversation: "c\(n % 10)", sender: "s", createdAt: Int64(n), body: "bulk \(n)")
+        }
+        try leaderStore.load(messages)
+        try leaderStore.append(Message(id: "last", conversation: "c0", sender: "s", createdAt: 70_000, body: "after the load"))
+        try leader.waitUntilReplicated(try leaderStore.changePosition(), timeout: .seconds(120))
+        leader.stop()
+        let followerStore = try MessageStore(path: scratch.path + "/follower")
+        try ReplicationFollower(store: followerStore, options: options).run(untilCaughtUp: true)
+        try expectEqualStores(leaderStore, followerStore, conversations: (0..<10).map { "c\($0)" }, users: [],
+                              ids: ["b0", "b59999", "last"], "bulk load")
+        #expect(try followerStore.statistics.messages == 60_001)
+        try followerStore.close()
+        try leaderStore.close()
     }
 }
 
