@@ -294,6 +294,9 @@ final class Benchmark {
         // 1. Latest 20.
         let latestParams = cycle(sample.all, p)
         queries.append(ReadQuery(key: .latest20, parameterCount: p) { _, e, i in .messages(try e.latest(latestParams[i], limit: 20)) })
+        queries.append(ReadQuery(key: .latest20Borrowed, parameterCount: p) { _, e, i in
+            .digest(try e.latestInPlace(latestParams[i], limit: 20))
+        })
 
         // 2. Offset pages.
         func offsetQuery(_ key: QueryKey, _ offset: Int, _ rooms: [String]) {

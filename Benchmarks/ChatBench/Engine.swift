@@ -30,6 +30,10 @@ protocol ChatEngine: AnyObject {
     func finishLoad() throws
 
     func latest(_ conversation: String, limit: Int) throws -> [Message]
+    /// `latest` read in place: each message's fields hashed from the engine's own buffers
+    /// (Scrollback's `withLatest`, LMDB's and RocksDB's cursor memory, SQLite's column
+    /// pointers), no `Message` or `String` made.
+    func latestInPlace(_ conversation: String, limit: Int) throws -> BorrowedDigest
     func page(_ conversation: String, offset: Int, limit: Int) throws -> [Message]
     /// One keyset page, newest first, and where the next one starts (nil at the end).
     func keysetPage(_ conversation: String, after cursor: KeysetCursor?, limit: Int) throws

@@ -193,6 +193,20 @@ final class KVEngine<Backend: KVBackend>: ChatEngine {
         try page(conversation, offset: 0, limit: limit)
     }
 
+    func latestInPlace(_ conversation: String, limit: Int) throws -> BorrowedDigest {
+        try read { view in
+            var digest = BorrowedDigest()
+            guard limit > 0, let record = try self.conversation(view, conversation) else { return digest }
+            var c = try view.cursor(.messages, slot: 0)
+            guard try seekNewest(&c, cid: record.cid) else { return digest }
+            while digest.count < limit {
+                KV.digest(key: c.key.baseAddress!, value: c.value, into: &digest)
+                guard digest.count < limit, try c.prev(), inConversation(c, record.cid) else { break }
+            }
+            return digest
+        }
+    }
+
     func page(_ conversation: String, offset: Int, limit: Int) throws -> [Message] {
         try read { view in
             guard limit > 0, let record = try self.conversation(view, conversation) else { return [] }

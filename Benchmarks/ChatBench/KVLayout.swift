@@ -146,6 +146,31 @@ enum KV {
     /// Builds the Swift value from a key and a value record (one String per field; the
     /// conversation String is the caller's).
     @inline(__always)
+    /// The fields of a message value hashed in place (`BorrowedDigest`), no copy.
+    static func digest(key: UnsafeRawPointer, value: UnsafeRawBufferPointer, into digest: inout BorrowedDigest) {
+        let base = value.baseAddress!
+        var offset = 2
+        @inline(__always) func field() -> UnsafeRawBufferPointer {
+            var length = 0
+            var shift = 0
+            while true {
+                let b = base.load(fromByteOffset: offset, as: UInt8.self)
+                offset += 1
+                length |= Int(b & 0x7f) << shift
+                if b < 0x80 { break }
+                shift += 7
+            }
+            defer { offset += length }
+            return UnsafeRawBufferPointer(start: base + offset, count: length)
+        }
+        let kind = base.load(as: UInt8.self)
+        let flags = base.load(fromByteOffset: 1, as: UInt8.self)
+        let id = field()
+        let sender = field()
+        let body = field()
+        digest.add(id: id, sender: sender, body: body, createdAt: Int64(bitPattern: loadBE(key, 8)), kind: kind, edited: flags & 1 != 0)
+    }
+
     static func decode(key: UnsafeRawPointer, value: UnsafeRawBufferPointer, conversation: String) -> Message {
         let base = value.baseAddress!
         var offset = 2

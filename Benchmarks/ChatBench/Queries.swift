@@ -3,6 +3,7 @@ import Scrollback
 /// The query suite of `workload.md` (plus the product's other operations), by key.
 enum QueryKey: String, CaseIterable {
     case latest20
+    case latest20Borrowed
     case offset100
     case offset1000
     case offset10000
@@ -24,6 +25,7 @@ enum QueryKey: String, CaseIterable {
     var title: String {
         switch self {
         case .latest20: "latest 20"
+        case .latest20Borrowed: "latest 20, read in place (no copy)"
         case .offset100: "OFFSET 100 page"
         case .offset1000: "OFFSET 1,000 page (heavy)"
         case .offset10000: "OFFSET 10,000 page (heavy)"
@@ -48,7 +50,7 @@ enum QueryKey: String, CaseIterable {
     /// faster SQLite schema at p50 and p99; nil where the brief sets none.
     var goal: Double? {
         switch self {
-        case .latest20, .keyset, .offset100, .range, .latestOf50: 3
+        case .latest20, .latest20Borrowed, .keyset, .offset100, .range, .latestOf50: 3
         case .unreadNear, .unreadFar: 10
         case .unreadNearHeavy, .unreadFarHeavy: 100
         case .feed: 5
@@ -65,7 +67,7 @@ enum QueryKey: String, CaseIterable {
 
     var peerGoal: PeerGoal? {
         switch self {
-        case .latest20, .keyset, .offset100, .range: .lmdbFirstBar
+        case .latest20, .latest20Borrowed, .keyset, .offset100, .range: .lmdbFirstBar
         case .feed, .latestOf50: .aheadOfKeyValue
         default: nil
         }
@@ -83,6 +85,8 @@ enum QueryKey: String, CaseIterable {
 /// A query result in a form two engines can be compared on.
 enum QueryResult: Equatable {
     case messages([Message])
+    /// A read in place: what `BorrowedDigest` saw.
+    case digest(BorrowedDigest)
     case optionalMessages([Message?])
     case count(Int)
     case summaries([ConversationSummary])
@@ -91,6 +95,7 @@ enum QueryResult: Equatable {
     var size: Int {
         switch self {
         case let .messages(m): m.count
+        case let .digest(d): d.count
         case let .optionalMessages(m): m.count
         case let .count(n): n
         case let .summaries(s): s.count
@@ -111,6 +116,7 @@ enum QueryResult: Equatable {
             for (i, (x, y)) in zip(a, b).enumerated() where x != y {
                 return "entry \(i): \(x.map(describe) ?? "nil") vs \(y.map(describe) ?? "nil")"
             }
+        case let (.digest(a), .digest(b)): return "\(a) vs \(b)"
         case let (.count(a), .count(b)): return "count \(a) vs \(b)"
         case let (.summaries(a), .summaries(b)):
             if a.count != b.count { return "\(a.count) conversations vs \(b.count)" }
@@ -134,4 +140,35 @@ struct ReadQuery {
     let parameterCount: Int
     /// Closes over pre-generated parameters; allocation inside is what the engine returns.
     let run: (_ engineIndex: Int, _ engine: any ChatEngine, _ parameter: Int) throws -> QueryResult
+}
+
+/// What a read in place (`ChatEngine.latestInPlace`) computes from each message's bytes without
+/// copying them into Swift values: the count and an FNV-1a hash over each message's id, sender
+/// and body bytes and its createdAt, kind and edited flag — the fields a service would serialize.
+/// Equal across engines exactly when they read the same messages in the same order.
+struct BorrowedDigest: Equatable, CustomStringConvertible {
+    var count = 0
+    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+
+    @inline(__always)
+    mutating func add(_ bytes: UnsafeRawBufferPointer) {
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        hash = (hash ^ 0xFF) &* 0x0000_0100_0000_01B3
+    }
+
+    @inline(__always)
+    mutating func add(_ value: UInt64) { hash = (hash ^ value) &* 0x0000_0100_0000_01B3 }
+
+    @inline(__always)
+    mutating func add(id: UnsafeRawBufferPointer, sender: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer,
+                      createdAt: Int64, kind: UInt8, edited: Bool) {
+        add(id)
+        add(sender)
+        add(body)
+        add(UInt64(bitPattern: createdAt))
+        add(UInt64(kind) << 1 | (edited ? 1 : 0))
+        count += 1
+    }
+
+    var description: String { "\(count) messages, hash \(String(hash, radix: 16))" }
 }

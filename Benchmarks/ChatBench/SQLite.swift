@@ -128,6 +128,13 @@ final class SQLiteStatement {
     @inline(__always)
     func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
 
+    /// A text column's bytes in SQLite's own buffer (valid until the next step or reset).
+    @inline(__always)
+    func bytes(_ column: Int32) -> UnsafeRawBufferPointer {
+        guard let text = sqlite3_column_text(statement, column) else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: text, count: Int(sqlite3_column_bytes(statement, column)))
+    }
+
     @inline(__always)
     func string(_ column: Int32) -> String {
         guard let text = sqlite3_column_text(statement, column) else { return "" }

@@ -259,6 +259,19 @@ final class SQLiteEngine: ChatEngine {
         return try rows(s, capacity: limit)
     }
 
+    func latestInPlace(_ conversation: String, limit: Int) throws -> BorrowedDigest {
+        let s = statements.latest
+        try s.bind(1, conversation)
+        try s.bind(2, Int64(limit))
+        var digest = BorrowedDigest()
+        while try s.step() {
+            digest.add(id: s.bytes(0), sender: s.bytes(2), body: s.bytes(5), createdAt: s.int64(3),
+                       kind: UInt8(truncatingIfNeeded: s.int64(4)), edited: s.int64(7) != 0)
+        }
+        s.reset()
+        return digest
+    }
+
     func page(_ conversation: String, offset: Int, limit: Int) throws -> [Message] {
         let s = statements.offset
         try s.bind(1, conversation)

@@ -94,6 +94,15 @@ final class ScrollbackEngine: ChatEngine {
         try store.latest(in: conversation, limit: limit)
     }
 
+    func latestInPlace(_ conversation: String, limit: Int) throws -> BorrowedDigest {
+        var digest = BorrowedDigest()
+        try store.withLatest(in: conversation, limit: limit) { m in
+            digest.add(id: m.idBytes, sender: m.senderBytes, body: m.bodyBytes, createdAt: m.createdAt, kind: m.kind.rawValue,
+                       edited: m.edited)
+        }
+        return digest
+    }
+
     func page(_ conversation: String, offset: Int, limit: Int) throws -> [Message] {
         try store.page(in: conversation, offset: offset, limit: limit, order: .newestFirst)
     }

@@ -1,0 +1,94 @@
+import ScrollbackMessaging
+
+/// A message read in place: its variable fields are views of the store's own buffers (a
+/// decoded block of a sorted run, or a log record), valid **only during the call that passes
+/// it** — copy what must outlive it (`message()` copies everything). For callers that
+/// serialize straight to the wire: no `String`, `Array` or `Message` is made per message.
+///
+/// Thread-safety: use it on the thread of the call that passes it.
+public struct BorrowedMessage {
+    let view: MessageView
+
+    init(_ view: MessageView) { self.view = view }
+
+    /// The id's UTF-8 bytes.
+    public var idBytes: UnsafeRawBufferPointer { view.idBytes }
+    /// The sender's UTF-8 bytes.
+    public var senderBytes: UnsafeRawBufferPointer { view.senderBytes }
+    /// The body's UTF-8 bytes.
+    public var bodyBytes: UnsafeRawBufferPointer { view.bodyBytes }
+    /// The replied-to id's UTF-8 bytes, if any.
+    public var replyToBytes: UnsafeRawBufferPointer? { view.replyToBytes }
+    /// The metadata bytes, if any.
+    public var metadataBytes: UnsafeRawBufferPointer? { view.metadataBytes }
+    /// The conversation (the one the read asked for; no copy is made per message).
+    public var conversation: String { view.conversation }
+    public var createdAt: Int64 { view.createdAt }
+    public var kind: MessageKind { MessageKind(rawValue: view.kind) ?? .text }
+    public var edited: Bool { view.edited }
+
+    /// A copy as an owning `Message` (what `latest`, `page` and `messages` return).
+    public func message() -> Message { MessageStore.message(view) }
+}
+
+extension MessageStore {
+    /// `latest(in:limit:)` without copies: calls `body` with each of the newest `limit`
+    /// messages, newest first, each valid only during its call. O(log n + limit); no
+    /// allocation per message. An error thrown by `body` stops the read and is rethrown as is.
+    public func withLatest(in conversation: String, limit: Int, _ body: (BorrowedMessage) throws -> Void) throws {
+        try Self.checkConversation(conversation)
+        try Self.checkLimit(limit)
+        try borrowing(body) { visit in try database.latest(in: conversation, limit: limit, visit) }
+    }
+
+    /// `page(in:after:limit:order:)` without copies: calls `body` with each message of the
+    /// page, in `order`, and returns the cursor of the next page (nil when none remains).
+    public func withPage(in conversation: String, after cursor: Cursor?, limit: Int, order: Order = .newestFirst,
+                         _ body: (BorrowedMessage) throws -> Void) throws -> Cursor? {
+        try Self.checkConversation(conversation)
+        try Self.checkLimit(limit)
+        return try borrowing(body) { visit in
+            try database.page(in: conversation, after: cursor?.token, limit: limit, forward: order == .oldestFirst, visit)
+                .map(Cursor.init(token:))
+        }
+    }
+
+    /// `messages(in:from:through:order:limit:)` with a `limit`, without copies.
+    public func withMessages(in conversation: String, from: Int64, through: Int64, order: Order = .oldestFirst, limit: Int,
+                             _ body: (BorrowedMessage) throws -> Void) throws {
+        try Self.checkConversation(conversation)
+        try Self.checkLimit(limit)
+        try borrowing(body) { visit in
+            try database.messages(in: conversation, from: from, through: through, forward: order == .oldestFirst, limit: limit,
+                                  visit)
+        }
+    }
+
+    /// Runs a read that visits messages, passing each to `body` as a `BorrowedMessage`; the
+    /// read's own errors become `ScrollbackError`, `body`'s are rethrown unchanged.
+    func borrowing<R>(_ body: (BorrowedMessage) throws -> Void, _ read: (MessageVisitor) throws -> R) throws -> R {
+        var thrownByBody: (any Error)? = nil
+        do {
+            // (The visitor never outlives the read: `withoutActuallyEscaping` only satisfies the
+            // rule about nesting non-escaping closures.)
+            return try withoutActuallyEscaping(body) { body in
+                try mapErrors {
+                    try read { view in
+                        do {
+                            try body(BorrowedMessage(view))
+                        } catch {
+                            thrownByBody = error
+                            throw StoppedByBody()
+                        }
+                    }
+                }
+            }
+        } catch {
+            if let thrownByBody { throw thrownByBody }
+            throw error
+        }
+    }
+}
+
+/// Stops a read whose visitor's body threw (the body's error is rethrown instead).
+private struct StoppedByBody: Error {}
