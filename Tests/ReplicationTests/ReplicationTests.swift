@@ -29,6 +29,8 @@ struct ReplicationTests {
         var serial = 0
         var ids: [String] = []
         var deletesSent: Set<String> = []
+        /// The body of the last edit sent for each id.
+        var lastEditSent: [String: String] = [:]
         var conversationOf: [String: String] = [:]
         /// What each request does (for checking acknowledged writes).
         enum Write { case append(id: String, body: String), edit(id: String, body: String), delete(id: String), other }
@@ -59,6 +61,7 @@ struct ReplicationTests {
             switch roll {
             case ..<72:
                 let body = "edited \(next(1_000_000))"
+                lastEditSent[id] = body
                 return (#"{"op":"edit","id":"\#(id)","body":"\#(body)"}"#, .edit(id: id, body: body))
             case ..<78:
                 deletesSent.insert(id)
@@ -194,6 +197,21 @@ struct ReplicationTests {
                 if !message.edited { #expect(message.body == body, "seed \(seed): body of \(id)") }
             }
             #expect(missing.isEmpty, "seed \(seed): acknowledged appends missing after failover: \(missing.prefix(10))")
+            // An acknowledged edit that was the last one sent for its message decides its body;
+            // an acknowledged delete removed its message.
+            var checkedEdits = 0
+            for write in acknowledged {
+                switch write {
+                case let .edit(id, body) where workload.lastEditSent[id] == body && !deletedAtAll.contains(id):
+                    #expect(try store.message(id: id)?.body == body, "seed \(seed): the acknowledged last edit of \(id)")
+                    checkedEdits += 1
+                case let .delete(id):
+                    #expect(try store.message(id: id) == nil, "seed \(seed): acknowledged delete of \(id)")
+                default:
+                    break
+                }
+            }
+            #expect(checkedEdits > 5, "seed \(seed): only \(checkedEdits) acknowledged edits checked")
             try store.close()
         }
 
