@@ -34,6 +34,18 @@ package final class ConditionMutex: @unchecked Sendable {
     /// REQUIRES: the caller holds the lock. Releases it while waiting.
     package func wait() { pthread_cond_wait(condition, mutex) }
 
+    /// Waits at most `nanoseconds` (wall clock) for a signal. REQUIRES: the caller holds the
+    /// lock. Releases it while waiting. Spurious wake-ups happen: re-check the state.
+    package func wait(nanoseconds: UInt64) {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let total = UInt64(now.tv_nsec) + nanoseconds % 1_000_000_000
+        var deadline = timespec()
+        deadline.tv_sec = now.tv_sec + Int(nanoseconds / 1_000_000_000) + Int(total / 1_000_000_000)
+        deadline.tv_nsec = Int(total % 1_000_000_000)
+        pthread_cond_timedwait(condition, mutex, &deadline)
+    }
+
     package func broadcast() { pthread_cond_broadcast(condition) }
 
     /// Wakes at least one waiter (if any).

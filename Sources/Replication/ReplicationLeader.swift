@@ -235,21 +235,22 @@ public final class ReplicationLeader: @unchecked Sendable {
             fail(error as? ReplicationError ?? ReplicationError(.store, "\(error)"))
             return
         }
-        var idle = 0
         var failures = 0
         // The last write read may continue past a full read: its changes wait here, so that
         // the stream marks every write's last change (followers apply writes whole).
         var carried: [Change] = []
         while !isStopping {
             do {
-                let read = try Self.storeCall { try reader.read(limit: options.batchSize) }
+                // Nothing carried: wait for the next commit (woken by it; checking for a stop
+                // every 100 ms).
+                let read = try Self.storeCall {
+                    carried.isEmpty ? try reader.read(limit: options.batchSize, waitingUpTo: .milliseconds(100))
+                        : try reader.read(limit: options.batchSize)
+                }
                 if read.isEmpty && carried.isEmpty {
                     advance(to: reader.position, sequence: expected, messageID: expectedID, published: 0)
-                    idle = min(idle + 1, 20)
-                    usleep(UInt32(idle < 10 ? 200 : 1_000))
                     continue
                 }
-                idle = 0
                 let more = read.count >= options.batchSize
                 var changes = carried + read
                 carried = []

@@ -1,5 +1,11 @@
 import ScrollbackMessaging
 import ScrollbackStorage
+import ScrollbackIO
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A place in a store's commit order, after which a reader of the change stream continues
 /// (spec/change-stream.md). Opaque: keep it as its `token` string (e.g. beside what a
@@ -305,6 +311,33 @@ public final class ChangeReader {
         position = page.next
         return page.changes
     }
+
+    /// As `read(limit:)`, but when nothing newer is committed, waits up to `timeout` for a
+    /// commit: in the writer's process it wakes at the commit itself (no polling); a read-only
+    /// store is refreshed and read again every 10 ms. Empty when the time passed without a
+    /// change (after the filter). Blocks the calling thread.
+    public func read(limit: Int, waitingUpTo timeout: Duration) throws -> [Change] {
+        try MessageStore.checkLimit(limit)
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        while true {
+            let signal = store.database.engine.commitSignal
+            let seen = signal.generation
+            if store.isReadOnly { try store.refresh() }
+            let changes = try read(limit: limit)
+            if !changes.isEmpty { return changes }
+            let left = clock.now.duration(to: deadline)
+            if left <= .zero { return [] }
+            let (seconds, attoseconds) = min(left, store.isReadOnly ? .milliseconds(10) : left).components
+            let nanoseconds = UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
+            if store.isReadOnly {
+                var pause = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
+                _ = nanosleep(&pause, nil)
+            } else {
+                CommitWait.block(signal, after: seen, nanoseconds: nanoseconds)
+            }
+        }
+    }
 }
 
 /// The changes of a store as they are committed (`MessageStore.changes(after:conversations:pollInterval:)`).
@@ -397,6 +430,33 @@ final class FollowerState: @unchecked Sendable {
 /// Waits for the next published commit (or the store's close), ending early when the task is
 /// cancelled.
 enum CommitWait {
+    /// Blocks the calling thread until the commit signal passes `seen` (or the store closes),
+    /// or `nanoseconds` pass.
+    static func block(_ signal: CommitSignal, after seen: UInt64, nanoseconds: UInt64) {
+        final class Wake: @unchecked Sendable {
+            let condition = ConditionMutex()
+            var woke = false
+        }
+        let wake = Wake()
+        let token = signal.wait(after: seen) {
+            wake.condition.withLock {
+                wake.woke = true
+                wake.condition.broadcast()
+            }
+        }
+        let start = ContinuousClock.now
+        wake.condition.lock()
+        while !wake.woke {
+            let elapsed = start.duration(to: .now).components
+            let spent = UInt64(max(0, elapsed.seconds)) * 1_000_000_000 + UInt64(max(0, elapsed.attoseconds) / 1_000_000_000)
+            if spent >= nanoseconds { break }
+            wake.condition.wait(nanoseconds: nanoseconds - spent)
+        }
+        let woke = wake.woke
+        wake.condition.unlock()
+        if !woke, let token { signal.cancel(token) }
+    }
+
     static func wait(_ signal: CommitSignal, after seen: UInt64) async {
         let registration = Lock<(token: UInt64?, cancelled: Bool)>((nil, false))
         await withTaskCancellationHandler {

@@ -3,4 +3,4 @@
 ///
 /// Not the on-disk format's version: a store records its own format, and a newer library reads
 /// every older format (or names the upgrade command).
-public let version = "0.3.0"
+public let version = "0.4.0"

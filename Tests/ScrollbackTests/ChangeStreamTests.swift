@@ -205,6 +205,38 @@ import Testing
         try store.close()
     }
 
+    /// `ChangeReader.read(limit:waitingUpTo:)`: returns at once what is committed; with nothing
+    /// new it waits for a commit made meanwhile by another thread (woken by the commit) and
+    /// returns it; with nothing committed it returns empty once the time passed; a read-only
+    /// store's reader sees the writer's commits.
+    @Test func aReaderWaitsForTheNextCommit() throws {
+        let path = NSTemporaryDirectory() + "scrollback-wait-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try MessageStore(path: path, options: Self.options())
+        let reader = try store.changeReader()
+        try store.append(Self.message(1))
+        #expect(try reader.read(limit: 10, waitingUpTo: .seconds(30)).count == 1)
+        #expect(try reader.read(limit: 10, waitingUpTo: .milliseconds(20)).isEmpty)
+        let writer = Thread {
+            usleep(50_000)
+            try? store.append(Self.message(2))
+        }
+        writer.start()
+        let waited = try reader.read(limit: 10, waitingUpTo: .seconds(30))
+        #expect(waited.map(\.operation) == [.append(Self.message(2))])
+
+        let readOnly = try MessageStore(readingAt: path)
+        let follower = try readOnly.changeReader()
+        let later = Thread {
+            usleep(50_000)
+            try? store.append(Self.message(3))
+        }
+        later.start()
+        #expect(try follower.read(limit: 10, waitingUpTo: .seconds(30)).map(\.operation) == [.append(Self.message(3))])
+        try readOnly.close()
+        try store.close()
+    }
+
     /// A replica that applies a leader's change stream (in chunks, from the leader's first
     /// change) holds the same messages in the same order, markers, unread counts and
     /// memberships, after a random mix of every write. Failures print the seed.
