@@ -203,7 +203,7 @@ let package = Package(
             swiftSettings: strict),
         // Replication with real NATS servers and real processes (issue 16).
         .testTarget(
-            name: "ReplicationTests", dependencies: ["Scrollback", "ScrollbackJSON", "ScrollbackReplication", "ScrollbackCLI"],
+            name: "ReplicationTests", dependencies: ["Scrollback", "ScrollbackJSON", "ScrollbackReplication", "ScrollbackCLI", "TestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "CLITests",

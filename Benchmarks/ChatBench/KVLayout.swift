@@ -143,11 +143,12 @@ enum KV {
         if let r = m.replyTo { appendField(r, to: &out) }
     }
 
-    /// Builds the Swift value from a key and a value record (one String per field; the
-    /// conversation String is the caller's).
+    /// The fields of a message value in place: kind, flags, then id, sender, body and replyTo
+    /// (when flag bit 1 is set), each behind its varint length. Views into `value`.
     @inline(__always)
-    /// The fields of a message value hashed in place (`BorrowedDigest`), no copy.
-    static func digest(key: UnsafeRawPointer, value: UnsafeRawBufferPointer, into digest: inout BorrowedDigest) {
+    static func withFields<R>(_ value: UnsafeRawBufferPointer,
+                              _ body: (_ kind: UInt8, _ flags: UInt8, _ id: UnsafeRawBufferPointer, _ sender: UnsafeRawBufferPointer,
+                                       _ text: UnsafeRawBufferPointer, _ replyTo: UnsafeRawBufferPointer?) -> R) -> R {
         let base = value.baseAddress!
         var offset = 2
         @inline(__always) func field() -> UnsafeRawBufferPointer {
@@ -167,36 +168,28 @@ enum KV {
         let flags = base.load(fromByteOffset: 1, as: UInt8.self)
         let id = field()
         let sender = field()
-        let body = field()
-        digest.add(id: id, sender: sender, body: body, createdAt: Int64(bitPattern: loadBE(key, 8)), kind: kind, edited: flags & 1 != 0)
+        let text = field()
+        let replyTo = flags & 2 != 0 ? field() : nil
+        return body(kind, flags, id, sender, text, replyTo)
     }
 
-    static func decode(key: UnsafeRawPointer, value: UnsafeRawBufferPointer, conversation: String) -> Message {
-        let base = value.baseAddress!
-        var offset = 2
-        @inline(__always) func field() -> String {
-            var length = 0
-            var shift = 0
-            while true {
-                let b = base.load(fromByteOffset: offset, as: UInt8.self)
-                offset += 1
-                length |= Int(b & 0x7f) << shift
-                if b < 0x80 { break }
-                shift += 7
-            }
-            let s = String(decoding: UnsafeRawBufferPointer(start: base + offset, count: length), as: UTF8.self)
-            offset += length
-            return s
+    /// The fields of a message value hashed in place (`BorrowedDigest`), no copy.
+    static func digest(key: UnsafeRawPointer, value: UnsafeRawBufferPointer, into digest: inout BorrowedDigest) {
+        withFields(value) { kind, flags, id, sender, text, _ in
+            digest.add(id: id, sender: sender, body: text, createdAt: Int64(bitPattern: loadBE(key, 8)), kind: kind, edited: flags & 1 != 0)
         }
-        let kind = MessageKind(rawValue: base.load(as: UInt8.self)) ?? .text
-        let flags = base.load(fromByteOffset: 1, as: UInt8.self)
-        let id = field()
-        let sender = field()
-        let body = field()
-        let replyTo = flags & 2 != 0 ? field() : nil
-        return Message(
-            id: id, conversation: conversation, sender: sender, createdAt: Int64(bitPattern: loadBE(key, 8)),
-            kind: kind, body: body, replyTo: replyTo, edited: flags & 1 != 0)
+    }
+
+    /// Builds the Swift value from a key and a value record (one String per field; the
+    /// conversation String is the caller's).
+    @inline(__always)
+    static func decode(key: UnsafeRawPointer, value: UnsafeRawBufferPointer, conversation: String) -> Message {
+        withFields(value) { kind, flags, id, sender, text, replyTo in
+            func string(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
+            return Message(
+                id: string(id), conversation: conversation, sender: string(sender), createdAt: Int64(bitPattern: loadBE(key, 8)),
+                kind: MessageKind(rawValue: kind) ?? .text, body: string(text), replyTo: replyTo.map(string), edited: flags & 1 != 0)
+        }
     }
 }
 

@@ -46,15 +46,7 @@ package enum ChangeJSON {
     /// Reads a change line. Throws `MessageJSONError` naming what is wrong (not JSON, a
     /// missing or mistyped member, an unknown op, a position that is not a token).
     package static func decode(line: [UInt8]) throws(MessageJSONError) -> Change {
-        let value: JSONValue
-        do {
-            value = try JSONParser.parse(line)
-        } catch {
-            throw MessageJSONError(.syntax, error.description)
-        }
-        guard case .object(let object) = value else {
-            throw MessageJSONError(.syntax, "expected a JSON object, found \(value.typeName)")
-        }
+        let object = try MessageJSON.object(line: line)
         func text(_ name: String, nullable: Bool = false) throws(MessageJSONError) -> String? {
             switch object[name] {
             case .string(let s): return s

@@ -76,6 +76,11 @@ package enum MessageJSON {
 
     /// Reads one line (surrounding whitespace and a trailing `\r` are allowed).
     package static func decode(line: [UInt8], _ dialect: Dialect) throws(MessageJSONError) -> Decoded {
+        try decode(try object(line: line), dialect)
+    }
+
+    /// A line that must hold one JSON object (`.syntax` otherwise).
+    package static func object(line: [UInt8]) throws(MessageJSONError) -> JSONObject {
         let value: JSONValue
         do {
             value = try JSONParser.parse(line)
@@ -85,7 +90,7 @@ package enum MessageJSON {
         guard case .object(let object) = value else {
             throw MessageJSONError(.syntax, "expected a JSON object, found \(value.typeName)")
         }
-        return try decode(object, dialect)
+        return object
     }
 
     /// Reads a message object. Checks the members in the order they are written, then the

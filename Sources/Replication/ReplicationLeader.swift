@@ -113,33 +113,8 @@ public final class ReplicationLeader: @unchecked Sendable {
             let follower = state.map { $0.last > 0 } == true
                 ? try ReplicationFollower(store: store, options: options, connection: connection, ownsConnection: false) : nil
             let id = ReplicationProtocol.newLeaderID()
-            var attempt = 0
-            var claimedAt: (sequence: UInt64, position: ChangePosition)? = nil
-            while claimedAt == nil {
-                var received: UInt64 = 0
-                var receivedID: String? = nil
-                if let follower {
-                    try follower.catchUp(progress: progress)
-                    // The claim follows every message received; an unfinished write at the
-                    // stream's end (a leader that died while publishing it) is dropped by
-                    // everyone at the claim.
-                    (received, receivedID) = follower.lastReceived
-                }
-                let empty = try Self.storeCall { try store.statistics.messages == 0 && store.statistics.conversations == 0 }
-                let position = try Self.storeCall { try store.changePosition() }
-                do {
-                    let sequence = try ReplicationFollower.retrying(while: { false }) {
-                        try Self.publishClaim(connection, stream: stream, leader: id, position: position, empty: empty,
-                                              expectedLast: received, expectedLastID: receivedID)
-                    }
-                    claimedAt = (sequence, position)
-                } catch let error as ReplicationError where error.kind == .notLeader && follower != nil && attempt < 100 {
-                    // The stream moved on between the catch-up and the claim (the former leader
-                    // is still publishing): apply what came, and claim again.
-                    attempt += 1
-                }
-            }
-            let (claimed, position) = claimedAt!
+            let (claimed, position) = try Self.catchUpAndClaim(connection, store: store, stream: stream, leader: id,
+                                                               follower: follower, progress: progress)
             // Only after the mark is durable does this store publish as the leader: a crash
             // before it leaves a claim without changes, which a restart follows past.
             try Self.storeCall { try store.apply([], mark: ReplicaMark(source: id, sequence: claimed)) }
@@ -429,6 +404,37 @@ public final class ReplicationLeader: @unchecked Sendable {
                 + "and its changes not in the stream were not replicated; restore it from a backup of a follower")
         }
         return (position, state.last, last.messageID)
+    }
+
+    /// Applies what the stream holds (with `follower`; nil for an empty stream), then claims
+    /// the stream for `leader`, expecting the last message received; when the stream moved on
+    /// meanwhile (a former leader still publishing) it applies what came and claims again.
+    /// Returns the claim's sequence and the store's change position at the claim.
+    static func catchUpAndClaim(_ connection: NATSConnection, store: MessageStore, stream: String, leader id: UInt64,
+                                follower: ReplicationFollower?, progress: (@Sendable (ReplicationFollower.Status) -> Void)?)
+        throws -> (UInt64, ChangePosition) {
+        var attempt = 0
+        while true {
+            var received: UInt64 = 0
+            var receivedID: String? = nil
+            if let follower {
+                try follower.catchUp(progress: progress)
+                // The claim follows every message received; an unfinished write at the stream's
+                // end (a leader that died while publishing it) is dropped by everyone at the claim.
+                (received, receivedID) = follower.lastReceived
+            }
+            let empty = try storeCall { try store.statistics.messages == 0 && store.statistics.conversations == 0 }
+            let position = try storeCall { try store.changePosition() }
+            do {
+                let sequence = try ReplicationFollower.retrying(while: { false }) {
+                    try publishClaim(connection, stream: stream, leader: id, position: position, empty: empty,
+                                     expectedLast: received, expectedLastID: receivedID)
+                }
+                return (sequence, position)
+            } catch let error as ReplicationError where error.kind == .notLeader && follower != nil && attempt < 100 {
+                attempt += 1
+            }
+        }
     }
 
     static func publishClaim(_ connection: NATSConnection, stream: String, leader: UInt64, position: ChangePosition, empty: Bool,

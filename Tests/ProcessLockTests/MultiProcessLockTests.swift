@@ -2,6 +2,7 @@ import Foundation
 import ScrollbackFormat
 import ScrollbackIO
 import ScrollbackStorage
+import TestSupport
 import Testing
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import Foundation
 import Scrollback
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -53,7 +54,7 @@ final class Child {
     private let input = Pipe()
     private let output = Pipe()
     private let errors = Pipe()
-    private var outPending: [UInt8] = []
+    private var lines = PipeLines()
     private let errorLog = ErrorLog()
 
     init(_ name: String, _ executable: String, _ arguments: [String]) throws {
@@ -87,24 +88,9 @@ final class Child {
 
     /// The next stdout line, or nil when the process closed its output or `seconds` passed.
     func nextLine(within seconds: Double) -> String? {
-        let deadline = Date().addingTimeInterval(seconds)
-        let fd = output.fileHandleForReading.fileDescriptor
-        while true {
-            if let newline = outPending.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = String(decoding: outPending[..<newline], as: UTF8.self)
-                outPending.removeSubrange(...newline)
-                return line
-            }
-            let left = deadline.timeIntervalSinceNow
-            if left <= 0 { return nil }
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&poller, 1, Int32(max(1, min(left, 1) * 1000))) <= 0 { continue }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return nil }
-            outPending.append(contentsOf: chunk[..<n])
-        }
+        guard case .line(let line) = lines.next(from: output.fileHandleForReading.fileDescriptor,
+                                                until: Date().addingTimeInterval(seconds)) else { return nil }
+        return line
     }
 
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }

@@ -158,6 +158,13 @@ struct ReplicationTests {
         throw ReplicationTestFailure("JetStream did not become ready: \(last)")
     }
 
+    /// One nats-server with JetStream, ready, and a scratch directory named for the test.
+    static func singleServer(_ name: String, configuration: String? = nil) throws -> (NATSCluster, Scratch) {
+        let cluster = try NATSCluster(nodes: 1, executable: executableOnPath("nats-server")!, configuration: configuration)
+        try waitForJetStream(cluster, replicas: 1)
+        return (cluster, try Scratch(name))
+    }
+
     @Test func failoverKeepsEveryReplicatedWriteAndFollowersConverge() throws {
         let seed = UInt64(ProcessInfo.processInfo.environment["SCROLLBACK_SEED"] ?? "") ?? UInt64.random(in: 1...1_000_000)
         print("replication failover test seed \(seed) (replay: SCROLLBACK_SEED=\(seed))")
@@ -243,9 +250,7 @@ struct ReplicationTests {
     /// A follower whose next message the stream dropped (retention) fails with a clear
     /// message; restored from a backup of another follower, it follows again and converges.
     @Test func aFollowerBehindRetentionResyncsFromABackup() throws {
-        let cluster = try NATSCluster(nodes: 1, executable: executableOnPath("nats-server")!)
-        try Self.waitForJetStream(cluster, replicas: 1)
-        let scratch = try Scratch("retention")
+        let (cluster, scratch) = try Self.singleServer("retention")
         let (leaderStore, upToDate, behind, restored) = (scratch.path + "/leader", scratch.path + "/g", scratch.path + "/d",
                                                          scratch.path + "/restored")
         let stream = "small"
@@ -308,9 +313,7 @@ struct ReplicationTests {
     }
 
     @Test func followersApplyWholeWrites() throws {
-        let cluster = try NATSCluster(nodes: 1, executable: executableOnPath("nats-server")!)
-        try Self.waitForJetStream(cluster, replicas: 1)
-        let scratch = try Scratch("whole")
+        let (cluster, scratch) = try Self.singleServer("whole")
         var options = ReplicationOptions(servers: cluster.urls, stream: "whole")
         options.batchSize = 4
         let leaderStore = try MessageStore(path: scratch.path + "/leader")
@@ -353,9 +356,7 @@ struct ReplicationTests {
     /// A change larger than the server's max_payload stops the leader with a typed error
     /// naming the limit (it can neither skip nor split it); nothing after it is published.
     @Test func aChangeLargerThanMaxPayloadStopsTheLeader() throws {
-        let cluster = try NATSCluster(nodes: 1, executable: executableOnPath("nats-server")!, configuration: "max_payload: 8192\n")
-        try Self.waitForJetStream(cluster, replicas: 1)
-        let scratch = try Scratch("payload")
+        let (cluster, scratch) = try Self.singleServer("payload", configuration: "max_payload: 8192\n")
         let store = try MessageStore(path: scratch.path + "/leader")
         let leader = try ReplicationLeader(store: store, options: ReplicationOptions(servers: cluster.urls, stream: "big"))
         leader.start()
@@ -384,9 +385,7 @@ struct ReplicationTests {
     /// claim on, none of its publishes lands (also those queued behind a refused one), it stops
     /// with `.notLeader`, and a new follower of the stream equals the promoted store.
     @Test func aLiveFormerLeaderIsFencedAtTheClaim() throws {
-        let cluster = try NATSCluster(nodes: 1, executable: executableOnPath("nats-server")!)
-        try Self.waitForJetStream(cluster, replicas: 1)
-        let scratch = try Scratch("fence")
+        let (cluster, scratch) = try Self.singleServer("fence")
         var options = ReplicationOptions(servers: cluster.urls, stream: "fence")
         options.batchSize = 64
         let oldStore = try MessageStore(path: scratch.path + "/old")
@@ -428,9 +427,7 @@ struct ReplicationTests {
     /// A bulk load larger than a follower applies whole (50,000 changes) is published with its
     /// end marked and applied in parts; the follower ends equal to the leader.
     @Test func aLargeBulkLoadReplicates() throws {
-        let cluster = try NATSCluster(nodes: 1, executable: executableOnPath("nats-server")!)
-        try Self.waitForJetStream(cluster, replicas: 1)
-        let scratch = try Scratch("bulk")
+        let (cluster, scratch) = try Self.singleServer("bulk")
         let options = ReplicationOptions(servers: cluster.urls, stream: "bulk")
         let leaderStore = try MessageStore(path: scratch.path + "/leader")
         let leader = try ReplicationLeader(store: leaderStore, options: options)

@@ -84,7 +84,7 @@ func engineRecord(_ bytes: [UInt8]) {
     payload.withUnsafeBytes { raw in
         let position: LogPosition = 1 << 32 | 64
         do {
-            switch selector % 8 {
+            switch selector % 9 {
             case 0: _ = try RetirementRecord.decode(raw, position: position)
             case 1: _ = try RunBindingRecord.decode(raw, position: position)
             case 2: _ = try MergeRecord.decode(raw, position: position)
@@ -92,10 +92,11 @@ func engineRecord(_ bytes: [UInt8]) {
             case 4: _ = try MarkReadRecord.decode(raw, position: position)
             case 5: _ = try MembershipRecord.decode(.join, raw, position: position)
             case 6: _ = try NameRecord.decode(.newConversation, raw, position: position)
-            default: _ = try BulkLoadRecord.decode(raw, position: position)
+            case 7: _ = try BulkLoadRecord.decode(raw, position: position)
+            default: _ = try ReplicaMarkRecord.decode(raw, position: position)
             }
         } catch {
-            expectTyped(error, "record decode \(selector % 8)")
+            expectTyped(error, "record decode \(selector % 9)")
         }
     }
 }

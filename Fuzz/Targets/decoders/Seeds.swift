@@ -108,6 +108,7 @@ func writeSeeds(to directory: String) {
     record(0) { try RetirementRecord.encode([3, 4], type: 23, into: &$0) }
     record(1) { try RunBindingRecord(segment: 5, run: RunAccount(id: 2, records: 10, fileBytes: 4096, flags: 0)).encode(type: 24, into: &$0) }
     record(2) { try MergeRecord(result: RunAccount(id: 9, records: 7, fileBytes: 999, flags: 1), sources: [2, 3]).encode(type: 25, into: &$0) }
+    record(8) { try ReplicaMarkRecord(source: 0x1122_3344_5566_7788, sequence: 1000).append(into: &$0) }
     if let token { add(.cursorToken, Array(token.utf8)) }
     add(.cursorToken, Array(CursorToken.encode(.init(conversation: 1, createdAt: 5, seq: 3), secret: 1,
                                                version: CursorToken.newestFirstVersion).utf8))

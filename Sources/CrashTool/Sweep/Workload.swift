@@ -74,8 +74,8 @@ package enum SweepOp: Sendable, CustomStringConvertible {
     package static let replicaSource: UInt64 = 0x5C20_11BA
 
     /// A batch's operations as the changes a leader's stream would carry.
-    static func changes(_ batch: WriteBatch) -> [Change] {
-        let position = try! ChangePosition(token: "1.18.18.0")
+    static func changes(_ batch: WriteBatch) throws -> [Change] {
+        let position = try ChangePosition(token: "1.18.18.0")   // apply ignores positions
         return batch.operations.map { operation in
             let change: Change.Operation
             switch operation {
@@ -95,7 +95,7 @@ package enum SweepOp: Sendable, CustomStringConvertible {
         switch self {
         case .append(let m): try store.append(m)
         case .batch(let b): try store.write(b)
-        case let .replicate(b, sequence): try store.apply(Self.changes(b), mark: ReplicaMark(source: Self.replicaSource, sequence: sequence))
+        case let .replicate(b, sequence): try store.apply(try Self.changes(b), mark: ReplicaMark(source: Self.replicaSource, sequence: sequence))
         case let .edit(id, body): try store.edit(id: id, body: body)
         case let .delete(id): try store.delete(id: id)
         case let .markRead(user, conversation, through): try store.markRead(user: user, conversation: conversation, through: through)
