@@ -211,6 +211,59 @@ package struct BTreeCursor {
         }
     }
 
+    /// Visits the entries from the current one on, in key order (`forward`) or reverse, with
+    /// one page access per leaf (not one per entry, as `withCurrent` and `next` would take):
+    /// `body` gets each key and value (a view valid only inside the call) and returns false
+    /// to stop. The cursor is then left on the entry for which `body` returned false and the
+    /// walk returns true; when the walk runs off the tree's end, the cursor is after the last
+    /// (before the first) entry and the walk returns false. Not positioned: returns false
+    /// without calling `body`.
+    ///
+    /// The leaf is pinned while `body` runs; `body` must not modify the tree (on a write
+    /// transaction) — it may read anything, including other snapshots. An error thrown by
+    /// `body` leaves the cursor on the entry it was called with.
+    @discardableResult
+    package mutating func walk(forward: Bool, _ body: (BTreeKey, UnsafeRawBufferPointer) throws -> Bool) throws -> Bool {
+        let tree = self.tree
+        while isValid {
+            let last = frames.count - 1
+            let leaf = frames[last]
+            var index = leaf.index
+            let stopped: Bool
+            do {
+                stopped = try tree.withPage(leaf.page, level: 0) { bytes, count in
+                    guard count == leaf.count else {
+                        throw tree.corrupted(leaf.page, pageSize: bytes.count, at: tree.layout.entryCountOffset, "leaf entry count changed under a cursor")
+                    }
+                    let keyBytes = tree.keyWords * 8, valueSize = tree.valueSize
+                    while index >= 0 && index < count {
+                        let offset = tree.leafOffset(index)
+                        let valueOffset = offset + keyBytes
+                        let value = UnsafeRawBufferPointer(rebasing: bytes[valueOffset..<(valueOffset + valueSize)])
+                        if try !body(tree.loadKey(bytes, at: offset), value) { return true }
+                        index += forward ? 1 : -1
+                    }
+                    return false
+                }
+            } catch {
+                frames[last].index = index
+                rank += index - leaf.index
+                throw error
+            }
+            if stopped {
+                frames[last].index = index
+                rank += index - leaf.index
+                return true
+            }
+            // Ran off this leaf: stand on its last (first) entry and cross to the neighbour.
+            let edge = forward ? leaf.count - 1 : 0
+            frames[last].index = edge
+            rank += edge - leaf.index
+            guard try (forward ? next() : previous()) else { return false }
+        }
+        return false
+    }
+
     // MARK: descent helpers
 
     /// Builds the path to the leaf where `key` belongs (leaf index = lower bound, possibly

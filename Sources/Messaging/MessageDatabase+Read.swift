@@ -38,24 +38,24 @@ extension MessageDatabase {
             valid = try cursor.seek(atMost: startKey)
             if valid && !inclusive, let key = try cursor.key(), key == startKey { valid = try cursor.previous() }
         }
+        guard valid else { return false }
         var taken = 0
+        var more = false
         var reader = engine.recordReader(for: snapshot)
-        while valid {
-            var key = BTreeKey.min
-            var position: LogPosition = 0
-            try cursor.withCurrent { k, v in
-                key = k
-                position = MessagePointer.position(in: v)
-            }
+        // One page access per leaf; the record reader reads each run block once.
+        try cursor.walk(forward: forward) { key, value in
             guard MessageKey.conversation(of: key) == conversationID, forward ? key <= boundKey : key >= boundKey else { return false }
-            if taken == limit { return true }
+            if taken == limit {
+                more = true
+                return false
+            }
             let messageKey = MessageKey(key)
-            try visitMessage(at: position, key: messageKey, conversation: name, &reader, visit)
+            try visitMessage(at: MessagePointer.position(in: value), key: messageKey, conversation: name, &reader, visit)
             lastKey?.pointee = messageKey
             taken += 1
-            valid = forward ? try cursor.next() : try cursor.previous()
+            return true
         }
-        return false
+        return more
     }
 
     package func latest(in conversation: String, limit: Int, _ visit: MessageVisitor) throws {
@@ -159,20 +159,14 @@ extension MessageDatabase {
             let end = try messages.rank(MessageKey.first(of: id &+ 1).treeKey)
             guard offset < end - first, limit > 0 else { return }
             var cursor = messages.cursor()
-            var valid = try cursor.seek(toRank: forward ? first + offset : end - 1 - offset)
+            guard try cursor.seek(toRank: forward ? first + offset : end - 1 - offset) else { return }
             var taken = 0
             var reader = engine.recordReader(for: snapshot)
-            while valid && taken < limit {
-                var key = BTreeKey.min
-                var position: LogPosition = 0
-                try cursor.withCurrent { k, v in
-                    key = k
-                    position = MessagePointer.position(in: v)
-                }
-                guard MessageKey.conversation(of: key) == id else { break }
-                try visitMessage(at: position, key: MessageKey(key), conversation: conversation, &reader, visit)
+            try cursor.walk(forward: forward) { key, value in
+                guard taken < limit, MessageKey.conversation(of: key) == id else { return false }
+                try visitMessage(at: MessagePointer.position(in: value), key: MessageKey(key), conversation: conversation, &reader, visit)
                 taken += 1
-                valid = forward ? try cursor.next() : try cursor.previous()
+                return true
             }
         }
     }

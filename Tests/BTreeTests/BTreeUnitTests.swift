@@ -292,6 +292,52 @@ import Testing
             valid = try cursor.previous()
         }
         #expect(latest == Array(all[281...300].reversed()))
+        // Walks (one page access per leaf): every entry in both directions, values included.
+        var walked: [BTreeKey] = []
+        var wrongValues = 0
+        #expect(try cursor.seekFirst())
+        let ranOff = try cursor.walk(forward: true) { key, value in
+            walked.append(key)
+            if Array(value) != valueBytes(key, version: 1, size: 984) { wrongValues += 1 }
+            return true
+        }
+        #expect(!ranOff && wrongValues == 0)
+        #expect(walked == all && cursor.rank == n && !cursor.isValid)
+        walked = []
+        #expect(try cursor.seekLast())
+        #expect(try !cursor.walk(forward: false) { key, _ in walked.append(key); return true })
+        #expect(walked == all.reversed() && cursor.rank == -1 && !cursor.isValid)
+        // Stopping: the cursor stands on the entry the body refused, rank included, at every
+        // offset within a leaf and across leaves; next/previous go on from there.
+        for (start, steps) in [(0, 0), (0, 3), (1, 4), (5, 17), (300, 1), (589, 9)] {
+            #expect(try cursor.seek(toRank: start))
+            var seen = 0
+            #expect(try cursor.walk(forward: true) { _, _ in
+                guard seen < steps else { return false }
+                seen += 1
+                return true
+            })
+            #expect(try cursor.rank == start + steps && cursor.key() == all[start + steps])
+            #expect(try cursor.next() && cursor.key() == all[start + steps + 1] && cursor.rank == start + steps + 1)
+            #expect(try cursor.seek(toRank: n - 1 - start))
+            seen = 0
+            #expect(try cursor.walk(forward: false) { _, _ in
+                guard seen < steps else { return false }
+                seen += 1
+                return true
+            })
+            #expect(try cursor.rank == n - 1 - start - steps && cursor.key() == all[n - 1 - start - steps])
+            #expect(try cursor.previous() && cursor.rank == n - 2 - start - steps)
+        }
+        // An unpositioned cursor walks nothing; a thrown error leaves the cursor where it was.
+        var fresh = reader.cursor()
+        var called = false
+        #expect(try !fresh.walk(forward: true) { _, _ in called = true; return true })
+        #expect(!called)
+        struct Stop: Error {}
+        #expect(try cursor.seek(toRank: 42))
+        #expect(throws: Stop.self) { try cursor.walk(forward: true) { key, _ in if key == all[45] { throw Stop() }; return true } }
+        #expect(try cursor.rank == 45 && cursor.key() == all[45])
         snapshot.rollback()
     }
 
