@@ -1,4 +1,5 @@
 import Scrollback
+import ScrollbackWorkload
 
 /// Where the next keyset page starts: each engine has its own cursor form.
 enum KeysetCursor: Hashable {
@@ -28,6 +29,10 @@ protocol ChatEngine: AnyObject {
     func beginLoad()
     /// Called once after the bulk load (timed as part of it).
     func finishLoad() throws
+    /// An engine whose bulk-load path pulls its input (Scrollback's `MessageStore.load`) loads
+    /// the whole dataset from `messages` in one call and returns true; the others return
+    /// false and get batches through `load(_:)` instead (the default).
+    func loadAll(_ messages: GeneratedMessages) throws -> Bool
 
     func latest(_ conversation: String, limit: Int) throws -> [Message]
     /// `latest` read in place: each message's fields hashed from the engine's own buffers
@@ -85,4 +90,52 @@ let rangeLimit = MessageStore.maxLimit
 
 extension ChatEngine {
     func beginLoad() {}
+}
+
+extension ChatEngine {
+    func loadAll(_ messages: GeneratedMessages) throws -> Bool { false }
+}
+
+/// The dataset as one sequence for a pulling bulk load: generated `chunk` messages at a time,
+/// the time spent generating added up in `clock` (a load's time excludes it, as the batched
+/// loads' time excludes generating their batches), the progress reported per chunk. Memory:
+/// one chunk.
+struct GeneratedMessages: Sequence {
+    final class Clock {
+        var generatingNanos: UInt64 = 0
+        var produced = 0
+    }
+
+    let generator: DatasetGenerator
+    let chunk: Int
+    let clock: Clock
+    let progress: (Int) -> Void
+
+    struct Iterator: IteratorProtocol {
+        var source: DatasetGenerator.Iterator
+        let chunk: Int
+        let clock: Clock
+        let progress: (Int) -> Void
+        var buffer: [Message] = []
+        var position = 0
+
+        mutating func next() -> Message? {
+            if position == buffer.count {
+                let start = nowNanoseconds()
+                buffer.removeAll(keepingCapacity: true)
+                while buffer.count < chunk, let message = source.next() { buffer.append(message) }
+                position = 0
+                clock.produced += buffer.count
+                clock.generatingNanos += nowNanoseconds() - start
+                if buffer.isEmpty { return nil }
+                progress(clock.produced)
+            }
+            position += 1
+            return buffer[position - 1]
+        }
+    }
+
+    func makeIterator() -> Iterator {
+        Iterator(source: generator.makeIterator(), chunk: Swift.max(1, chunk), clock: clock, progress: progress)
+    }
 }

@@ -40,31 +40,24 @@ final class ScrollbackEngine: ChatEngine {
         store = try MessageStore(path: path, options: options)
     }
 
-    /// The bulk-load phase goes through the bulk-load API: between `beginLoad` and
-    /// `finishLoad` batches are gathered, and `finishLoad` loads them in one durable commit
-    /// (sorted runs written directly, trees built bottom-up). Other loads (the concurrency
-    /// phase's top-up) are atomic batches.
-    private var pendingLoad: [Message]? = nil
-
-    func beginLoad() {
-        pendingLoad = []
+    /// The bulk-load phase goes through the bulk-load API: `loadAll` streams the whole dataset
+    /// into one `MessageStore.load` (sorted runs written directly, trees built bottom-up, one
+    /// durable commit; memory: one run of messages plus the load's id set, not the dataset).
+    /// Other loads (the concurrency phase's top-up) are atomic batches.
+    func loadAll(_ messages: GeneratedMessages) throws -> Bool {
+        try store.load(messages)
+        return true
     }
 
+    func beginLoad() {}
+
     func load(_ batch: [Message]) throws {
-        if pendingLoad != nil {
-            pendingLoad! += batch
-            return
-        }
         var b = WriteBatch()
         for m in batch { b.append(m) }
         try store.write(b)
     }
 
     func finishLoad() throws {
-        if let pending = pendingLoad {
-            pendingLoad = nil
-            try store.load(pending)
-        }
         if options.durability == .normal { try store.sync() }
         try store.checkpoint()
     }
