@@ -13,7 +13,9 @@ struct PendingFileRemoval {
     }
 
     var file: File
-    /// Snapshots older than this transaction may read the file.
+    /// Snapshots older than this transaction may read the file. (A merge's sources name the
+    /// merge's commit, not its starting snapshot: a snapshot that began while the merge ran
+    /// may have looked a source up before the merged binding existed.)
     var readableBefore: UInt64
     /// The file may go once the durable (checkpointed) state is at least this transaction.
     var durableAfter: UInt64
@@ -180,9 +182,13 @@ extension StorageEngine {
             committed = transaction.state.transactionID
             try MergeRecord(result: account, sources: sources.sorted()).encode(type: schema.liveness.mergeRecordType, into: &batch)
         }
+        // Snapshots that began before the merged binding was in place — any up to the merge's
+        // commit, which other writers' commits may have preceded since `from` — may have
+        // looked a source up and open its cursor only later: the sources stay until every
+        // snapshot before the merge's commit has ended.
         pendingFileRemovals.withLock { pending in
             for source in sources {
-                pending.append(PendingFileRemoval(file: .run(source), readableBefore: from, durableAfter: committed,
+                pending.append(PendingFileRemoval(file: .run(source), readableBefore: committed, durableAfter: committed,
                                                   otherProcessesBefore: committed))
             }
         }
