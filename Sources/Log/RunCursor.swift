@@ -44,6 +44,16 @@ package struct RunCursor {
         return try findSlow(key)
     }
 
+    /// `find(key)`, then the record's payload if its tag is `tag`; nil if the run holds no
+    /// record with `key` or holds it with another tag. One call for the hot path of a reader
+    /// in another module (the cursor is reached in place, no copy of its references). The
+    /// payload stays valid while this cursor stays on its block (until it moves to another
+    /// block or dies).
+    package mutating func payload(of key: RunKey, tag: UInt32) throws -> UnsafeRawBufferPointer? {
+        guard try find(key), let block, block.tag(index) == tag else { return nil }
+        return block.payload(index)
+    }
+
     @inline(never)
     mutating func findSlow(_ key: RunKey) throws -> Bool {
         let number = run.blockIndex(atLeast: key)

@@ -233,12 +233,16 @@ public final class MessageStore: Sendable {
     }
 
     /// The newest `limit` messages of a conversation, newest first. O(log n + limit).
-    /// Built on `withLatest(in:limit:_:)`: each message copied out of the store's buffers.
+    /// The read of `withLatest(in:limit:_:)`, each message copied out of the store's buffers.
     public func latest(in conversation: String, limit: Int) throws -> [Message] {
-        var result: [Message] = []
-        result.reserveCapacity(min(max(limit, 0), 256))
-        try withLatest(in: conversation, limit: limit) { result.append($0.message()) }
-        return result
+        try Self.checkConversation(conversation)
+        try Self.checkLimit(limit)
+        return try mapErrors {
+            var result: [Message] = []
+            result.reserveCapacity(min(limit, 256))
+            try database.latest(in: conversation, limit: limit) { result.append(Self.message($0)) }
+            return result
+        }
     }
 
     /// Messages with `from ≤ createdAt ≤ through`, in `order`: the first `limit` of them, or
@@ -297,10 +301,16 @@ public final class MessageStore: Sendable {
     /// `.invalidCursor` (as is one of another conversation or store). O(log n + limit).
     public func page(in conversation: String, after cursor: Cursor?, limit: Int, order: Order = .newestFirst) throws
         -> MessagePage {
-        var messages: [Message] = []
-        messages.reserveCapacity(min(max(limit, 0), 256))
-        let next = try withPage(in: conversation, after: cursor, limit: limit, order: order) { messages.append($0.message()) }
-        return MessagePage(messages: messages, next: next)
+        try Self.checkConversation(conversation)
+        try Self.checkLimit(limit)
+        return try mapErrors {
+            var messages: [Message] = []
+            messages.reserveCapacity(min(limit, 256))
+            let next = try database.page(in: conversation, after: cursor?.token, limit: limit, forward: order == .oldestFirst) {
+                messages.append(Self.message($0))
+            }
+            return MessagePage(messages: messages, next: next.map(Cursor.init(token:)))
+        }
     }
 
     /// Offset pagination: `limit` messages starting at position `offset` (≥ 0) in `order`.

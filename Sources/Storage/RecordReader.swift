@@ -25,6 +25,9 @@ package struct RecordReader {
     private var cursors: [RunCursor] = []
     private var lastSegment: UInt32 = .max
     private var lastRun: UInt32? = nil
+    /// The cursor of the run read last (its index in `cursors`).
+    private var lastCursorRun: UInt32 = .max
+    private var lastCursor = 0
 
     init(engine: StorageEngine, transaction: UInt64) {
         self.engine = engine
@@ -52,14 +55,19 @@ package struct RecordReader {
                 return try withRecord(at: position, key: key, body)
             }
         }
-        let index = try cursorIndex(run)
-        guard try cursors[index].find(key), cursors[index].tag == segment else {
+        if run != lastCursorRun {
+            lastCursor = try cursorIndex(run)
+            lastCursorRun = run
+        }
+        let index = lastCursor
+        guard let payload = try cursors[index].payload(of: key, tag: segment) else {
             throw Self.missing(key: key, segment: segment, run: run, position: position)
         }
-        return try withExtendedLifetime(cursors[index].block) { try body(.run(payload: cursors[index].payload)) }
+        // The cursor, which this reader holds and does not move during `body`, keeps the block
+        // (and so the payload's bytes) alive: no copy of the block reference per record.
+        return try body(.run(payload: payload))
     }
 
-    @inline(__always)
     private mutating func cursorIndex(_ run: UInt32) throws -> Int {
         if let i = cursors.firstIndex(where: { $0.run.id == run }) { return i }
         cursors.append(try engine.runs.cursor(run))
