@@ -143,21 +143,42 @@ struct ReadQuery {
 }
 
 /// What a read in place (`ChatEngine.latestInPlace`) computes from each message's bytes without
-/// copying them into Swift values: the count and an FNV-1a hash over each message's id, sender
-/// and body bytes and its createdAt, kind and edited flag — the fields a service would serialize.
-/// Equal across engines exactly when they read the same messages in the same order.
+/// copying them into Swift values: the count and a hash over each message's id, sender and body
+/// bytes and its createdAt, kind and edited flag — the fields a service would serialize. Equal
+/// across engines exactly when they read the same messages in the same order (up to hash
+/// collisions). The hash takes 8 bytes per step (a multiply-xorshift mix, about a cycle per
+/// byte) so that the row measures the engines' reads, not the digest: FNV-1a byte by byte, as
+/// it was, took ~4 cycles a byte, about 3.5 µs of every engine's 20-message read.
 struct BorrowedDigest: Equatable, CustomStringConvertible {
     var count = 0
     var hash: UInt64 = 0xCBF2_9CE4_8422_2325
 
     @inline(__always)
-    mutating func add(_ bytes: UnsafeRawBufferPointer) {
-        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-        hash = (hash ^ 0xFF) &* 0x0000_0100_0000_01B3
+    mutating func mix(_ word: UInt64) {
+        hash = (hash ^ word) &* 0x9E37_79B9_7F4A_7C15
+        hash ^= hash >> 29
     }
 
     @inline(__always)
-    mutating func add(_ value: UInt64) { hash = (hash ^ value) &* 0x0000_0100_0000_01B3 }
+    mutating func add(_ bytes: UnsafeRawBufferPointer) {
+        var i = 0
+        let n = bytes.count
+        while i + 8 <= n {
+            mix(bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            i += 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < n {
+            tail |= UInt64(bytes[i]) << shift
+            shift += 8
+            i += 1
+        }
+        mix(tail ^ UInt64(n) << 56)   // the length too: "ab" + "c" differs from "a" + "bc"
+    }
+
+    @inline(__always)
+    mutating func add(_ value: UInt64) { mix(value) }
 
     @inline(__always)
     mutating func add(id: UnsafeRawBufferPointer, sender: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer,
