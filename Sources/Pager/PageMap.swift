@@ -5,19 +5,17 @@
 /// backward-shift deletion (no tombstones). `UInt64.max` marks an empty slot, so it is not a
 /// valid key (page numbers are far below it).
 ///
-/// Complexity: expected O(1) per operation. Not thread-safe: guarded by its owner.
+/// Complexity: expected O(1) per operation. Not thread-safe: guarded by its owner. An empty
+/// map allocates nothing (every read snapshot holds one it never fills); the first insert
+/// allocates 16 slots.
 package struct PageMap<Value> {
     private static var emptyKey: UInt64 { .max }
-    private var keys: [UInt64]
-    private var values: [Value?]
-    private var shift: UInt64
+    private var keys: [UInt64] = []
+    private var values: [Value?] = []
+    private var shift: UInt64 = 64 - 4
     package private(set) var count = 0
 
-    package init() {
-        keys = Array(repeating: Self.emptyKey, count: 16)
-        values = Array(repeating: nil, count: 16)
-        shift = 64 - 4
-    }
+    package init() {}
 
     private var mask: Int { keys.count - 1 }
 
@@ -29,7 +27,8 @@ package struct PageMap<Value> {
     /// The value stored for `key`, or nil.
     @inline(__always)
     package func find(_ key: UInt64) -> Value? {
-        keys.withUnsafeBufferPointer { keys -> Value? in
+        if count == 0 { return nil }
+        return keys.withUnsafeBufferPointer { keys -> Value? in
             let mask = keys.count - 1
             var i = home(key)
             while true {
@@ -46,6 +45,11 @@ package struct PageMap<Value> {
     /// Inserts or replaces the value for `key`.
     package mutating func insert(_ key: UInt64, _ value: Value) {
         assert(key != Self.emptyKey)
+        if keys.isEmpty {
+            keys = Array(repeating: Self.emptyKey, count: 16)
+            values = Array(repeating: nil, count: 16)
+            shift = 64 - 4
+        }
         if (count + 1) * 2 > keys.count { grow() }
         var i = home(key)
         while true {
@@ -64,6 +68,7 @@ package struct PageMap<Value> {
     /// Removes `key`; returns its value, or nil if it was absent.
     @discardableResult
     package mutating func remove(_ key: UInt64) -> Value? {
+        if count == 0 { return nil }
         var i = home(key)
         while true {
             let k = keys[i]

@@ -119,6 +119,12 @@ import Testing
 
     @Test func frameMapHandlesManyKeysAndRemovals() {
         var map = PageMap<Int32>()
+        // Empty (nothing allocated yet): finds and removes nothing; emptied again, the same.
+        #expect(map.find(0) == nil && map.find(12) == nil && map.remove(12) == nil && map.count == 0 && map.allKeys.isEmpty)
+        map.insert(12, 1)
+        #expect(map.find(12) == 1 && map.remove(12) == 1 && map.find(12) == nil && map.remove(12) == nil)
+        map.removeAll()
+        #expect(map.find(12) == nil && map.count == 0)
         var model: [UInt64: Int32] = [:]
         var rng = SplitMix(seed: 3)
         for step in 0..<20_000 {
