@@ -46,7 +46,7 @@ package enum SortedRunLayout {
     package static let keyWords = 3
     package static let keySize = 24
     /// Default uncompressed target size of a block.
-    package static let defaultBlockSize = 32 << 10
+    package static let defaultBlockSize = 8 << 10
     /// Upper bound of a block's decoded size and of one payload (a record larger than the
     /// target gets a block of its own).
     package static let maximumBlockBytes = 1 << 30
