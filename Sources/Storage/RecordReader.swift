@@ -44,12 +44,22 @@ package struct RecordReader {
             lastSegment = segment
         }
         guard let run = lastRun else {
+            var bodyThrew = false
             do {
-                return try engine.log.withRecord(at: position) { type, payload in try body(.log(type: type, payload: payload)) }
-            } catch let error as StorageError {
+                return try engine.log.withRecord(at: position) { type, payload in
+                    do {
+                        return try body(.log(type: type, payload: payload))
+                    } catch {
+                        bodyThrew = true
+                        throw error
+                    }
+                }
+            } catch let error as StorageError where !bodyThrew {
                 // The segment may have been sealed since the binding was looked up: once its
                 // run is bound, snapshots from the binding's start read the run, and the raw
-                // file may go. Look again; read the run if there is one now.
+                // file may go. Look again; read the run if there is one now. (Only a failure
+                // of the log read itself: an error of `body` passes through, so `body` never
+                // runs twice for one record.)
                 lastRun = SegmentAliases.run(in: engine.aliases.bindings(of: segment), for: transaction)
                 guard lastRun != nil else { throw error }
                 return try withRecord(at: position, key: key, body)
