@@ -196,9 +196,9 @@ final class Benchmark {
         var nanos: UInt64 = 0
         engine.beginLoad()
         let clock = GeneratedMessages.Clock()
+        let messages = GeneratedMessages(generator: generator, chunk: options.loadBatch, clock: clock, progress: { bar.update($0) })
         let start = nowNanoseconds()
-        if try engine.loadAll(GeneratedMessages(generator: generator, chunk: options.loadBatch, clock: clock,
-                                                progress: { bar.update($0) })) {
+        if try engine.loadAll(messages) {
             nanos = nowNanoseconds() - start - clock.generatingNanos
         } else {
             try generator.forEachBatch(size: options.loadBatch, progress: { done, _ in bar.update(done) }) { batch in

@@ -97,19 +97,27 @@ extension ChatEngine {
 }
 
 /// The dataset as one sequence for a pulling bulk load: generated `chunk` messages at a time,
-/// the time spent generating added up in `clock` (a load's time excludes it, as the batched
-/// loads' time excludes generating their batches), the progress reported per chunk. Memory:
-/// one chunk.
+/// the time spent generating (and reporting progress) added up in `clock` (a load's time
+/// excludes it, as the batched loads' time excludes generating their batches), the progress
+/// reported per chunk generated. Memory: one chunk. One pass: the generator's iterator is
+/// made (untimed) with the sequence, and `makeIterator` hands it out once.
 struct GeneratedMessages: Sequence {
     final class Clock {
         var generatingNanos: UInt64 = 0
         var produced = 0
     }
 
-    let generator: DatasetGenerator
+    let source: DatasetGenerator.Iterator
     let chunk: Int
     let clock: Clock
     let progress: (Int) -> Void
+
+    init(generator: DatasetGenerator, chunk: Int, clock: Clock, progress: @escaping (Int) -> Void) {
+        source = generator.makeIterator()
+        self.chunk = chunk
+        self.clock = clock
+        self.progress = progress
+    }
 
     struct Iterator: IteratorProtocol {
         var source: DatasetGenerator.Iterator
@@ -126,9 +134,9 @@ struct GeneratedMessages: Sequence {
                 while buffer.count < chunk, let message = source.next() { buffer.append(message) }
                 position = 0
                 clock.produced += buffer.count
+                if !buffer.isEmpty { progress(clock.produced) }
                 clock.generatingNanos += nowNanoseconds() - start
                 if buffer.isEmpty { return nil }
-                progress(clock.produced)
             }
             position += 1
             return buffer[position - 1]
@@ -136,6 +144,6 @@ struct GeneratedMessages: Sequence {
     }
 
     func makeIterator() -> Iterator {
-        Iterator(source: generator.makeIterator(), chunk: Swift.max(1, chunk), clock: clock, progress: progress)
+        Iterator(source: source, chunk: Swift.max(1, chunk), clock: clock, progress: progress)
     }
 }

@@ -4,6 +4,9 @@ import ScrollbackMessaging
 /// decoded block of a sorted run, or a log record), valid **only during the call that passes
 /// it** — copy what must outlive it (`message()` copies everything). For callers that
 /// serialize straight to the wire: no `String`, `Array` or `Message` is made per message.
+/// While the call runs, the store keeps the index page that lists the message pinned in its
+/// cache (a body that blocks for long holds it there; the cache may exceed its budget
+/// meanwhile rather than wait); reading the store from inside the body is fine.
 ///
 /// Thread-safety: use it on the thread of the call that passes it.
 public struct BorrowedMessage {
