@@ -320,23 +320,13 @@ public final class ReplicationLeader: @unchecked Sendable {
                 options.stream, partition: ReplicationProtocol.partition(of: change.conversation, partitions: options.partitions))
             let data = Array(ChangeJSON.encode(change).utf8)
             var message: OpaquePointer? = nil
-            var status = data.withUnsafeBufferPointer { natsMsg_Create(&message, subject, nil, UnsafeRawPointer($0.baseAddress)?
-                .assumingMemoryBound(to: CChar.self), Int32($0.count)) }
+            var status = makeStreamMessage(&message, subject: subject, data: data, leader: leader, position: change.position.token)
             guard status == NATS_OK, let created = message else { return ReplicationError.status(status, "creating a stream message") }
-            natsMsgHeader_Set(created, ReplicationHeaders.leader, leader)
-            natsMsgHeader_Set(created, ReplicationHeaders.position, change.position.token)
             if end { natsMsgHeader_Set(created, ReplicationHeaders.end, "1") }
             let id = ReplicationProtocol.changeID(leaderID, change.position)
-            status = id.withCString { idPointer in
-                withOptionalCString(expectedID) { expectedIDPointer in
-                    var publishOptions = jsPubOptions()
-                    jsPubOptions_Init(&publishOptions)
-                    publishOptions.ExpectLastSeq = expected
-                    publishOptions.MsgId = idPointer
-                    publishOptions.ExpectLastMsgId = expectedIDPointer
-                    publishOptions.MaxWait = options.requestTimeoutMilliseconds
-                    return js_PublishMsgAsync(connection.jetStream, &message, &publishOptions)
-                }
+            status = withFencedPublishOptions(id: id, expectedLast: expected, expectedLastID: expectedID,
+                                              maxWait: options.requestTimeoutMilliseconds) { publishOptions in
+                js_PublishMsgAsync(connection.jetStream, &message, &publishOptions)
             }
             if let message { natsMsg_Destroy(message) }   // not taken by the client (failed)
             guard status == NATS_OK else {
@@ -440,25 +430,16 @@ public final class ReplicationLeader: @unchecked Sendable {
     static func publishClaim(_ connection: NATSConnection, stream: String, leader: UInt64, position: ChangePosition, empty: Bool,
                              expectedLast: UInt64, expectedLastID: String?) throws -> UInt64 {
         let data = Array("{\"empty\":\(empty)}".utf8)
-        var message: OpaquePointer? = nil
-        var status = data.withUnsafeBufferPointer { natsMsg_Create(&message, ReplicationProtocol.claimSubject(stream), nil,
-                                                                   UnsafeRawPointer($0.baseAddress)?.assumingMemoryBound(to: CChar.self),
-                                                                   Int32($0.count)) }
-        guard status == NATS_OK, let message else { throw ReplicationError.status(status, "creating the claim") }
+        var created: OpaquePointer? = nil
+        var status = makeStreamMessage(&created, subject: ReplicationProtocol.claimSubject(stream), data: data,
+                                       leader: ReplicationProtocol.hex(leader), position: position.token)
+        guard status == NATS_OK, let message = created else { throw ReplicationError.status(status, "creating the claim") }
         defer { natsMsg_Destroy(message) }
-        natsMsgHeader_Set(message, ReplicationHeaders.leader, ReplicationProtocol.hex(leader))
-        natsMsgHeader_Set(message, ReplicationHeaders.position, position.token)
         var ack: UnsafeMutablePointer<jsPubAck>? = nil
         var code = jsErrCode(rawValue: 0)
-        status = ReplicationProtocol.claimID(leader).withCString { idPointer in
-            withOptionalCString(expectedLastID) { expectedIDPointer in
-                var publishOptions = jsPubOptions()
-                jsPubOptions_Init(&publishOptions)
-                publishOptions.ExpectLastSeq = expectedLast
-                publishOptions.MsgId = idPointer
-                publishOptions.ExpectLastMsgId = expectedIDPointer
-                return js_PublishMsg(&ack, connection.jetStream, message, &publishOptions, &code)
-            }
+        status = withFencedPublishOptions(id: ReplicationProtocol.claimID(leader), expectedLast: expectedLast,
+                                          expectedLastID: expectedLastID, maxWait: nil) { publishOptions in
+            js_PublishMsg(&ack, connection.jetStream, message, &publishOptions, &code)
         }
         guard status == NATS_OK, let ack else {
             if code == JSStreamWrongLastSequenceErr || code == JSStreamWrongLastMsgIDErr {
@@ -509,6 +490,39 @@ private let leaderAckHandler: jsPubAckHandler = { _, message, _, error, closure 
 }
 
 /// Calls `body` with a C string of `text`, or nil.
+/// Creates in `message` a stream message on `subject` carrying `data`, with the leader and
+/// position headers every message of a leader has (a change or a claim). The caller destroys
+/// it, or hands it to an asynchronous publish that takes it.
+func makeStreamMessage(_ message: inout OpaquePointer?, subject: String, data: [UInt8], leader: String,
+                       position: String) -> natsStatus {
+    let status = data.withUnsafeBufferPointer {
+        natsMsg_Create(&message, subject, nil, UnsafeRawPointer($0.baseAddress)?.assumingMemoryBound(to: CChar.self), Int32($0.count))
+    }
+    guard status == NATS_OK, let created = message else { return status }
+    natsMsgHeader_Set(created, ReplicationHeaders.leader, leader)
+    natsMsgHeader_Set(created, ReplicationHeaders.position, position)
+    return NATS_OK
+}
+
+/// Calls `body` with publish options that fence a publish: it is stored only if the stream's
+/// last message is `expectedLast` (sequence) and `expectedLastID` (message id; nil: not
+/// checked), and it is deduplicated by `id`. `maxWait` (ms): how long a publish waits for its
+/// acknowledgement (nil: the context's default).
+func withFencedPublishOptions<R>(id: String, expectedLast: UInt64, expectedLastID: String?, maxWait: Int64?,
+                                 _ body: (inout jsPubOptions) -> R) -> R {
+    id.withCString { idPointer in
+        withOptionalCString(expectedLastID) { expectedIDPointer in
+            var publishOptions = jsPubOptions()
+            jsPubOptions_Init(&publishOptions)
+            publishOptions.ExpectLastSeq = expectedLast
+            publishOptions.MsgId = idPointer
+            publishOptions.ExpectLastMsgId = expectedIDPointer
+            if let maxWait { publishOptions.MaxWait = maxWait }
+            return body(&publishOptions)
+        }
+    }
+}
+
 func withOptionalCString<R>(_ text: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
     guard let text else { return body(nil) }
     return text.withCString { body($0) }
