@@ -21,8 +21,7 @@ extension BTree {
         return try withPage(page, level: 0) { bytes, count -> Bool in
             let index = leafLowerBound(bytes, count: count, key)
             guard index < count, leafKey(bytes, index, equals: key) else { return false }
-            let offset = leafOffset(index) + keyWords * 8
-            try body(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + valueSize)]))
+            try body(leafValue(bytes, index))
             return true
         }
     }
@@ -147,10 +146,8 @@ extension BTree {
                 throw corrupted(page, pageSize: bytes.count, at: layout.entryCountOffset,
                                 "leaf holds \(count) entries, parent count implies rank \(remaining)")
             }
-            let offset = leafOffset(Int(remaining))
-            let key = loadKey(bytes, at: offset)
-            let valueOffset = offset + keyWords * 8
-            try body(key, UnsafeRawBufferPointer(rebasing: bytes[valueOffset..<(valueOffset + valueSize)]))
+            let index = Int(remaining)
+            try body(loadKey(bytes, at: leafOffset(index)), leafValue(bytes, index))
             return true
         }
     }

@@ -224,6 +224,13 @@ package struct BTree {
         isLeaf ? leafOffset(index) : branchOffset(index) + layout.branchKeyOffset
     }
 
+    /// The value of leaf entry `index`: a view of `bytes`.
+    @inline(__always)
+    func leafValue(_ bytes: UnsafeRawBufferPointer, _ index: Int) -> UnsafeRawBufferPointer {
+        let offset = leafOffset(index) + keyWords * 8
+        return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + valueSize)])
+    }
+
     /// Loads the key stored at byte `offset`.
     @inline(__always)
     func loadKey(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> BTreeKey {

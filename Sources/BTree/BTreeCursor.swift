@@ -203,10 +203,7 @@ package struct BTreeCursor {
             guard leaf.index < count else {
                 throw tree.corrupted(leaf.page, pageSize: bytes.count, at: tree.layout.entryCountOffset, "leaf entry count changed under a cursor")
             }
-            let offset = tree.leafOffset(leaf.index)
-            let valueOffset = offset + tree.keyWords * 8
-            try body(tree.loadKey(bytes, at: offset),
-                     UnsafeRawBufferPointer(rebasing: bytes[valueOffset..<(valueOffset + tree.valueSize)]))
+            try body(tree.loadKey(bytes, at: tree.leafOffset(leaf.index)), tree.leafValue(bytes, leaf.index))
             return true
         }
     }
@@ -235,12 +232,8 @@ package struct BTreeCursor {
                     guard count == leaf.count else {
                         throw tree.corrupted(leaf.page, pageSize: bytes.count, at: tree.layout.entryCountOffset, "leaf entry count changed under a cursor")
                     }
-                    let keyBytes = tree.keyWords * 8, valueSize = tree.valueSize
                     while index >= 0 && index < count {
-                        let offset = tree.leafOffset(index)
-                        let valueOffset = offset + keyBytes
-                        let value = UnsafeRawBufferPointer(rebasing: bytes[valueOffset..<(valueOffset + valueSize)])
-                        if try !body(tree.loadKey(bytes, at: offset), value) { return true }
+                        if try !body(tree.loadKey(bytes, at: tree.leafOffset(index)), tree.leafValue(bytes, index)) { return true }
                         index += forward ? 1 : -1
                     }
                     return false
