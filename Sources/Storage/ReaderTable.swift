@@ -106,8 +106,9 @@ package final class ReaderTable: @unchecked Sendable {
     /// valid table whose slot count differs from `slotCount`), and every stale slot is
     /// cleared. Otherwise the header must validate (re-read up to
     /// `patience.headerReadAttempts` times, since a concurrent publish can tear a read);
-    /// a table that stays invalid while others use it throws `.corrupted` (it is rebuilt
-    /// once they have closed), a newer format throws `.unsupportedVersion`.
+    /// a table that stays invalid while others use it (for `patience.guardWaitMicroseconds`,
+    /// trying again meanwhile to be alone) throws `.corrupted` (it is rebuilt once they have
+    /// closed), a newer format throws `.unsupportedVersion`.
     /// If another process is building the table, waits up to `patience.guardWaitMicroseconds`,
     /// then throws `.io(errno: EAGAIN)`.
     ///
@@ -151,7 +152,18 @@ package final class ReaderTable: @unchecked Sendable {
                 return header
             }
             if try file.tryLock(guardRange, exclusive: false) {
-                return try readValidHeader(file, path: path, attempts: patience.headerReadAttempts)
+                do {
+                    return try readValidHeader(file, path: path, attempts: patience.headerReadAttempts)
+                } catch StorageError.corrupted where waited < patience.guardWaitMicroseconds {
+                    // Invalid while shared: the other holders may have closed since, or may be
+                    // a child this process forked on its way to exec (it shares this process's
+                    // open file descriptions, and so their guard locks, until exec closes
+                    // them). Let go and try again to be alone, within the same patience.
+                    try file.unlock(guardRange)
+                    usleep(1000)
+                    waited += 1000
+                    continue
+                }
             }
             // Another process holds the guard exclusively: it is building the table.
             guard waited < patience.guardWaitMicroseconds else {
