@@ -42,6 +42,8 @@ struct CacheState {
     var hits: UInt64 = 0
     var misses: UInt64 = 0
     var evictions: UInt64 = 0
+    /// Frames the CLOCK hand has passed, over the cache's life (statistics and tests).
+    var sweptFrames: UInt64 = 0
 }
 
 /// The page cache: frames of page memory, a map page number → frame, CLOCK eviction of
@@ -235,7 +237,7 @@ final class PageCache: @unchecked Sendable {
                 let index: Int
                 if let free = state.freeFrames.popLast() {
                     index = Int(free)
-                } else if let evicted = evictOne(&state) {
+                } else if let evicted = evictOne(&state, skipLimit: .max) {
                     index = evicted
                 } else {
                     break
@@ -249,14 +251,15 @@ final class PageCache: @unchecked Sendable {
     }
 
     struct Counters {
-        var hits: UInt64, misses: UInt64, evictions: UInt64, dirtyBytes: Int, cachedBytes: Int
+        var hits: UInt64, misses: UInt64, evictions: UInt64, dirtyBytes: Int, cachedBytes: Int, sweptFrames: UInt64
     }
 
     var counters: Counters {
         state.withLock { state in
             Counters(
                 hits: state.hits, misses: state.misses, evictions: state.evictions,
-                dirtyBytes: state.dirtyFrames * pageSize, cachedBytes: state.allocatedFrames * pageSize)
+                dirtyBytes: state.dirtyFrames * pageSize, cachedBytes: state.allocatedFrames * pageSize,
+                sweptFrames: state.sweptFrames)
         }
     }
 
@@ -294,20 +297,37 @@ final class PageCache: @unchecked Sendable {
 
     /// CLOCK: sweeps at most two rounds for an unpinned clean (or orphaned) frame whose
     /// reference bit is clear, clearing bits on the way; unmaps it and returns its index.
-    private func evictOne(_ state: inout CacheState) -> Int? {
+    ///
+    /// Bounded for caches full of dirty frames (a bulk load or a large transaction keeps every
+    /// new page dirty until its checkpoint, and the cache grows past its capacity): no sweep
+    /// at all when every allocated frame is dirty, and a sweep gives up (nil: the caller
+    /// grows the cache by one frame) after passing `sweepSkipLimit` frames it could not
+    /// evict — before, each new page swept the whole table twice, quadratic in the dirty
+    /// frames (a 100M-message load spent hours there). Clean frames whose reference bit it
+    /// clears do not count against the limit, so a cache of clean frames evicts as before.
+    private func evictOne(_ state: inout CacheState, skipLimit: Int = PageCache.sweepSkipLimit) -> Int? {
         let n = state.frames.count
-        guard n > 0 else { return nil }
-        for _ in 0..<(2 * n) {
+        guard n > 0, state.allocatedFrames > state.dirtyFrames else { return nil }
+        var skipped = 0
+        for step in 0..<(2 * n) {
             let i = state.clockHand
             state.clockHand = i + 1 == n ? 0 : i + 1
             let frame = state.frames[i]
             guard frame.kind == .clean || frame.kind == .orphan, let base = frame.base,
                   !isPinned(state, base)
-            else { continue }
+            else {
+                skipped += 1
+                if skipped == skipLimit {
+                    state.sweptFrames &+= UInt64(step + 1)
+                    return nil
+                }
+                continue
+            }
             if frame.referenced {
                 state.frames[i].referenced = false
                 continue
             }
+            state.sweptFrames &+= UInt64(step + 1)
             if frame.kind == .clean {
                 state.map.remove(frame.page)
                 state.evictions &+= 1
@@ -315,8 +335,13 @@ final class PageCache: @unchecked Sendable {
             state.frames[i].kind = .free
             return i
         }
+        state.sweptFrames &+= UInt64(2 * n)
         return nil
     }
+
+    /// How many frames that cannot be evicted (dirty, pinned, being read) one eviction sweep
+    /// passes before it gives up.
+    static let sweepSkipLimit = 1024
 
     /// Returns an unmapped frame to the free list, or orphans it while it is pinned.
     private func release(_ state: inout CacheState, _ i: Int) {

@@ -376,6 +376,7 @@ package final class Pager: @unchecked Sendable {
         result.hits = counters.hits
         result.misses = counters.misses
         result.evictions = counters.evictions
+        result.sweptFrames = counters.sweptFrames
         result.dirtyBytes = counters.dirtyBytes
         result.cachedBytes = counters.cachedBytes
         result.cacheCapacityBytes = cache.capacityFrames * pageSize

@@ -65,6 +65,8 @@ package struct PagerStatistics: Sendable, Equatable {
     package var misses: UInt64 = 0
     /// Clean frames dropped to make room.
     package var evictions: UInt64 = 0
+    /// Frames the cache's CLOCK hand has passed looking for one to evict (its cost).
+    package var sweptFrames: UInt64 = 0
     /// Bytes of frames holding pages not yet written by a checkpoint (not evictable).
     package var dirtyBytes: Int = 0
     /// Bytes of page frames allocated by the cache. Exceeds the capacity only while dirty or

@@ -36,6 +36,31 @@ import Testing
         #expect(pager.cachedPageNumbers.count <= 16)
     }
 
+    /// New pages beyond the cache's capacity stay dirty (the cache grows); allocating them
+    /// must not sweep the whole frame table each time (it did: quadratic in the dirty frames),
+    /// and reads that evict among them pass at most the sweep limit of dirty frames per miss.
+    @Test func evictionSweepsStayBoundedAmongDirtyFrames() throws {
+        let (pager, pages) = try coldPager(count: 40, cacheFrames: 16)
+        let reader = pager.beginRead()
+        for page in pages { _ = try stamp(reader, page) }
+        let before = pager.statistics.sweptFrames
+        let txn = try pager.beginWrite()
+        _ = try allocateFilled(txn, count: 6000, stampBase: 1000)
+        #expect(pager.statistics.dirtyBytes >= 6000 * 4096)
+        let allocating = pager.statistics.sweptFrames - before
+        #expect(allocating <= 16 * 2 * 16, "swept \(allocating) frames for 6000 new pages")
+        let beforeReads = pager.statistics.sweptFrames
+        let missesBefore = pager.statistics.misses
+        for _ in 0..<3 {
+            for (i, page) in pages.enumerated() { #expect(try stamp(reader, page) == UInt64(i)) }
+        }
+        let misses = pager.statistics.misses - missesBefore
+        let reading = pager.statistics.sweptFrames - beforeReads
+        #expect(misses > 0)
+        #expect(reading <= misses * UInt64(2 * 1024 + 2 * 16 + 40), "swept \(reading) frames for \(misses) misses")
+        txn.rollback()
+    }
+
     @Test func hitsAndMisses() throws {
         let (pager, pages) = try coldPager(count: 4, cacheFrames: 16)
         let reader = pager.beginRead()
