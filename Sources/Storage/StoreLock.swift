@@ -15,7 +15,8 @@ import ScrollbackIO
 ///   never blocks a restart.
 /// - A refused `acquire` throws `StorageError.storeLocked(path:holder:)` and writes nothing
 ///   (it may create an empty `lock` file only when none exists, in which case nobody holds it
-///   and the acquire does not fail).
+///   and the acquire does not fail). When the holder can only be a child this process forked
+///   on its way to `exec`, it first waits up to `forkedChildWaitMicroseconds`.
 /// - After acquiring, the holder writes an informational record (pid, process start time,
 ///   when, a label such as the program name) so a refused opener can say who holds the store.
 ///   The record is never synced and never trusted for anything but that message: a missing,
@@ -42,8 +43,28 @@ package final class StoreLock: Sendable {
     }
 
     deinit {
-        if let file = file.withLock({ $0 }) { try? file.close() }
+        if let file = file.withLock({ $0 }) {
+            try? file.close()
+            Self.noteReleased(path)
+        }
     }
+
+    /// How many `StoreLock`s of this process hold each lock file, by path (tests run several
+    /// memory file systems whose paths coincide, hence a count).
+    private static let heldHere = Lock<[String: Int]>([:])
+
+    private static func noteReleased(_ path: String) {
+        heldHere.withLock { held in
+            if let count = held[path], count > 1 { held[path] = count - 1 } else { held[path] = nil }
+        }
+    }
+
+    /// How long a refused `acquire` waits when the lock file's record says this process took
+    /// the lock last and no `StoreLock` of this process holds it now. The holder is then a
+    /// child this process forked: it shares the process's open file descriptions, and with
+    /// them the lock, until its `exec` closes them (the files are opened `O_CLOEXEC`) — for
+    /// example while a thread spawns a program just as another closes and reopens the store.
+    static let forkedChildWaitMicroseconds = 1_000_000
 
     /// Takes the store lock of `directory` (which must exist) or throws
     /// `.storeLocked(path: directory, holder:)` if another handle holds it. `label` names the
@@ -57,9 +78,17 @@ package final class StoreLock: Sendable {
         let path = Path.join(directory, StoreLockLayout.fileName)
         let file = try fileSystem.open(path, mode: .createIfMissing)
         let lockRange = StoreLockLayout.lockOffset..<StoreLockLayout.lockOffset + 1
-        let acquired: Bool
+        var acquired: Bool
         do {
             acquired = try file.tryLock(lockRange, exclusive: true)
+            if !acquired, heldHere.withLock({ $0[path] == nil }), readHolder(file)?.process == .current {
+                var waited = 0
+                while !acquired && waited < forkedChildWaitMicroseconds {
+                    usleep(1000)
+                    waited += 1000
+                    acquired = try file.tryLock(lockRange, exclusive: true)
+                }
+            }
         } catch {
             try? file.close()
             throw error
@@ -76,6 +105,7 @@ package final class StoreLock: Sendable {
         // nothing about the lock, which is already held.
         try? file.write(record, at: 0)
         try? file.truncate(to: UInt64(record.count))
+        heldHere.withLock { $0[path, default: 0] += 1 }
         return StoreLock(directory: directory, path: path, holder: holder, file: file)
     }
 
@@ -115,6 +145,7 @@ package final class StoreLock: Sendable {
             defer { file = nil }
             return file
         }) else { return }
+        Self.noteReleased(path)
         try handle.close()
     }
 

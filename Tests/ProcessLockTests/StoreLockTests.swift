@@ -1,3 +1,4 @@
+import class Foundation.Thread
 import ScrollbackFormat
 import ScrollbackIO
 import ScrollbackStorage
@@ -26,6 +27,44 @@ import Glibc
         #expect(text.hasSuffix("Z); close it first or open read-only"), "\(text)")
         #expect(holder?.contains("pid \(getpid())") == true)
         #expect(first.isHeld)
+    }
+
+    /// A child forked by this process holds its open file descriptions, and so the store lock,
+    /// until its exec: a store closed and reopened meanwhile waits for it instead of failing.
+    /// (The child is played by a second descriptor of the lock's description, closed 100 ms
+    /// after the release.)
+    @Test func aLockLeftWithAForkedChildIsWaitedFor() throws {
+        let store = try StoreDirectory(.posix)
+        let first = try StoreLock.acquire(fileSystem: store.fs, directory: store.path)
+        let descriptor = try #require(openDescriptor(of: store.lockPath), "the lock file's descriptor")
+        let child = dup(descriptor)
+        #expect(child >= 0)
+        try first.release()
+        #expect(try StoreLock.isWriterAlive(fileSystem: store.fs, directory: store.path), "the copy holds the lock")
+        Thread.detachNewThread {
+            usleep(100_000)
+            close(child)
+        }
+        let second = try StoreLock.acquire(fileSystem: store.fs, directory: store.path)
+        // Held by a handle of this process: refused at once, no wait.
+        let error = storageError { _ = try StoreLock.acquire(fileSystem: store.fs, directory: store.path) }
+        if case .storeLocked? = error {} else { Issue.record("expected storeLocked, got \(String(describing: error))") }
+        try second.release()
+    }
+
+    /// The descriptor of this process open on `path` (from /proc/self/fd), if any.
+    private func openDescriptor(of path: String) -> Int32? {
+        guard let directory = opendir("/proc/self/fd") else { return nil }
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let fd = Int32(name) else { continue }
+            var target = [CChar](repeating: 0, count: 4096)
+            let count = readlink("/proc/self/fd/\(name)", &target, target.count - 1)
+            guard count > 0 else { continue }
+            if String(decoding: target[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) == path { return fd }
+        }
+        return nil
     }
 
     @Test(arguments: [FileSystemKind.memory, .crashSimulating])
