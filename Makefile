@@ -66,7 +66,7 @@ bench-dev: deps bench-deps
 STAGING_ENGINES ?= scrollback,rocksdb
 bench-staging: deps bench-deps
 	$(SWIFT) build -c release --product scrollback-bench
-	.build/release/scrollback-bench --band staging --engines $(STAGING_ENGINES) --skip compaction \
+	.build/release/scrollback-bench --band staging --engines $(STAGING_ENGINES) --skip compaction --results Benchmarks \
 		--json .build/bench-staging.json $(BENCH_ARGS)
 	@$(MAKE) --no-print-directory bench-plot BENCH_PLOT_RUN=.build/bench-staging.json BENCH_PLOT_OUT=Benchmarks/bench-staging.png || true
 
