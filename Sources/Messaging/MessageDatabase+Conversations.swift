@@ -54,20 +54,27 @@ extension MessageDatabase {
         let conversations = try BTree(snapshot, .conversations)
         let startName = try start.conversation == 0 ? nil : listedName(start.conversation, conversations)
         var cursor = activity.cursor()
-        var valid = try cursor.seek(atMost: ActivityKey(newestCreatedAt: start.lastActivity, conversation: .max).treeKey)
         var page = ListPage(start: start, startName: startName, limit: limit)
-        while valid {
-            guard let treeKey = try cursor.key() else { break }
-            let key = ActivityKey(treeKey)
-            if key.newestCreatedAt != page.groupTime && !page.group.isEmpty {
-                page.takeGroup()
-                // This entry is after every one taken, and it comes after the position.
-                if page.entries.count == limit { return (page.entries, page.last, true) }
+        var full = false
+        if try cursor.seek(atMost: ActivityKey(newestCreatedAt: start.lastActivity, conversation: .max).treeKey) {
+            // One page access per activity leaf; each entry's record and name take one descent
+            // of the conversations tree (the walk's leaf stays pinned meanwhile, as allowed).
+            try cursor.walk(forward: false) { treeKey, _ in
+                let key = ActivityKey(treeKey)
+                if key.newestCreatedAt != page.groupTime && !page.group.isEmpty {
+                    page.takeGroup()
+                    // This entry is after every one taken, and it comes after the position.
+                    if page.entries.count == limit {
+                        full = true
+                        return false
+                    }
+                }
+                page.groupTime = key.newestCreatedAt
+                page.group.append((try entry(key, conversations), key.conversation))
+                return true
             }
-            page.groupTime = key.newestCreatedAt
-            page.group.append((try entry(key, conversations), key.conversation))
-            valid = try cursor.previous()
         }
+        if full { return (page.entries, page.last, true) }
         let left = page.takeGroup()
         return (page.entries, page.last, left > 0)
     }
@@ -116,14 +123,26 @@ extension MessageDatabase {
         return name
     }
 
-    /// The list entry of the conversation an activity entry names.
+    /// The list entry of the conversation an activity entry names: its record and its name
+    /// from one descent of the conversations tree (the long-name tree as well for a name of
+    /// more than 31 bytes).
     private func entry(_ key: ActivityKey, _ conversations: BTree) throws -> ConversationEntry {
-        var record: ConversationRecord? = nil
-        try conversations.withValue(for: ConversationKey(key.conversation).treeKey) { record = ConversationRecord($0) }
-        guard let record, let name = try Self.storedName(.conversation, id: key.conversation, conversations.transaction) else {
+        var liveCount: UInt64? = nil
+        var name: String? = nil
+        try conversations.withValue(for: ConversationKey(key.conversation).treeKey) { value in
+            liveCount = ConversationRecord(value).liveCount
+            let inline = NameValue.inline(in: value, .conversation)
+            if NameValue.length(in: value, .conversation) == inline.count {
+                name = String(decoding: inline, as: UTF8.self)
+            }
+        }
+        if liveCount != nil && name == nil {
+            name = try Self.storedName(.conversation, id: key.conversation, conversations.transaction)
+        }
+        guard let liveCount, let name else {
             throw StorageError.corrupted(file: engine.pageFilePath, offset: 0,
                                          reason: "activity entry names missing conversation \(key.conversation)")
         }
-        return ConversationEntry(name: name, lastActivity: Int64(key.newestCreatedAt), messageCount: Int(record.liveCount))
+        return ConversationEntry(name: name, lastActivity: Int64(key.newestCreatedAt), messageCount: Int(liveCount))
     }
 }
