@@ -127,22 +127,15 @@ extension MessageDatabase {
     /// from one descent of the conversations tree (the long-name tree as well for a name of
     /// more than 31 bytes).
     private func entry(_ key: ActivityKey, _ conversations: BTree) throws -> ConversationEntry {
-        var liveCount: UInt64? = nil
-        var name: String? = nil
+        var found: (liveCount: UInt64, name: String)? = nil
         try conversations.withValue(for: ConversationKey(key.conversation).treeKey) { value in
-            liveCount = ConversationRecord(value).liveCount
-            let inline = NameValue.inline(in: value, .conversation)
-            if NameValue.length(in: value, .conversation) == inline.count {
-                name = String(decoding: inline, as: UTF8.self)
-            }
+            found = (ConversationRecord(value).liveCount,
+                     try Self.storedName(.conversation, id: key.conversation, record: value, conversations.transaction))
         }
-        if liveCount != nil && name == nil {
-            name = try Self.storedName(.conversation, id: key.conversation, conversations.transaction)
-        }
-        guard let liveCount, let name else {
+        guard let found else {
             throw StorageError.corrupted(file: engine.pageFilePath, offset: 0,
                                          reason: "activity entry names missing conversation \(key.conversation)")
         }
-        return ConversationEntry(name: name, lastActivity: Int64(key.newestCreatedAt), messageCount: Int(liveCount))
+        return ConversationEntry(name: found.name, lastActivity: Int64(key.newestCreatedAt), messageCount: Int(found.liveCount))
     }
 }

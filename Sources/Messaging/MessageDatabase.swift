@@ -116,27 +116,33 @@ package final class MessageDatabase: Sendable {
 
     /// The stored name of conversation or user `id`, or nil when there is none.
     static func storedName(_ space: NameSpace, id: UInt64, _ transaction: PageTransaction) throws -> String? {
-        var inline: [UInt8]? = nil
-        var length = 0
+        var name: String? = nil
         try BTree(transaction, space == .conversation ? .conversations : .users).withValue(for: BTreeKey(id)) { value in
-            inline = Array(NameValue.inline(in: value, space))
-            length = NameValue.length(in: value, space)
+            name = try storedName(space, id: id, record: value, transaction)
         }
-        guard var bytes = inline else { return nil }
-        if length > bytes.count {
-            let chunks = try BTree(transaction, .longNames)
-            var chunk: UInt64 = 0
-            while bytes.count < length {
-                var found = false
-                try chunks.withValue(for: LongNameKey(space: space, id: id, chunk: chunk).treeKey) { value in
-                    found = true
-                    bytes.append(contentsOf: value.prefix(min(LongName.chunkSize, length - bytes.count)))
-                }
-                guard found else {
-                    throw StorageError.corrupted(file: "pages", offset: 0, reason: "chunk \(chunk) of the long name of \(space) \(id) is missing")
-                }
-                chunk += 1
+        return name
+    }
+
+    /// The name in `record` (the value of conversation or user `id`): its inline bytes, and
+    /// for a name longer than 31 bytes the rest from the long-name tree.
+    static func storedName(_ space: NameSpace, id: UInt64, record: UnsafeRawBufferPointer,
+                           _ transaction: PageTransaction) throws -> String {
+        let inline = NameValue.inline(in: record, space)
+        let length = NameValue.length(in: record, space)
+        if length <= inline.count { return String(decoding: inline, as: UTF8.self) }
+        var bytes = Array(inline)
+        let chunks = try BTree(transaction, .longNames)
+        var chunk: UInt64 = 0
+        while bytes.count < length {
+            var found = false
+            try chunks.withValue(for: LongNameKey(space: space, id: id, chunk: chunk).treeKey) { value in
+                found = true
+                bytes.append(contentsOf: value.prefix(min(LongName.chunkSize, length - bytes.count)))
             }
+            guard found else {
+                throw StorageError.corrupted(file: "pages", offset: 0, reason: "chunk \(chunk) of the long name of \(space) \(id) is missing")
+            }
+            chunk += 1
         }
         return String(decoding: bytes, as: UTF8.self)
     }
