@@ -56,7 +56,11 @@ import TestSupport
             // written under an older default (32 KiB; 8 KiB now) read alike.
             let reopened = try RunStore(fileSystem: fs, directory: directory, cacheBytes: 1 << 20, blockSize: 32 << 10)
             #expect(reopened.ids() == [7])
+            // A run not opened yet still counts its bytes (stats of a freshly opened store).
+            let unopened = reopened.statistics
+            #expect(unopened.runs == 1 && unopened.bytes == written.fileSize && unopened.records == 0, "seed \(seed): \(unopened)")
             let run = try reopened.run(7)
+            #expect(reopened.statistics.bytes == written.fileSize && reopened.statistics.records == 2000, "seed \(seed)")
             #expect(run.entries == written.entries)
             #expect(run.recordCount == 2000 && run.payloadBytes == UInt64(input.reduce(0) { $0 + $1.1.count }))
             // By key, in random order and in both scan directions.

@@ -391,13 +391,21 @@ struct ReplicationTests {
         let oldStore = try MessageStore(path: scratch.path + "/old")
         let old = try ReplicationLeader(store: oldStore, options: options)
         old.start()
+        // The former leader keeps writing until it is fenced (within a deadline): a fixed
+        // number of writes could all be published before the claim on a busy machine, and a
+        // leader with nothing left to publish never learns it was fenced. Paced (about 1,000
+        // pairs a second at most) so the promoted store's catch-up passes it.
         let writing = Thread {
-            for n in 0..<4000 {
+            let stopAt = Date().addingTimeInterval(60)
+            var n = 0
+            while Date() < stopAt {
                 guard (try? oldStore.write({ batch in
                     batch.append(Message(id: "o\(n)", conversation: "c\(n % 4)", sender: "s", createdAt: Int64(n), body: "old \(n)"))
                     batch.append(Message(id: "p\(n)", conversation: "c\(n % 3)", sender: "s", createdAt: Int64(n), body: "pair \(n)"))
                 })) != nil else { return }
                 if old.status.failure != nil { return }
+                n += 1
+                usleep(1_000)
             }
         }
         writing.start()
