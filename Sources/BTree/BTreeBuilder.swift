@@ -2,8 +2,9 @@ import ScrollbackFormat
 import ScrollbackPager
 
 /// Builds a tree bottom-up from entries given in strictly increasing key order: leaves are
-/// filled to capacity, then each branch level, so the tree takes the fewest pages its
-/// entries allow (bulk loads, rebuilds). The result satisfies every rule of
+/// filled to capacity (or to `leafFill` of it), then each branch level is filled to capacity,
+/// so the tree takes the fewest pages its entries allow (bulk loads, rebuilds). The result
+/// satisfies every rule of
 /// spec/btree-page.md (the last two pages of a level share their entries when the last one
 /// would fall below the minimum fill).
 ///
@@ -14,6 +15,9 @@ import ScrollbackPager
 package struct BTreeBuilder {
     let tree: BTree
     let pageSize: Int
+    /// Entries per leaf before the next leaf starts: the leaf capacity times `leafFill`, at
+    /// least the minimum fill.
+    let leafTarget: Int
     /// Entries of the leaf being filled and of the leaf before it (kept unwritten so the last
     /// two can be balanced at `finish`).
     private var current: [UInt8]
@@ -25,11 +29,18 @@ package struct BTreeBuilder {
     /// The written leaves: (page, first key, entry count).
     private var children: [(page: PageNumber, key: BTreeKey, count: UInt64)] = []
 
-    package init(_ tree: BTree) throws {
+    /// `leafFill` (0 < leafFill ≤ 1, `.invalidArgument` otherwise): the share of a leaf's
+    /// capacity the builder fills. Below 1 it leaves room in every leaf for keys inserted
+    /// later between the built ones (a leaf built full splits at the first insert into it:
+    /// after a bulk load into full leaves, each of the first random inserts costs a new page).
+    package init(_ tree: BTree, leafFill: Double = 1) throws {
         guard tree.transaction.isWritable else { throw StorageError.invalidArgument("BTreeBuilder needs a write transaction") }
         guard tree.count == 0 else { throw StorageError.invalidArgument("BTreeBuilder builds an empty tree; tree \(tree.slot) holds \(tree.count) entries") }
+        guard leafFill > 0, leafFill <= 1 else { throw StorageError.invalidArgument("BTreeBuilder: leafFill \(leafFill) is not in (0, 1]") }
         self.tree = tree
         pageSize = tree.transaction.pageSize
+        let leafCapacity = tree.leafCapacity(pageSize)
+        leafTarget = min(leafCapacity, max(tree.minimumFill(isLeaf: true, pageSize: pageSize), Int(Double(leafCapacity) * leafFill)))
         let capacity = tree.leafCapacity(pageSize) * tree.leafEntrySize
         current = [UInt8](repeating: 0, count: capacity)
         previous = [UInt8](repeating: 0, count: capacity)
@@ -47,8 +58,7 @@ package struct BTreeBuilder {
         guard value.count == tree.valueSize, key.fits(keyWords: tree.keyWords) else {
             throw StorageError.invalidArgument("BTreeBuilder: entry of \(value.count) value bytes or key \(key) does not fit tree \(tree.slot)")
         }
-        let capacity = tree.leafCapacity(pageSize)
-        if currentCount == capacity {
+        if currentCount == leafTarget {
             if previousCount > 0 { try writeLeaf(previous, count: previousCount) }
             swap(&previous, &current)
             previousCount = currentCount

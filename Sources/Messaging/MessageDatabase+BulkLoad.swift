@@ -29,7 +29,7 @@ extension MessageDatabase {
     /// straight into sorted runs (LZ4 fast mode — HC at level 9 compresses at ~25 MB/s, a third
     /// of the whole load's time; compaction recompresses them with HC later — in key order,
     /// one per `runMessages` messages) and the
-    /// commit that attaches them builds the trees from them — bottom-up into full pages when
+    /// commit that attaches them builds the trees from them — bottom-up into 90%-full leaves when
     /// the store has no message yet. A crash before the commit is durable leaves the store as
     /// it was (the runs are files no table names; the next open removes them).
     ///

@@ -2,15 +2,23 @@ import ScrollbackBTree
 import ScrollbackStorage
 
 extension MessageSchema {
+    /// The share of each leaf a bulk load fills when it builds a tree bottom-up. The room left
+    /// takes the first inserts after the load without splits: with full leaves every new
+    /// message split a leaf of the id index (random hashes) and often one of the messages tree
+    /// (a conversation's newest key lands inside a leaf) — measured on the reference dataset,
+    /// the ~2,400 sends of the benchmark's readers-with-a-writer phase grew those two trees
+    /// from 45 to 70 MiB (spec/message-records.md, record 29 bulkLoad).
+    static let bulkLeafFill = 0.9
+
     /// A bulk load: every record of the attached run enters the trees. Its messages tree
     /// entries point at (virtual segment, ordinal in the run); the run is in key order, so an
-    /// empty messages tree is built bottom-up into full pages, and the id index too when it is
-    /// empty (its entries sorted by hash). Conversation counts and newest entries change once
+    /// empty messages tree is built bottom-up (leaves `bulkLeafFill` full, branches full), and
+    /// the id index too when it is empty (its entries sorted by hash). Conversation counts and newest entries change once
     /// per conversation. Deterministic: it reads only the run (durable before the record) and
     /// the trees.
     static func applyBulkLoad(_ load: BulkLoadRecord, _ context: SchemaApplyContext, _ trees: Trees,
                               _ liveness: inout LivenessLedger, _ conversations: inout ConversationUpdates) throws {
-        var builder = trees.messages.count == 0 ? try BTreeBuilder(trees.messages) : nil
+        var builder = trees.messages.count == 0 ? try BTreeBuilder(trees.messages, leafFill: bulkLeafFill) : nil
         var ids: [(hash: UInt64, key: MessageKey)] = []
         ids.reserveCapacity(Int(min(load.count, 1 << 24)))
         var ordinal: UInt32 = 0
@@ -63,7 +71,7 @@ extension MessageSchema {
             return
         }
         ids.sort { $0.hash != $1.hash ? $0.hash < $1.hash : $0.key.seq < $1.key.seq }
-        var builder = try BTreeBuilder(trees.ids)
+        var builder = try BTreeBuilder(trees.ids, leafFill: bulkLeafFill)
         var previous: UInt64? = nil
         for entry in ids {
             if entry.hash == previous {

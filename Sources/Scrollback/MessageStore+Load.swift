@@ -17,7 +17,7 @@ public struct LoadSummary: Sendable, Hashable {
 extension MessageStore {
     /// Loads many messages at once, far faster than appends: they are sorted in memory and
     /// written straight into the store's sorted history, and the indexes are built from them
-    /// (into full pages when the store holds no message yet), in **one durable commit**.
+    /// (bottom-up, each leaf 90% full, when the store holds no message yet), in **one durable commit**.
     ///
     /// All or nothing: every message is checked against the limits of `Message` first; an
     /// invalid one throws `.invalidArgument` naming the field and nothing is written. A crash

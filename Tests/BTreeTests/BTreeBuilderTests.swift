@@ -71,6 +71,48 @@ import Testing
         try expectContents(pager, count: count, keyWords: 3, valueSize: 8)
     }
 
+    /// Leaves built 90% full hold the same entries in about 1/0.9 as many pages, and the room
+    /// left takes later inserts between the built keys without a split (with full leaves,
+    /// every one of them splits a leaf).
+    @Test func leavesBuiltWithRoomTakeInsertsWithoutSplits() throws {
+        for fill in [1.0, 0.9] {
+            let pager = try makePager()
+            let count = 50_000
+            let txn = try pager.beginWrite()
+            let tree = try BTree.create(in: txn, slot: 0, keyWords: 1, valueSize: 8)
+            var builder = try BTreeBuilder(tree, leafFill: fill)
+            for i in 0..<UInt64(count) { try builder.append(BTreeKey(i * 3 + 1), value: smallValue(i * 3 + 1)) }
+            try builder.finish()
+            let built = try tree.checkInvariants().pages
+            let fullLeaves = (count + Self.leafCapacity - 1) / Self.leafCapacity
+            if fill == 1 {
+                #expect(built <= fullLeaves + fullLeaves / 100 + 3, "fill 1: \(built) pages for \(fullLeaves) full leaves")
+            } else {
+                let leaves = Int((Double(count) / Double(Int(Double(Self.leafCapacity) * fill))).rounded(.up))
+                #expect(built >= leaves && built <= leaves + leaves / 100 + 3, "fill \(fill): \(built) pages for \(leaves) leaves")
+            }
+            // One insert between built keys in each of 100 leaves spread over the tree.
+            for n in 0..<UInt64(100) {
+                let key = (n * UInt64(count) / 100) * 3 + 2
+                #expect(try tree.insert(BTreeKey(key), value: smallValue(key)), "fill \(fill) key \(key)")
+            }
+            let after = try tree.checkInvariants().pages
+            if fill == 1 {
+                #expect(after >= built + 90, "fill 1: 100 inserts into full leaves split them: \(built) → \(after) pages")
+            } else {
+                #expect(after == built, "fill \(fill): inserts into leaves with room split none: \(built) → \(after) pages")
+            }
+            try txn.commit()
+        }
+        // Out of range fills are refused.
+        let pager = try makePager()
+        let txn = try pager.beginWrite()
+        let tree = try BTree.create(in: txn, slot: 0, keyWords: 1, valueSize: 8)
+        #expect(throws: StorageError.self) { _ = try BTreeBuilder(tree, leafFill: 0) }
+        #expect(throws: StorageError.self) { _ = try BTreeBuilder(tree, leafFill: 1.5) }
+        txn.rollback()
+    }
+
     @Test func refusesBadInput() throws {
         let pager = try makePager()
         let txn = try pager.beginWrite()
