@@ -31,12 +31,19 @@ struct RunDumper {
                 out.line("  \(SortedRun.fileName(id)): \(error)")
                 continue
             }
-            out.line("  \(SortedRun.fileName(id)): run \(id), \(run.fileSize) bytes, \(run.blockCount) blocks "
-                + "(\(run.highCompressionBlocks) LZ4 HC), \(run.recordCount) records, \(run.payloadBytes) payload bytes")
-            if let first = run.firstKey, let last = run.lastKey {
+            out.line("  \(SortedRun.fileName(id)): run \(id) (format \(run.version)), \(run.fileSize) bytes, \(run.blockCount) blocks "
+                + "in \(run.pageCount) index pages (\(run.highCompressionBlocks) LZ4 HC), \(run.recordCount) records, \(run.payloadBytes) payload bytes")
+            let entries: [RunBlockEntry]
+            do {
+                entries = try run.allEntries()
+            } catch {
+                out.line("      index: \(error)")
+                continue
+            }
+            if let first = entries.first?.firstKey, let last = run.lastKey {
                 out.line("      keys \(first) … \(last)")
             }
-            for (i, entry) in run.entries.enumerated() {
+            for (i, entry) in entries.enumerated() {
                 out.line("      block \(i): at \(entry.fileOffset), \(entry.storedLength) stored / \(entry.rawLength) raw bytes, "
                     + "\(entry.recordCount) records, \(entry.codec), crc \(String(entry.checksum, radix: 16)), keys \(entry.firstKey) … \(entry.lastKey)")
             }

@@ -5,8 +5,11 @@
 
 /// Layout of a sorted-run file (spec/sorted-run.md).
 package enum SortedRunLayout {
-    /// Format version of run files written by this build.
-    package static let formatVersion: UInt32 = 1
+    /// Format version of run files written by this build. Version 1 (no page table; the
+    /// footer's index crc covers the whole index) is still read.
+    package static let formatVersion: UInt32 = 2
+    /// The version without a page table.
+    package static let unpagedVersion: UInt32 = 1
     /// "SBSORTRN" as a little-endian u64 (bytes 53 42 53 4F 52 54 52 4E).
     package static let magic: UInt64 = 0x4E52_5452_4F53_4253
 
@@ -31,15 +34,27 @@ package enum SortedRunLayout {
     package static let entryReservedOffset = 69      // 7 bytes, zero
     package static let entryChecksumOffset = 76      // u32: CRC32C of the stored bytes
 
+    // Index pages (version 2): the index entries in groups of `indexPageEntries` (the last
+    // group may be shorter), each summarized in the page table after the entries.
+    package static let indexPageEntries = 64
+    package static let pageSummarySize = 40
+    package static let summaryLastKeyOffset = 0       // 3 × u64: the page's last block's last key
+    package static let summaryFirstOffset = 24        // u64: the file offset of the page's first block
+    package static let summaryChecksumOffset = 32     // u32: CRC32C of the page's index entries
+    package static let summaryReservedOffset = 36     // u32, zero
+
+    /// Index pages of a run of `blocks` blocks.
+    package static func pageCount(blocks: Int) -> Int { (blocks + indexPageEntries - 1) / indexPageEntries }
+
     // Footer (48 bytes, the last bytes of the file).
     package static let footerSize = 48
     package static let footerIndexOffset = 0         // u64
     package static let footerBlockCount = 8          // u32
-    package static let footerReserved = 12           // u32, zero
+    package static let footerReserved = 12           // u32: zero in version 1; version 2: blocks with codec 2 (LZ4 HC)
     package static let footerRecordCount = 16        // u64
     package static let footerPayloadBytes = 24       // u64: sum of payload lengths
     package static let footerReserved2 = 32          // 8 bytes, zero
-    package static let footerIndexChecksum = 40      // u32: CRC32C of the index bytes
+    package static let footerIndexChecksum = 40      // u32: CRC32C of the page table (version 2) or of the index bytes (version 1)
     package static let footerChecksum = 44           // u32: CRC32C of footer bytes 0..<44
 
     /// Words per key (conversation, createdAt, seq in the message layer).

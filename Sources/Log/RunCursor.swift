@@ -15,6 +15,9 @@ package struct RunCursor {
     package private(set) var block: DecodedRunBlock?
     package private(set) var blockNumber = -1
     package private(set) var index = -1
+    /// The current block's key range (valid when `block` is set).
+    private var blockFirst = RunKey.min
+    private var blockLast = RunKey.min
 
     init(run: SortedRun, cache: RunBlockCache) {
         self.run = run
@@ -24,22 +27,19 @@ package struct RunCursor {
     /// Moves to the record with `key`; false (cursor unchanged) if the run has no such record.
     @inline(__always)
     package mutating func find(_ key: RunKey) throws -> Bool {
-        if let block, blockNumber >= 0 {
-            let entry = run.entries[blockNumber]
-            if !(key < entry.firstKey) && !(entry.lastKey < key) {
-                // Neighbours first: scans move one record at a time in either direction.
-                if index + 1 < block.count && block.isKey(index + 1, equalTo: key) {
-                    index += 1
-                    return true
-                }
-                if index > 0 && block.isKey(index - 1, equalTo: key) {
-                    index -= 1
-                    return true
-                }
-                guard let i = block.index(of: key) else { return false }
-                index = i
+        if let block, !(key < blockFirst) && !(blockLast < key) {
+            // Neighbours first: scans move one record at a time in either direction.
+            if index + 1 < block.count && block.isKey(index + 1, equalTo: key) {
+                index += 1
                 return true
             }
+            if index > 0 && block.isKey(index - 1, equalTo: key) {
+                index -= 1
+                return true
+            }
+            guard let i = block.index(of: key) else { return false }
+            index = i
+            return true
         }
         return try findSlow(key)
     }
@@ -54,14 +54,24 @@ package struct RunCursor {
         return block.payload(index)
     }
 
+    private mutating func move(to number: Int, entry: RunBlockEntry) throws -> DecodedRunBlock {
+        let found = try run.block(number, entry: entry, cache: cache)
+        block = found
+        blockNumber = number
+        blockFirst = entry.firstKey
+        blockLast = entry.lastKey
+        return found
+    }
+
     @inline(never)
     mutating func findSlow(_ key: RunKey) throws -> Bool {
-        let number = run.blockIndex(atLeast: key)
-        guard number < run.entries.count, !(key < run.entries[number].firstKey) else { return false }
-        let found = try run.block(number, cache: cache)
+        guard let (number, entry) = try run.locate(atLeast: key, hint: blockNumber >= 0 ? blockNumber / SortedRunLayout.indexPageEntries : -1), !(key < entry.firstKey) else { return false }
+        let found = try run.block(number, entry: entry, cache: cache)
         guard let i = found.index(of: key) else { return false }
         block = found
         blockNumber = number
+        blockFirst = entry.firstKey
+        blockLast = entry.lastKey
         index = i
         return true
     }
@@ -80,11 +90,8 @@ package struct RunCursor {
 
     /// Moves to the first record with a key ≥ `key` (false at the end of the run).
     package mutating func seek(atLeast key: RunKey) throws -> Bool {
-        let number = run.blockIndex(atLeast: key)
-        guard number < run.entries.count else { return false }
-        let found = try run.block(number, cache: cache)
-        block = found
-        blockNumber = number
+        guard let (number, entry) = try run.locate(atLeast: key, hint: blockNumber >= 0 ? blockNumber / SortedRunLayout.indexPageEntries : -1) else { return false }
+        let found = try move(to: number, entry: entry)
         index = found.lowerBound(key)
         return index < found.count
     }
@@ -99,10 +106,9 @@ package struct RunCursor {
             index += 1
             return true
         }
-        guard blockNumber + 1 < run.entries.count else { return false }
-        let found = try run.block(blockNumber + 1, cache: cache)
-        self.block = found
-        blockNumber += 1
+        let number = blockNumber + 1
+        guard number < run.blockCount else { return false }
+        _ = try move(to: number, entry: run.entry(number))
         index = 0
         return true
     }

@@ -180,25 +180,36 @@ package final class SortedRunWriter {
         output.removeAll(keepingCapacity: true)
     }
 
-    /// Writes the last block, the index and the footer; syncs; renames the file to its final
-    /// name and syncs the directory. Returns the run, opened (its index comes from memory).
-    /// A run with no record is allowed (zero blocks).
+    /// Writes the last block, the index, the page table and the footer; syncs; renames the
+    /// file to its final name and syncs the directory. Returns the run, opened (its index comes
+    /// from memory). A run with no record is allowed (zero blocks).
     package func finish() throws -> SortedRun {
         guard let handle else { throw StorageError.closed }
         try flushBlock()
         try flushOutput()
         let indexOffset = fileEnd
-        var tail = [UInt8](repeating: 0, count: entries.count * L.indexEntrySize + L.footerSize)
+        let pageCount = L.pageCount(blocks: entries.count)
+        let indexCount = entries.count * L.indexEntrySize
+        let tableCount = pageCount * L.pageSummarySize
+        var tail = [UInt8](repeating: 0, count: indexCount + tableCount + L.footerSize)
         tail.withUnsafeMutableBytes { t in
             for (i, entry) in entries.enumerated() { Self.store(entry, into: t, at: i * L.indexEntrySize) }
-            let indexCount = entries.count * L.indexEntrySize
-            let indexChecksum = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: t[0..<indexCount]))
-            let f = indexCount
+            for p in 0..<pageCount {
+                let first = p * L.indexPageEntries, end = min(entries.count, first + L.indexPageEntries)
+                let o = indexCount + p * L.pageSummarySize
+                entries[end - 1].lastKey.store(into: t, at: o + L.summaryLastKeyOffset)
+                t.storeLE(entries[first].fileOffset, at: o + L.summaryFirstOffset)
+                let pageBytes = UnsafeRawBufferPointer(rebasing: t[(first * L.indexEntrySize)..<(end * L.indexEntrySize)])
+                t.storeLE(CRC32C.checksum(pageBytes), at: o + L.summaryChecksumOffset)
+            }
+            let tableChecksum = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: t[indexCount..<(indexCount + tableCount)]))
+            let f = indexCount + tableCount
             t.storeLE(indexOffset, at: f + L.footerIndexOffset)
             t.storeLE(UInt32(entries.count), at: f + L.footerBlockCount)
+            t.storeLE(UInt32(entries.reduce(0) { $0 + ($1.codec == .lz4HighCompression ? 1 : 0) }), at: f + L.footerReserved)
             t.storeLE(records, at: f + L.footerRecordCount)
             t.storeLE(payloadTotal, at: f + L.footerPayloadBytes)
-            t.storeLE(indexChecksum, at: f + L.footerIndexChecksum)
+            t.storeLE(tableChecksum, at: f + L.footerIndexChecksum)
             t.storeLE(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: t[f..<(f + L.footerChecksum)])), at: f + L.footerChecksum)
         }
         try handle.write(tail, at: indexOffset)
@@ -209,8 +220,8 @@ package final class SortedRunWriter {
         try fileSystem.syncDirectory(directory)
         let size = indexOffset + UInt64(tail.count)
         let reader = try fileSystem.open(path, mode: .readOnly)
-        return SortedRun(id: id, file: SegmentFile(reader), fileSize: size, entries: entries, recordCount: records,
-                         payloadBytes: payloadTotal)
+        return SortedRun(id: id, file: SegmentFile(reader), fileSize: size, version: L.formatVersion, indexOffset: indexOffset,
+                         entries: entries, recordCount: records, payloadBytes: payloadTotal)
     }
 
     /// Gives up: closes and removes the temporary file (best effort).

@@ -398,7 +398,7 @@ import Testing
         let runs = try CLI.run(["dump", store, "runs", "--max-records", "2"])
         #expect(runs.status == 0, "\(runs)")
         #expect(runs.stdout.contains("sorted runs in"), "\(runs)")
-        #expect(runs.stdout.contains("run-00000001.run: run 1,"), "\(runs)")
+        #expect(runs.stdout.contains("run-00000001.run: run 1 (format 2),"), "\(runs)")
         #expect(runs.stdout.contains("3000 records"), "\(runs)")
         #expect(runs.stdout.contains("block 0: at 32,"), "\(runs)")
         #expect(runs.stdout.contains("every block checks"), "\(runs)")

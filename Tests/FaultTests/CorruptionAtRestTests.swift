@@ -389,7 +389,13 @@ import TestSupport
                     flip(entry + offset, "index entry \(i) \(why)")
                 }
             }
-            for (offset, why) in [(0, "index offset"), (8, "block count"), (12, "reserved"), (16, "record count"), (24, "payload bytes"),
+            let table = layout.indexOffset + 80 * layout.blocks.count
+            for p in 0..<((layout.blocks.count + 63) / 64) {
+                for (offset, why) in [(0, "last key"), (23, "last key's last byte"), (24, "first offset"), (32, "page crc"), (36, "reserved")] {
+                    flip(table + 40 * p + offset, "page table entry \(p) \(why)")
+                }
+            }
+            for (offset, why) in [(0, "index offset"), (8, "block count"), (12, "LZ4 HC blocks"), (16, "record count"), (24, "payload bytes"),
                                   (32, "reserved"), (40, "index crc"), (44, "footer crc")] {
                 flip(footer + offset, "footer \(why)")
             }

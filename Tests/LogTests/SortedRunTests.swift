@@ -61,7 +61,7 @@ import TestSupport
             #expect(unopened.runs == 1 && unopened.bytes == written.fileSize && unopened.records == 0, "seed \(seed): \(unopened)")
             let run = try reopened.run(7)
             #expect(reopened.statistics.bytes == written.fileSize && reopened.statistics.records == 2000, "seed \(seed)")
-            #expect(run.entries == written.entries)
+            #expect(try run.allEntries() == written.allEntries())
             #expect(run.recordCount == 2000 && run.payloadBytes == UInt64(input.reduce(0) { $0 + $1.1.count }))
             // By key, in random order and in both scan directions.
             var cursor = try reopened.cursor(7)
@@ -101,7 +101,7 @@ import TestSupport
         let high = try write(store, id: 2, input, compression: .high(level: 9))
         #expect(high.fileSize < fast.fileSize)
         #expect(high.highCompressionBlocks == high.blockCount && fast.highCompressionBlocks == 0)
-        #expect(fast.entries.allSatisfy { $0.codec == .lz4 })
+        #expect(try fast.allEntries().allSatisfy { $0.codec == .lz4 })
     }
 
     @Test func incompressibleBlocksAreStored() throws {
@@ -110,7 +110,7 @@ import TestSupport
         var random = SeededRandom(seed: 4)
         let input = (0..<40).map { i in (RunKey(1, UInt64(i), 0), (0..<300).map { _ in UInt8.random(in: 0...255, using: &random) }) }
         let run = try write(store, id: 3, input)
-        #expect(run.entries.allSatisfy { $0.codec == .stored })
+        #expect(try run.allEntries().allSatisfy { $0.codec == .stored })
         var cursor = try store.cursor(3)
         for (key, payload) in input { #expect(try cursor.find(key) && Array(cursor.payload) == payload) }
     }
@@ -155,6 +155,91 @@ import TestSupport
         #expect(reopened.ids() == [4])
         #expect(!fs.fileExists(directory + "/run-00000005.run.tmp"))
         #expect(fs.fileExists(directory + "/run-5.run"))
+    }
+
+    /// A version-2 run opens by reading its page table only; a lookup reads the one index page
+    /// it needs; a scan reads the pages in turn; `verify` reads every page.
+    @Test func indexPagesAreReadOnFirstUse() throws {
+        let fs = MemoryFileSystem()
+        let store = try makeStore(fs, blockSize: 256)
+        let input = records(count: 3000, seed: 21)
+        let written = try write(store, id: 8, input)
+        #expect(written.pageCount >= 5 && written.loadedPageCount == written.pageCount, "\(written.blockCount) blocks")
+        let reopened = try RunStore(fileSystem: fs, directory: directory, cacheBytes: 1 << 20, blockSize: 256)
+        let run = try reopened.run(8)
+        #expect(run.version == SortedRunLayout.formatVersion && run.pageCount == written.pageCount)
+        #expect(run.loadedPageCount == 0 && run.lastKey == input.last!.0 && run.blockCount == written.blockCount)
+        #expect(run.highCompressionBlocks == written.highCompressionBlocks && run.recordCount == 3000)
+        var cursor = try reopened.cursor(8)
+        let middle = input[input.count / 2]
+        #expect(try cursor.find(middle.0) && Array(cursor.payload) == middle.1)
+        #expect(run.loadedPageCount == 1)
+        // Neighbouring keys stay in the cursor's page; a key past the last is not found.
+        #expect(try cursor.find(input[input.count / 2 + 1].0))
+        #expect(try !cursor.find(RunKey(UInt64.max, 0, 0)))
+        #expect(run.loadedPageCount == 1)
+        // A full scan in order meets every record and reads every page.
+        var scan = try reopened.cursor(8)
+        var seen = 0
+        var valid = try scan.seekFirst()
+        while valid {
+            #expect(scan.key == input[seen].0 && Array(scan.payload) == input[seen].1, "record \(seen)")
+            seen += 1
+            valid = try scan.next()
+        }
+        #expect(seen == input.count && run.loadedPageCount == run.pageCount)
+        #expect(try run.allEntries() == written.allEntries())
+        try run.verify()
+        // Seeks land in the right page from anywhere.
+        var random = SeededRandom(seed: 22)
+        var seeker = try reopened.cursor(8)
+        for _ in 0..<200 {
+            let i = Int.random(in: 0..<input.count, using: &random)
+            #expect(try seeker.seek(atLeast: input[i].0) && seeker.key == input[i].0, "seek \(i)")
+        }
+    }
+
+    /// Damage to an index page that no lookup reads is found by `verify`, named by the page's
+    /// offset; damage to the page table is found at open.
+    @Test func damagedIndexPagesAreFoundOnUseAndByVerify() throws {
+        let fs = MemoryFileSystem()
+        let store = try makeStore(fs, blockSize: 256)
+        let input = records(count: 3000, seed: 23)
+        let written = try write(store, id: 9, input)
+        let path = directory + "/run-00000009.run"
+        let original = try #require(fs.contents(of: path))
+        let entries = try written.allEntries()
+        let indexOffset = Int(entries.last!.fileOffset) + Int(entries.last!.storedLength)
+        // A byte of page 3's entries (its last key word): the open succeeds, a lookup in page 0 too.
+        var damaged = original
+        let pageStart = indexOffset + 3 * SortedRunLayout.indexPageEntries * SortedRunLayout.indexEntrySize
+        damaged[pageStart + 30] ^= 0x40
+        fs.setContents(of: path, to: damaged)
+        let copy = try RunStore(fileSystem: fs, directory: directory, cacheBytes: 0)
+        var cursor = try copy.cursor(9)
+        #expect(try cursor.find(input[0].0) && Array(cursor.payload) == input[0].1)
+        do {
+            try copy.run(9).verify()
+            Issue.record("verify passed a damaged index page")
+        } catch let StorageError.corrupted(file, offset, reason) {
+            #expect(file == path && offset == UInt64(pageStart) && reason.contains("index page 3"), "\(offset) \(reason)")
+        }
+        // A key of page 3 reports the damage instead of an answer.
+        let inPage3 = entries[3 * SortedRunLayout.indexPageEntries + 1].firstKey
+        var other = try copy.cursor(9)
+        #expect(throws: StorageError.self) { _ = try other.find(inPage3) }
+        // A byte of the page table: the open fails, naming the table.
+        damaged = original
+        let tableStart = indexOffset + entries.count * SortedRunLayout.indexEntrySize
+        damaged[tableStart + SortedRunLayout.pageSummarySize + 25] ^= 1
+        fs.setContents(of: path, to: damaged)
+        do {
+            _ = try RunStore(fileSystem: fs, directory: directory, cacheBytes: 0).run(9)
+            Issue.record("a damaged page table opened")
+        } catch let StorageError.corrupted(_, offset, reason) {
+            #expect(offset == UInt64(tableStart) && reason.contains("page table"), "\(offset) \(reason)")
+        }
+        fs.setContents(of: path, to: original)
     }
 
     /// Every damaged byte gives a typed error or the right data, never wrong data or a trap.
@@ -202,16 +287,45 @@ import TestSupport
 
 /// Decodes the worked example of spec/sorted-run.md (read from the document).
 @Suite struct SortedRunSpecExampleTests {
-    @Test func specExampleRunDecodes() throws {
-        let bytes = try LogSpecExampleTests().exampleBytes("sorted-run.md")
+    /// The worked example as version 1 wrote it (no page table; the footer's index crc over
+    /// the whole index): still read, by key and by `verify`.
+    @Test func versionOneRunsAreStillRead() throws {
+        let hex = "5342534f5254524e01000000050000000300000000000000000000008cebc5960200000002000000000000007b68e5cf8b010000070000000000000000f90204080002036869796f2102000000000000007b68e5cf8b01000007000000000000000200000000000000f469e5cf8b010000090000000000000020000000000000002900000029000000020000000000000000000000a8bab1634900000000000000010000000000000002000000000000000500000000000000000000000000000092145a50af1a1438"
+        var bytes: [UInt8] = []
+        var i = hex.startIndex
+        while i < hex.endIndex {
+            let j = hex.index(i, offsetBy: 2)
+            bytes.append(UInt8(hex[i..<j], radix: 16)!)
+            i = j
+        }
         #expect(bytes.count == 201)
         let fs = MemoryFileSystem()
         try fs.createDirectory("/s")
         fs.setContents(of: "/s/run-00000005.run", to: bytes)
         let store = try RunStore(fileSystem: fs, directory: "/s", cacheBytes: 1 << 16)
         let run = try store.run(5)
+        #expect(run.version == 1 && run.recordCount == 2 && run.blockCount == 1 && run.loadedPageCount == 1)
+        var cursor = try store.cursor(5)
+        #expect(try cursor.find(RunKey(2, 1_700_000_000_500, 9)) && Array(cursor.payload) == Array("yo!".utf8) && cursor.tag == 4)
+        try run.verify()
+        // Version 1's footer bytes +0x0C must be zero (version 2 counts LZ4 HC blocks there).
+        var damaged = bytes
+        damaged[0x99 + 12] = 1
+        damaged.withUnsafeMutableBytes { $0.storeLE(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0x99..<(0x99 + 44)])), at: 0x99 + 44) }
+        fs.setContents(of: "/s/run-00000005.run", to: damaged)
+        #expect(throws: StorageError.self) { _ = try RunStore(fileSystem: fs, directory: "/s", cacheBytes: 0).run(5) }
+    }
+
+    @Test func specExampleRunDecodes() throws {
+        let bytes = try LogSpecExampleTests().exampleBytes("sorted-run.md")
+        #expect(bytes.count == 241)
+        let fs = MemoryFileSystem()
+        try fs.createDirectory("/s")
+        fs.setContents(of: "/s/run-00000005.run", to: bytes)
+        let store = try RunStore(fileSystem: fs, directory: "/s", cacheBytes: 1 << 16)
+        let run = try store.run(5)
         #expect(run.recordCount == 2 && run.payloadBytes == 5 && run.blockCount == 1)
-        #expect(run.entries[0].codec == .stored)
+        #expect(try run.entry(0).codec == .stored)
         var cursor = try store.cursor(5)
         #expect(try cursor.find(RunKey(2, 1_700_000_000_123, 7)) && Array(cursor.payload) == Array("hi".utf8) && cursor.tag == 4)
         #expect(try cursor.find(RunKey(2, 1_700_000_000_500, 9)) && Array(cursor.payload) == Array("yo!".utf8))

@@ -61,9 +61,16 @@ func sortedRun(_ bytes: [UInt8]) {
                 steps += 1
             }
         } catch { expectTyped(error, "run cursor") }
-        for entry in run.entries.prefix(8) {
-            do { _ = try store.withRecord(run: 1, key: entry.firstKey) { _ in } } catch { expectTyped(error, "run lookup") }
-        }
+        // The first keys of the first index page (read and checked on first use); then every
+        // page.
+        do {
+            if run.pageCount > 0 {
+                for entry in try run.page(0).entries.prefix(8) {
+                    do { _ = try store.withRecord(run: 1, key: entry.firstKey) { _ in } } catch { expectTyped(error, "run lookup") }
+                }
+            }
+        } catch { expectTyped(error, "run index page") }
+        do { _ = try run.allEntries() } catch { expectTyped(error, "run index") }
     } catch {
         expectTyped(error, "run open")
     }
