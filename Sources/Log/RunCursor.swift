@@ -5,8 +5,9 @@ import ScrollbackFormat
 ///
 /// `find(_:)` positions the cursor on the record with exactly that key. When the key lies in
 /// the block the cursor is already on — the usual case in a scan — it costs a few key
-/// comparisons next to the current record (no cache lookup, no lock); otherwise a binary
-/// search of the block index and of the block, and one block-cache lookup.
+/// comparisons next to the current record (no cache lookup, no lock); otherwise binary
+/// searches of the page table (skipped when the key lies in the current block's index page),
+/// of the index page (read on its first use) and of the block, and one block-cache lookup.
 ///
 /// Holds a reference to its current decoded block; not thread-safe (one scan, one thread).
 package struct RunCursor {
