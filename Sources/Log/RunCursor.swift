@@ -55,24 +55,23 @@ package struct RunCursor {
         return block.payload(index)
     }
 
-    private mutating func move(to number: Int, entry: RunBlockEntry) throws -> DecodedRunBlock {
-        let found = try run.block(number, entry: entry, cache: cache)
+    /// The index page of the current block (-1 before the first move): tried first by lookups.
+    private var pageHint: Int { blockNumber >= 0 ? blockNumber / SortedRunLayout.indexPageEntries : -1 }
+
+    /// Makes `found` (block `number`, indexed by `entry`) the current block.
+    private mutating func adopt(_ found: DecodedRunBlock, number: Int, entry: RunBlockEntry) {
         block = found
         blockNumber = number
         blockFirst = entry.firstKey
         blockLast = entry.lastKey
-        return found
     }
 
     @inline(never)
     mutating func findSlow(_ key: RunKey) throws -> Bool {
-        guard let (number, entry) = try run.locate(atLeast: key, hint: blockNumber >= 0 ? blockNumber / SortedRunLayout.indexPageEntries : -1), !(key < entry.firstKey) else { return false }
+        guard let (number, entry) = try run.locate(atLeast: key, hint: pageHint), !(key < entry.firstKey) else { return false }
         let found = try run.block(number, entry: entry, cache: cache)
         guard let i = found.index(of: key) else { return false }
-        block = found
-        blockNumber = number
-        blockFirst = entry.firstKey
-        blockLast = entry.lastKey
+        adopt(found, number: number, entry: entry)
         index = i
         return true
     }
@@ -91,8 +90,9 @@ package struct RunCursor {
 
     /// Moves to the first record with a key ≥ `key` (false at the end of the run).
     package mutating func seek(atLeast key: RunKey) throws -> Bool {
-        guard let (number, entry) = try run.locate(atLeast: key, hint: blockNumber >= 0 ? blockNumber / SortedRunLayout.indexPageEntries : -1) else { return false }
-        let found = try move(to: number, entry: entry)
+        guard let (number, entry) = try run.locate(atLeast: key, hint: pageHint) else { return false }
+        let found = try run.block(number, entry: entry, cache: cache)
+        adopt(found, number: number, entry: entry)
         index = found.lowerBound(key)
         return index < found.count
     }
@@ -109,7 +109,8 @@ package struct RunCursor {
         }
         let number = blockNumber + 1
         guard number < run.blockCount else { return false }
-        _ = try move(to: number, entry: run.entry(number))
+        let entry = try run.entry(number)
+        adopt(try run.block(number, entry: entry, cache: cache), number: number, entry: entry)
         index = 0
         return true
     }

@@ -75,8 +75,9 @@ package final class SortedRun: @unchecked Sendable {
                   summaries: summaries, loadedPages: pages)
     }
 
-    /// Splits a whole index into pages of `indexPageEntries` and their summaries (the
-    /// checksums as version 2 writes them).
+    /// Splits a whole index into pages of `indexPageEntries` and their summaries. Every page
+    /// is in memory from the start and never read from the file, so the summaries carry no
+    /// checksum (0; version 1 has none on disk, a writer's are in the file it wrote).
     static func paginate(_ entries: [RunBlockEntry]) -> ([RunPageSummary], [RunIndexPage?]) {
         var summaries: [RunPageSummary] = []
         var pages: [RunIndexPage?] = []
@@ -84,21 +85,11 @@ package final class SortedRun: @unchecked Sendable {
         while start < entries.count {
             let end = min(entries.count, start + L.indexPageEntries)
             let slice = Array(entries[start..<end])
-            summaries.append(RunPageSummary(lastKey: slice[slice.count - 1].lastKey, firstOffset: slice[0].fileOffset,
-                                            checksum: pageChecksum(slice)))
+            summaries.append(RunPageSummary(lastKey: slice[slice.count - 1].lastKey, firstOffset: slice[0].fileOffset, checksum: 0))
             pages.append(RunIndexPage(first: start, entries: slice))
             start = end
         }
         return (summaries, pages)
-    }
-
-    /// CRC-32C of `entries` encoded as index entries.
-    static func pageChecksum(_ entries: [RunBlockEntry]) -> UInt32 {
-        var bytes = [UInt8](repeating: 0, count: entries.count * L.indexEntrySize)
-        bytes.withUnsafeMutableBytes { t in
-            for (i, entry) in entries.enumerated() { SortedRunWriter.store(entry, into: t, at: i * L.indexEntrySize) }
-        }
-        return bytes.withUnsafeBytes { CRC32C.checksum($0) }
     }
 
     package var path: String { file.path }
@@ -430,12 +421,7 @@ package final class SortedRun: @unchecked Sendable {
     /// The index page that holds the first block whose last key is ≥ `key`, or nil if no
     /// block has one. O(log pages), no I/O.
     func pageNumber(atLeast key: RunKey) -> Int? {
-        var low = 0, high = summaries.count
-        while low < high {
-            let mid = (low + high) >> 1
-            if summaries[mid].lastKey < key { low = mid + 1 } else { high = mid }
-        }
-        return low < summaries.count ? low : nil
+        firstIndex(summaries.count, withLastKeyAtLeast: key) { summaries[$0].lastKey }
     }
 
     /// The first block whose last key is ≥ `key`: its number and entry; nil if none.
@@ -538,11 +524,18 @@ package final class RunIndexPage: Sendable {
     /// Index in `entries` of the first entry whose last key is ≥ `key`, or nil.
     @inline(__always)
     func locate(atLeast key: RunKey) -> Int? {
-        var low = 0, high = entries.count
-        while low < high {
-            let mid = (low + high) >> 1
-            if entries[mid].lastKey < key { low = mid + 1 } else { high = mid }
-        }
-        return low < entries.count ? low : nil
+        firstIndex(entries.count, withLastKeyAtLeast: key) { entries[$0].lastKey }
     }
+}
+
+/// The first of `count` items, in increasing order of `lastKey`, whose last key is ≥ `key`;
+/// nil if none. Binary search: the page table and an index page share it.
+@inline(__always)
+private func firstIndex(_ count: Int, withLastKeyAtLeast key: RunKey, _ lastKey: (Int) -> RunKey) -> Int? {
+    var low = 0, high = count
+    while low < high {
+        let mid = (low + high) >> 1
+        if lastKey(mid) < key { low = mid + 1 } else { high = mid }
+    }
+    return low < count ? low : nil
 }

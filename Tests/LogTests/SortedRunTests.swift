@@ -32,6 +32,21 @@ import TestSupport
         }
     }
 
+    /// Scans run `id` from its first record, expecting `records` in order; returns how many
+    /// records the scan met.
+    func scanAll(_ store: RunStore, _ id: UInt32, _ records: [(RunKey, [UInt8])], _ context: String) throws -> Int {
+        var cursor = try store.cursor(id)
+        var seen = 0
+        var valid = try cursor.seekFirst()
+        while valid {
+            #expect(seen < records.count && cursor.key == records[seen].0 && Array(cursor.payload) == records[seen].1,
+                    "\(context) #\(seen)")
+            seen += 1
+            valid = try cursor.next()
+        }
+        return seen
+    }
+
     func write(_ store: RunStore, id: UInt32, _ records: [(RunKey, [UInt8])], compression: RunCompression = .fast) throws -> SortedRun {
         let writer = try store.writer(id: id, compression: compression)
         for (key, payload) in records {
@@ -80,15 +95,7 @@ import TestSupport
             #expect(try !cursor.find(RunKey(0, 0, 0)))
             #expect(try !cursor.find(RunKey.max))
             // Forward iteration.
-            var iterator = try reopened.cursor(7)
-            var index = 0
-            var valid = try iterator.seekFirst()
-            while valid {
-                #expect(iterator.key == input[index].0 && Array(iterator.payload) == input[index].1, "seed \(seed) #\(index)")
-                index += 1
-                valid = try iterator.next()
-            }
-            #expect(index == input.count)
+            #expect(try scanAll(reopened, 7, input, "seed \(seed)") == input.count)
             try run.verify()
         }
     }
@@ -179,15 +186,7 @@ import TestSupport
         #expect(try !cursor.find(RunKey(UInt64.max, 0, 0)))
         #expect(run.loadedPageCount == 1)
         // A full scan in order meets every record and reads every page.
-        var scan = try reopened.cursor(8)
-        var seen = 0
-        var valid = try scan.seekFirst()
-        while valid {
-            #expect(scan.key == input[seen].0 && Array(scan.payload) == input[seen].1, "record \(seen)")
-            seen += 1
-            valid = try scan.next()
-        }
-        #expect(seen == input.count && run.loadedPageCount == run.pageCount)
+        #expect(try scanAll(reopened, 8, input, "scan") == input.count && run.loadedPageCount == run.pageCount)
         #expect(try run.allEntries() == written.allEntries())
         try run.verify()
         // Seeks land in the right page from anywhere.

@@ -114,6 +114,19 @@ func writeSeeds(to directory: String) {
                                                version: CursorToken.newestFirstVersion).utf8))
     add(.cursorToken, [UInt8](repeating: 0x41, count: 24), flag: true)
     add(.cursorToken, Array("not a token".utf8))
+    // A run of several index pages (one record per 64-byte block): page table, page loads
+    // and lookups across pages (spec/sorted-run.md, version 2).
+    let pagedFS = MemoryFileSystem()
+    try! pagedFS.createDirectory("/p")
+    let paged = try! RunStore(fileSystem: pagedFS, directory: "/p", cacheBytes: 0, blockSize: 64)
+    let pagedWriter = try! paged.writer(id: 1, compression: .fast)
+    for i in 0..<300 {
+        try! [UInt8](repeating: UInt8(i % 251), count: 16).withUnsafeBytes {
+            try pagedWriter.append(RunKey(UInt64(i / 50), UInt64(i) * 1_000, UInt64(i)), tag: UInt32(i % 5), payload: $0)
+        }
+    }
+    _ = try! pagedWriter.finish()
+    add(.sortedRun, pagedFS.contents(of: "/p/" + SortedRun.fileName(1))!)
     for (i, seed) in seeds.enumerated() {
         let path = directory + "/seed-\(i)"
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
