@@ -64,9 +64,11 @@ extension Log {
                     throw StorageError.invalidArgument("log position \(LogPositions.describe(position)) is outside segment \(id) (\(bytes.count) bytes)")
                 }
                 do {
-                    return try SegmentScanner.scan(bytes, segment: id, salt: salt, applyFrom: offset, startOffset: offset) { transaction in
+                    return try SegmentScanner.scan(bytes, segment: id, salt: salt, applyFrom: offset, startOffset: offset,
+                                                   witnesses: true) { transaction in
                         if transaction.end > limit { throw StopTransactions() }
                         end = transaction.end
+                        if transaction.recordCount == 0 { return }   // a sync witness: nothing to deliver
                         if try !body(transaction) { throw StopTransactions() }
                     }
                 } catch is StopTransactions {

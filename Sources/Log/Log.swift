@@ -47,6 +47,12 @@ package final class Log: @unchecked Sendable {
         /// The active segment's file size as this writer made it: appends below it overwrite
         /// preallocated zeros (see `preallocationBytes`).
         var allocatedEnd: Int
+        /// The end offset of the active segment's last transaction that has records (the
+        /// recovered end after open, the header after a roll).
+        var lastRecordsEnd: Int
+        /// The largest `durable through` that a commit frame in the active segment carries:
+        /// how far the segment itself proves its synced prefix (see `appendSyncWitness`).
+        var provenThrough: Int
         var closed = false
     }
 
@@ -79,6 +85,7 @@ package final class Log: @unchecked Sendable {
     let transactionsAppended = Atomic<UInt64>(0)
     let recordsAppended = Atomic<UInt64>(0)
     let syncCount = Atomic<UInt64>(0)
+    let syncWitnesses = Atomic<UInt64>(0)
     let segmentsSealed = Atomic<UInt64>(0)
 
     init(fileSystem: any FileSystem, directory: String, options: LogOptions, segments: [UInt32: SegmentEntry],
@@ -91,7 +98,8 @@ package final class Log: @unchecked Sendable {
         var table = Table(segments: segments, activeID: active.id)
         table.segments[active.id] = .raw(active)
         self.table = Lock(table)
-        appendState = Lock(AppendState(active: active, allocatedEnd: active.length))
+        appendState = Lock(AppendState(active: active, allocatedEnd: active.length, lastRecordsEnd: active.length,
+                                       provenThrough: active.length))
         let end = LogPositions.make(segment: active.id, offset: UInt32(active.length))
         syncedThrough = end
         writtenEnd = end
@@ -167,6 +175,8 @@ package final class Log: @unchecked Sendable {
                 throw error
             }
             image.publish(start + size)
+            state.lastRecordsEnd = start + size
+            state.provenThrough = max(state.provenThrough, durableOffset)
             let end = LogPositions.make(segment: active.id, offset: UInt32(start + size))
             syncMonitor.withLock { writtenEnd = end }
             bytesAppended.add(UInt64(size), ordering: .relaxed)
@@ -241,6 +251,8 @@ package final class Log: @unchecked Sendable {
         }
         state.active = new
         state.allocatedEnd = new.length
+        state.lastRecordsEnd = new.length
+        state.provenThrough = new.length
         return new
     }
 
@@ -286,17 +298,24 @@ package final class Log: @unchecked Sendable {
     /// so far; callers arriving meanwhile wait, and the next leader's single fdatasync covers
     /// all of them. Throws `.invalidArgument` for a position past the written end,
     /// `.poisoned` after a failed sync (the failing leader throws the `.io` error itself).
+    ///
+    /// A caller that led a sync then appends a *sync witness* when the segment does not yet
+    /// prove it (`appendSyncWitness`): one unsynced 21-byte write, after the data is durable.
     package func sync(through position: LogPosition) throws {
         if isClosed.load(ordering: .acquiring) { throw StorageError.closed }
-        try syncInternal(through: position)
+        if let synced = try syncInternal(through: position) { appendSyncWitness(synced) }
     }
 
-    func syncInternal(through position: LogPosition) throws {
+    /// Returns the position this caller synced through as the leader of the last sync it
+    /// ran, or nil when others' syncs covered `position`.
+    @discardableResult
+    func syncInternal(through position: LogPosition) throws -> LogPosition? {
         syncMonitor.lock()
         defer { syncMonitor.unlock() }
+        var led: LogPosition? = nil
         while true {
             try poisonLatch.check()
-            if position <= syncedThrough { return }
+            if position <= syncedThrough { return led }
             guard position <= writtenEnd else {
                 throw StorageError.invalidArgument(
                     "sync through \(LogPositions.describe(position)) past the log end \(LogPositions.describe(writtenEnd))")
@@ -320,7 +339,55 @@ package final class Log: @unchecked Sendable {
                 throw failure
             }
             if target > syncedThrough { syncedThrough = target }
+            led = target
             syncMonitor.broadcast()
+        }
+    }
+
+    /// Appends a **sync witness** after a sync through `synced`: an empty transaction (a
+    /// commit frame with no records) whose `durable through` is `synced`'s offset, when the
+    /// active segment holds a transaction with records that no commit frame yet proves
+    /// durable (spec/log-segment.md, "Sync witnesses"). Without it, damage to the last synced
+    /// window — the transactions the last sync covered, when nothing was appended after them —
+    /// would read at recovery as a torn tail and be cut silently; with it, recovery finds a
+    /// commit after the damage that proves the bytes were synced and reports corruption.
+    ///
+    /// The witness is written after the sync returned and is not synced itself (the next
+    /// sync, or the close, makes it durable); it is skipped when the sync was of an older
+    /// segment, when it would not fit in the segment, and after close. A failed write
+    /// poisons the log like any append (the synced data stays durable).
+    func appendSyncWitness(_ synced: LogPosition) {
+        appendState.withLock { state in
+            if state.closed || syncMonitor.withLock({ poisonLatch.isLatched }) { return }
+            let active = state.active
+            let syncedOffset = Int(LogPositions.offset(synced))
+            guard LogPositions.segment(synced) == active.id, state.provenThrough < state.lastRecordsEnd,
+                  state.lastRecordsEnd <= syncedOffset, let image = active.image else { return }
+            let start = active.length
+            let size = L.commitFrameSize
+            guard start + size <= min(image.capacity, max(options.segmentSize, start)) else { return }
+            let target = image.writable(from: start)
+            LogFrame.writeCommit(target, at: 0, salt: active.salt, CommitPayload(
+                durableThrough: UInt32(syncedOffset), transactionStart: UInt32(start), recordCount: 0))
+            do {
+                if start + size > state.allocatedEnd {
+                    let chunk = Self.preallocationBytes
+                    let wanted = min((start + size + chunk - 1) / chunk * chunk, max(options.segmentSize, start + size))
+                    try active.file.handle.allocate(upTo: UInt64(wanted))
+                    state.allocatedEnd = wanted
+                }
+                try active.file.handle.write(UnsafeRawBufferPointer(rebasing: target[0..<size]), at: UInt64(start))
+            } catch {
+                poison("write of a sync witness to \(active.file.path) failed: \(error)")
+                return
+            }
+            image.publish(start + size)
+            state.provenThrough = syncedOffset
+            let end = LogPositions.make(segment: active.id, offset: UInt32(start + size))
+            syncMonitor.withLock { if end > writtenEnd { writtenEnd = end } }
+            bytesAppended.add(UInt64(size), ordering: .relaxed)
+            transactionsAppended.add(1, ordering: .relaxed)
+            syncWitnesses.add(1, ordering: .relaxed)
         }
     }
 
@@ -345,19 +412,28 @@ package final class Log: @unchecked Sendable {
     /// Syncs what was appended (unless poisoned) and closes every file. Idempotent.
     /// REQUIRES: no concurrent use. Later calls throw `.closed`.
     package func close() throws {
-        let (wasOpen, preallocated) = appendState.withLock { state -> (Bool, RawSegment?) in
-            defer { state.closed = true }
-            return (!state.closed, state.allocatedEnd > state.active.length ? state.active : nil)
-        }
+        let (poisoned, end) = syncMonitor.withLock { (poisonLatch.isLatched, writtenEnd) }
+        let wasOpen = appendState.withLock { !$0.closed }
         guard wasOpen else { return }
+        isClosed.store(true, ordering: .releasing)
+        var failure: (any Error)?
+        // Sync what was appended and prove it with a witness (before appends stop), so that
+        // the last synced window of a cleanly closed log is witnessed by a durable commit.
+        if !poisoned {
+            do {
+                if let synced = try syncInternal(through: end) { appendSyncWitness(synced) }
+            } catch { failure = error }
+        }
+        let preallocated = appendState.withLock { state -> RawSegment? in
+            defer { state.closed = true }
+            return state.allocatedEnd > state.active.length ? state.active : nil
+        }
         // The preallocated zeros go (the sync below makes the cut durable); if the cut fails
         // they stay, which recovery reads as a torn tail.
         if let active = preallocated { try? active.file.handle.truncate(to: UInt64(active.length)) }
-        isClosed.store(true, ordering: .releasing)
-        var failure: (any Error)?
-        let (poisoned, end) = syncMonitor.withLock { (poisonLatch.isLatched, writtenEnd) }
-        if !poisoned {
-            do { try syncInternal(through: end) } catch { failure = error }
+        let (stillHealthy, finalEnd) = syncMonitor.withLock { (!poisonLatch.isLatched, writtenEnd) }
+        if failure == nil, stillHealthy {
+            do { try syncInternal(through: finalEnd) } catch { failure = error }
         }
         let entries = table.withLock { Array($0.segments.values) }
         for entry in entries {

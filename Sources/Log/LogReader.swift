@@ -117,8 +117,9 @@ package final class LogReader {
         var completeEnd = startOffset
         do {
             let scan = try image.withUnsafeBytes {
-                try SegmentScanner.scan($0, segment: id, salt: salt, applyFrom: startOffset, startOffset: startOffset) { transaction in
-                    try apply(transaction)
+                try SegmentScanner.scan($0, segment: id, salt: salt, applyFrom: startOffset, startOffset: startOffset,
+                                        witnesses: true) { transaction in
+                    if transaction.recordCount > 0 { try apply(transaction) }   // a sync witness has nothing to apply
                     completeEnd = Int(LogPositions.offset(transaction.end))
                 }
             }

@@ -32,6 +32,8 @@ package struct LogStatistics: Sendable, Equatable {
     package var recordsAppended: UInt64 = 0
     /// fdatasync calls on segment files (group-commit leaders, segment rolls, recovery).
     package var syncs: UInt64 = 0
+    /// Sync witnesses appended (empty transactions proving a synced end; `Log.appendSyncWitness`).
+    package var syncWitnesses: UInt64 = 0
     package var segmentsSealed: UInt64 = 0
     package var blockCache = BlockCacheStatistics()
 }
@@ -75,6 +77,7 @@ extension Log {
         s.transactionsAppended = transactionsAppended.load(ordering: .relaxed)
         s.recordsAppended = recordsAppended.load(ordering: .relaxed)
         s.syncs = syncCount.load(ordering: .relaxed)
+        s.syncWitnesses = syncWitnesses.load(ordering: .relaxed)
         s.segmentsSealed = segmentsSealed.load(ordering: .relaxed)
         s.blockCache = cache.statistics
         return s

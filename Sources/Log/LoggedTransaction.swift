@@ -70,8 +70,11 @@ enum SegmentScanner {
     /// `apply` for each complete transaction whose first record is at or after `applyFrom`.
     /// Stops at the first frame that fails a check. O(bytes).
     /// `startOffset` (default: just after the header) must be a transaction boundary.
+    ///
+    /// Sync witnesses (transactions without records, `Log.appendSyncWitness`) count as
+    /// complete transactions for the scan's ends but reach `apply` only with `witnesses: true`.
     static func scan(_ bytes: UnsafeRawBufferPointer, segment: UInt32, salt: UInt32, applyFrom: Int,
-                     startOffset: Int = L.headerSize,
+                     startOffset: Int = L.headerSize, witnesses: Bool = false,
                      apply: (LoggedTransaction) throws -> Void) throws -> SegmentScan {
         var offset = startOffset
         var transactionStart = offset
@@ -89,7 +92,7 @@ enum SegmentScanner {
                                        badReason: "commit record does not match its transaction (start \(commit.transactionStart), \(commit.recordCount) records, durable through \(commit.durableThrough))",
                                        endsInsideTransaction: true)
                 }
-                if transactionStart >= applyFrom {
+                if transactionStart >= applyFrom, count > 0 || witnesses {
                     try apply(LoggedTransaction(
                         segment: segment,
                         start: LogPositions.make(segment: segment, offset: UInt32(transactionStart)),

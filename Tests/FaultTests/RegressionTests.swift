@@ -40,6 +40,49 @@ import TestSupport
         }
     }
 
+    /// Bug (the damage fuzzer's known limit, Fuzz/README.md): damage to the newest meta page
+    /// *and* inside the last transaction of the raw log opened without an error at the older
+    /// checkpoint's state plus the log before the damage — the last acknowledged message was
+    /// silently gone, because the damaged transaction read as a torn, unsynced tail. Now the
+    /// sync witness after it (written after its sync, made durable by the clean close) proves
+    /// it was synced, and open reports the corruption. Without the witness (a crash right
+    /// after the sync, the one state the log cannot prove) the old behaviour remains.
+    @Test func damagedNewestMetaPageAndLastTransactionAreReported() throws {
+        let fs = CrashSimulatingFileSystem(seed: 0x5EED)   // never crashed: a plain file system here
+        let store = try MessageStore(path: FaultFixture.directory, options: FaultFixture.options(), fileSystem: fs)
+        for step in FaultFixture.workload(seed: 0x5EED, messages: 40, bodyBytes: 120) { try step.run(store) }
+        try store.checkpoint()
+        let last = Message(id: "last", conversation: "general", sender: "ann", createdAt: 9_000_000, body: "the last acknowledged write")
+        try store.append(last)
+        try store.close()   // checkpoints: the newest meta page is the only state that holds `last`
+        var files: [String: [UInt8]] = [:]
+        for path in fs.allFilePaths() { files[path] = fs.contents(of: path)! }
+        let segment = try #require(files.keys.filter { $0.hasSuffix(".seg") }.max())
+        let pages = files["/db/pages"]!
+        let layout = StoreImage(files: files).pageLayout(pages)
+        var damaged = files
+        damaged["/db/pages"]![layout.metaInUse * layout.pageSize + 0x1FC] ^= 0x10    // newest meta page's checksum
+        let witness = LogSegmentLayout.commitFrameSize
+        let end = damaged[segment]!.count - witness                               // `last`'s transaction ends here
+        damaged[segment]!.replaceSubrange((end - 30)..<(end - 5), with: [UInt8](repeating: 0, count: 25))
+        do {
+            let reopened = try MessageStore(path: FaultFixture.directory, options: FaultFixture.options(),
+                                            fileSystem: Self.fileSystem(damaged))
+            let found = try? reopened.message(id: "last")
+            Issue.record("the store opened (last: \(found?.body ?? "missing"))")
+        } catch ScrollbackError.corrupted(let file, _, let reason) {
+            #expect(file == segment, "\(reason)")
+            #expect(reason.contains("durable through"), "\(reason)")
+        }
+        // The same damage without the witness: indistinguishable from a crash during the sync.
+        var unwitnessed = damaged
+        unwitnessed[segment]!.removeLast(witness)
+        let reopened = try MessageStore(path: FaultFixture.directory, options: FaultFixture.options(),
+                                        fileSystem: Self.fileSystem(unwitnessed))
+        #expect(try reopened.message(id: "last") == nil, "the remaining limit: an unwitnessed last window reads as torn")
+        try reopened.close()
+    }
+
     /// Bug: a lost sealed segment file that still held live messages went unnoticed at open;
     /// reads of its messages failed later with an error naming no file ("no log segment").
     /// Now open reports it. In format 2 a sealed segment's live messages are in a run: a lost

@@ -116,7 +116,7 @@ import TestSupport
         try log.sync(through: t.end)
         try log.sync(through: t.start)
         #expect(fs.segmentSyncs.load(ordering: .relaxed) == after)
-        #expect(throws: StorageError.self) { try log.sync(through: t.end + 1) }
+        #expect(throws: StorageError.self) { try log.sync(through: log.endPosition + 1) }
     }
 
     @Test func failedSyncPoisonsTheLog() throws {

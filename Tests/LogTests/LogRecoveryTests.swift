@@ -8,24 +8,31 @@ import TestSupport
 @Suite struct LogRecoveryTests {
     let options = smallOptions(segmentSize: 4096)
 
-    /// Two transactions, the first synced, the second only written; returns them.
+    /// Two transactions, the first synced (so the sync witness follows it), the second only
+    /// written; then a crash: `fs` gets the segment as written, without its preallocated zeros.
     func twoTransactions(_ fs: MemoryFileSystem) throws -> (ModelTransaction, ModelTransaction) {
-        let (log, _) = try openLog(fs, options)
+        let scratch = MemoryFileSystem()
+        let (log, _) = try openLog(scratch, options)
         let t1 = try append(log, [record(1, count: 10)])
         try log.sync(through: t1.end)
         let t2 = try append(log, [record(2, count: 50), record(3, count: 5, type: 200)])
-        try log.close()
+        let written = try #require(scratch.contents(of: segmentPath(1)))
+        try fs.createDirectory(testDirectory)
+        fs.setContents(of: segmentPath(1), to: Array(written[..<Int(LogPositions.offset(t2.end))]))
         return (t1, t2)
     }
+
+    /// The end of `t`'s sync witness (a 21-byte empty transaction right after `t`).
+    func witnessEnd(_ t: ModelTransaction) -> LogPosition { t.end + UInt64(LogSegmentLayout.commitFrameSize) }
 
     func expectTruncatedToFirst(_ fs: MemoryFileSystem, _ t1: ModelTransaction) throws {
         let (log, replayed) = try openLog(fs, options)
         #expect(replayed == [asReplayed(t1)])
-        #expect(fs.contents(of: segmentPath(1))?.count == Int(LogPositions.offset(t1.end)))
-        #expect(log.endPosition == t1.end)
+        #expect(fs.contents(of: segmentPath(1))?.count == Int(LogPositions.offset(witnessEnd(t1))))
+        #expect(log.endPosition == witnessEnd(t1))
         // The log keeps working after the cut.
         let t3 = try append(log, [record(9, count: 7)])
-        #expect(t3.start == t1.end)
+        #expect(t3.start == witnessEnd(t1))
         try log.sync(through: t3.end)
         #expect(try read(log, t3.positions[0]) == t3.records[0])
         try log.close()
@@ -45,7 +52,7 @@ import TestSupport
         let end1 = Int(LogPositions.offset(t1.end))
         let preallocated = try #require(fs.contents(of: segmentPath(1)))
         #expect(preallocated.count == Int(Log.preallocationBytes), "allocated ahead in one 64 KiB step")
-        #expect(preallocated[end1...].allSatisfy { $0 == 0 })
+        #expect(preallocated[(end1 + LogSegmentLayout.commitFrameSize)...].allSatisfy { $0 == 0 })
         // Appends inside the allocation leave the size alone.
         let t2 = try append(log, [record(2, count: 2000)])
         try log.sync(through: t2.end)
@@ -61,17 +68,18 @@ import TestSupport
         crashed.setContents(of: segmentPath(1), to: try #require(fs.contents(of: segmentPath(1))))
         let (recovered, replayed) = try openLog(crashed, options)
         #expect(replayed == [asReplayed(t1), asReplayed(t2), asReplayed(big)])
-        #expect(crashed.contents(of: segmentPath(1))?.count == Int(LogPositions.offset(big.end)), "recovery cut the zeros")
+        #expect(crashed.contents(of: segmentPath(1))?.count == Int(LogPositions.offset(witnessEnd(big))),
+                "recovery cut the zeros (after the last sync's witness)")
         try recovered.close()
         // A roll cuts the finished segment to its end before the next one exists.
         try log.rollSegment()
-        #expect(fs.contents(of: segmentPath(1))?.count == Int(LogPositions.offset(big.end)))
+        #expect(fs.contents(of: segmentPath(1))?.count == Int(LogPositions.offset(witnessEnd(big))))
         let t4 = try append(log, [record(4, count: 10)])
         try log.sync(through: t4.end)
-        #expect(try #require(fs.contents(of: segmentPath(2))).count > Int(LogPositions.offset(t4.end)))
+        #expect(try #require(fs.contents(of: segmentPath(2))).count > Int(LogPositions.offset(witnessEnd(t4))))
         // A clean close cuts the active segment.
         try log.close()
-        #expect(fs.contents(of: segmentPath(2))?.count == Int(LogPositions.offset(t4.end)))
+        #expect(fs.contents(of: segmentPath(2))?.count == Int(LogPositions.offset(witnessEnd(t4))))
         let (_, again) = try openLog(fs, options)
         #expect(again == [asReplayed(t1), asReplayed(t2), asReplayed(big), asReplayed(t4)])
     }
@@ -151,7 +159,7 @@ import TestSupport
         // t3's commit says the segment was durable through t2's end: the damage is in synced data.
         expectCorrupted(file: segmentPath(1), offset: UInt64(damaged)) { _ = try openLog(fs, options) }
         // Nothing was cut.
-        #expect(fs.contents(of: segmentPath(1))?.count == Int(LogPositions.offset(t3.end)))
+        #expect(fs.contents(of: segmentPath(1))?.count == Int(LogPositions.offset(witnessEnd(t3))))
     }
 
     @Test func corruptionOfACommitRecordInTheMiddleIsReported() throws {
@@ -167,9 +175,10 @@ import TestSupport
         expectCorrupted(file: segmentPath(1), offset: UInt64(commit)) { _ = try openLog(fs, options) }
     }
 
-    /// The documented limit: damage inside the last synced window, when no later commit
-    /// survived to prove it was synced, reads as a torn tail.
-    @Test func damageInsideTheLastSyncedWindowReadsAsTornTail() throws {
+    /// Damage inside the last synced window — the transactions the last sync covered, with
+    /// nothing appended after them — is reported: the sync witness written after that sync
+    /// proves the window durable (before witnesses, this read as a torn tail and was cut).
+    @Test func damageInsideTheLastSyncedWindowIsReported() throws {
         let fs = MemoryFileSystem()
         let (log, _) = try openLog(fs, options)
         let t1 = try append(log, [record(1, count: 40)])
@@ -177,8 +186,46 @@ import TestSupport
         let t2 = try append(log, [record(2, count: 40)])
         let t3 = try append(log, [record(3, count: 40)])
         try log.sync(through: t3.end)   // one sync covered t2 and t3
+        #expect(log.endPosition == witnessEnd(t3), "the sync appended its witness")
+        #expect(log.statistics.syncWitnesses == 2)
         try log.close()
-        fs.mutate(segmentPath(1)) { $0[Int(LogPositions.offset(t2.positions[0])) + 20] ^= 0x40 }
+        let damaged = Int(LogPositions.offset(t2.positions[0]))
+        fs.mutate(segmentPath(1)) { $0[damaged + 20] ^= 0x40 }
+        let before = fs.contents(of: segmentPath(1))
+        expectCorrupted(file: segmentPath(1), offset: UInt64(damaged)) { _ = try openLog(fs, options) }
+        #expect(fs.contents(of: segmentPath(1)) == before, "nothing was cut")
+    }
+
+    /// A clean close witnesses what it synced: damage to a transaction that only the close
+    /// made durable is reported too.
+    @Test func damageToWhatTheCloseSyncedIsReported() throws {
+        let fs = MemoryFileSystem()
+        let (log, _) = try openLog(fs, options)
+        let t1 = try append(log, [record(1, count: 40)])
+        let t2 = try append(log, [record(2, count: 40)])
+        try log.close()
+        #expect(fs.contents(of: segmentPath(1))?.count == Int(LogPositions.offset(witnessEnd(t2))))
+        let damaged = Int(LogPositions.offset(t2.positions[0]))
+        fs.mutate(segmentPath(1)) { $0[damaged + 12] ^= 0x01 }
+        expectCorrupted(file: segmentPath(1), offset: UInt64(damaged)) { _ = try openLog(fs, options) }
+        _ = t1
+    }
+
+    /// The limit that remains: if the witness itself did not survive (a crash right after the
+    /// sync returned, before the witness reached the disk), damage in the last synced window
+    /// still reads as a torn tail — the log holds nothing written after the data to prove it.
+    @Test func damageInTheLastSyncedWindowWithoutItsWitnessReadsAsTornTail() throws {
+        let fs = MemoryFileSystem()
+        let (log, _) = try openLog(fs, options)
+        let t1 = try append(log, [record(1, count: 40)])
+        try log.sync(through: t1.end)
+        let t2 = try append(log, [record(2, count: 40)])
+        try log.sync(through: t2.end)
+        try log.close()
+        fs.mutate(segmentPath(1)) {
+            $0.removeLast(LogSegmentLayout.commitFrameSize)   // t2's witness
+            $0[Int(LogPositions.offset(t2.positions[0])) + 20] ^= 0x40
+        }
         let (_, replayed) = try openLog(fs, options)
         #expect(replayed == [asReplayed(t1)])
     }
@@ -200,7 +247,8 @@ import TestSupport
             b.storeLE(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[4..<21])), at: 0)
         }
         let t2 = try append(log, [ModelRecord(type: 17, payload: [1, 2, 3] + forged + [4, 5])])
-        try log.close()
+        // A crash before t2 was synced: the segment as written, without its preallocated zeros.
+        fs.mutate(segmentPath(1)) { $0.removeLast($0.count - Int(LogPositions.offset(t2.end))) }
         fs.mutate(segmentPath(1)) { $0[Int(LogPositions.offset(t2.positions[0]))] ^= 0xFF }
         let (_, replayed) = try openLog(fs, options)
         #expect(replayed == [asReplayed(t1)])

@@ -367,11 +367,11 @@ import Testing
         let start = try store.changePosition()
         try store.append(Message(id: "m1", conversation: "general", sender: "alice", createdAt: 1_700_000_000_000, body: "hi"))
         let changes = try Self.all(store, after: start)
-        #expect(changes.map(\.position.token) == ["1.100000046.10000005f.0"])
-        let position = try ChangePosition(token: "1.100000046.10000005f.0")
-        #expect(position.point == ChangePoint(transactionStart: 0x1_0000_0046, record: 0x1_0000_005f, index: 0))
+        #expect(changes.map(\.position.token) == ["1.10000005b.100000074.0"])
+        let position = try ChangePosition(token: "1.10000005b.100000074.0")
+        #expect(position.point == ChangePoint(transactionStart: 0x1_0000_005b, record: 0x1_0000_0074, index: 0))
         let end = try store.changePosition().token
-        #expect(end == "1.1000000aa.1000000a9.ffffffff", "\(end)")
+        #expect(end == "1.1000000bf.1000000be.ffffffff", "\(end)")
         #expect(start.token == "1.100000046.100000045.ffffffff")
         try store.close()
     }
