@@ -79,7 +79,11 @@ package enum Fault: Sendable, Equatable {
 /// - Namespace: a current and a durable map from path to inode, plus the ordered unsynced
 ///   namespace changes (creates, renames, removes). `syncDirectory(d)` makes the current
 ///   entries of `d` durable. Directories themselves are durable as soon as they are created
-///   (`createDirectory` is a step but has no unsynced state).
+///   (`createDirectory` is a step but has no unsynced state). Renaming a directory is one
+///   namespace change of its parent: every name under it moves at once, durable when the
+///   parent is synced. The model requires that nothing under the directory is unsynced when
+///   it is renamed, and that source and destination share their parent (the rename then is
+///   one entry of one directory); otherwise `rename` throws EINVAL.
 /// - `crash(mode:namespace:)` resolves every unsynced change (`CrashMode`,
 ///   `NamespaceCrashMode`), drops files no longer named, invalidates every open handle (they
 ///   throw EIO), releases every byte-range lock (no process survives a power loss) and lets
@@ -115,6 +119,24 @@ package final class CrashSimulatingFileSystem: FileSystem {
     struct NamespaceChange {
         var path: String
         var file: SimulatedFile?
+        /// A directory rename: every name under `path` (and `path` itself, a directory) moves
+        /// under this path; `file` is unused.
+        var movedTo: String? = nil
+    }
+
+    /// Moves directory `source` and every name under it to `destination` in `names` and
+    /// `directories`.
+    static func moveDirectory(_ source: String, to destination: String, names: inout [String: SimulatedFile],
+                              directories: inout Set<String>) {
+        let prefix = source + "/"
+        func moved(_ path: String) -> String { destination + path.dropFirst(source.count) }
+        for path in names.keys where path.hasPrefix(prefix) {
+            names[moved(path)] = names.removeValue(forKey: path)
+        }
+        for directory in directories where directory == source || directory.hasPrefix(prefix) {
+            directories.remove(directory)
+            directories.insert(moved(directory))
+        }
     }
 
     struct State {
@@ -124,6 +146,9 @@ package final class CrashSimulatingFileSystem: FileSystem {
         /// (a rename changes two, atomically). Entries of a synced directory are removed.
         var pendingNamespace: [[NamespaceChange]] = []
         var directories: Set<String> = ["/", "."]
+        /// The directories a crash leaves: created ones at once, renamed ones once their
+        /// parent is synced.
+        var durableDirectories: Set<String> = ["/", "."]
         var rng: SplitMix64
         var nextFileID = 1
         /// Bumped by every crash; handles from an older generation are stale.
@@ -173,7 +198,13 @@ package final class CrashSimulatingFileSystem: FileSystem {
 
         /// Applies one namespace operation to the current view and queues it as unsynced.
         mutating func changeNamespace(_ changes: [NamespaceChange]) {
-            for change in changes { files[change.path] = change.file }
+            for change in changes {
+                if let destination = change.movedTo {
+                    CrashSimulatingFileSystem.moveDirectory(change.path, to: destination, names: &files, directories: &directories)
+                } else {
+                    files[change.path] = change.file
+                }
+            }
             pendingNamespace.append(changes)
         }
     }
@@ -226,15 +257,23 @@ package final class CrashSimulatingFileSystem: FileSystem {
     package func crash(mode: CrashMode, namespace: NamespaceCrashMode = .revertUnsynced) {
         state.withLock { state in
             var names = state.durableFiles
+            var directories = state.durableDirectories
             switch namespace {
             case .revertUnsynced:
                 break
             case .keepAll:
                 names = state.files
+                directories = state.directories
             case .keepPrefix:
                 let kept = state.rng.below(state.pendingNamespace.count + 1)
                 for operation in state.pendingNamespace.prefix(kept) {
-                    for change in operation { names[change.path] = change.file }
+                    for change in operation {
+                        if let destination = change.movedTo {
+                            Self.moveDirectory(change.path, to: destination, names: &names, directories: &directories)
+                        } else {
+                            names[change.path] = change.file
+                        }
+                    }
                 }
             }
             var seen = Set<ObjectIdentifier>()
@@ -244,6 +283,8 @@ package final class CrashSimulatingFileSystem: FileSystem {
             }
             state.files = names
             state.durableFiles = names
+            state.directories = directories
+            state.durableDirectories = directories
             state.pendingNamespace = []
             state.locks.removeAll()
             state.generation += 1
@@ -302,6 +343,7 @@ package final class CrashSimulatingFileSystem: FileSystem {
                 state.files[path] = file
                 state.durableFiles[path] = file
                 state.directories.insert(Path.directory(of: path))
+                state.durableDirectories.insert(Path.directory(of: path))
             }
         }
     }
@@ -377,6 +419,7 @@ package final class CrashSimulatingFileSystem: FileSystem {
             }
             guard !missing.isEmpty else { return }
             state.directories.formUnion(missing)
+            state.durableDirectories.formUnion(missing)
             state.completeStep()
         }
     }
@@ -384,6 +427,12 @@ package final class CrashSimulatingFileSystem: FileSystem {
     package func rename(_ source: String, to destination: String) throws {
         try state.withLock { state throws in
             try state.checkPower("rename", source)
+            if state.directories.contains(source) {
+                try Self.checkDirectoryRename(source, to: destination, state)
+                state.changeNamespace([NamespaceChange(path: source, file: nil, movedTo: destination)])
+                state.completeStep()
+                return
+            }
             guard let file = state.files[source] else {
                 throw StorageError.io(path: source, operation: "rename to \(destination)", errno: ENOENT)
             }
@@ -400,6 +449,23 @@ package final class CrashSimulatingFileSystem: FileSystem {
             }
             state.completeStep()
         }
+    }
+
+    /// The model's conditions for renaming a directory (see the type's documentation).
+    static func checkDirectoryRename(_ source: String, to destination: String, _ state: State) throws {
+        func refuse(_ errno: Int32, _ why: String) -> StorageError {
+            StorageError.io(path: source, operation: "rename to \(destination) (\(why))", errno: errno)
+        }
+        if state.files[destination] != nil || state.directories.contains(destination) {
+            throw refuse(EEXIST, "the destination exists")
+        }
+        if destination.hasPrefix(source + "/") { throw refuse(EINVAL, "into itself") }
+        guard Path.directory(of: source) == Path.directory(of: destination) else {
+            throw refuse(EINVAL, "the simulator renames a directory only within its parent")
+        }
+        let prefix = source + "/"
+        let unsynced = state.pendingNamespace.contains { $0.contains { $0.path.hasPrefix(prefix) || ($0.movedTo?.hasPrefix(prefix) ?? false) } }
+        if unsynced { throw refuse(EINVAL, "the simulator needs the directory's entries synced first") }
     }
 
     package func removeFile(_ path: String) throws {
@@ -423,7 +489,20 @@ package final class CrashSimulatingFileSystem: FileSystem {
                 state.failingDirectorySyncs.remove(at: index)
                 throw StorageError.io(path: directory, operation: "fsync(dir)", errno: EIO)
             }
+            let renamedInto = state.pendingNamespace.contains { $0.contains { change in
+                change.movedTo.map { directory == $0 || directory.hasPrefix($0 + "/") } ?? false } }
+            if renamedInto {
+                throw StorageError.io(path: directory, operation: "fsync(dir) (the simulator syncs a renamed directory only after its parent)",
+                                      errno: EINVAL)
+            }
             let inDirectory = { (path: String) in Path.directory(of: path) == directory }
+            // Directory renames in this directory first, in order: they move durable names.
+            for operation in state.pendingNamespace {
+                for change in operation where change.movedTo != nil && inDirectory(change.path) {
+                    Self.moveDirectory(change.path, to: change.movedTo!, names: &state.durableFiles,
+                                       directories: &state.durableDirectories)
+                }
+            }
             for path in Set(state.files.keys.filter(inDirectory)).union(state.durableFiles.keys.filter(inDirectory)) {
                 state.durableFiles[path] = state.files[path]
             }

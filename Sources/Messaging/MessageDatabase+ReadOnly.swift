@@ -9,6 +9,7 @@ extension MessageDatabase {
     /// store is `.notAStore`). A store whose first commit never happened reads as empty.
     package static func openReadOnly(fileSystem: any FileSystem, directory: String, options: MessageDatabaseOptions) throws
         -> MessageDatabase {
+        try refuseInterruptedUpgrade(fileSystem: fileSystem, directory: directory)
         let engine = try StorageEngine.openReadOnly(
             fileSystem: fileSystem, directory: directory, options: options.storage, schema: MessageSchema.schema)
         // The cursor secret is fixed by the store's first commit; a store without one has no

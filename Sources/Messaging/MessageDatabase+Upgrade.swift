@@ -69,6 +69,17 @@ extension MessageDatabase {
                               readMarkers: content.markers.count, previousFormatDirectory: kept)
     }
 
+    /// An upgrade interrupted between its two renames leaves no store at `directory`, the old
+    /// one at `<directory>.format1` and the new one, complete, at `<directory>.upgrading`.
+    /// Opening `directory` then would create an empty store in its place; it is refused with
+    /// `needsUpgrade` instead, whose text names `scrollback upgrade`, which finishes the swap.
+    static func refuseInterruptedUpgrade(fileSystem: any FileSystem, directory: String) throws {
+        if !fileSystem.fileExists(directory), fileSystem.fileExists(directory + upgradeKeptSuffix),
+           fileSystem.fileExists(Path.join(directory + upgradeBuildSuffix, "pages")) {
+            throw StorageError.needsUpgrade(file: directory, found: 1, current: UInt32(MessageLimits.formatVersion))
+        }
+    }
+
     /// Sets read markers by key (the message marked may be deleted), in one commit; users are
     /// created as needed. A marker is only ever moved forward.
     func restoreReadMarkers(_ markers: [(user: String, conversation: String, createdAt: UInt64, seq: UInt64)]) throws {

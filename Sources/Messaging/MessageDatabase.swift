@@ -53,6 +53,7 @@ package final class MessageDatabase: Sendable {
     /// initialize record (format version, a random cursor secret) in its first commit.
     package static func open(fileSystem: any FileSystem, directory: String, options: MessageDatabaseOptions) throws
         -> MessageDatabase {
+        try refuseInterruptedUpgrade(fileSystem: fileSystem, directory: directory)
         let engine = try StorageEngine.open(fileSystem: fileSystem, directory: directory, options: options.storage,
                                             schema: MessageSchema.schema)
         do {

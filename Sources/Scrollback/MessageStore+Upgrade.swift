@@ -29,10 +29,17 @@ extension MessageStore {
     /// Memory: every live message of the store at once.
     @discardableResult
     public static func upgrade(path: String, options: StoreOptions = StoreOptions()) throws -> UpgradeReport {
+        try upgrade(path: path, options: options, fileSystem: PosixFileSystem())
+    }
+
+    /// `upgrade(path:options:)` on any `FileSystem` (the crash sweep runs it on the
+    /// crash-simulating one).
+    @discardableResult
+    package static func upgrade(path: String, options: StoreOptions, fileSystem: any FileSystem) throws -> UpgradeReport {
         try validatePath(path, argument: "path")
         let config = try configuration(options)
         let summary = try mapErrors {
-            try MessageDatabase.upgradeFormatOne(fileSystem: PosixFileSystem(), directory: path, options: config)
+            try MessageDatabase.upgradeFormatOne(fileSystem: fileSystem, directory: path, options: config)
         }
         return UpgradeReport(messages: summary.messages, conversations: summary.conversations, readMarkers: summary.readMarkers,
                              previousFormatPath: summary.previousFormatDirectory)

@@ -312,6 +312,80 @@ struct SyncedPlusPending {
         }
     }
 
+    /// The swap an upgrade does: `/s` → `/s.old`, then `/s.new` → `/s`, then a sync of `/`.
+    /// A crash keeps a prefix of the two renames (each moves its whole directory, with the
+    /// bytes its files had synced), never a half-moved directory; the parent's sync makes both
+    /// durable. The model's limits are refused with EINVAL.
+    @Test func directoryRenamesMoveEveryNameAtOnce() throws {
+        func build(_ seed: UInt64) throws -> CrashSimulatingFileSystem {
+            let fs = CrashSimulatingFileSystem(seed: seed)
+            for (directory, content) in [("/s", "old"), ("/s.new", "new")] {
+                try fs.createDirectory(directory)
+                for name in ["a", "b"] {
+                    let file = try fs.open(directory + "/" + name, mode: .createNew)
+                    try file.write(Array((content + name).utf8), at: 0)
+                    try file.syncData()
+                }
+                try fs.syncDirectory(directory)
+            }
+            return fs
+        }
+        func state(_ fs: CrashSimulatingFileSystem) throws -> String {
+            try ["/s", "/s.old", "/s.new"].map { directory in
+                guard fs.fileExists(directory) else { return "-" }
+                return try fs.listDirectory(directory).map { String(decoding: fs.contents(of: directory + "/" + $0)!, as: UTF8.self) }
+                    .joined(separator: ",")
+            }.joined(separator: " ")
+        }
+        let before = "olda,oldb - newa,newb", between = "- olda,oldb newa,newb", after = "newa,newb olda,oldb -"
+        var prefixes = Set<String>()
+        for seed in Self.seeds {
+            for namespace in NamespaceCrashMode.allCases {
+                let fs = try build(seed)
+                #expect(try state(fs) == before)
+                try fs.rename("/s", to: "/s.old")
+                #expect(try state(fs) == between)
+                try fs.rename("/s.new", to: "/s")
+                #expect(try state(fs) == after)
+                fs.crash(mode: .dropAllUnsynced, namespace: namespace)
+                let outcome = try state(fs)
+                switch namespace {
+                case .revertUnsynced: #expect(outcome == before, "seed \(seed)")
+                case .keepAll: #expect(outcome == after, "seed \(seed)")
+                case .keepPrefix:
+                    #expect([before, between, after].contains(outcome), "seed \(seed): \(outcome)")
+                    prefixes.insert(outcome)
+                }
+                // Synced: every crash keeps both renames.
+                let synced = try build(seed)
+                try synced.rename("/s", to: "/s.old")
+                try synced.rename("/s.new", to: "/s")
+                try synced.syncDirectory("/")
+                synced.crash(mode: .dropAllUnsynced, namespace: namespace)
+                #expect(try state(synced) == after, "seed \(seed) \(namespace)")
+                // The store opened in the renamed directory keeps working after the crash.
+                let file = try synced.open("/s/c", mode: .createNew)
+                try file.syncData()
+                try synced.syncDirectory("/s")
+                #expect(try synced.listDirectory("/s") == ["a", "b", "c"])
+            }
+        }
+        #expect(prefixes == [before, between, after], "keepPrefix outcomes: \(prefixes)")
+
+        // The model's limits: unsynced entries inside, another parent, an existing destination.
+        let fs = try build(1)
+        _ = try fs.open("/s/unsynced", mode: .createNew)
+        #expect(throws: StorageError.self) { try fs.rename("/s", to: "/s.old") }
+        try fs.syncDirectory("/s")
+        try fs.createDirectory("/elsewhere")
+        #expect(throws: StorageError.self) { try fs.rename("/s", to: "/elsewhere/s") }
+        #expect(throws: StorageError.self) { try fs.rename("/s", to: "/s.new") }
+        try fs.rename("/s", to: "/s.old")
+        #expect(throws: StorageError.self) { try fs.syncDirectory("/s.old") }   // before its parent
+        try fs.syncDirectory("/")
+        try fs.syncDirectory("/s.old")
+    }
+
     @Test func namespaceCrashModesKeepRenamesAtomic() throws {
         var outcomes = Set<String>()
         for seed in Self.seeds {
