@@ -41,11 +41,13 @@ let package = Package(
             pkgConfig: "liblz4",
             providers: [.apt(["liblz4-dev"])]
         ),
+        // A header-only C module: the CPU's prefetch hint for the run scans (no library).
+        .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
         .target(name: "ScrollbackFormat", path: "Sources/Format", swiftSettings: strict),
         .target(name: "ScrollbackIO", dependencies: ["ScrollbackFormat"], path: "Sources/IO", swiftSettings: strict),
         .target(
             name: "ScrollbackLog",
-            dependencies: ["ScrollbackFormat", "ScrollbackIO", "CLZ4"],
+            dependencies: ["ScrollbackFormat", "ScrollbackIO", "CLZ4", "CPrefetch"],
             path: "Sources/Log", swiftSettings: strict),
         .target(
             name: "ScrollbackPager",

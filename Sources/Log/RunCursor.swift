@@ -30,12 +30,16 @@ package struct RunCursor {
     package mutating func find(_ key: RunKey) throws -> Bool {
         if let block, !(key < blockFirst) && !(blockLast < key) {
             // Neighbours first: scans move one record at a time in either direction.
+            // The record after the one found in the scan's direction is likely the next one
+            // asked for: its bytes are prefetched while the caller reads this one.
             if index + 1 < block.count && block.isKey(index + 1, equalTo: key) {
                 index += 1
+                if index + 1 < block.count { block.prefetchPayload(index + 1) }
                 return true
             }
             if index > 0 && block.isKey(index - 1, equalTo: key) {
                 index -= 1
+                if index > 0 { block.prefetchPayload(index - 1) }
                 return true
             }
             guard let i = block.index(of: key) else { return false }
