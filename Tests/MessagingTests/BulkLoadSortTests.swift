@@ -1,0 +1,78 @@
+@testable import ScrollbackMessaging
+import Testing
+import TestSupport
+
+/// The bulk loader's run order (`BulkLoader.sortByKey`) against a plain sort, on the inputs it
+/// distinguishes: conversations interleaved in time order (the counting sort alone), some
+/// conversations out of time order (their buckets sorted), ids spread wide (the fallback).
+@Suite struct BulkLoadSortTests {
+    typealias Entry = BulkLoader.Entry
+
+    static func check(_ entries: [Entry], _ context: String) {
+        var sorted = entries
+        BulkLoader.sortByKey(&sorted)
+        let expected = entries.sorted { ($0.key.conversation, $0.key.createdAt, $0.key.seq) < ($1.key.conversation, $1.key.createdAt, $1.key.seq) }
+        #expect(sorted.map(\.key) == expected.map(\.key), "\(context)")
+        #expect(sorted.map(\.start) == expected.map(\.start), "\(context): payloads follow their keys")
+    }
+
+    @Test(arguments: TestSeeds.seeds(default: [1, 2, 3]))
+    func ordersLikeAComparisonSort(seed: UInt64) {
+        var rng = SeededRandom(seed: seed)
+        for shape in 0..<4 {
+            var entries: [Entry] = []
+            var time: UInt64 = 1_000
+            for seq in 1...UInt64(2_000) {
+                let conversation: UInt64 = switch shape {
+                case 0, 1: 5 + UInt64.random(in: 0..<40, using: &rng)                  // dense ids
+                case 2: UInt64.random(in: 0..<3, using: &rng) * 1_000_000_000          // spread wide
+                default: 7                                                              // one conversation
+                }
+                time += UInt64.random(in: 0..<3, using: &rng)                          // equal times too
+                // Shape 1 and 3: some messages arrive out of time order.
+                let createdAt = (shape == 1 || shape == 3) && rng.next() % 10 == 0 ? time - UInt64.random(in: 0..<500, using: &rng) : time
+                let start = entries.count * 10
+                entries.append((MessageKey(conversation: conversation, createdAt: createdAt, seq: seq), start, start + 10))
+            }
+            Self.check(entries, "seed \(seed) shape \(shape)")
+        }
+        Self.check([], "empty")
+        Self.check([(MessageKey(conversation: 3, createdAt: 1, seq: 1), 0, 1)], "one")
+    }
+}
+
+/// The bulk loader's table of the ids it took (`LoadedIDs`) against a dictionary, with hash
+/// collisions forced (the table is keyed by a 64-bit hash; the bytes must decide).
+@Suite struct LoadedIDsTests {
+    /// The id's hash, or for every fourth id one of three shared values (0 among them).
+    static func hash(_ id: String, number: UInt64) -> UInt64 {
+        number % 4 == 0 ? number % 3 : id.utf8.withContiguousStorageIfAvailable { Hash64.hash(UnsafeRawBufferPointer($0)) }!
+    }
+
+    static func lookUp(_ table: LoadedIDs, _ id: String, _ hash: UInt64) -> UInt64? {
+        id.utf8.withContiguousStorageIfAvailable { table.conversation(of: UnsafeRawBufferPointer($0), hash: hash) }!
+    }
+
+    @Test(arguments: TestSeeds.seeds(default: [1, 2]))
+    func answersLikeADictionaryEvenWhenHashesCollide(seed: UInt64) {
+        var rng = SeededRandom(seed: seed)
+        var table = LoadedIDs()
+        var model: [String: UInt64] = [:]
+        for _ in 0..<20_000 {
+            let number = rng.next() % 8_000
+            let id = "id-\(number)" + (number % 7 == 0 ? "-é" : "")
+            let hash = Self.hash(id, number: number)
+            let found = Self.lookUp(table, id, hash)
+            #expect(found == model[id], "seed \(seed): \(id)")
+            if found == nil {
+                let conversation = rng.next() % 100
+                id.utf8.withContiguousStorageIfAvailable { table.insert(UnsafeRawBufferPointer($0), hash: hash, conversation: conversation) }
+                model[id] = conversation
+            }
+        }
+        #expect(table.count == model.count)
+        #expect(model.count > 5_000, "the table grew several times")
+        #expect(Self.lookUp(table, "absent", 1) == nil)
+        #expect(Self.lookUp(table, "", 0) == nil)
+    }
+}
