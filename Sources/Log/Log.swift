@@ -163,13 +163,7 @@ package final class Log: @unchecked Sendable {
                 durableThrough: UInt32(durableOffset), transactionStart: UInt32(start),
                 recordCount: UInt32(batch.recordCount)))
             do {
-                if start + size > state.allocatedEnd {
-                    let chunk = Self.preallocationBytes
-                    let wanted = min((start + size + chunk - 1) / chunk * chunk, max(options.segmentSize, start + size))
-                    try active.file.handle.allocate(upTo: UInt64(wanted))
-                    state.allocatedEnd = wanted
-                }
-                try active.file.handle.write(UnsafeRawBufferPointer(rebasing: target[0..<size]), at: UInt64(start))
+                try writeAllocating(&state, UnsafeRawBufferPointer(rebasing: target[0..<size]), at: start)
             } catch {
                 poison("write to \(active.file.path) failed: \(error)")
                 throw error
@@ -185,6 +179,20 @@ package final class Log: @unchecked Sendable {
             return AppendResult(start: LogPositions.make(segment: active.id, offset: UInt32(start)), end: end,
                                 recordCount: batch.recordCount)
         }
+    }
+
+    /// Writes `bytes` at `start` of the active segment, first extending the file's allocation
+    /// in `preallocationBytes` steps (never past the segment size) when the write would pass
+    /// it. REQUIRES: appendState held. Errors are the caller's to poison.
+    private func writeAllocating(_ state: inout AppendState, _ bytes: UnsafeRawBufferPointer, at start: Int) throws {
+        let end = start + bytes.count
+        if end > state.allocatedEnd {
+            let chunk = Self.preallocationBytes
+            let wanted = min((end + chunk - 1) / chunk * chunk, max(options.segmentSize, end))
+            try state.active.file.handle.allocate(upTo: UInt64(wanted))
+            state.allocatedEnd = wanted
+        }
+        try state.active.file.handle.write(bytes, at: UInt64(start))
     }
 
     /// Ends the active segment now (if it holds any record) so it can be sealed; the next
@@ -370,13 +378,7 @@ package final class Log: @unchecked Sendable {
             LogFrame.writeCommit(target, at: 0, salt: active.salt, CommitPayload(
                 durableThrough: UInt32(syncedOffset), transactionStart: UInt32(start), recordCount: 0))
             do {
-                if start + size > state.allocatedEnd {
-                    let chunk = Self.preallocationBytes
-                    let wanted = min((start + size + chunk - 1) / chunk * chunk, max(options.segmentSize, start + size))
-                    try active.file.handle.allocate(upTo: UInt64(wanted))
-                    state.allocatedEnd = wanted
-                }
-                try active.file.handle.write(UnsafeRawBufferPointer(rebasing: target[0..<size]), at: UInt64(start))
+                try writeAllocating(&state, UnsafeRawBufferPointer(rebasing: target[0..<size]), at: start)
             } catch {
                 poison("write of a sync witness to \(active.file.path) failed: \(error)")
                 return

@@ -22,6 +22,20 @@ import TestSupport
         return (t1, t2)
     }
 
+    /// `count` transactions of one 40-byte record each, every one synced on its own (so each
+    /// is followed by its witness), then a clean close.
+    func syncedTransactions(_ fs: MemoryFileSystem, count: Int) throws -> [ModelTransaction] {
+        let (log, _) = try openLog(fs, options)
+        var transactions: [ModelTransaction] = []
+        for i in 1...count {
+            let t = try append(log, [record(i, count: 40)])
+            try log.sync(through: t.end)
+            transactions.append(t)
+        }
+        try log.close()
+        return transactions
+    }
+
     /// The end of `t`'s sync witness (a 21-byte empty transaction right after `t`).
     func witnessEnd(_ t: ModelTransaction) -> LogPosition { t.end + UInt64(LogSegmentLayout.commitFrameSize) }
 
@@ -146,14 +160,8 @@ import TestSupport
 
     @Test func corruptionInTheMiddleIsReported() throws {
         let fs = MemoryFileSystem()
-        let (log, _) = try openLog(fs, options)
-        let t1 = try append(log, [record(1, count: 40)])
-        try log.sync(through: t1.end)
-        let t2 = try append(log, [record(2, count: 40)])
-        try log.sync(through: t2.end)
-        let t3 = try append(log, [record(3, count: 40)])
-        try log.sync(through: t3.end)
-        try log.close()
+        let transactions = try syncedTransactions(fs, count: 3)
+        let (t2, t3) = (transactions[1], transactions[2])
         let damaged = Int(LogPositions.offset(t2.positions[0]))
         fs.mutate(segmentPath(1)) { $0[damaged + 20] ^= 0x40 }
         // t3's commit says the segment was durable through t2's end: the damage is in synced data.
@@ -216,12 +224,8 @@ import TestSupport
     /// still reads as a torn tail — the log holds nothing written after the data to prove it.
     @Test func damageInTheLastSyncedWindowWithoutItsWitnessReadsAsTornTail() throws {
         let fs = MemoryFileSystem()
-        let (log, _) = try openLog(fs, options)
-        let t1 = try append(log, [record(1, count: 40)])
-        try log.sync(through: t1.end)
-        let t2 = try append(log, [record(2, count: 40)])
-        try log.sync(through: t2.end)
-        try log.close()
+        let transactions = try syncedTransactions(fs, count: 2)
+        let (t1, t2) = (transactions[0], transactions[1])
         fs.mutate(segmentPath(1)) {
             $0.removeLast(LogSegmentLayout.commitFrameSize)   // t2's witness
             $0[Int(LogPositions.offset(t2.positions[0])) + 20] ^= 0x40
