@@ -41,7 +41,7 @@ package struct BTreeBuilder {
         pageSize = tree.transaction.pageSize
         let leafCapacity = tree.leafCapacity(pageSize)
         leafTarget = min(leafCapacity, max(tree.minimumFill(isLeaf: true, pageSize: pageSize), Int(Double(leafCapacity) * leafFill)))
-        let capacity = tree.leafCapacity(pageSize) * tree.leafEntrySize
+        let capacity = leafCapacity * tree.leafEntrySize
         current = [UInt8](repeating: 0, count: capacity)
         previous = [UInt8](repeating: 0, count: capacity)
     }

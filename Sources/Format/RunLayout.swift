@@ -50,7 +50,7 @@ package enum SortedRunLayout {
     package static let footerSize = 48
     package static let footerIndexOffset = 0         // u64
     package static let footerBlockCount = 8          // u32
-    package static let footerReserved = 12           // u32: zero in version 1; version 2: blocks with codec 2 (LZ4 HC)
+    package static let footerHighCompressionBlocks = 12 // u32: blocks with codec 2 (LZ4 HC); zero (reserved) in version 1
     package static let footerRecordCount = 16        // u64
     package static let footerPayloadBytes = 24       // u64: sum of payload lengths
     package static let footerReserved2 = 32          // 8 bytes, zero

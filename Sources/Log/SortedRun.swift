@@ -71,8 +71,13 @@ package final class SortedRun: @unchecked Sendable {
         let (summaries, pages) = Self.paginate(entries)
         self.init(id: id, file: file, fileSize: fileSize, version: version, indexOffset: indexOffset, blockCount: entries.count,
                   recordCount: recordCount, payloadBytes: payloadBytes,
-                  highCompressionBlocks: entries.reduce(0) { $0 + ($1.codec == .lz4HighCompression ? 1 : 0) },
+                  highCompressionBlocks: Self.highCompressionCount(entries),
                   summaries: summaries, loadedPages: pages)
+    }
+
+    /// Blocks of `entries` compressed with LZ4 HC (the footer's count in version 2).
+    static func highCompressionCount(_ entries: [RunBlockEntry]) -> Int {
+        entries.reduce(0) { $0 + ($1.codec == .lz4HighCompression ? 1 : 0) }
     }
 
     /// Splits a whole index into pages of `indexPageEntries` and their summaries. Every page
@@ -278,9 +283,9 @@ package final class SortedRun: @unchecked Sendable {
         guard f.loadLE(UInt32.self, at: L.footerChecksum) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: f[0..<L.footerChecksum])) else {
             throw StorageError.corrupted(file: file, offset: offset, reason: "run footer checksum mismatch")
         }
-        let highCompression = f.loadLE(UInt32.self, at: L.footerReserved)
+        let highCompression = f.loadLE(UInt32.self, at: L.footerHighCompressionBlocks)
         guard version != L.unpagedVersion || highCompression == 0, f.loadLE(UInt64.self, at: L.footerReserved2) == 0 else {
-            throw StorageError.corrupted(file: file, offset: offset + UInt64(L.footerReserved), reason: "run footer reserved bytes are not zero")
+            throw StorageError.corrupted(file: file, offset: offset + UInt64(L.footerHighCompressionBlocks), reason: "run footer reserved bytes are not zero")
         }
         return FooterFields(indexOffset: f.loadLE(UInt64.self, at: L.footerIndexOffset),
                             blockCount: f.loadLE(UInt32.self, at: L.footerBlockCount),
@@ -348,8 +353,8 @@ package final class SortedRun: @unchecked Sendable {
 
     // MARK: Index pages
 
-    /// Index page `p`, read and checked on first use. Cost when loaded: one lock; otherwise one
-    /// `pread` of up to 5 KiB and its checks.
+    /// Index page `p`, read and checked on first use. Cost when loaded: one atomic load;
+    /// otherwise one `pread` of up to 5 KiB and its checks.
     package func page(_ p: Int) throws -> RunIndexPage {
         guard p >= 0, p < summaries.count else {
             throw StorageError.invalidArgument("run \(id) has \(summaries.count) index pages, not page \(p)")
@@ -493,7 +498,7 @@ package final class SortedRun: @unchecked Sendable {
     package func verify() throws {
         let entries = try allEntries()
         let records = entries.reduce(UInt64(0)) { $0 + UInt64($1.recordCount) }
-        let high = entries.reduce(0) { $0 + ($1.codec == .lz4HighCompression ? 1 : 0) }
+        let high = Self.highCompressionCount(entries)
         guard records == recordCount, high == highCompressionBlocks else {
             throw StorageError.corrupted(file: path, offset: fileSize - UInt64(L.footerSize),
                                          reason: "the blocks hold \(records) records (\(high) LZ4 HC blocks), the footer says \(recordCount) (\(highCompressionBlocks))")

@@ -206,7 +206,7 @@ package final class SortedRunWriter {
             let f = indexCount + tableCount
             t.storeLE(indexOffset, at: f + L.footerIndexOffset)
             t.storeLE(UInt32(entries.count), at: f + L.footerBlockCount)
-            t.storeLE(UInt32(entries.reduce(0) { $0 + ($1.codec == .lz4HighCompression ? 1 : 0) }), at: f + L.footerReserved)
+            t.storeLE(UInt32(SortedRun.highCompressionCount(entries)), at: f + L.footerHighCompressionBlocks)
             t.storeLE(records, at: f + L.footerRecordCount)
             t.storeLE(payloadTotal, at: f + L.footerPayloadBytes)
             t.storeLE(tableChecksum, at: f + L.footerIndexChecksum)

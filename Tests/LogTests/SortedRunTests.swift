@@ -286,6 +286,14 @@ import TestSupport
 
 /// Decodes the worked example of spec/sorted-run.md (read from the document).
 @Suite struct SortedRunSpecExampleTests {
+    /// A store holding `bytes` as run 5.
+    static func store(holdingRun bytes: [UInt8]) throws -> (MemoryFileSystem, RunStore) {
+        let fs = MemoryFileSystem()
+        try fs.createDirectory("/s")
+        fs.setContents(of: "/s/run-00000005.run", to: bytes)
+        return (fs, try RunStore(fileSystem: fs, directory: "/s", cacheBytes: 1 << 16))
+    }
+
     /// The worked example as version 1 wrote it (no page table; the footer's index crc over
     /// the whole index): still read, by key and by `verify`.
     @Test func versionOneRunsAreStillRead() throws {
@@ -298,10 +306,7 @@ import TestSupport
             i = j
         }
         #expect(bytes.count == 201)
-        let fs = MemoryFileSystem()
-        try fs.createDirectory("/s")
-        fs.setContents(of: "/s/run-00000005.run", to: bytes)
-        let store = try RunStore(fileSystem: fs, directory: "/s", cacheBytes: 1 << 16)
+        let (fs, store) = try Self.store(holdingRun: bytes)
         let run = try store.run(5)
         #expect(run.version == 1 && run.recordCount == 2 && run.blockCount == 1 && run.loadedPageCount == 1)
         var cursor = try store.cursor(5)
@@ -318,10 +323,7 @@ import TestSupport
     @Test func specExampleRunDecodes() throws {
         let bytes = try LogSpecExampleTests().exampleBytes("sorted-run.md")
         #expect(bytes.count == 241)
-        let fs = MemoryFileSystem()
-        try fs.createDirectory("/s")
-        fs.setContents(of: "/s/run-00000005.run", to: bytes)
-        let store = try RunStore(fileSystem: fs, directory: "/s", cacheBytes: 1 << 16)
+        let (fs, store) = try Self.store(holdingRun: bytes)
         let run = try store.run(5)
         #expect(run.recordCount == 2 && run.payloadBytes == 5 && run.blockCount == 1)
         #expect(try run.entry(0).codec == .stored)
