@@ -479,6 +479,9 @@ package final class CrashSimulatingFileSystem: FileSystem {
         }
     }
 
+    /// No background I/O: the crash sweep numbers every I/O step and replays a case by its number.
+    package var allowsBackgroundIO: Bool { false }
+
     package func syncDirectory(_ directory: String) throws {
         try state.withLock { state throws in
             try state.checkPower("fsync(dir)", directory)

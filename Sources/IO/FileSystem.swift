@@ -44,6 +44,16 @@ package protocol FileSystem: AnyObject, Sendable {
     func removeFile(_ path: String) throws
     /// Makes creations, renames and removals in `directory` durable.
     func syncDirectory(_ directory: String) throws
+    /// Whether the engine may do I/O from its own background threads (`BackgroundWorker`).
+    /// File systems that number their I/O steps for crash and fault sweeps say no: a
+    /// background thread would make the numbering depend on scheduling, and a sweep could not
+    /// replay a case. The engine then leaves that work to the commit path (or to an explicit
+    /// call of the same step, which is how the sweeps cover it). Default: yes.
+    var allowsBackgroundIO: Bool { get }
+}
+
+extension FileSystem {
+    package var allowsBackgroundIO: Bool { true }
 }
 
 /// An open file. Positional I/O only; there is no file pointer.

@@ -64,7 +64,29 @@ package final class Log: @unchecked Sendable {
     /// back to its end when the segment is rolled or the log closed; recovery reads the zero
     /// tail of a crashed writer's segment as a torn tail (spec/log-segment.md, "Writing").
     package static let preallocationBytes = 64 << 10
+    /// Allocation ahead (`LogOptions.allocateAhead`): when fewer than `allocationLowWater`
+    /// allocated bytes are left past the active segment's end, a background thread extends
+    /// the allocation to `allocationAheadBytes` past the end and syncs the file, so that the
+    /// size change is durable before any commit's own `fdatasync` would have to commit it.
+    /// The commit path then extends only when it outruns that thread. Measured on this
+    /// project's ext4 VM (one durable send per commit, 200 commits): a commit that extends the
+    /// file pays the size change in its sync, one in 160 sends with 64 KiB steps (the p99).
+    package static let allocationAheadBytes = 256 << 10
+    package static let allocationLowWater = 128 << 10
+
+    /// The commit path's extension step: `preallocationBytes`, or a quarter of a smaller
+    /// segment (at least 4 KiB), so small segments (tests, the crash sweep's 64 KiB) are
+    /// allocated in several steps too.
+    var preallocationStep: Int { min(Self.preallocationBytes, max(options.segmentSize / 4, 4096)) }
+    /// How far ahead `allocateAhead` allocates: `allocationAheadBytes`, or a quarter of a
+    /// smaller segment (at least 4 KiB); it runs when less than half of that is left.
+    var allocationAheadStep: Int { min(Self.allocationAheadBytes, max(options.segmentSize / 4, 4096)) }
     let appendState: Lock<AppendState>
+    /// The allocation-ahead thread, started by the first append that wants it; stopped by
+    /// `close()` (or the log's deinit).
+    let allocator = Lock<BackgroundWorker?>(nil)
+    /// Extensions made by `allocateAhead()`.
+    let allocationsAhead = Atomic<UInt64>(0)
 
     // Group-commit state, guarded by `syncMonitor`.
     let syncMonitor = ConditionMutex()
@@ -105,6 +127,8 @@ package final class Log: @unchecked Sendable {
         writtenEnd = end
         syncFile = active.file
     }
+
+    deinit { allocator.withLock { $0 }?.stop() }
 
     func path(_ id: UInt32, _ kind: SegmentFileName.Kind) -> String {
         Path.join(directory, SegmentFileName.name(id, kind))
@@ -182,17 +206,73 @@ package final class Log: @unchecked Sendable {
     }
 
     /// Writes `bytes` at `start` of the active segment, first extending the file's allocation
-    /// in `preallocationBytes` steps (never past the segment size) when the write would pass
+    /// in `preallocationStep` steps (never past the segment size) when the write would pass
     /// it. REQUIRES: appendState held. Errors are the caller's to poison.
     private func writeAllocating(_ state: inout AppendState, _ bytes: UnsafeRawBufferPointer, at start: Int) throws {
         let end = start + bytes.count
         if end > state.allocatedEnd {
-            let chunk = Self.preallocationBytes
+            let chunk = preallocationStep
             let wanted = min((end + chunk - 1) / chunk * chunk, max(options.segmentSize, end))
             try state.active.file.handle.allocate(upTo: UInt64(wanted))
             state.allocatedEnd = wanted
         }
         try state.active.file.handle.write(bytes, at: UInt64(start))
+        if options.allocateAhead, state.allocatedEnd - end < allocationAheadStep / 2,
+           state.allocatedEnd < options.segmentSize {
+            wakeAllocator()
+        }
+    }
+
+    /// Wakes the allocation-ahead thread, starting it on first use. A thread the system
+    /// refuses leaves the allocation to the commit path (as without `allocateAhead`).
+    private func wakeAllocator() {
+        allocator.withLock { worker in
+            if worker == nil {
+                worker = try? BackgroundWorker(name: "scrollback-alloc") { [weak self] in
+                    _ = try? self?.allocateAhead()
+                }
+            }
+            worker?.wake()
+        }
+    }
+
+    /// Extends the active segment's allocation to `allocationAheadBytes` past its end (never
+    /// past the segment size; `allocationAheadStep` for small segments) when fewer than
+    /// `allocationLowWater` allocated bytes are left,
+    /// then syncs the file: the new size is durable before a commit reaches it, and the
+    /// commits' own syncs have no metadata to commit. Returns whether it extended.
+    ///
+    /// Run by the allocation-ahead thread, off the commit path; the crash sweep calls it
+    /// between commits (spec/log-segment.md, "Writing"). Appends wait only for the
+    /// `fallocate` (under the append lock), not for the sync, which is an ordinary group sync
+    /// led by this caller (it may make appended transactions durable early, and then appends
+    /// their witness like any sync leader). A failed `fallocate` changes nothing and returns
+    /// false (the commit path will extend, or fail and poison, itself); a failed sync poisons
+    /// the log and throws. Throws `.poisoned` after an earlier failure.
+    @discardableResult
+    package func allocateAhead() throws -> Bool {
+        let extended = try appendState.withLock { state throws -> Bool in
+            if state.closed { return false }
+            try throwIfPoisoned()
+            let end = state.active.length
+            let limit = max(options.segmentSize, end)
+            guard state.allocatedEnd < limit, state.allocatedEnd - end < allocationAheadStep / 2 else { return false }
+            let chunk = preallocationStep
+            let wanted = min((end + allocationAheadStep + chunk - 1) / chunk * chunk, limit)
+            do {
+                try state.active.file.handle.allocate(upTo: UInt64(wanted))
+            } catch {
+                // Nothing was written; the commit path extends (or fails and poisons) itself.
+                return false
+            }
+            state.allocatedEnd = wanted
+            return true
+        }
+        guard extended else { return false }
+        allocationsAhead.add(1, ordering: .relaxed)
+        if isClosed.load(ordering: .acquiring) { return true }
+        if let synced = try syncNow() { appendSyncWitness(synced) }
+        return true
     }
 
     /// Ends the active segment now (if it holds any record) so it can be sealed; the next
@@ -332,24 +412,47 @@ package final class Log: @unchecked Sendable {
                 syncMonitor.wait()
                 continue
             }
-            syncInProgress = true
-            let target = writtenEnd
-            let file = syncFile
-            syncMonitor.unlock()
-            var failure: (any Error)?
-            do { try file.handle.syncData() } catch { failure = error }
-            syncMonitor.lock()
-            syncInProgress = false
-            syncCount.add(1, ordering: .relaxed)
-            if let failure {
-                poisonLatch.latch("fdatasync of \(file.path) failed: \(failure)")
-                syncMonitor.broadcast()
-                throw failure
-            }
-            if target > syncedThrough { syncedThrough = target }
-            led = target
-            syncMonitor.broadcast()
+            led = try leadSync()
         }
+    }
+
+    /// Runs one sync of the active segment's file as its leader, even when everything written
+    /// is already durable (`allocateAhead` syncs a size change). Returns the position synced
+    /// through, or nil when it had nothing new to prove.
+    func syncNow() throws -> LogPosition? {
+        syncMonitor.lock()
+        defer { syncMonitor.unlock() }
+        while true {
+            try poisonLatch.check()
+            if !syncInProgress { break }
+            syncMonitor.wait()
+        }
+        let before = syncedThrough
+        let target = try leadSync()
+        return target > before ? target : nil
+    }
+
+    /// One `fdatasync` of the active segment's file, through everything written when it
+    /// starts. REQUIRES: syncMonitor held, no sync in progress (it is released meanwhile).
+    /// A failure poisons the log and is rethrown.
+    private func leadSync() throws -> LogPosition {
+        syncInProgress = true
+        let target = writtenEnd
+        let file = syncFile
+        syncMonitor.unlock()
+        var failure: (any Error)?
+        do { try file.handle.syncData() } catch { failure = error }
+        syncMonitor.lock()
+        syncInProgress = false
+        syncCount.add(1, ordering: .relaxed)
+        if let failure {
+            poisonLatch.latch("fdatasync of \(file.path) failed: \(failure)")
+            syncMonitor.broadcast()
+            throw failure
+        }
+        if target > syncedThrough { syncedThrough = target }
+        syncMonitor.broadcast()
+        return target
     }
 
     /// Appends a **sync witness** after a sync through `synced`: an empty transaction (a
@@ -414,6 +517,8 @@ package final class Log: @unchecked Sendable {
     /// Syncs what was appended (unless poisoned) and closes every file. Idempotent.
     /// REQUIRES: no concurrent use. Later calls throw `.closed`.
     package func close() throws {
+        // First the allocation-ahead thread (it must not extend a file being cut back).
+        allocator.withLock { $0 }?.stop()
         let (poisoned, end) = syncMonitor.withLock { (poisonLatch.isLatched, writtenEnd) }
         let wasOpen = appendState.withLock { !$0.closed }
         guard wasOpen else { return }

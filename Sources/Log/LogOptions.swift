@@ -25,6 +25,12 @@ package struct LogOptions: Sendable, Equatable {
     /// the durable checkpoint replays from a later one).
     /// Off by default, so a caller may replay from the end of a segment it has removed.
     package var requireReplaySegment = false
+    /// Extend the active segment's allocation ahead of its end on a background thread, synced
+    /// there (`Log.allocateAhead()`), so commits do not pay the file's size change in their
+    /// own sync. Off by default (the log then extends on the commit path, in
+    /// `Log.preallocationBytes` steps); stores turn it on when their file system allows
+    /// background I/O (`FileSystem.allowsBackgroundIO`).
+    package var allocateAhead = false
 
     package init(
         segmentSize: Int = 16 << 20,

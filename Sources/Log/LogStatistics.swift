@@ -35,6 +35,8 @@ package struct LogStatistics: Sendable, Equatable {
     /// Sync witnesses appended (empty transactions proving a synced end; `Log.appendSyncWitness`).
     package var syncWitnesses: UInt64 = 0
     package var segmentsSealed: UInt64 = 0
+    /// Allocation extensions made ahead of the end, off the commit path (`Log.allocateAhead`).
+    package var allocationsAhead: UInt64 = 0
     package var blockCache = BlockCacheStatistics()
 }
 
@@ -79,6 +81,7 @@ extension Log {
         s.syncs = syncCount.load(ordering: .relaxed)
         s.syncWitnesses = syncWitnesses.load(ordering: .relaxed)
         s.segmentsSealed = segmentsSealed.load(ordering: .relaxed)
+        s.allocationsAhead = allocationsAhead.load(ordering: .relaxed)
         s.blockCache = cache.statistics
         return s
     }

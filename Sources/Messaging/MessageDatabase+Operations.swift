@@ -5,6 +5,9 @@ extension MessageDatabase {
     package func checkpoint() throws { try engine.checkpoint() }
 
     package func sync() throws { try engine.sync() }
+    /// See `StorageEngine.allocateLogAhead()`.
+    @discardableResult
+    package func allocateLogAhead() throws -> Bool { try engine.allocateLogAhead() }
 
     /// Throws `.closed` once the store is closed.
     package func checkOpen() throws { try engine.read { _ in } }

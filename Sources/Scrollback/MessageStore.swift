@@ -59,6 +59,9 @@ public final class MessageStore: Sendable {
         var config = try Self.configuration(options)
         services = StoreServices(path: path, options: options)
         config.storage.observer = StorageObserverSlot(services.events)
+        // Commits do not pay the log file's size changes (Log.allocateAhead), except on file
+        // systems that number their I/O steps for crash and fault sweeps.
+        config.storage.log.allocateAhead = !readOnly && fileSystem.allowsBackgroundIO
         cacheCapacity = (config.storage.pageCacheBytes, config.storage.log.blockCacheBytes)
         let opening = services.opening(options) { !MessageDatabase.storeExists(fileSystem: fileSystem, at: path) }
         do {
@@ -424,6 +427,12 @@ public final class MessageStore: Sendable {
 
     /// Makes every write so far durable (for `.normal` durability).
     public func sync() throws { try mapErrors { try database.sync() } }
+
+    /// One step of the log's allocation ahead (what its background thread does when the file
+    /// system allows background I/O): extends the active log segment's allocated space ahead
+    /// of its end and syncs it. For the crash sweep, which calls it between commits.
+    @discardableResult
+    package func allocateLogAhead() throws -> Bool { try mapErrors { try database.allocateLogAhead() } }
 
     /// Rewrites the live records of the most wasteful sealed log segments in key order
     /// (each conversation's history becomes contiguous), then removes the old segments; then,

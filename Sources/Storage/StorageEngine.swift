@@ -332,6 +332,20 @@ package final class StorageEngine: @unchecked Sendable {
         try removeUnreadableFiles()
     }
 
+    /// The log's allocation-ahead step (`Log.allocateAhead`), which its background thread runs
+    /// when the store's file system allows background I/O; the crash sweep calls it between
+    /// commits. Returns whether it extended the active segment. A failed sync poisons.
+    @discardableResult
+    package func allocateLogAhead() throws -> Bool {
+        if let failure = refusal() { throw failure }
+        do {
+            return try log.allocateAhead()
+        } catch {
+            poisonWith(error)   // only a failed sync throws (or an earlier failure's .poisoned)
+            throw error
+        }
+    }
+
     /// Makes every commit so far durable (useful in `normal` durability).
     package func sync() throws {
         if isClosed.load(ordering: .acquiring) { throw StorageError.closed }

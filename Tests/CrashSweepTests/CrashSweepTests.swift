@@ -17,12 +17,15 @@ import TestSupport
     }
 
     /// The default seeds' small workloads include every write path the sweep covers: a bulk
-    /// load and a replica's apply with a mark besides the single writes and batches.
+    /// load, a replica's apply with a mark and the log's allocation-ahead step (its background
+    /// thread's work, run between commits) besides the single writes and batches.
     @Test func smallWorkloadsCoverEveryWritePath() {
         for seed: UInt64 in [1, 2] {
             let operations = Workload(seed: seed, size: .small).operations
             #expect(operations.contains { if case .replicate = $0 { true } else { false } }, "seed \(seed): no replica apply")
             #expect(operations.contains { if case .load = $0 { true } else { false } }, "seed \(seed): no bulk load")
+            #expect(operations.contains { if case .allocateAhead = $0 { true } else { false } },
+                    "seed \(seed): no step of the log's allocation ahead")
         }
     }
 

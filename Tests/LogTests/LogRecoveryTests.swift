@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ScrollbackFormat
 import ScrollbackIO
 import ScrollbackLog
@@ -96,6 +99,81 @@ import TestSupport
         #expect(fs.contents(of: segmentPath(2))?.count == Int(LogPositions.offset(witnessEnd(t4))))
         let (_, again) = try openLog(fs, options)
         #expect(again == [asReplayed(t1), asReplayed(t2), asReplayed(big), asReplayed(t4)])
+    }
+
+    /// Allocation ahead (`Log.allocateAhead`, the background thread's step): it extends the
+    /// active segment to 256 KiB past its end and syncs the file only when fewer than 128 KiB
+    /// allocated bytes are left, never past the segment size; appends inside the allocation
+    /// need no extension of their own; the zeros are a torn tail after a crash.
+    @Test func allocationAheadExtendsAndSyncsOffTheCommitPath() throws {
+        let options = smallOptions(segmentSize: 1 << 20)
+        let base = MemoryFileSystem()
+        let fs = CountingFileSystem(base: base)
+        let (log, _) = try openLog(fs, options)
+        let t1 = try append(log, [record(1, count: 100)])
+        try log.sync(through: t1.end)
+        #expect(fs.base.contents(of: segmentPath(1))?.count == Log.preallocationBytes)
+        let syncs = fs.segmentSyncs.load(ordering: .relaxed)
+        #expect(try log.allocateAhead(), "64 KiB allocated: below the 128 KiB low water")
+        let ahead = Int(LogPositions.offset(t1.end)) + LogSegmentLayout.commitFrameSize + Log.allocationAheadBytes
+        let expected = (ahead + Log.preallocationBytes - 1) / Log.preallocationBytes * Log.preallocationBytes
+        #expect(fs.base.contents(of: segmentPath(1))?.count == expected)
+        #expect(fs.segmentSyncs.load(ordering: .relaxed) == syncs + 1, "the new size is synced by the step itself")
+        #expect(log.statistics.allocationsAhead == 1)
+        #expect(try log.allocateAhead() == false, "enough is allocated")
+        // Appends up to the low water leave the size alone; then the step extends again.
+        var transactions = [t1]
+        while Int(LogPositions.offset(log.endPosition)) + Log.allocationLowWater < expected {
+            let t = try append(log, [record(transactions.count + 1, count: 4000)])
+            try log.sync(through: t.end)
+            transactions.append(t)
+        }
+        #expect(fs.base.contents(of: segmentPath(1))?.count == expected)
+        #expect(try log.allocateAhead())
+        #expect(fs.base.contents(of: segmentPath(1))!.count > expected)
+        // Never past the segment size.
+        while Int(LogPositions.offset(log.endPosition)) + 8000 < options.segmentSize {
+            let t = try append(log, [record(transactions.count + 1, count: 4000)])
+            transactions.append(t)
+            _ = try log.allocateAhead()
+        }
+        try log.sync(through: log.endPosition)
+        #expect(fs.base.contents(of: segmentPath(1))?.count == options.segmentSize)
+        #expect(try log.allocateAhead() == false)
+        // A crash: the zeros are a torn tail; every synced transaction comes back.
+        let crashed = MemoryFileSystem()
+        try crashed.createDirectory(testDirectory)
+        crashed.setContents(of: segmentPath(1), to: try #require(base.contents(of: segmentPath(1))))
+        let (_, replayed) = try openLog(crashed, options)
+        #expect(replayed == transactions.map(asReplayed))
+        try log.close()
+    }
+
+    /// With `allocateAhead` on, the log's own thread runs the step as appends approach the
+    /// allocated end; the commit path then never extends the file after its first step.
+    @Test func allocationAheadRunsOnItsOwnThread() throws {
+        var options = smallOptions(segmentSize: 4 << 20)
+        options.allocateAhead = true
+        let fs = MemoryFileSystem()
+        let (log, _) = try openLog(fs, options)
+        var transactions: [ModelTransaction] = []
+        for i in 1...200 {
+            let t = try append(log, [record(i, count: 1000)])
+            try log.sync(through: t.end)
+            transactions.append(t)
+        }
+        // The thread runs when woken; wait for it (bounded) rather than for a time.
+        var waited = 0
+        while log.statistics.allocationsAhead == 0, waited < 10_000 {
+            usleep(1000)
+            waited += 1
+        }
+        #expect(log.statistics.allocationsAhead >= 1, "the allocation thread never ran")
+        #expect(try #require(fs.contents(of: segmentPath(1))).count > Int(LogPositions.offset(log.endPosition)))
+        try log.close()
+        #expect(fs.contents(of: segmentPath(1))?.count == Int(LogPositions.offset(log.endPosition)), "close cut the zeros")
+        let (_, replayed) = try openLog(fs, smallOptions(segmentSize: 4 << 20))
+        #expect(replayed == transactions.map(asReplayed))
     }
 
     @Test func roundTripReplaysEveryTransaction() throws {

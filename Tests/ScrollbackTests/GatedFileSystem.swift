@@ -50,6 +50,8 @@ final class GatedFileSystem: FileSystem, @unchecked Sendable {
     func rename(_ source: String, to destination: String) throws { try base.rename(source, to: destination) }
     func removeFile(_ path: String) throws { try base.removeFile(path) }
     func syncDirectory(_ directory: String) throws { try base.syncDirectory(directory) }
+    /// No background syncs: the tests count the syncs held at the gate.
+    var allowsBackgroundIO: Bool { false }
 }
 
 private final class GatedHandle: ScrollbackIO.FileHandle, @unchecked Sendable {

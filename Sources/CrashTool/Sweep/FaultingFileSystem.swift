@@ -80,6 +80,9 @@ package final class FaultingFileSystem: FileSystem {
     package func createDirectory(_ path: String) throws { try inner.createDirectory(path) }
     package func rename(_ source: String, to destination: String) throws { try inner.rename(source, to: destination) }
     package func removeFile(_ path: String) throws { try inner.removeFile(path) }
+    /// No background I/O: faults are injected at numbered I/O steps, which must not depend on scheduling.
+    package var allowsBackgroundIO: Bool { false }
+
     package func syncDirectory(_ directory: String) throws {
         willSync { _ in .syncDirectoryFails(pathSuffix: directory) }
         if lies { return }

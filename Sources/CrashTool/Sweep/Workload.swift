@@ -36,6 +36,8 @@ package enum SweepOp: Sendable, CustomStringConvertible {
     case checkpoint
     case compact
     case sync
+    /// The log's allocation-ahead step (its background thread's work, run between commits).
+    case allocateAhead
     /// close() then open again.
     case reopen
 
@@ -49,7 +51,7 @@ package enum SweepOp: Sendable, CustomStringConvertible {
         case let .delete(id): batch.delete(id: id)
         case let .markRead(user, conversation, through): batch.markRead(user: user, conversation: conversation, through: through)
         case .load(let messages): for m in messages { batch.append(m) }
-        case .checkpoint, .compact, .sync, .reopen: return nil
+        case .checkpoint, .compact, .sync, .allocateAhead, .reopen: return nil
         }
         return batch
     }
@@ -66,6 +68,7 @@ package enum SweepOp: Sendable, CustomStringConvertible {
         case .checkpoint: "checkpoint"
         case .compact: "compact"
         case .sync: "sync"
+        case .allocateAhead: "allocate log ahead"
         case .reopen: "close + reopen"
         }
     }
@@ -103,6 +106,7 @@ package enum SweepOp: Sendable, CustomStringConvertible {
         case .checkpoint: try store.checkpoint()
         case .compact: try store.compact()
         case .sync: try store.sync()
+        case .allocateAhead: try store.allocateLogAhead()
         case .reopen:
             try store.close()
             store = try reopen()
@@ -212,7 +216,7 @@ package struct Workload: Sendable {
             } else if roll < 9 {
                 op = .compact
             } else if roll < 11 {
-                op = .sync
+                op = operations.count.isMultiple(of: 2) ? .sync : .allocateAhead   // no draw: seeds keep their workloads
             } else if roll < 15 {
                 op = .reopen
             } else if roll < 19 {
