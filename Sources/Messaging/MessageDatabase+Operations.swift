@@ -3,6 +3,8 @@ import ScrollbackStorage
 
 extension MessageDatabase {
     package func checkpoint() throws { try engine.checkpoint() }
+    /// See `StorageEngine.checkpoint(during:)`.
+    package func checkpoint(during body: () throws -> Void) throws { try engine.checkpoint(during: body) }
 
     package func sync() throws { try engine.sync() }
     /// See `StorageEngine.allocateLogAhead()`.

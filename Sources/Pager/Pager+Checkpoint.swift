@@ -1,8 +1,8 @@
 import ScrollbackFormat
 import ScrollbackIO
 
-/// What one checkpoint writes, decided under the core lock.
-struct CheckpointPlan {
+/// What one checkpoint writes, decided under the core lock (`Pager.beginCheckpoint`).
+package struct CheckpointPlan: Sendable {
     var sequence: UInt64
     var state: CommittedState
     var pageCount: UInt64
@@ -35,11 +35,35 @@ extension Pager {
     /// REQUIRES: no open write transaction (throws `.invalidArgument`). Readers keep running.
     /// A failed write or sync poisons the pager and rethrows the I/O error.
     package func checkpoint() throws {
+        try writeCheckpoint(try beginCheckpoint())
+    }
+
+    /// The first half of `checkpoint()`: decides what the checkpoint writes (the committed
+    /// state now) and reserves its free-list pages. Cheap (no I/O). REQUIRES: no open write
+    /// transaction and no other checkpoint running (throws `.invalidArgument`).
+    ///
+    /// Write transactions may begin and commit while `writeCheckpoint` runs: the checkpoint
+    /// writes only the pages of the state it planned, whose frames stay dirty (unevictable)
+    /// until it is durable; a page of that state freed meanwhile waits for the checkpoint
+    /// after it (the new durable state references it), and the plan's free-list pages are out
+    /// of the reusable pool. The writers' own new pages are left to the next checkpoint.
+    package func beginCheckpoint() throws -> CheckpointPlan {
         if isReadOnly { throw StorageError.invalidArgument("checkpoint of a read-only page file") }
         let plan = try core.withLock { core in try planCheckpoint(&core) }
         // Stale clean frames of the new list pages must not outlive their rewrite.
         cache.drop(plan.listPages)
+        return plan
+    }
+
+    /// The second half of `checkpoint()`: the I/O of `plan` (steps 1–6), then the new durable
+    /// state is adopted. Commits may run meanwhile (see `beginCheckpoint`). A failed write or
+    /// sync poisons the pager and rethrows the I/O error.
+    ///
+    /// `beforeMetaPage` runs first (before any I/O; the storage engine syncs the log through
+    /// the planned state's position there): its error takes the same path as an I/O error.
+    package func writeCheckpoint(_ plan: CheckpointPlan, beforeMetaPage: () throws -> Void = {}) throws {
         do {
+            try beforeMetaPage()
             try writePages(plan)
             try writeFreeList(plan)
             if try file.size() < plan.pageCount * UInt64(pageSize) {
@@ -61,6 +85,9 @@ extension Pager {
                 core.checkpointRunning = false
                 for page in plan.listPages { core.reusable.push(page) }
                 core.checkpointListPages = []
+                // The pages stay unwritten (the pager is poisoned: no later checkpoint).
+                core.unwritten.formUnion(core.checkpointWriting)
+                core.checkpointWriting.removeAll()
                 core.poison.latch("checkpoint \(plan.sequence) failed: \(error)")
             }
             throw error
@@ -113,9 +140,14 @@ extension Pager {
         let ranges = FreeListPage.ranges(ofSorted: free)
         assert(ranges.count == rangeCount)
         core.checkpointListPages = listPages
+        // The planned pages leave `unwritten`: a writer that frees one while the checkpoint
+        // runs must treat it as on disk (it will be, in the new durable state).
+        let pagesToWrite = core.unwritten.sorted()
+        core.checkpointWriting = core.unwritten
+        core.unwritten.removeAll(keepingCapacity: true)
         return CheckpointPlan(
             sequence: core.durable.checkpointSequence + 1, state: core.committed, pageCount: core.pageCount,
-            pagesToWrite: core.unwritten.sorted(), freeRanges: ranges, freePageCount: UInt64(free.count),
+            pagesToWrite: pagesToWrite, freeRanges: ranges, freePageCount: UInt64(free.count),
             listPages: listPages, previousPageCount: previousPageCount)
     }
 
@@ -151,7 +183,8 @@ extension Pager {
     }
 
     /// Step 1: every unwritten page, stamped with checksum and sequence, runs of consecutive
-    /// pages coalesced into one write.
+    /// pages coalesced into one write. The frames are only read (copied, then stamped in the
+    /// copy): writers may be copying them at the same time.
     private func writePages(_ plan: CheckpointPlan) throws {
         let maxRun = 32
         let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: maxRun * pageSize, alignment: pageSize)
@@ -167,11 +200,11 @@ extension Pager {
             guard let base = cache.dirtyFrame(page) else {
                 throw StorageError.invalidArgument("internal: unwritten page \(page) has no dirty frame")
             }
-            let bytes = UnsafeMutableRawBufferPointer(start: base, count: pageSize)
-            Self.seal(bytes, sequence: plan.sequence)
             if runLength > 0, runStart + UInt64(runLength) != page || runLength == maxRun { try flush() }
             if runLength == 0 { runStart = page }
-            (staging.baseAddress! + runLength * pageSize).copyMemory(from: base, byteCount: pageSize)
+            let copy = staging.baseAddress! + runLength * pageSize
+            copy.copyMemory(from: base, byteCount: pageSize)
+            Self.seal(UnsafeMutableRawBufferPointer(start: copy, count: pageSize), sequence: plan.sequence)
             runLength += 1
         }
         try flush()
@@ -214,12 +247,16 @@ extension Pager {
             }
             core.durableFreeListPages = plan.listPages
             core.checkpointListPages = []
-            core.unwritten.removeAll(keepingCapacity: true)
+            core.checkpointWriting.removeAll(keepingCapacity: true)
             cache.markClean(plan.pagesToWrite)
-            // Pages the old durable state referenced are now free on disk too: they wait only
-            // for snapshots (of this process and of reader processes).
-            core.awaitingReaders = merge(core.awaitingReaders, core.awaitingCheckpoint)
-            core.awaitingCheckpoint.removeAll(keepingCapacity: true)
+            // Pages freed up to the planned transaction are not in the new durable state: they
+            // wait only for snapshots (of this process and of reader processes). Pages freed by
+            // commits that ran during the checkpoint are in it: they wait for the next one.
+            // (`awaitingCheckpoint` is in commit order, so sorted by transaction.)
+            let planned = plan.state.transactionID
+            let split = core.awaitingCheckpoint.firstIndex { $0.transaction > planned } ?? core.awaitingCheckpoint.count
+            core.awaitingReaders = merge(core.awaitingReaders, Array(core.awaitingCheckpoint[..<split]))
+            core.awaitingCheckpoint.removeFirst(split)
             cache.drop(core.releaseFreedPages())
             core.checkpoints += 1
             core.checkpointRunning = false

@@ -55,6 +55,8 @@ struct PagerCore {
     var snapshots: [UInt64: Int] = [:]
     var writer: WriterRecord?
     var checkpointRunning = false
+    /// The pages a running checkpoint writes (they were `unwritten` when it was planned).
+    var checkpointWriting = Set<PageNumber>()
     /// Pages a running checkpoint is writing the new free list into.
     var checkpointListPages: [PageNumber] = []
     var poison = PoisonLatch()
@@ -116,9 +118,10 @@ struct PagerCore {
 ///
 /// Thread-safety: `Pager` is safe to use from many threads. Each `PageTransaction` is used by
 /// one thread at a time. Readers never wait for the writer or for a checkpoint's I/O (they
-/// take the cache mutex briefly, and the core mutex at begin and end). Writers and
-/// checkpoints exclude each other: `beginWrite` during a checkpoint and `checkpoint` during
-/// a write transaction throw `.invalidArgument`; the layer above serializes them.
+/// take the cache mutex briefly, and the core mutex at begin and end). A checkpoint is
+/// planned while no write transaction is open (`beginCheckpoint` throws `.invalidArgument`
+/// otherwise; the layer above serializes them); write transactions may then run during its
+/// I/O (`writeCheckpoint`).
 ///
 /// Failure: a failed write or sync during a checkpoint poisons the pager; later
 /// `beginWrite` and `checkpoint` throw `.poisoned`. Reads keep working.
@@ -193,7 +196,6 @@ package final class Pager: @unchecked Sendable {
         let state: CommittedState = try core.withLock { core in
             try Self.checkUsable(core)
             if core.writer != nil { throw StorageError.invalidArgument("a write transaction is already open") }
-            if core.checkpointRunning { throw StorageError.invalidArgument("a checkpoint is running") }
             let id = core.committed.transactionID + 1
             core.writer = WriterRecord(id: id, startPageCount: core.pageCount)
             cache.drop(core.releaseFreedPages())

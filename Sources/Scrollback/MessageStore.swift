@@ -62,6 +62,8 @@ public final class MessageStore: Sendable {
         // Commits do not pay the log file's size changes (Log.allocateAhead), except on file
         // systems that number their I/O steps for crash and fault sweeps.
         config.storage.log.allocateAhead = !readOnly && fileSystem.allowsBackgroundIO
+        // Checkpoints on the store's own thread, beside the commits (same exception).
+        config.storage.backgroundCheckpoints = !readOnly && fileSystem.allowsBackgroundIO
         cacheCapacity = (config.storage.pageCacheBytes, config.storage.log.blockCacheBytes)
         let opening = services.opening(options) { !MessageDatabase.storeExists(fileSystem: fileSystem, at: path) }
         do {
@@ -424,6 +426,13 @@ public final class MessageStore: Sendable {
 
     /// Writes the trees to the page file (bounds recovery time after a crash).
     public func checkpoint() throws { try mapErrors { try database.checkpoint() } }
+
+    /// A checkpoint with `body` run between its plan and its I/O — what a background
+    /// checkpoint does beside commits, in a fixed order, for the crash sweep (which commits
+    /// in `body`). The checkpoint makes the state before `body` durable.
+    package func checkpoint(during body: () throws -> Void) throws {
+        try mapErrors { try database.checkpoint(during: body) }
+    }
 
     /// Makes every write so far durable (for `.normal` durability).
     public func sync() throws { try mapErrors { try database.sync() } }

@@ -30,7 +30,7 @@ extension StorageEngine {
                 try copyFile(runs.path(of: id), into: destination)
                 copiedRuns.insert(id)
             }
-            try withWriterRole {
+            try withWritersAndCheckpointsHeld {
                 if let failure = refusal() { throw failure }
                 try copyFile(pager.path, into: destination)
                 for segment in try log.listSegments() where !copied.contains(segment.id) {

@@ -95,6 +95,7 @@ extension StorageEngine {
             try? engine.close()
             throw error
         }
+        engine.startCheckpointWorker()
         return engine
     }
 

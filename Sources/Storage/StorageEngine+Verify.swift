@@ -10,13 +10,14 @@ extension StorageEngine {
     /// exactly once), and every log record of every segment (frame and block checksums,
     /// complete transactions). Never throws for damage: damage is what it reports.
     ///
-    /// Cost: reads every page and every log segment once. Writers wait while the trees are
-    /// walked (the page accounting must describe the same state as the walk); readers do not.
+    /// Cost: reads every page and every log segment once. Writers and checkpoints wait while
+    /// the trees are walked (the page accounting must describe the same state as the walk);
+    /// readers do not.
     /// A read-only engine checks the state it reads (`verifyReadOnly`).
     package func verify() -> [String] {
         if isReadOnly { return verifyReadOnly() }
         var problems: [String] = []
-        withWriterRole {
+        withWritersAndCheckpointsHeld {
             do {
                 try read { snapshot in
                     do {

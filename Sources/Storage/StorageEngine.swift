@@ -62,6 +62,13 @@ package final class StorageEngine: @unchecked Sendable {
     private let isClosed = Atomic<Bool>(false)
     /// Log end at the last checkpoint (for the log-growth checkpoint policy).
     private let logEndAtCheckpoint = Lock<UInt64>(0)
+    /// Held for a whole checkpoint (plan, I/O, publication), so checkpoints run one at a time
+    /// and backup and verify can hold them off. Lock order: `checkpointRole` before
+    /// `writerLock`; a thread holding `writerLock` never takes it.
+    let checkpointRole = Lock(())
+    /// Runs the checkpoints the commit policy asks for, off the commit path
+    /// (`StorageOptions.backgroundCheckpoints`); nil when they run on the committing thread.
+    private let checkpointWorker = Lock<BackgroundWorker?>(nil)
     let counters = Lock(Counters())
     /// Serializes the operations that create or remove files outside commits (sealing,
     /// merging, retiring, removing) with each other and with backup, which copies them.
@@ -114,6 +121,8 @@ package final class StorageEngine: @unchecked Sendable {
         logEndAtCheckpoint.withLock { $0 = pager.committedState.logPosition }
         counters.withLock { $0.replayedTransactions = replayed }
     }
+
+    deinit { checkpointWorker.withLock { $0 }?.stop() }
 
     // MARK: Reads
 
@@ -192,6 +201,7 @@ package final class StorageEngine: @unchecked Sendable {
             }
             queueLock.broadcast()
             queueLock.unlock()
+            checkpointIfDue()
             maintainAfterGroup()
             if let error = write.error { throw error }
         }
@@ -271,22 +281,59 @@ package final class StorageEngine: @unchecked Sendable {
             $0.groups += 1
         }
         if committedMembers > 0 { observer?.groupCommitted(transactions: committedMembers, syncDuration: syncDuration) }
-        do {
-            try maintainAfterCommit()
-        } catch {
-            // The group is durable and published; a failed checkpoint or seal poisons later
-            // writes but does not fail these commits.
-            poisonWith(error)
+    }
+
+    /// Checkpoint policy, run by a group's leader after its members are released (outside
+    /// the writer lock): a checkpoint is due when dirty pages reach `checkpointDirtyBytes` or
+    /// the log has grown `checkpointLogBytes` since the last one. With a checkpoint worker the
+    /// leader only wakes it — unless twice those amounts have piled up (the worker is behind),
+    /// when the leader checkpoints itself, after the running one: that wait is the
+    /// back-pressure. Without a worker the leader checkpoints. The group's commits stand
+    /// either way; a failed checkpoint poisons later writes.
+    private func checkpointIfDue() {
+        let dirty = UInt64(pager.statistics.dirtyBytes)
+        let grown = logGrowth(since: logEndAtCheckpoint.withLock { $0 }, to: pager.committedState.logPosition)
+        let dirtyLimit = UInt64(options.checkpointDirtyBytes), logLimit = options.checkpointLogBytes
+        guard dirty >= dirtyLimit || grown >= logLimit else { return }
+        let worker = checkpointWorker.withLock { $0 }
+        if let worker, dirty < 2 * dirtyLimit, grown < 2 * logLimit {
+            worker.wake()
+            return
+        }
+        func checkpointIfStillDue() {
+            // Re-checked: a checkpoint this thread waited for may have done it.
+            let dirty = UInt64(pager.statistics.dirtyBytes)
+            let grown = logGrowth(since: logEndAtCheckpoint.withLock { $0 }, to: pager.committedState.logPosition)
+            guard dirty >= dirtyLimit || grown >= logLimit, refusal() == nil else { return }
+            do { try checkpointBesideCommits() } catch { poisonWith(error) }
+        }
+        if worker != nil {
+            checkpointRole.withLock { _ in checkpointIfStillDue() }
+        } else {
+            // Without a worker nobody else is behind: a checkpoint in progress (another
+            // thread's, or this thread's own `checkpoint(during:)`) is not waited for.
+            _ = checkpointRole.withLockIfAvailable { _ in checkpointIfStillDue() }
         }
     }
 
-    /// Checkpoint policy, run by the leader after a group. REQUIRES: writerLock.
-    private func maintainAfterCommit() throws {
-        let dirty = pager.statistics.dirtyBytes
-        let logEnd = pager.committedState.logPosition
-        let grown = logGrowth(since: logEndAtCheckpoint.withLock { $0 }, to: logEnd)
-        if dirty >= options.checkpointDirtyBytes || grown >= options.checkpointLogBytes {
-            try checkpointLocked()
+    /// Starts the checkpoint worker (`StorageOptions.backgroundCheckpoints`); a thread the
+    /// system refuses leaves checkpoints to the committing threads. Called once, after open.
+    func startCheckpointWorker() {
+        guard options.backgroundCheckpoints, !isReadOnly else { return }
+        let worker = try? BackgroundWorker(name: "scrollback-checkpoint") { [weak self] in
+            self?.checkpointInBackground()
+        }
+        checkpointWorker.withLock { $0 = worker }
+    }
+
+    /// The checkpoint worker's step: a checkpoint if one is still due.
+    private func checkpointInBackground() {
+        checkpointRole.withLock { _ in
+            guard refusal() == nil else { return }
+            let dirty = pager.statistics.dirtyBytes
+            let grown = logGrowth(since: logEndAtCheckpoint.withLock { $0 }, to: pager.committedState.logPosition)
+            guard dirty >= options.checkpointDirtyBytes || grown >= options.checkpointLogBytes else { return }
+            do { try checkpointBesideCommits() } catch { poisonWith(error) }
         }
     }
 
@@ -304,12 +351,16 @@ package final class StorageEngine: @unchecked Sendable {
     /// Writes the trees to the page file so recovery need not replay the log written so far.
     /// The log is synced through the checkpoint's position first: the meta page never claims
     /// trees built from records that are not durable.
+    ///
+    /// Commits wait only while the checkpoint is planned (under the writer lock, no I/O);
+    /// they run during its I/O (`Pager.beginCheckpoint`). Another checkpoint in progress is
+    /// waited for first.
     package func checkpoint() throws {
         if isClosed.load(ordering: .acquiring) { throw StorageError.closed }
-        try writerLock.withLock { _ in
+        try checkpointRole.withLock { _ in
             if let failure = refusal() { throw failure }
             do {
-                try checkpointLocked()
+                try checkpointBesideCommits()
             } catch {
                 poisonWith(error)
                 throw error
@@ -317,12 +368,54 @@ package final class StorageEngine: @unchecked Sendable {
         }
     }
 
+    /// A checkpoint whose I/O runs while `body` runs on this thread between the plan and the
+    /// I/O: what the background checkpoint does beside commits, in a deterministic order (the
+    /// crash sweep commits in `body`). The checkpoint makes the state before `body` durable.
+    package func checkpoint(during body: () throws -> Void) throws {
+        if isClosed.load(ordering: .acquiring) { throw StorageError.closed }
+        try checkpointRole.withLock { _ in
+            let (plan, position) = try writerLock.withLock { _ -> (CheckpointPlan, LogPosition) in
+                if let failure = refusal() { throw failure }
+                return (try pager.beginCheckpoint(), pager.committedState.logPosition)
+            }
+            var bodyError: (any Error)?
+            do { try body() } catch { bodyError = error }
+            do {
+                try writeCheckpoint(plan, through: position)
+            } catch {
+                poisonWith(error)
+                throw error
+            }
+            if let bodyError { throw bodyError }
+        }
+    }
+
+    /// A checkpoint planned under the writer lock and written beside the commits that follow.
+    /// REQUIRES: checkpointRole, not writerLock. Errors are the caller's to poison.
+    private func checkpointBesideCommits() throws {
+        let (plan, position) = try writerLock.withLock { _ -> (CheckpointPlan, LogPosition) in
+            if let failure = refusal() { throw failure }
+            return (try pager.beginCheckpoint(), pager.committedState.logPosition)
+        }
+        try writeCheckpoint(plan, through: position)
+    }
+
+    /// A checkpoint with the writer lock held throughout (close). REQUIRES: checkpointRole and
+    /// writerLock.
     private func checkpointLocked() throws {
         let position = pager.committedState.logPosition
-        if position > log.durablePosition {
-            try log.sync(through: position)
+        try writeCheckpoint(try pager.beginCheckpoint(), through: position)
+    }
+
+    /// Writes a planned checkpoint whose state reaches `position` in the log. The log is synced
+    /// through `position` first: the meta page never claims trees built from records that are
+    /// not durable. REQUIRES: checkpointRole.
+    private func writeCheckpoint(_ plan: CheckpointPlan, through position: LogPosition) throws {
+        try observingCheckpoint {
+            try pager.writeCheckpoint(plan) {
+                if position > log.durablePosition { try log.sync(through: position) }
+            }
         }
-        try observingCheckpoint { try pager.checkpoint() }
         // Publish the new checkpoint, then scan the readers for the reuse decisions that
         // follow (spec/reader-table.md, "The race rule": the scan begins after the checkpoint).
         publishDurableState()
@@ -364,8 +457,10 @@ package final class StorageEngine: @unchecked Sendable {
     package func close() throws {
         defer { commitSignal.close() }
         if isReadOnly { return try closeReadOnly() }
+        // The worker first: it must not start a checkpoint of a closing engine.
+        checkpointWorker.withLock { $0 }?.stop()
         try? removeUnreadableFiles()
-        try writerLock.withLock { _ in
+        try checkpointRole.withLock { _ in try writerLock.withLock { _ in
             guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
             var firstError: (any Error)?
             if !isPoisoned {
@@ -376,15 +471,20 @@ package final class StorageEngine: @unchecked Sendable {
             // Last: the store lock (another writer may open the store once it is released).
             do { try coordination.close() } catch { firstError = firstError ?? error }
             if let firstError { throw firstError }
-        }
+        } }
     }
 
     /// Marks the engine closed; false if it already was.
     func markClosed() -> Bool { !isClosed.exchange(true, ordering: .acquiringAndReleasing) }
 
-    /// Runs `body` while no group commit or checkpoint is in progress.
+    /// Runs `body` while no group commit is in progress (a checkpoint's I/O may be).
     func withWriterRole<R>(_ body: () throws -> R) rethrows -> R {
         try writerLock.withLock { _ in try body() }
+    }
+
+    /// Runs `body` while no group commit and no checkpoint is in progress.
+    func withWritersAndCheckpointsHeld<R>(_ body: () throws -> R) rethrows -> R {
+        try checkpointRole.withLock { _ in try writerLock.withLock { _ in try body() } }
     }
 
     /// Runs write I/O that happens outside a commit (e.g. rolling and sealing the log) under

@@ -17,8 +17,9 @@ import TestSupport
     }
 
     /// The default seeds' small workloads include every write path the sweep covers: a bulk
-    /// load, a replica's apply with a mark and the log's allocation-ahead step (its background
-    /// thread's work, run between commits) besides the single writes and batches.
+    /// load, a replica's apply with a mark, the log's allocation-ahead step (its background
+    /// thread's work, run between commits) and a checkpoint with a commit between its plan and
+    /// its I/O (the background checkpoint's interleaving) besides the single writes and batches.
     @Test func smallWorkloadsCoverEveryWritePath() {
         for seed: UInt64 in [1, 2] {
             let operations = Workload(seed: seed, size: .small).operations
@@ -26,6 +27,8 @@ import TestSupport
             #expect(operations.contains { if case .load = $0 { true } else { false } }, "seed \(seed): no bulk load")
             #expect(operations.contains { if case .allocateAhead = $0 { true } else { false } },
                     "seed \(seed): no step of the log's allocation ahead")
+            #expect(operations.contains { if case .checkpointDuring = $0 { true } else { false } },
+                    "seed \(seed): no checkpoint with a commit during its I/O")
         }
     }
 

@@ -54,63 +54,69 @@ import TestSupport
             snapshots.removeAll()
         }
 
+        /// A write transaction (rolled back one time in five). `inFlight`: the pages of a
+        /// checkpoint whose I/O is in progress (they must not be handed out either).
+        func writeTransaction(_ context: String, inFlight: Set<PageNumber> = []) throws {
+            let txn = try pager.beginWrite()
+            var pages = committed
+            var freedHere: Set<PageNumber> = []
+            let protected = snapshots.reduce(into: Set(durable.keys).union(inFlight)) { $0.formUnion($1.pages.keys) }
+            func allocate() throws -> PageNumber {
+                let page = try txn.allocatePage()
+                #expect(!protected.contains(page) && !freedHere.contains(page),
+                        "seed \(seed) \(context): page \(page) reused while a snapshot, the durable state, a running checkpoint or this transaction's state holds it")
+                #expect(pages[page] == nil, "seed \(seed) \(context): page \(page) handed out while live")
+                return page
+            }
+            for _ in 0..<(1 + rng.next() % 10) {
+                let live = Array(pages.keys)
+                switch rng.next() % 5 {
+                case 0, 1:  // new page
+                    let page = try allocate()
+                    try fill(txn, page, stamp: nextStamp)
+                    pages[page] = nextStamp
+                    nextStamp += 1
+                case 2:  // copy on write
+                    guard let old = live.randomElement(using: &rng) else { continue }
+                    #expect(try stamp(txn, old) == pages[old], "seed \(seed) \(context): writer read of \(old)")
+                    if txn.isOwned(old) {
+                        try fill(txn, old, stamp: nextStamp)
+                        pages[old] = nextStamp
+                    } else {
+                        let page = try allocate()
+                        try fill(txn, page, stamp: nextStamp)
+                        try txn.freePage(old)
+                        freedHere.insert(old)
+                        pages[old] = nil
+                        pages[page] = nextStamp
+                    }
+                    nextStamp += 1
+                case 3:  // free
+                    guard let old = live.randomElement(using: &rng) else { continue }
+                    if !txn.isOwned(old) { freedHere.insert(old) }
+                    try txn.freePage(old)
+                    pages[old] = nil
+                default:  // read
+                    guard let page = live.randomElement(using: &rng) else { continue }
+                    #expect(try stamp(txn, page) == pages[page], "seed \(seed) \(context): writer read of \(page)")
+                }
+            }
+            setState(txn, root: pages.keys.min(), version: version + 1)
+            if rng.next() % 5 == 0 {
+                txn.rollback()
+            } else {
+                try txn.commit()
+                committed = pages
+                version += 1
+            }
+        }
+
         for step in 0..<steps {
             let context = "step \(step)"
             let choice = rng.next() % 100
             switch choice {
             case 0..<45:  // a write transaction
-                let txn = try pager.beginWrite()
-                var pages = committed
-                var freedHere: Set<PageNumber> = []
-                let protected = snapshots.reduce(into: Set(durable.keys)) { $0.formUnion($1.pages.keys) }
-                func allocate() throws -> PageNumber {
-                    let page = try txn.allocatePage()
-                    #expect(!protected.contains(page) && !freedHere.contains(page),
-                            "seed \(seed) \(context): page \(page) reused while a snapshot, the durable state or this transaction's state holds it")
-                    #expect(pages[page] == nil, "seed \(seed) \(context): page \(page) handed out while live")
-                    return page
-                }
-                for _ in 0..<(1 + rng.next() % 10) {
-                    let live = Array(pages.keys)
-                    switch rng.next() % 5 {
-                    case 0, 1:  // new page
-                        let page = try allocate()
-                        try fill(txn, page, stamp: nextStamp)
-                        pages[page] = nextStamp
-                        nextStamp += 1
-                    case 2:  // copy on write
-                        guard let old = live.randomElement(using: &rng) else { continue }
-                        #expect(try stamp(txn, old) == pages[old], "seed \(seed) \(context): writer read of \(old)")
-                        if txn.isOwned(old) {
-                            try fill(txn, old, stamp: nextStamp)
-                            pages[old] = nextStamp
-                        } else {
-                            let page = try allocate()
-                            try fill(txn, page, stamp: nextStamp)
-                            try txn.freePage(old)
-                            freedHere.insert(old)
-                            pages[old] = nil
-                            pages[page] = nextStamp
-                        }
-                        nextStamp += 1
-                    case 3:  // free
-                        guard let old = live.randomElement(using: &rng) else { continue }
-                        if !txn.isOwned(old) { freedHere.insert(old) }
-                        try txn.freePage(old)
-                        pages[old] = nil
-                    default:  // read
-                        guard let page = live.randomElement(using: &rng) else { continue }
-                        #expect(try stamp(txn, page) == pages[page], "seed \(seed) \(context): writer read of \(page)")
-                    }
-                }
-                setState(txn, root: pages.keys.min(), version: version + 1)
-                if rng.next() % 5 == 0 {
-                    txn.rollback()
-                } else {
-                    try txn.commit()
-                    committed = pages
-                    version += 1
-                }
+                try writeTransaction(context)
             case 45..<55:  // take a snapshot
                 if snapshots.count < 4 {
                     snapshots.append(Snapshot(transaction: pager.beginRead(), pages: committed, version: version))
@@ -128,10 +134,19 @@ import TestSupport
                         #expect(try stamp(snapshot.transaction, page) == expected, "seed \(seed) \(context): snapshot page \(page)")
                     }
                 }
-            case 75..<88:  // checkpoint
-                try pager.checkpoint()
-                durable = committed
-                durableVersion = version
+            case 75..<88:  // checkpoint, half of them with write transactions during their I/O
+                if rng.next() % 2 == 0 {
+                    try pager.checkpoint()
+                    durable = committed
+                    durableVersion = version
+                } else {
+                    let plan = try pager.beginCheckpoint()
+                    let planned = committed, plannedVersion = version
+                    for _ in 0..<(1 + rng.next() % 3) { try writeTransaction(context, inFlight: Set(planned.keys)) }
+                    try pager.writeCheckpoint(plan)
+                    durable = planned
+                    durableVersion = plannedVersion
+                }
             case 88..<94:  // clean reopen
                 try releaseAll(context)
                 try pager.close()
@@ -141,7 +156,19 @@ import TestSupport
             default:  // crash during a checkpoint, reopen from what the disk kept
                 try releaseAll(context)
                 fs.failAfter(steps: Int(rng.next() % 8))
-                let completed = (try? pager.checkpoint()) != nil
+                // Half of them with write transactions during the checkpoint's I/O: what it
+                // makes durable is the state it planned.
+                let completed: Bool
+                if rng.next() % 2 == 0 {
+                    completed = (try? pager.checkpoint()) != nil
+                } else {
+                    let plan = try pager.beginCheckpoint()
+                    let planned = committed, plannedVersion = version
+                    for _ in 0..<(1 + rng.next() % 3) { try writeTransaction(context, inFlight: Set(planned.keys)) }
+                    completed = (try? pager.writeCheckpoint(plan)) != nil
+                    committed = planned
+                    version = plannedVersion
+                }
                 let kinds: [FaultyFileSystem.CrashImage] = [.everythingWritten, .syncedOnly, .lastWriteTorn]
                 let kind = completed ? .everythingWritten : kinds[Int(rng.next() % 3)]
                 let image = fs.image(of: pagesPath, kind)

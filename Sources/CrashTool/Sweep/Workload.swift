@@ -34,6 +34,9 @@ package enum SweepOp: Sendable, CustomStringConvertible {
     /// with the replica mark `sequence` (source `SweepOp.replicaSource`), all or nothing.
     case replicate(WriteBatch, sequence: UInt64)
     case checkpoint
+    /// A checkpoint with a read marker committed between its plan and its I/O (what a
+    /// background checkpoint does beside commits, in a fixed order).
+    case checkpointDuring(user: String, conversation: String, through: String)
     case compact
     case sync
     /// The log's allocation-ahead step (its background thread's work, run between commits).
@@ -49,7 +52,8 @@ package enum SweepOp: Sendable, CustomStringConvertible {
         case .batch(let b), .replicate(let b, _): return b
         case let .edit(id, body): batch.edit(id: id, body: body)
         case let .delete(id): batch.delete(id: id)
-        case let .markRead(user, conversation, through): batch.markRead(user: user, conversation: conversation, through: through)
+        case let .markRead(user, conversation, through), let .checkpointDuring(user, conversation, through):
+            batch.markRead(user: user, conversation: conversation, through: through)
         case .load(let messages): for m in messages { batch.append(m) }
         case .checkpoint, .compact, .sync, .allocateAhead, .reopen: return nil
         }
@@ -66,6 +70,7 @@ package enum SweepOp: Sendable, CustomStringConvertible {
         case let .markRead(user, conversation, through): "markRead(\(user), \(conversation), \(through))"
         case .load(let messages): "load(\(messages.count) messages)"
         case .checkpoint: "checkpoint"
+        case let .checkpointDuring(user, conversation, through): "checkpoint during markRead(\(user), \(conversation), \(through))"
         case .compact: "compact"
         case .sync: "sync"
         case .allocateAhead: "allocate log ahead"
@@ -104,6 +109,9 @@ package enum SweepOp: Sendable, CustomStringConvertible {
         case let .markRead(user, conversation, through): try store.markRead(user: user, conversation: conversation, through: through)
         case .load(let messages): try store.load(messages)
         case .checkpoint: try store.checkpoint()
+        case let .checkpointDuring(user, conversation, through):
+            let writer = store
+            try store.checkpoint(during: { try writer.markRead(user: user, conversation: conversation, through: through) })
         case .compact: try store.compact()
         case .sync: try store.sync()
         case .allocateAhead: try store.allocateLogAhead()
@@ -151,6 +159,18 @@ package struct Workload: Sendable {
         options.autoCompactGarbageRatio = nil
         options.durability = .full
         return options
+    }
+
+    /// A read marker that moves forward (so it commits): the first user, over the live ids
+    /// from the newest, whose marker in the id's conversation is behind it. No random draw.
+    static func advancingMarker(_ model: SweepModel) -> (user: String, conversation: String, id: String)? {
+        for id in model.liveIDs.reversed() {
+            guard let conversation = model.conversationOf[id], let position = model.entry(id: id)?.position else { continue }
+            for user in users where model.markers[user]?[conversation].map({ $0 < position }) ?? true {
+                return (user, conversation, id)
+            }
+        }
+        return nil
     }
 
     package init(seed: UInt64, size: WorkloadSize) {
@@ -212,7 +232,13 @@ package struct Workload: Sendable {
             let roll = rng.below(100)
             var op: SweepOp
             if roll < 5 {
-                op = .checkpoint
+                // Every other one with a commit during its I/O (chosen without a draw: seeds
+                // keep their workloads).
+                if operations.count.isMultiple(of: 2), let (user, conversation, id) = Self.advancingMarker(model) {
+                    op = .checkpointDuring(user: user, conversation: conversation, through: id)
+                } else {
+                    op = .checkpoint
+                }
             } else if roll < 9 {
                 op = .compact
             } else if roll < 11 {
