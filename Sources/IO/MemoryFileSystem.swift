@@ -30,7 +30,14 @@ package final class MemoryFileSystem: FileSystem {
 
     let state = Lock(State())
 
-    package init() {}
+    /// Whether a store on this file system runs background work (`FileSystem.allowsBackgroundIO`).
+    /// No by default: the tests that use it read the files a store leaves at given points (runs
+    /// sealed, segments removed), which a background thread would make depend on scheduling.
+    package let allowsBackgroundIO: Bool
+
+    package init(allowsBackgroundIO: Bool = false) {
+        self.allowsBackgroundIO = allowsBackgroundIO
+    }
 
     /// Releases every byte-range lock, as the death of every process using the files would
     /// (the files keep their contents: a process crash, not a power loss). Handles opened

@@ -62,8 +62,8 @@ public final class MessageStore: Sendable {
         // Commits do not pay the log file's size changes (Log.allocateAhead), except on file
         // systems that number their I/O steps for crash and fault sweeps.
         config.storage.log.allocateAhead = !readOnly && fileSystem.allowsBackgroundIO
-        // Checkpoints on the store's own thread, beside the commits (same exception).
-        config.storage.backgroundCheckpoints = !readOnly && fileSystem.allowsBackgroundIO
+        // Checkpoints and sealing on the store's own thread, beside the commits (same exception).
+        config.storage.backgroundMaintenance = !readOnly && fileSystem.allowsBackgroundIO
         cacheCapacity = (config.storage.pageCacheBytes, config.storage.log.blockCacheBytes)
         let opening = services.opening(options) { !MessageDatabase.storeExists(fileSystem: fileSystem, at: path) }
         do {

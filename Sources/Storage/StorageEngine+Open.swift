@@ -95,7 +95,7 @@ extension StorageEngine {
             try? engine.close()
             throw error
         }
-        engine.startCheckpointWorker()
+        engine.startMaintenanceWorker()
         return engine
     }
 

@@ -66,9 +66,10 @@ package final class StorageEngine: @unchecked Sendable {
     /// and backup and verify can hold them off. Lock order: `checkpointRole` before
     /// `writerLock`; a thread holding `writerLock` never takes it.
     let checkpointRole = Lock(())
-    /// Runs the checkpoints the commit policy asks for, off the commit path
-    /// (`StorageOptions.backgroundCheckpoints`); nil when they run on the committing thread.
-    private let checkpointWorker = Lock<BackgroundWorker?>(nil)
+    /// Runs the checkpoints the commit policy asks for and the sealing of filled log segments,
+    /// off the commit path (`StorageOptions.backgroundMaintenance`); nil when they run on the
+    /// committing thread.
+    private let maintenanceWorker = Lock<BackgroundWorker?>(nil)
     let counters = Lock(Counters())
     /// Serializes the operations that create or remove files outside commits (sealing,
     /// merging, retiring, removing) with each other and with backup, which copies them.
@@ -122,7 +123,7 @@ package final class StorageEngine: @unchecked Sendable {
         counters.withLock { $0.replayedTransactions = replayed }
     }
 
-    deinit { checkpointWorker.withLock { $0 }?.stop() }
+    deinit { maintenanceWorker.withLock { $0 }?.stop() }
 
     // MARK: Reads
 
@@ -208,14 +209,28 @@ package final class StorageEngine: @unchecked Sendable {
     }
 
     /// After a group, outside the writer lock (sealing commits itself): when the active
-    /// segment changed, seal the full segments into runs; then remove files nothing reads.
-    /// One leader at a time does it; a failure poisons the engine (the group's commits stand).
+    /// segment changed, the full segments are sealed into runs and files nothing reads are
+    /// removed — by the maintenance worker when there is one (the leader only wakes it), else
+    /// by the leader. A failure poisons the engine (the group's commits stand).
     private func maintainAfterGroup() {
         guard options.sealFullSegments else { return }
         let active = LogPositions.segment(log.endPosition)
         guard activeSegmentSeen.load(ordering: .relaxed) != active else { return }
-        // Skipped while another thread (or this one, committing a sealing) holds the role; the
-        // next group that finds the active segment moved on tries again.
+        if let worker = maintenanceWorker.withLock({ $0 }) {
+            worker.wake()
+            return
+        }
+        sealFilledSegments()
+    }
+
+    /// Seals the full segments into runs when the active segment changed since the last look,
+    /// then removes files nothing reads. One thread at a time: skipped while another thread
+    /// (or this one, committing a sealing) holds the maintenance role; the next group that
+    /// finds the active segment moved on tries again. A failure poisons the engine.
+    private func sealFilledSegments() {
+        guard options.sealFullSegments else { return }
+        let active = LogPositions.segment(log.endPosition)
+        guard activeSegmentSeen.load(ordering: .relaxed) != active else { return }
         _ = maintenanceRole.withLockIfAvailable { _ in
             activeSegmentSeen.store(active, ordering: .relaxed)
             do {
@@ -295,7 +310,7 @@ package final class StorageEngine: @unchecked Sendable {
         let grown = logGrowth(since: logEndAtCheckpoint.withLock { $0 }, to: pager.committedState.logPosition)
         let dirtyLimit = UInt64(options.checkpointDirtyBytes), logLimit = options.checkpointLogBytes
         guard dirty >= dirtyLimit || grown >= logLimit else { return }
-        let worker = checkpointWorker.withLock { $0 }
+        let worker = maintenanceWorker.withLock { $0 }
         if let worker, dirty < 2 * dirtyLimit, grown < 2 * logLimit {
             worker.wake()
             return
@@ -316,18 +331,21 @@ package final class StorageEngine: @unchecked Sendable {
         }
     }
 
-    /// Starts the checkpoint worker (`StorageOptions.backgroundCheckpoints`); a thread the
-    /// system refuses leaves checkpoints to the committing threads. Called once, after open.
-    func startCheckpointWorker() {
-        guard options.backgroundCheckpoints, !isReadOnly else { return }
-        let worker = try? BackgroundWorker(name: "scrollback-checkpoint") { [weak self] in
-            self?.checkpointInBackground()
+    /// Starts the maintenance worker (`StorageOptions.backgroundMaintenance`); a thread the
+    /// system refuses leaves checkpoints and sealing to the committing threads. Called once,
+    /// after open.
+    func startMaintenanceWorker() {
+        guard options.backgroundMaintenance, !isReadOnly else { return }
+        let worker = try? BackgroundWorker(name: "scrollback-maintenance") { [weak self] in
+            self?.maintainInBackground()
         }
-        checkpointWorker.withLock { $0 = worker }
+        maintenanceWorker.withLock { $0 = worker }
     }
 
-    /// The checkpoint worker's step: a checkpoint if one is still due.
-    private func checkpointInBackground() {
+    /// The maintenance worker's step: seal the segments that filled (if any), then a
+    /// checkpoint if one is still due.
+    private func maintainInBackground() {
+        sealFilledSegments()
         checkpointRole.withLock { _ in
             guard refusal() == nil else { return }
             let dirty = pager.statistics.dirtyBytes
@@ -458,7 +476,7 @@ package final class StorageEngine: @unchecked Sendable {
         defer { commitSignal.close() }
         if isReadOnly { return try closeReadOnly() }
         // The worker first: it must not start a checkpoint of a closing engine.
-        checkpointWorker.withLock { $0 }?.stop()
+        maintenanceWorker.withLock { $0 }?.stop()
         try? removeUnreadableFiles()
         try checkpointRole.withLock { _ in try writerLock.withLock { _ in
             guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }

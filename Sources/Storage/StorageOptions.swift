@@ -26,11 +26,12 @@ package struct StorageOptions: Sendable, Equatable {
     /// Checkpoint after a commit when the log has grown this much since the last checkpoint
     /// (bounds recovery time).
     package var checkpointLogBytes: UInt64 = 64 << 20
-    /// Run the checkpoints the policy above asks for on the engine's own thread, beside the
-    /// commits that follow (which wait only while one is planned), instead of on the thread
-    /// whose commit crossed a threshold. Off by default (deterministic I/O order for tests
-    /// and sweeps); stores turn it on when their file system allows background I/O.
-    package var backgroundCheckpoints = false
+    /// Run the checkpoints the policy above asks for, and the sealing of filled log segments
+    /// (`sealFullSegments`), on the engine's own thread beside the commits that follow (which
+    /// wait only while a checkpoint is planned), instead of on the thread whose commit crossed
+    /// a threshold or filled a segment. Off by default (deterministic I/O order for tests and
+    /// sweeps); stores turn it on when their file system allows background I/O.
+    package var backgroundMaintenance = false
     /// Seal full log segments into sorted runs after commits that filled one.
     package var sealFullSegments: Bool = true
     /// Log kept for the change stream after it is no longer needed otherwise: a log segment

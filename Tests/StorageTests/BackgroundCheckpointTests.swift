@@ -11,7 +11,7 @@ import TestSupport
 
 /// Checkpoints beside commits: a checkpoint is planned under the writer lock and written
 /// while commits go on (`StorageEngine.checkpoint()`), on the engine's own thread when
-/// `backgroundCheckpoints` is on. Ordering is observed with a gate on the page file's sync,
+/// `backgroundMaintenance` is on. Ordering is observed with a gate on the page file's sync,
 /// never with timings.
 @Suite struct BackgroundCheckpointTests {
     /// Commits complete while a checkpoint is held inside its I/O (its page-file sync waits at
@@ -80,12 +80,12 @@ import TestSupport
         try again.close()
     }
 
-    /// With `backgroundCheckpoints`, the policy's checkpoints run on the engine's thread while
+    /// With `backgroundMaintenance`, the policy's checkpoints run on the engine's thread while
     /// four writers commit; every commit is there after a reopen and the trees verify.
-    @Test func backgroundCheckpointsBesideConcurrentWriters() throws {
+    @Test func backgroundMaintenanceBesideConcurrentWriters() throws {
         let fs = MemoryFileSystem()
         var options = StorageEngineTests.smallOptions()
-        options.backgroundCheckpoints = true
+        options.backgroundMaintenance = true
         let engine = try StorageEngine.open(fileSystem: fs, directory: "/store", options: options, schema: KeyValueSchema.schema)
         let model = Mutex<[UInt64: UInt64]>([:])
         let failures = Mutex<[String]>([])
