@@ -138,6 +138,7 @@ final class Benchmark {
 
         // 6. Writes.
         if options.wants(.send) { try runSends() }
+        if options.wants(.sendSpread) { try runSpreadSends() }
         if options.wants(.markRead) { try runMarkRead(sample) }
         if options.wants(.writers) { try runWriters() }
         try checkAfterWrites(sample)
@@ -464,6 +465,35 @@ final class Benchmark {
         }
         latencies.append((.send, summaries))
         log(progressLine(.send, summaries))
+    }
+
+    /// Durable sends, each to a conversation of the dataset drawn at random (the same list for
+    /// every engine): unlike `send` (one room), they touch pages all over the trees, so the
+    /// engines' checkpoints (Scrollback's, SQLite's WAL checkpoints) fall inside the run and
+    /// show in its p99 and max.
+    func runSpreadSends() throws {
+        var random = WorkloadRandom(seed: configuration.seed, stream: 310)
+        let base = configuration.endMillis + 2_000_000
+        let messages = (0..<options.spreadSends).map { i in
+            Message(id: "bench-spread-\(i)", conversation: DatasetCatalog.conversationName(random.below(perConversation.count)),
+                    sender: "synuser\(1 + i % 7)", createdAt: base + Int64(i), kind: .text,
+                    body: "spread send number \(i): see you at the standup, bringing the notes")
+        }
+        var summaries: [String: LatencySummary] = [:]
+        for engine in engines {
+            var samples: [UInt64] = []
+            samples.reserveCapacity(messages.count)
+            for m in messages {
+                let t = nowNanoseconds()
+                try engine.send(m)
+                samples.append(nowNanoseconds() - t)
+            }
+            summaries[engine.name] = LatencySummary(nanoseconds: samples)
+        }
+        latencies.append((.sendSpread, summaries))
+        log(progressLine(.sendSpread, summaries) + "; max " + engines.compactMap { e in
+            summaries[e.name].map { "\(e.name) \(formatMicroseconds($0.max))" }
+        }.joined(separator: ", "))
     }
 
     var markParams: [(user: String, conversation: String, through: String)] = []

@@ -21,6 +21,9 @@ struct Options {
     var secondsPerQuery = 2.0
     var minimumSamples = 50
     var sends = 200
+    /// Durable sends to random conversations (`sendSpread`): enough that a store's
+    /// checkpoints and (at the larger bands) seals happen during them.
+    var spreadSends = 3000
     var writerThreads = 8
     var sendsPerWriter = 100
     var keep = false
@@ -175,6 +178,7 @@ struct Options {
             o.secondsPerQuery = 0.5
             o.minimumSamples = 5
             o.sends = 10
+            o.spreadSends = 30
             o.sendsPerWriter = 5
             o.loadBatch = 500
             o.concurrencySeconds = 0.15

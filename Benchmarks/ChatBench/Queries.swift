@@ -18,6 +18,7 @@ enum QueryKey: String, CaseIterable {
     case conversationList
     case getByID
     case send
+    case sendSpread
     case markRead
     case writers
     case compaction
@@ -40,6 +41,7 @@ enum QueryKey: String, CaseIterable {
         case .conversationList: "conversation list (50)"
         case .getByID: "get by id"
         case .send: "send (one durable append)"
+        case .sendSpread: "send to random conversations (durable)"
         case .markRead: "mark as read (durable)"
         case .writers: "durable commits, 8 writer threads"
         case .compaction: "compaction"
@@ -55,7 +57,7 @@ enum QueryKey: String, CaseIterable {
         case .unreadNearHeavy, .unreadFarHeavy: 100
         case .feed: 5
         case .writers: 3
-        case .send, .markRead: 1.5
+        case .send, .sendSpread, .markRead: 1.5
         default: nil
         }
     }
@@ -76,7 +78,7 @@ enum QueryKey: String, CaseIterable {
     /// Read queries timed per call (the others are write operations or throughput figures).
     var isRead: Bool {
         switch self {
-        case .send, .markRead, .writers, .compaction: false
+        case .send, .sendSpread, .markRead, .writers, .compaction: false
         default: true
         }
     }

@@ -301,10 +301,11 @@ package final class StorageEngine: @unchecked Sendable {
     /// Checkpoint policy, run by a group's leader after its members are released (outside
     /// the writer lock): a checkpoint is due when dirty pages reach `checkpointDirtyBytes` or
     /// the log has grown `checkpointLogBytes` since the last one. With a checkpoint worker the
-    /// leader only wakes it — unless twice those amounts have piled up (the worker is behind),
-    /// when the leader checkpoints itself, after the running one: that wait is the
-    /// back-pressure. Without a worker the leader checkpoints. The group's commits stand
-    /// either way; a failed checkpoint poisons later writes.
+    /// leader only wakes it — unless twice those amounts have piled up (the worker is behind):
+    /// then the leader waits for the running checkpoint to finish, or checkpoints itself when
+    /// none is running; that wait is the back-pressure. Without a worker the leader
+    /// checkpoints. The group's commits stand either way; a failed checkpoint poisons later
+    /// writes.
     private func checkpointIfDue() {
         let dirty = UInt64(pager.statistics.dirtyBytes)
         let grown = logGrowth(since: logEndAtCheckpoint.withLock { $0 }, to: pager.committedState.logPosition)
@@ -323,7 +324,13 @@ package final class StorageEngine: @unchecked Sendable {
             do { try checkpointBesideCommits() } catch { poisonWith(error) }
         }
         if worker != nil {
-            checkpointRole.withLock { _ in checkpointIfStillDue() }
+            // Overdue: run the checkpoint here if none is running (the worker is busy sealing
+            // or has not started it yet); else wait for the running one to finish, which
+            // frees its pages' share of the dirty budget, and leave the next to the worker.
+            if checkpointRole.withLockIfAvailable({ _ in checkpointIfStillDue() }) == nil {
+                checkpointRole.withLock { _ in }
+                worker?.wake()
+            }
         } else {
             // Without a worker nobody else is behind: a checkpoint in progress (another
             // thread's, or this thread's own `checkpoint(during:)`) is not waited for.

@@ -13,7 +13,7 @@ import Testing
         let fs = MemoryFileSystem(allowsBackgroundIO: true)
         let options = ReadOnlyStoreTests.options()   // 64 KiB segments, 64 KiB dirty pages per checkpoint
         let store = try MessageStore(path: "/db", options: options, fileSystem: fs)
-        let failures = Mutex<[String]>([])
+        let failures = Lock<[String]>([])
         DispatchQueue.concurrentPerform(iterations: 3) { writer in
             for i in stride(from: writer, to: 1800, by: 3) {
                 do {

@@ -31,7 +31,7 @@ import TestSupport
         }
         fs.closeGate()
         let checkpointDone = DispatchSemaphore(value: 0)
-        let checkpointError = Mutex<(any Error)?>(nil)
+        let checkpointError = Lock<(any Error)?>(nil)
         DispatchQueue.global().async {
             do { try engine.checkpoint() } catch { checkpointError.withLock { $0 = error } }
             checkpointDone.signal()
@@ -39,8 +39,8 @@ import TestSupport
         #expect(fs.waitForHeldSync(), "the checkpoint never reached its page-file sync")
         // Overwrites and deletes free pages of the state being written; new keys allocate.
         let committed = DispatchSemaphore(value: 0)
-        let commitModel = Mutex(model)
-        let commitError = Mutex<(any Error)?>(nil)
+        let commitModel = Lock(model)
+        let commitError = Lock<(any Error)?>(nil)
         DispatchQueue.global().async {
             do {
                 for i in 0..<200 as Range<UInt64> {
@@ -87,8 +87,8 @@ import TestSupport
         var options = StorageEngineTests.smallOptions()
         options.backgroundMaintenance = true
         let engine = try StorageEngine.open(fileSystem: fs, directory: "/store", options: options, schema: KeyValueSchema.schema)
-        let model = Mutex<[UInt64: UInt64]>([:])
-        let failures = Mutex<[String]>([])
+        let model = Lock<[UInt64: UInt64]>([:])
+        let failures = Lock<[String]>([])
         DispatchQueue.concurrentPerform(iterations: 4) { writer in
             for i in 0..<400 as Range<UInt64> {
                 let key = UInt64(writer) << 32 | i
