@@ -453,9 +453,17 @@ final class Benchmark {
             Message(id: "bench-send-\(i)", conversation: "bench-send-room", sender: "synuser1", createdAt: base + Int64(i),
                     kind: .text, body: "hello chat test message number \(i) from the send benchmark")
         }
+        let summaries = try timedSends(messages)
+        latencies.append((.send, summaries))
+        log(progressLine(.send, summaries))
+    }
+
+    /// Sends `messages` to every engine in turn, one durable send per call, timing each call.
+    func timedSends(_ messages: [Message]) throws -> [String: LatencySummary] {
         var summaries: [String: LatencySummary] = [:]
         for engine in engines {
             var samples: [UInt64] = []
+            samples.reserveCapacity(messages.count)
             for m in messages {
                 let t = nowNanoseconds()
                 try engine.send(m)
@@ -463,8 +471,7 @@ final class Benchmark {
             }
             summaries[engine.name] = LatencySummary(nanoseconds: samples)
         }
-        latencies.append((.send, summaries))
-        log(progressLine(.send, summaries))
+        return summaries
     }
 
     /// Durable sends, each to a conversation of the dataset drawn at random (the same list for
@@ -479,17 +486,7 @@ final class Benchmark {
                     sender: "synuser\(1 + i % 7)", createdAt: base + Int64(i), kind: .text,
                     body: "spread send number \(i): see you at the standup, bringing the notes")
         }
-        var summaries: [String: LatencySummary] = [:]
-        for engine in engines {
-            var samples: [UInt64] = []
-            samples.reserveCapacity(messages.count)
-            for m in messages {
-                let t = nowNanoseconds()
-                try engine.send(m)
-                samples.append(nowNanoseconds() - t)
-            }
-            summaries[engine.name] = LatencySummary(nanoseconds: samples)
-        }
+        let summaries = try timedSends(messages)
         latencies.append((.sendSpread, summaries))
         log(progressLine(.sendSpread, summaries) + "; max " + engines.compactMap { e in
             summaries[e.name].map { "\(e.name) \(formatMicroseconds($0.max))" }
