@@ -43,8 +43,10 @@ let package = Package(
         ),
         // A header-only C module: the CPU's prefetch hint for the run scans (no library).
         .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
+        // A header-only C module: Linux's sync_file_range, which Swift's Glibc does not declare.
+        .systemLibrary(name: "CWriteback", path: "Sources/CWriteback"),
         .target(name: "ScrollbackFormat", path: "Sources/Format", swiftSettings: strict),
-        .target(name: "ScrollbackIO", dependencies: ["ScrollbackFormat"], path: "Sources/IO", swiftSettings: strict),
+        .target(name: "ScrollbackIO", dependencies: ["ScrollbackFormat", "CWriteback"], path: "Sources/IO", swiftSettings: strict),
         .target(
             name: "ScrollbackLog",
             dependencies: ["ScrollbackFormat", "ScrollbackIO", "CLZ4", "CPrefetch"],

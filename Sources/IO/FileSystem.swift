@@ -72,6 +72,12 @@ package protocol FileHandle: AnyObject, Sendable {
     /// already that long is unchanged. Like a write, not durable until `syncData`. Wrappers
     /// must forward it (the default, used by the in-memory file systems, writes zeros).
     func allocate(upTo size: UInt64) throws
+    /// Writes back what was written to `offset ..< offset + count` and waits for it to reach
+    /// the device (`sync_file_range`), to pace a large write: the `syncData` after it then has
+    /// little left to flush, and other files' syncs do not queue behind one burst. NOT a
+    /// durability point (no metadata, no device cache flush): callers still `syncData`. The
+    /// default does nothing, which is correct for every file system (simulated ones, wrappers).
+    func writeBack(offset: UInt64, count: UInt64) throws
     /// `fdatasync`: makes every completed write of this file durable.
     func syncData() throws
     func size() throws -> UInt64
@@ -118,6 +124,8 @@ package protocol FileHandle: AnyObject, Sendable {
 }
 
 extension FileHandle {
+    package func writeBack(offset: UInt64, count: UInt64) throws {}
+
     package func tryLock(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool {
         throw StorageError.io(path: path, operation: "lock", errno: EOPNOTSUPP)
     }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CWriteback
 import ScrollbackFormat
 import Synchronization
 
@@ -166,6 +167,16 @@ final class PosixFileHandle: FileHandle {
         let fd = try fd("ftruncate")
         let length = try Syscall.fileOffset(size, count: 0, operation: "ftruncate", path: path)
         _ = try Syscall.retrying("ftruncate", path: path) { ftruncate(fd, length) }
+    }
+
+    func writeBack(offset: UInt64, count: UInt64) throws {
+        let fd = try fd("sync_file_range")
+        guard count > 0, offset <= UInt64(Int.max), count <= UInt64(Int.max) - offset else { return }
+        let code = scrollback_write_back(fd, Int(offset), Int(count))
+        // Pacing only: where the call does not exist (ENOSYS) the later sync does the work.
+        if code != 0, code != ENOSYS {
+            throw StorageError.io(path: path, operation: "sync_file_range", errno: code)
+        }
     }
 
     func syncData() throws {

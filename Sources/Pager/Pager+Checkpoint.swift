@@ -61,10 +61,15 @@ extension Pager {
     ///
     /// `beforeMetaPage` runs first (before any I/O; the storage engine syncs the log through
     /// the planned state's position there): its error takes the same path as an I/O error.
-    package func writeCheckpoint(_ plan: CheckpointPlan, beforeMetaPage: () throws -> Void = {}) throws {
+    ///
+    /// `paced`: write the pages back in steps of `pacingBytes`, waiting for each
+    /// (`FileHandle.writeBack`), so that the step-5 sync has little left and the log's syncs
+    /// of the commits running meanwhile do not queue behind one large flush. For checkpoints
+    /// that run beside commits; it makes the checkpoint itself take longer.
+    package func writeCheckpoint(_ plan: CheckpointPlan, paced: Bool = false, beforeMetaPage: () throws -> Void = {}) throws {
         do {
             try beforeMetaPage()
-            try writePages(plan)
+            try writePages(plan, paced: paced)
             try writeFreeList(plan)
             if try file.size() < plan.pageCount * UInt64(pageSize) {
                 try file.truncate(to: plan.pageCount * UInt64(pageSize))
@@ -185,16 +190,29 @@ extension Pager {
     /// Step 1: every unwritten page, stamped with checksum and sequence, runs of consecutive
     /// pages coalesced into one write. The frames are only read (copied, then stamped in the
     /// copy): writers may be copying them at the same time.
-    private func writePages(_ plan: CheckpointPlan) throws {
+    private func writePages(_ plan: CheckpointPlan, paced: Bool) throws {
         let maxRun = 32
         let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: maxRun * pageSize, alignment: pageSize)
         defer { staging.deallocate() }
         var runStart: PageNumber = 0
         var runLength = 0
+        // Written since the last pacing step: bytes, and the file range they fall in.
+        var unpaced = 0
+        var unpacedRange: Range<UInt64>?
         func flush() throws {
             guard runLength > 0 else { return }
-            try file.write(UnsafeRawBufferPointer(rebasing: staging[0..<(runLength * pageSize)]), at: runStart * UInt64(pageSize))
+            let offset = runStart * UInt64(pageSize), count = runLength * pageSize
+            try file.write(UnsafeRawBufferPointer(rebasing: staging[0..<count]), at: offset)
             runLength = 0
+            guard paced else { return }
+            let range = offset..<(offset + UInt64(count))
+            unpacedRange = unpacedRange.map { min($0.lowerBound, range.lowerBound)..<max($0.upperBound, range.upperBound) } ?? range
+            unpaced += count
+            if unpaced >= Self.pacingBytes, let pending = unpacedRange {
+                try file.writeBack(offset: pending.lowerBound, count: pending.upperBound - pending.lowerBound)
+                unpaced = 0
+                unpacedRange = nil
+            }
         }
         for page in plan.pagesToWrite {
             guard let base = cache.dirtyFrame(page) else {
@@ -209,6 +227,9 @@ extension Pager {
         }
         try flush()
     }
+
+    /// How much a paced checkpoint writes between two waits for its writeback (`writeCheckpoint`).
+    static let pacingBytes = 64 << 10
 
     /// Step 2: the free-list chain, in the order of `plan.listPages`.
     private func writeFreeList(_ plan: CheckpointPlan) throws {

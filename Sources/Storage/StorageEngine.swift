@@ -321,7 +321,7 @@ package final class StorageEngine: @unchecked Sendable {
             let dirty = UInt64(pager.statistics.dirtyBytes)
             let grown = logGrowth(since: logEndAtCheckpoint.withLock { $0 }, to: pager.committedState.logPosition)
             guard dirty >= dirtyLimit || grown >= logLimit, refusal() == nil else { return }
-            do { try checkpointBesideCommits() } catch { poisonWith(error) }
+            do { try checkpointBesideCommits(paced: true) } catch { poisonWith(error) }
         }
         if worker != nil {
             // Overdue: run the checkpoint here if none is running (the worker is busy sealing
@@ -358,7 +358,7 @@ package final class StorageEngine: @unchecked Sendable {
             let dirty = pager.statistics.dirtyBytes
             let grown = logGrowth(since: logEndAtCheckpoint.withLock { $0 }, to: pager.committedState.logPosition)
             guard dirty >= options.checkpointDirtyBytes || grown >= options.checkpointLogBytes else { return }
-            do { try checkpointBesideCommits() } catch { poisonWith(error) }
+            do { try checkpointBesideCommits(paced: true) } catch { poisonWith(error) }
         }
     }
 
@@ -415,14 +415,15 @@ package final class StorageEngine: @unchecked Sendable {
         }
     }
 
-    /// A checkpoint planned under the writer lock and written beside the commits that follow.
+    /// A checkpoint planned under the writer lock and written beside the commits that follow;
+    /// `paced` (the policy's checkpoints) writes its pages back in steps (`Pager.writeCheckpoint`).
     /// REQUIRES: checkpointRole, not writerLock. Errors are the caller's to poison.
-    private func checkpointBesideCommits() throws {
+    private func checkpointBesideCommits(paced: Bool = false) throws {
         let (plan, position) = try writerLock.withLock { _ -> (CheckpointPlan, LogPosition) in
             if let failure = refusal() { throw failure }
             return (try pager.beginCheckpoint(), pager.committedState.logPosition)
         }
-        try writeCheckpoint(plan, through: position)
+        try writeCheckpoint(plan, through: position, paced: paced)
     }
 
     /// A checkpoint with the writer lock held throughout (close). REQUIRES: checkpointRole and
@@ -435,9 +436,9 @@ package final class StorageEngine: @unchecked Sendable {
     /// Writes a planned checkpoint whose state reaches `position` in the log. The log is synced
     /// through `position` first: the meta page never claims trees built from records that are
     /// not durable. REQUIRES: checkpointRole.
-    private func writeCheckpoint(_ plan: CheckpointPlan, through position: LogPosition) throws {
+    private func writeCheckpoint(_ plan: CheckpointPlan, through position: LogPosition, paced: Bool = false) throws {
         try observingCheckpoint {
-            try pager.writeCheckpoint(plan) {
+            try pager.writeCheckpoint(plan, paced: paced) {
                 if position > log.durablePosition { try log.sync(through: position) }
             }
         }

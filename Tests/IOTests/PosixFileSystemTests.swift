@@ -76,6 +76,27 @@ func ioErrno(_ body: () throws -> Void, sourceLocation: SourceLocation = #_sourc
         try fs.syncDirectory(dir.path)
     }
 
+    /// `writeBack` (sync_file_range) pushes a written range to the device and changes nothing
+    /// a read sees; an empty range is a no-op; a closed handle throws `.io` naming the call.
+    @Test func writeBackOfAWrittenRange() throws {
+        let dir = try TemporaryDirectory()
+        let file = try fs.open(dir.path + "/data", mode: .createNew)
+        let bytes = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        try file.write(bytes, at: 8192)
+        try file.writeBack(offset: 8192, count: UInt64(bytes.count))
+        try file.writeBack(offset: 0, count: 0)
+        try file.writeBack(offset: 1 << 40, count: 4096)   // past the end: nothing to write
+        #expect(try file.readBytes(count: bytes.count, at: 8192) == bytes)
+        try file.syncData()
+        try file.close()
+        do {
+            try file.writeBack(offset: 0, count: 4096)
+            Issue.record("writeBack on a closed handle did not throw")
+        } catch let StorageError.io(_, operation, _) {
+            #expect(operation == "sync_file_range")
+        }
+    }
+
     @Test func errnoOnMissingFileAndCreateNewOnExisting() throws {
         let dir = try TemporaryDirectory()
         #expect(ioErrno { _ = try fs.open(dir.path + "/missing", mode: .existing) } == ENOENT)
