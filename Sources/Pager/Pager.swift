@@ -371,6 +371,10 @@ package final class Pager: @unchecked Sendable {
 
     // MARK: Introspection
 
+    /// Bytes of dirty (committed, not yet checkpointed) frames: one short lock of the cache,
+    /// for the checkpoint policy after every group (`statistics` takes the core lock too).
+    package var dirtyBytes: Int { cache.counters.dirtyBytes }
+
     /// Counters of the cache and the page space.
     package var statistics: PagerStatistics {
         let counters = cache.counters

@@ -307,35 +307,42 @@ package final class StorageEngine: @unchecked Sendable {
     /// checkpoints. The group's commits stand either way; a failed checkpoint poisons later
     /// writes.
     private func checkpointIfDue() {
-        let dirty = UInt64(pager.statistics.dirtyBytes)
-        let grown = logGrowth(since: logEndAtCheckpoint.withLock { $0 }, to: pager.committedState.logPosition)
-        let dirtyLimit = UInt64(options.checkpointDirtyBytes), logLimit = options.checkpointLogBytes
-        guard dirty >= dirtyLimit || grown >= logLimit else { return }
-        let worker = maintenanceWorker.withLock { $0 }
-        if let worker, dirty < 2 * dirtyLimit, grown < 2 * logLimit {
-            worker.wake()
-            return
-        }
-        func checkpointIfStillDue() {
-            // Re-checked: a checkpoint this thread waited for may have done it.
-            let dirty = UInt64(pager.statistics.dirtyBytes)
-            let grown = logGrowth(since: logEndAtCheckpoint.withLock { $0 }, to: pager.committedState.logPosition)
-            guard dirty >= dirtyLimit || grown >= logLimit, refusal() == nil else { return }
-            do { try checkpointBesideCommits(paced: true) } catch { poisonWith(error) }
-        }
-        if worker != nil {
-            // Overdue: run the checkpoint here if none is running (the worker is busy sealing
-            // or has not started it yet); else wait for the running one to finish, which
-            // frees its pages' share of the dirty budget, and leave the next to the worker.
-            if checkpointRole.withLockIfAvailable({ _ in checkpointIfStillDue() }) == nil {
-                checkpointRole.withLock { _ in }
-                worker?.wake()
-            }
-        } else {
+        let backlog = checkpointBacklog()
+        guard backlog >= 1 else { return }
+        guard let worker = maintenanceWorker.withLock({ $0 }) else {
             // Without a worker nobody else is behind: a checkpoint in progress (another
             // thread's, or this thread's own `checkpoint(during:)`) is not waited for.
             _ = checkpointRole.withLockIfAvailable { _ in checkpointIfStillDue() }
+            return
         }
+        if backlog < 2 {
+            worker.wake()
+            return
+        }
+        // Overdue: run the checkpoint here if none is running (the worker is busy sealing or
+        // has not started it yet); else wait for the running one to finish, which frees its
+        // pages' share of the dirty budget, and leave the next to the worker.
+        if checkpointRole.withLockIfAvailable({ _ in checkpointIfStillDue() }) == nil {
+            checkpointRole.withLock { _ in }
+            worker.wake()
+        }
+    }
+
+    /// How far the store is into its checkpoint thresholds: the larger of dirty page bytes
+    /// over `checkpointDirtyBytes` and log growth since the last checkpoint over
+    /// `checkpointLogBytes` (1 = a checkpoint is due). Cheap: two short lock holds.
+    private func checkpointBacklog() -> Double {
+        let grown = logGrowth(since: logEndAtCheckpoint.withLock { $0 }, to: pager.committedState.logPosition)
+        return max(Double(pager.dirtyBytes) / Double(max(1, options.checkpointDirtyBytes)),
+                   Double(grown) / Double(max(1, options.checkpointLogBytes)))
+    }
+
+    /// A paced checkpoint if one is (still) due and the engine takes writes; a failure
+    /// poisons. REQUIRES: checkpointRole (re-checked under it: a checkpoint this thread
+    /// waited for may have done it).
+    private func checkpointIfStillDue() {
+        guard refusal() == nil, checkpointBacklog() >= 1 else { return }
+        do { try checkpointBesideCommits(paced: true) } catch { poisonWith(error) }
     }
 
     /// Starts the maintenance worker (`StorageOptions.backgroundMaintenance`); a thread the
@@ -353,13 +360,7 @@ package final class StorageEngine: @unchecked Sendable {
     /// checkpoint if one is still due.
     private func maintainInBackground() {
         sealFilledSegments()
-        checkpointRole.withLock { _ in
-            guard refusal() == nil else { return }
-            let dirty = pager.statistics.dirtyBytes
-            let grown = logGrowth(since: logEndAtCheckpoint.withLock { $0 }, to: pager.committedState.logPosition)
-            guard dirty >= options.checkpointDirtyBytes || grown >= options.checkpointLogBytes else { return }
-            do { try checkpointBesideCommits(paced: true) } catch { poisonWith(error) }
-        }
+        checkpointRole.withLock { _ in checkpointIfStillDue() }
     }
 
     /// Approximate log bytes between two positions (segment boundaries count a full segment).
@@ -399,10 +400,7 @@ package final class StorageEngine: @unchecked Sendable {
     package func checkpoint(during body: () throws -> Void) throws {
         if isClosed.load(ordering: .acquiring) { throw StorageError.closed }
         try checkpointRole.withLock { _ in
-            let (plan, position) = try writerLock.withLock { _ -> (CheckpointPlan, LogPosition) in
-                if let failure = refusal() { throw failure }
-                return (try pager.beginCheckpoint(), pager.committedState.logPosition)
-            }
+            let (plan, position) = try planBesideCommits()
             var bodyError: (any Error)?
             do { try body() } catch { bodyError = error }
             do {
@@ -419,11 +417,17 @@ package final class StorageEngine: @unchecked Sendable {
     /// `paced` (the policy's checkpoints) writes its pages back in steps (`Pager.writeCheckpoint`).
     /// REQUIRES: checkpointRole, not writerLock. Errors are the caller's to poison.
     private func checkpointBesideCommits(paced: Bool = false) throws {
-        let (plan, position) = try writerLock.withLock { _ -> (CheckpointPlan, LogPosition) in
+        let (plan, position) = try planBesideCommits()
+        try writeCheckpoint(plan, through: position, paced: paced)
+    }
+
+    /// Plans a checkpoint of the committed state under the writer lock (no I/O) and returns it
+    /// with the log position that state reaches. REQUIRES: checkpointRole, not writerLock.
+    private func planBesideCommits() throws -> (CheckpointPlan, LogPosition) {
+        try writerLock.withLock { _ in
             if let failure = refusal() { throw failure }
             return (try pager.beginCheckpoint(), pager.committedState.logPosition)
         }
-        try writeCheckpoint(plan, through: position, paced: paced)
     }
 
     /// A checkpoint with the writer lock held throughout (close). REQUIRES: checkpointRole and

@@ -77,7 +77,7 @@ extension StorageEngine {
     /// Runs a checkpoint step and reports it to the observer (pages: the dirty pages before it).
     func observingCheckpoint(_ checkpoint: () throws -> Void) rethrows {
         guard let observer else { return try checkpoint() }
-        let pages = pager.statistics.dirtyBytes / max(1, pager.pageSize)
+        let pages = pager.dirtyBytes / max(1, pager.pageSize)
         let clock = ContinuousClock()
         let start = clock.now
         try checkpoint()

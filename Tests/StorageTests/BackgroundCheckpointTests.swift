@@ -18,7 +18,8 @@ import TestSupport
     /// a gate); the checkpoint then makes the state it planned durable, and the commits made
     /// meanwhile come back from the log after a reopen.
     @Test func commitsCompleteWhileACheckpointIsInItsIO() throws {
-        let fs = PageSyncGateFileSystem()
+        let gate = PageSyncGate()
+        let fs = gate.fileSystem
         var options = StorageEngineTests.smallOptions()
         options.checkpointDirtyBytes = 64 << 20   // only the explicit checkpoint
         options.checkpointLogBytes = 64 << 20
@@ -29,14 +30,14 @@ import TestSupport
             try KeyValueSchema.commit(operations, to: engine)
             KeyValueSchema.apply(operations, to: &model)
         }
-        fs.closeGate()
+        gate.closeGate()
         let checkpointDone = DispatchSemaphore(value: 0)
         let checkpointError = Lock<(any Error)?>(nil)
         DispatchQueue.global().async {
             do { try engine.checkpoint() } catch { checkpointError.withLock { $0 = error } }
             checkpointDone.signal()
         }
-        #expect(fs.waitForHeldSync(), "the checkpoint never reached its page-file sync")
+        #expect(gate.waitForHeldSync(), "the checkpoint never reached its page-file sync")
         // Overwrites and deletes free pages of the state being written; new keys allocate.
         let committed = DispatchSemaphore(value: 0)
         let commitModel = Lock(model)
@@ -53,8 +54,8 @@ import TestSupport
         }
         let finished = committed.wait(timeout: .now() + 60) == .success
         #expect(finished, "commits waited for the checkpoint's I/O")
-        #expect(fs.heldSyncs == 1, "the checkpoint was still in its I/O while the commits completed")
-        fs.openGate()
+        #expect(gate.heldSyncs == 1, "the checkpoint was still in its I/O while the commits completed")
+        gate.openGate()
         checkpointDone.wait()
         if !finished { committed.wait() }
         #expect(checkpointError.withLock { $0 } == nil)
@@ -67,8 +68,8 @@ import TestSupport
         // image (no close) would replay the same: reopen from the files as they are now.
         let crashed = MemoryFileSystem()
         try crashed.createDirectory("/store")
-        for name in try fs.base.listDirectory("/store") {
-            crashed.setContents(of: "/store/" + name, to: fs.base.contents(of: "/store/" + name) ?? [])
+        for name in try gate.base.listDirectory("/store") {
+            crashed.setContents(of: "/store/" + name, to: gate.base.contents(of: "/store/" + name) ?? [])
         }
         try engine.close()
         let reopened = try StorageEngine.open(fileSystem: crashed, directory: "/store", options: options, schema: KeyValueSchema.schema)
@@ -117,12 +118,15 @@ import TestSupport
 }
 
 /// An in-memory file system whose page-file syncs (`pages`) can be held at a gate, so a test
-/// can keep a checkpoint inside its I/O.
-final class PageSyncGateFileSystem: FileSystem, @unchecked Sendable {
+/// can keep a checkpoint inside its I/O (`fileSystem` is what the engine opens).
+final class PageSyncGate: @unchecked Sendable {
     let base = MemoryFileSystem()
     private let monitor = ConditionMutex()
     private var closed = false
     private var waiting = 0
+    private(set) lazy var fileSystem = SlowSyncFileSystem(base: base) { [unowned self] path in
+        if path.hasSuffix("/pages") { self.pageSync() }
+    }
 
     func closeGate() { monitor.withLock { closed = true } }
 
@@ -145,50 +149,11 @@ final class PageSyncGateFileSystem: FileSystem, @unchecked Sendable {
         return false
     }
 
-    fileprivate func pageSync() {
+    private func pageSync() {
         monitor.withLock {
             waiting += 1
             while closed { monitor.wait() }
             waiting -= 1
         }
-    }
-
-    func open(_ path: String, mode: OpenMode) throws -> any ScrollbackIO.FileHandle {
-        let handle = try base.open(path, mode: mode)
-        return path.hasSuffix("/pages") ? GatedPageHandle(handle, fileSystem: self) : handle
-    }
-
-    func fileExists(_ path: String) -> Bool { base.fileExists(path) }
-    func listDirectory(_ path: String) throws -> [String] { try base.listDirectory(path) }
-    func createDirectory(_ path: String) throws { try base.createDirectory(path) }
-    func rename(_ source: String, to destination: String) throws { try base.rename(source, to: destination) }
-    func removeFile(_ path: String) throws { try base.removeFile(path) }
-    func syncDirectory(_ directory: String) throws { try base.syncDirectory(directory) }
-}
-
-private final class GatedPageHandle: ScrollbackIO.FileHandle, @unchecked Sendable {
-    let handle: any ScrollbackIO.FileHandle
-    let fileSystem: PageSyncGateFileSystem
-
-    init(_ handle: any ScrollbackIO.FileHandle, fileSystem: PageSyncGateFileSystem) {
-        self.handle = handle
-        self.fileSystem = fileSystem
-    }
-
-    var path: String { handle.path }
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int { try handle.read(into: buffer, at: offset) }
-    func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws { try handle.write(bytes, at: offset) }
-    func truncate(to size: UInt64) throws { try handle.truncate(to: size) }
-    func allocate(upTo size: UInt64) throws { try handle.allocate(upTo: size) }
-    func syncData() throws {
-        fileSystem.pageSync()
-        try handle.syncData()
-    }
-    func size() throws -> UInt64 { try handle.size() }
-    func close() throws { try handle.close() }
-    func tryLock(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool { try handle.tryLock(range, exclusive: exclusive) }
-    func unlock(_ range: Range<UInt64>) throws { try handle.unlock(range) }
-    func isLockedByOthers(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool {
-        try handle.isLockedByOthers(range, exclusive: exclusive)
     }
 }

@@ -155,17 +155,21 @@ import TestSupport
     }
 }
 
-/// Delegates to another file system, sleeping in every `syncData` (to make group commit
-/// observable, not to measure time).
+/// Delegates to another file system, running a hook before every `syncData` with the file's
+/// path: sleeping (to make group commit observable, not to measure time) or holding a sync
+/// at a gate.
 final class SlowSyncFileSystem: FileSystem {
     let base: any FileSystem
-    let delay: UInt32
-    init(base: any FileSystem, syncDelayMicroseconds: UInt32) {
+    let beforeSync: @Sendable (String) -> Void
+    init(base: any FileSystem, beforeSync: @escaping @Sendable (String) -> Void) {
         self.base = base
-        delay = syncDelayMicroseconds
+        self.beforeSync = beforeSync
+    }
+    convenience init(base: any FileSystem, syncDelayMicroseconds: UInt32) {
+        self.init(base: base) { _ in usleep(syncDelayMicroseconds) }
     }
     func open(_ path: String, mode: OpenMode) throws -> any FileHandle {
-        SlowSyncHandle(base: try base.open(path, mode: mode), delay: delay)
+        SlowSyncHandle(base: try base.open(path, mode: mode), beforeSync: beforeSync)
     }
     func fileExists(_ path: String) -> Bool { base.fileExists(path) }
     func listDirectory(_ path: String) throws -> [String] { try base.listDirectory(path) }
@@ -177,10 +181,10 @@ final class SlowSyncFileSystem: FileSystem {
 
 final class SlowSyncHandle: FileHandle {
     let base: any FileHandle
-    let delay: UInt32
-    init(base: any FileHandle, delay: UInt32) {
+    let beforeSync: @Sendable (String) -> Void
+    init(base: any FileHandle, beforeSync: @escaping @Sendable (String) -> Void) {
         self.base = base
-        self.delay = delay
+        self.beforeSync = beforeSync
     }
     var path: String { base.path }
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int { try base.read(into: buffer, at: offset) }
@@ -188,7 +192,7 @@ final class SlowSyncHandle: FileHandle {
     func truncate(to size: UInt64) throws { try base.truncate(to: size) }
     func allocate(upTo size: UInt64) throws { try base.allocate(upTo: size) }
     func syncData() throws {
-        usleep(delay)
+        beforeSync(base.path)
         try base.syncData()
     }
     func size() throws -> UInt64 { try base.size() }
