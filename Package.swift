@@ -178,7 +178,7 @@ let package = Package(
         // `scrollback-crash` driver of `make crash`, and the bounded run in `make test`.
         .target(
             name: "ScrollbackCrashSweep",
-            dependencies: ["Scrollback", "ScrollbackIO", "ScrollbackFormat"],
+            dependencies: ["Scrollback", "ScrollbackIO", "ScrollbackFormat", "ScrollbackReferenceModel"],
             path: "Sources/CrashTool/Sweep", swiftSettings: strict),
         .executableTarget(
             name: "ScrollbackCrashTool",

@@ -26,7 +26,7 @@ struct RootCommand: ParsableCommand {
         version: Scrollback.version,
         subcommands: [
             Generate.self, Import.self, Export.self, Query.self, Exec.self, Stats.self, Verify.self,
-            Checkpoint.self, Compact.self, Backup.self, Upgrade.self, Dump.self, Watch.self, Replicate.self,
+            Checkpoint.self, SearchIndexCommand.self, Compact.self, Backup.self, Upgrade.self, Dump.self, Watch.self, Replicate.self,
         ])
 }
 

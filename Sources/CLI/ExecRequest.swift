@@ -27,6 +27,7 @@ protocol MessageStoring: AnyObject {
     func latestMessage(in conversations: [String]) throws -> [Message?]
     func conversations(limit: Int) throws -> [ConversationSummary]
     func conversations(after cursor: ConversationCursor?, limit: Int) throws -> ConversationPage
+    func search(_ query: String, in scope: SearchScope, after cursor: Cursor?, limit: Int) throws -> MessagePage
 }
 
 extension MessageStore: MessageStoring {}
@@ -57,11 +58,13 @@ enum ExecRequest: Equatable {
     /// `paged`: the request has an `after` member (null for the first page), and the answer
     /// has `next`; without it the answer is the unpaged list of the first `limit`.
     case conversations(limit: Int, after: ConversationCursor?, paged: Bool)
+    /// `conversations` nil: the whole store.
+    case search(query: String, conversations: [String]?, limit: Int, cursor: Cursor?)
 
     /// Every `op` the contract defines, in the contract's order.
     static let operations = [
         "append", "batch", "edit", "delete", "markRead", "join", "leave", "get", "latest", "page", "offset", "range", "count",
-        "unread", "unreadCounts", "marker", "feed", "heads", "conversations", "inbox",
+        "unread", "unreadCounts", "marker", "feed", "heads", "conversations", "inbox", "search",
     ]
     /// The operations a `batch` may hold.
     static let batchOperations = ["append", "edit", "delete", "markRead", "join", "leave"]
@@ -187,6 +190,13 @@ enum ExecRequest: Equatable {
             let limit = try f.int("limit")
             let after = try f.optionalString("after").map(ConversationCursor.init(token:))
             return .conversations(limit: limit, after: after, paged: f.has("after"))
+        case "search":
+            let query = try f.string("query")
+            var conversations: [String]? = nil
+            if f.has("conversations") { conversations = try f.stringArray("conversations") }
+            let limit = try f.int("limit")
+            return .search(query: query, conversations: conversations, limit: limit,
+                           cursor: try f.optionalString("cursor").map(Cursor.init(token:)))
         default:
             throw .invalidRequest("\(context)unknown op \"\(op)\"")
         }
@@ -234,6 +244,12 @@ enum ExecRequest: Equatable {
             let list = try store.latest(in: conversation, limit: limit)
             w.raw(",\"messages\":")
             w.messages(list)
+        case .search(let query, let conversations, let limit, let cursor):
+            let page = try store.search(query, in: conversations.map { .conversations($0) } ?? .wholeStore, after: cursor, limit: limit)
+            w.raw(",\"messages\":")
+            w.messages(page.messages)
+            w.raw(",\"next\":")
+            if let next = page.next { w.string(next.token) } else { w.null() }
         case .page(let conversation, let limit, let order, let cursor):
             let page = try store.page(in: conversation, after: cursor, limit: limit, order: order)
             w.raw(",\"messages\":")

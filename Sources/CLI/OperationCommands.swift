@@ -190,6 +190,29 @@ struct Checkpoint: ParsableCommand {
     }
 }
 
+struct SearchIndexCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "search-index",
+        abstract: "Turn the search index on and build it over the messages already stored.",
+        discussion: """
+            The build runs in steps of at most 2,000 messages, each its own durable commit; writes made \
+            meanwhile are indexed by their own commits. Interrupted (a crash, Ctrl-C), it keeps the steps \
+            done: run it again to finish. On a store whose index is built it does nothing. From then on every \
+            write maintains the index, and `query STORE search` and the exec op "search" answer.
+            """)
+
+    @Argument(help: "The store directory.")
+    var store: String
+
+    func run() throws {
+        let store = try StoreAccess.openExisting(self.store, command: "search-index")
+        try store.enableSearchIndex()
+        let messages = try store.statistics.messages
+        try store.close()
+        Output.standardOutput.line("search index on (\(messages) messages)")
+    }
+}
+
 struct Compact: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Rewrite live messages of wasteful log segments and reclaim their space.")

@@ -43,12 +43,15 @@ struct Query: ParsableCommand {
               heads CONVERSATION...
               conversations [--limit N] [--cursor C]
               get MESSAGE-ID
+              search QUERY [--conversation C]... [--limit N] [--cursor C]
 
             Tables show the first 60 characters of each body (--wide: all; get: always all). Times T are integer milliseconds since the epoch or ISO-8601 (2024-05-01T09:30:00Z). \
             Order O is newestFirst or oldestFirst (page and offset default to newestFirst, range \
             to oldestFirst). --limit defaults to 20, except for range: up to 10,000 (page and range print the \
             cursor of the next page, or (none) when nothing remains; so does inbox). marker prints the id of the \
-            message the user's read marker points at, or (none).
+            message the user's read marker points at, or (none). search finds messages whose words start with \
+            every word of QUERY (and that hold its CJK characters), newest first, in the --conversation \
+            conversations (repeatable) or the whole store; it needs the search index (scrollback search-index STORE).
 
             --json prints exactly the line `exec` answers for the same request when it succeeds; \
             an error is reported like any other (one line on stderr, exit 1).
@@ -57,17 +60,20 @@ struct Query: ParsableCommand {
     enum Operation: String, ExpressibleByArgument, CaseIterable {
         case latest, page, offset, range, count, unread
         case unreadCounts = "unread-counts"
-        case marker, inbox, feed, heads, conversations, get
+        case marker, inbox, feed, heads, conversations, get, search
     }
 
     @Argument(help: "The store directory.")
     var store: String
 
-    @Argument(help: "The query: latest, page, offset, range, count, unread, unread-counts, marker, inbox, feed, heads, conversations or get.")
+    @Argument(help: "The query: latest, page, offset, range, count, unread, unread-counts, marker, inbox, feed, heads, conversations, get or search.")
     var operation: Operation
 
-    @Argument(help: "Conversation ids, a user and conversations (unread, unread-counts, marker), a user (inbox) or a message id (get).")
+    @Argument(help: "Conversation ids, a user and conversations (unread, unread-counts, marker), a user (inbox), a message id (get) or the search text (search).")
     var operands: [String] = []
+
+    @Option(name: .customLong("conversation"), help: "search: look only in this conversation (repeat for several; default: the whole store).")
+    var searchConversations: [String] = []
 
     @Option(help: "Most messages (or conversations) to return.")
     var limit: Int?
@@ -109,7 +115,16 @@ struct Query: ParsableCommand {
             }
         }
         let n = limit ?? 20
+        if operation != .search && !searchConversations.isEmpty {
+            throw ValidationError("--conversation does not apply to \(operation.rawValue)")
+        }
         switch operation {
+        case .search:
+            try operandCount(1, "the search text (quote it when it holds spaces)")
+            try unused(["order": order != nil, "offset": offset != nil, "from": from != nil, "through": through != nil,
+                        "after": after != nil])
+            return .search(query: operands[0], conversations: searchConversations.isEmpty ? nil : searchConversations, limit: n,
+                           cursor: cursor.map(Cursor.init(token:)))
         case .latest:
             try operandCount(1, "one conversation")
             try unused(["order": order != nil, "cursor": cursor != nil, "offset": offset != nil, "from": from != nil,
@@ -237,6 +252,10 @@ struct Query: ParsableCommand {
             out.line("next: \(page.next?.token ?? "(none)")")
         case .feed(let cs, let limit):
             printMessages(try store.feed(cs, limit: limit), to: out)
+        case .search(let query, let cs, let limit, let cursor):
+            let page = try store.search(query, in: cs.map { .conversations($0) } ?? .wholeStore, after: cursor, limit: limit)
+            printMessages(page.messages, to: out)
+            out.line("next: \(page.next?.token ?? "(none)")")
         case .heads(let cs):
             let heads = try store.latestMessage(in: cs)
             var rows = [["CONVERSATION", "CREATED AT", "ID", "SENDER", "KIND", "BODY"]]
@@ -371,6 +390,9 @@ struct Exec: ParsableCommand {
               {"op":"conversations","limit","after"?:C|null}
                   -> {"ok":true,"conversations":[{"id","lastActivity","messages"}],"next"?:C|null}
                   ("next" answers a request with "after", null for the first page)
+              {"op":"search","query","conversations"?:[…],"limit","cursor"?:C|null}
+                  -> {"ok":true,"messages":[…],"next":C|null}
+                  (no "conversations": the whole store; needs the search index: scrollback search-index STORE)
             order is "newestFirst" or "oldestFirst". Error codes: invalidRequest (not a request), \
             invalidArgument, notFound, invalidCursor (also a cursor given back with the other order), \
             idConflict (an append of an id live in another conversation), readOnly (a write under \

@@ -6,7 +6,8 @@ import ScrollbackStorage
 /// by a newest-first and an oldest-first walk (a token given back with the other order is
 /// rejected); version 1, issued by earlier builds for either order, is still accepted in
 /// both; version 2 is a position in the conversation list (conversationID, lastActivity,
-/// seq 0); version 5 is a position in a user's inbox (conversationID, inbox rank, userID). One
+/// seq 0); version 5 is a position in a user's inbox (conversationID, inbox rank, userID);
+/// version 6 is a position in a search's results, bound to the query and its scope. One
 /// kind of token is never accepted as another (spec/message-records.md, "Cursor token").
 package enum CursorToken {
     /// Message positions of builds before the order was bound into the token.
@@ -19,6 +20,10 @@ package enum CursorToken {
     package static let oldestFirstVersion: UInt8 = 4
     /// The version byte of inbox tokens (`MessageDatabase.inbox`).
     package static let inboxVersion: UInt8 = 5
+    /// The version byte of search positions (conversationID, createdAt, seq of the last match
+    /// returned), checked with the secret XOR a hash of the query's terms and scope, so a token
+    /// continues only the search that issued it.
+    package static let searchVersion: UInt8 = 6
 
     /// The version byte of a message position issued by a walk in this direction.
     package static func messageVersion(forward: Bool) -> UInt8 { forward ? oldestFirstVersion : newestFirstVersion }

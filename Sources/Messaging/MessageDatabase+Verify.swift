@@ -6,7 +6,8 @@ extension MessageDatabase {
     /// decodes and matches its key, kind, flags and length; the id index matches the messages
     /// exactly; conversation counts and newest entries, the activity index, the names index,
     /// the live message counter and the per-segment live bytes all match what the messages
-    /// imply. At most 100 problems of the message layer are reported.
+    /// imply; with the search index on, its postings and terms are exactly those of the
+    /// messages it covers. At most 100 problems of the message layer are reported.
     package func verify() -> [String] {
         var problems = engine.verify()
         do {
@@ -36,11 +37,15 @@ struct MessageAudit {
     private var total: UInt64 = 0
     /// Id index entries (main and collision) the messages imply.
     private var expectedIDs = 0
+    /// Which messages the search index covers, and the postings per term they imply.
+    private let searchCoverage: SearchCoverage
+    private var expectedPostings: [[UInt8]: UInt64] = [:]
 
     init(database: MessageDatabase, snapshot: PageTransaction) throws {
         self.database = database
         self.snapshot = snapshot
         trees = try MessageSchema.Trees(snapshot)
+        searchCoverage = SearchCoverage(snapshot.state)
     }
 
     mutating func report(_ text: String) { if problems.count < 100 { problems.append(text) } }
@@ -49,6 +54,7 @@ struct MessageAudit {
         try checkMessages()
         checkIDIndexAndCounter()
         try checkConversations()
+        if searchCoverage.isEnabled { try checkSearchIndex() }
         var report: [String] = []
         try database.engine.verifyLiveness(liveRecords, in: snapshot) { report.append($0) }
         for problem in report { self.report(problem) }
@@ -89,6 +95,19 @@ struct MessageAudit {
                     }
                 }
                 if indexed != key { found.append("message \(key): id index entry missing or wrong") }
+                if searchCoverage.covers(key) {
+                    let text = String(decoding: UnsafeRawBufferPointer(rebasing: record[body.textStart..<body.end]), as: UTF8.self)
+                    let index = try SearchIndex.Trees(snapshot)
+                    for term in SearchTokenizer.indexTerms(of: text) {
+                        expectedPostings[term, default: 0] += 1
+                        var termID: UInt64? = nil
+                        try index.terms.withValue(for: SearchTermKey.key(term)) { termID = SearchTermValue($0).termID }
+                        guard let termID, try index.postings.contains(SearchPostingKey.key(termID: termID, key)) else {
+                            found.append("message \(key): search posting of term \"\(String(decoding: term, as: UTF8.self))\" missing")
+                            continue
+                        }
+                    }
+                }
             }
         } catch {
             found.append("message \(key): record at \(LogPositions.describe(pointer.position)): \(error)")
@@ -134,6 +153,42 @@ struct MessageAudit {
         for (id, _) in conversations { report("messages of conversation \(id), which does not exist") }
         if trees.activity.count != active {
             report("activity index holds \(trees.activity.count) entries, \(active) conversations have messages")
+        }
+    }
+
+    /// The terms tree holds exactly the terms of the covered messages, each with their number
+    /// of postings, and the postings tree exactly those postings (each one was looked up by
+    /// `checkRecord`, so equal counts leave no extra).
+    private mutating func checkSearchIndex() throws {
+        let index = try SearchIndex.Trees(snapshot)
+        let expectedTotal = expectedPostings.values.reduce(0, +)
+        if UInt64(index.postings.count) != expectedTotal {
+            report("search index holds \(index.postings.count) postings, the messages it covers imply \(expectedTotal)")
+        }
+        var cursor = index.terms.cursor()
+        var valid = try cursor.seekFirst()
+        var seen = 0
+        var nextTermID = snapshot.state[counter: .nextTermID]
+        while valid {
+            var term: [UInt8] = []
+            var value = SearchTermValue(termID: 0, postings: 0)
+            try cursor.withCurrent { k, v in
+                term = SearchTermKey.bytes(of: k)
+                value = SearchTermValue(v)
+            }
+            seen += 1
+            let expected = expectedPostings[term] ?? 0
+            if value.postings != expected {
+                report("search term \"\(String(decoding: term, as: UTF8.self))\": \(value.postings) postings, messages imply \(expected)")
+            }
+            if value.termID == 0 || value.termID >= max(nextTermID, 1) {
+                report("search term \"\(String(decoding: term, as: UTF8.self))\": id \(value.termID) is not below the next term id \(nextTermID)")
+                nextTermID = .max
+            }
+            valid = try cursor.next()
+        }
+        if seen != expectedPostings.count {
+            report("search index holds \(seen) terms, the messages it covers have \(expectedPostings.count)")
         }
     }
 

@@ -79,6 +79,8 @@ extension MessageDatabase {
         var newConversations: [ByteString: UInt64] = [:]
         var newUsers: [ByteString: UInt64] = [:]
         var pendingMarkers: [MarkerKey: MarkerValue] = [:]
+        /// Which messages the search index covers (a write batch never moves the build cursor).
+        let searchCoverage: SearchCoverage
 
         struct PendingMessage {
             var message: StoredMessage
@@ -95,6 +97,15 @@ extension MessageDatabase {
             nextSeq = max(1, transaction.state[counter: .nextSeq])
             nextConversation = max(1, transaction.state[counter: .nextConversation])
             nextUser = max(1, transaction.state[counter: .nextUser])
+            searchCoverage = SearchCoverage(transaction.state)
+        }
+
+        /// Logs the removal of the search postings of message `key` with body `text`, when the
+        /// index covers it (before the record that edits or deletes it).
+        func removePostings(of key: MessageKey, text: String, into batch: inout LogBatch) throws {
+            guard searchCoverage.covers(key) else { return }
+            let terms = SearchTokenizer.indexTerms(of: text)
+            if !terms.isEmpty { try SearchRemoveRecord.append(SearchEntry(key: key, terms: terms), into: &batch) }
         }
 
         /// Where the live message `id` is: from this batch, or from the trees.
@@ -202,6 +213,7 @@ extension MessageDatabase {
             case nil:
                 throw MessagingError.notFound("message \(id)")
             case .batch(var entry)?:
+                try removePostings(of: entry.key, text: entry.message.body, into: &batch)
                 entry.message.body = body
                 entry.message.edited = true
                 try MessageRecord.append(entry.message, conversationID: entry.conversationID, seq: entry.seq,
@@ -210,6 +222,10 @@ extension MessageDatabase {
             case .stored(let located)?:
                 var reader = database.engine.recordReader(for: transaction)
                 try database.withMessage(at: located.pointer.position, key: located.key, &reader) { stored, record in
+                    if searchCoverage.covers(located.key) {
+                        let text = String(decoding: UnsafeRawBufferPointer(rebasing: record[stored.textStart..<stored.end]), as: UTF8.self)
+                        try removePostings(of: located.key, text: text, into: &batch)
+                    }
                     try MessageRecord.appendEdit(of: located.key, stored, record, text: body, into: &batch)
                 }
             }
@@ -217,6 +233,18 @@ extension MessageDatabase {
 
         mutating func prepareDelete(id: String, into batch: inout LogBatch) throws {
             guard let message = try live(id) else { throw MessagingError.notFound("message \(id)") }
+            if searchCoverage.covers(message.key) {
+                switch message {
+                case .batch(let entry):
+                    try removePostings(of: entry.key, text: entry.message.body, into: &batch)
+                case .stored(let located):
+                    var reader = database.engine.recordReader(for: transaction)
+                    let text = try database.withMessage(at: located.pointer.position, key: located.key, &reader) { stored, record in
+                        String(decoding: UnsafeRawBufferPointer(rebasing: record[stored.textStart..<stored.end]), as: UTF8.self)
+                    }
+                    try removePostings(of: located.key, text: text, into: &batch)
+                }
+            }
             try DeleteRecord.append(key: message.key, id: id, into: &batch)
             pending[ByteString(id)] = .some(nil)
         }

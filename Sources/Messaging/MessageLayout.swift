@@ -34,6 +34,12 @@ package enum MessageTree: Int, CaseIterable, Sendable, CustomStringConvertible {
     case idCollisions = 9
     /// `LongNameKey` (space, id, chunk) → 32 B: names longer than a record holds inline.
     case longNames = 10
+    /// `SearchTermKey` (a term's UTF-8 bytes, 4 words) → `SearchTermValue` (16 B: term id,
+    /// postings): the search index's dictionary (spec/message-records.md, "Search index").
+    case searchTerms = 11
+    /// `SearchPostingKey` (term id, the packed `MessageKey`) → 0 B: one entry per distinct
+    /// term of each indexed message.
+    case searchPostings = 12
 
     /// The tree's name, as `dump` and the tests print it.
     package var description: String {
@@ -49,6 +55,8 @@ package enum MessageTree: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .runs: "runs"
         case .idCollisions: "idCollisions"
         case .longNames: "longNames"
+        case .searchTerms: "searchTerms"
+        case .searchPostings: "searchPostings"
         }
     }
 
@@ -69,6 +77,8 @@ package enum MessageTree: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .runs: .init(slot: rawValue, keyWords: 1, valueSize: 32)
         case .idCollisions: .init(slot: rawValue, keyWords: 2, valueSize: MessageIDValue.size)
         case .longNames: .init(slot: rawValue, keyWords: 3, valueSize: LongName.chunkSize)
+        case .searchTerms: .init(slot: rawValue, keyWords: 4, valueSize: SearchTermValue.size)
+        case .searchPostings: .init(slot: rawValue, keyWords: 3, valueSize: 0)
         }
     }
 }
@@ -114,6 +124,13 @@ package enum MessageRecordType: UInt8, CaseIterable, Sendable, CustomStringConve
     /// A replica's mark (source u64, sequence u64): how far the store has applied another
     /// store's changes, committed with them (counters 9 and 10). Not a change.
     case replicaMark = 30
+    /// Turns the search index on (empty payload): counters 11…14 (spec/message-records.md,
+    /// "Search index").
+    case searchEnable = 31
+    /// One step of building the search index: postings of messages, the new build cursor.
+    case searchBuild = 32
+    /// Removes a message's postings (logged before its edit or delete): its key and terms.
+    case searchRemove = 33
 
     /// The record type's name, as `dump` prints it.
     package var description: String {
@@ -133,6 +150,9 @@ package enum MessageRecordType: UInt8, CaseIterable, Sendable, CustomStringConve
         case .leave: "leave"
         case .bulkLoad: "bulkLoad"
         case .replicaMark: "replicaMark"
+        case .searchEnable: "searchEnable"
+        case .searchBuild: "searchBuild"
+        case .searchRemove: "searchRemove"
         }
     }
 
@@ -195,6 +215,12 @@ package enum MessageCounter: Int, CaseIterable, Sendable, CustomStringConvertibl
     /// sequence of the last change applied from it.
     case replicaSource = 9
     case replicaSequence = 10
+    /// The search index (records 31…33): flags (1 = on, 2 = built), the build cursor (a packed
+    /// `MessageKey`: messages before it are indexed while building) and the next term id.
+    case searchFlags = 11
+    case searchCursorHigh = 12
+    case searchCursorLow = 13
+    case nextTermID = 14
 
     /// The counter's name, as `dump` prints it.
     package var description: String {
@@ -210,6 +236,10 @@ package enum MessageCounter: Int, CaseIterable, Sendable, CustomStringConvertibl
         case .lowestVirtualSegment: "lowest virtual segment"
         case .replicaSource: "replica source"
         case .replicaSequence: "replica sequence"
+        case .searchFlags: "search index flags"
+        case .searchCursorHigh: "search build cursor (high word)"
+        case .searchCursorLow: "search build cursor (low word)"
+        case .nextTermID: "next search term id"
         }
     }
 }
@@ -231,6 +261,11 @@ extension CommittedState {
 package enum MessageLimits {
     /// Message-layer format version (spec/message-records.md, "Version history").
     package static let formatVersion: UInt64 = 2
+    /// The version of a format-2 store whose search index has been turned on (records 31–33,
+    /// slots 11–12, counters 11–14): `searchEnable` raises counter 6 to it, so a build that
+    /// does not maintain the index refuses the store (`unsupportedVersion`) instead of letting
+    /// the index fall behind the messages.
+    package static let searchFormatVersion: UInt64 = 3
     /// The largest conversation id and seq the packed messages-tree key holds.
     package static let maxConversationID: UInt64 = (1 << 32) - 2
     package static let maxSeq: UInt64 = (1 << 43) - 1

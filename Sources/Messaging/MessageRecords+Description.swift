@@ -46,6 +46,15 @@ package enum MessageRecordDescription {
             case .replicaMark:
                 let mark = try ReplicaMarkRecord.decode(payload, position: position)
                 return "replica of source \(hex(mark.source)) through sequence \(mark.sequence)"
+            case .searchEnable:
+                return "turns the search index on"
+            case .searchBuild:
+                let build = try SearchBuildRecord.decode(payload, position: position)
+                return "indexes \(build.entries.count) messages (\(build.entries.reduce(0) { $0 + $1.terms.count }) postings), "
+                    + (build.built ? "build complete" : "build cursor \(MessageKey(build.cursor))")
+            case .searchRemove:
+                let entry = try SearchRemoveRecord.decode(payload, position: position)
+                return "removes \(entry.terms.count) postings of message \(entry.key)"
             case nil:
                 return nil
             }

@@ -43,6 +43,8 @@ extension MessageSchema {
                 }
             }
             ids.append((Hash64.hash(UnsafeRawBufferPointer(rebasing: payload[body.idStart..<body.senderStart])), key))
+            try SearchIndex.messageApplied(key, text: UnsafeRawBufferPointer(rebasing: payload[body.textStart..<body.end]),
+                                           trees.transaction)
             highestSeq = max(highestSeq, key.seq)
             if let current = group, current.conversation == key.conversation {
                 group = (current.conversation, current.count + 1, key)

@@ -20,13 +20,13 @@ package enum MessageSchema {
         isLive: { snapshot, key, segment in try isLive(snapshot, key, segment) })
 
     /// Refuses a store written by another message-layer format (counter 6; 0 is a store
-    /// whose initialize record is not written yet): a newer one is `unsupportedVersion`, an
-    /// older one names the upgrade.
+    /// whose initialize record is not written yet; 3 is format 2 with the search index on):
+    /// a newer one is `unsupportedVersion`, an older one names the upgrade.
     static func checkFormat(_ state: CommittedState, pageFile: String) throws {
         let version = state[counter: .formatVersion]
-        if version > MessageLimits.formatVersion {
+        if version > MessageLimits.searchFormatVersion {
             throw MessagingError.unsupportedVersion(
-                path: pageFile, found: UInt32(truncatingIfNeeded: version), supported: UInt32(MessageLimits.formatVersion))
+                path: pageFile, found: UInt32(truncatingIfNeeded: version), supported: UInt32(MessageLimits.searchFormatVersion))
         }
         if version != 0 && version < MessageLimits.formatVersion {
             throw StorageError.needsUpgrade(file: pageFile, found: UInt32(truncatingIfNeeded: version),
@@ -91,6 +91,12 @@ package enum MessageSchema {
             case .bulkLoad:
                 try applyBulkLoad(try BulkLoadRecord.decode(payload, position: position), records.context, trees, &liveness,
                                   &conversations)
+            case .searchEnable:
+                SearchIndex.applyEnable(transaction)
+            case .searchBuild:
+                try SearchIndex.applyBuild(try SearchBuildRecord.decode(payload, position: position), at: position, transaction)
+            case .searchRemove:
+                try SearchIndex.applyRemove(try SearchRemoveRecord.decode(payload, position: position), transaction)
             case .relocate, .retireSegment, .sealed, .merged, .attached:
                 break
             }
@@ -98,7 +104,9 @@ package enum MessageSchema {
         try conversations.flush(trees)
     }
 
-    /// A message, or the edit of one (the same key, a new record).
+    /// A message, or the edit of one (the same key, a new record). Either way the search index
+    /// (when it covers the message) gets the body's terms; an edit's old ones were removed by
+    /// the `.searchRemove` logged before it.
     static func applyMessage(_ header: MessageHeader, _ payload: UnsafeRawBufferPointer, at position: LogPosition,
                              _ trees: Trees, _ liveness: inout LivenessLedger, _ conversations: inout ConversationUpdates) throws {
         let key = header.key.treeKey
@@ -106,14 +114,16 @@ package enum MessageSchema {
         var old: MessagePointer? = nil
         try trees.messages.withValue(for: key) { old = MessagePointer($0) }
         liveness.recordBecameLive(at: position)
+        let body = header.body
+        let record = MessageHeader.bodyRecord(of: payload)
+        try SearchIndex.messageApplied(header.key, text: UnsafeRawBufferPointer(rebasing: record[body.textStart..<body.end]),
+                                       trees.transaction)
         if let old {
             liveness.recordBecameDead(at: old.position)
             try trees.messages.update(key, value: pointer.bytes)
             return
         }
         try trees.messages.insert(key, value: pointer.bytes)
-        let body = header.body
-        let record = MessageHeader.bodyRecord(of: payload)
         let id = UnsafeRawBufferPointer(rebasing: record[body.idStart..<body.senderStart])
         try IDIndex.insert(idHash: Hash64.hash(id), key: header.key, trees)
         trees.transaction.state[counter: .liveMessages] &+= 1

@@ -136,6 +136,60 @@ import Testing
         #expect(again.stdoutLines == ["{\"ok\":true,\"messages\":[\(m5),\(m2),\(m1Edited)]}"], "\(again)")
     }
 
+    /// Search through the CLI: refused with a hint until `search-index` turns the index on; then
+    /// the exec op (scope, paging with `cursor`, `next` null on the last page) and `query
+    /// STORE search` agree.
+    @Test func searchInteractive() throws {
+        let dir = try TemporaryDirectory()
+        let store = dir.file("store")
+        let setup = [
+            Self.append("m1", "c1", at: 1000, body: "Café au lait"),
+            Self.append("m2", "c2", at: 2000, body: "cafeteria 你好"),
+            Self.append("m3", "c1", at: 3000, body: "tea"),
+        ].joined(separator: "\n") + "\n{\"op\":\"search\",\"query\":\"cafe\",\"limit\":5}\n"
+        let before = try CLI.run(["exec", store], stdin: setup)
+        #expect(before.stdoutLines.count == 4, "\(before)")
+        #expect(before.stdoutLines.last.map(errorCode) == "invalidArgument", "\(before)")
+        #expect(before.stdoutLines.last?.contains("search-index") == true, "\(before)")
+
+        let enable = try CLI.run(["search-index", store])
+        #expect(enable.status == 0 && enable.stdoutLines == ["search index on (3 messages)"], "\(enable)")
+
+        let m1 = Self.message("m1", "c1", at: 1000, body: "Café au lait")
+        let m2 = Self.message("m2", "c2", at: 2000, body: "cafeteria 你好")
+        let first = try CLI.run(["exec", store], stdin: "{\"op\":\"search\",\"query\":\"CAFE\",\"limit\":1,\"cursor\":null}\n")
+        let line = try #require(first.stdoutLines.first)
+        #expect(line.hasPrefix("{\"ok\":true,\"messages\":[\(m2)],\"next\":\""), "\(first)")
+        let cursor = String(line.split(separator: "\"").dropLast().last ?? "")
+        let script = [
+            "{\"op\":\"search\",\"query\":\"cafe\",\"limit\":1,\"cursor\":\"\(cursor)\"}",
+            "{\"op\":\"search\",\"query\":\"cafe\",\"conversations\":[\"c1\"],\"limit\":5}",
+            "{\"op\":\"search\",\"query\":\"你好\",\"conversations\":[\"c1\"],\"limit\":5}",
+            "{\"op\":\"search\",\"query\":\"tea\",\"limit\":1,\"cursor\":\"\(cursor)\"}",
+            "{\"op\":\"search\",\"query\":\"...\",\"limit\":5}",
+            "{\"op\":\"search\",\"limit\":5}",
+        ].joined(separator: "\n") + "\n"
+        let result = try CLI.run(["exec", store], stdin: script)
+        let lines = result.stdoutLines
+        #expect(lines.count == 6, "\(result)")
+        guard lines.count == 6 else { return }
+        #expect(lines[0] == "{\"ok\":true,\"messages\":[\(m1)],\"next\":null}")
+        #expect(lines[1] == "{\"ok\":true,\"messages\":[\(m1)],\"next\":null}")
+        #expect(lines[2] == "{\"ok\":true,\"messages\":[],\"next\":null}")
+        #expect(errorCode(lines[3]) == "invalidCursor")
+        #expect(errorCode(lines[4]) == "invalidArgument")
+        #expect(errorCode(lines[5]) == "invalidRequest")
+
+        let table = try CLI.run(["query", store, "search", "caf", "--conversation", "c2", "--conversation", "c1"])
+        #expect(table.status == 0, "\(table)")
+        #expect(table.stdout.contains("m2") && table.stdout.contains("m1") && table.stdout.contains("next: (none)"), "\(table)")
+        let json = try CLI.run(["query", store, "search", "tea", "--json"])
+        #expect(json.stdoutLines == ["{\"ok\":true,\"messages\":[\(Self.message("m3", "c1", at: 3000, body: "tea"))],\"next\":null}"],
+                "\(json)")
+        let misuse = try CLI.run(["query", store, "latest", "c1", "--conversation", "c2"])
+        #expect(misuse.status != 0 && misuse.stderr.contains("--conversation"), "\(misuse)")
+    }
+
     /// The conversation list walked page by page with `after`: every conversation once, in
     /// list order (newest activity first, equal times by id), `next` null exactly on the
     /// last page; without `after` the answer has no `next`; a bad cursor is invalidCursor.

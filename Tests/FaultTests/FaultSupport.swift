@@ -1,5 +1,6 @@
 @testable import Scrollback
 import Dispatch
+import Foundation
 import ScrollbackFormat
 import ScrollbackIO
 import Testing
@@ -215,14 +216,18 @@ struct Observation: Equatable {
     }
 }
 
-/// Bounds one case: runs `body` on another thread and returns false if it does not finish
-/// within `seconds` (a hang; the thread is abandoned).
+/// Bounds one case: runs `body` on a thread of its own and returns false if it does not
+/// finish within `seconds` (a hang; the thread is abandoned). A thread of its own, not a
+/// global dispatch queue: with the whole suite running, the queue's threads can all be busy
+/// and a case would wait for one past its bound without hanging.
 func finishes(within seconds: Double, _ body: @escaping @Sendable () -> Void) -> Bool {
     let done = DispatchSemaphore(value: 0)
-    DispatchQueue.global().async {
+    let thread = Thread {
         body()
         done.signal()
     }
+    thread.stackSize = 8 << 20
+    thread.start()
     return done.wait(timeout: .now() + seconds) == .success
 }
 

@@ -62,7 +62,7 @@ import TestSupport
         let store = try Fixture.open(fs)
         try store.database.engine.commit { _, batch in
             try batch.append(type: MessageRecordType.initialize, payloadCount: 16) { out in
-                out.storeLE(MessageLimits.formatVersion + 1, at: 0)
+                out.storeLE(MessageLimits.searchFormatVersion + 1, at: 0)
                 out.storeLE(UInt64(99), at: 8)
             }
         }
@@ -71,7 +71,7 @@ import TestSupport
             _ = try Fixture.open(fs)
             Issue.record("a store of a newer message format was opened")
         } catch ScrollbackError.unsupportedVersion(_, let found, let supported) {
-            #expect(found == UInt32(MessageLimits.formatVersion) + 1 && supported == UInt32(MessageLimits.formatVersion))
+            #expect(found == UInt32(MessageLimits.searchFormatVersion) + 1 && supported == UInt32(MessageLimits.searchFormatVersion))
         }
     }
 

@@ -68,13 +68,13 @@ import Testing
         let types: [(MessageRecordType, UInt8)] = [
             (.message, 16), (.delete, 17), (.markRead, 18), (.newConversation, 19), (.newUser, 20), (.relocate, 21),
             (.initialize, 22), (.retireSegment, 23), (.sealed, 24), (.merged, 25), (.attached, 26), (.join, 27),
-            (.leave, 28), (.bulkLoad, 29), (.replicaMark, 30),
+            (.leave, 28), (.bulkLoad, 29), (.replicaMark, 30), (.searchEnable, 31), (.searchBuild, 32), (.searchRemove, 33),
         ]
         for (type, value) in types { #expect(type.rawValue == value, "\(type)") }
         let shapes: [(MessageTree, Int, Int)] = [
             (.messages, 2, 8), (.messageIDs, 1, 16), (.names, 3, 0), (.conversations, 1, 64), (.activity, 2, 0),
             (.users, 1, 32), (.readMarkers, 2, 24), (.segments, 1, 32), (.runs, 1, 32), (.idCollisions, 2, 16),
-            (.longNames, 3, 32),
+            (.longNames, 3, 32), (.searchTerms, 4, 16), (.searchPostings, 3, 0),
         ]
         for (tree, words, size) in shapes {
             #expect(tree.shape.keyWords == words && tree.shape.valueSize == size, "\(tree)")
@@ -82,7 +82,8 @@ import Testing
         let counters: [(MessageCounter, Int)] = [
             (.nextSeq, 0), (.nextConversation, 1), (.nextUser, 2), (.liveMessages, 3), (.cursorSecret, 4),
             (.compactions, 5), (.formatVersion, 6), (.nextRun, 7), (.lowestVirtualSegment, 8),
-            (.replicaSource, 9), (.replicaSequence, 10),
+            (.replicaSource, 9), (.replicaSequence, 10), (.searchFlags, 11), (.searchCursorHigh, 12), (.searchCursorLow, 13),
+            (.nextTermID, 14),
         ]
         for (counter, slot) in counters { #expect(counter.rawValue == slot, "\(counter)") }
     }
@@ -187,6 +188,37 @@ import Testing
         for cut in 0..<payload.count {
             _ = Array(payload.prefix(cut)).withUnsafeBytes { raw in
                 #expect(throws: StorageError.self) { try MembershipRecord.decode(.join, raw, position: 0) }
+            }
+        }
+    }
+
+    @Test func searchBuildRecordExample() throws {
+        let payload = try Self.hexExample("search-build-record")
+        let record = SearchBuildRecord(
+            cursor: MessageKey(conversation: 2, createdAt: 1_700_000_000_123, seq: 8).treeKey, built: false,
+            entries: [SearchEntry(key: MessageKey(conversation: 2, createdAt: 1_700_000_000_000, seq: 7),
+                                  terms: [Array("cafe".utf8), Array("你好".utf8)])])
+        let decoded = try payload.withUnsafeBytes { try SearchBuildRecord.decode($0, position: 0) }
+        #expect(decoded == record)
+        var batch = ScrollbackLog.LogBatch()
+        try record.append(into: &batch)
+        let (type, encoded) = Self.typeAndPayload(batch)
+        #expect(type == 32 && encoded == payload)
+        // The terms the tokenizer gives that body (the example shows two of them).
+        #expect(SearchTokenizer.indexTerms(of: "Café 你好").map { String(decoding: $0, as: UTF8.self) } == ["cafe", "你", "你好", "好"])
+        for cut in 0..<payload.count {
+            _ = Array(payload.prefix(cut)).withUnsafeBytes { raw in
+                #expect(throws: StorageError.self) { try SearchBuildRecord.decode(raw, position: 0) }
+            }
+        }
+        // The entry alone is a searchRemove record.
+        let entry = Array(payload[SearchBuildRecord.headerSize...])
+        #expect(try entry.withUnsafeBytes { try SearchRemoveRecord.decode($0, position: 0) } == record.entries[0])
+        // A term with a zero byte, an empty term, bytes after the entry: corrupt.
+        for bad in [entry.prefix(0x27 - 0x15) + [1, 0] + entry.suffix(from: 0x2c - 0x15), entry.prefix(0x27 - 0x15) + [0, 0],
+                    entry + [0]] {
+            _ = Array(bad).withUnsafeBytes { raw in
+                #expect(throws: StorageError.self) { try SearchRemoveRecord.decode(raw, position: 0) }
             }
         }
     }

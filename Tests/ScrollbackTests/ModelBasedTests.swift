@@ -19,6 +19,8 @@ import TestSupport
         configuration.durability = seed % 3 == 0 ? .normal : .full
         configuration.autoCompactGarbageRatio = seed % 2 == 1 ? 0.3 : nil
         configuration.followsChanges = configuration.durability == .full
+        // Half of the seeds turn search on at the start, half build it over a third of the run.
+        configuration.searchIndexStep = seed % 2 == 0 ? 0 : steps / 3
         return configuration
     }
 
@@ -37,6 +39,8 @@ import TestSupport
             #expect(harness.counters["keyset walks", default: 0] > configuration.steps, "the queries barely ran")
             #expect(harness.counters["crashes", default: 0] > 5, "too few crashes")
             #expect(harness.counters["records moved by compact()", default: 0] > 0, "compaction never moved a record")
+            #expect(harness.counters["search walks", default: 0] > configuration.steps / 2, "searches barely ran")
+            #expect(harness.counters["search pages", default: 0] > configuration.steps, "search walks barely paged")
             if configuration.followsChanges {
                 #expect(harness.counters["replica comparisons", default: 0] >= configuration.steps / 250, "the replica was barely compared")
                 #expect(harness.counters["changes applied to the replica", default: 0] > configuration.steps / 4, "the replica barely followed")

@@ -173,6 +173,10 @@ final class ModelHarness {
         /// durability: in `.normal`, a power loss may take back changes a follower has read.
         var followsChanges = false
         var maxBodyBytes = 300
+        /// The step at which the search index is turned on (0: when the store is first opened,
+        /// so every write maintains it; later: built online over the messages written so far);
+        /// nil: never. Searches are compared from then on.
+        var searchIndexStep: Int? = 0
 
         var description: String {
             "seed \(seed), \(steps) steps, \(durability), auto-compact \(autoCompactGarbageRatio.map { "\($0)" } ?? "off")"
@@ -209,6 +213,8 @@ final class ModelHarness {
     var replicaPages: UInt64 = 0
     var replicaMark: ReplicaMark?
     var counters: [String: Int] = [:]
+    /// Whether the search index has been turned on (searches are compared).
+    var searchEnabled = false
 
     static let longConversation = "c-" + String(repeating: "L", count: 253)
     /// Conversations only ever joined: no message is appended to them.
@@ -275,11 +281,20 @@ final class ModelHarness {
         case 0..<5: return ""
         case 5..<10: return String(repeating: "b", count: configuration.maxBodyBytes)
         case 10..<25: return "héllo ✓ 🙂 \(int(0...999))" + String(repeating: "é", count: int(0...20))
+        case 25..<45: return (0..<int(1...8)).map { _ in pick(Self.searchVocabulary) }.joined(separator: pick([" ", ", ", "-", "。", ""]))
         default:
             let letters = Array("abcdefghijklmnopqrstuvwxyz ")
             return String((0..<int(0...60)).map { _ in letters[int(0...letters.count - 1)] })
         }
     }
+
+    /// Words for search: diacritics, compatibility forms, apostrophes, digits, CJK runs.
+    static let searchVocabulary = [
+        "Café", "cafe", "CAFÉ", "naïve", "naive", "don't", "hello", "help", "HELLO", "Hélène", "über", "Straße", "x1",
+        "42", "2024", "ｈｅｌｌｏ", "ﬁne", "e\u{301}cole", "école", "前言你好", "你好", "好", "東京", "東京都", "こんにちは", "안녕하세요",
+        "你", "世界", "hello世界", "a", "ab", "abc", "abd", "zzz", String(repeating: "long", count: 10),
+        String(repeating: "long", count: 9) + "er",
+    ]
 
     func freshID() -> String {
         nextID += 1
@@ -675,6 +690,100 @@ final class ModelHarness {
         count("inbox walks")
     }
 
+    /// A query: sometimes from the vocabulary, mostly a word (cut to a prefix) or CJK terms of
+    /// a live message's body, sometimes two; sometimes one without terms (invalid).
+    func randomSearchQuery() -> String {
+        let roll = int(0...99)
+        if roll < 3 { return pick(["", "!!", " - "]) }
+        if roll < 25 { return pick(Self.searchVocabulary) + (chance(30) ? " " + pick(Self.searchVocabulary) : "") }
+        let ids = liveIDs(model)
+        guard !ids.isEmpty, let body = model.entry(id: pick(ids))?.message.body else { return pick(Self.searchVocabulary) }
+        let terms = ReferenceSearchTerms.terms(body)
+        var parts: [String] = []
+        for _ in 0..<int(1...2) {
+            if !terms.singles.isEmpty && chance(25) {
+                parts.append(pick(Array(terms.singles.union(terms.pairs)).sorted()))
+            } else if !terms.words.isEmpty {
+                let word = pick(terms.words)
+                let cut = String(word.prefix(int(1...max(1, word.count))))
+                parts.append(chance(15) ? cut.uppercased() : cut)
+            }
+        }
+        return parts.isEmpty ? pick(Self.searchVocabulary) : parts.joined(separator: chance(50) ? " " : ", ")
+    }
+
+    func randomSearchScope() -> SearchScope {
+        switch int(0...99) {
+        case 0..<40: return .conversation(randomConversation())
+        case 40..<70:
+            var names = (0..<int(1...4)).map { _ in randomConversation() }
+            if chance(15) { names.append("unknown") }
+            return .conversations(names)
+        default: return .wholeStore
+        }
+    }
+
+    /// A search compared with the model: its count, and a whole walk page by page (the
+    /// store's cursors are opaque; the model follows its own), then the walk's cursor given
+    /// with another query must be `invalidCursor`.
+    func checkSearch() {
+        guard let store, searchEnabled, !failed else { return }
+        let query = randomSearchQuery()
+        let scope = randomSearchScope()
+        let label = "search(\(query.debugDescription), \(scope))"
+        let expected: [ReferenceStore.Entry]
+        do { expected = try model.allSearchMatches(query, in: scope.referenceNames) } catch {
+            same(label, model: { () throws -> Int in throw error }, store: { try store.searchCount(query, in: scope) })
+            same(label + " page", model: { () throws -> [Message] in throw error },
+                 store: { try store.search(query, in: scope, after: nil, limit: 5).messages }, show: describe)
+            count("invalid searches")
+            return
+        }
+        same("searchCount of " + label, model: { expected.count }, store: { try store.searchCount(query, in: scope) })
+        let pageSize = int(1...6)
+        var token: Cursor?
+        var after: ReferencePosition?
+        for pageNumber in 0...(expected.count / pageSize + 1) {
+            let pageLabel = "\(label), page \(pageNumber) of \(pageSize)"
+            // The model's page, from the matches computed once (as `ReferenceStore.search` pages).
+            let remaining = expected.drop { after != nil && !($0.position < after!) }
+            let wanted = Array(remaining.prefix(pageSize)).map(\.message)
+            let wantedNext = remaining.count > pageSize
+            let got: MessagePage
+            do { got = try store.search(query, in: scope, after: token, limit: pageSize) } catch {
+                fail("\(pageLabel): the store threw \(error)")
+                return
+            }
+            guard got.messages == wanted, (got.next != nil) == wantedNext else {
+                fail("\(pageLabel): store returned \(describe(got.messages)) next \(got.next == nil ? "nil" : "set"), "
+                     + "model \(describe(wanted)) next \(wantedNext ? "set" : "nil")")
+                return
+            }
+            count("search pages")
+            guard let next = got.next else { break }
+            token = next
+            after = remaining.prefix(pageSize).last?.position
+        }
+        if let token {
+            // One more term: another search, whose cursors this one's are not.
+            same("\(label) continued with a cursor of another query",
+                 model: { () throws -> [Message] in throw ScrollbackError.invalidCursor("cursor of another search") },
+                 store: { try store.search(query + " zqxj", in: scope, after: token, limit: 3).messages }, show: describe)
+        }
+        count("search walks")
+    }
+
+    /// Turns the search index on (again after a reopen: a crash may have lost some of its
+    /// build steps, and calling it again finishes the build).
+    func enableSearch() {
+        guard let store, !failed else { return }
+        let previous = phase
+        phase = "enable search"
+        do { try store.enableSearchIndex() } catch { fail("enableSearchIndex() threw \(error)") }
+        searchEnabled = true
+        phase = previous
+    }
+
     func checkAfter(_ operation: WriteOperation?) {
         phase = "check"
         // Invalid names are the bad-input tests' business.
@@ -683,6 +792,7 @@ final class ModelHarness {
         if chance(5) { conversations.insert("unknown conversation") }
         for conversation in conversations.sorted() { checkConversation(conversation) }
         checkGlobal()
+        checkSearch()
     }
 
     // MARK: Whole-state comparison (after reopen and crashes)
@@ -974,6 +1084,7 @@ final class ModelHarness {
     func run() {
         open()
         guard !failed else { return }
+        if configuration.searchIndexStep == 0 { enableSearch() }
         checkAfter(nil)
         while step < configuration.steps && !failed {
             step += 1
@@ -1008,6 +1119,9 @@ final class ModelHarness {
                 let write = randomWrite()
                 operation = write
                 self.write(write)
+            }
+            if step == configuration.searchIndexStep || (searchEnabled && roll < 25) {
+                enableSearch()
             }
             checkAfter(operation)
             if configuration.followsChanges && step % 20 == 0 { followChanges() }

@@ -38,9 +38,23 @@ protocol StoreUnderTest: AnyObject, Sendable {
     func compact() throws -> CompactionReport
     func verify() throws -> [String]
     var statistics: StoreStatistics { get throws }
+    func enableSearchIndex() throws
+    func search(_ query: String, in scope: SearchScope, after cursor: Cursor?, limit: Int) throws -> MessagePage
+    func searchCount(_ query: String, in scope: SearchScope) throws -> Int
 }
 
 extension MessageStore: StoreUnderTest {}
+
+extension SearchScope {
+    /// The scope as the reference model takes it (nil: the whole store).
+    var referenceNames: [String]? {
+        switch self {
+        case .conversation(let name): [name]
+        case .conversations(let names): names
+        case .wholeStore: nil
+        }
+    }
+}
 
 /// A value behind a pthread lock (`NSLock`). Test code uses this rather than
 /// `Synchronization.Mutex`, whose futex-based lock ThreadSanitizer does not see on Linux
@@ -91,6 +105,9 @@ enum InjectedBug: String, CaseIterable, Sendable {
     case inboxOmitsQuietConversations
     /// An edit drops the message's metadata.
     case editDropsMetadata
+    /// A search page continues after the last message's time, skipping the other matches
+    /// with that `createdAt`.
+    case searchCursorSkipsTies
 }
 
 /// The durable side of `ReferenceBackedStore`: survives close and reopen.
@@ -379,6 +396,35 @@ final class ReferenceBackedStore: StoreUnderTest {
     }
 
     func verify() throws -> [String] { try read { _ in [] } }
+
+    /// Search cursors: "rs.<n>", the model's cursor kept here.
+    let searchCursors = Locked<[String: ReferenceSearchCursor]>([:])
+
+    func enableSearchIndex() throws { try read { _ in } }
+
+    func search(_ query: String, in scope: SearchScope, after cursor: Cursor?, limit: Int) throws -> MessagePage {
+        let parsed = try cursor.map { token in
+            guard var found = searchCursors.withLock({ $0[token.token] }) else { throw ScrollbackError.invalidCursor("unknown token") }
+            if bug == .searchCursorSkipsTies { found.position.seq = Int.min }
+            return found
+        }
+        return try read { model in
+            let page = try model.search(query, in: scope.referenceNames, after: parsed, limit: limit)
+            let messages = page.messages
+            let next = page.next.map { cursor in
+                searchCursors.withLock { cursors -> Cursor in
+                    let token = "rs.\(cursors.count)"
+                    cursors[token] = cursor
+                    return Cursor(token: token)
+                }
+            }
+            return MessagePage(messages: messages, next: next)
+        }
+    }
+
+    func searchCount(_ query: String, in scope: SearchScope) throws -> Int {
+        try read { try $0.allSearchMatches(query, in: scope.referenceNames).count }
+    }
 
     var statistics: StoreStatistics {
         get throws {

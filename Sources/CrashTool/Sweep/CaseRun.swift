@@ -95,6 +95,7 @@ struct CaseRun {
     private mutating func runOperations(on faulting: FaultingFileSystem) -> String? {
         do {
             store = try open(faulting)
+            try store!.enableSearchIndex()   // every write of the workload maintains the index
             for (index, op) in sweep.workload.operations.enumerated() {
                 let writes = op.writes != nil
                 do {
@@ -163,6 +164,11 @@ struct CaseRun {
     mutating func checkRecoveredState(_ recovered: MessageStore) throws(Failure) -> Int {
         var differences: [String] = []
         do {
+            // The index was turned on before the first operation: a store that kept any of
+            // them has it (StoreComparison then compares searches).
+            if acknowledged > 0, try !recovered.isSearchIndexEnabled {
+                throw Failure("the search index is off after recovery, but \(acknowledged) operations were acknowledged")
+            }
             for candidate in stride(from: attempted, through: acknowledged, by: -1) {
                 guard let d = try StoreComparison.difference(recovered, sweep.workload.states[candidate], universe) else {
                     result.inFlightSurvived = candidate > acknowledged

@@ -101,6 +101,7 @@ package final class CrashSweep: Sendable {
             let fs = CrashSimulatingFileSystem(seed: workload.seed)
             let faulting = FaultingFileSystem(fs)
             var store = try MessageStore(path: Self.path, options: Workload.options, fileSystem: faulting)
+            try store.enableSearchIndex()   // every write of the workload maintains the index
             var after = [fs.stepCount]
             for (index, op) in workload.operations.enumerated() {
                 do {

@@ -1,4 +1,5 @@
 import Scrollback
+import ScrollbackReferenceModel
 
 /// The names a workload uses, so a comparison can ask about every one of them (and about a
 /// few that never existed).
@@ -90,9 +91,43 @@ package enum StoreComparison {
         for id in universe.ids + ["no-such-id"] {
             if let d = diff("message(id: \(id))", try store.message(id: id), model.entry(id: id)?.message) { return d }
         }
+        if try store.isSearchIndexEnabled, let d = try searchDifference(store, model, conversations) { return d }
         let statistics = try store.statistics
         if let d = diff("statistics.messages", statistics.messages, model.messageCount) { return d }
         if let d = diff("statistics.conversations", statistics.conversations, model.entries.count) { return d }
+        return nil
+    }
+
+    /// Searches of the workload's words (prefixes, accents, two words) in each conversation and
+    /// across the store: every match, the count, and a walk in pages of 2.
+    static func searchDifference(_ store: MessageStore, _ model: SweepModel, _ conversations: [String]) throws -> String? {
+        let queries = ["hello", "wor", "DÉJÀ", "deja vu", "ship it", "lunch", "o", "see you", "nothing"]
+        let scopes: [SearchScope] = conversations.map { .conversation($0) } + [.wholeStore]
+        for query in queries {
+            let terms = ReferenceSearchTerms.terms(query)
+            for scope in scopes {
+                let names: [String]
+                switch scope {
+                case .conversation(let name): names = [name]
+                default: names = Array(model.entries.keys)
+                }
+                let want = names.flatMap { model.entries[$0] ?? [] }
+                    .filter { ReferenceSearchTerms.matches(body: $0.message.body, query: terms) }
+                    .sorted { $0.position > $1.position }.map(\.message)
+                let got = try store.search(query, in: scope, limit: MessageStore.maxLimit).messages
+                if got != want { return "search(\(query), \(scope)): store returned \(got.map(\.id)), model expects \(want.map(\.id))" }
+                let count = try store.searchCount(query, in: scope)
+                if count != want.count { return "searchCount(\(query), \(scope)): store returned \(count), model expects \(want.count)" }
+                var walked: [Message] = []
+                var page = try store.search(query, in: scope, limit: 2)
+                walked += page.messages
+                while let next = page.next, walked.count <= want.count {
+                    page = try store.search(query, in: scope, after: next, limit: 2)
+                    walked += page.messages
+                }
+                if walked != want { return "search(\(query), \(scope)) in pages of 2: \(walked.map(\.id)), model expects \(want.map(\.id))" }
+            }
+        }
         return nil
     }
 }

@@ -1,0 +1,398 @@
+import ScrollbackBTree
+import ScrollbackStorage
+
+/// A parsed search query (`SearchTokenizer` rules): its distinct words, each matched as a
+/// prefix of a body word, and its distinct CJK characters and pairs, matched exactly.
+package struct SearchQuery: Sendable {
+    package let words: [[UInt8]]
+    package let singles: [[UInt8]]
+    package let pairs: [[UInt8]]
+
+    /// Throws `.invalidArgument` for a query without terms.
+    package init(_ text: String) throws {
+        let terms = SearchTokenizer.terms(of: text)
+        guard !terms.isEmpty else {
+            throw MessagingError.invalidArgument(argument: "query", reason: "\"\(text)\" has no words or CJK characters to search for")
+        }
+        func distinct(_ list: [[UInt8]]) -> [[UInt8]] { Array(Set(list)).sorted { $0.lexicographicallyPrecedes($1) } }
+        words = distinct(terms.words.map { Array($0.utf8) })
+        singles = distinct(terms.singles.map { Array(String($0).utf8) })
+        pairs = distinct(terms.pairs.map { Array($0.description.utf8) })
+    }
+
+    /// Whether a body with these terms matches: every word a prefix of one of its words, every
+    /// CJK character and pair among its own.
+    package func matches(_ body: SearchTokenizer.Terms) -> Bool {
+        if !singles.isEmpty || !pairs.isEmpty {
+            let bodySingles = Set(body.singles.map { Array(String($0).utf8) })
+            let bodyPairs = Set(body.pairs.map { Array($0.description.utf8) })
+            guard singles.allSatisfy(bodySingles.contains), pairs.allSatisfy(bodyPairs.contains) else { return false }
+        }
+        let bodyWords = body.words.map { Array($0.utf8) }
+        return words.allSatisfy { word in bodyWords.contains { $0.starts(with: word) } }
+    }
+
+    /// A hash of the query's terms and `scope` (sorted, distinct names; nil: the whole store)
+    /// that binds a search cursor to them.
+    func binding(scope: [String]?) -> UInt64 {
+        var bytes: [UInt8] = Array("search".utf8)
+        for list in [words, singles, pairs] {
+            bytes.append(0xFF)
+            for term in list { bytes += term; bytes.append(0) }
+        }
+        bytes.append(0xFE)
+        if let scope {
+            let names = Set(scope.map { Array($0.utf8) }).sorted { $0.lexicographicallyPrecedes($1) }
+            for name in names {
+                bytes += name
+                bytes.append(0)
+            }
+        } else {
+            bytes.append(0xFD)
+        }
+        return bytes.withUnsafeBytes { Hash64.hash($0) }
+    }
+}
+
+extension MessageDatabase {
+    // MARK: Building
+
+    /// Whether the search index is on, and built.
+    package func searchIndexState() throws -> (enabled: Bool, built: Bool) {
+        try engine.read { snapshot in
+            let coverage = SearchCoverage(snapshot.state)
+            return (coverage.isEnabled, coverage.isBuilt)
+        }
+    }
+
+    /// Turns the search index on and builds it over the messages already stored, in steps of
+    /// at most `stepMessages` messages (and about 64 KiB of terms), each its own durable
+    /// commit: writers and readers go on between steps, and a crash keeps the steps done (call
+    /// again to finish). Messages written meanwhile are indexed by their own commits. A store
+    /// whose index is on already: finishes an interrupted build, else nothing. Calls
+    /// `progress` with the messages indexed so far after each step.
+    package func enableSearchIndex(stepMessages: Int = 2_000, progress: ((Int) -> Void)? = nil) throws {
+        guard stepMessages > 0 else {
+            throw MessagingError.invalidArgument(argument: "stepMessages", reason: "\(stepMessages) is not positive")
+        }
+        let state = try searchIndexState()
+        if state.enabled && state.built { return }
+        if !state.enabled {
+            try engine.commit { transaction, batch in
+                if !SearchCoverage(transaction.state).isEnabled {
+                    try batch.append(type: .searchEnable, payloadCount: 0) { _ in }
+                }
+            }
+        }
+        var indexed = 0
+        while let step = try buildSearchIndexStep(stepMessages: stepMessages) {
+            indexed += step
+            progress?(indexed)
+        }
+    }
+
+    /// One build step: the postings of the next messages after the build cursor, in one
+    /// commit. Returns the messages it indexed, or nil when the index is built (or off).
+    package func buildSearchIndexStep(stepMessages: Int, stepBytes: Int = 64 << 10) throws -> Int? {
+        var indexed: Int? = nil
+        try engine.commit { transaction, batch in
+            indexed = nil
+            let coverage = SearchCoverage(transaction.state)
+            guard coverage.isEnabled, !coverage.isBuilt else { return }
+            var cursor = try BTree(transaction, .messages).cursor()
+            var valid = try cursor.seek(atLeast: coverage.cursor)
+            var reader = engine.recordReader(for: transaction)
+            var entries: [SearchEntry] = []
+            var bytes = 0
+            var next: BTreeKey? = nil
+            var count = 0
+            while valid {
+                var treeKey = BTreeKey.min
+                var position: LogPosition = 0
+                _ = try cursor.withCurrent { k, v in
+                    treeKey = k
+                    position = MessagePointer.position(in: v)
+                }
+                if count == stepMessages || bytes >= stepBytes {
+                    next = treeKey
+                    break
+                }
+                let key = MessageKey(treeKey)
+                let terms = try withMessage(at: position, key: key, &reader) { body, record in
+                    SearchTokenizer.indexTerms(of: String(decoding: UnsafeRawBufferPointer(rebasing: record[body.textStart..<body.end]),
+                                                          as: UTF8.self))
+                }
+                if !terms.isEmpty {
+                    let entry = SearchEntry(key: key, terms: terms)
+                    bytes += entry.encodedSize
+                    entries.append(entry)
+                }
+                count += 1
+                valid = try cursor.next()
+            }
+            let record = SearchBuildRecord(cursor: next ?? BTreeKey(.max, .max), built: next == nil, entries: entries)
+            try record.append(into: &batch)
+            indexed = count
+        }
+        return indexed
+    }
+
+    // MARK: Querying
+
+    /// Visits the newest `limit` messages matching `query` in `scope` (conversation names; nil:
+    /// the whole store), newest first (createdAt descending, then insertion order descending),
+    /// after the position of `token` (from the newest when nil). Returns the token of the last
+    /// message visited when another match follows, else nil. Throws `.invalidArgument` when
+    /// the index is off, `.invalidCursor` for a token of another query, scope or store.
+    package func search(_ text: String, in scope: [String]?, after token: String?, limit: Int,
+                        _ visit: MessageVisitor) throws -> String? {
+        let query = try SearchQuery(text)
+        let binding = query.binding(scope: scope)
+        return try engine.read { snapshot in
+            let secret = snapshot.state[counter: .cursorSecret] ^ binding
+            var after: CursorToken.Position? = nil
+            if let token {
+                guard let position = CursorToken.decode(token, secret: secret, version: CursorToken.searchVersion) else {
+                    throw MessagingError.invalidCursor("the cursor is damaged, or belongs to another search, scope or store")
+                }
+                after = position
+            }
+            var last: CursorToken.Position? = nil
+            var names: [UInt64: String] = [:]
+            let more = try searchMatches(query, in: scope, after: after, limit: limit, snapshot) { key, position, reader in
+                let name: String
+                if let known = names[key.conversation] {
+                    name = known
+                } else {
+                    name = try conversationName(key.conversation, in: snapshot, for: "message \(key) names a missing conversation")
+                    names[key.conversation] = name
+                }
+                try visitMessage(at: position, key: key, conversation: name, &reader, visit)
+                last = CursorToken.Position(conversation: key.conversation, createdAt: key.createdAt, seq: key.seq)
+            }
+            guard more, let last else { return nil }
+            return CursorToken.encode(last, secret: secret, version: CursorToken.searchVersion)
+        }
+    }
+
+    /// The number of messages matching `query` in `scope` (nil: the whole store). Cost: every
+    /// posting of its rarest term in scope, and a check of each.
+    package func searchCount(_ text: String, in scope: [String]?) throws -> Int {
+        let query = try SearchQuery(text)
+        return try engine.read { snapshot in
+            var count = 0
+            _ = try searchMatches(query, in: scope, after: nil, limit: .max, snapshot) { _, _, _ in count += 1 }
+            return count
+        }
+    }
+
+    /// The core of `search` and `searchCount`: candidates from the postings of the query's
+    /// rarest term (a k-way merge over the scope's conversations, or a sort of the term's
+    /// postings across the store), each checked against the other terms (by their postings
+    /// when they have few term ids, else by the terms of the message's body). Calls `match`
+    /// for up to `limit` matches in order; returns whether another match follows.
+    private func searchMatches(
+        _ query: SearchQuery, in scope: [String]?, after: CursorToken.Position?, limit: Int, _ snapshot: PageTransaction,
+        _ match: (MessageKey, LogPosition, inout RecordReader) throws -> Void
+    ) throws -> Bool {
+        let coverage = SearchCoverage(snapshot.state)
+        guard coverage.isEnabled else {
+            throw MessagingError.invalidArgument(
+                argument: "search", reason: "the search index of \(directory) is off: turn it on with enableSearchIndex() "
+                    + "(scrollback search-index STORE)")
+        }
+        guard coverage.isBuilt else {
+            throw MessagingError.invalidArgument(
+                argument: "search", reason: "the search index of \(directory) is still being built: finish it with "
+                    + "enableSearchIndex() (scrollback search-index STORE)")
+        }
+        let index = try SearchIndex.Trees(snapshot)
+        var resolved: [ResolvedTerm] = []
+        for word in query.words {
+            let term = try ResolvedTerm(prefix: word, index.terms)
+            if term.ids.isEmpty { return false }
+            resolved.append(term)
+        }
+        for exact in query.singles + query.pairs {
+            let term = try ResolvedTerm(exact: exact, index.terms)
+            if term.ids.isEmpty { return false }
+            resolved.append(term)
+        }
+        let driverIndex = resolved.indices.min { resolved[$0].postings < resolved[$1].postings }!
+        let driver = resolved[driverIndex]
+        var checks: [ResolvedTerm] = []
+        var needsBody = !driver.isExact
+        for (i, term) in resolved.enumerated() where i != driverIndex {
+            if term.checkByPostings { checks.append(term) } else { needsBody = true }
+        }
+
+        var stream: CandidateStream
+        if let scope {
+            var ids: [UInt64] = []
+            var seen = Set<ByteString>()
+            for name in scope where seen.insert(ByteString(name)).inserted {
+                if let id = try conversationID(name, in: snapshot) { ids.append(id) }
+            }
+            stream = try CandidateStream(merging: driver.ids, conversations: ids, below: after, index.postings)
+        } else {
+            stream = try CandidateStream(sorting: driver.ids, below: after, index.postings)
+        }
+
+        let messages = try BTree(snapshot, .messages)
+        var reader = engine.recordReader(for: snapshot)
+        var taken = 0
+        candidates: while let key = try stream.next() {
+            for check in checks where !(try check.hasPosting(key, index.postings)) { continue candidates }
+            var found: LogPosition? = nil
+            try messages.withValue(for: key.treeKey) { found = MessagePointer.position(in: $0) }
+            guard let position = found else {
+                throw StorageError.corrupted(file: engine.pageFilePath, offset: 0,
+                                             reason: "search posting names message \(key), which does not exist")
+            }
+            if needsBody {
+                let matches = try withMessage(at: position, key: key, &reader) { body, record in
+                    query.matches(SearchTokenizer.terms(of: String(
+                        decoding: UnsafeRawBufferPointer(rebasing: record[body.textStart..<body.end]), as: UTF8.self)))
+                }
+                if !matches { continue }
+            }
+            if taken == limit { return true }
+            taken += 1
+            try match(key, position, &reader)
+        }
+        return false
+    }
+}
+
+/// One query term resolved against the terms tree: its term ids and their postings.
+private struct ResolvedTerm {
+    var ids: [UInt64] = []
+    var postings: UInt64 = 0
+    /// Whether the term's postings are exactly its matches (false for a word longer than the
+    /// terms tree keeps: its ids are those of its first 32 bytes).
+    var isExact = true
+    /// Whether a candidate is checked against the term by its postings (exact, few ids); else
+    /// by the terms of its body.
+    var checkByPostings: Bool { isExact && ids.count <= Self.maxIDsCheckedByPostings }
+
+    static let maxIDsCheckedByPostings = 8
+
+    init(prefix word: [UInt8], _ terms: BTree) throws {
+        let cut = SearchTokenizer.truncated(word)
+        let (low, high) = SearchTermKey.range(prefix: cut)
+        var cursor = terms.cursor()
+        var valid = try cursor.seek(atLeast: low)
+        while valid {
+            var inRange = false
+            _ = try cursor.withCurrent { key, value in
+                guard key <= high else { return }
+                inRange = true
+                let entry = SearchTermValue(value)
+                ids.append(entry.termID)
+                postings &+= entry.postings
+            }
+            if !inRange { break }
+            valid = try cursor.next()
+        }
+        isExact = cut.count == word.count
+    }
+
+    init(exact term: [UInt8], _ terms: BTree) throws {
+        try terms.withValue(for: SearchTermKey.key(term)) { value in
+            let entry = SearchTermValue(value)
+            ids = [entry.termID]
+            postings = entry.postings
+        }
+    }
+
+    func hasPosting(_ key: MessageKey, _ postings: BTree) throws -> Bool {
+        for id in ids where try postings.contains(SearchPostingKey.key(termID: id, key)) { return true }
+        return false
+    }
+}
+
+/// The driver term's postings as message keys, newest first (createdAt, then seq,
+/// descending), each once, below an optional position.
+private struct CandidateStream {
+    // Scoped: one reverse cursor per (conversation, term id), merged by a heap.
+    private var cursors: [BTreeCursor] = []
+    private var heap = FeedHeap()
+    // Whole store: the term's postings, sorted.
+    private var sorted: [MessageKey] = []
+    private var nextSorted = 0
+    private let merging: Bool
+    private var lastSeq: UInt64? = nil
+
+    /// The key just below `position` in conversation `conversation` (nil: none is).
+    private static func upperBound(_ conversation: UInt64, below position: CursorToken.Position?) -> MessageKey? {
+        guard let p = position else { return .last(of: conversation) }
+        if p.seq > 0 { return MessageKey(conversation: conversation, createdAt: p.createdAt, seq: p.seq - 1) }
+        if p.createdAt > 0 { return MessageKey(conversation: conversation, createdAt: p.createdAt - 1, seq: MessageKey.maxSeq) }
+        return nil
+    }
+
+    init(merging termIDs: [UInt64], conversations: [UInt64], below position: CursorToken.Position?, _ postings: BTree) throws {
+        merging = true
+        for conversation in conversations {
+            guard let upper = Self.upperBound(conversation, below: position) else { continue }
+            for termID in termIDs {
+                var cursor = postings.cursor()
+                guard try cursor.seek(atMost: SearchPostingKey.key(termID: termID, upper)) else { continue }
+                var head: MessageKey? = nil
+                _ = try cursor.withCurrent { k, _ in
+                    let key = SearchPostingKey.message(of: k)
+                    if k.w0 == termID && key.conversation == conversation { head = key }
+                }
+                guard let head else { continue }
+                heap.push(FeedHeap.Entry(createdAt: head.createdAt, seq: head.seq, source: cursors.count))
+                cursors.append(cursor)
+            }
+        }
+    }
+
+    init(sorting termIDs: [UInt64], below position: CursorToken.Position?, _ postings: BTree) throws {
+        merging = false
+        for termID in termIDs {
+            var cursor = postings.cursor()
+            guard try cursor.seek(atLeast: BTreeKey(termID, 0, 0)) else { continue }
+            _ = try cursor.walk(forward: true) { k, _ in
+                guard k.w0 == termID else { return false }
+                let key = SearchPostingKey.message(of: k)
+                if let p = position, !(key.createdAt < p.createdAt || (key.createdAt == p.createdAt && key.seq < p.seq)) {
+                    return true
+                }
+                sorted.append(key)
+                return true
+            }
+        }
+        sorted.sort { $0.createdAt != $1.createdAt ? $0.createdAt > $1.createdAt : $0.seq > $1.seq }
+    }
+
+    mutating func next() throws -> MessageKey? {
+        while true {
+            let key: MessageKey
+            if merging {
+                guard let top = heap.popMax() else { return nil }
+                var current = BTreeKey.min
+                _ = try cursors[top.source].withCurrent { k, _ in current = k }
+                key = SearchPostingKey.message(of: current)
+                if try cursors[top.source].previous() {
+                    var next = BTreeKey.min
+                    _ = try cursors[top.source].withCurrent { k, _ in next = k }
+                    let nextKey = SearchPostingKey.message(of: next)
+                    if next.w0 == current.w0 && nextKey.conversation == key.conversation {
+                        heap.push(FeedHeap.Entry(createdAt: nextKey.createdAt, seq: nextKey.seq, source: top.source))
+                    }
+                }
+            } else {
+                guard nextSorted < sorted.count else { return nil }
+                key = sorted[nextSorted]
+                nextSorted += 1
+            }
+            // A message with several of the driver's term ids comes once per id, adjacently.
+            if key.seq == lastSeq { continue }
+            lastSeq = key.seq
+            return key
+        }
+    }
+}

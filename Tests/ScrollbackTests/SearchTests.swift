@@ -1,0 +1,198 @@
+import Foundation
+@testable import Scrollback
+import ScrollbackIO
+@testable import ScrollbackMessaging
+import Testing
+
+/// Message search: the term rules of the README (diacritics, apostrophes, compatibility forms,
+/// CJK characters and pairs), scopes, order, paging with cursors bound to the query and scope,
+/// edits and deletes, the index turned on over existing messages in bounded steps, reopen and
+/// `verify`. The model-based tests compare search with the reference model on random histories
+/// with crashes; these pin the documented cases.
+@Suite struct SearchTests {
+    static func options() -> StoreOptions {
+        var options = StoreOptions()
+        options.pageSize = 4096
+        options.cacheBytes = 1 << 20
+        return options
+    }
+
+    static func open(_ fs: MemoryFileSystem) throws -> MessageStore {
+        try MessageStore(path: "/db", options: options(), fileSystem: fs)
+    }
+
+    static func message(_ id: String, in conversation: String = "c", at createdAt: Int64, _ body: String) -> Message {
+        Message(id: id, conversation: conversation, sender: "s", createdAt: createdAt, body: body)
+    }
+
+    static func ids(_ page: MessagePage) -> [String] { page.messages.map(\.id) }
+
+    @Test func termsFollowTheDocumentedRules() throws {
+        let store = try Self.open(MemoryFileSystem())
+        try store.enableSearchIndex()
+        try store.append(Self.message("m1", at: 1, "Café naïve"))
+        try store.append(Self.message("m2", at: 2, "don't stop"))
+        try store.append(Self.message("m3", at: 3, "前言你好 world"))
+        try store.append(Self.message("m4", at: 4, "ｈｅｌｌｏ ﬁne école"))
+        try store.append(Self.message("m5", at: 5, "helpful"))
+        #expect(Self.ids(try store.search("cafe", limit: 10)) == ["m1"])
+        #expect(Self.ids(try store.search("CAFÉ NAIVE", limit: 10)) == ["m1"])
+        #expect(Self.ids(try store.search("t", limit: 10)) == ["m2"])  // don't → don, t
+        #expect(Self.ids(try store.search("你好", limit: 10)) == ["m3"])  // a pair inside a longer run
+        #expect(Self.ids(try store.search("你", limit: 10)) == ["m3"])  // a single character inside a run
+        #expect(Self.ids(try store.search("好前", limit: 10)) == [])  // not adjacent in that order
+        #expect(Self.ids(try store.search("hello fi", limit: 10)) == ["m4"])  // fullwidth and the ligature decompose
+        #expect(Self.ids(try store.search("e\u{301}cole", limit: 10)) == ["m4"])
+        #expect(Self.ids(try store.search("hel", limit: 10)) == ["m5", "m4"])  // prefixes, newest first
+        #expect(Self.ids(try store.search("hel wor", limit: 10)) == [])  // every word must match
+        #expect(try store.searchCount("hel") == 2)
+        #expect(throws: ScrollbackError.self) { try store.search("!! --", limit: 10) }
+        #expect(throws: ScrollbackError.self) {
+            try store.search(String(repeating: "a", count: MessageStore.maxSearchQueryBytes + 1), limit: 10)
+        }
+        #expect(try store.verify().isEmpty)
+    }
+
+    @Test func searchNeedsTheIndexAndSaysSo() throws {
+        let store = try Self.open(MemoryFileSystem())
+        try store.append(Self.message("m1", at: 1, "hello"))
+        #expect(try store.isSearchIndexEnabled == false)
+        do {
+            _ = try store.search("hello", limit: 10)
+            Issue.record("search without the index answered")
+        } catch let ScrollbackError.invalidArgument(argument, reason) {
+            #expect(argument == "search")
+            #expect(reason.contains("enableSearchIndex"))
+        }
+    }
+
+    @Test func scopesOrderAndPaging() throws {
+        let store = try Self.open(MemoryFileSystem())
+        try store.enableSearchIndex()
+        // Equal times across conversations: insertion order decides (newest first).
+        for i in 0..<30 {
+            try store.append(Self.message("m\(i)", in: "c\(i % 3)", at: Int64(i / 4), i % 5 == 0 ? "other" : "ping \(i)"))
+        }
+        let all = (0..<30).filter { $0 % 5 != 0 }.reversed().map { "m\($0)" }
+        // Whole store, in pages of 4.
+        var walked: [String] = []
+        var page = try store.search("ping", limit: 4)
+        walked += Self.ids(page)
+        while let next = page.next {
+            page = try store.search("ping", after: next, limit: 4)
+            walked += Self.ids(page)
+        }
+        #expect(walked == all)
+        // One conversation, several, a duplicate and an unknown one.
+        #expect(Self.ids(try store.search("ping", in: .conversation("c1"), limit: 100))
+                == all.filter { Int($0.dropFirst())! % 3 == 1 })
+        #expect(Self.ids(try store.search("ping", in: .conversations(["c0", "c2", "c0", "nope"]), limit: 100))
+                == all.filter { Int($0.dropFirst())! % 3 != 1 })
+        #expect(try store.searchCount("ping", in: .conversations(["c0", "c2"])) == all.filter { Int($0.dropFirst())! % 3 != 1 }.count)
+        // A cursor continues only its own search.
+        let first = try store.search("ping", in: .conversation("c1"), limit: 2)
+        let cursor = try #require(first.next)
+        #expect(throws: ScrollbackError.self) { try store.search("pin", in: .conversation("c1"), after: cursor, limit: 2) }
+        #expect(throws: ScrollbackError.self) { try store.search("ping", in: .conversation("c2"), after: cursor, limit: 2) }
+        #expect(throws: ScrollbackError.self) { try store.search("ping", after: cursor, limit: 2) }
+        // The same terms in another spelling are the same search.
+        #expect(Self.ids(try store.search("PING", in: .conversation("c1"), after: cursor, limit: 100))
+                == Array(all.filter { Int($0.dropFirst())! % 3 == 1 }.dropFirst(2)))
+    }
+
+    @Test func editsReindexAndDeletesRemove() throws {
+        let fs = MemoryFileSystem()
+        var store = try Self.open(fs)
+        try store.enableSearchIndex()
+        try store.append(Self.message("m1", at: 1, "apple banana"))
+        try store.append(Self.message("m2", at: 2, "apple"))
+        try store.edit(id: "m1", body: "cherry")
+        #expect(Self.ids(try store.search("apple", limit: 10)) == ["m2"])
+        #expect(Self.ids(try store.search("cherry", limit: 10)) == ["m1"])
+        #expect(try store.search("banana", limit: 10).messages.isEmpty)
+        try store.delete(id: "m2")
+        #expect(try store.search("apple", limit: 10).messages.isEmpty)
+        // Edit and delete inside one batch, after an append in it.
+        try store.write { batch in
+            batch.append(Self.message("m3", at: 3, "date elder"))
+            batch.edit(id: "m3", body: "fig")
+            batch.append(Self.message("m4", at: 4, "grape"))
+            batch.delete(id: "m4")
+        }
+        #expect(Self.ids(try store.search("fig", limit: 10)) == ["m3"])
+        #expect(try store.search("date", limit: 10).messages.isEmpty)
+        #expect(try store.search("grape", limit: 10).messages.isEmpty)
+        #expect(try store.verify().isEmpty)
+        try store.close()
+        store = try Self.open(fs)
+        // Turning the index on marked the store: format version 3 (a build without search refuses it).
+        #expect(store.database.engine.committedState[counter: .formatVersion] == MessageLimits.searchFormatVersion)
+        #expect(Self.ids(try store.search("cherry fig", limit: 10)) == [])
+        #expect(Self.ids(try store.search("f", limit: 10)) == ["m3"])
+        #expect(try store.verify().isEmpty)
+        try store.close()
+    }
+
+    /// Turned on over a store that has messages: built in several commits, then maintained.
+    @Test func turningTheIndexOnBuildsItInSteps() throws {
+        let fs = MemoryFileSystem()
+        let store = try Self.open(fs)
+        var batch = WriteBatch()
+        for i in 0..<5_000 { batch.append(Self.message("m\(i)", in: "c\(i % 7)", at: Int64(i), "word\(i % 50) common")) }
+        try store.write(batch)
+        let commitsBefore = try store.statistics.commits
+        try store.enableSearchIndex()
+        // One commit turns it on, then one per step of at most 2,000 messages.
+        #expect(try store.statistics.commits - commitsBefore >= 4)
+        #expect(try store.isSearchIndexEnabled)
+        #expect(try store.searchCount("common") == 5_000)
+        #expect(try store.searchCount("word7") == 100)
+        #expect(try store.searchCount("word1") == 11 * 100)  // word1, word10…word19
+        try store.append(Self.message("late", in: "c0", at: 9_999, "common"))
+        #expect(Self.ids(try store.search("common", in: .conversation("c0"), limit: 1)) == ["late"])
+        #expect(try store.verify().isEmpty)
+        try store.enableSearchIndex()  // built: nothing to do
+        try store.close()
+    }
+
+    /// A build interrupted part-way keeps its steps; messages written meanwhile below and
+    /// above the build cursor are indexed once each; a second call finishes.
+    @Test func anInterruptedBuildContinues() throws {
+        let fs = MemoryFileSystem()
+        var store = try Self.open(fs)
+        for i in 0..<300 { try store.append(Self.message("m\(i)", in: "c\(i % 3)", at: Int64(i), "alpha \(i)")) }
+        try store.close()
+        let database = try MessageDatabase.open(fileSystem: fs, directory: "/db", options: MessageDatabaseOptions())
+        try database.write([])  // nothing
+        try database.engine.commit { _, batch in try batch.append(type: MessageRecordType.searchEnable.rawValue, payloadCount: 0) { _ in } }
+        #expect(try database.buildSearchIndexStep(stepMessages: 100) == 100)
+        // Appends before and after the build cursor (conversation c0 comes first in key order).
+        try database.write([.append(StoredMessage(id: "early", conversation: "c0", sender: "s", createdAt: 0, kind: 1,
+                                                  body: "alpha early", replyTo: nil, edited: false)),
+                            .append(StoredMessage(id: "late", conversation: "c2", sender: "s", createdAt: 999, kind: 1,
+                                                  body: "alpha late", replyTo: nil, edited: false))])
+        #expect(throws: MessagingError.self) { try database.searchCount("alpha", in: nil) }  // still building
+        try database.close()
+        store = try Self.open(fs)
+        try store.enableSearchIndex()
+        #expect(try store.searchCount("alpha") == 302)
+        #expect(Self.ids(try store.search("alpha", in: .conversation("c2"), limit: 1)) == ["late"])
+        #expect(try store.verify().isEmpty)
+        try store.close()
+    }
+
+    @Test func verifyReportsAMissingPosting() throws {
+        let fs = MemoryFileSystem()
+        let store = try Self.open(fs)
+        try store.enableSearchIndex()
+        try store.append(Self.message("m1", at: 1, "kiwi lemon"))
+        // Remove one posting behind the index's back (a record the write path would not log).
+        let key = MessageKey(conversation: 1, createdAt: 1, seq: 1)
+        try store.database.engine.commit { _, batch in
+            try SearchRemoveRecord.append(SearchEntry(key: key, terms: [Array("kiwi".utf8)]), into: &batch)
+        }
+        let problems = try store.verify()
+        #expect(problems.contains { $0.contains("kiwi") }, "\(problems)")
+        try store.close()
+    }
+}
