@@ -29,6 +29,8 @@ final class Benchmark {
     var agreementChecks = 0
     var mismatches: [String] = []
     var scrollbackStatistics: StoreStatistics?
+    /// The search phase's figures (`runSearch`).
+    var searchFigures: SearchFigures?
     var sampleDescription: [String: Any] = [:]
     /// p50 of two back-to-back clock reads: the floor under every latency sample.
     var timerOverheadNanoseconds: UInt64 = 0
@@ -173,6 +175,11 @@ final class Benchmark {
         }
         compactBar.finish()
         endPhase("compaction")
+        if !options.skip.contains("search") {
+            log("search: Scrollback's index and SQLite FTS5, each built after every phase above")
+            try runSearch(sample)
+            endPhase("search")
+        }
         if let s = engines.first(where: { $0 is ScrollbackEngine }) as? ScrollbackEngine { scrollbackStatistics = s.statistics() }
         for engine in engines { try engine.close() }
         if !options.keep { try? FileManager.default.removeItem(atPath: options.directory) }

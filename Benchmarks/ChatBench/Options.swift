@@ -72,7 +72,7 @@ struct Options {
           --threads LIST       reader threads of the readers-with-a-writer phase (default 1,4,16,64)
           --concurrency-seconds S  seconds per reader-thread count and engine (default 3)
           --writer-rate R      the writer's durable sends per second meanwhile (default 200)
-          --skip LIST          leave out phases: concurrency, cold, compaction
+          --skip LIST          leave out phases: concurrency, cold, compaction, search
           --results DIR        write RESULTS.md and update bands.json in DIR (default: Benchmarks/
                                for the reference size and the bands, when run from the repository)
           --no-results         do not write them
@@ -131,7 +131,7 @@ struct Options {
                 o.writerRate = r
             case "--skip":
                 o.skip = Set(try value().split(separator: ",").map(String.init))
-                for k in o.skip where !["concurrency", "cold", "compaction"].contains(k) { throw OptionError("unknown phase \(k)") }
+                for k in o.skip where !["concurrency", "cold", "compaction", "search"].contains(k) { throw OptionError("unknown phase \(k)") }
             case "--results":
                 o.resultsDirectory = try value()
                 o.writeResults = true

@@ -147,6 +147,7 @@ extension Benchmark {
             out += "\n## Readers with a writer\n\n" + markdown(c[0]) + "\n" + markdown(c[1])
         }
         if let t = coldTable() { out += "\n## Cold reads\n\n" + markdown(t) }
+        if let search = searchMarkdown() { out += "\n## Search\n\n" + search }
         out += "\n## Bands\n\n![latency growth across the bands](bands.png)\n\n"
         out += Self.bandsBegin + "\n" + bands + Self.bandsEnd + "\n"
         return out

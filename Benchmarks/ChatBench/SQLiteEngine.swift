@@ -403,9 +403,51 @@ final class SQLiteEngine: ChatEngine {
         try connection.exec("PRAGMA wal_checkpoint(TRUNCATE)")
     }
 
+    // MARK: Full-text search (FTS5)
+
+    private var searchStatements: [Int: SQLiteStatement] = [:]
+
+    /// An FTS5 index over the bodies (external content: the messages table, rowid schema
+    /// only), `unicode61` without diacritics and with prefix indexes of 2 and 3 characters,
+    /// built in one transaction. Not maintained by later writes (no triggers): build it after
+    /// the writes it should see.
+    func buildFullTextIndex() throws {
+        precondition(schema == .rowid, "FTS5 external content needs the rowid schema")
+        try connection.exec("""
+            CREATE VIRTUAL TABLE messages_fts USING fts5(body, content='messages', content_rowid='rowid',
+              tokenize='unicode61 remove_diacritics 2', prefix='2 3');
+            INSERT INTO messages_fts(messages_fts) VALUES('rebuild');
+            """)
+        try connection.exec("PRAGMA wal_checkpoint(TRUNCATE)")
+    }
+
+    /// The newest `limit` messages whose body matches every word as a prefix (`"w"*` each),
+    /// in `conversations` (nil: all), newest first, ties by insertion (rowid) descending.
+    func search(_ words: [String], in conversations: [String]?, limit: Int) throws -> [Message] {
+        let count = conversations?.count ?? -1
+        let s: SQLiteStatement
+        if let cached = searchStatements[count] {
+            s = cached
+        } else {
+            let cols = SQLiteEngine.columns.split(separator: ",").map { "m." + $0.trimmingCharacters(in: .whitespaces) }
+                .joined(separator: ", ")
+            var sql = "SELECT \(cols) FROM messages_fts f JOIN messages m ON m.rowid = f.rowid WHERE messages_fts MATCH ?1"
+            if count == 1 { sql += " AND m.conversationId = ?3" }
+            if count > 1 { sql += " AND m.conversationId IN (" + (0..<count).map { "?\($0 + 3)" }.joined(separator: ", ") + ")" }
+            sql += " ORDER BY m.createdAt DESC, m.rowid DESC LIMIT ?2"
+            s = try connection.prepare(sql)
+            searchStatements[count] = s
+        }
+        try s.bind(1, words.map { "\"\($0)\"*" }.joined(separator: " "))
+        try s.bind(2, Int64(limit))
+        for (i, c) in (conversations ?? []).enumerated() { try s.bind(Int32(i + 3), c) }
+        return try rows(s, capacity: limit)
+    }
+
     func compact() throws {
         statements = nil
         feedStatements = [:]
+        searchStatements = [:]
         try connection.exec("VACUUM")
         try connection.exec("PRAGMA wal_checkpoint(TRUNCATE)")
         statements = try Statements(connection)
@@ -414,6 +456,7 @@ final class SQLiteEngine: ChatEngine {
     func close() throws {
         statements = nil
         feedStatements = [:]
+        searchStatements = [:]
         connection = nil
     }
 

@@ -189,6 +189,20 @@ final class ScrollbackEngine: ChatEngine {
 
     /// Cache and file figures for the JSON report.
     func statistics() -> StoreStatistics? { try? store.statistics }
+
+    func enableSearchIndex() throws { try store.enableSearchIndex() }
+
+    /// `words` joined by spaces (every one a prefix), newest first.
+    func search(_ words: [String], in conversations: [String]?, limit: Int) throws -> [Message] {
+        try store.search(words.joined(separator: " "), in: conversations.map { .conversations($0) } ?? .wholeStore, limit: limit)
+            .messages
+    }
+
+    /// Bytes of the search index's two trees (`spaceUsage`).
+    func searchIndexBytes() throws -> UInt64 {
+        try store.spaceUsage().filter { $0.structure == "tree searchTerms" || $0.structure == "tree searchPostings" }
+            .reduce(0) { $0 + $1.bytes }
+    }
 }
 
 /// Sum of the sizes of the regular files under `path` (recursively).
