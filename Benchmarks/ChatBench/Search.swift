@@ -44,6 +44,7 @@ extension Benchmark {
                 let t = nowNanoseconds()
                 try scrollback.send(m)
                 samples.append(nowNanoseconds() - t)
+                try sqlite.send(m)   // untimed: both hold the same messages when the answers are compared
             }
             return LatencySummary(nanoseconds: samples)
         }
