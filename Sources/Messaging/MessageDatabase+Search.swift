@@ -235,7 +235,10 @@ extension MessageDatabase {
             }
             stream = try CandidateStream(merging: driver.ids, conversations: ids, below: after, index.postings)
         } else {
-            stream = try CandidateStream(sorting: driver.ids, below: after, index.postings)
+            // The first round keeps one more than the page (plus a margin for candidates the
+            // other terms reject); `searchCount` (limit .max) takes big rounds from the start.
+            stream = try CandidateStream(sorting: driver.ids, below: after, index.postings,
+                                         firstRound: limit == .max ? 1 << 16 : min(limit, 1 << 16) * 2 + 8)
         }
 
         let messages = try BTree(snapshot, .messages)
@@ -312,7 +315,8 @@ private struct ResolvedTerm {
 }
 
 /// The driver term's postings as message keys, newest first (createdAt, then seq,
-/// descending), each once, below an optional position.
+/// descending), each once, below an optional position: a heap merge of per-conversation
+/// reverse scans for a scope, rounds of top-k selection for the whole store.
 private struct CandidateStream {
     // Scoped: one reverse cursor per (conversation, term id), merged by a heap.
     private var cursors: [BTreeCursor] = []
@@ -350,22 +354,71 @@ private struct CandidateStream {
         }
     }
 
-    init(sorting termIDs: [UInt64], below position: CursorToken.Position?, _ postings: BTree) throws {
+    init(sorting termIDs: [UInt64], below position: CursorToken.Position?, _ postings: BTree, firstRound: Int) throws {
         merging = false
+        self.termIDs = termIDs
+        self.postings = postings
+        roundSize = max(1, firstRound)
+        try selectRound(below: position)
+    }
+
+    // Whole store: rounds of top-k selection. Each round scans the term's postings once and
+    // keeps the newest `roundSize` below the previous round's last key in a min-heap (O(P log k),
+    // no array of every posting); a consumer that needs more starts another round, twice as big.
+    private var termIDs: [UInt64] = []
+    private var postings: BTree? = nil
+    private var roundSize = 0
+    private var roundWasFull = false
+
+    private static func isNewer(_ a: MessageKey, _ b: MessageKey) -> Bool {
+        a.createdAt != b.createdAt ? a.createdAt > b.createdAt : a.seq > b.seq
+    }
+
+    private mutating func selectRound(below position: CursorToken.Position?) throws {
+        guard let postings else { return }
+        var heap: [MessageKey] = []   // min-heap by (createdAt, seq): the oldest kept at the root
+        heap.reserveCapacity(roundSize)
+        let k = roundSize
+        func siftDown(_ heap: inout [MessageKey]) {
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1
+                if left >= heap.count { return }
+                var smallest = left
+                if left + 1 < heap.count && Self.isNewer(heap[left], heap[left + 1]) { smallest = left + 1 }
+                guard Self.isNewer(heap[parent], heap[smallest]) else { return }
+                heap.swapAt(parent, smallest)
+                parent = smallest
+            }
+        }
         for termID in termIDs {
             var cursor = postings.cursor()
             guard try cursor.seek(atLeast: BTreeKey(termID, 0, 0)) else { continue }
-            _ = try cursor.walk(forward: true) { k, _ in
-                guard k.w0 == termID else { return false }
-                let key = SearchPostingKey.message(of: k)
+            _ = try cursor.walk(forward: true) { raw, _ in
+                guard raw.w0 == termID else { return false }
+                let key = SearchPostingKey.message(of: raw)
                 if let p = position, !(key.createdAt < p.createdAt || (key.createdAt == p.createdAt && key.seq < p.seq)) {
                     return true
                 }
-                sorted.append(key)
+                if heap.count < k {
+                    heap.append(key)
+                    var child = heap.count - 1
+                    while child > 0 {
+                        let parent = (child - 1) / 2
+                        guard Self.isNewer(heap[parent], heap[child]) else { break }
+                        heap.swapAt(parent, child)
+                        child = parent
+                    }
+                } else if Self.isNewer(key, heap[0]) {
+                    heap[0] = key
+                    siftDown(&heap)
+                }
                 return true
             }
         }
-        sorted.sort { $0.createdAt != $1.createdAt ? $0.createdAt > $1.createdAt : $0.seq > $1.seq }
+        roundWasFull = heap.count == k
+        sorted = heap.sorted(by: Self.isNewer)
+        nextSorted = 0
     }
 
     mutating func next() throws -> MessageKey? {
@@ -385,7 +438,14 @@ private struct CandidateStream {
                     }
                 }
             } else {
-                guard nextSorted < sorted.count else { return nil }
+                if nextSorted == sorted.count {
+                    // The round is used up: another, below its last key, if it was full.
+                    guard roundWasFull, let last = sorted.last else { return nil }
+                    roundSize = min(roundSize * 2, 1 << 20)
+                    try selectRound(below: CursorToken.Position(conversation: last.conversation, createdAt: last.createdAt,
+                                                                seq: last.seq))
+                    if sorted.isEmpty { return nil }
+                }
                 key = sorted[nextSorted]
                 nextSorted += 1
             }
