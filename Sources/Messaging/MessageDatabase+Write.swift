@@ -81,6 +81,9 @@ extension MessageDatabase {
         var pendingMarkers: [MarkerKey: MarkerValue] = [:]
         /// Which messages the search index covers (a write batch never moves the build cursor).
         let searchCoverage: SearchCoverage
+        /// Bodies of stored messages as this batch's edits leave them (a later edit or delete
+        /// in the batch removes these terms, not those of the record in the store).
+        var editedBodies: [ByteString: String] = [:]
 
         struct PendingMessage {
             var message: StoredMessage
@@ -221,13 +224,16 @@ extension MessageDatabase {
                 pending[ByteString(id)] = entry
             case .stored(let located)?:
                 var reader = database.engine.recordReader(for: transaction)
+                let editedBefore = editedBodies[ByteString(id)]
                 try database.withMessage(at: located.pointer.position, key: located.key, &reader) { stored, record in
                     if searchCoverage.covers(located.key) {
-                        let text = String(decoding: UnsafeRawBufferPointer(rebasing: record[stored.textStart..<stored.end]), as: UTF8.self)
+                        let text = editedBefore
+                            ?? String(decoding: UnsafeRawBufferPointer(rebasing: record[stored.textStart..<stored.end]), as: UTF8.self)
                         try removePostings(of: located.key, text: text, into: &batch)
                     }
                     try MessageRecord.appendEdit(of: located.key, stored, record, text: body, into: &batch)
                 }
+                if searchCoverage.isEnabled { editedBodies[ByteString(id)] = body }
             }
         }
 
@@ -238,11 +244,14 @@ extension MessageDatabase {
                 case .batch(let entry):
                     try removePostings(of: entry.key, text: entry.message.body, into: &batch)
                 case .stored(let located):
-                    var reader = database.engine.recordReader(for: transaction)
-                    let text = try database.withMessage(at: located.pointer.position, key: located.key, &reader) { stored, record in
-                        String(decoding: UnsafeRawBufferPointer(rebasing: record[stored.textStart..<stored.end]), as: UTF8.self)
+                    var text = editedBodies[ByteString(id)]
+                    if text == nil {
+                        var reader = database.engine.recordReader(for: transaction)
+                        text = try database.withMessage(at: located.pointer.position, key: located.key, &reader) { stored, record in
+                            String(decoding: UnsafeRawBufferPointer(rebasing: record[stored.textStart..<stored.end]), as: UTF8.self)
+                        }
                     }
-                    try removePostings(of: located.key, text: text, into: &batch)
+                    try removePostings(of: located.key, text: text ?? "", into: &batch)
                 }
             }
             try DeleteRecord.append(key: message.key, id: id, into: &batch)

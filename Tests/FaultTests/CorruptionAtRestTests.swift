@@ -458,7 +458,7 @@ final class CaseRunner: @unchecked Sendable {
 
     func healthyObservation() throws -> Observation {
         let store = try MessageStore(path: FaultFixture.directory, options: FaultFixture.options(), fileSystem: fileSystem())
-        let observation = Observation.observe(store, ids: ids)
+        let observation = Observation.observe(store, ids: ids, searches: true)
         #expect(try store.verify() == [])
         return observation
     }
@@ -502,7 +502,7 @@ final class CaseRunner: @unchecked Sendable {
             return outcome
         }
         defer { try? store.close() }
-        let observation = Observation.observe(store, ids: ids)
+        let observation = Observation.observe(store, ids: ids, searches: true)
         // The known limit: recovery cut the active segment at the last commit before the
         // damage (no later commit witnessed it). Then the store must read exactly as the
         // healthy store cut there.
@@ -545,7 +545,7 @@ final class CaseRunner: @unchecked Sendable {
         let observation: Observation
         do {
             let store = try MessageStore(path: FaultFixture.directory, options: FaultFixture.options(), fileSystem: fs)
-            observation = Observation.observe(store, ids: ids)
+            observation = Observation.observe(store, ids: ids, searches: true)
             try? store.close()
         } catch {
             observation = Observation(results: ["the healthy store cut at \(length) does not open: \(error)"], labels: ["open"])

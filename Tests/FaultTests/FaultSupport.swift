@@ -127,6 +127,7 @@ enum FaultFixture {
     static func healthyImage(seed: UInt64, messages count: Int, bodyBytes: Int, finalCompaction: Bool = false) throws -> [String: [UInt8]] {
         let fs = CrashSimulatingFileSystem(seed: seed)
         let store = try MessageStore(path: directory, options: options(), fileSystem: fs)
+        try store.enableSearchIndex()   // its two trees are damaged with the others
         for step in workload(seed: seed, messages: count, bodyBytes: bodyBytes, finalCompaction: finalCompaction) { try step.run(store) }
         fs.crash(mode: .dropAllUnsynced)
         var files: [String: [UInt8]] = [:]
@@ -148,9 +149,10 @@ struct Observation: Equatable {
 
     static func == (a: Observation, b: Observation) -> Bool { a.results == b.results }
 
-    /// Runs every primitive. Errors are recorded per query (a failed read must not stop the
-    /// others). Cost: a few hundred queries.
-    static func observe(_ store: MessageStore, ids: [String]) -> Observation {
+    /// Runs every primitive (with `searches`, searches too: the store's search index must be
+    /// on). Errors are recorded per query (a failed read must not stop the others). Cost: a
+    /// few hundred queries.
+    static func observe(_ store: MessageStore, ids: [String], searches: Bool = false) -> Observation {
         var results: [String] = []
         var labels: [String] = []
         var errors: [(Int, any Error)] = []
@@ -200,6 +202,16 @@ struct Observation: Equatable {
         record("feed max") { text(try store.feed(conversations, limit: MessageStore.maxLimit)) }
         record("latestMessage") { try store.latestMessage(in: conversations).map { $0.map(describe) ?? "nil" }.joined(separator: "\n") }
         record("conversations") { "\(try store.conversations(limit: 100))" }
+        if searches {
+            // Prefixes of the random-letter words, an edit's words, and two words at once.
+            for query in ["a", "qu", "zx", "batch edit", "e", "m k"] {
+                record("search(\(query))") { text(try store.search(query, limit: 50).messages) }
+                record("searchCount(\(query))") { "\(try store.searchCount(query))" }
+                for c in conversations {
+                    record("search(\(query), \(c))") { text(try store.search(query, in: .conversation(c), limit: 20).messages) }
+                }
+            }
+        }
         return Observation(results: results, labels: labels, errors: errors)
     }
 

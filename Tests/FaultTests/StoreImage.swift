@@ -52,8 +52,8 @@ struct StoreImage {
         while next != 0, layout.freeListPages.insert(next).inserted {
             next = Int(u64(b, next * pageSize + 24))
         }
-        for slot in 0..<8 {
-            let entry = meta + 0x88 + 24 * slot
+        for slot in 0..<16 {   // slots 8…15 in the meta page's second sector (format 2)
+            let entry = slot < 8 ? meta + 0x88 + 24 * slot : meta + 0x240 + 24 * (slot - 8)
             let root = Int(u64(b, entry))
             let keyWords = Int(b[entry + 17]), valueSize = u16(b, entry + 18)
             guard root != 0 else { continue }

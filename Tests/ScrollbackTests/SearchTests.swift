@@ -122,6 +122,18 @@ import Testing
         #expect(Self.ids(try store.search("fig", limit: 10)) == ["m3"])
         #expect(try store.search("date", limit: 10).messages.isEmpty)
         #expect(try store.search("grape", limit: 10).messages.isEmpty)
+        // A stored message edited twice in one batch, another edited then deleted in one batch:
+        // the later operation removes the terms the earlier one left.
+        try store.append(Self.message("m5", at: 5, "hazel"))
+        try store.append(Self.message("m6", at: 6, "iris"))
+        try store.write { batch in
+            batch.edit(id: "m5", body: "juniper")
+            batch.edit(id: "m5", body: "kale")
+            batch.edit(id: "m6", body: "lime")
+            batch.delete(id: "m6")
+        }
+        #expect(Self.ids(try store.search("kale", limit: 10)) == ["m5"])
+        for gone in ["hazel", "juniper", "iris", "lime"] { #expect(try store.search(gone, limit: 10).messages.isEmpty, "\(gone)") }
         #expect(try store.verify().isEmpty)
         try store.close()
         store = try Self.open(fs)

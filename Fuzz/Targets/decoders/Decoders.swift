@@ -84,14 +84,15 @@ func bodyRecord(_ bytes: [UInt8]) {
 }
 
 /// The storage engine's records (retire, seal/attach binding, merge) and the message layer's
-/// small records (delete, markRead, membership, names, bulk load).
+/// small records (delete, markRead, membership, names, bulk load, replica mark, search build
+/// and remove; a search record that decodes must encode back to the same bytes).
 func engineRecord(_ bytes: [UInt8]) {
     let selector = bytes.first ?? 0
     let payload = Array(bytes.dropFirst())
     payload.withUnsafeBytes { raw in
         let position: LogPosition = 1 << 32 | 64
         do {
-            switch selector % 9 {
+            switch selector % 11 {
             case 0: _ = try RetirementRecord.decode(raw, position: position)
             case 1: _ = try RunBindingRecord.decode(raw, position: position)
             case 2: _ = try MergeRecord.decode(raw, position: position)
@@ -100,10 +101,22 @@ func engineRecord(_ bytes: [UInt8]) {
             case 5: _ = try MembershipRecord.decode(.join, raw, position: position)
             case 6: _ = try NameRecord.decode(.newConversation, raw, position: position)
             case 7: _ = try BulkLoadRecord.decode(raw, position: position)
-            default: _ = try ReplicaMarkRecord.decode(raw, position: position)
+            case 8: _ = try ReplicaMarkRecord.decode(raw, position: position)
+            case 9:
+                let build = try SearchBuildRecord.decode(raw, position: position)
+                var batch = LogBatch()
+                try build.append(into: &batch)
+                let encoded = Array(batch.bytes.dropFirst(LogSegmentLayout.frameHeaderSize))
+                if encoded != payload { fatalError("searchBuild record does not re-encode to its bytes") }
+            default:
+                let entry = try SearchRemoveRecord.decode(raw, position: position)
+                var batch = LogBatch()
+                try SearchRemoveRecord.append(entry, into: &batch)
+                let encoded = Array(batch.bytes.dropFirst(LogSegmentLayout.frameHeaderSize))
+                if encoded != payload { fatalError("searchRemove record does not re-encode to its bytes") }
             }
         } catch {
-            expectTyped(error, "record decode \(selector % 9)")
+            expectTyped(error, "record decode \(selector % 11)")
         }
     }
 }

@@ -109,6 +109,13 @@ func writeSeeds(to directory: String) {
     record(1) { try RunBindingRecord(segment: 5, run: RunAccount(id: 2, records: 10, fileBytes: 4096, flags: 0)).encode(type: 24, into: &$0) }
     record(2) { try MergeRecord(result: RunAccount(id: 9, records: 7, fileBytes: 999, flags: 1), sources: [2, 3]).encode(type: 25, into: &$0) }
     record(8) { try ReplicaMarkRecord(source: 0x1122_3344_5566_7788, sequence: 1000).append(into: &$0) }
+    let searchEntry = SearchEntry(key: MessageKey(conversation: 2, createdAt: 1_700_000_000_000, seq: 7),
+                                  terms: [Array("cafe".utf8), Array("你好".utf8)])
+    record(9) {
+        try SearchBuildRecord(cursor: MessageKey(conversation: 2, createdAt: 1_700_000_000_123, seq: 8).treeKey, built: false,
+                              entries: [searchEntry]).append(into: &$0)
+    }
+    record(10) { try SearchRemoveRecord.append(searchEntry, into: &$0) }
     if let token { add(.cursorToken, Array(token.utf8)) }
     add(.cursorToken, Array(CursorToken.encode(.init(conversation: 1, createdAt: 5, seq: 3), secret: 1,
                                                version: CursorToken.newestFirstVersion).utf8))
