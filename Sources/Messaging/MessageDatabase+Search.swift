@@ -43,9 +43,9 @@ package struct SearchQuery: Sendable {
         bytes.append(0xFE)
         if let scope {
             let names = Set(scope.map { Array($0.utf8) }).sorted { $0.lexicographicallyPrecedes($1) }
-            for name in names {
+            for name in names {   // length-prefixed: names may hold any byte
+                bytes.append(UInt8(truncatingIfNeeded: name.count))
                 bytes += name
-                bytes.append(0)
             }
         } else {
             bytes.append(0xFD)
@@ -122,8 +122,7 @@ extension MessageDatabase {
                     SearchTokenizer.indexTerms(of: String(decoding: UnsafeRawBufferPointer(rebasing: record[body.textStart..<body.end]),
                                                           as: UTF8.self))
                 }
-                if !terms.isEmpty {
-                    let entry = SearchEntry(key: key, terms: terms)
+                for entry in SearchEntry.entries(key: key, terms: terms) {
                     bytes += entry.encodedSize
                     entries.append(entry)
                 }
@@ -170,8 +169,10 @@ extension MessageDatabase {
                 try visitMessage(at: position, key: key, conversation: name, &reader, visit)
                 last = CursorToken.Position(conversation: key.conversation, createdAt: key.createdAt, seq: key.seq)
             }
-            guard more, let last else { return nil }
-            return CursorToken.encode(last, secret: secret, version: CursorToken.searchVersion)
+            guard more else { return nil }
+            // A page of limit 0 with matches left continues where it started.
+            let position = last ?? after ?? CursorToken.Position(conversation: 0, createdAt: MessageKey.maxCreatedAt + 1, seq: 0)
+            return CursorToken.encode(position, secret: secret, version: CursorToken.searchVersion)
         }
     }
 
@@ -331,7 +332,9 @@ private struct CandidateStream {
     private static func upperBound(_ conversation: UInt64, below position: CursorToken.Position?) -> MessageKey? {
         guard let p = position else { return .last(of: conversation) }
         if p.seq > 0 { return MessageKey(conversation: conversation, createdAt: p.createdAt, seq: p.seq - 1) }
-        if p.createdAt > 0 { return MessageKey(conversation: conversation, createdAt: p.createdAt - 1, seq: MessageKey.maxSeq) }
+        if p.createdAt > 0 {
+            return MessageKey(conversation: conversation, createdAt: min(p.createdAt - 1, MessageKey.maxCreatedAt), seq: MessageKey.maxSeq)
+        }
         return nil
     }
 

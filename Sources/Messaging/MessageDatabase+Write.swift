@@ -107,8 +107,9 @@ extension MessageDatabase {
         /// index covers it (before the record that edits or deletes it).
         func removePostings(of key: MessageKey, text: String, into batch: inout LogBatch) throws {
             guard searchCoverage.covers(key) else { return }
-            let terms = SearchTokenizer.indexTerms(of: text)
-            if !terms.isEmpty { try SearchRemoveRecord.append(SearchEntry(key: key, terms: terms), into: &batch) }
+            for entry in SearchEntry.entries(key: key, terms: SearchTokenizer.indexTerms(of: text)) {
+                try SearchRemoveRecord.append(entry, into: &batch)
+            }
         }
 
         /// Where the live message `id` is: from this batch, or from the trees.

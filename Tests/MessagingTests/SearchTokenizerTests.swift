@@ -27,6 +27,19 @@ import Testing
         #expect(single.singles.count == 1 && single.pairs.isEmpty)
     }
 
+    /// Characters outside the CJK ranges that decompose (NFKD) into CJK letters — half-width
+    /// katakana and Hangul jamo, squared CJK — are CJK terms; a voiced mark, like other
+    /// nonspacing marks, is dropped.
+    @Test func compatibilityFormsDecomposeIntoCJKTerms() {
+        let kana = SearchTokenizer.terms(of: "ｶﾀｶﾅ x")
+        #expect(kana.words == ["x"])
+        #expect(kana.pairs.map(\.description) == ["カタ", "タカ", "カナ"])
+        let era = SearchTokenizer.terms(of: "㍻")
+        #expect(era.pairs.map(\.description) == ["平成"] && era.singles.count == 2)
+        #expect(SearchTokenizer.terms(of: "ｶﾞ").singles == [Unicode.Scalar(0x30AB)!])
+        #expect(SearchTokenizer.terms(of: "ﾡ").singles == [Unicode.Scalar(0x1100)!])
+    }
+
     @Test func mixedTextSplitsAtScriptBoundaries() {
         let t = SearchTokenizer.terms(of: "Hello世界world, カタカナ and 한국어!")
         #expect(t.words == ["hello", "world", "and"])

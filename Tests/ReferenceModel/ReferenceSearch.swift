@@ -43,26 +43,39 @@ package enum ReferenceSearchTerms {
             run = []
         }
         func flushOther() {
+            // Decomposition may produce CJK letters (half-width kana, squared CJK): they form
+            // runs of their own inside the stretch.
             var word = ""
+            var inner: [Unicode.Scalar] = []
+            func endWord() {
+                if !word.isEmpty { words.append(word.lowercased()) }
+                word = ""
+            }
+            func endInner() {
+                for scalar in inner { singles.insert(String(scalar)) }
+                if inner.count > 1 { for i in 1..<inner.count { pairs.insert(String(inner[i - 1]) + String(inner[i])) } }
+                inner = []
+            }
             for scalar in other.decomposedStringWithCompatibilityMapping.unicodeScalars {
                 let category = scalar.properties.generalCategory
                 if category == .nonspacingMark { continue }
-                let isWordScalar: Bool
                 switch category {
                 case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
                      .decimalNumber, .letterNumber, .otherNumber:
-                    isWordScalar = !isCJK(scalar)
+                    if isCJK(scalar) {
+                        endWord()
+                        inner.append(scalar)
+                    } else {
+                        endInner()
+                        word.unicodeScalars.append(scalar)
+                    }
                 default:
-                    isWordScalar = false
-                }
-                if isWordScalar {
-                    word.unicodeScalars.append(scalar)
-                } else if !word.isEmpty {
-                    words.append(word.lowercased())
-                    word = ""
+                    endWord()
+                    endInner()
                 }
             }
-            if !word.isEmpty { words.append(word.lowercased()) }
+            endWord()
+            endInner()
             other = ""
         }
         for scalar in text.unicodeScalars {
@@ -123,7 +136,9 @@ extension ReferenceStore {
         }
         let remaining = try allSearchMatches(query, in: scope).filter { cursor == nil || $0.position < cursor!.position }
         let taken = Array(remaining.prefix(limit))
-        guard remaining.count > taken.count, let last = taken.last else { return (taken.map(\.message), nil) }
-        return (taken.map(\.message), ReferenceSearchCursor(query: query, scope: scope, position: last.position))
+        guard remaining.count > taken.count else { return (taken.map(\.message), nil) }
+        // A page of limit 0 with matches left continues where it started.
+        let position = taken.last?.position ?? cursor?.position ?? ReferencePosition(createdAt: .max, seq: .max)
+        return (taken.map(\.message), ReferenceSearchCursor(query: query, scope: scope, position: position))
     }
 }

@@ -292,7 +292,7 @@ final class ModelHarness {
     static let searchVocabulary = [
         "Café", "cafe", "CAFÉ", "naïve", "naive", "don't", "hello", "help", "HELLO", "Hélène", "über", "Straße", "x1",
         "42", "2024", "ｈｅｌｌｏ", "ﬁne", "e\u{301}cole", "école", "前言你好", "你好", "好", "東京", "東京都", "こんにちは", "안녕하세요",
-        "你", "世界", "hello世界", "a", "ab", "abc", "abd", "zzz", String(repeating: "long", count: 10),
+        "你", "世界", "hello世界", "ｶﾀｶﾅ", "カタカナ", "㍻", "平成", "ｶﾞ", "a", "ab", "abc", "abd", "zzz", String(repeating: "long", count: 10),
         String(repeating: "long", count: 9) + "er",
     ]
 

@@ -46,6 +46,17 @@ import Testing
         #expect(Self.ids(try store.search("hel", limit: 10)) == ["m5", "m4"])  // prefixes, newest first
         #expect(Self.ids(try store.search("hel wor", limit: 10)) == [])  // every word must match
         #expect(try store.searchCount("hel") == 2)
+        // Half-width katakana and squared CJK decompose into CJK letters, searched as CJK.
+        try store.append(Self.message("m6", at: 6, "ｶﾀｶﾅ ㍻"))
+        #expect(Self.ids(try store.search("カタカナ", limit: 10)) == ["m6"])
+        #expect(Self.ids(try store.search("ｶﾀ", limit: 10)) == ["m6"])
+        #expect(Self.ids(try store.search("平成", limit: 10)) == ["m6"])
+        // limit 0: no messages, and a cursor exactly when matches remain.
+        let empty = try store.search("hel", limit: 0)
+        #expect(empty.messages.isEmpty)
+        let start = try #require(empty.next)
+        #expect(Self.ids(try store.search("hel", after: start, limit: 10)) == ["m5", "m4"])
+        #expect(try store.search("nothinglikethis", limit: 0).next == nil)
         #expect(throws: ScrollbackError.self) { try store.search("!! --", limit: 10) }
         #expect(throws: ScrollbackError.self) {
             try store.search(String(repeating: "a", count: MessageStore.maxSearchQueryBytes + 1), limit: 10)
@@ -95,6 +106,9 @@ import Testing
         #expect(throws: ScrollbackError.self) { try store.search("pin", in: .conversation("c1"), after: cursor, limit: 2) }
         #expect(throws: ScrollbackError.self) { try store.search("ping", in: .conversation("c2"), after: cursor, limit: 2) }
         #expect(throws: ScrollbackError.self) { try store.search("ping", after: cursor, limit: 2) }
+        // Scopes whose names would run together are different scopes.
+        let pair = try #require(try store.search("ping", in: .conversations(["c1", "c2"]), limit: 1).next)
+        #expect(throws: ScrollbackError.self) { try store.search("ping", in: .conversation("c1\u{0}c2"), after: pair, limit: 1) }
         // The same terms in another spelling are the same search.
         #expect(Self.ids(try store.search("PING", in: .conversation("c1"), after: cursor, limit: 100))
                 == Array(all.filter { Int($0.dropFirst())! % 3 == 1 }.dropFirst(2)))

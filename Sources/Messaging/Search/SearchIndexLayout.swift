@@ -111,6 +111,17 @@ struct SearchEntry: Equatable {
     var key: MessageKey
     var terms: [[UInt8]]
 
+    /// The most terms one entry holds (its count is a u16); a message with more is written as
+    /// several entries with the same key (`entries(key:terms:)`).
+    static let maxTerms = Int(UInt16.max)
+
+    /// `terms` as entries of at most `maxTerms` each (none for no terms).
+    static func entries(key: MessageKey, terms: [[UInt8]]) -> [SearchEntry] {
+        stride(from: 0, to: terms.count, by: maxTerms).map {
+            SearchEntry(key: key, terms: Array(terms[$0..<min(terms.count, $0 + maxTerms)]))
+        }
+    }
+
     /// key w0 u64, key w1 u64 (the packed `MessageKey`), term count u16, then per term its
     /// length u8 (1…255) and bytes.
     var encodedSize: Int { 18 + terms.reduce(0) { $0 + 1 + $1.count } }
@@ -143,8 +154,9 @@ struct SearchEntry: Equatable {
                 throw MessageHeader.corrupted(position, UInt64(offset), "search term runs past its record")
             }
             let length = Int(payload[offset])
-            guard length > 0, offset + 1 + length <= payload.count else {
-                throw MessageHeader.corrupted(position, UInt64(offset), "search term of \(length) bytes is empty or runs past its record")
+            guard length > 0, length <= SearchTermKey.maxBytes, offset + 1 + length <= payload.count else {
+                throw MessageHeader.corrupted(position, UInt64(offset),
+                                              "search term of \(length) bytes is empty, longer than 32 bytes or runs past its record")
             }
             let term = Array(UnsafeRawBufferPointer(rebasing: payload[(offset + 1)..<(offset + 1 + length)]))
             guard !term.contains(0) else {
@@ -203,6 +215,7 @@ struct SearchBuildRecord: Equatable {
 
 /// `.searchRemove` (33): one entry (the message whose postings go, and its terms).
 enum SearchRemoveRecord {
+    /// REQUIRES: at most `SearchEntry.maxTerms` terms (`SearchEntry.entries` splits more).
     static func append(_ entry: SearchEntry, into batch: inout LogBatch) throws {
         try batch.append(type: .searchRemove, payloadCount: entry.encodedSize) { out in _ = entry.encode(into: out, at: 0) }
     }

@@ -59,7 +59,7 @@ package enum SearchTokenizer {
         var other = String.UnicodeScalarView()      // the current non-CJK stretch
         var cjkRun: [Unicode.Scalar] = []
         func flushOther() {
-            if !other.isEmpty { appendWords(of: String(other), to: &terms.words) }
+            if !other.isEmpty { appendWords(of: String(other), to: &terms) }
             other.removeAll()
         }
         func flushCJK() {
@@ -83,17 +83,27 @@ package enum SearchTokenizer {
         return terms
     }
 
-    /// Appends the words of a stretch without CJK characters.
-    static func appendWords(of stretch: String, to words: inout [String]) {
+    /// Appends the terms of a stretch without CJK characters: its words, and the CJK
+    /// characters its decomposition produces (half-width katakana and Hangul, squared CJK
+    /// such as ㍻ → 平成), which form CJK runs of their own inside the stretch.
+    static func appendWords(of stretch: String, to terms: inout Terms) {
         if stretch.utf8.allSatisfy({ $0 < 0x80 }) {
-            appendASCIIWords(of: stretch, to: &words)
+            appendASCIIWords(of: stretch, to: &terms.words)
             return
         }
         let decomposed = stretch.decomposedStringWithCompatibilityMapping
         var word = String.UnicodeScalarView()
-        func flush() {
-            if !word.isEmpty { words.append(String(word).lowercased()) }
+        var run: [Unicode.Scalar] = []
+        func flushWord() {
+            if !word.isEmpty { terms.words.append(String(word).lowercased()) }
             word.removeAll()
+        }
+        func flushRun() {
+            terms.singles.append(contentsOf: run)
+            if run.count > 1 {
+                for i in 0..<(run.count - 1) { terms.pairs.append(CJKPair(run[i], run[i + 1])) }
+            }
+            run.removeAll()
         }
         for scalar in decomposed.unicodeScalars {
             switch scalar.properties.generalCategory {
@@ -101,14 +111,20 @@ package enum SearchTokenizer {
                 continue
             case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
                  .decimalNumber, .letterNumber, .otherNumber:
-                // Decomposition can produce CJK characters (e.g. compatibility ideographs stay
-                // CJK); they are not part of words.
-                if isCJK(scalar.value) { flush() } else { word.append(scalar) }
+                if isCJK(scalar.value) {
+                    flushWord()
+                    run.append(scalar)
+                } else {
+                    flushRun()
+                    word.append(scalar)
+                }
             default:
-                flush()
+                flushWord()
+                flushRun()
             }
         }
-        flush()
+        flushWord()
+        flushRun()
     }
 
     static func appendASCIIWords(of stretch: String, to words: inout [String]) {
