@@ -120,7 +120,7 @@ extension StorageEngine {
         if isReadOnly { return try spaceUsageReadOnly() }
         let treePages = try read { snapshot in
             var pages: [Int: Int] = [:]
-            for tree in schema.allTrees { pages[tree.slot] = try BTree(snapshot, slot: tree.slot).pageCount() }
+            for tree in schema.allTrees { pages[tree.slot] = try Self.pageCount(of: tree.slot, in: snapshot) }
             return pages
         }
         let accounting = pager.pageAccounting()
@@ -130,11 +130,18 @@ extension StorageEngine {
                           logBytes: log.rawSegmentBytes + log.sealedSegmentBytes)
     }
 
+    /// Pages of the tree in `slot`; 0 for a slot the state does not use yet (a tree the schema
+    /// added after the store was last opened by a writer, seen through a read-only open).
+    static func pageCount(of slot: Int, in transaction: PageTransaction) throws -> Int {
+        guard transaction.state.trees[slot].keyWords != 0 else { return 0 }
+        return try BTree(transaction, slot: slot).pageCount()
+    }
+
     private func spaceUsageReadOnly() throws -> SpaceUsage {
         let base = pager.beginReadOfBase()
         defer { base.rollback() }
         var treePages: [Int: Int] = [:]
-        for tree in schema.allTrees { treePages[tree.slot] = try BTree(base, slot: tree.slot).pageCount() }
+        for tree in schema.allTrees { treePages[tree.slot] = try Self.pageCount(of: tree.slot, in: base) }
         let free = try pager.readBaseFreeList()
         let runBytes = try read { snapshot in try Self.runTable(of: snapshot, schema: schema).reduce(UInt64(0)) { $0 + $1.fileBytes } }
         let log = log.statistics
@@ -181,7 +188,7 @@ extension StorageEngine {
             if let failure = refusal() { throw failure }
             let transaction = try pager.beginWrite()
             do {
-                for tree in schema.allTrees {
+                for tree in schema.allTrees where transaction.state.trees[tree.slot].keyWords != 0 {
                     result.pagesMoved += try BTree(transaction, slot: tree.slot).relocatePages(atOrAbove: limit)
                 }
                 try transaction.commit()

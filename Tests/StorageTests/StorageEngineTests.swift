@@ -52,6 +52,28 @@ import TestSupport
         try reopened.close()
     }
 
+    /// A schema that grew a tree (as the message layer's search trees did) reads a store written
+    /// without it: a read-only open reports the new tree as empty (spaceUsage, verify) instead
+    /// of failing on the unused slot; a writer's open then creates it.
+    @Test func aTreeTheSchemaAddedReadsAsEmptyUntilAWriterCreatesIt() throws {
+        let fs = MemoryFileSystem()
+        let engine = try StorageEngine.open(fileSystem: fs, directory: "/store", options: Self.smallOptions(), schema: KeyValueSchema.schema)
+        try KeyValueSchema.commit([.put(1, 10), .put(2, 20)], to: engine)
+        try engine.close()
+        var grown = KeyValueSchema.schema
+        grown.trees.append(.init(slot: 11, keyWords: 3, valueSize: 0))
+        let reader = try StorageEngine.openReadOnly(fileSystem: fs, directory: "/store", options: Self.smallOptions(), schema: grown)
+        let usage = try reader.spaceUsage()
+        #expect(usage.treePages[11] == 0 && (usage.treePages[KeyValueSchema.slot] ?? 0) > 0)
+        #expect(reader.verify() == [])
+        try reader.close()
+        let writer = try StorageEngine.open(fileSystem: fs, directory: "/store", options: Self.smallOptions(), schema: grown)
+        #expect(try writer.spaceUsage().treePages[11] == 0)   // created, empty
+        #expect(try KeyValueSchema.contents(of: writer) == [1: 10, 2: 20])
+        #expect(writer.verify() == [])
+        try writer.close()
+    }
+
     @Test func uncheckpointedCommitsAreReplayed() throws {
         let fs = MemoryFileSystem()
         var options = Self.smallOptions()
