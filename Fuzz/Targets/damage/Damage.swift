@@ -52,6 +52,13 @@ func readAll(_ store: MessageStore, _ body: (String, String?) -> Void) {
         for u in users { call("unread(\(u),\(c))") { try store.unreadCount(user: u, in: c) } }
     }
     call("feed") { try store.feed(conversations, limit: 1000) }
+    // The search index: a word of the edits, the long "bbb…" words (kept by their first 32
+    // bytes in the index, checked against the bodies), per conversation and across the store.
+    for query in ["edited", "b", String(repeating: "b", count: 40)] {
+        call("search(\(query.prefix(8)))") { try store.search(query, limit: 1000).messages }
+        call("searchCount(\(query.prefix(8)))") { try store.searchCount(query) }
+        for c in conversations { call("search(\(query.prefix(8)),\(c))") { try store.search(query, in: .conversation(c), limit: 1000).messages } }
+    }
     call("latestMessage") { try store.latestMessage(in: conversations) }
     call("conversations") { try store.conversations(limit: 100) }
 }
@@ -66,6 +73,7 @@ struct Healthy {
 nonisolated(unsafe) let healthy: Healthy = {
     let fs = MemoryFileSystem()
     let store = try! MessageStore(path: "/db", options: options(), fileSystem: fs)
+    try! store.enableSearchIndex()
     for (i, id) in ids.enumerated() {
         _ = try! store.append(Message(
             id: id, conversation: conversations[i % 3], sender: users[i % 2], createdAt: Int64(i / 2),
