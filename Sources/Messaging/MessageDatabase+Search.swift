@@ -119,8 +119,7 @@ extension MessageDatabase {
                 }
                 let key = MessageKey(treeKey)
                 let terms = try withMessage(at: position, key: key, &reader) { body, record in
-                    SearchTokenizer.indexTerms(of: String(decoding: UnsafeRawBufferPointer(rebasing: record[body.textStart..<body.end]),
-                                                          as: UTF8.self))
+                    SearchTokenizer.indexTerms(of: body.text(in: record))
                 }
                 for entry in SearchEntry.entries(key: key, terms: terms) {
                     bytes += entry.encodedSize
@@ -219,7 +218,8 @@ extension MessageDatabase {
             if term.ids.isEmpty { return false }
             resolved.append(term)
         }
-        let driverIndex = resolved.indices.min { resolved[$0].postings < resolved[$1].postings }!
+        // A query has at least one term (SearchQuery), so `resolved` is never empty.
+        guard let driverIndex = resolved.indices.min(by: { resolved[$0].postings < resolved[$1].postings }) else { return false }
         let driver = resolved[driverIndex]
         var checks: [ResolvedTerm] = []
         var needsBody = !driver.isExact
@@ -255,8 +255,7 @@ extension MessageDatabase {
             }
             if needsBody {
                 let matches = try withMessage(at: position, key: key, &reader) { body, record in
-                    query.matches(SearchTokenizer.terms(of: String(
-                        decoding: UnsafeRawBufferPointer(rebasing: record[body.textStart..<body.end]), as: UTF8.self)))
+                    query.matches(SearchTokenizer.terms(of: body.text(in: record)))
                 }
                 if !matches { continue }
             }
@@ -366,34 +365,20 @@ private struct CandidateStream {
     }
 
     // Whole store: rounds of top-k selection. Each round scans the term's postings once and
-    // keeps the newest `roundSize` below the previous round's last key in a min-heap (O(P log k),
+    // keeps the newest `roundSize` below the previous round's last key in a heap (O(P log k),
     // no array of every posting); a consumer that needs more starts another round, twice as big.
     private var termIDs: [UInt64] = []
     private var postings: BTree? = nil
     private var roundSize = 0
     private var roundWasFull = false
 
-    private static func isNewer(_ a: MessageKey, _ b: MessageKey) -> Bool {
-        a.createdAt != b.createdAt ? a.createdAt > b.createdAt : a.seq > b.seq
-    }
-
+    /// One round: the newest `roundSize` postings below `position`. The heap is the feed's
+    /// max-heap over complemented (createdAt, seq), so its top is the oldest posting kept.
     private mutating func selectRound(below position: CursorToken.Position?) throws {
         guard let postings else { return }
-        var heap: [MessageKey] = []   // min-heap by (createdAt, seq): the oldest kept at the root
-        heap.reserveCapacity(roundSize)
+        var kept = FeedHeap()
+        kept.items.reserveCapacity(roundSize)
         let k = roundSize
-        func siftDown(_ heap: inout [MessageKey]) {
-            var parent = 0
-            while true {
-                let left = 2 * parent + 1
-                if left >= heap.count { return }
-                var smallest = left
-                if left + 1 < heap.count && Self.isNewer(heap[left], heap[left + 1]) { smallest = left + 1 }
-                guard Self.isNewer(heap[parent], heap[smallest]) else { return }
-                heap.swapAt(parent, smallest)
-                parent = smallest
-            }
-        }
         for termID in termIDs {
             var cursor = postings.cursor()
             guard try cursor.seek(atLeast: BTreeKey(termID, 0, 0)) else { continue }
@@ -403,24 +388,19 @@ private struct CandidateStream {
                 if let p = position, !(key.createdAt < p.createdAt || (key.createdAt == p.createdAt && key.seq < p.seq)) {
                     return true
                 }
-                if heap.count < k {
-                    heap.append(key)
-                    var child = heap.count - 1
-                    while child > 0 {
-                        let parent = (child - 1) / 2
-                        guard Self.isNewer(heap[parent], heap[child]) else { break }
-                        heap.swapAt(parent, child)
-                        child = parent
-                    }
-                } else if Self.isNewer(key, heap[0]) {
-                    heap[0] = key
-                    siftDown(&heap)
+                let entry = FeedHeap.Entry(createdAt: ~key.createdAt, seq: ~key.seq, source: Int(key.conversation))
+                if kept.items.count < k {
+                    kept.push(entry)
+                } else if kept.items[0].isAbove(entry) {   // newer than the oldest kept
+                    _ = kept.popMax()
+                    kept.push(entry)
                 }
                 return true
             }
         }
-        roundWasFull = heap.count == k
-        sorted = heap.sorted(by: Self.isNewer)
+        roundWasFull = kept.items.count == k
+        sorted = kept.items.map { MessageKey(conversation: UInt64($0.source), createdAt: ~$0.createdAt, seq: ~$0.seq) }
+            .sorted { $0.createdAt != $1.createdAt ? $0.createdAt > $1.createdAt : $0.seq > $1.seq }
         nextSorted = 0
     }
 

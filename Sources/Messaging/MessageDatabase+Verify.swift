@@ -39,6 +39,7 @@ struct MessageAudit {
     private var expectedIDs = 0
     /// Which messages the search index covers, and the postings per term they imply.
     private let searchCoverage: SearchCoverage
+    private let searchTrees: SearchIndex.Trees?
     private var expectedPostings: [[UInt8]: UInt64] = [:]
 
     init(database: MessageDatabase, snapshot: PageTransaction) throws {
@@ -46,6 +47,7 @@ struct MessageAudit {
         self.snapshot = snapshot
         trees = try MessageSchema.Trees(snapshot)
         searchCoverage = SearchCoverage(snapshot.state)
+        searchTrees = searchCoverage.isEnabled ? try SearchIndex.Trees(snapshot) : nil
     }
 
     mutating func report(_ text: String) { if problems.count < 100 { problems.append(text) } }
@@ -54,7 +56,7 @@ struct MessageAudit {
         try checkMessages()
         checkIDIndexAndCounter()
         try checkConversations()
-        if searchCoverage.isEnabled { try checkSearchIndex() }
+        if let searchTrees { try checkSearchIndex(searchTrees) }
         var report: [String] = []
         try database.engine.verifyLiveness(liveRecords, in: snapshot) { report.append($0) }
         for problem in report { self.report(problem) }
@@ -95,9 +97,8 @@ struct MessageAudit {
                     }
                 }
                 if indexed != key { found.append("message \(key): id index entry missing or wrong") }
-                if searchCoverage.covers(key) {
-                    let text = String(decoding: UnsafeRawBufferPointer(rebasing: record[body.textStart..<body.end]), as: UTF8.self)
-                    let index = try SearchIndex.Trees(snapshot)
+                if let index = searchTrees, searchCoverage.covers(key) {
+                    let text = body.text(in: record)
                     for term in SearchTokenizer.indexTerms(of: text) {
                         expectedPostings[term, default: 0] += 1
                         var termID: UInt64? = nil
@@ -159,8 +160,7 @@ struct MessageAudit {
     /// The terms tree holds exactly the terms of the covered messages, each with their number
     /// of postings, and the postings tree exactly those postings (each one was looked up by
     /// `checkRecord`, so equal counts leave no extra).
-    private mutating func checkSearchIndex() throws {
-        let index = try SearchIndex.Trees(snapshot)
+    private mutating func checkSearchIndex(_ index: SearchIndex.Trees) throws {
         let expectedTotal = expectedPostings.values.reduce(0, +)
         if UInt64(index.postings.count) != expectedTotal {
             report("search index holds \(index.postings.count) postings, the messages it covers imply \(expectedTotal)")

@@ -229,7 +229,7 @@ extension MessageDatabase {
                 try database.withMessage(at: located.pointer.position, key: located.key, &reader) { stored, record in
                     if searchCoverage.covers(located.key) {
                         let text = editedBefore
-                            ?? String(decoding: UnsafeRawBufferPointer(rebasing: record[stored.textStart..<stored.end]), as: UTF8.self)
+                            ?? stored.text(in: record)
                         try removePostings(of: located.key, text: text, into: &batch)
                     }
                     try MessageRecord.appendEdit(of: located.key, stored, record, text: body, into: &batch)
@@ -249,7 +249,7 @@ extension MessageDatabase {
                     if text == nil {
                         var reader = database.engine.recordReader(for: transaction)
                         text = try database.withMessage(at: located.pointer.position, key: located.key, &reader) { stored, record in
-                            String(decoding: UnsafeRawBufferPointer(rebasing: record[stored.textStart..<stored.end]), as: UTF8.self)
+                            stored.text(in: record)
                         }
                     }
                     try removePostings(of: located.key, text: text ?? "", into: &batch)

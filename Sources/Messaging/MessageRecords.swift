@@ -58,6 +58,11 @@ package struct MessageBody: Equatable, Sendable {
         .corrupted(file: location, offset: 0, reason: reason)
     }
 
+    /// The message's text in `record` (its body record), decoded as UTF-8.
+    func text(in record: UnsafeRawBufferPointer) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: record[textStart..<end]), as: UTF8.self)
+    }
+
     /// Bytes of a body record for a message with these field lengths.
     static func size(id: Int, sender: Int, replyTo: Int, metadata: Int, body: Int) -> Int {
         headerSize + id + sender + replyTo + metadata + body

@@ -37,9 +37,12 @@ package enum ReferenceSearchTerms {
         var pairs = Set<String>()
         var run: [Unicode.Scalar] = []
         var other = ""
-        func flushRun() {
+        func addRun(_ run: [Unicode.Scalar]) {
             for scalar in run { singles.insert(String(scalar)) }
             if run.count > 1 { for i in 1..<run.count { pairs.insert(String(run[i - 1]) + String(run[i])) } }
+        }
+        func flushRun() {
+            addRun(run)
             run = []
         }
         func flushOther() {
@@ -52,8 +55,7 @@ package enum ReferenceSearchTerms {
                 word = ""
             }
             func endInner() {
-                for scalar in inner { singles.insert(String(scalar)) }
-                if inner.count > 1 { for i in 1..<inner.count { pairs.insert(String(inner[i - 1]) + String(inner[i])) } }
+                addRun(inner)
                 inner = []
             }
             for scalar in other.decomposedStringWithCompatibilityMapping.unicodeScalars {

@@ -41,6 +41,14 @@ package enum SearchTokenizer {
         package var pairs: [CJKPair] = []
 
         package var isEmpty: Bool { words.isEmpty && singles.isEmpty && pairs.isEmpty }
+
+        /// Adds a CJK run: each character, and each adjacent pair.
+        mutating func appendRun(_ run: [Unicode.Scalar]) {
+            singles.append(contentsOf: run)
+            if run.count > 1 {
+                for i in 0..<(run.count - 1) { pairs.append(CJKPair(run[i], run[i + 1])) }
+            }
+        }
     }
 
     package struct CJKPair: Hashable, Sendable, CustomStringConvertible {
@@ -63,10 +71,7 @@ package enum SearchTokenizer {
             other.removeAll()
         }
         func flushCJK() {
-            terms.singles.append(contentsOf: cjkRun)
-            if cjkRun.count > 1 {
-                for i in 0..<(cjkRun.count - 1) { terms.pairs.append(CJKPair(cjkRun[i], cjkRun[i + 1])) }
-            }
+            terms.appendRun(cjkRun)
             cjkRun.removeAll(keepingCapacity: true)
         }
         for scalar in text.unicodeScalars {
@@ -99,10 +104,7 @@ package enum SearchTokenizer {
             word.removeAll()
         }
         func flushRun() {
-            terms.singles.append(contentsOf: run)
-            if run.count > 1 {
-                for i in 0..<(run.count - 1) { terms.pairs.append(CJKPair(run[i], run[i + 1])) }
-            }
+            terms.appendRun(run)
             run.removeAll()
         }
         for scalar in decomposed.unicodeScalars {
