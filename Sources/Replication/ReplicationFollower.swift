@@ -125,7 +125,14 @@ public final class ReplicationFollower: @unchecked Sendable {
         let stream = options.stream
         // JetStream may be electing a stream or consumer leader (a server just went away):
         // retry what fails as unavailable for up to a minute.
-        let streamState = try Self.retrying(while: { isStopping }) { try connection.streamState(stream) }
+        // A stop requested while JetStream is unavailable ends the run cleanly: nothing was
+        // being applied.
+        let streamState: (first: UInt64, last: UInt64, messages: UInt64, bytes: UInt64)?
+        do {
+            streamState = try Self.retrying(while: { isStopping }) { try connection.streamState(stream) }
+        } catch let error as ReplicationError where error.kind == .unavailable && isStopping {
+            return
+        }
         guard let streamState else {
             if untilCaughtUp { return }
             throw ReplicationError(.unavailable, "stream \(stream) does not exist (a leader creates it)")
@@ -139,7 +146,12 @@ public final class ReplicationFollower: @unchecked Sendable {
                 + "\(next): restore a backup of a replica (a follower's store), then follow again")
         }
         let start = next
-        let subscription = try Self.retrying(while: { isStopping }) { try subscribe(from: start) }
+        let subscription: OpaquePointer
+        do {
+            subscription = try Self.retrying(while: { isStopping }) { try subscribe(from: start) }
+        } catch let error as ReplicationError where error.kind == .unavailable && isStopping {
+            return
+        }
         defer {
             natsSubscription_Unsubscribe(subscription)
             natsSubscription_Destroy(subscription)

@@ -95,6 +95,17 @@ final class Child {
 
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
+    /// Waits until stderr contains `text` (true), the process exits or `seconds` pass (false).
+    func waitForStderr(containing text: String, within seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if stderrText.contains(text) { return true }
+            if !process.isRunning { return stderrText.contains(text) }
+            usleep(50_000)
+        }
+        return false
+    }
+
     /// Waits for the exit (SIGKILL after `seconds`); the exit status.
     @discardableResult
     func wait(within seconds: Double) -> Int32 {

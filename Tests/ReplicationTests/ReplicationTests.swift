@@ -178,6 +178,13 @@ struct ReplicationTests {
         let followerA = try Self.startFollower(aStore, cluster, stream: stream)
         let followerB = try Self.startFollower(bStore, cluster, stream: stream)
         var workload = Workload(seed: seed)
+        // Both followers follow before the failover starts (a follower reports progress once
+        // its consumer exists; on a busy machine creating it can take several request timeouts).
+        for follower in [followerA, followerB] {
+            guard follower.waitForStderr(containing: "\"role\":\"follower\"", within: 120) else {
+                throw ReplicationTestFailure("seed \(seed): a follower never started following: \(follower.stderrText.suffix(1000))")
+            }
+        }
 
         // Writes under load; a NATS node dies in the middle; then the leader dies mid-chunk.
         var acknowledged = try Self.drive(leader, &workload, prefix: "m", count: 200)
@@ -245,6 +252,23 @@ struct ReplicationTests {
         try expectEqualStores(a, c, conversations: Self.conversations, users: Self.users, ids: ids, "seed \(seed): promoted vs late C")
         #expect(try a.statistics.messages > 120, "seed \(seed)")
         for store in [a, b, c] { try store.close() }
+    }
+
+    /// A follower stopped (SIGTERM) while JetStream cannot answer — two of three servers gone,
+    /// no meta leader — stops cleanly (exit 0, a final "stopped" progress line) instead of
+    /// failing with the timeout of the request it was retrying.
+    @Test func aFollowerStoppedWhileJetStreamIsUnavailableStopsCleanly() throws {
+        let cluster = try NATSCluster(nodes: 3, executable: executableOnPath("nats-server")!)
+        try Self.waitForJetStream(cluster, replicas: 3)
+        let scratch = try Scratch("unavailable")
+        cluster.kill(node: 0)
+        cluster.kill(node: 1)
+        let follower = try Self.startFollower(scratch.path + "/f", cluster, stream: "gone")
+        usleep(2_000_000)
+        #expect(follower.stderrText.contains("\"role\":\"follower\"") == false, "it cannot follow yet: \(follower.stderrText)")
+        follower.signal(SIGTERM)
+        #expect(follower.wait(within: 30) == 0, "a stop while retrying is clean: \(follower.stderrText.suffix(1000))")
+        #expect(follower.stderrText.contains("\"stopped\":true"), "\(follower.stderrText.suffix(1000))")
     }
 
     /// A follower whose next message the stream dropped (retention) fails with a clear
