@@ -407,22 +407,35 @@ final class SQLiteEngine: ChatEngine {
 
     private var searchStatements: [Int: SQLiteStatement] = [:]
 
+    /// FTS5's tokenizer for `buildFullTextIndex`.
+    enum FullTextTokenizer {
+        /// Words: `unicode61 remove_diacritics 2` with prefix indexes of 2 and 3 characters;
+        /// query words match as prefixes (`"w"*`).
+        case words
+        /// `trigram`: every 3-character substring; query words (3 characters or more) match as
+        /// substrings (`"w"`).
+        case trigram
+    }
+
+    private var fullTextTokenizer = FullTextTokenizer.words
+
     /// An FTS5 index over the bodies (external content: the messages table, rowid schema
-    /// only), `unicode61` without diacritics and with prefix indexes of 2 and 3 characters,
-    /// built in one transaction. Not maintained by later writes (no triggers): build it after
-    /// the writes it should see.
-    func buildFullTextIndex() throws {
+    /// only), built in one transaction. Not maintained by later writes (no triggers): build it
+    /// after the writes it should see.
+    func buildFullTextIndex(tokenizer: FullTextTokenizer = .words) throws {
         precondition(schema == .rowid, "FTS5 external content needs the rowid schema")
+        let options = tokenizer == .words ? "tokenize='unicode61 remove_diacritics 2', prefix='2 3'" : "tokenize='trigram'"
         try connection.exec("""
-            CREATE VIRTUAL TABLE messages_fts USING fts5(body, content='messages', content_rowid='rowid',
-              tokenize='unicode61 remove_diacritics 2', prefix='2 3');
+            CREATE VIRTUAL TABLE messages_fts USING fts5(body, content='messages', content_rowid='rowid', \(options));
             INSERT INTO messages_fts(messages_fts) VALUES('rebuild');
             """)
         try connection.exec("PRAGMA wal_checkpoint(TRUNCATE)")
+        fullTextTokenizer = tokenizer
     }
 
-    /// The newest `limit` messages whose body matches every word as a prefix (`"w"*` each),
-    /// in `conversations` (nil: all), newest first, ties by insertion (rowid) descending.
+    /// The newest `limit` messages whose body matches every word (as a prefix with the word
+    /// tokenizer, as a substring with trigram), in `conversations` (nil: all), newest first,
+    /// ties by insertion (rowid) descending.
     func search(_ words: [String], in conversations: [String]?, limit: Int) throws -> [Message] {
         let count = conversations?.count ?? -1
         let s: SQLiteStatement
@@ -438,7 +451,8 @@ final class SQLiteEngine: ChatEngine {
             s = try connection.prepare(sql)
             searchStatements[count] = s
         }
-        try s.bind(1, words.map { "\"\($0)\"*" }.joined(separator: " "))
+        let star = fullTextTokenizer == .words ? "*" : ""
+        try s.bind(1, words.map { "\"\($0)\"" + star }.joined(separator: " "))
         try s.bind(2, Int64(limit))
         for (i, c) in (conversations ?? []).enumerated() { try s.bind(Int32(i + 3), c) }
         return try rows(s, capacity: limit)
