@@ -7,6 +7,10 @@ package struct SearchQuery: Sendable {
     package let words: [[UInt8]]
     package let singles: [[UInt8]]
     package let pairs: [[UInt8]]
+    /// The CJK characters of the query that none of its pairs holds (runs of one): the only
+    /// singles looked up, each as the prefix of the terms that start with it (itself ending a
+    /// run, or a pair it starts); the others are implied by the pairs.
+    let loneSingles: [[UInt8]]
 
     /// Throws `.invalidArgument` for a query without terms.
     package init(_ text: String) throws {
@@ -18,6 +22,8 @@ package struct SearchQuery: Sendable {
         words = distinct(terms.words.map { Array($0.utf8) })
         singles = distinct(terms.singles.map { Array(String($0).utf8) })
         pairs = distinct(terms.pairs.map { Array($0.description.utf8) })
+        let paired = Set(terms.pairs.flatMap { [$0.first, $0.second] })
+        loneSingles = distinct(terms.singles.filter { !paired.contains($0) }.map { Array(String($0).utf8) })
     }
 
     /// Whether a body with these terms matches: every word a prefix of one of its words, every
@@ -187,8 +193,9 @@ extension MessageDatabase {
     }
 
     /// The core of `search` and `searchCount`: candidates from the postings of the query's
-    /// rarest term (a k-way merge over the scope's conversations, or a sort of the term's
-    /// postings across the store), each checked against the other terms (by their postings
+    /// rarest term (a k-way merge over the scope's conversations, or — across the store, or
+    /// for a scope when the term has at most `searchPostingsScannedPerSeek` postings per seek
+    /// the merge would make — rounds of top-k over a scan of the term's postings), each checked against the other terms (by their postings
     /// when they have few term ids, else by the terms of the message's body). Calls `match`
     /// for up to `limit` matches in order; returns whether another match follows.
     private func searchMatches(
@@ -213,7 +220,13 @@ extension MessageDatabase {
             if term.ids.isEmpty { return false }
             resolved.append(term)
         }
-        for exact in query.singles + query.pairs {
+        for single in query.loneSingles {
+            // Exact: the terms starting with a CJK character are it and the pairs it starts.
+            let term = try ResolvedTerm(prefix: single, index.terms)
+            if term.ids.isEmpty { return false }
+            resolved.append(term)
+        }
+        for exact in query.pairs {
             let term = try ResolvedTerm(exact: exact, index.terms)
             if term.ids.isEmpty { return false }
             resolved.append(term)
@@ -234,7 +247,15 @@ extension MessageDatabase {
             for name in scope where seen.insert(ByteString(name)).inserted {
                 if let id = try conversationID(name, in: snapshot) { ids.append(id) }
             }
-            stream = try CandidateStream(merging: driver.ids, conversations: ids, below: after, index.postings)
+            // Few postings: one scan of them, filtered by conversation, costs less than a seek
+            // per (conversation, term id).
+            let seeks = UInt64(ids.count * driver.ids.count)
+            if !ids.isEmpty && driver.postings <= seeks &* UInt64(max(0, searchPostingsScannedPerSeek)) {
+                stream = try CandidateStream(sorting: driver.ids, in: Set(ids), below: after, index.postings,
+                                             firstRound: limit == .max ? 1 << 16 : min(limit, 1 << 16) * 2 + 8)
+            } else {
+                stream = try CandidateStream(merging: driver.ids, conversations: ids, below: after, index.postings)
+            }
         } else {
             // The first round keeps one more than the page (plus a margin for candidates the
             // other terms reject); `searchCount` (limit .max) takes big rounds from the start.
@@ -356,18 +377,22 @@ private struct CandidateStream {
         }
     }
 
-    init(sorting termIDs: [UInt64], below position: CursorToken.Position?, _ postings: BTree, firstRound: Int) throws {
+    init(sorting termIDs: [UInt64], in conversations: Set<UInt64>? = nil, below position: CursorToken.Position?, _ postings: BTree,
+         firstRound: Int) throws {
         merging = false
         self.termIDs = termIDs
+        self.conversations = conversations
         self.postings = postings
         roundSize = max(1, firstRound)
         try selectRound(below: position)
     }
 
-    // Whole store: rounds of top-k selection. Each round scans the term's postings once and
-    // keeps the newest `roundSize` below the previous round's last key in a heap (O(P log k),
-    // no array of every posting); a consumer that needs more starts another round, twice as big.
+    // Whole store (or a scope whose driver has few postings): rounds of top-k selection. Each
+    // round scans the term's postings once and keeps the newest `roundSize` below the previous
+    // round's last key (in `conversations`, when given) in a heap (O(P log k), no array of every
+    // posting); a consumer that needs more starts another round, twice as big.
     private var termIDs: [UInt64] = []
+    private var conversations: Set<UInt64>? = nil
     private var postings: BTree? = nil
     private var roundSize = 0
     private var roundWasFull = false
@@ -385,6 +410,7 @@ private struct CandidateStream {
             _ = try cursor.walk(forward: true) { raw, _ in
                 guard raw.w0 == termID else { return false }
                 let key = SearchPostingKey.message(of: raw)
+                if let conversations, !conversations.contains(key.conversation) { return true }
                 if let p = position, !(key.createdAt < p.createdAt || (key.createdAt == p.createdAt && key.seq < p.seq)) {
                     return true
                 }

@@ -20,6 +20,8 @@ package final class MessageDatabase: Sendable {
     package let directory: String
     let fileSystem: any FileSystem
     package let maxBodyBytes: Int
+    /// `MessageDatabaseOptions.searchPostingsScannedPerSeek`.
+    let searchPostingsScannedPerSeek: Int
     let autoCompactGarbageRatio: Double?
     /// The store's cursor secret (counter 4), fixed at creation.
     let cursorSecret: UInt64
@@ -41,6 +43,7 @@ package final class MessageDatabase: Sendable {
         self.directory = directory
         self.fileSystem = fileSystem
         self.maxBodyBytes = options.maxBodyBytes
+        self.searchPostingsScannedPerSeek = options.searchPostingsScannedPerSeek
         self.autoCompactGarbageRatio = options.autoCompactGarbageRatio
         self.cursorSecret = secret
     }

@@ -144,6 +144,7 @@ public final class MessageStore: Sendable {
         config.storage.checkpointLogBytes = UInt64(options.checkpointLogBytes)
         config.storage.changeRetentionBytes = UInt64(options.changeRetentionBytes)
         config.maxBodyBytes = options.maxBodyBytes
+        config.searchPostingsScannedPerSeek = options.searchPostingsScannedPerSeek
         if let label = options.lockLabel { config.storage.lockLabel = label }
         config.autoCompactGarbageRatio = options.autoCompactGarbageRatio
         return config

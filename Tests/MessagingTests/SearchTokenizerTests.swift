@@ -23,6 +23,10 @@ import Testing
         #expect(t.words.isEmpty)
         #expect(t.singles == ["前", "言", "你", "好"].map { Unicode.Scalar($0)! })
         #expect(t.pairs.map(\.description) == ["前言", "言你", "你好"])
+        #expect(t.runEnds == [Unicode.Scalar("好")])
+        // The index: pairs and the last character of each run (sorted by bytes).
+        #expect(SearchTokenizer.indexTerms(of: "前言你好 x 中").map { String(decoding: $0, as: UTF8.self) }
+                == ["x", "中", "你好", "前言", "好", "言你"])
         let single = SearchTokenizer.terms(of: "好")
         #expect(single.singles.count == 1 && single.pairs.isEmpty)
     }

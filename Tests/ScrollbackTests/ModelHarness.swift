@@ -244,6 +244,9 @@ final class ModelHarness {
         options.checkpointDirtyBytes = 64 << 10
         options.checkpointLogBytes = 96 << 10
         options.autoCompactGarbageRatio = configuration.autoCompactGarbageRatio
+        // Scoped searches: always a merge of per-conversation seeks, the default choice, or
+        // always a filtered scan of the rarest term's postings.
+        options.searchPostingsScannedPerSeek = [0, 64, 1 << 40][Int(configuration.seed % 3)]
         return options
     }
 

@@ -17,8 +17,10 @@ import Testing
         return options
     }
 
-    static func open(_ fs: MemoryFileSystem) throws -> MessageStore {
-        try MessageStore(path: "/db", options: options(), fileSystem: fs)
+    static func open(_ fs: MemoryFileSystem, scannedPerSeek: Int = 64) throws -> MessageStore {
+        var options = options()
+        options.searchPostingsScannedPerSeek = scannedPerSeek
+        return try MessageStore(path: "/db", options: options, fileSystem: fs)
     }
 
     static func message(_ id: String, in conversation: String = "c", at createdAt: Int64, _ body: String) -> Message {
@@ -41,6 +43,16 @@ import Testing
         #expect(Self.ids(try store.search("你好", limit: 10)) == ["m3"])  // a pair inside a longer run
         #expect(Self.ids(try store.search("你", limit: 10)) == ["m3"])  // a single character inside a run
         #expect(Self.ids(try store.search("好前", limit: 10)) == [])  // not adjacent in that order
+        // The index keeps pairs and each run's last character; every position of a character
+        // is found: first of its run, inside, last, alone.
+        try store.append(Self.message("m3b", at: 3, "好 前"))
+        #expect(Self.ids(try store.search("前", limit: 10)) == ["m3b", "m3"])
+        #expect(Self.ids(try store.search("言", limit: 10)) == ["m3"])
+        #expect(Self.ids(try store.search("好", limit: 10)) == ["m3b", "m3"])
+        #expect(Self.ids(try store.search("好 前", limit: 10)) == ["m3b", "m3"])
+        #expect(Self.ids(try store.search("言 好", limit: 10)) == ["m3"])
+        #expect(try store.searchCount("前言 好") == 1)
+        try store.delete(id: "m3b")
         #expect(Self.ids(try store.search("hello fi", limit: 10)) == ["m4"])  // fullwidth and the ligature decompose
         #expect(Self.ids(try store.search("e\u{301}cole", limit: 10)) == ["m4"])
         #expect(Self.ids(try store.search("hel", limit: 10)) == ["m5", "m4"])  // prefixes, newest first
@@ -77,8 +89,10 @@ import Testing
         }
     }
 
-    @Test func scopesOrderAndPaging() throws {
-        let store = try Self.open(MemoryFileSystem())
+    /// Both ways of a scoped search: a merge of per-conversation seeks (0) and a filtered scan
+    /// of the rarest term's postings (always, 1 << 40).
+    @Test(arguments: [0, 1 << 40]) func scopesOrderAndPaging(scannedPerSeek: Int) throws {
+        let store = try Self.open(MemoryFileSystem(), scannedPerSeek: scannedPerSeek)
         try store.enableSearchIndex()
         // Equal times across conversations: insertion order decides (newest first).
         for i in 0..<30 {

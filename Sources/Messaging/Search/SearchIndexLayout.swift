@@ -232,12 +232,12 @@ enum SearchRemoveRecord {
 extension SearchTokenizer {
     /// The distinct index terms of `text` as bytes, sorted (so term ids are assigned in the
     /// same order on every run): words (at most `SearchTermKey.maxBytes` bytes kept, cut at a
-    /// character boundary), CJK characters and CJK pairs.
+    /// character boundary), the last character of each CJK run, and CJK pairs.
     package static func indexTerms(of text: String) -> [[UInt8]] {
         let terms = terms(of: text)
         var set = Set<[UInt8]>()
         for word in terms.words { set.insert(truncated(Array(word.utf8))) }
-        for single in terms.singles { set.insert(Array(String(single).utf8)) }
+        for single in terms.runEnds { set.insert(Array(String(single).utf8)) }
         for pair in terms.pairs { set.insert(Array(pair.description.utf8)) }
         return set.sorted { $0.lexicographicallyPrecedes($1) }
     }

@@ -6,8 +6,11 @@ import Foundation
 ///   outside the CJK ranges, after NFKD decomposition with nonspacing marks (Mn) removed,
 ///   lowercased: `Café` → `cafe`, `naïve` → `naive`, `don't` → `don`, `t`.
 /// - **CJK**: characters in `cjkRanges` form runs of their own. Every CJK character is a
-///   *single* term; every adjacent pair inside a run is a *pair* term. (The index keeps both,
-///   so a one-character query finds the character inside longer runs too.)
+///   *single* term; every adjacent pair inside a run is a *pair* term. The index keeps every
+///   pair and only the *last* character of each run as a single (`runEnds`): a character
+///   occurs in a body exactly when it ends a run or starts a pair, so a one-character query
+///   is the prefix of its UTF-8 over the CJK terms (half the postings of keeping every
+///   character).
 ///
 /// ASCII text takes a fast path without decomposition. The decomposition tables are
 /// Foundation's (the standard library ships no NFKD), so the terms depend on the Unicode
@@ -39,12 +42,16 @@ package enum SearchTokenizer {
         package var singles: [Unicode.Scalar] = []
         /// Adjacent CJK pairs, in order.
         package var pairs: [CJKPair] = []
+        /// The last character of each CJK run, in order (a run of one: its character).
+        package var runEnds: [Unicode.Scalar] = []
 
         package var isEmpty: Bool { words.isEmpty && singles.isEmpty && pairs.isEmpty }
 
         /// Adds a CJK run: each character, and each adjacent pair.
         mutating func appendRun(_ run: [Unicode.Scalar]) {
+            guard let last = run.last else { return }
             singles.append(contentsOf: run)
+            runEnds.append(last)
             if run.count > 1 {
                 for i in 0..<(run.count - 1) { pairs.append(CJKPair(run[i], run[i + 1])) }
             }
