@@ -127,12 +127,8 @@ public final class ReplicationFollower: @unchecked Sendable {
         // retry what fails as unavailable for up to a minute.
         // A stop requested while JetStream is unavailable ends the run cleanly: nothing was
         // being applied.
-        let streamState: (first: UInt64, last: UInt64, messages: UInt64, bytes: UInt64)?
-        do {
-            streamState = try Self.retrying(while: { isStopping }) { try connection.streamState(stream) }
-        } catch let error as ReplicationError where error.kind == .unavailable && isStopping {
-            return
-        }
+        guard let lookup = try Self.retryingUnlessStopped({ isStopping }, { try connection.streamState(stream) }) else { return }
+        let streamState = lookup
         guard let streamState else {
             if untilCaughtUp { return }
             throw ReplicationError(.unavailable, "stream \(stream) does not exist (a leader creates it)")
@@ -146,12 +142,7 @@ public final class ReplicationFollower: @unchecked Sendable {
                 + "\(next): restore a backup of a replica (a follower's store), then follow again")
         }
         let start = next
-        let subscription: OpaquePointer
-        do {
-            subscription = try Self.retrying(while: { isStopping }) { try subscribe(from: start) }
-        } catch let error as ReplicationError where error.kind == .unavailable && isStopping {
-            return
-        }
+        guard let subscription = try Self.retryingUnlessStopped({ isStopping }, { try subscribe(from: start) }) else { return }
         defer {
             natsSubscription_Unsubscribe(subscription)
             natsSubscription_Destroy(subscription)
@@ -220,6 +211,16 @@ public final class ReplicationFollower: @unchecked Sendable {
             } catch let error as ReplicationError where error.kind == .unavailable && Date() < deadline && !stopped() {
                 usleep(250_000)
             }
+        }
+    }
+
+    /// `retrying`, except that a stop requested meanwhile ends it with nil (a clean stop)
+    /// instead of the error of the last try.
+    package static func retryingUnlessStopped<T>(_ stopped: () -> Bool, _ body: () throws -> T) throws -> T? {
+        do {
+            return try retrying(while: stopped, body)
+        } catch let error as ReplicationError where error.kind == .unavailable && stopped() {
+            return nil
         }
     }
 
