@@ -351,9 +351,10 @@ extension BTree {
         }
         // Split point: the middle, unless the previous insert into this page was just before
         // this one (a sequential run, e.g. appends to one conversation): then at the insertion
-        // point, clamped so both pages keep the minimum fill. The left page then stays full
-        // and the run continues in the right page, so time-ordered inserts leave pages full
-        // instead of half full.
+        // point, clamped so both pages keep the minimum fill (a sixteenth of a leaf: an append
+        // at a leaf's end leaves it 15/16 full). The left page then stays nearly full and the
+        // run continues in the right page, so time-ordered inserts leave pages full instead of
+        // half full.
         let minimum = minimumFill(isLeaf: isLeaf, pageSize: bytes.count)
         let hint = Int(bytes.loadLE(UInt16.self, at: layout.insertHintOffset))
         let leftCount = hint != 0 && hint == index
@@ -421,7 +422,7 @@ extension BTree {
                 let ref = try transaction.page(page)
                 return (Int(ref.bytes.loadLE(UInt16.self, at: layout.entryCountOffset)), ref.bytes.count)
             }()
-            if count >= minimumFill(isLeaf: isLeaf, pageSize: pageSize) { return }
+            if count >= underflowFill(isLeaf: isLeaf, pageSize: pageSize) { return }
             let parent = frames[depth - 1]
             let parentCount = try {
                 let ref = try transaction.page(parent.page)

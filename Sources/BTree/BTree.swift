@@ -125,10 +125,20 @@ package struct BTree {
         Swift.min((pageSize - layout.headerSize) / branchEntrySize, layout.maxEntriesPerPage)
     }
 
-    /// Fewest entries a non-root page may hold: a quarter of its capacity, at least 1 for a
-    /// leaf and at least 2 for a branch.
+    /// Fewest entries a non-root page may hold (the invariant `checkInvariants` verifies): a
+    /// sixteenth of a leaf's capacity (at least 1), a quarter of a branch's (at least 2). A
+    /// sequential-run split may leave a leaf's right page this sparse, so that the left keeps
+    /// 15/16 of its capacity instead of 3/4.
     @inline(__always)
     func minimumFill(isLeaf: Bool, pageSize: Int) -> Int {
+        isLeaf ? Swift.max(1, leafCapacity(pageSize) / 16) : Swift.max(2, branchCapacity(pageSize) / 4)
+    }
+
+    /// Below this many entries a non-root page is fixed after a delete (merged with or
+    /// refilled from a sibling): a quarter of its capacity, at least 1 for a leaf and at least
+    /// 2 for a branch.
+    @inline(__always)
+    func underflowFill(isLeaf: Bool, pageSize: Int) -> Int {
         isLeaf ? Swift.max(1, leafCapacity(pageSize) / 4) : Swift.max(2, branchCapacity(pageSize) / 4)
     }
 

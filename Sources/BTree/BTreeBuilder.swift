@@ -40,7 +40,7 @@ package struct BTreeBuilder {
         self.tree = tree
         pageSize = tree.transaction.pageSize
         let leafCapacity = tree.leafCapacity(pageSize)
-        leafTarget = min(leafCapacity, max(tree.minimumFill(isLeaf: true, pageSize: pageSize), Int(Double(leafCapacity) * leafFill)))
+        leafTarget = min(leafCapacity, max(tree.underflowFill(isLeaf: true, pageSize: pageSize), Int(Double(leafCapacity) * leafFill)))
         let capacity = leafCapacity * tree.leafEntrySize
         current = [UInt8](repeating: 0, count: capacity)
         previous = [UInt8](repeating: 0, count: capacity)
@@ -84,7 +84,7 @@ package struct BTreeBuilder {
     /// Writes the last leaves and every branch level and publishes the root, count and height
     /// in the transaction's state.
     package mutating func finish() throws {
-        let minimum = tree.minimumFill(isLeaf: true, pageSize: pageSize)
+        let minimum = tree.underflowFill(isLeaf: true, pageSize: pageSize)
         if previousCount > 0 && currentCount < minimum {
             // Balance the last two leaves: all their entries, split in half.
             let size = tree.leafEntrySize

@@ -109,7 +109,7 @@ import Glibc
         txn.state.trees[1].entryCount = 5
         txn.state.trees[1].height = 2
         let tree = try BTree(txn, slot: 1)
-        // The example's leaves are far below the minimum fill (50 of 203 at this shape):
+        // The example's leaves are far below the minimum fill (12 of 203 at this shape):
         // queries work, and checkInvariants names exactly that problem.
         do {
             try tree.checkInvariants()

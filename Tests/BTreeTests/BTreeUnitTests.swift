@@ -4,11 +4,13 @@ import ScrollbackPager
 import Testing
 
 /// Unit tests of the counted B+tree. Shape used unless said otherwise: 1-word keys, 8-byte
-/// values, 4096-byte pages: leaf capacity (4096 - 32) / 16 = 254, minimum fill 63;
+/// values, 4096-byte pages: leaf capacity (4096 - 32) / 16 = 254, minimum fill 15 (what a
+/// sequential-run split may leave), underflow below 63 (a delete then merges or refills);
 /// branch capacity 4064 / 24 = 169.
 @Suite struct BTreeUnitTests {
     static let leafCapacity = 254
-    static let leafMinimum = 63
+    static let leafMinimum = 15
+    static let leafUnderflow = 63
 
     func keys(_ tree: BTree) throws -> [UInt64] {
         var result: [UInt64] = []
@@ -124,30 +126,31 @@ import Testing
     @Test func deleteRedistributesThenMergesAndCollapsesRoot() throws {
         let pager = try makePager()
         // Ascending inserts split the full leaf at the insertion point (sequential run):
-        // left [0, 192), right [192, 255) holds the minimum fill 63. Then fill the right leaf.
+        // left [0, 240), right [240, 255) holds the minimum fill 15. Then fill the right leaf.
         try buildTree(pager, keys: 0..<255)
         let txn = try pager.beginWrite()
         let tree = try BTree(txn, slot: 0)
-        #expect(try childCounts(tree) == [192, 63])
-        for k in UInt64(255)..<446 { try tree.insert(BTreeKey(k), value: smallValue(k)) }
-        #expect(try childCounts(tree) == [192, 254])
-        // Delete from the left leaf until it falls below the minimum fill (63): 62 + 254 > 254,
-        // so entries are redistributed: 158 / 158.
-        for k in UInt64(0)..<130 { #expect(try tree.delete(BTreeKey(k))) }
+        #expect(try childCounts(tree) == [UInt64(254 + 1 - Self.leafMinimum), UInt64(Self.leafMinimum)])
+        try tree.checkInvariants()
+        for k in UInt64(255)..<494 { try tree.insert(BTreeKey(k), value: smallValue(k)) }
+        #expect(try childCounts(tree) == [240, 254])
+        // Delete from the left leaf until it falls below the underflow fill (63): 62 + 254 >
+        // 254, so entries are redistributed: 158 / 158.
+        for k in UInt64(0)..<178 { #expect(try tree.delete(BTreeKey(k))) }
         #expect(try childCounts(tree) == [158, 158])
         #expect(tree.height == 2)
         try tree.checkInvariants()
-        #expect(try tree.key(atRank: 158) == BTreeKey(130 + 158))
-        // Delete from the right leaf until it falls below the minimum: 158 + 62 fit one page,
-        // so the leaves merge and the root collapses.
-        var k: UInt64 = 445
+        #expect(try tree.key(atRank: 158) == BTreeKey(178 + 158))
+        // Delete from the right leaf until it falls below the underflow fill: 158 + 62 fit one
+        // page, so the leaves merge and the root collapses.
+        var k: UInt64 = 493
         while tree.height == 2 {
             #expect(try tree.delete(BTreeKey(k)))
             k -= 1
         }
-        #expect(tree.height == 1 && tree.count == 158 + Self.leafMinimum - 1)
+        #expect(tree.height == 1 && tree.count == 158 + Self.leafUnderflow - 1)
         try tree.checkInvariants()
-        #expect(try keys(tree) == Array(130...k))
+        #expect(try keys(tree) == Array(178...k))
         try txn.commit()
         try checkCommitted(pager)
     }
