@@ -116,8 +116,9 @@ extension Benchmark {
         try timeSearches(kinds, scrollback, sqlite, into: &figures)
         log("  search index build: scrollback \(String(format: "%.1f", figures.buildSeconds[scrollback.name] ?? 0)) s, "
             + "\(formatBytes(figures.indexBytes[scrollback.name] ?? 0)); FTS5 \(String(format: "%.1f", figures.buildSeconds[sqlite.name] ?? 0)) s, "
-            + "\(formatBytes(figures.indexBytes[sqlite.name] ?? 0)); scrollback send p50 \(formatMicroseconds(figures.sendOff?.p50 ?? .nan)) "
-            + "without the index, \(formatMicroseconds(figures.sendOn?.p50 ?? .nan)) with it")
+            + "\(formatBytes(figures.indexBytes[sqlite.name] ?? 0)); scrollback send p50 / p99 \(formatMicroseconds(figures.sendOff?.p50 ?? .nan)) / "
+            + "\(formatMicroseconds(figures.sendOff?.p99 ?? .nan)) without the index, \(formatMicroseconds(figures.sendOn?.p50 ?? .nan)) / "
+            + "\(formatMicroseconds(figures.sendOn?.p99 ?? .nan)) with it")
         try runCJKSearch(&figures, random: &random)
         searchFigures = figures
     }
