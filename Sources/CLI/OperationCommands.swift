@@ -193,19 +193,30 @@ struct Checkpoint: ParsableCommand {
 struct SearchIndexCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "search-index",
-        abstract: "Turn the search index on and build it over the messages already stored.",
+        abstract: "Turn the search index on and build it over the messages already stored (or --off).",
         discussion: """
             The build runs in steps of at most 2,000 messages, each its own durable commit; writes made \
             meanwhile are indexed by their own commits. Interrupted (a crash, Ctrl-C), it keeps the steps \
             done: run it again to finish. On a store whose index is built it does nothing. From then on every \
-            write maintains the index, and `query STORE search` and the exec op "search" answer.
+            write maintains the index, and `query STORE search` and the exec op "search" answer. \
+            --off turns the index off and frees its pages (one durable commit); running it again without \
+            --off rebuilds it from the messages.
             """)
 
     @Argument(help: "The store directory.")
     var store: String
 
+    @Flag(help: "Turn the index off and free its pages.")
+    var off = false
+
     func run() throws {
         let store = try StoreAccess.openExisting(self.store, command: "search-index")
+        if off {
+            try store.disableSearchIndex()
+            try store.close()
+            Output.standardOutput.line("search index off")
+            return
+        }
         try store.enableSearchIndex()
         let messages = try store.statistics.messages
         try store.close()

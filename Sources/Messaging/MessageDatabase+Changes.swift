@@ -203,7 +203,7 @@ extension MessageDatabase {
             let user = try names.user(membership.entry.user, for: position)
             let conversation = try names.conversation(membership.entry.conversation, for: position)
             return membership.joins ? .join(user: user, conversation: conversation) : .leave(user: user, conversation: conversation)
-        case .newConversation, .newUser, .initialize, .bulkLoad, .replicaMark, .searchEnable, .searchBuild, .searchRemove, .relocate, .retireSegment, .sealed, .merged, .attached:
+        case .newConversation, .newUser, .initialize, .bulkLoad, .replicaMark, .searchEnable, .searchBuild, .searchRemove, .searchDisable, .relocate, .retireSegment, .sealed, .merged, .attached:
             return nil
         }
     }

@@ -97,6 +97,19 @@ extension MessageDatabase {
         }
     }
 
+    /// Turns the search index off: one durable commit that frees every page of its two trees
+    /// (O(pages of the index)). Searching then throws `.invalidArgument` until
+    /// `enableSearchIndex` builds it again from the messages (the way to rebuild an index, e.g.
+    /// after `verify` reports terms a newer Unicode version splits differently). Nothing when
+    /// the index is off.
+    package func disableSearchIndex() throws {
+        try engine.commit { transaction, batch in
+            if SearchCoverage(transaction.state).isEnabled {
+                try batch.append(type: .searchDisable, payloadCount: 0) { _ in }
+            }
+        }
+    }
+
     /// One build step: the postings of the next messages after the build cursor, in one
     /// commit. Returns the messages it indexed, or nil when the index is built (or off).
     package func buildSearchIndexStep(stepMessages: Int, stepBytes: Int = 64 << 10) throws -> Int? {

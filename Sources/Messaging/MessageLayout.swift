@@ -131,6 +131,8 @@ package enum MessageRecordType: UInt8, CaseIterable, Sendable, CustomStringConve
     case searchBuild = 32
     /// Removes a message's postings (logged before its edit or delete): its key and terms.
     case searchRemove = 33
+    /// Turns the search index off (empty payload): frees both trees, clears counters 11…14.
+    case searchDisable = 34
 
     /// The record type's name, as `dump` prints it.
     package var description: String {
@@ -153,6 +155,7 @@ package enum MessageRecordType: UInt8, CaseIterable, Sendable, CustomStringConve
         case .searchEnable: "searchEnable"
         case .searchBuild: "searchBuild"
         case .searchRemove: "searchRemove"
+        case .searchDisable: "searchDisable"
         }
     }
 

@@ -55,6 +55,8 @@ package enum MessageRecordDescription {
             case .searchRemove:
                 let entry = try SearchRemoveRecord.decode(payload, position: position)
                 return "removes \(entry.terms.count) postings of message \(entry.key)"
+            case .searchDisable:
+                return "turns the search index off (frees its pages)"
             case nil:
                 return nil
             }

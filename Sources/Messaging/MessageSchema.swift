@@ -97,6 +97,8 @@ package enum MessageSchema {
                 try SearchIndex.applyBuild(try SearchBuildRecord.decode(payload, position: position), at: position, transaction)
             case .searchRemove:
                 try SearchIndex.applyRemove(try SearchRemoveRecord.decode(payload, position: position), transaction)
+            case .searchDisable:
+                try SearchIndex.applyDisable(transaction)
             case .relocate, .retireSegment, .sealed, .merged, .attached:
                 break
             }

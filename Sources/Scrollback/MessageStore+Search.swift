@@ -43,10 +43,20 @@ extension MessageStore {
     /// bounded steps (at most 2,000 messages each), each its own durable commit: writes and
     /// reads go on between steps, and messages written meanwhile are indexed by their own
     /// commits. After a crash or an error part-way the steps done stay; call it again to
-    /// finish. Once on, the index stays on (every later write maintains it); on a store whose
-    /// index is built, this does nothing.
+    /// finish. Once on, the index stays on (every later write maintains it) until
+    /// `disableSearchIndex()`; on a store whose index is built, this does nothing.
     public func enableSearchIndex() throws {
         try mapErrors { try database.enableSearchIndex() }
+    }
+
+    /// Turns the search index off and returns its pages to the store's free space, in one
+    /// durable commit (cost: proportional to the index's pages). Searches then throw
+    /// `.invalidArgument` until `enableSearchIndex()` builds the index again from the
+    /// messages — which is also how an index is rebuilt (say, after `verify()` reports terms
+    /// that a toolchain with another Unicode version splits differently). On a store whose
+    /// index is off, this does nothing.
+    public func disableSearchIndex() throws {
+        try mapErrors { try database.disableSearchIndex() }
     }
 
     /// Whether the search index is on and built (searches need both).
@@ -102,6 +112,11 @@ extension MessageStore {
     /// The asynchronous form of `enableSearchIndex()`.
     public func enableSearchIndex() async throws {
         try await offload { [self] in try enableSearchIndex() }
+    }
+
+    /// The asynchronous form of `disableSearchIndex()`.
+    public func disableSearchIndex() async throws {
+        try await offload { [self] in try disableSearchIndex() }
     }
 
     /// The asynchronous form of `search(_:in:after:limit:)`.

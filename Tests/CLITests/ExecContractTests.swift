@@ -188,6 +188,16 @@ import Testing
                 "\(json)")
         let misuse = try CLI.run(["query", store, "latest", "c1", "--conversation", "c2"])
         #expect(misuse.status != 0 && misuse.stderr.contains("--conversation"), "\(misuse)")
+
+        // --off: searches refuse again; turned on again, the index is rebuilt.
+        let off = try CLI.run(["search-index", store, "--off"])
+        #expect(off.status == 0 && off.stdoutLines == ["search index off"], "\(off)")
+        let refused = try CLI.run(["query", store, "search", "tea"])
+        #expect(refused.status != 0 && refused.stderr.contains("search-index"), "\(refused)")
+        let again = try CLI.run(["search-index", store])
+        #expect(again.status == 0 && again.stdoutLines == ["search index on (3 messages)"], "\(again)")
+        let found = try CLI.run(["query", store, "search", "tea", "--json"])
+        #expect(found.stdoutLines == json.stdoutLines, "\(found)")
     }
 
     /// The conversation list walked page by page with `after`: every conversation once, in

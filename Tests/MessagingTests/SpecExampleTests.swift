@@ -69,6 +69,7 @@ import Testing
             (.message, 16), (.delete, 17), (.markRead, 18), (.newConversation, 19), (.newUser, 20), (.relocate, 21),
             (.initialize, 22), (.retireSegment, 23), (.sealed, 24), (.merged, 25), (.attached, 26), (.join, 27),
             (.leave, 28), (.bulkLoad, 29), (.replicaMark, 30), (.searchEnable, 31), (.searchBuild, 32), (.searchRemove, 33),
+            (.searchDisable, 34),
         ]
         for (type, value) in types { #expect(type.rawValue == value, "\(type)") }
         let shapes: [(MessageTree, Int, Int)] = [

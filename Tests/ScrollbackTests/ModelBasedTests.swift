@@ -39,7 +39,9 @@ import TestSupport
             #expect(harness.counters["keyset walks", default: 0] > configuration.steps, "the queries barely ran")
             #expect(harness.counters["crashes", default: 0] > 5, "too few crashes")
             #expect(harness.counters["records moved by compact()", default: 0] > 0, "compaction never moved a record")
-            #expect(harness.counters["search walks", default: 0] > configuration.steps / 2, "searches barely ran")
+            // (Odd seeds build the index at a third of the run; now and then it is off a while.)
+            #expect(harness.counters["search walks", default: 0] > configuration.steps / 3, "searches barely ran")
+            #expect(harness.counters["search index turned off", default: 0] > 0, "the index was never turned off")
             #expect(harness.counters["search pages", default: 0] > configuration.steps, "search walks barely paged")
             if configuration.followsChanges {
                 #expect(harness.counters["replica comparisons", default: 0] >= configuration.steps / 250, "the replica was barely compared")

@@ -215,6 +215,8 @@ final class ModelHarness {
     var counters: [String: Int] = [:]
     /// Whether the search index has been turned on (searches are compared).
     var searchEnabled = false
+    /// The harness turned the index off (`disableSearchIndex`); it turns it on again later.
+    var searchDisabled = false
 
     static let longConversation = "c-" + String(repeating: "L", count: 253)
     /// Conversations only ever joined: no message is appended to them.
@@ -730,6 +732,16 @@ final class ModelHarness {
     /// store's cursors are opaque; the model follows its own), then the walk's cursor given
     /// with another query must be `invalidCursor`.
     func checkSearch() {
+        if searchDisabled, let store, !failed {
+            do {
+                _ = try store.search("a", in: .wholeStore, after: nil, limit: 1)
+                fail("search answered with the index off")
+            } catch ScrollbackError.invalidArgument(let argument, _) where argument == "search" {
+            } catch {
+                fail("search with the index off threw \(error), not invalidArgument(search)")
+            }
+            return
+        }
         guard let store, searchEnabled, !failed else { return }
         let query = randomSearchQuery()
         let scope = randomSearchScope()
@@ -784,6 +796,24 @@ final class ModelHarness {
         phase = "enable search"
         do { try store.enableSearchIndex() } catch { fail("enableSearchIndex() threw \(error)") }
         searchEnabled = true
+        searchDisabled = false
+        phase = previous
+    }
+
+    /// Turns the index off (its pages freed; `verifyStore` checks the page accounting).
+    func disableSearch() {
+        guard let store, !failed else { return }
+        let previous = phase
+        phase = "disable search"
+        do {
+            try store.disableSearchIndex()
+            if try store.isSearchIndexEnabled { fail("the search index is still on after disableSearchIndex()") }
+        } catch {
+            fail("disableSearchIndex() threw \(error)")
+        }
+        searchEnabled = false
+        searchDisabled = true
+        count("search index turned off")
         phase = previous
     }
 
@@ -1124,6 +1154,14 @@ final class ModelHarness {
                 self.write(write)
             }
             if step == configuration.searchIndexStep || (searchEnabled && roll < 25) {
+                enableSearch()
+            } else if searchDisabled && roll < 25 {
+                disableSearch()   // a crash may have lost the disable (.normal durability)
+            }
+            // Now and then the index goes off, and comes back (rebuilt from the messages).
+            if searchEnabled && (64..<67).contains(roll) {
+                disableSearch()
+            } else if searchDisabled && (67..<82).contains(roll) {
                 enableSearch()
             }
             checkAfter(operation)

@@ -128,6 +128,49 @@ import Testing
                 == Array(all.filter { Int($0.dropFirst())! % 3 == 1 }.dropFirst(2)))
     }
 
+    /// Turning the index off frees its pages and makes searches refuse; writes go on
+    /// unindexed; turning it on again rebuilds it from the messages (after a reopen too).
+    @Test func disablingFreesTheIndexAndEnablingRebuildsIt() throws {
+        let fs = MemoryFileSystem()
+        var store = try Self.open(fs)
+        try store.disableSearchIndex()   // off already: nothing
+        try store.enableSearchIndex()
+        for i in 0..<400 {
+            try store.append(Self.message("m\(i)", in: "c\(i % 4)", at: Int64(i), "word\(i % 7) 前言你好 shared"))
+        }
+        func indexBytes() throws -> UInt64 {
+            try store.spaceUsage().filter { $0.structure.hasPrefix("tree search") }.reduce(0) { $0 + $1.bytes }
+        }
+        #expect(try store.searchCount("shared") == 400)
+        #expect(try indexBytes() > 0)
+        try store.disableSearchIndex()
+        #expect(try store.isSearchIndexEnabled == false)
+        #expect(try indexBytes() == 0)
+        #expect(try store.verify().isEmpty)   // every freed page accounted for
+        do {
+            _ = try store.search("shared", limit: 1)
+            Issue.record("search answered with the index off")
+        } catch let ScrollbackError.invalidArgument(argument, reason) {
+            #expect(argument == "search" && reason.contains("enableSearchIndex"))
+        }
+        #expect(throws: ScrollbackError.self) { try store.searchCount("shared") }
+        try store.disableSearchIndex()   // again: nothing
+        // Writes while it is off.
+        try store.edit(id: "m0", body: "changed 言")
+        try store.delete(id: "m1")
+        try store.append(Self.message("m400", in: "c9", at: 400, "shared late"))
+        try store.close()
+        store = try Self.open(fs)
+        #expect(try store.isSearchIndexEnabled == false)
+        try store.enableSearchIndex()
+        #expect(try store.searchCount("shared") == 399)
+        #expect(Self.ids(try store.search("changed", limit: 10)) == ["m0"])
+        #expect(try store.searchCount("言") == 399)   // the edit's 言 alone, and inside 前言你好
+        #expect(Self.ids(try store.search("shared", in: .conversation("c9"), limit: 10)) == ["m400"])
+        #expect(try store.verify().isEmpty)
+        try store.close()
+    }
+
     @Test func editsReindexAndDeletesRemove() throws {
         let fs = MemoryFileSystem()
         var store = try Self.open(fs)

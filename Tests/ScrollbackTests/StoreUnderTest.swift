@@ -39,6 +39,8 @@ protocol StoreUnderTest: AnyObject, Sendable {
     func verify() throws -> [String]
     var statistics: StoreStatistics { get throws }
     func enableSearchIndex() throws
+    func disableSearchIndex() throws
+    var isSearchIndexEnabled: Bool { get throws }
     func search(_ query: String, in scope: SearchScope, after cursor: Cursor?, limit: Int) throws -> MessagePage
     func searchCount(_ query: String, in scope: SearchScope) throws -> Int
 }
@@ -400,9 +402,19 @@ final class ReferenceBackedStore: StoreUnderTest {
     /// Search cursors: "rs.<n>", the model's cursor kept here.
     let searchCursors = Locked<[String: ReferenceSearchCursor]>([:])
 
-    func enableSearchIndex() throws { try read { _ in } }
+    /// Whether `disableSearchIndex()` turned search off (searches then refuse, as the store's).
+    let searchOff = Locked(false)
+
+    func enableSearchIndex() throws { try read { _ in searchOff.withLock { $0 = false } } }
+    func disableSearchIndex() throws { try read { _ in searchOff.withLock { $0 = true } } }
+    var isSearchIndexEnabled: Bool { get throws { try read { _ in !searchOff.withLock { $0 } } } }
+
+    private func refuseSearchWhenOff() throws {
+        if searchOff.withLock({ $0 }) { throw ScrollbackError.invalidArgument(argument: "search", reason: "the search index is off") }
+    }
 
     func search(_ query: String, in scope: SearchScope, after cursor: Cursor?, limit: Int) throws -> MessagePage {
+        try refuseSearchWhenOff()
         let parsed = try cursor.map { token in
             guard var found = searchCursors.withLock({ $0[token.token] }) else { throw ScrollbackError.invalidCursor("unknown token") }
             if bug == .searchCursorSkipsTies { found.position.seq = Int.min }
@@ -423,7 +435,8 @@ final class ReferenceBackedStore: StoreUnderTest {
     }
 
     func searchCount(_ query: String, in scope: SearchScope) throws -> Int {
-        try read { try $0.allSearchMatches(query, in: scope.referenceNames).count }
+        try refuseSearchWhenOff()
+        return try read { try $0.allSearchMatches(query, in: scope.referenceNames).count }
     }
 
     var statistics: StoreStatistics {

@@ -38,6 +38,9 @@ package enum SweepOp: Sendable, CustomStringConvertible {
     /// background checkpoint does beside commits, in a fixed order).
     case checkpointDuring(user: String, conversation: String, through: String)
     case compact
+    /// `disableSearchIndex()` then `enableSearchIndex()`: the index's pages freed, then built
+    /// again from the messages, step by step.
+    case rebuildSearchIndex
     case sync
     /// The log's allocation-ahead step (its background thread's work, run between commits).
     case allocateAhead
@@ -55,7 +58,7 @@ package enum SweepOp: Sendable, CustomStringConvertible {
         case let .markRead(user, conversation, through), let .checkpointDuring(user, conversation, through):
             batch.markRead(user: user, conversation: conversation, through: through)
         case .load(let messages): for m in messages { batch.append(m) }
-        case .checkpoint, .compact, .sync, .allocateAhead, .reopen: return nil
+        case .checkpoint, .compact, .rebuildSearchIndex, .sync, .allocateAhead, .reopen: return nil
         }
         return batch
     }
@@ -72,6 +75,7 @@ package enum SweepOp: Sendable, CustomStringConvertible {
         case .checkpoint: "checkpoint"
         case let .checkpointDuring(user, conversation, through): "checkpoint during markRead(\(user), \(conversation), \(through))"
         case .compact: "compact"
+        case .rebuildSearchIndex: "search index off + on"
         case .sync: "sync"
         case .allocateAhead: "allocate log ahead"
         case .reopen: "close + reopen"
@@ -113,6 +117,9 @@ package enum SweepOp: Sendable, CustomStringConvertible {
             let writer = store
             try store.checkpoint(during: { try writer.markRead(user: user, conversation: conversation, through: through) })
         case .compact: try store.compact()
+        case .rebuildSearchIndex:
+            try store.disableSearchIndex()
+            try store.enableSearchIndex()
         case .sync: try store.sync()
         case .allocateAhead: try store.allocateLogAhead()
         case .reopen:
@@ -240,7 +247,9 @@ package struct Workload: Sendable {
                     op = .checkpoint
                 }
             } else if roll < 9 {
-                op = .compact
+                // Every third a rebuild of the search index instead (no draw: seeds keep
+                // their random sequence).
+                op = operations.count.isMultiple(of: 3) ? .rebuildSearchIndex : .compact
             } else if roll < 11 {
                 op = operations.count.isMultiple(of: 2) ? .sync : .allocateAhead   // no draw: seeds keep their workloads
             } else if roll < 15 {

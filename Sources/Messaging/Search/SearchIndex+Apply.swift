@@ -83,6 +83,20 @@ enum SearchIndex {
         transaction.state.raise(.formatVersion, to: MessageLimits.searchFormatVersion)
     }
 
+    /// Turns the index off: frees every page of both trees and clears counters 11–14 (the
+    /// message-format counter stays: the log may still hold records 31–34). Nothing when the
+    /// index is off. O(pages of the index).
+    static func applyDisable(_ transaction: PageTransaction) throws {
+        guard SearchCoverage(transaction.state).isEnabled else { return }
+        let trees = try Trees(transaction)
+        try trees.postings.freeAllPages()
+        try trees.terms.freeAllPages()
+        transaction.state[counter: .searchFlags] = 0
+        transaction.state[counter: .searchCursorHigh] = 0
+        transaction.state[counter: .searchCursorLow] = 0
+        transaction.state[counter: .nextTermID] = 0
+    }
+
     static func applyBuild(_ build: SearchBuildRecord, at position: LogPosition, _ transaction: PageTransaction) throws {
         let coverage = SearchCoverage(transaction.state)
         guard coverage.isEnabled, !coverage.isBuilt, coverage.cursor <= build.cursor else {
