@@ -350,16 +350,28 @@ extension BTree {
             return nil
         }
         // Split point: the middle, unless the previous insert into this page was just before
-        // this one (a sequential run, e.g. appends to one conversation): then at the insertion
-        // point, clamped so both pages keep the minimum fill (a sixteenth of a leaf: an append
-        // at a leaf's end leaves it 15/16 full). The left page then stays nearly full and the
-        // run continues in the right page, so time-ordered inserts leave pages full instead of
-        // half full.
-        let minimum = minimumFill(isLeaf: isLeaf, pageSize: bytes.count)
+        // this one (a sequential run, e.g. appends to one conversation or one search term):
+        // - at the page's end, the new entry and the fewest entries the minimum fill allows
+        //   (a sixteenth of a leaf) go right: the left page keeps 15/16, the run goes on in
+        //   the right page;
+        // - inside the page (other keys follow the run's), the new entry is the left page's
+        //   last and the keys after it go right (clamped so the left keeps the underflow fill,
+        //   a quarter, and the right the minimum fill): the run goes on in the left page's
+        //   free space, away from the keys that follow, until that page is full and the run
+        //   reaches its end. (At most one sparse page per place where a run meets other keys.)
+        // Time-ordered inserts so leave pages full instead of half (or 3/4) full.
         let hint = Int(bytes.loadLE(UInt16.self, at: layout.insertHintOffset))
-        let leftCount = hint != 0 && hint == index
-            ? min(max(index, minimum), count + 1 - minimum)
-            : (count + 1) / 2
+        let leftCount: Int
+        if hint != 0 && hint == index {
+            if index == count {
+                leftCount = count + 1 - minimumFill(isLeaf: isLeaf, pageSize: bytes.count)
+            } else {
+                let underflow = underflowFill(isLeaf: isLeaf, pageSize: bytes.count)
+                leftCount = min(max(index + 1, underflow), count + 1 - minimumFill(isLeaf: isLeaf, pageSize: bytes.count))
+            }
+        } else {
+            leftCount = (count + 1) / 2
+        }
         let rightCount = count + 1 - leftCount
         let rightPage = try transaction.allocatePage()
         let rightRef = try transaction.mutablePage(rightPage)

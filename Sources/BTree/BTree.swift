@@ -127,8 +127,8 @@ package struct BTree {
 
     /// Fewest entries a non-root page may hold (the invariant `checkInvariants` verifies): a
     /// sixteenth of a leaf's capacity (at least 1), a quarter of a branch's (at least 2). A
-    /// sequential-run split may leave a leaf's right page this sparse, so that the left keeps
-    /// 15/16 of its capacity instead of 3/4.
+    /// sequential run's split at a leaf's end leaves the new right page this sparse, so that
+    /// the left keeps 15/16 of its capacity instead of 3/4.
     @inline(__always)
     func minimumFill(isLeaf: Bool, pageSize: Int) -> Int {
         isLeaf ? Swift.max(1, leafCapacity(pageSize) / 16) : Swift.max(2, branchCapacity(pageSize) / 4)

@@ -123,6 +123,23 @@ import Testing
 
     // MARK: delete, merge, redistribute, collapse
 
+    /// A sequential run followed by other keys in its page (a conversation's appends before
+    /// the next conversation's messages, a search term's postings before the next term's): the
+    /// split puts the keys after the run into the right page and the run goes on in the left
+    /// page's free space; at the page's end it splits at 15/16. The run's pages end full.
+    @Test func aRunBeforeOtherKeysFillsItsPages() throws {
+        let pager = try makePager()
+        try buildTree(pager, keys: (0..<100).map { 1_000_000 + UInt64($0) })   // the keys that follow
+        let txn = try pager.beginWrite()
+        let tree = try BTree(txn, slot: 0)
+        for k in UInt64(0)..<1000 { try tree.insert(BTreeKey(k), value: smallValue(k)) }
+        #expect(try childCounts(tree) == [240, 240, 240, 240, 40, 100])
+        try tree.checkInvariants()
+        #expect(try keys(tree) == Array(0..<1000) + (0..<100).map { 1_000_000 + UInt64($0) })
+        try txn.commit()
+        try checkCommitted(pager)
+    }
+
     @Test func deleteRedistributesThenMergesAndCollapsesRoot() throws {
         let pager = try makePager()
         // Ascending inserts split the full leaf at the insertion point (sequential run):
