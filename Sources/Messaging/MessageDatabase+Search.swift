@@ -263,7 +263,8 @@ extension MessageDatabase {
             // Few postings: one scan of them, filtered by conversation, costs less than a seek
             // per (conversation, term id).
             let seeks = UInt64(ids.count * driver.ids.count)
-            if !ids.isEmpty && driver.postings <= seeks &* UInt64(max(0, searchPostingsScannedPerSeek)) {
+            let (budget, overflow) = seeks.multipliedReportingOverflow(by: UInt64(max(0, searchPostingsScannedPerSeek)))
+            if !ids.isEmpty && driver.postings <= (overflow ? .max : budget) {
                 stream = try CandidateStream(sorting: driver.ids, in: Set(ids), below: after, index.postings,
                                              firstRound: limit == .max ? 1 << 16 : min(limit, 1 << 16) * 2 + 8)
             } else {
