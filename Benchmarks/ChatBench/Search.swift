@@ -37,6 +37,20 @@ extension Benchmark {
         body.lowercased().split { !($0.isASCII && ($0.isLetter || $0.isNumber)) }.map(String.init).filter { $0.count >= 3 }
     }
 
+    /// Query words from the 10 newest bodies of each of `conversations` (bodies with at least
+    /// two words), with the conversation they came from.
+    static func querySources(_ conversations: [String], _ scrollback: ScrollbackEngine, words: (String) -> [String]) throws
+        -> [(conversation: String, words: [String])] {
+        var sources: [(conversation: String, words: [String])] = []
+        for conversation in conversations {
+            for m in try scrollback.latest(conversation, limit: 10) {
+                let found = words(m.body)
+                if found.count >= 2 { sources.append((conversation, found)) }
+            }
+        }
+        return sources
+    }
+
     /// Six query kinds, `count` queries each, from `sources` (a conversation and words of one of
     /// its bodies): one word, and two words (the second cut to `prefixLength` characters when
     /// given), in that conversation, in it and 19 others of `conversations`, and across the store.
@@ -100,13 +114,7 @@ extension Benchmark {
         figures.indexBytes[sqlite.name] = (try sqlite.diskBytes()) &- before
 
         // Query words, from the newest messages of the sampled conversations.
-        var sources: [(conversation: String, words: [String])] = []
-        for conversation in sample.all {
-            for m in try scrollback.latest(conversation, limit: 10) {
-                let words = Self.searchWords(m.body)
-                if words.count >= 2 { sources.append((conversation, words)) }
-            }
-        }
+        let sources = try Self.querySources(sample.all, scrollback, words: Self.searchWords)
         guard !sources.isEmpty else {
             log("search: skipped (no body with two words)")
             return
@@ -204,13 +212,7 @@ extension Benchmark {
         figures.cjkBuildSeconds[sqlite.name] = Double(nowNanoseconds() - t) / 1e9
         figures.cjkIndexBytes[sqlite.name] = (try sqlite.diskBytes()) &- before
 
-        var sources: [(conversation: String, words: [String])] = []
-        for conversation in corpus.conversations.prefix(100) {
-            for m in try scrollback.latest(conversation, limit: 10) {
-                let words = corpus.queryWords(m.body)
-                if words.count >= 2 { sources.append((conversation, words)) }
-            }
-        }
+        let sources = try Self.querySources(Array(corpus.conversations.prefix(100)), scrollback, words: corpus.queryWords)
         guard !sources.isEmpty else {
             log("CJK search: skipped (no body with two words)")
             return

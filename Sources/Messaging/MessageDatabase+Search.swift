@@ -265,7 +265,7 @@ extension MessageDatabase {
             let seeks = UInt64(ids.count * driver.ids.count)
             let (budget, overflow) = seeks.multipliedReportingOverflow(by: UInt64(max(0, searchPostingsScannedPerSeek)))
             if !ids.isEmpty && driver.postings <= (overflow ? .max : budget) {
-                stream = try CandidateStream(sorting: driver.ids, in: Set(ids), below: after, index.postings,
+                stream = try CandidateStream(sorting: driver.ids, in: ids.sorted(), below: after, index.postings,
                                              firstRound: limit == .max ? 1 << 16 : min(limit, 1 << 16) * 2 + 8)
             } else {
                 stream = try CandidateStream(merging: driver.ids, conversations: ids, below: after, index.postings)
@@ -391,7 +391,7 @@ private struct CandidateStream {
         }
     }
 
-    init(sorting termIDs: [UInt64], in conversations: Set<UInt64>? = nil, below position: CursorToken.Position?, _ postings: BTree,
+    init(sorting termIDs: [UInt64], in conversations: [UInt64]? = nil, below position: CursorToken.Position?, _ postings: BTree,
          firstRound: Int) throws {
         merging = false
         self.termIDs = termIDs
@@ -406,7 +406,18 @@ private struct CandidateStream {
     // round's last key (in `conversations`, when given) in a heap (O(P log k), no array of every
     // posting); a consumer that needs more starts another round, twice as big.
     private var termIDs: [UInt64] = []
-    private var conversations: Set<UInt64>? = nil
+    /// The scope's conversation ids, sorted (a binary search per posting: cheaper than
+    /// hashing for the few a scope names).
+    private var conversations: [UInt64]? = nil
+
+    private static func contains(_ sorted: [UInt64], _ value: UInt64) -> Bool {
+        var low = 0, high = sorted.count
+        while low < high {
+            let middle = (low + high) / 2
+            if sorted[middle] < value { low = middle + 1 } else { high = middle }
+        }
+        return low < sorted.count && sorted[low] == value
+    }
     private var postings: BTree? = nil
     private var roundSize = 0
     private var roundWasFull = false
@@ -424,7 +435,7 @@ private struct CandidateStream {
             _ = try cursor.walk(forward: true) { raw, _ in
                 guard raw.w0 == termID else { return false }
                 let key = SearchPostingKey.message(of: raw)
-                if let conversations, !conversations.contains(key.conversation) { return true }
+                if let conversations, !Self.contains(conversations, key.conversation) { return true }
                 if let p = position, !(key.createdAt < p.createdAt || (key.createdAt == p.createdAt && key.seq < p.seq)) {
                     return true
                 }

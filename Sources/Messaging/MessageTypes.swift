@@ -67,7 +67,7 @@ package struct MessageDatabaseOptions: Sendable {
     /// A scoped search scans its rarest term's postings (filtered by conversation) instead of
     /// seeking each conversation when the term has at most this many postings per seek the
     /// merge would make. Tests set 0 (always merge) or a huge value (always scan).
-    package var searchPostingsScannedPerSeek = 64
+    package var searchPostingsScannedPerSeek = 128
     package init() {}
 }
 

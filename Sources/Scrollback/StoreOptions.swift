@@ -35,7 +35,7 @@ public struct StoreOptions: Sendable, Hashable {
     public var segmentBytes: Int = 16 << 20
     /// Tests only: a scoped search scans its rarest term's postings instead of seeking each
     /// conversation when the term has at most this many postings per seek (0: always seek).
-    package var searchPostingsScannedPerSeek: Int = 64
+    package var searchPostingsScannedPerSeek: Int = 128
     /// Log kept for the change stream (`MessageStore.changes`): a log segment that nothing
     /// else needs any more stays while the log written after it is smaller than this, so a
     /// consumer that falls up to this far behind can still continue from its position.

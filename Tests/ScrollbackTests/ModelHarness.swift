@@ -248,7 +248,7 @@ final class ModelHarness {
         options.autoCompactGarbageRatio = configuration.autoCompactGarbageRatio
         // Scoped searches: always a merge of per-conversation seeks, the default choice, or
         // always a filtered scan of the rarest term's postings.
-        options.searchPostingsScannedPerSeek = [0, 64, 1 << 40][Int(configuration.seed % 3)]
+        options.searchPostingsScannedPerSeek = [0, 128, 1 << 40][Int(configuration.seed % 3)]
         return options
     }
 

@@ -17,7 +17,7 @@ import Testing
         return options
     }
 
-    static func open(_ fs: MemoryFileSystem, scannedPerSeek: Int = 64) throws -> MessageStore {
+    static func open(_ fs: MemoryFileSystem, scannedPerSeek: Int = 128) throws -> MessageStore {
         var options = options()
         options.searchPostingsScannedPerSeek = scannedPerSeek
         return try MessageStore(path: "/db", options: options, fileSystem: fs)
