@@ -3,7 +3,8 @@
 // sequence runs on MessageStore over CrashSimulatingFileSystem, and on ReferenceStore. At the
 // crash step the machine loses power; the simulator applies the crash mode, the store
 // reopens, and its primitives must equal the model after the last acknowledged operation or
-// after the one in flight; verify() must be empty; a second reopen must read the same.
+// after the one in flight; verify() must be empty (with the search index on, every posting
+// checked against the messages); a second reopen must read the same.
 @testable import ScrollbackReferenceModel
 import FuzzSupport
 import Glibc
@@ -22,6 +23,9 @@ enum Op {
     case markRead(String, String, String)
     case batch([WriteBatch.Operation])
     case checkpoint, compact, reopen
+    /// enableSearchIndex() (true) or disableSearchIndex() (false): records 31–34 and the
+    /// search trees, under every later write, crash and replay.
+    case searchIndex(Bool)
 }
 
 struct Bytes {
@@ -74,7 +78,7 @@ func parse(_ input: inout Bytes) -> [Op] {
         case 6: ops.append(.batch((0..<(1 + Int(code >> 4) % 5)).map { _ in writeOperation(&input) }))
         case 7: ops.append(.checkpoint)
         case 8: ops.append(.compact)
-        default: ops.append(.reopen)
+        default: ops.append(code & 0x10 == 0 ? .reopen : .searchIndex(code & 0x20 == 0))
         }
     }
     return ops
@@ -113,7 +117,7 @@ func apply(_ op: Op, to model: ReferenceStore) -> ReferenceStore? {
                 }
             }
             try copy.write(batch)
-        case .checkpoint, .compact, .reopen: break
+        case .checkpoint, .compact, .reopen, .searchIndex: break
         }
     } catch {
         return nil
@@ -142,6 +146,8 @@ func run(_ op: Op, on store: inout MessageStore, _ fs: CrashSimulatingFileSystem
         _ = try store.write(batch)
     case .checkpoint: try store.checkpoint()
     case .compact: _ = try store.compact()
+    case .searchIndex(let on):
+        if on { try store.enableSearchIndex() } else { try store.disableSearchIndex() }
     case .reopen:
         try store.close()
         store = try MessageStore(path: "/db", options: options(), fileSystem: fs)
