@@ -24,6 +24,9 @@ final class Benchmark {
     var residentAfterLoad: [String: UInt64] = [:]
     var reopenMilliseconds: [String: Double] = [:]
     var latencies: [(key: QueryKey, perEngine: [String: LatencySummary])] = []
+    /// Scrollback's durable commits of the write phases split by whether a checkpoint or a seal
+    /// of its own ran at some moment during the call (`BackgroundActivity.overlapped`).
+    var commitsBesideBackground: [(key: QueryKey, beside: LatencySummary, alone: LatencySummary)] = []
     var skipped: [(QueryKey, String)] = []
     var writerCommits: [String: (commits: Int, seconds: Double)] = [:]
     var agreementChecks = 0
@@ -460,25 +463,48 @@ final class Benchmark {
             Message(id: "bench-send-\(i)", conversation: "bench-send-room", sender: "synuser1", createdAt: base + Int64(i),
                     kind: .text, body: "hello chat test message number \(i) from the send benchmark")
         }
-        let summaries = try timedSends(messages)
+        let summaries = try timedSends(messages, .send)
         latencies.append((.send, summaries))
         log(progressLine(.send, summaries))
     }
 
     /// Sends `messages` to every engine in turn, one durable send per call, timing each call.
-    func timedSends(_ messages: [Message]) throws -> [String: LatencySummary] {
+    func timedSends(_ messages: [Message], _ key: QueryKey) throws -> [String: LatencySummary] {
         var summaries: [String: LatencySummary] = [:]
         for engine in engines {
-            var samples: [UInt64] = []
-            samples.reserveCapacity(messages.count)
-            for m in messages {
-                let t = nowNanoseconds()
-                try engine.send(m)
-                samples.append(nowNanoseconds() - t)
-            }
-            summaries[engine.name] = LatencySummary(nanoseconds: samples)
+            summaries[engine.name] = try timedCommits(engine, key, messages.count) { try engine.send(messages[$0]) }
         }
         return summaries
+    }
+
+    /// Times `count` calls of `commit` (one durable commit each) on `engine`. For an engine
+    /// that reports its background work, the samples are also split by whether a checkpoint or
+    /// seal ran during the call (the activity is read just outside the timed window), into
+    /// `commitsBesideBackground`.
+    func timedCommits(_ engine: any ChatEngine, _ key: QueryKey, _ count: Int, _ commit: (Int) throws -> Void) throws
+        -> LatencySummary {
+        var samples: [UInt64] = []
+        samples.reserveCapacity(count)
+        var beside: [UInt64] = [], alone: [UInt64] = []
+        let reports = engine.backgroundActivity() != nil
+        for i in 0..<count {
+            let before = reports ? engine.backgroundActivity() : nil
+            let t = nowNanoseconds()
+            try commit(i)
+            let elapsed = nowNanoseconds() - t
+            samples.append(elapsed)
+            if let before, let after = engine.backgroundActivity() {
+                let overlapped = after.overlapped(since: before)
+                if overlapped.checkpoints + overlapped.seals > 0 { beside.append(elapsed) } else { alone.append(elapsed) }
+            }
+        }
+        if reports {
+            commitsBesideBackground.append((key, LatencySummary(nanoseconds: beside), LatencySummary(nanoseconds: alone)))
+            log("    \(engine.name) \(key.title): \(beside.count) of \(count) commits met a checkpoint or seal: p50 / p99 "
+                + "\(formatMicroseconds(LatencySummary(nanoseconds: beside).p50)) / \(formatMicroseconds(LatencySummary(nanoseconds: beside).p99)) "
+                + "against \(formatMicroseconds(LatencySummary(nanoseconds: alone).p50)) / \(formatMicroseconds(LatencySummary(nanoseconds: alone).p99)) without")
+        }
+        return LatencySummary(nanoseconds: samples)
     }
 
     /// Durable sends, each to a conversation of the dataset drawn at random (the same list for
@@ -493,7 +519,7 @@ final class Benchmark {
                     sender: "synuser\(1 + i % 7)", createdAt: base + Int64(i), kind: .text,
                     body: "spread send number \(i): see you at the standup, bringing the notes")
         }
-        let summaries = try timedSends(messages)
+        let summaries = try timedSends(messages, .sendSpread)
         latencies.append((.sendSpread, summaries))
         log(progressLine(.sendSpread, summaries) + "; max " + engines.compactMap { e in
             summaries[e.name].map { "\(e.name) \(formatMicroseconds($0.max))" }
@@ -513,13 +539,10 @@ final class Benchmark {
         }
         var summaries: [String: LatencySummary] = [:]
         for engine in engines {
-            var samples: [UInt64] = []
-            for m in markParams {
-                let t = nowNanoseconds()
+            summaries[engine.name] = try timedCommits(engine, .markRead, markParams.count) {
+                let m = markParams[$0]
                 try engine.markRead(user: m.user, conversation: m.conversation, through: m.through)
-                samples.append(nowNanoseconds() - t)
             }
-            summaries[engine.name] = LatencySummary(nanoseconds: samples)
         }
         latencies.append((.markRead, summaries))
         log(progressLine(.markRead, summaries))

@@ -66,6 +66,9 @@ protocol ChatEngine: AnyObject {
     func compact() throws
     /// Makes everything durable and flushes the trees/WAL into the main file.
     func checkpoint() throws
+    /// Scrollback's checkpoints and seals begun and ended (`MessageStore.backgroundActivity`);
+    /// nil for the engines that do not report them (the default).
+    func backgroundActivity() -> BackgroundActivity?
     func close() throws
     /// Opens the files again (after `close`).
     func reopen() throws
@@ -90,6 +93,7 @@ let rangeLimit = MessageStore.maxLimit
 
 extension ChatEngine {
     func beginLoad() {}
+    func backgroundActivity() -> BackgroundActivity? { nil }
 }
 
 extension ChatEngine {

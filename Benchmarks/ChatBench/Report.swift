@@ -240,6 +240,25 @@ extension Benchmark {
         ]
     }
 
+    /// Scrollback's durable commits of the write phases, split by whether one of its
+    /// checkpoints or seals ran during the call (issue: commit p99 with and without one in flight).
+    func commitsBesideBackgroundTable() -> Table? {
+        guard !commitsBesideBackground.isEmpty else { return nil }
+        let rows = commitsBesideBackground.map { c -> [String] in
+            let total = c.beside.samples + c.alone.samples
+            return [c.key.title, "\(c.beside.samples) of \(total)", c.beside.samples > 0 ? pair(c.beside) : "—",
+                    c.alone.samples > 0 ? pair(c.alone) : "—",
+                    c.beside.samples > 0 && c.alone.samples > 0 ? String(format: "%.2f×", c.beside.p99 / c.alone.p99) : "—"]
+        }
+        return Table(
+            header: ["scrollback durable commits", "met a checkpoint or seal", "those (µs, p50 / p99)", "the others (µs, p50 / p99)", "p99 ratio"],
+            rows: rows, notes: [
+                "A commit met background work when one of the store's checkpoints (from its plan, which holds the writer lock, "
+                    + "to its meta page) or seals ran at some moment during the call: `MessageStore.backgroundActivity` read just "
+                    + "before and after each timed call (`BackgroundActivity.overlapped(since:)`).",
+            ])
+    }
+
     func coldTable() -> Table? {
         guard !cold.isEmpty else { return nil }
         let rows = cold.map { f -> [String] in
@@ -386,6 +405,11 @@ extension Benchmark {
                 "method": "close; fsync + posix_fadvise(DONTNEED) on every store file; reopen; one pass; bytes = /proc/self/io read_bytes delta per query",
                 "engines": Dictionary(uniqueKeysWithValues: cold.map { ($0.engine, $0.json) }),
             ] as [String: Any]
+        }
+        if !commitsBesideBackground.isEmpty {
+            root["scrollback_commits_beside_background"] = commitsBesideBackground.map {
+                ["query": $0.key.rawValue, "beside": $0.beside.json, "alone": $0.alone.json] as [String: Any]
+            }
         }
         if let s = scrollbackStatistics {
             root["scrollback_statistics"] = [

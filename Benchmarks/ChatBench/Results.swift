@@ -146,6 +146,7 @@ extension Benchmark {
         if !c.isEmpty {
             out += "\n## Readers with a writer\n\n" + markdown(c[0]) + "\n" + markdown(c[1])
         }
+        if let t = commitsBesideBackgroundTable() { out += "\n## Durable commits beside Scrollback's background work\n\n" + markdown(t) }
         if let t = coldTable() { out += "\n## Cold reads\n\n" + markdown(t) }
         if let search = searchMarkdown() { out += "\n## Search\n\n" + search }
         out += "\n## Bands\n\n![latency growth across the bands](bands.png)\n\n"

@@ -168,6 +168,8 @@ final class ScrollbackEngine: ChatEngine {
         try directoryBytes(path)
     }
 
+    func backgroundActivity() -> BackgroundActivity? { store.backgroundActivity }
+
     func checkpoint() throws {
         if options.durability == .normal { try store.sync() }
         try store.checkpoint()

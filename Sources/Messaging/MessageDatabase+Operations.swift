@@ -14,6 +14,9 @@ extension MessageDatabase {
     /// Throws `.closed` once the store is closed.
     package func checkOpen() throws { try engine.read { _ in } }
 
+    /// Checkpoints and seals begun and ended since open; lock-free, never throws.
+    package var backgroundActivity: BackgroundActivityCounts { engine.backgroundActivity }
+
     package func statistics() throws -> MessageDatabaseStatistics {
         let (messages, conversations, compactions) = try engine.read { snapshot in
             (Int(truncatingIfNeeded: snapshot.state[counter: .liveMessages]),

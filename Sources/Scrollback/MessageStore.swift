@@ -491,6 +491,19 @@ public final class MessageStore: Sendable {
         }
     }
 
+    /// The store's background work since it opened: checkpoints (writing the trees' dirty
+    /// pages to the page file and flipping its meta page) and seals (packing a filled log
+    /// segment into a sorted run), each counted when it begins and when it ends. Commits run
+    /// beside both but share the disk with them; a service that wants to tell slow commits
+    /// that met a checkpoint from the others reads this before and after a call
+    /// (`BackgroundActivity.overlapped(since:)`). Four atomic loads: no lock, no I/O, and it
+    /// works on a closed store (the counts stop moving).
+    public var backgroundActivity: BackgroundActivity {
+        let counts = database.backgroundActivity
+        return BackgroundActivity(checkpointsBegun: counts.checkpointsBegun, checkpointsEnded: counts.checkpointsEnded,
+                                  sealsBegun: counts.sealsBegun, sealsEnded: counts.sealsEnded)
+    }
+
     // MARK: Conversions and argument checks
 
     static func stored(_ message: Message) -> StoredMessage {

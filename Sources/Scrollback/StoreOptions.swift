@@ -140,6 +140,34 @@ public struct StoreStatistics: Sendable, Hashable {
     }
 }
 
+/// Checkpoints and seals a store has begun and ended since it opened
+/// (`MessageStore.backgroundActivity`): `begun − ended` of a kind are running now.
+public struct BackgroundActivity: Sendable, Hashable {
+    public var checkpointsBegun: UInt64
+    public var checkpointsEnded: UInt64
+    public var sealsBegun: UInt64
+    public var sealsEnded: UInt64
+
+    public init(checkpointsBegun: UInt64, checkpointsEnded: UInt64, sealsBegun: UInt64, sealsEnded: UInt64) {
+        self.checkpointsBegun = checkpointsBegun
+        self.checkpointsEnded = checkpointsEnded
+        self.sealsBegun = sealsBegun
+        self.sealsEnded = sealsEnded
+    }
+
+    /// Checkpoints running now.
+    public var checkpointsRunning: UInt64 { checkpointsBegun &- checkpointsEnded }
+    /// Seals running now.
+    public var sealsRunning: UInt64 { sealsBegun &- sealsEnded }
+
+    /// The checkpoints and seals that ran at some moment between `start` (read at the
+    /// interval's start) and this reading (at its end): those begun by now and not ended by
+    /// then. Both readings must come from the same open store.
+    public func overlapped(since start: BackgroundActivity) -> (checkpoints: UInt64, seals: UInt64) {
+        (checkpointsBegun &- min(checkpointsBegun, start.checkpointsEnded), sealsBegun &- min(sealsBegun, start.sealsEnded))
+    }
+}
+
 /// The live readers of a store and the oldest snapshot one holds (`StoreStatistics.oldestReader`).
 public struct ReaderStatistics: Sendable, Hashable {
     /// Live read-only opens of the store, in any process, other than the one asked.

@@ -86,6 +86,8 @@ extension StorageEngine {
     /// Builds the run of segment `id` from the records the trees point at, on one snapshot,
     /// binds it, and commits the sealing. REQUIRES: maintenanceRole.
     private func sealSegment(_ id: UInt32) throws {
+        sealsBegun.add(1, ordering: .sequentiallyConsistent)
+        defer { sealsEnded.add(1, ordering: .sequentiallyConsistent) }
         // Taken between groups: every transaction appended to the segment is published in it
         // (a group appends and publishes under the writer lock), so the snapshot sees every
         // entry that will ever point into the segment.

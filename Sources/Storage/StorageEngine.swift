@@ -85,6 +85,13 @@ package final class StorageEngine: @unchecked Sendable {
     let nextVirtualSegment = Lock<UInt32>(0)
     /// The active segment when maintenance last looked: a new one means a segment filled.
     private let activeSegmentSeen = Atomic<UInt32>(0)
+    /// Checkpoints and seals begun and ended since open (`backgroundActivity`), counted from
+    /// before a checkpoint's plan (which holds the writer lock) to after its meta page, and
+    /// around each segment's sealing into a run.
+    private let checkpointsBegun = Atomic<UInt64>(0)
+    private let checkpointsEnded = Atomic<UInt64>(0)
+    let sealsBegun = Atomic<UInt64>(0)
+    let sealsEnded = Atomic<UInt64>(0)
     /// Signalled after every published group commit and at close (StorageEngine+Changes.swift).
     package let commitSignal = CommitSignal()
 
@@ -400,16 +407,18 @@ package final class StorageEngine: @unchecked Sendable {
     package func checkpoint(during body: () throws -> Void) throws {
         if isClosed.load(ordering: .acquiring) { throw StorageError.closed }
         try checkpointRole.withLock { _ in
-            let (plan, position) = try planBesideCommits()
-            var bodyError: (any Error)?
-            do { try body() } catch { bodyError = error }
-            do {
-                try writeCheckpoint(plan, through: position)
-            } catch {
-                poisonWith(error)
-                throw error
+            try countingCheckpoint {
+                let (plan, position) = try planBesideCommits()
+                var bodyError: (any Error)?
+                do { try body() } catch { bodyError = error }
+                do {
+                    try writeCheckpoint(plan, through: position)
+                } catch {
+                    poisonWith(error)
+                    throw error
+                }
+                if let bodyError { throw bodyError }
             }
-            if let bodyError { throw bodyError }
         }
     }
 
@@ -417,8 +426,29 @@ package final class StorageEngine: @unchecked Sendable {
     /// `paced` (the policy's checkpoints) writes its pages back in steps (`Pager.writeCheckpoint`).
     /// REQUIRES: checkpointRole, not writerLock. Errors are the caller's to poison.
     private func checkpointBesideCommits(paced: Bool = false) throws {
-        let (plan, position) = try planBesideCommits()
-        try writeCheckpoint(plan, through: position, paced: paced)
+        try countingCheckpoint {
+            let (plan, position) = try planBesideCommits()
+            try writeCheckpoint(plan, through: position, paced: paced)
+        }
+    }
+
+    /// Runs `body` (one checkpoint) counted in `backgroundActivity`, ended whether it
+    /// succeeds or throws.
+    private func countingCheckpoint<T>(_ body: () throws -> T) rethrows -> T {
+        checkpointsBegun.add(1, ordering: .sequentiallyConsistent)
+        defer { checkpointsEnded.add(1, ordering: .sequentiallyConsistent) }
+        return try body()
+    }
+
+    /// Checkpoints and seals begun and ended since open: lock-free reads of four counters.
+    package var backgroundActivity: BackgroundActivityCounts {
+        // Ended before begun: a checkpoint that ends between the two reads is never seen as
+        // ended without having begun.
+        let checkpointsEnded = checkpointsEnded.load(ordering: .sequentiallyConsistent)
+        let sealsEnded = sealsEnded.load(ordering: .sequentiallyConsistent)
+        return BackgroundActivityCounts(
+            checkpointsBegun: checkpointsBegun.load(ordering: .sequentiallyConsistent), checkpointsEnded: checkpointsEnded,
+            sealsBegun: sealsBegun.load(ordering: .sequentiallyConsistent), sealsEnded: sealsEnded)
     }
 
     /// Plans a checkpoint of the committed state under the writer lock (no I/O) and returns it
@@ -433,8 +463,10 @@ package final class StorageEngine: @unchecked Sendable {
     /// A checkpoint with the writer lock held throughout (close). REQUIRES: checkpointRole and
     /// writerLock.
     private func checkpointLocked() throws {
-        let position = pager.committedState.logPosition
-        try writeCheckpoint(try pager.beginCheckpoint(), through: position)
+        try countingCheckpoint {
+            let position = pager.committedState.logPosition
+            try writeCheckpoint(try pager.beginCheckpoint(), through: position)
+        }
     }
 
     /// Writes a planned checkpoint whose state reaches `position` in the log. The log is synced

@@ -84,3 +84,13 @@ extension StorageEngine {
         observer.checkpointed(pages: pages, duration: clock.now - start)
     }
 }
+
+/// Checkpoints and seals begun and ended since the engine opened (`StorageEngine.backgroundActivity`).
+/// `begun − ended` are running now; the ones that overlapped an interval are
+/// `begun(at its end) − ended(at its start)`.
+package struct BackgroundActivityCounts: Sendable, Equatable {
+    package var checkpointsBegun: UInt64
+    package var checkpointsEnded: UInt64
+    package var sealsBegun: UInt64
+    package var sealsEnded: UInt64
+}

@@ -45,4 +45,33 @@ import Testing
         #expect(try reopened.verify() == [])
         try reopened.close()
     }
+
+    /// `backgroundActivity` counts every checkpoint and seal when it begins and when it ends;
+    /// `overlapped(since:)` names those that ran inside an interval. Here the committing
+    /// thread runs them (no background I/O), and one checkpoint is held open by its body.
+    @Test func backgroundActivityCountsCheckpointsAndSeals() throws {
+        let fs = MemoryFileSystem()
+        let options = ReadOnlyStoreTests.options()   // 64 KiB segments, 64 KiB dirty pages per checkpoint
+        let store = try MessageStore(path: "/db", options: options, fileSystem: fs)
+        let opened = store.backgroundActivity
+        #expect(opened.checkpointsRunning == 0 && opened.sealsRunning == 0)
+        for i in 0..<1800 { try store.append(ReadOnlyStoreTests.message(i)) }
+        let written = store.backgroundActivity
+        let statistics = try store.statistics
+        #expect(statistics.checkpoints > 0 && statistics.sealedLogBytes > 0)
+        #expect(written.checkpointsBegun == statistics.checkpoints, "every checkpoint since open is counted once")
+        #expect(written.checkpointsEnded == written.checkpointsBegun && written.sealsEnded == written.sealsBegun)
+        #expect(written.sealsBegun > opened.sealsBegun, "sealing a filled segment is counted")
+        #expect(written.overlapped(since: opened).checkpoints == written.checkpointsBegun - opened.checkpointsEnded)
+
+        var inside: BackgroundActivity? = nil
+        try store.database.engine.checkpoint { inside = store.backgroundActivity }
+        let after = store.backgroundActivity
+        #expect(inside?.checkpointsRunning == 1, "a checkpoint is running while its body runs")
+        #expect(after.checkpointsRunning == 0 && after.checkpointsBegun == written.checkpointsBegun + 1)
+        #expect(after.overlapped(since: inside!) == (checkpoints: 1, seals: 0) as (UInt64, UInt64))
+        #expect(store.backgroundActivity.overlapped(since: after).checkpoints == 0, "nothing ran since")
+        try store.close()
+        #expect(store.backgroundActivity.checkpointsRunning == 0, "readable after close")
+    }
 }
