@@ -62,17 +62,23 @@ extension MessageDatabase {
         return marker
     }
 
-    /// Messages of the conversation after `marker` (all of them without one): two ranks in
-    /// the counted messages tree.
+    /// Messages of the conversation after `marker` (all of them without one): one count of a
+    /// key range in the counted messages tree (a single descent while both bounds share a
+    /// child, so an ordinary room whose keys sit in one leaf costs one descent).
     func unreadCount(conversation id: UInt64, marker: MarkerValue?, messages: BTree) throws -> Int {
-        let end = try messages.rank(MessageKey.first(of: id &+ 1).treeKey)
-        let start: Int
-        if let marker {
-            let through = MessageKey(conversation: id, createdAt: marker.createdAt, seq: marker.seq)
-            start = try messages.rank(through.treeKey, inclusive: true)
-        } else {
-            start = try messages.rank(MessageKey.first(of: id).treeKey)
+        let end = MessageKey.first(of: id &+ 1).treeKey
+        guard let marker else {
+            return try messages.count(from: MessageKey.first(of: id).treeKey, to: end, inclusive: false)
         }
-        return end - start
+        // The first key after the marker's (conversation, createdAt, seq), in tree order.
+        let start: MessageKey
+        if marker.seq < MessageKey.maxSeq {
+            start = MessageKey(conversation: id, createdAt: marker.createdAt, seq: marker.seq + 1)
+        } else if marker.createdAt < MessageKey.maxCreatedAt {
+            start = MessageKey(conversation: id, createdAt: marker.createdAt + 1, seq: 0)
+        } else {
+            return 0
+        }
+        return try messages.count(from: start.treeKey, to: end, inclusive: false)
     }
 }

@@ -155,8 +155,10 @@ extension MessageDatabase {
         try engine.read { snapshot in
             guard let id = try conversationID(conversation, in: snapshot) else { return }
             let messages = try BTree(snapshot, .messages)
-            let first = try messages.rank(MessageKey.first(of: id).treeKey)
-            let end = try messages.rank(MessageKey.first(of: id &+ 1).treeKey)
+            let low = MessageKey.first(of: id).treeKey
+            let first = try messages.rank(low)
+            // The room's size: one descent while its bounds share a child (a second rank would sum counts again).
+            let end = first + (try messages.count(from: low, to: MessageKey.first(of: id &+ 1).treeKey, inclusive: false))
             guard offset < end - first, limit > 0 else { return }
             var cursor = messages.cursor()
             guard try cursor.seek(toRank: forward ? first + offset : end - 1 - offset) else { return }
@@ -178,7 +180,8 @@ extension MessageDatabase {
             let messages = try BTree(snapshot, .messages)
             if after >= 0 && UInt64(after) >= MessageKey.maxCreatedAt { return 0 }
             let low = after < 0 ? MessageKey.first(of: id) : MessageKey(conversation: id, createdAt: UInt64(after) &+ 1, seq: 0)
-            return try messages.rank(MessageKey.first(of: id &+ 1).treeKey) - messages.rank(low.treeKey)
+            // One descent while both bounds share a child (all of an ordinary room's keys sit in one leaf).
+            return try messages.count(from: low.treeKey, to: MessageKey.first(of: id &+ 1).treeKey, inclusive: false)
         }
     }
 
