@@ -24,6 +24,7 @@ extension MessageSchema {
         var ordinal: UInt32 = 0
         var highestSeq: UInt64 = 0
         var group: (conversation: UInt64, count: UInt64, newest: MessageKey)? = nil
+        var postings = SearchIndex.BatchedPostings(trees.transaction)
         try context.forEachRecord(inRun: load.run) { runKey, tag, payload in
             let key = MessageKey(runKey)
             let describe = "run \(load.run) record \(ordinal)"
@@ -43,8 +44,7 @@ extension MessageSchema {
                 }
             }
             ids.append((Hash64.hash(UnsafeRawBufferPointer(rebasing: payload[body.idStart..<body.senderStart])), key))
-            try SearchIndex.messageApplied(key, text: UnsafeRawBufferPointer(rebasing: payload[body.textStart..<body.end]),
-                                           trees.transaction)
+            try postings.message(key, text: UnsafeRawBufferPointer(rebasing: payload[body.textStart..<body.end]), trees.transaction)
             highestSeq = max(highestSeq, key.seq)
             if let current = group, current.conversation == key.conversation {
                 group = (current.conversation, current.count + 1, key)
@@ -55,6 +55,7 @@ extension MessageSchema {
             ordinal &+= 1
         }
         if let done = group { try conversations.messagesAdded(done.conversation, count: done.count, newest: done.newest, trees) }
+        try postings.flush(trees.transaction)
         guard UInt64(ordinal) == load.count else {
             throw MessageBody.corrupted("run \(load.run)", "holds \(ordinal) records, the bulk load record says \(load.count)")
         }

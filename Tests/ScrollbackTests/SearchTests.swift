@@ -1,5 +1,6 @@
 import Foundation
 @testable import Scrollback
+import ScrollbackBTree
 import ScrollbackIO
 @testable import ScrollbackMessaging
 import Testing
@@ -236,6 +237,53 @@ import Testing
         #expect(try store.verify().isEmpty)
         try store.enableSearchIndex()  // built: nothing to do
         try store.close()
+    }
+
+    /// A build step and a bulk load add their postings in batches (`SearchIndex.addAll`):
+    /// the trees they leave are those of indexing each message as it is appended — the same
+    /// term ids (a new term takes the next id at its first occurrence), postings and counts.
+    @Test func batchedIndexingAssignsTheIdsOfIndexingOneByOne() throws {
+        var bodies: [String] = []
+        for i in 0..<4_500 {
+            bodies.append("w\(i % 37) shared x\(i / 300) 前言\(i % 5 == 0 ? "你好" : "世界") n\(i % 1_000)")
+        }
+        let messages = bodies.enumerated().map { Self.message("m\($0.offset)", at: Int64($0.offset), $0.element) }
+        func trees(_ store: MessageStore) throws -> [[BTreeKey]] {
+            try store.database.engine.read { snapshot in
+                try [MessageTree.searchTerms, .searchPostings].map { tree in
+                    var keys: [BTreeKey] = []
+                    var cursor = try BTree(snapshot, tree).cursor()
+                    var valid = try cursor.seekFirst()
+                    while valid {
+                        _ = try cursor.withCurrent { key, value in
+                            keys.append(key)
+                            if value.count == SearchTermValue.size {   // the term's id and postings count
+                                let entry = SearchTermValue(value)
+                                keys.append(BTreeKey(entry.termID, entry.postings))
+                            }
+                        }
+                        valid = try cursor.next()
+                    }
+                    return keys
+                }
+            }
+        }
+        let oneByOne = try Self.open(MemoryFileSystem())
+        try oneByOne.enableSearchIndex()
+        for message in messages { try oneByOne.append(message) }
+        let expected = try trees(oneByOne)
+        #expect(expected[0].count > 2 * 1_000 && expected[1].count > 6 * 4_500)
+
+        let built = try Self.open(MemoryFileSystem())
+        for message in messages { try built.append(message) }
+        try built.enableSearchIndex()   // three steps of at most 2,000 messages
+        #expect(try trees(built) == expected)
+
+        let loaded = try Self.open(MemoryFileSystem())
+        try loaded.enableSearchIndex()
+        _ = try loaded.load(messages)
+        #expect(try trees(loaded) == expected)
+        #expect(try loaded.verify().isEmpty && built.verify().isEmpty)
     }
 
     /// A build interrupted part-way keeps its steps; messages written meanwhile below and

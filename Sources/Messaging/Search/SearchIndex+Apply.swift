@@ -6,7 +6,8 @@ import ScrollbackStorage
 /// come from counter 14 in the order of the sorted terms.
 ///
 /// Cost per message: one terms-tree descent (read and update) and one postings insert per
-/// distinct term.
+/// distinct term; a build step and a bulk load batch their messages (`addAll`: one terms-tree
+/// read and write per distinct term of the batch, the postings inserted in key order).
 enum SearchIndex {
     /// The index's two trees in one transaction (opened only when the index is on: stores
     /// that never turned it on may lack them when opened read-only).
@@ -46,6 +47,58 @@ enum SearchIndex {
         }
     }
 
+    /// Adds the postings of many messages (a build step): the same term ids as `add` called
+    /// for each message in turn (a new term takes the next id at its first occurrence), with
+    /// one terms-tree read per distinct term, the postings inserted in key order (each term's
+    /// run of new postings goes into neighbouring leaves instead of one descent into a random
+    /// leaf per posting), and one terms-tree write per term that gained postings.
+    static func addAll(_ entries: [SearchEntry], _ trees: Trees) throws {
+        struct Known {
+            var value: SearchTermValue
+            var isNew: Bool
+        }
+        var known: [BTreeKey: Known] = [:]
+        var postings: [BTreeKey] = []
+        postings.reserveCapacity(entries.reduce(0) { $0 + $1.terms.count })
+        for entry in entries {
+            for term in entry.terms {
+                let termKey = SearchTermKey.key(term)
+                let termID: UInt64
+                if let seen = known[termKey] {
+                    termID = seen.value.termID
+                } else {
+                    var value: SearchTermValue? = nil
+                    try trees.terms.withValue(for: termKey) { value = SearchTermValue($0) }
+                    if let value {
+                        known[termKey] = Known(value: value, isNew: false)
+                    } else {
+                        let state = trees.transaction.state
+                        value = SearchTermValue(termID: max(1, state[counter: .nextTermID]), postings: 0)
+                        trees.transaction.state[counter: .nextTermID] = value!.termID &+ 1
+                        known[termKey] = Known(value: value!, isNew: true)
+                    }
+                    termID = value!.termID
+                }
+                postings.append(SearchPostingKey.key(termID: termID, entry.key))
+            }
+        }
+        postings.sort()
+        var added: [UInt64: UInt64] = [:]
+        for posting in postings where try trees.postings.insert(posting, value: []) {
+            added[posting.w0, default: 0] &+= 1
+        }
+        for (termKey, term) in known.sorted(by: { $0.key < $1.key }) {
+            guard let count = added[term.value.termID] else { continue }   // no posting added: as `add`, the term is left as it was
+            var value = term.value
+            value.postings &+= count
+            if term.isNew {
+                try trees.terms.insert(termKey, value: value.bytes)
+            } else {
+                try trees.terms.update(termKey, value: value.bytes)
+            }
+        }
+    }
+
     /// Removes the postings of `key` for `terms` (a term without postings left goes too).
     static func remove(_ terms: [[UInt8]], of key: MessageKey, _ trees: Trees) throws {
         for term in terms {
@@ -72,6 +125,39 @@ enum SearchIndex {
         let terms = SearchTokenizer.indexTerms(of: String(decoding: text, as: UTF8.self))
         if terms.isEmpty { return }
         try add(terms, of: key, try Trees(transaction))
+    }
+
+    /// The postings of a bulk load's messages, added in batches through `addAll` (the same
+    /// result as `messageApplied` per message, in fewer and more local tree operations).
+    struct BatchedPostings {
+        private let coverage: SearchCoverage?
+        private var pending: [SearchEntry] = []
+        private var pendingTerms = 0
+        /// Terms held before a batch is added: bounds the memory of a large load.
+        static let batchTerms = 1 << 16
+
+        init(_ transaction: PageTransaction) {
+            let coverage = SearchCoverage(transaction.state)
+            self.coverage = coverage.isEnabled ? coverage : nil
+        }
+
+        /// Queues the terms of message `key` when the index covers it.
+        mutating func message(_ key: MessageKey, text: UnsafeRawBufferPointer, _ transaction: PageTransaction) throws {
+            guard let coverage, coverage.covers(key) else { return }
+            let terms = SearchTokenizer.indexTerms(of: String(decoding: text, as: UTF8.self))
+            if terms.isEmpty { return }
+            pending.append(SearchEntry(key: key, terms: terms))
+            pendingTerms += terms.count
+            if pendingTerms >= Self.batchTerms { try flush(transaction) }
+        }
+
+        /// Adds what is queued. Call once after the last message.
+        mutating func flush(_ transaction: PageTransaction) throws {
+            guard !pending.isEmpty else { return }
+            try addAll(pending, try Trees(transaction))
+            pending.removeAll(keepingCapacity: true)
+            pendingTerms = 0
+        }
     }
 
     static func applyEnable(_ transaction: PageTransaction) {
@@ -102,13 +188,12 @@ enum SearchIndex {
         guard coverage.isEnabled, !coverage.isBuilt, coverage.cursor <= build.cursor else {
             throw MessageHeader.corrupted(position, 0, "searchBuild record does not continue the index's build")
         }
-        let trees = try Trees(transaction)
         for entry in build.entries {
             guard coverage.cursor <= entry.key.treeKey, entry.key.treeKey < build.cursor || build.built else {
                 throw MessageHeader.corrupted(position, 0, "searchBuild entry \(entry.key) lies outside the step's range")
             }
-            try add(entry.terms, of: entry.key, trees)
         }
+        try addAll(build.entries, try Trees(transaction))
         transaction.state[counter: .searchCursorHigh] = build.cursor.w0
         transaction.state[counter: .searchCursorLow] = build.cursor.w1
         if build.built { transaction.state[counter: .searchFlags] |= SearchCoverage.builtFlag }
