@@ -91,9 +91,13 @@ extension MessageDatabase {
             }
         }
         var indexed = 0
-        while let step = try buildSearchIndexStep(stepMessages: stepMessages) {
-            indexed += step
-            progress?(indexed)
+        // Each step dirties a postings leaf of most of its terms: checkpoints at the usual
+        // dirty-page threshold would write the same leaves over and over.
+        try engine.withRaisedDirtyPageThreshold {
+            while let step = try buildSearchIndexStep(stepMessages: stepMessages) {
+                indexed += step
+                progress?(indexed)
+            }
         }
     }
 

@@ -286,6 +286,29 @@ import Testing
         #expect(try loaded.verify().isEmpty && built.verify().isEmpty)
     }
 
+    /// While the index builds, checkpoints wait for half the page cache of dirty pages (each
+    /// step dirties a leaf of most terms); the store's own threshold is back afterwards.
+    /// Counted, not timed: on a file system without background I/O the committing thread
+    /// checkpoints, so the counts are deterministic.
+    @Test func theBuildCheckpointsAtHalfTheCache() throws {
+        var options = Self.options()
+        options.cacheBytes = 16 << 20
+        options.checkpointDirtyBytes = 32 << 10
+        let store = try MessageStore(path: "/db", options: options, fileSystem: MemoryFileSystem())
+        func checkpoints() throws -> UInt64 { try store.statistics.checkpoints }
+        var batch = WriteBatch()
+        for i in 0..<6_000 { batch.append(Self.message("m\(i)", in: "c\(i % 40)", at: Int64(i), "alpha\(i % 300) beta\(i % 7) gamma\(i)")) }
+        try store.write(batch)
+        try store.checkpoint()
+        let before = try checkpoints()
+        try store.enableSearchIndex()   // three steps, each dirtying far more than 32 KiB
+        #expect(try checkpoints() == before, "no step reached 8 MiB of dirty pages")
+        #expect(try store.searchCount("beta3") == 6_000 / 7)
+        for i in 0..<500 { try store.append(Self.message("n\(i)", in: "c\(i % 40)", at: Int64(10_000 + i), "alpha\(i) delta")) }
+        #expect(try checkpoints() > before, "32 KiB again once the build is done")
+        #expect(try store.verify().isEmpty)
+    }
+
     /// A build interrupted part-way keeps its steps; messages written meanwhile below and
     /// above the build cursor are indexed once each; a second call finishes.
     @Test func anInterruptedBuildContinues() throws {
