@@ -45,8 +45,9 @@ extension MessageStore {
     /// commits. After a crash or an error part-way the steps done stay; call it again to
     /// finish. Once on, the index stays on (every later write maintains it) until
     /// `disableSearchIndex()`; on a store whose index is built, this does nothing. While it
-    /// builds, checkpoints wait for half the page cache (`cacheBytes`) of dirty pages instead of
-    /// `checkpointDirtyBytes`, when that is more: each step touches a page of most terms.
+    /// builds, checkpoints wait for half the page cache (the page cache is three quarters of
+    /// `cacheBytes`) of dirty pages instead of `checkpointDirtyBytes`, when that is more: each
+    /// step touches a page of most terms.
     public func enableSearchIndex() throws {
         try mapErrors { try database.enableSearchIndex() }
     }

@@ -354,10 +354,13 @@ package final class StorageEngine: @unchecked Sendable {
     /// `checkpointDirtyBytes`, when that is more (the log-growth threshold stays): for a run of
     /// commits that each dirty pages all over a tree — a search index build dirties a leaf of
     /// most of its terms at every step, and checkpoints at the usual threshold would write each
-    /// leaf again and again (measured: 209 checkpoints and 34 s for a 195,512-message CJK build,
-    /// 2 and 13 s with 64 MiB). Other writers meanwhile see the raised threshold too: fewer,
-    /// larger checkpoints; the dirty pages (pinned) stay within half the cache. Thread-safe;
-    /// nested or concurrent calls keep it raised until the last returns.
+    /// leaf again and again (measured on a 195,512-message CJK build: 209 checkpoints and 34 s
+    /// at 16 MiB, 2 and 13 s at 64 MiB). Other writers meanwhile see the raised threshold too:
+    /// fewer, larger checkpoints. The dirty pages are pinned: with the background worker a
+    /// commit waits only at twice the threshold, so they may approach the whole page cache;
+    /// and the first commit after the threshold drops back may find that backlog and run the
+    /// large checkpoint itself. Thread-safe; nested or concurrent calls keep it raised until
+    /// the last returns.
     package func withRaisedDirtyPageThreshold<T>(_ body: () throws -> T) rethrows -> T {
         let raised = options.pageCacheBytes / 2
         dirtyThresholdRaisers.withLock { count in

@@ -3,7 +3,8 @@ import ScrollbackStorage
 
 /// The search index's side of `apply`: postings added for the messages the index covers,
 /// removed by `.searchRemove`, built step by step by `.searchBuild`. Deterministic: term ids
-/// come from counter 14 in the order of the sorted terms.
+/// come from counter 14 in the order in which terms first occur (messages in order, each
+/// message's terms sorted).
 ///
 /// Cost per message: one terms-tree descent (read and update) and one postings insert per
 /// distinct term; a build step and a bulk load batch their messages (`addAll`: one terms-tree
@@ -88,7 +89,11 @@ enum SearchIndex {
             added[posting.w0, default: 0] &+= 1
         }
         for (termKey, term) in known.sorted(by: { $0.key < $1.key }) {
-            guard let count = added[term.value.termID] else { continue }   // no posting added: as `add`, the term is left as it was
+            // No posting added: the term is left as it was (as `add`). Only on a damaged index
+            // (postings under an id the counter has not handed out yet) can a new term's first
+            // insert fail; `add` then gives its next occurrence another id, this batch reuses
+            // the first — deterministic either way, as replay runs the same code.
+            guard let count = added[term.value.termID] else { continue }
             var value = term.value
             value.postings &+= count
             if term.isNew {
