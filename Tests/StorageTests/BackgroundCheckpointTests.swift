@@ -33,7 +33,7 @@ import TestSupport
         gate.closeGate()
         let checkpointDone = DispatchSemaphore(value: 0)
         let checkpointError = Lock<(any Error)?>(nil)
-        DispatchQueue.global().async {
+        startThread {
             do { try engine.checkpoint() } catch { checkpointError.withLock { $0 = error } }
             checkpointDone.signal()
         }
@@ -42,7 +42,7 @@ import TestSupport
         let committed = DispatchSemaphore(value: 0)
         let commitModel = Lock(model)
         let commitError = Lock<(any Error)?>(nil)
-        DispatchQueue.global().async {
+        startThread {
             do {
                 for i in 0..<200 as Range<UInt64> {
                     let operations: [KeyValueSchema.Operation] = [.put(i * 2, 7), .delete(i + 10_000), .put(i + 50_000, i)]

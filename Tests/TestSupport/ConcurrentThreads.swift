@@ -16,3 +16,12 @@ package func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Voi
     }
     group.wait()
 }
+
+/// Runs `body` on a new real thread and returns at once. For work that blocks (a checkpoint
+/// held at a gate): on a busy 2-core machine `DispatchQueue.global()` may have no free worker
+/// for a second block while the first is blocked, and the test would wait on itself.
+package func startThread(_ body: @escaping @Sendable () -> Void) {
+    let thread = Thread { body() }
+    thread.stackSize = 1 << 20
+    thread.start()
+}
