@@ -499,10 +499,11 @@ final class Benchmark {
             }
         }
         if reports {
-            commitsBesideBackground.append((key, LatencySummary(nanoseconds: beside), LatencySummary(nanoseconds: alone)))
+            let met = LatencySummary(nanoseconds: beside), others = LatencySummary(nanoseconds: alone)
+            commitsBesideBackground.append((key, met, others))
             log("    \(engine.name) \(key.title): \(beside.count) of \(count) commits met a checkpoint or seal: p50 / p99 "
-                + "\(formatMicroseconds(LatencySummary(nanoseconds: beside).p50)) / \(formatMicroseconds(LatencySummary(nanoseconds: beside).p99)) "
-                + "against \(formatMicroseconds(LatencySummary(nanoseconds: alone).p50)) / \(formatMicroseconds(LatencySummary(nanoseconds: alone).p99)) without")
+                + "\(formatMicroseconds(met.p50)) / \(formatMicroseconds(met.p99)) "
+                + "against \(formatMicroseconds(others.p50)) / \(formatMicroseconds(others.p99)) without")
         }
         return LatencySummary(nanoseconds: samples)
     }

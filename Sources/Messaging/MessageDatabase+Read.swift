@@ -158,10 +158,10 @@ extension MessageDatabase {
             let low = MessageKey.first(of: id).treeKey
             let first = try messages.rank(low)
             // The room's size: one descent while its bounds share a child (a second rank would sum counts again).
-            let end = first + (try messages.count(from: low, to: MessageKey.first(of: id &+ 1).treeKey, inclusive: false))
-            guard offset < end - first, limit > 0 else { return }
+            let size = try messages.count(from: low, to: MessageKey.first(of: id &+ 1).treeKey, inclusive: false)
+            guard offset < size, limit > 0 else { return }
             var cursor = messages.cursor()
-            guard try cursor.seek(toRank: forward ? first + offset : end - 1 - offset) else { return }
+            guard try cursor.seek(toRank: first + (forward ? offset : size - 1 - offset)) else { return }
             var taken = 0
             var reader = engine.recordReader(for: snapshot)
             try cursor.walk(forward: forward) { key, value in

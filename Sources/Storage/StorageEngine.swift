@@ -85,10 +85,8 @@ package final class StorageEngine: @unchecked Sendable {
     let nextVirtualSegment = Lock<UInt32>(0)
     /// The active segment when maintenance last looked: a new one means a segment filled.
     private let activeSegmentSeen = Atomic<UInt32>(0)
-    /// The dirty-page threshold raised by `withRaisedDirtyPageThreshold` (0: none in force),
-    /// and how many calls hold it raised.
-    private let raisedDirtyBytes = Atomic<Int>(0)
-    private let dirtyThresholdRaisers = Lock<Int>(0)
+    /// Calls of `withRaisedDirtyPageThreshold` running now (the threshold is raised while > 0).
+    private let dirtyThresholdRaisers = Atomic<Int>(0)
     /// Checkpoints and seals begun and ended since open (`backgroundActivity`), counted from
     /// before a checkpoint's plan (which holds the writer lock) to after its meta page, and
     /// around each segment's sealing into a run.
@@ -345,7 +343,8 @@ package final class StorageEngine: @unchecked Sendable {
     /// lock holds.
     private func checkpointBacklog() -> Double {
         let grown = logGrowth(since: logEndAtCheckpoint.withLock { $0 }, to: pager.committedState.logPosition)
-        let dirtyThreshold = max(options.checkpointDirtyBytes, raisedDirtyBytes.load(ordering: .relaxed))
+        let raised = dirtyThresholdRaisers.load(ordering: .relaxed) > 0
+        let dirtyThreshold = raised ? max(options.checkpointDirtyBytes, options.pageCacheBytes / 2) : options.checkpointDirtyBytes
         return max(Double(pager.dirtyBytes) / Double(max(1, dirtyThreshold)),
                    Double(grown) / Double(max(1, options.checkpointLogBytes)))
     }
@@ -362,17 +361,8 @@ package final class StorageEngine: @unchecked Sendable {
     /// large checkpoint itself. Thread-safe; nested or concurrent calls keep it raised until
     /// the last returns.
     package func withRaisedDirtyPageThreshold<T>(_ body: () throws -> T) rethrows -> T {
-        let raised = options.pageCacheBytes / 2
-        dirtyThresholdRaisers.withLock { count in
-            count += 1
-            raisedDirtyBytes.store(raised, ordering: .relaxed)
-        }
-        defer {
-            dirtyThresholdRaisers.withLock { count in
-                count -= 1
-                if count == 0 { raisedDirtyBytes.store(0, ordering: .relaxed) }
-            }
-        }
+        dirtyThresholdRaisers.add(1, ordering: .relaxed)
+        defer { dirtyThresholdRaisers.subtract(1, ordering: .relaxed) }
         return try body()
     }
 

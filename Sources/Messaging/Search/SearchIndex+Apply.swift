@@ -28,23 +28,29 @@ enum SearchIndex {
     static func add(_ terms: [[UInt8]], of key: MessageKey, _ trees: Trees) throws {
         for term in terms {
             let termKey = SearchTermKey.key(term)
-            var value: SearchTermValue? = nil
-            try trees.terms.withValue(for: termKey) { value = SearchTermValue($0) }
-            var entry: SearchTermValue
-            if let value {
-                entry = value
-            } else {
-                let state = trees.transaction.state
-                entry = SearchTermValue(termID: max(1, state[counter: .nextTermID]), postings: 0)
-                trees.transaction.state[counter: .nextTermID] = entry.termID &+ 1
-            }
+            var (entry, isNew) = try termEntry(termKey, trees)
             guard try trees.postings.insert(SearchPostingKey.key(termID: entry.termID, key), value: []) else { continue }
             entry.postings &+= 1
-            if value == nil {
-                try trees.terms.insert(termKey, value: entry.bytes)
-            } else {
-                try trees.terms.update(termKey, value: entry.bytes)
-            }
+            try storeTermEntry(termKey, entry, isNew: isNew, trees)
+        }
+    }
+
+    /// The terms-tree entry of `termKey`, or a new one (not stored yet) with the next term id
+    /// from counter 14, which is advanced.
+    private static func termEntry(_ termKey: BTreeKey, _ trees: Trees) throws -> (entry: SearchTermValue, isNew: Bool) {
+        var value: SearchTermValue? = nil
+        try trees.terms.withValue(for: termKey) { value = SearchTermValue($0) }
+        if let value { return (value, false) }
+        let termID = max(1, trees.transaction.state[counter: .nextTermID])
+        trees.transaction.state[counter: .nextTermID] = termID &+ 1
+        return (SearchTermValue(termID: termID, postings: 0), true)
+    }
+
+    private static func storeTermEntry(_ termKey: BTreeKey, _ entry: SearchTermValue, isNew: Bool, _ trees: Trees) throws {
+        if isNew {
+            try trees.terms.insert(termKey, value: entry.bytes)
+        } else {
+            try trees.terms.update(termKey, value: entry.bytes)
         }
     }
 
@@ -54,11 +60,7 @@ enum SearchIndex {
     /// run of new postings goes into neighbouring leaves instead of one descent into a random
     /// leaf per posting), and one terms-tree write per term that gained postings.
     static func addAll(_ entries: [SearchEntry], _ trees: Trees) throws {
-        struct Known {
-            var value: SearchTermValue
-            var isNew: Bool
-        }
-        var known: [BTreeKey: Known] = [:]
+        var known: [BTreeKey: (entry: SearchTermValue, isNew: Bool)] = [:]
         var postings: [BTreeKey] = []
         postings.reserveCapacity(entries.reduce(0) { $0 + $1.terms.count })
         for entry in entries {
@@ -66,19 +68,11 @@ enum SearchIndex {
                 let termKey = SearchTermKey.key(term)
                 let termID: UInt64
                 if let seen = known[termKey] {
-                    termID = seen.value.termID
+                    termID = seen.entry.termID
                 } else {
-                    var value: SearchTermValue? = nil
-                    try trees.terms.withValue(for: termKey) { value = SearchTermValue($0) }
-                    if let value {
-                        known[termKey] = Known(value: value, isNew: false)
-                    } else {
-                        let state = trees.transaction.state
-                        value = SearchTermValue(termID: max(1, state[counter: .nextTermID]), postings: 0)
-                        trees.transaction.state[counter: .nextTermID] = value!.termID &+ 1
-                        known[termKey] = Known(value: value!, isNew: true)
-                    }
-                    termID = value!.termID
+                    let found = try termEntry(termKey, trees)
+                    known[termKey] = found
+                    termID = found.entry.termID
                 }
                 postings.append(SearchPostingKey.key(termID: termID, entry.key))
             }
@@ -93,14 +87,10 @@ enum SearchIndex {
             // (postings under an id the counter has not handed out yet) can a new term's first
             // insert fail; `add` then gives its next occurrence another id, this batch reuses
             // the first — deterministic either way, as replay runs the same code.
-            guard let count = added[term.value.termID] else { continue }
-            var value = term.value
-            value.postings &+= count
-            if term.isNew {
-                try trees.terms.insert(termKey, value: value.bytes)
-            } else {
-                try trees.terms.update(termKey, value: value.bytes)
-            }
+            guard let count = added[term.entry.termID] else { continue }
+            var entry = term.entry
+            entry.postings &+= count
+            try storeTermEntry(termKey, entry, isNew: term.isNew, trees)
         }
     }
 
