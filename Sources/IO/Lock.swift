@@ -32,7 +32,13 @@ import Darwin
 /// reader threads a 2–3× worse read p99 (32 and 121 ms against 12–20 and 46–59 ms).
 package final class Lock<Value>: @unchecked Sendable {
     @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    @usableFromInline var value: Value
+    /// Exclusivity is not checked at run time: the mutex is what serializes access. The
+    /// dynamic check (`swift_beginAccess`/`swift_endAccess`, a thread-local lookup each) on
+    /// every `withLock` was about a tenth of an unread count's samples in `perf`. (Keeping
+    /// the value behind a pointer of its own instead made some client modules allocate
+    /// `Lock<Void>` at the old instance size with Swift 6.3 — heap corruption — so the value
+    /// stays a stored property.)
+    @usableFromInline @exclusivity(unchecked) var value: Value
 
     package init(_ value: Value) {
         self.value = value

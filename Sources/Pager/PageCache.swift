@@ -37,8 +37,6 @@ struct CacheState {
     var clockHand = 0
     /// Every pin-slot block ever handed to a transaction (checked before evicting a frame).
     var slotBlocks: [PinSlots] = []
-    /// Blocks of ended transactions, ready for reuse.
-    var freeSlotBlocks: [PinSlots] = []
     var hits: UInt64 = 0
     var misses: UInt64 = 0
     var evictions: UInt64 = 0
@@ -84,20 +82,13 @@ final class PageCache: @unchecked Sendable {
 
     // MARK: Pin slots
 
-    /// A pin-slot block for a new transaction (reused from an ended one when possible).
-    func takePinSlots() -> PinSlots {
-        state.withLock { state in
-            if let block = state.freeSlotBlocks.popLast() { return block }
-            let block = PinSlots.allocate()
-            state.slotBlocks.append(block)
-            return block
-        }
-    }
-
-    /// Returns a transaction's block. Slots still set (a reference that outlived its
-    /// transaction) keep their frames pinned until cleared.
-    func returnPinSlots(_ block: PinSlots) {
-        state.withLock { $0.freeSlotBlocks.append(block) }
+    /// A new pin-slot block, known to the cache from now on (`isPinned` checks every block).
+    /// The pager keeps the blocks of ended transactions and hands them out again; this is
+    /// called only when it has none free.
+    func makePinSlots() -> PinSlots {
+        let block = PinSlots.allocate()
+        state.withLock { $0.slotBlocks.append(block) }
+        return block
     }
 
     /// True if a reference pins the frame at `base`: its pin count or any pin slot.

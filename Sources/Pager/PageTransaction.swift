@@ -13,14 +13,17 @@ package final class PageTransaction: @unchecked Sendable {
     package let isWritable: Bool
     /// Readers: the snapshot. Writer: starts as the latest committed state (with
     /// `transactionID` already set to this transaction's id); the layer above updates the
-    /// trees, counters and log position; `commit()` publishes it.
-    package var state: CommittedState
+    /// trees, counters and log position; `commit()` publishes it. (Exclusivity is not checked
+    /// at run time: one thread at a time uses a transaction, and every read of a tree root
+    /// would otherwise pay a dynamic access check.)
+    @exclusivity(unchecked) package var state: CommittedState
     /// Reader: the snapshot's id (its state's transaction id). Writer: this transaction's id.
     package let id: UInt64
     let pager: Pager
     package let pageSize: Int
-    private var finished = false
-    /// This transaction's pin slots (returned to the cache on deinit).
+    @exclusivity(unchecked) private var finished = false
+    /// This transaction's pin slots: a reader's go back to the pager when it ends, a writer's
+    /// on deinit.
     let pinSlots: PinSlots
     /// Writer: pages allocated by this transaction and not freed again → their frames.
     private var owned = PageMap<UnsafeMutableRawPointer>()
@@ -30,27 +33,27 @@ package final class PageTransaction: @unchecked Sendable {
     private var freed: [PageNumber] = []
     private var freedSet = Set<PageNumber>()
 
-    init(pager: Pager, reading state: CommittedState) {
+    init(pager: Pager, reading state: CommittedState, pinSlots: PinSlots) {
         self.pager = pager
         self.pageSize = pager.pageSize
         self.isWritable = false
         self.state = state
         self.id = state.transactionID
-        self.pinSlots = pager.cache.takePinSlots()
+        self.pinSlots = pinSlots
     }
 
-    init(pager: Pager, writing state: CommittedState) {
+    init(pager: Pager, writing state: CommittedState, pinSlots: PinSlots) {
         self.pager = pager
         self.pageSize = pager.pageSize
         self.isWritable = true
         self.state = state
         self.id = state.transactionID
-        self.pinSlots = pager.cache.takePinSlots()
+        self.pinSlots = pinSlots
     }
 
     deinit {
         if !finished { rollback() }
-        pager.cache.returnPinSlots(pinSlots)
+        if isWritable { pager.returnPinSlots(pinSlots) }
     }
 
     /// True once `commit()` or `rollback()` ended the transaction.
@@ -157,7 +160,7 @@ package final class PageTransaction: @unchecked Sendable {
             owned.removeAll()
             localFree.removeAll()
         } else {
-            pager.endSnapshot(id)
+            pager.endSnapshot(id, pinSlots: pinSlots)
         }
     }
 

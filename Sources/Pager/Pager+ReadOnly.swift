@@ -72,7 +72,7 @@ extension Pager {
     /// once no snapshot reads them. REQUIRES: a read-only pager; `meta` is newer than every
     /// generation; as `beginWrite`.
     package func beginRebase(to meta: MetaPage) throws -> PageTransaction {
-        let state: CommittedState = try core.withLock { core in
+        let (state, slots): (CommittedState, PinSlots?) = try core.withLock { core in
             try Self.checkUsable(core)
             guard core.readOnly != nil else { throw StorageError.invalidArgument("beginRebase on a writable pager") }
             guard meta.pageSize == pageSize else {
@@ -88,9 +88,9 @@ extension Pager {
             cache.drop(core.releaseFreedPages())
             var state = meta.state
             state.transactionID = id
-            return state
+            return (state, core.freePinSlots.popLast())
         }
-        return PageTransaction(pager: self, writing: state)
+        return PageTransaction(pager: self, writing: state, pinSlots: slots ?? cache.makePinSlots())
     }
 
     /// Commit of a rebase (under the core lock): the memory pages of the generations before
@@ -121,7 +121,7 @@ extension Pager {
     package func oldestBaseInUse() -> MetaPage {
         core.withLock { core in
             guard var state = core.readOnly else { return core.durable }
-            let oldest = min(core.snapshots.keys.min() ?? .max, core.committed.transactionID)
+            let oldest = min(core.snapshots.oldest ?? .max, core.committed.transactionID)
             var keep = 0
             while keep + 1 < state.generations.count, state.generations[keep + 1].start <= oldest { keep += 1 }
             if keep > 0 {
@@ -141,14 +141,14 @@ extension Pager {
     /// A read snapshot of the newest generation's page-file state itself (without what was
     /// replayed into memory), for verify and backup. End it like any snapshot.
     package func beginReadOfBase() -> PageTransaction {
-        let state: CommittedState = core.withLock { core in
+        let (state, slots): (CommittedState, PinSlots?) = core.withLock { core in
             let start = core.readOnly?.generations.last?.start ?? core.durable.state.transactionID
-            core.snapshots[start, default: 0] += 1
+            core.snapshots.add(start)
             var state = core.durable.state
             state.transactionID = start
-            return state
+            return (state, core.freePinSlots.popLast())
         }
-        return PageTransaction(pager: self, reading: state)
+        return PageTransaction(pager: self, reading: state, pinSlots: slots ?? cache.makePinSlots())
     }
 
     /// The free list of the newest generation's meta page, read and verified now: its chain's

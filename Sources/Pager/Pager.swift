@@ -52,7 +52,11 @@ struct PagerCore {
     /// writes them.
     var unwritten = Set<PageNumber>()
     /// Live snapshots: snapshot id → number of read transactions holding it.
-    var snapshots: [UInt64: Int] = [:]
+    var snapshots = SnapshotCounts()
+    /// Pin-slot blocks of ended transactions, ready for the next one (taken and returned
+    /// under this lock, together with the snapshot's registration). Every block ever made is
+    /// also in the cache's `slotBlocks`.
+    var freePinSlots: [PinSlots] = []
     var writer: WriterRecord?
     var checkpointRunning = false
     /// The pages a running checkpoint writes (they were `unwritten` when it was planned).
@@ -70,7 +74,7 @@ struct PagerCore {
     /// past them too. Returns the memory-only pages among them, whose frames the caller drops.
     mutating func releaseFreedPages() -> [PageNumber] {
         if awaitingSnapshots.isEmpty && awaitingReaders.isEmpty { return [] }
-        let oldest = snapshots.keys.min() ?? .max
+        let oldest = snapshots.oldest ?? .max
         var released = 0
         var dropFrames: [PageNumber] = []
         while released < awaitingSnapshots.count, awaitingSnapshots[released].transaction <= oldest {
@@ -181,19 +185,21 @@ package final class Pager: @unchecked Sendable {
 
     /// A read snapshot of the latest committed state. Never blocks on the writer or on a
     /// checkpoint. End it with `rollback()` (or let it deinit) so its pages can be reused.
+    /// Cost: one acquisition of the pager's lock (registration and a pin-slot block) and the
+    /// transaction object.
     package func beginRead() -> PageTransaction {
-        let state: CommittedState = core.withLock { core in
-            core.snapshots[core.committed.transactionID, default: 0] += 1
-            return core.committed
+        let (state, slots): (CommittedState, PinSlots?) = core.withLock { core in
+            core.snapshots.add(core.committed.transactionID)
+            return (core.committed, core.freePinSlots.popLast())
         }
-        return PageTransaction(pager: self, reading: state)
+        return PageTransaction(pager: self, reading: state, pinSlots: slots ?? cache.makePinSlots())
     }
 
     /// The single write transaction, starting from the latest committed state.
     /// REQUIRES: no other write transaction is open and no checkpoint is running (throws
     /// `.invalidArgument`); the pager is open and not poisoned.
     package func beginWrite() throws -> PageTransaction {
-        let state: CommittedState = try core.withLock { core in
+        let (state, slots): (CommittedState, PinSlots?) = try core.withLock { core in
             try Self.checkUsable(core)
             if core.writer != nil { throw StorageError.invalidArgument("a write transaction is already open") }
             let id = core.committed.transactionID + 1
@@ -201,9 +207,9 @@ package final class Pager: @unchecked Sendable {
             cache.drop(core.releaseFreedPages())
             var state = core.committed
             state.transactionID = id
-            return state
+            return (state, core.freePinSlots.popLast())
         }
-        return PageTransaction(pager: self, writing: state)
+        return PageTransaction(pager: self, writing: state, pinSlots: slots ?? cache.makePinSlots())
     }
 
     /// Sets the reader floor: the oldest transaction a reader in another process may read
@@ -242,12 +248,19 @@ package final class Pager: @unchecked Sendable {
     /// Format version of the page file as opened (the durable meta page's).
     package var fileFormatVersion: UInt32 { core.withLock { $0.durable.formatVersion } }
 
-    func endSnapshot(_ id: UInt64) {
+    /// Ends a read snapshot and takes back its pin-slot block. Slots still set (a reference
+    /// that outlived its transaction) keep their frames pinned until that reference clears
+    /// them; the next owner of the block claims only empty slots.
+    func endSnapshot(_ id: UInt64, pinSlots: PinSlots) {
         core.withLock { core in
-            if let count = core.snapshots[id] {
-                if count <= 1 { core.snapshots[id] = nil } else { core.snapshots[id] = count - 1 }
-            }
+            core.snapshots.remove(id)
+            core.freePinSlots.append(pinSlots)
         }
+    }
+
+    /// Takes back a write transaction's pin-slot block (see `endSnapshot`).
+    func returnPinSlots(_ pinSlots: PinSlots) {
+        core.withLock { $0.freePinSlots.append(pinSlots) }
     }
 
     /// Hands out a page for the writer `id`: the lowest reusable page, or a new one at the end.
@@ -420,7 +433,7 @@ package final class Pager: @unchecked Sendable {
     /// The transaction id of the oldest live read snapshot, or nil when none is open. A layer
     /// above uses it to defer freeing resources (e.g. log segments) that older snapshots may
     /// still read: every snapshot begun later sees at least the then-committed state.
-    package var oldestSnapshotID: UInt64? { core.withLock { $0.snapshots.keys.min() } }
+    package var oldestSnapshotID: UInt64? { core.withLock { $0.snapshots.oldest } }
 
     /// Pages currently held by the cache, sorted (tests).
     package var cachedPageNumbers: [PageNumber] { cache.cachedPages }

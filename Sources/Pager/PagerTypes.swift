@@ -133,3 +133,62 @@ package struct PageAccounting: Sendable, Equatable {
         }
     }
 }
+
+/// This process's live read snapshots: snapshot id → how many read transactions hold it,
+/// as entries sorted by id in one array.
+///
+/// Every read takes `add` and `remove` under the pager's lock, so they are kept cheaper than
+/// a hashed dictionary: a new snapshot takes the newest committed id, so `add` usually bumps
+/// or appends the last entry; `remove` finds its entry by binary search. Cost: O(1) for the
+/// newest id, O(log k + k) otherwise for k distinct live ids (few: snapshots are short).
+struct SnapshotCounts {
+    private var entries: [(id: UInt64, count: Int)] = []
+
+    /// The oldest live snapshot id, or nil when none is open.
+    var oldest: UInt64? { entries.first?.id }
+
+    /// True when no snapshot is open.
+    var isEmpty: Bool { entries.isEmpty }
+
+    /// One more read transaction holds snapshot `id`.
+    mutating func add(_ id: UInt64) {
+        if let last = entries.last, last.id >= id {
+            let index = position(of: id)
+            if index < entries.count, entries[index].id == id {
+                entries[index].count += 1
+            } else {
+                entries.insert((id, 1), at: index)
+            }
+        } else {
+            entries.append((id, 1))
+        }
+    }
+
+    /// A read transaction holding `id` ended (nothing happens for an id not held).
+    mutating func remove(_ id: UInt64) {
+        let index = entries.last?.id == id ? entries.count - 1 : position(of: id)
+        guard index < entries.count, entries[index].id == id else { return }
+        if entries[index].count > 1 {
+            entries[index].count -= 1
+        } else {
+            entries.remove(at: index)
+        }
+    }
+
+    /// Read transactions holding `id` (0 when none).
+    func count(of id: UInt64) -> Int {
+        let index = position(of: id)
+        return index < entries.count && entries[index].id == id ? entries[index].count : 0
+    }
+
+    /// Index of the first entry whose id is >= `id`.
+    private func position(of id: UInt64) -> Int {
+        var low = 0
+        var high = entries.count
+        while low < high {
+            let middle = (low + high) / 2
+            if entries[middle].id < id { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+}
