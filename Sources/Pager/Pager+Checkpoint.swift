@@ -65,11 +65,14 @@ extension Pager {
     /// `paced`: write the pages back in steps of `pacingBytes`, waiting for each
     /// (`FileHandle.writeBack`), so that the step-5 sync has little left and the log's syncs
     /// of the commits running meanwhile do not queue behind one large flush. For checkpoints
-    /// that run beside commits; it makes the checkpoint itself take longer.
-    package func writeCheckpoint(_ plan: CheckpointPlan, paced: Bool = false, beforeMetaPage: () throws -> Void = {}) throws {
+    /// that run beside commits; it makes the checkpoint itself take longer. `beforeWriteBack`
+    /// runs before each of those steps (the storage engine holds a step back there while a
+    /// commit syncs the log).
+    package func writeCheckpoint(_ plan: CheckpointPlan, paced: Bool = false, beforeMetaPage: () throws -> Void = {},
+                                 beforeWriteBack: () -> Void = {}) throws {
         do {
             try beforeMetaPage()
-            try writePages(plan, paced: paced)
+            try writePages(plan, paced: paced, beforeWriteBack: beforeWriteBack)
             try writeFreeList(plan)
             if try file.size() < plan.pageCount * UInt64(pageSize) {
                 try file.truncate(to: plan.pageCount * UInt64(pageSize))
@@ -190,7 +193,7 @@ extension Pager {
     /// Step 1: every unwritten page, stamped with checksum and sequence, runs of consecutive
     /// pages coalesced into one write. The frames are only read (copied, then stamped in the
     /// copy): writers may be copying them at the same time.
-    private func writePages(_ plan: CheckpointPlan, paced: Bool) throws {
+    private func writePages(_ plan: CheckpointPlan, paced: Bool, beforeWriteBack: () -> Void) throws {
         let maxRun = 32
         let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: maxRun * pageSize, alignment: pageSize)
         defer { staging.deallocate() }
@@ -209,6 +212,7 @@ extension Pager {
             unpacedRange = unpacedRange.map { min($0.lowerBound, range.lowerBound)..<max($0.upperBound, range.upperBound) } ?? range
             unpaced += count
             if unpaced >= Self.pacingBytes, let pending = unpacedRange {
+                beforeWriteBack()
                 try file.writeBack(offset: pending.lowerBound, count: pending.upperBound - pending.lowerBound)
                 unpaced = 0
                 unpacedRange = nil

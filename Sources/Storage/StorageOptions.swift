@@ -26,6 +26,10 @@ package struct StorageOptions: Sendable, Equatable {
     /// Checkpoint after a commit when the log has grown this much since the last checkpoint
     /// (bounds recovery time).
     package var checkpointLogBytes: UInt64 = 64 << 20
+    /// The longest a paced checkpoint (the policy's) holds back one writeback step of its
+    /// pages while a commit group syncs the log; zero never holds one back
+    /// (`StorageEngine.yieldToCommitSyncs`).
+    package var checkpointYieldPerStep: Duration = .milliseconds(2)
     /// Run the checkpoints the policy above asks for, and the sealing of filled log segments
     /// (`sealFullSegments`), on the engine's own thread beside the commits that follow (which
     /// wait only while a checkpoint is planned), instead of on the thread whose commit crossed

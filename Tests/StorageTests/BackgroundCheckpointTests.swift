@@ -4,6 +4,7 @@ import Glibc
 #endif
 import ScrollbackFormat
 import ScrollbackIO
+import ScrollbackLog
 import ScrollbackStorage
 import Synchronization
 import Testing
@@ -114,6 +115,128 @@ import TestSupport
         #expect(try KeyValueSchema.contents(of: reopened) == expected)
         #expect(reopened.verify() == [])
         try reopened.close()
+    }
+}
+
+extension BackgroundCheckpointTests {
+    /// A paced checkpoint holds its writeback back while a commit syncs the log: with a
+    /// commit's log sync held at a gate, the checkpoint yields before its first writeback step
+    /// and issues none until the sync ends (the yield limit is set far beyond the test).
+    /// Without a yield limit it writes back and finishes while the sync is still held.
+    @Test(arguments: [true, false]) func pacedCheckpointYieldsToACommitsLogSync(yields: Bool) throws {
+        let gate = LogSyncGate()
+        var options = StorageEngineTests.smallOptions()
+        options.pageCacheBytes = 4 << 20
+        options.checkpointDirtyBytes = 64 << 20   // only the explicit checkpoint
+        options.checkpointLogBytes = 64 << 20
+        options.log = LogOptions(segmentSize: 1 << 20, blockSize: 1 << 10, blockCacheBytes: 64 << 10, saltSeed: 1)
+        options.checkpointYieldPerStep = yields ? .seconds(600) : .zero
+        let engine = try StorageEngine.open(fileSystem: gate.fileSystem, directory: "/store", options: options,
+                                            schema: KeyValueSchema.schema)
+        var model: [UInt64: UInt64] = [:]
+        // Enough dirty 4 KiB pages for several 64 KiB writeback steps.
+        for batch in 0..<40 as Range<UInt64> {
+            let operations: [KeyValueSchema.Operation] = (0..<1000).map { .put(batch * 1000 + $0, $0) }
+            try KeyValueSchema.commit(operations, to: engine)
+            KeyValueSchema.apply(operations, to: &model)
+        }
+        let held: [KeyValueSchema.Operation] = [.put(1 << 40, 1)]
+        let committed = DispatchSemaphore(value: 0)
+        let commitError = Lock<(any Error)?>(nil)
+        // Opens the gate once the checkpoint has yielded, noting the writebacks issued by then.
+        let writeBacksWhenYielded = Lock<Int?>(nil)
+        if yields {
+            startThread {
+                var waited = 0
+                while engine.checkpointStepsYielded == 0, waited < 60_000 {
+                    usleep(1000)
+                    waited += 1
+                }
+                writeBacksWhenYielded.withLock { $0 = gate.pageWriteBacks }
+                gate.openGate()
+            }
+        }
+        try engine.checkpoint(paced: true) {
+            gate.closeGate()
+            startThread {
+                do { try KeyValueSchema.commit(held, to: engine) } catch { commitError.withLock { $0 = error } }
+                committed.signal()
+            }
+            #expect(gate.waitForHeldSync(), "the commit never reached its log sync")
+            // The held sync may be the log's own (extending the segment) before the commit's.
+            var waited = 0
+            while engine.commitSyncsInFlight == 0, waited < 60_000 {
+                usleep(1000)
+                waited += 1
+            }
+            #expect(engine.commitSyncsInFlight == 1, "the commit's log sync is not in flight")
+        }
+        if yields {
+            #expect(engine.checkpointStepsYielded >= 1)
+            #expect(writeBacksWhenYielded.withLock { $0 } == 0, "a writeback step went out while the commit synced")
+        } else {
+            #expect(engine.checkpointStepsYielded == 0)
+            #expect(gate.heldSyncs == 1, "the checkpoint finished while the commit's sync was held")
+            gate.openGate()
+        }
+        #expect(gate.pageWriteBacks > 1, "the paced checkpoint wrote its pages back in steps")
+        committed.wait()
+        #expect(commitError.withLock { $0 } == nil)
+        KeyValueSchema.apply(held, to: &model)
+        #expect(try KeyValueSchema.contents(of: engine) == model)
+        #expect(engine.verify() == [])
+        #expect(!engine.isPoisoned, "\(engine.poisonCause ?? "")")
+        try engine.close()
+        let reopened = try StorageEngine.open(fileSystem: gate.base, directory: "/store", options: options, schema: KeyValueSchema.schema)
+        #expect(try KeyValueSchema.contents(of: reopened) == model)
+        try reopened.close()
+    }
+}
+
+/// An in-memory file system whose log syncs (`.seg` files) can be held at a gate, counting
+/// the page file's writeback steps (`fileSystem` is what the engine opens).
+final class LogSyncGate: @unchecked Sendable {
+    let base = MemoryFileSystem()
+    private let monitor = ConditionMutex()
+    private var closed = false
+    private var waiting = 0
+    private var writeBacks = 0
+    private(set) lazy var fileSystem = SlowSyncFileSystem(base: base, beforeWriteBack: { [unowned self] path in
+        if path.hasSuffix("/pages") { self.monitor.withLock { self.writeBacks += 1 } }
+    }, beforeSync: { [unowned self] path in
+        if path.hasSuffix(LogSegmentLayout.fileSuffix) { self.logSync() }
+    })
+
+    func closeGate() { monitor.withLock { closed = true } }
+
+    func openGate() {
+        monitor.withLock {
+            closed = false
+            monitor.broadcast()
+        }
+    }
+
+    /// Log syncs waiting at the gate now.
+    var heldSyncs: Int { monitor.withLock { waiting } }
+
+    /// Writeback steps issued on the page file so far.
+    var pageWriteBacks: Int { monitor.withLock { writeBacks } }
+
+    /// Waits (at most 60 s) until a log sync is held; false if none came.
+    func waitForHeldSync() -> Bool {
+        for _ in 0..<60_000 {
+            if heldSyncs > 0 { return true }
+            usleep(1000)
+        }
+        return false
+    }
+
+    private func logSync() {
+        monitor.withLock {
+            waiting += 1
+            while closed { monitor.wait() }
+            waiting -= 1
+        }
     }
 }
 

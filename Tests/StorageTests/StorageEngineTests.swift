@@ -179,19 +179,22 @@ import TestSupport
 
 /// Delegates to another file system, running a hook before every `syncData` with the file's
 /// path: sleeping (to make group commit observable, not to measure time) or holding a sync
-/// at a gate.
+/// at a gate; and another before every `writeBack` (a paced checkpoint's steps).
 final class SlowSyncFileSystem: FileSystem {
     let base: any FileSystem
     let beforeSync: @Sendable (String) -> Void
-    init(base: any FileSystem, beforeSync: @escaping @Sendable (String) -> Void) {
+    let beforeWriteBack: @Sendable (String) -> Void
+    init(base: any FileSystem, beforeWriteBack: @escaping @Sendable (String) -> Void = { _ in },
+         beforeSync: @escaping @Sendable (String) -> Void) {
         self.base = base
         self.beforeSync = beforeSync
+        self.beforeWriteBack = beforeWriteBack
     }
     convenience init(base: any FileSystem, syncDelayMicroseconds: UInt32) {
         self.init(base: base) { _ in usleep(syncDelayMicroseconds) }
     }
     func open(_ path: String, mode: OpenMode) throws -> any FileHandle {
-        SlowSyncHandle(base: try base.open(path, mode: mode), beforeSync: beforeSync)
+        SlowSyncHandle(base: try base.open(path, mode: mode), beforeSync: beforeSync, beforeWriteBack: beforeWriteBack)
     }
     func fileExists(_ path: String) -> Bool { base.fileExists(path) }
     func listDirectory(_ path: String) throws -> [String] { try base.listDirectory(path) }
@@ -204,9 +207,12 @@ final class SlowSyncFileSystem: FileSystem {
 final class SlowSyncHandle: FileHandle {
     let base: any FileHandle
     let beforeSync: @Sendable (String) -> Void
-    init(base: any FileHandle, beforeSync: @escaping @Sendable (String) -> Void) {
+    let beforeWriteBack: @Sendable (String) -> Void
+    init(base: any FileHandle, beforeSync: @escaping @Sendable (String) -> Void,
+         beforeWriteBack: @escaping @Sendable (String) -> Void = { _ in }) {
         self.base = base
         self.beforeSync = beforeSync
+        self.beforeWriteBack = beforeWriteBack
     }
     var path: String { base.path }
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int { try base.read(into: buffer, at: offset) }
@@ -216,6 +222,10 @@ final class SlowSyncHandle: FileHandle {
     func syncData() throws {
         beforeSync(base.path)
         try base.syncData()
+    }
+    func writeBack(offset: UInt64, count: UInt64) throws {
+        beforeWriteBack(base.path)
+        try base.writeBack(offset: offset, count: count)
     }
     func size() throws -> UInt64 { try base.size() }
     func close() throws { try base.close() }
