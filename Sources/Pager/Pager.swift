@@ -54,8 +54,8 @@ struct PagerCore {
     /// Live snapshots: snapshot id → number of read transactions holding it.
     var snapshots = SnapshotCounts()
     /// Pin-slot blocks of ended transactions, ready for the next one (taken and returned
-    /// under this lock, together with the snapshot's registration). Every block ever made is
-    /// also in the cache's `slotBlocks`.
+    /// under this lock; a reader's in the same hold as its snapshot's registration). Every
+    /// block ever made is also in the cache's `slotBlocks`.
     var freePinSlots: [PinSlots] = []
     var writer: WriterRecord?
     var checkpointRunning = false
@@ -186,7 +186,7 @@ package final class Pager: @unchecked Sendable {
     /// A read snapshot of the latest committed state. Never blocks on the writer or on a
     /// checkpoint. End it with `rollback()` (or let it deinit) so its pages can be reused.
     /// Cost: one acquisition of the pager's lock (registration and a pin-slot block) and the
-    /// transaction object.
+    /// transaction object; when no block is free, the cache's lock and a new block too.
     package func beginRead() -> PageTransaction {
         let (state, slots): (CommittedState, PinSlots?) = core.withLock { core in
             core.snapshots.add(core.committed.transactionID)
@@ -196,8 +196,8 @@ package final class Pager: @unchecked Sendable {
     }
 
     /// The single write transaction, starting from the latest committed state.
-    /// REQUIRES: no other write transaction is open and no checkpoint is running (throws
-    /// `.invalidArgument`); the pager is open and not poisoned.
+    /// REQUIRES: no other write transaction is open (throws `.invalidArgument`); the pager is
+    /// open and not poisoned. A checkpoint may be running (`beginCheckpoint`).
     package func beginWrite() throws -> PageTransaction {
         let (state, slots): (CommittedState, PinSlots?) = try core.withLock { core in
             try Self.checkUsable(core)

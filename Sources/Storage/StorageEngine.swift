@@ -329,7 +329,7 @@ package final class StorageEngine: @unchecked Sendable {
         guard let worker = maintenanceWorker.withLock({ $0 }) else {
             // Without a worker nobody else is behind: a checkpoint in progress (another
             // thread's, or this thread's own `checkpoint(during:)`) is not waited for.
-            _ = checkpointRole.withLockIfAvailable { _ in checkpointIfStillDue() }
+            _ = checkpointRole.withLockIfAvailable { _ in checkpointIfStillDue(onWorker: false) }
             return
         }
         if backlog < 2 {
@@ -339,7 +339,7 @@ package final class StorageEngine: @unchecked Sendable {
         // Overdue: run the checkpoint here if none is running (the worker is busy sealing or
         // has not started it yet); else wait for the running one to finish, which frees its
         // pages' share of the dirty budget, and leave the next to the worker.
-        if checkpointRole.withLockIfAvailable({ _ in checkpointIfStillDue() }) == nil {
+        if checkpointRole.withLockIfAvailable({ _ in checkpointIfStillDue(onWorker: false) }) == nil {
             checkpointRole.withLock { _ in }
             worker.wake()
         }
@@ -375,11 +375,12 @@ package final class StorageEngine: @unchecked Sendable {
     }
 
     /// A paced checkpoint if one is (still) due and the engine takes writes; a failure
-    /// poisons. REQUIRES: checkpointRole (re-checked under it: a checkpoint this thread
-    /// waited for may have done it).
-    private func checkpointIfStillDue() {
+    /// poisons. On the maintenance worker it yields to commit syncs (`yieldToCommitSyncs`); on
+    /// a committing thread it does not (that thread's caller is waiting for it). REQUIRES:
+    /// checkpointRole (re-checked under it: a checkpoint this thread waited for may have done it).
+    private func checkpointIfStillDue(onWorker: Bool) {
         guard refusal() == nil, checkpointBacklog() >= 1 else { return }
-        do { try checkpointBesideCommits(paced: true) } catch { poisonWith(error) }
+        do { try checkpointBesideCommits(paced: true, yieldsToCommits: onWorker) } catch { poisonWith(error) }
     }
 
     /// Starts the maintenance worker (`StorageOptions.backgroundMaintenance`); a thread the
@@ -397,7 +398,7 @@ package final class StorageEngine: @unchecked Sendable {
     /// checkpoint if one is still due.
     private func maintainInBackground() {
         sealFilledSegments()
-        checkpointRole.withLock { _ in checkpointIfStillDue() }
+        checkpointRole.withLock { _ in checkpointIfStillDue(onWorker: true) }
     }
 
     /// Approximate log bytes between two positions (segment boundaries count a full segment).
@@ -434,7 +435,8 @@ package final class StorageEngine: @unchecked Sendable {
     /// A checkpoint whose I/O runs while `body` runs on this thread between the plan and the
     /// I/O: what the background checkpoint does beside commits, in a deterministic order (the
     /// crash sweep commits in `body`). The checkpoint makes the state before `body` durable.
-    /// `paced`: its pages are written back in steps, as the policy's checkpoints are.
+    /// `paced`: its pages are written back in steps, yielding to commit syncs, as the
+    /// maintenance worker's checkpoints are.
     package func checkpoint(paced: Bool = false, during body: () throws -> Void) throws {
         if isClosed.load(ordering: .acquiring) { throw StorageError.closed }
         try checkpointRole.withLock { _ in
@@ -443,7 +445,7 @@ package final class StorageEngine: @unchecked Sendable {
                 var bodyError: (any Error)?
                 do { try body() } catch { bodyError = error }
                 do {
-                    try writeCheckpoint(plan, through: position, paced: paced)
+                    try writeCheckpoint(plan, through: position, paced: paced, yieldsToCommits: paced)
                 } catch {
                     poisonWith(error)
                     throw error
@@ -454,12 +456,13 @@ package final class StorageEngine: @unchecked Sendable {
     }
 
     /// A checkpoint planned under the writer lock and written beside the commits that follow;
-    /// `paced` (the policy's checkpoints) writes its pages back in steps (`Pager.writeCheckpoint`).
+    /// `paced` (the policy's checkpoints) writes its pages back in steps (`Pager.writeCheckpoint`),
+    /// `yieldsToCommits` holds each step back while a commit syncs (`yieldToCommitSyncs`).
     /// REQUIRES: checkpointRole, not writerLock. Errors are the caller's to poison.
-    private func checkpointBesideCommits(paced: Bool = false) throws {
+    private func checkpointBesideCommits(paced: Bool = false, yieldsToCommits: Bool = false) throws {
         try countingCheckpoint {
             let (plan, position) = try planBesideCommits()
-            try writeCheckpoint(plan, through: position, paced: paced)
+            try writeCheckpoint(plan, through: position, paced: paced, yieldsToCommits: yieldsToCommits)
         }
     }
 
@@ -471,9 +474,10 @@ package final class StorageEngine: @unchecked Sendable {
         return try body()
     }
 
-    /// Before each writeback step of a paced checkpoint: while a commit group is syncing the
-    /// log, and the checkpoint is not behind (backlog under 1.5; commits wait for it at 2),
-    /// waits until no sync is in flight, polling every 20 µs or so, for at most
+    /// Before each writeback step of a paced checkpoint on the maintenance worker: while a
+    /// commit group is syncing the log, and the checkpoint is not behind (backlog under 1.5;
+    /// with the worker, commits wait for a checkpoint at 2), waits until no sync is in flight,
+    /// polling with `usleep(20)` (about every 60–80 µs with Linux's timer slack), for at most
     /// `checkpointYieldPerStep`. A commit's sync flushes the device's write cache, and with it
     /// every page write that reached the device before it: writeback steps issued between a
     /// stream of commits made those commits pay for the checkpoint's pages (measured at the
@@ -535,11 +539,12 @@ package final class StorageEngine: @unchecked Sendable {
     /// Writes a planned checkpoint whose state reaches `position` in the log. The log is synced
     /// through `position` first: the meta page never claims trees built from records that are
     /// not durable. REQUIRES: checkpointRole.
-    private func writeCheckpoint(_ plan: CheckpointPlan, through position: LogPosition, paced: Bool = false) throws {
+    private func writeCheckpoint(_ plan: CheckpointPlan, through position: LogPosition, paced: Bool = false,
+                                 yieldsToCommits: Bool = false) throws {
         try observingCheckpoint {
             try pager.writeCheckpoint(plan, paced: paced, beforeMetaPage: {
                 if position > log.durablePosition { try log.sync(through: position) }
-            }, beforeWriteBack: { yieldToCommitSyncs() })
+            }, beforeWriteBack: { if yieldsToCommits { yieldToCommitSyncs() } })
         }
         // Publish the new checkpoint, then scan the readers for the reuse decisions that
         // follow (spec/reader-table.md, "The race rule": the scan begins after the checkpoint).

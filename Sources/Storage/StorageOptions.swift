@@ -26,8 +26,8 @@ package struct StorageOptions: Sendable, Equatable {
     /// Checkpoint after a commit when the log has grown this much since the last checkpoint
     /// (bounds recovery time).
     package var checkpointLogBytes: UInt64 = 64 << 20
-    /// The longest a paced checkpoint (the policy's) holds back one writeback step of its
-    /// pages while a commit group syncs the log; zero never holds one back
+    /// The longest a paced checkpoint on the maintenance worker holds back one writeback step
+    /// of its pages while a commit group syncs the log; zero never holds one back
     /// (`StorageEngine.yieldToCommitSyncs`).
     package var checkpointYieldPerStep: Duration = .milliseconds(2)
     /// Run the checkpoints the policy above asks for, and the sealing of filled log segments

@@ -1,12 +1,13 @@
 @testable import ScrollbackPager
 import Testing
+import TestSupport
 
 /// `SnapshotCounts`, the pager's table of live snapshots: against a dictionary model over
 /// random begins and ends in any order (ids mostly the newest, some older, as a read-only
 /// pager's generations give), the oldest id and every count agree.
 @Suite struct SnapshotCountsTests {
-    @Test(arguments: [1, 2, 3, 4]) func agreesWithADictionary(seed: UInt64) {
-        var random = SplitMix(seed: seed)
+    @Test(arguments: TestSeeds.seeds(default: [1, 2, 3, 4])) func agreesWithADictionary(seed: UInt64) {
+        var random = SeededRandom(seed: seed)
         var counts = SnapshotCounts()
         var model: [UInt64: Int] = [:]
         var open: [UInt64] = []
@@ -35,19 +36,6 @@ import Testing
                     #expect(counts.count(of: id) == model[id, default: 0], "seed \(seed), step \(step), id \(id)")
                 }
             }
-        }
-    }
-
-    /// A small deterministic generator (the seed replays a failure).
-    struct SplitMix {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
         }
     }
 }

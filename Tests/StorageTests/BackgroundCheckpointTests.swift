@@ -19,7 +19,7 @@ import TestSupport
     /// a gate); the checkpoint then makes the state it planned durable, and the commits made
     /// meanwhile come back from the log after a reopen.
     @Test func commitsCompleteWhileACheckpointIsInItsIO() throws {
-        let gate = PageSyncGate()
+        let gate = SyncGate.pages()
         let fs = gate.fileSystem
         var options = StorageEngineTests.smallOptions()
         options.checkpointDirtyBytes = 64 << 20   // only the explicit checkpoint
@@ -121,10 +121,11 @@ import TestSupport
 extension BackgroundCheckpointTests {
     /// A paced checkpoint holds its writeback back while a commit syncs the log: with a
     /// commit's log sync held at a gate, the checkpoint yields before its first writeback step
-    /// and issues none until the sync ends (the yield limit is set far beyond the test).
+    /// and issues none in the 50 ms watched after that, nor until the sync ends (the yield
+    /// limit is set far beyond the test).
     /// Without a yield limit it writes back and finishes while the sync is still held.
     @Test(arguments: [true, false]) func pacedCheckpointYieldsToACommitsLogSync(yields: Bool) throws {
-        let gate = LogSyncGate()
+        let gate = SyncGate.log()
         var options = StorageEngineTests.smallOptions()
         options.pageCacheBytes = 4 << 20
         options.checkpointDirtyBytes = 64 << 20   // only the explicit checkpoint
@@ -152,7 +153,14 @@ extension BackgroundCheckpointTests {
                     usleep(1000)
                     waited += 1
                 }
-                writeBacksWhenYielded.withLock { $0 = gate.pageWriteBacks }
+                // The step is counted before the wait: watch the wait for a while (50 ms; a
+                // step that went out meanwhile would show), then let the commit finish.
+                var mostWriteBacks = gate.pageWriteBacks
+                for _ in 0..<50 {
+                    usleep(1000)
+                    mostWriteBacks = max(mostWriteBacks, gate.pageWriteBacks)
+                }
+                writeBacksWhenYielded.withLock { $0 = mostWriteBacks }
                 gate.openGate()
             }
         }
@@ -163,7 +171,8 @@ extension BackgroundCheckpointTests {
                 committed.signal()
             }
             #expect(gate.waitForHeldSync(), "the commit never reached its log sync")
-            // The held sync may be the log's own (extending the segment) before the commit's.
+            // The commit's group sync, not a sync of the log's own (a segment roll, in `append`):
+            // that one would stay held with the commit never reaching its group sync.
             var waited = 0
             while engine.commitSyncsInFlight == 0, waited < 60_000 {
                 usleep(1000)
@@ -193,10 +202,13 @@ extension BackgroundCheckpointTests {
     }
 }
 
-/// An in-memory file system whose log syncs (`.seg` files) can be held at a gate, counting
-/// the page file's writeback steps (`fileSystem` is what the engine opens).
-final class LogSyncGate: @unchecked Sendable {
+/// An in-memory file system whose syncs of one kind of file can be held at a gate — the page
+/// file's (`SyncGate.pages`), so a test can keep a checkpoint inside its I/O, or the log's
+/// (`SyncGate.log`), to keep a commit inside its sync — counting the page file's writeback
+/// steps (`fileSystem` is what the engine opens).
+final class SyncGate: @unchecked Sendable {
     let base = MemoryFileSystem()
+    private let holds: @Sendable (String) -> Bool
     private let monitor = ConditionMutex()
     private var closed = false
     private var waiting = 0
@@ -204,8 +216,16 @@ final class LogSyncGate: @unchecked Sendable {
     private(set) lazy var fileSystem = SlowSyncFileSystem(base: base, beforeWriteBack: { [unowned self] path in
         if path.hasSuffix("/pages") { self.monitor.withLock { self.writeBacks += 1 } }
     }, beforeSync: { [unowned self] path in
-        if path.hasSuffix(LogSegmentLayout.fileSuffix) { self.logSync() }
+        if self.holds(path) { self.sync() }
     })
+
+    private init(holding holds: @escaping @Sendable (String) -> Bool) { self.holds = holds }
+
+    /// Holds the page file's syncs.
+    static func pages() -> SyncGate { SyncGate { $0.hasSuffix("/pages") } }
+
+    /// Holds the log segments' syncs.
+    static func log() -> SyncGate { SyncGate { $0.hasSuffix(LogSegmentLayout.fileSuffix) } }
 
     func closeGate() { monitor.withLock { closed = true } }
 
@@ -216,13 +236,13 @@ final class LogSyncGate: @unchecked Sendable {
         }
     }
 
-    /// Log syncs waiting at the gate now.
+    /// Syncs waiting at the gate now.
     var heldSyncs: Int { monitor.withLock { waiting } }
 
     /// Writeback steps issued on the page file so far.
     var pageWriteBacks: Int { monitor.withLock { writeBacks } }
 
-    /// Waits (at most 60 s) until a log sync is held; false if none came.
+    /// Waits (at most 60 s) until a sync is held; false if none came.
     func waitForHeldSync() -> Bool {
         for _ in 0..<60_000 {
             if heldSyncs > 0 { return true }
@@ -231,48 +251,7 @@ final class LogSyncGate: @unchecked Sendable {
         return false
     }
 
-    private func logSync() {
-        monitor.withLock {
-            waiting += 1
-            while closed { monitor.wait() }
-            waiting -= 1
-        }
-    }
-}
-
-/// An in-memory file system whose page-file syncs (`pages`) can be held at a gate, so a test
-/// can keep a checkpoint inside its I/O (`fileSystem` is what the engine opens).
-final class PageSyncGate: @unchecked Sendable {
-    let base = MemoryFileSystem()
-    private let monitor = ConditionMutex()
-    private var closed = false
-    private var waiting = 0
-    private(set) lazy var fileSystem = SlowSyncFileSystem(base: base) { [unowned self] path in
-        if path.hasSuffix("/pages") { self.pageSync() }
-    }
-
-    func closeGate() { monitor.withLock { closed = true } }
-
-    func openGate() {
-        monitor.withLock {
-            closed = false
-            monitor.broadcast()
-        }
-    }
-
-    /// Page-file syncs waiting at the gate now.
-    var heldSyncs: Int { monitor.withLock { waiting } }
-
-    /// Waits (at most 60 s) until a page-file sync is held; false if none came.
-    func waitForHeldSync() -> Bool {
-        for _ in 0..<60_000 {
-            if heldSyncs > 0 { return true }
-            usleep(1000)
-        }
-        return false
-    }
-
-    private func pageSync() {
+    private func sync() {
         monitor.withLock {
             waiting += 1
             while closed { monitor.wait() }
