@@ -95,6 +95,8 @@ package final class Log: @unchecked Sendable {
     /// End of the last completed append (every position below it is written).
     var writtenEnd: LogPosition
     var syncInProgress = false
+    /// `syncInProgress`, readable without `syncMonitor` (`isSyncing`).
+    let syncing = Atomic<Bool>(false)
     var poisonLatch = PoisonLatch()
     /// The active segment's file, which a sync leader syncs.
     var syncFile: SegmentFile
@@ -396,6 +398,10 @@ package final class Log: @unchecked Sendable {
 
     /// Returns the position this caller synced through as the leader of the last sync it
     /// ran, or nil when others' syncs covered `position`.
+    /// True while a group-commit sync of the active segment runs (a commit's, or
+    /// `allocateAhead`'s). Lock-free; a hint, stale as soon as it is read.
+    package var isSyncing: Bool { syncing.load(ordering: .acquiring) }
+
     @discardableResult
     func syncInternal(through position: LogPosition) throws -> LogPosition? {
         syncMonitor.lock()
@@ -437,6 +443,7 @@ package final class Log: @unchecked Sendable {
     /// A failure poisons the log and is rethrown.
     private func leadSync() throws -> LogPosition {
         syncInProgress = true
+        syncing.store(true, ordering: .releasing)
         let target = writtenEnd
         let file = syncFile
         syncMonitor.unlock()
@@ -444,6 +451,7 @@ package final class Log: @unchecked Sendable {
         do { try file.handle.syncData() } catch { failure = error }
         syncMonitor.lock()
         syncInProgress = false
+        syncing.store(false, ordering: .releasing)
         syncCount.add(1, ordering: .relaxed)
         if let failure {
             poisonLatch.latch("fdatasync of \(file.path) failed: \(failure)")

@@ -97,10 +97,7 @@ package final class StorageEngine: @unchecked Sendable {
     private let checkpointsEnded = Atomic<UInt64>(0)
     let sealsBegun = Atomic<UInt64>(0)
     let sealsEnded = Atomic<UInt64>(0)
-    /// Log syncs of commit groups begun and ended since open, and the writeback steps held
-    /// back for them (`yieldToCommitSyncs`).
-    let commitSyncsBegun = Atomic<UInt64>(0)
-    let commitSyncsEnded = Atomic<UInt64>(0)
+    /// Writeback steps held back for log syncs (`yieldToCommitSyncs`).
     private let stepsYielded = Atomic<UInt64>(0)
     /// Signalled after every published group commit and at close (StorageEngine+Changes.swift).
     package let commitSignal = CommitSignal()
@@ -474,9 +471,10 @@ package final class StorageEngine: @unchecked Sendable {
         return try body()
     }
 
-    /// Before each writeback step of a paced checkpoint on the maintenance worker: while a
-    /// commit group is syncing the log, and the checkpoint is not behind (backlog under 1.5;
-    /// with the worker, commits wait for a checkpoint at 2), waits until no sync is in flight,
+    /// Before each writeback step of a paced checkpoint on the maintenance worker: while the
+    /// log is syncing (`Log.isSyncing`: a commit group's sync, or `allocateAhead`'s), and the
+    /// checkpoint is not behind (backlog under 1.5; with the worker, commits wait for a
+    /// checkpoint at 2), waits until that sync is done,
     /// polling with `usleep(20)` (about every 60–80 µs with Linux's timer slack), for at most
     /// `checkpointYieldPerStep`. A commit's sync flushes the device's write cache, and with it
     /// every page write that reached the device before it: writeback steps issued between a
@@ -487,25 +485,19 @@ package final class StorageEngine: @unchecked Sendable {
     /// 2 ms) until it falls behind, then at full speed.
     private func yieldToCommitSyncs() {
         let limit = options.checkpointYieldPerStep
-        guard limit > .zero, commitSyncsEnded.load(ordering: .acquiring) < commitSyncsBegun.load(ordering: .acquiring),
-              checkpointBacklog() < 1.5 else { return }
+        guard limit > .zero, log.isSyncing, checkpointBacklog() < 1.5 else { return }
         stepsYielded.add(1, ordering: .relaxed)
         let clock = ContinuousClock()
         let deadline = clock.now + limit
-        while commitSyncsEnded.load(ordering: .acquiring) < commitSyncsBegun.load(ordering: .acquiring), clock.now < deadline {
-            usleep(20)
-        }
+        while log.isSyncing, clock.now < deadline { usleep(20) }
     }
 
     /// Writeback steps of paced checkpoints held back for a commit's log sync since open
     /// (`yieldToCommitSyncs`). Lock-free.
     package var checkpointStepsYielded: UInt64 { stepsYielded.load(ordering: .relaxed) }
 
-    /// Commit groups syncing the log now. Lock-free.
-    package var commitSyncsInFlight: UInt64 {
-        let ended = commitSyncsEnded.load(ordering: .acquiring)
-        return commitSyncsBegun.load(ordering: .acquiring) &- ended
-    }
+    /// True while a sync of the log runs (`Log.isSyncing`). Lock-free.
+    package var isSyncingLog: Bool { log.isSyncing }
 
     /// Checkpoints and seals begun and ended since open: lock-free reads of four counters.
     package var backgroundActivity: BackgroundActivityCounts {
