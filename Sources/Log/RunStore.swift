@@ -79,9 +79,11 @@ package final class RunStore: Sendable {
         }
     }
 
-    /// A writer for a new run `id` (its file appears only when the writer finishes).
-    package func writer(id: UInt32, compression: RunCompression) throws -> SortedRunWriter {
-        try SortedRunWriter(fileSystem: fileSystem, directory: directory, id: id, blockSize: blockSize, compression: compression)
+    /// A writer for a new run `id` (its file appears only when the writer finishes);
+    /// `compressionThreads` as `SortedRunWriter`'s.
+    package func writer(id: UInt32, compression: RunCompression, compressionThreads: Int = 1) throws -> SortedRunWriter {
+        try SortedRunWriter(fileSystem: fileSystem, directory: directory, id: id, blockSize: blockSize, compression: compression,
+                            compressionThreads: compressionThreads)
     }
 
     /// Registers a run a writer finished.

@@ -27,20 +27,21 @@ extension MessageSchema {
         var postings = SearchIndex.BatchedPostings(trees.transaction)
         try context.forEachRecord(inRun: load.run) { runKey, tag, payload in
             let key = MessageKey(runKey)
-            let describe = "run \(load.run) record \(ordinal)"
+            // Built only for an error (the string of every record was ~5% of the load).
+            func describe() -> String { "run \(load.run) record \(ordinal)" }
             guard tag == load.segment, key.seq != 0, key.seq <= MessageKey.maxSeq,
                   key.conversation <= MessageLimits.maxConversationID,
                   key.createdAt < UInt64(ArgumentLimits.createdAt.upperBound) else {
-                throw MessageBody.corrupted(describe, "bulk-loaded message \(key) of segment \(tag) is out of range")
+                throw MessageBody.corrupted(describe(), "bulk-loaded message \(key) of segment \(tag) is out of range")
             }
-            let body = try MessageBody.parse(payload, describe)
+            let body = try MessageBody.parse(payload, describe())
             let pointer = MessagePointer(position: LogPositions.make(segment: load.segment, offset: ordinal)).bytes
             if builder != nil {
                 try builder!.append(key.treeKey, value: pointer)
             } else {
                 // A load's seqs are new: a key that exists means the run is not this load's.
                 guard try trees.messages.insert(key.treeKey, value: pointer) else {
-                    throw MessageBody.corrupted(describe, "bulk-loaded message \(key) is in the store already")
+                    throw MessageBody.corrupted(describe(), "bulk-loaded message \(key) is in the store already")
                 }
             }
             ids.append((Hash64.hash(UnsafeRawBufferPointer(rebasing: payload[body.idStart..<body.senderStart])), key))
@@ -66,6 +67,55 @@ extension MessageSchema {
         trees.transaction.state.raise(.nextSeq, to: highestSeq &+ 1)
     }
 
+    /// Orders a load's ids by (hash, seq), the id index's build order: one stable counting pass
+    /// on the hashes' top bits (the hashes are uniform: about 8 ids per bucket), then each
+    /// bucket sorted by (hash, seq). O(n) expected; the comparison sort it replaced was ~4% of
+    /// the reference load's time.
+    static func sortByHash(_ ids: inout [(hash: UInt64, key: MessageKey)]) {
+        func before(_ a: (hash: UInt64, key: MessageKey), _ b: (hash: UInt64, key: MessageKey)) -> Bool {
+            a.hash != b.hash ? a.hash < b.hash : a.key.seq < b.key.seq
+        }
+        guard ids.count > 64 else {
+            ids.sort(by: before)
+            return
+        }
+        let bits = min(20, max(4, Int.bitWidth - (ids.count / 8).leadingZeroBitCount))
+        let shift = UInt64(64 - bits)
+        var starts = [Int](repeating: 0, count: (1 << bits) + 1)
+        for entry in ids { starts[Int(entry.hash >> shift) + 1] += 1 }
+        for b in 0..<(1 << bits) { starts[b + 1] += starts[b] }
+        var next = starts
+        var sorted = [(hash: UInt64, key: MessageKey)](unsafeUninitializedCapacity: ids.count) { buffer, initialized in
+            for entry in ids {
+                let b = Int(entry.hash >> shift)
+                (buffer.baseAddress! + next[b]).initialize(to: entry)
+                next[b] += 1
+            }
+            initialized = ids.count
+        }
+        sorted.withUnsafeMutableBufferPointer { buffer in
+            for b in 0..<(1 << bits) where starts[b + 1] - starts[b] > 1 {
+                let bucket = starts[b]..<starts[b + 1]
+                guard bucket.count <= 32 else {   // hashes that crowd one bucket: no quadratic sort
+                    var crowded = UnsafeMutableBufferPointer(rebasing: buffer[bucket])
+                    crowded.sort(by: before)
+                    continue
+                }
+                // Insertion sort: buckets hold a few entries each.
+                for i in bucket.dropFirst() {
+                    let entry = buffer[i]
+                    var j = i
+                    while j > bucket.lowerBound && before(entry, buffer[j - 1]) {
+                        buffer[j] = buffer[j - 1]
+                        j -= 1
+                    }
+                    buffer[j] = entry
+                }
+            }
+        }
+        ids = sorted
+    }
+
     /// Id index entries of a bulk load: bottom-up into an empty index (the first id of each
     /// hash in the main tree, the others in the collision tree), else one insert each.
     private static func insertIDs(_ ids: inout [(hash: UInt64, key: MessageKey)], _ trees: Trees) throws {
@@ -73,7 +123,7 @@ extension MessageSchema {
             for entry in ids { try IDIndex.insert(idHash: entry.hash, key: entry.key, trees) }
             return
         }
-        ids.sort { $0.hash != $1.hash ? $0.hash < $1.hash : $0.key.seq < $1.key.seq }
+        sortByHash(&ids)
         var builder = try BTreeBuilder(trees.ids, leafFill: bulkLeafFill)
         var previous: UInt64? = nil
         for entry in ids {

@@ -207,14 +207,15 @@ extension StorageEngine {
     }
 
     /// Writes a new run directly (a bulk load's): `fill` appends its records in key order; each
-    /// is tagged with a new virtual segment. Returns the run's account and the virtual segment.
+    /// is tagged with a new virtual segment; blocks are compressed on `compressionThreads`
+    /// threads (`SortedRunWriter`). Returns the run's account and the virtual segment.
     /// The run is not part of the store until a commit carries `encodeAttachment` of it.
     /// REQUIRES: the maintenance role (`withMaintenanceRole`).
-    package func writeRun(compression: RunCompression, _ fill: (inout RunSink) throws -> Void) throws
+    package func writeRun(compression: RunCompression, compressionThreads: Int = 1, _ fill: (inout RunSink) throws -> Void) throws
         -> (run: RunAccount, segment: UInt32) {
         let segment = try allocateVirtualSegment()
         let runID = allocateRunID()
-        let writer = try runs.writer(id: runID, compression: compression)
+        let writer = try runs.writer(id: runID, compression: compression, compressionThreads: compressionThreads)
         var sink = RunSink(writer: writer, tag: segment)
         do {
             try fill(&sink)

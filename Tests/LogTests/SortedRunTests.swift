@@ -47,8 +47,9 @@ import TestSupport
         return seen
     }
 
-    func write(_ store: RunStore, id: UInt32, _ records: [(RunKey, [UInt8])], compression: RunCompression = .fast) throws -> SortedRun {
-        let writer = try store.writer(id: id, compression: compression)
+    func write(_ store: RunStore, id: UInt32, _ records: [(RunKey, [UInt8])], compression: RunCompression = .fast,
+               threads: Int = 1) throws -> SortedRun {
+        let writer = try store.writer(id: id, compression: compression, compressionThreads: threads)
         for (key, payload) in records {
             try payload.withUnsafeBytes { try writer.append(key, tag: UInt32(truncatingIfNeeded: key.w2 % 97), payload: $0) }
         }
@@ -109,6 +110,37 @@ import TestSupport
         #expect(high.fileSize < fast.fileSize)
         #expect(high.highCompressionBlocks == high.blockCount && fast.highCompressionBlocks == 0)
         #expect(try fast.allEntries().allSatisfy { $0.codec == .lz4 })
+    }
+
+    /// Several compression threads write the file one thread writes, byte for byte: batches
+    /// of blocks (more than one batch, and a last one part full), stored blocks among them,
+    /// a record larger than the block size, both codecs.
+    @Test(arguments: [RunCompression.fast, .high(level: 2)])
+    func parallelCompressionWritesTheSameFile(compression: RunCompression) throws {
+        for seed in TestSeeds.seeds(default: [1, 2]) {
+            let fs = MemoryFileSystem()
+            let store = try makeStore(fs, blockSize: 512)
+            var random = SeededRandom(seed: seed)
+            var input = records(count: 3_000, seed: seed)
+            for i in stride(from: 100, to: input.count, by: 400) {   // incompressible and oversized records
+                input[i].1 = (0..<(i % 800 == 100 ? 2_000 : 400)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            }
+            let one = try write(store, id: 1, input, compression: compression)
+            let files = try [1, 2, 3].map { threads in
+                let run = threads == 1 ? one : try write(store, id: UInt32(threads), input, compression: compression, threads: threads)
+                #expect(run.recordCount == UInt64(input.count), "seed \(seed) threads \(threads)")
+                #expect(try run.allEntries() == one.allEntries(), "seed \(seed) threads \(threads)")
+                return fs.contents(of: "\(directory)/\(SortedRun.fileName(UInt32(threads)))") ?? []
+            }
+            #expect(one.blockCount > 2 * 64, "seed \(seed): more than two batches")
+            #expect(try one.allEntries().contains { $0.codec == .stored }, "seed \(seed)")
+            // The header holds the run id; everything after it is the same.
+            for file in files.dropFirst() { #expect(file.dropFirst(32) == files[0].dropFirst(32), "seed \(seed)") }
+            #expect(try scanAll(store, 3, input, "seed \(seed) three threads") == input.count)
+            try store.run(3).verify()
+        }
+        let fs = MemoryFileSystem()
+        #expect(throws: StorageError.self) { try makeStore(fs).writer(id: 1, compression: compression, compressionThreads: 0) }
     }
 
     @Test func incompressibleBlocksAreStored() throws {

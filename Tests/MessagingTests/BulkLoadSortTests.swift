@@ -41,6 +41,43 @@ import TestSupport
     }
 }
 
+/// The id index's build order (`MessageSchema.sortByHash`: buckets by the hash's top bits)
+/// against a comparison sort by (hash, seq): uniform hashes, equal hashes (ordered by seq
+/// whatever the input order), hashes crowding one bucket (its fallback sort), small inputs.
+@Suite struct BulkLoadIDSortTests {
+    typealias ID = (hash: UInt64, key: MessageKey)
+
+    static func check(_ ids: [ID], _ context: String) {
+        var sorted = ids
+        MessageSchema.sortByHash(&sorted)
+        let expected = ids.sorted { ($0.hash, $0.key.seq) < ($1.hash, $1.key.seq) }
+        #expect(sorted.map(\.hash) == expected.map(\.hash), "\(context)")
+        #expect(sorted.map(\.key) == expected.map(\.key), "\(context): keys follow their hashes, equal hashes by seq")
+    }
+
+    @Test(arguments: TestSeeds.seeds(default: [1, 2, 3]))
+    func ordersLikeAComparisonSort(seed: UInt64) {
+        var rng = SeededRandom(seed: seed)
+        for shape in 0..<4 {
+            let count = [5_000, 40, 3_000, 2_000][shape]
+            var ids: [ID] = []
+            for i in 0..<count {
+                let hash: UInt64 = switch shape {
+                case 0, 1: rng.next()                                          // uniform
+                case 2: rng.next() % 5 == 0 ? rng.next() % 4 : rng.next()      // a fifth share four hashes
+                default: rng.next() % 100_000                                 // every hash in the first bucket
+                }
+                // Distinct seqs not in input order, so the tie order is the sort's, not the input's.
+                let key = MessageKey(conversation: 1 + rng.next() % 50, createdAt: rng.next() % 1_000,
+                                     seq: 1 + UInt64(i * 7_919 + Int(seed)) % 1_000_003)
+                ids.append((hash, key))
+            }
+            Self.check(ids, "seed \(seed) shape \(shape)")
+        }
+        Self.check([], "empty")
+    }
+}
+
 /// The bulk loader's table of the ids it took (`LoadedIDs`) against a dictionary, with hash
 /// collisions forced (the table is keyed by a 64-bit hash; the bytes must decide).
 @Suite struct LoadedIDsTests {
