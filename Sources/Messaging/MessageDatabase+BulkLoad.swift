@@ -106,7 +106,7 @@ struct BulkLoader {
     var context: MessageDatabase.PrepareContext
     /// Ids seen in this load and their conversations (duplicates within the load are skipped;
     /// an id seen in another conversation is `idConflict`).
-    var seenIDs = LoadedIDs()
+    var seenIDs = ByteKeyTable()
     /// Encoded body records of the buffered messages, back to back.
     let arena = RecordArena()
     var entries: [(key: MessageKey, start: Int, end: Int)] = []
@@ -129,7 +129,7 @@ struct BulkLoader {
         // another one a conflict (which fails the whole load).
         var id = message.id
         let idHash = id.withUTF8 { Hash64.hash(UnsafeRawBufferPointer($0)) }
-        if let owner = id.withUTF8({ seenIDs.conversation(of: UnsafeRawBufferPointer($0), hash: idHash) }) {
+        if let owner = id.withUTF8({ seenIDs.value(of: UnsafeRawBufferPointer($0), hash: idHash) }) {
             guard try context.conversation(message.conversation, create: false, batch: &batch) == owner else {
                 let name = try context.newConversations.first { $0.value == owner }?.key.string
                     ?? database.conversationName(owner, in: transaction, for: "conversation \(owner) of message \(message.id) is missing")
@@ -146,7 +146,7 @@ struct BulkLoader {
             return
         }
         let conversation = try conversationID(message.conversation, into: &batch)
-        id.withUTF8 { seenIDs.insert(UnsafeRawBufferPointer($0), hash: idHash, conversation: conversation) }
+        id.withUTF8 { seenIDs.insert(UnsafeRawBufferPointer($0), hash: idHash, value: conversation) }
         guard context.nextSeq <= MessageLimits.maxSeq else {
             throw StorageError.limitExceeded("a store holds at most \(MessageLimits.maxSeq) messages over its lifetime")
         }
@@ -257,73 +257,6 @@ struct BulkLoader {
     /// Removes the runs of a load that will not commit.
     func discardRuns() {
         for (run, _) in written { database.engine.discardRun(run) }
-    }
-}
-
-/// The ids a bulk load has taken and their conversations: an open-addressing table (linear
-/// probing, at most half full) keyed by the id's 64-bit hash (`Hash64`, the id index's), each
-/// slot naming the id's bytes in an arena, so two ids with one hash stay apart. It replaced a
-/// `Dictionary<ByteString, UInt64>`, whose SipHash of every id, rehash on every growth and a
-/// string per id were 30% of the reference load's time. Memory: 24 bytes per slot plus the
-/// ids' bytes. Not thread-safe (one loader).
-struct LoadedIDs {
-    /// Per slot: the id's hash, 0 meaning empty (a hash of 0 is stored as 1: the hash only
-    /// filters probes, the bytes decide).
-    private var hashes: [UInt64] = []
-    private var conversations: [UInt64] = []
-    /// Offset (high 40 bits) and length (low 24 bits) of the slot's id in `bytes`.
-    private var places: [UInt64] = []
-    private var bytes: [UInt8] = []
-    private(set) var count = 0
-
-    @inline(__always)
-    private static func stored(_ hash: UInt64) -> UInt64 { hash == 0 ? 1 : hash }
-
-    /// The conversation of `id` if the load took it. O(1) expected.
-    func conversation(of id: UnsafeRawBufferPointer, hash: UInt64) -> UInt64? {
-        guard !hashes.isEmpty else { return nil }
-        let h = Self.stored(hash), mask = hashes.count - 1
-        var slot = Int(truncatingIfNeeded: Hash64.fmix(h)) & mask
-        while hashes[slot] != 0 {
-            if hashes[slot] == h && matches(slot, id) { return conversations[slot] }
-            slot = (slot + 1) & mask
-        }
-        return nil
-    }
-
-    /// Records `id` (not yet recorded) in `conversation`.
-    mutating func insert(_ id: UnsafeRawBufferPointer, hash: UInt64, conversation: UInt64) {
-        if (count + 1) * 2 > hashes.count { grow() }
-        let offset = bytes.count
-        bytes.append(contentsOf: id)
-        place(Self.stored(hash), conversation, UInt64(offset) << 24 | UInt64(id.count))
-        count += 1
-    }
-
-    private func matches(_ slot: Int, _ id: UnsafeRawBufferPointer) -> Bool {
-        let offset = Int(places[slot] >> 24), length = Int(places[slot] & 0xFF_FFFF)
-        guard length == id.count else { return false }
-        return bytes.withUnsafeBytes { all in
-            length == 0 || memcmp(all.baseAddress! + offset, id.baseAddress!, length) == 0
-        }
-    }
-
-    private mutating func place(_ h: UInt64, _ conversation: UInt64, _ where_: UInt64) {
-        let mask = hashes.count - 1
-        var slot = Int(truncatingIfNeeded: Hash64.fmix(h)) & mask
-        while hashes[slot] != 0 { slot = (slot + 1) & mask }
-        hashes[slot] = h
-        conversations[slot] = conversation
-        places[slot] = where_
-    }
-
-    private mutating func grow() {
-        let old = (hashes, conversations, places)
-        let capacity = max(1024, hashes.count * 2)
-        hashes = [UInt64](repeating: 0, count: capacity)
-        conversations = [UInt64](repeating: 0, count: capacity)
-        places = [UInt64](repeating: 0, count: capacity)
-        for slot in old.0.indices where old.0[slot] != 0 { place(old.0[slot], old.1[slot], old.2[slot]) }
     }
 }
 

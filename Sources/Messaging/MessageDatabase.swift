@@ -25,11 +25,9 @@ package final class MessageDatabase: Sendable {
     let autoCompactGarbageRatio: Double?
     /// The store's cursor secret (counter 4), fixed at creation.
     let cursorSecret: UInt64
-    /// Conversation name → internal id for committed conversations. Ids are never reused or
-    /// removed, so an entry never becomes wrong; a snapshot older than the conversation simply
-    /// finds no messages under its id.
-    let conversationCache = Lock<[ByteString: UInt64]>([:])
-    let userCache = Lock<[ByteString: UInt64]>([:])
+    /// Conversation and user name → internal id for committed names (`NameIDCache`).
+    let conversationCache = NameIDCache(limit: MessageDatabase.cacheLimit)
+    let userCache = NameIDCache(limit: MessageDatabase.cacheLimit)
     static let cacheLimit = 1 << 17
     /// Serializes compactions (explicit and automatic).
     let compactionLock = Lock(())
@@ -161,14 +159,10 @@ package final class MessageDatabase: Sendable {
     }
 
     private func cachedID(_ name: String, in space: NameSpace, _ transaction: PageTransaction,
-                          cache: borrowing Lock<[ByteString: UInt64]>) throws -> UInt64? {
-        let key = ByteString(name)
-        if let id = cache.withLock({ $0[key] }) { return id }
+                          cache: NameIDCache) throws -> UInt64? {
+        if let id = cache.id(of: name) { return id }
         guard let id = try Self.lookupName(name, in: space, transaction) else { return nil }
-        cache.withLock { cache in
-            if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
-            cache[key] = id
-        }
+        cache.insert(name, id: id)
         return id
     }
 

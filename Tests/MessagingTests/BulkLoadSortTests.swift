@@ -78,22 +78,22 @@ import TestSupport
     }
 }
 
-/// The bulk loader's table of the ids it took (`LoadedIDs`) against a dictionary, with hash
+/// The bulk loader's table of the ids it took (`ByteKeyTable`) against a dictionary, with hash
 /// collisions forced (the table is keyed by a 64-bit hash; the bytes must decide).
-@Suite struct LoadedIDsTests {
+@Suite struct ByteKeyTableTests {
     /// The id's hash, or for every fourth id one of three shared values (0 among them).
     static func hash(_ id: String, number: UInt64) -> UInt64 {
         number % 4 == 0 ? number % 3 : id.utf8.withContiguousStorageIfAvailable { Hash64.hash(UnsafeRawBufferPointer($0)) }!
     }
 
-    static func lookUp(_ table: LoadedIDs, _ id: String, _ hash: UInt64) -> UInt64? {
-        id.utf8.withContiguousStorageIfAvailable { table.conversation(of: UnsafeRawBufferPointer($0), hash: hash) }!
+    static func lookUp(_ table: ByteKeyTable, _ id: String, _ hash: UInt64) -> UInt64? {
+        id.utf8.withContiguousStorageIfAvailable { table.value(of: UnsafeRawBufferPointer($0), hash: hash) }!
     }
 
     @Test(arguments: TestSeeds.seeds(default: [1, 2]))
     func answersLikeADictionaryEvenWhenHashesCollide(seed: UInt64) {
         var rng = SeededRandom(seed: seed)
-        var table = LoadedIDs()
+        var table = ByteKeyTable()
         var model: [String: UInt64] = [:]
         for _ in 0..<20_000 {
             let number = rng.next() % 8_000
@@ -103,7 +103,7 @@ import TestSupport
             #expect(found == model[id], "seed \(seed): \(id)")
             if found == nil {
                 let conversation = rng.next() % 100
-                id.utf8.withContiguousStorageIfAvailable { table.insert(UnsafeRawBufferPointer($0), hash: hash, conversation: conversation) }
+                id.utf8.withContiguousStorageIfAvailable { table.insert(UnsafeRawBufferPointer($0), hash: hash, value: conversation) }
                 model[id] = conversation
             }
         }
@@ -111,5 +111,40 @@ import TestSupport
         #expect(model.count > 5_000, "the table grew several times")
         #expect(Self.lookUp(table, "absent", 1) == nil)
         #expect(Self.lookUp(table, "", 0) == nil)
+        // Emptied, it finds nothing and fills again.
+        table.removeAll()
+        #expect(table.count == 0 && Self.lookUp(table, "id-1", Self.hash("id-1", number: 1)) == nil)
+        "id-1".utf8.withContiguousStorageIfAvailable { table.insert(UnsafeRawBufferPointer($0), hash: 5, value: 9) }
+        #expect(Self.lookUp(table, "id-1", 5) == 9 && table.count == 1)
+    }
+}
+
+/// The name caches (`NameIDCache`): names compared as bytes (canonically equivalent names are
+/// two entries), bridged and substring-made strings found, the limit honoured, the first id
+/// of a name kept.
+@Suite struct NameIDCacheTests {
+    @Test func answersByBytesAndStartsOverAtItsLimit() {
+        let cache = NameIDCache(limit: 1_000)
+        cache.insert("é", id: 1)
+        cache.insert("e\u{301}", id: 2)
+        #expect(cache.id(of: "é") == 1 && cache.id(of: "e\u{301}") == 2)
+        cache.insert("é", id: 3)
+        #expect(cache.id(of: "é") == 1, "a cached name keeps its id")
+        let long = String(repeating: "conversation-", count: 20)
+        cache.insert(long, id: 4)
+        #expect(cache.id(of: String(long.dropFirst(0))) == 4 && cache.id(of: long + "x") == nil && cache.id(of: "") == nil)
+        // (Pairs, not a dictionary: String equality would merge the two spellings of é.)
+        var model: [(String, UInt64)] = [("é", 1), ("e\u{301}", 2), (long, 4)]
+        for i in 0..<996 {
+            let name = "room-\(i)"
+            cache.insert(name, id: UInt64(100 + i))
+            model.append((name, UInt64(100 + i)))
+        }
+        #expect(cache.count == 999)
+        for (name, id) in model { #expect(cache.id(of: name) == id, "\(name)") }
+        cache.insert("room-a", id: 7)
+        cache.insert("room-b", id: 8)
+        #expect(cache.count == 1, "started over at the limit")
+        #expect(cache.id(of: "room-b") == 8 && cache.id(of: "room-1") == nil)
     }
 }

@@ -1,0 +1,151 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ScrollbackIO
+
+/// A map from byte strings to 64-bit values: an open-addressing table (linear probing, at
+/// most half full) keyed by a 64-bit hash of the bytes that the caller supplies, each slot
+/// naming its key's bytes in an arena, so two keys with one hash stay apart (the hash only
+/// filters probes; the bytes decide).
+///
+/// Used for the ids a bulk load took (hashed with `Hash64`, the id index's hash) and for the
+/// name caches (`NameIDCache`). It replaced `Dictionary<ByteString, UInt64>` in both: SipHash
+/// of every key, rehashing on every growth and a `String` per entry were 30% of the
+/// reference load's time, and a quarter of a warm unread count. Memory: 24 bytes per slot
+/// plus the keys' bytes. Keys up to 16 MiB. Not thread-safe.
+struct ByteKeyTable {
+    /// Per slot: the key's hash, 0 meaning empty (a hash of 0 is stored as 1).
+    private var hashes: [UInt64] = []
+    private var values: [UInt64] = []
+    /// Offset (high 40 bits) and length (low 24 bits) of the slot's key in `bytes`.
+    private var places: [UInt64] = []
+    private var bytes: [UInt8] = []
+    private(set) var count = 0
+
+    @inline(__always)
+    private static func stored(_ hash: UInt64) -> UInt64 { hash == 0 ? 1 : hash }
+
+    /// The value of `key`, if present. O(1) expected.
+    func value(of key: UnsafeRawBufferPointer, hash: UInt64) -> UInt64? {
+        guard !hashes.isEmpty else { return nil }
+        let h = Self.stored(hash), mask = hashes.count - 1
+        var slot = Int(truncatingIfNeeded: Hash64.fmix(h)) & mask
+        while hashes[slot] != 0 {
+            if hashes[slot] == h && matches(slot, key) { return values[slot] }
+            slot = (slot + 1) & mask
+        }
+        return nil
+    }
+
+    /// Adds `key` (REQUIRES: not present) with `value`.
+    mutating func insert(_ key: UnsafeRawBufferPointer, hash: UInt64, value: UInt64) {
+        if (count + 1) * 2 > hashes.count { grow() }
+        let offset = bytes.count
+        bytes.append(contentsOf: key)
+        place(Self.stored(hash), value, UInt64(offset) << 24 | UInt64(key.count))
+        count += 1
+    }
+
+    /// Forgets every entry; keeps the memory.
+    mutating func removeAll() {
+        guard count > 0 else { return }
+        for i in hashes.indices { hashes[i] = 0 }
+        bytes.removeAll(keepingCapacity: true)
+        count = 0
+    }
+
+    private func matches(_ slot: Int, _ key: UnsafeRawBufferPointer) -> Bool {
+        let offset = Int(places[slot] >> 24), length = Int(places[slot] & 0xFF_FFFF)
+        guard length == key.count else { return false }
+        return bytes.withUnsafeBytes { all in
+            length == 0 || memcmp(all.baseAddress! + offset, key.baseAddress!, length) == 0
+        }
+    }
+
+    private mutating func place(_ h: UInt64, _ value: UInt64, _ where_: UInt64) {
+        let mask = hashes.count - 1
+        var slot = Int(truncatingIfNeeded: Hash64.fmix(h)) & mask
+        while hashes[slot] != 0 { slot = (slot + 1) & mask }
+        hashes[slot] = h
+        values[slot] = value
+        places[slot] = where_
+    }
+
+    private mutating func grow() {
+        let old = (hashes, values, places)
+        let capacity = max(1024, hashes.count * 2)
+        hashes = [UInt64](repeating: 0, count: capacity)
+        values = [UInt64](repeating: 0, count: capacity)
+        places = [UInt64](repeating: 0, count: capacity)
+        for slot in old.0.indices where old.0[slot] != 0 { place(old.0[slot], old.1[slot], old.2[slot]) }
+    }
+}
+
+/// Conversation or user name → internal id, for names the store has committed: ids are never
+/// reused or removed, so an entry never becomes wrong (a snapshot older than the conversation
+/// simply finds no messages under its id). Names are compared as UTF-8 bytes (`ByteString`'s
+/// rule). At `limit` entries the cache starts over.
+///
+/// Cost of a lookup: a hash of the name's bytes (8 at a time, seeded per cache with a random
+/// value, so names cannot be chosen to collide), one mutex hold, a probe and a `memcmp`.
+/// Thread-safe (one mutex).
+final class NameIDCache: Sendable {
+    private let table = Lock(ByteKeyTable())
+    private let seed = UInt64.random(in: 1...UInt64.max)
+    let limit: Int
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// The cached id of `name`, or nil.
+    func id(of name: String) -> UInt64? {
+        Self.withBytes(name) { bytes in
+            let hash = Self.hash(bytes, seed: seed)
+            return table.withLock { $0.value(of: bytes, hash: hash) }
+        }
+    }
+
+    /// Remembers `name` → `id` (a name already cached keeps its entry).
+    func insert(_ name: String, id: UInt64) {
+        Self.withBytes(name) { bytes in
+            let hash = Self.hash(bytes, seed: seed)
+            table.withLock { table in
+                guard table.value(of: bytes, hash: hash) == nil else { return }
+                if table.count >= limit { table.removeAll() }
+                table.insert(bytes, hash: hash, value: id)
+            }
+        }
+    }
+
+    var count: Int { table.withLock { $0.count } }
+
+    @inline(__always)
+    private static func withBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        if let result = name.utf8.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) { return result }
+        var copy = name
+        return copy.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// A seeded hash of `bytes`, 8 bytes per step (in memory only; never stored).
+    @inline(__always)
+    static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
+        var h = seed ^ (UInt64(bytes.count) &* 0x9E37_79B9_7F4A_7C15)
+        var i = 0
+        while i + 8 <= bytes.count {
+            h = (h ^ bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xFF51_AFD7_ED55_8CCD
+            h ^= h >> 32
+            i += 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < bytes.count {
+            tail |= UInt64(bytes[i]) << shift
+            shift += 8
+            i += 1
+        }
+        return Hash64.fmix(h ^ tail)
+    }
+}
