@@ -93,7 +93,10 @@ extension BTree {
                        lowPage: PageNumber, lowTotal: UInt64, highPage: PageNumber, highTotal: UInt64)
             step = try withPage(page, level: level) { bytes, count in
                 let low = branchChildIndex(bytes, count: count, lower)
-                let high = branchChildIndex(bytes, count: count, upper)
+                // `upper` ≥ `lower`: its child is `low` unless the next separator is ≤ `upper`
+                // (one comparison for a narrow range instead of a second search).
+                let high = low + 1 < count && storedKey(bytes, at: branchOffset(low + 1) + layout.branchKeyOffset, isAtMost: upper)
+                    ? branchChildIndex(bytes, count: count, upper) : low
                 if low >= high {
                     return (true, childPage(bytes, low), childCount(bytes, low), 0, 0, 0, 0, 0)
                 }
@@ -112,9 +115,10 @@ extension BTree {
         }
         _ = total
         return try withPage(page, level: 0) { bytes, count in
-            var high = leafLowerBound(bytes, count: count, upper)
+            let low = leafLowerBound(bytes, count: count, lower)
+            var high = leafLowerBound(bytes, from: low, count: count, upper)
             if inclusive, high < count, leafKey(bytes, high, equals: upper) { high += 1 }
-            return max(0, high - leafLowerBound(bytes, count: count, lower))
+            return max(0, high - low)
         }
     }
 

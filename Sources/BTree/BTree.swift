@@ -295,6 +295,26 @@ package struct BTree {
         return low
     }
 
+    /// First index in `start ..< count` of a leaf whose key is >= `key` (== count if none),
+    /// REQUIRES: the key at `start - 1`, if any, is < `key`. Gallops from `start` (1, 2, 4, …
+    /// entries) before a binary search, so a bound a few entries after `start` — the end of
+    /// an ordinary room's keys — costs a few comparisons.
+    @inline(__always)
+    func leafLowerBound(_ bytes: UnsafeRawBufferPointer, from start: Int, count: Int, _ key: BTreeKey) -> Int {
+        var low = start
+        var step = 1
+        while low + step <= count, storedKey(bytes, at: leafOffset(low + step - 1), isLessThan: key) {
+            low += step
+            step <<= 1
+        }
+        var high = min(count, low + step - 1)
+        while low < high {
+            let mid = (low &+ high) >> 1
+            if storedKey(bytes, at: leafOffset(mid), isLessThan: key) { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+
     /// True iff leaf entry `index` (< count) holds exactly `key`.
     @inline(__always)
     func leafKey(_ bytes: UnsafeRawBufferPointer, _ index: Int, equals key: BTreeKey) -> Bool {

@@ -249,6 +249,15 @@ struct ModelRun {
             try require(try tree.count(in: lo..<hi) == model.lowerBound(hi) - model.lowerBound(lo), "count half-open \(lo)..<\(hi)")
             let closedExpected = model.lowerBound(hi) + (model.find(hi) != nil ? 1 : 0) - model.lowerBound(lo)
             try require(try tree.count(in: lo...hi) == closedExpected, "count closed \(lo)...\(hi)")
+            // A narrow range: the upper bound 0…40 entries after the lower one (one leaf, or
+            // the next: the count's one-comparison and galloping paths).
+            if !model.keys.isEmpty {
+                let first = random(model.keys.count)
+                let last = min(model.keys.count - 1, first + random(41))
+                let (a, b) = (model.keys[first], model.keys[last])
+                try require(try tree.count(in: a..<b) == last - first, "narrow count \(a)..<\(b)")
+                try require(try tree.count(in: a...b) == last - first + 1, "narrow closed count \(a)...\(b)")
+            }
         case 2:  // entry(atRank:) including both ends and out of range
             let n = model.keys.count
             let candidates = [0, n - 1, n, -1, n == 0 ? 0 : random(n)]
