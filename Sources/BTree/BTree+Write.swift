@@ -44,6 +44,16 @@ extension BTree {
         try put(key, value, mode: .upsert) == .replaced
     }
 
+    /// `upsert` in one descent that also shows the value it replaces: `replaced` is called with
+    /// the old value (a view valid only inside the call) just before it is overwritten, and
+    /// not at all when `key` was new. Returns true if a value was replaced. (Non-generic, as
+    /// `withValue`.)
+    @discardableResult
+    package func upsert(_ key: BTreeKey, value: UnsafeRawBufferPointer,
+                        replacing replaced: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+        try put(key, value, mode: .upsert, replaced: replaced) == .replaced
+    }
+
     /// Replaces the value of an existing `key`; returns false (and changes nothing) if absent.
     @discardableResult
     package func update(_ key: BTreeKey, value: UnsafeRawBufferPointer) throws -> Bool {
@@ -102,7 +112,8 @@ extension BTree {
         }
     }
 
-    func put(_ key: BTreeKey, _ value: UnsafeRawBufferPointer, mode: PutMode) throws -> PutOutcome {
+    func put(_ key: BTreeKey, _ value: UnsafeRawBufferPointer, mode: PutMode,
+             replaced: (UnsafeRawBufferPointer) throws -> Void = { _ in }) throws -> PutOutcome {
         try checkWrite(key)
         guard value.count == valueSize else {
             throw StorageError.invalidArgument("value of \(value.count) bytes, tree slot \(slot) stores \(valueSize)")
@@ -129,7 +140,9 @@ extension BTree {
                 let leaf = frames[frames.count - 1]
                 let ref = try transaction.mutablePage(leaf.page)
                 let offset = leafOffset(leaf.index) + keyWords * 8
-                UnsafeMutableRawBufferPointer(rebasing: ref.bytes[offset..<(offset + valueSize)]).copyMemory(from: value)
+                let stored = UnsafeMutableRawBufferPointer(rebasing: ref.bytes[offset..<(offset + valueSize)])
+                try replaced(UnsafeRawBufferPointer(stored))
+                stored.copyMemory(from: value)
                 return .replaced
             }
             guard mode != .updateOnly else { return .unchanged }

@@ -113,8 +113,12 @@ package enum MessageSchema {
                              _ trees: Trees, _ liveness: inout LivenessLedger, _ conversations: inout ConversationUpdates) throws {
         let key = header.key.treeKey
         let pointer = MessagePointer(position: position)
+        // One descent: a new message's entry is inserted, an edit's repointed (its old pointer
+        // seen on the way).
         var old: MessagePointer? = nil
-        try trees.messages.withValue(for: key) { old = MessagePointer($0) }
+        try pointer.bytes.withUnsafeBytes { value in
+            try trees.messages.upsert(key, value: value) { old = MessagePointer($0) }
+        }
         liveness.recordBecameLive(at: position)
         let body = header.body
         let record = MessageHeader.bodyRecord(of: payload)
@@ -122,10 +126,8 @@ package enum MessageSchema {
                                        trees.transaction)
         if let old {
             liveness.recordBecameDead(at: old.position)
-            try trees.messages.update(key, value: pointer.bytes)
             return
         }
-        try trees.messages.insert(key, value: pointer.bytes)
         let id = UnsafeRawBufferPointer(rebasing: record[body.idStart..<body.senderStart])
         try IDIndex.insert(idHash: Hash64.hash(id), key: header.key, trees)
         trees.transaction.state[counter: .liveMessages] &+= 1
@@ -227,9 +229,8 @@ package enum MessageSchema {
 enum IDIndex {
     static func insert(idHash: UInt64, key: MessageKey, _ trees: MessageSchema.Trees) throws {
         let value = MessageIDValue(key: key).bytes
-        if try !trees.ids.contains(MessageIDKey(idHash: idHash).treeKey) {
-            try trees.ids.insert(MessageIDKey(idHash: idHash).treeKey, value: value)
-        } else {
+        // One descent when the hash is new (an insert leaves a present key unchanged).
+        if try !trees.ids.insert(MessageIDKey(idHash: idHash).treeKey, value: value) {
             try trees.idCollisions.insert(MessageIDCollisionKey(idHash: idHash, seq: key.seq).treeKey, value: value)
         }
     }

@@ -104,6 +104,15 @@ import Testing
         #expect(try !tree.upsert(BTreeKey(1, 2), value: [4, 4, 4, 4]))      // new key
         #expect(try tree.update(BTreeKey(1, 2), value: [5, 5, 5, 5]))
         #expect(try !tree.update(BTreeKey(9, 9), value: [6, 6, 6, 6]))      // absent: nothing
+        // upsert(replacing:) shows the value it replaces, and nothing for a new key.
+        var seen: [[UInt8]] = []
+        let replacedOld = try ([7, 7, 7, 7] as [UInt8]).withUnsafeBytes { v in try tree.upsert(BTreeKey(1, 2), value: v) { seen.append(Array($0)) } }
+        #expect(replacedOld && seen == [[5, 5, 5, 5]])
+        #expect(try tree.get(BTreeKey(1, 2)) == [7, 7, 7, 7])
+        let replacedNew = try ([8, 8, 8, 8] as [UInt8]).withUnsafeBytes { v in try tree.upsert(BTreeKey(1, 3), value: v) { seen.append(Array($0)) } }
+        #expect(!replacedNew && seen.count == 1)
+        #expect(try tree.get(BTreeKey(1, 3)) == [8, 8, 8, 8])
+        #expect(try tree.delete(BTreeKey(1, 3)))
         #expect(try tree.get(BTreeKey(9, 9)) == nil)
         #expect(tree.count == 2)
         #expect(try !tree.delete(BTreeKey(9, 9)))
