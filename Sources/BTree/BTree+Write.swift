@@ -54,6 +54,26 @@ extension BTree {
         try put(key, value, mode: .upsert, replaced: replaced) == .replaced
     }
 
+    /// Changes the value of an existing `key` in place, in one descent: `body` gets the stored
+    /// value (a writable view valid only inside the call; the page is copied on write first,
+    /// so snapshots keep the old value). Returns false, without calling `body`, if `key` is
+    /// absent. `body` must not use this tree; if it throws, what it wrote so far stays in the
+    /// transaction (which the caller then abandons). (Non-generic, as `withValue`.)
+    @discardableResult
+    package func modify(_ key: BTreeKey, _ body: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> Bool {
+        try checkWrite(key)
+        guard root.rootPage != 0 else { return false }
+        return try withPath { frames in
+            guard try descend(to: key, into: frames) else { return false }
+            try makeWritable(frames, delta: 0)
+            let leaf = frames[frames.count - 1]
+            let ref = try transaction.mutablePage(leaf.page)
+            let offset = leafOffset(leaf.index) + keyWords * 8
+            try body(UnsafeMutableRawBufferPointer(rebasing: ref.bytes[offset..<(offset + valueSize)]))
+            return true
+        }
+    }
+
     /// Replaces the value of an existing `key`; returns false (and changes nothing) if absent.
     @discardableResult
     package func update(_ key: BTreeKey, value: UnsafeRawBufferPointer) throws -> Bool {

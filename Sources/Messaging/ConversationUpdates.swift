@@ -18,7 +18,6 @@ struct ConversationUpdates {
 
     var states: [State] = []
     var index: [UInt64: Int] = [:]
-    var value = [UInt8](repeating: 0, count: ConversationRecord.size)
 
     /// The index of `id`'s state, loading it from the conversations tree on first use.
     mutating func state(of id: UInt64, _ trees: MessageSchema.Trees) throws -> Int {
@@ -89,21 +88,15 @@ struct ConversationUpdates {
         let empty = UnsafeRawBufferPointer(start: nil, count: 0)
         for state in states where state.record != state.original {
             let key = ConversationKey(state.id).treeKey
-            var found = false
-            try trees.conversations.withValue(for: key) { v in
-                found = true
-                value.withUnsafeMutableBytes { $0.copyMemory(from: v) }
-            }
-            guard found else {
-                throw StorageError.corrupted(file: "pages", offset: 0, reason: "conversation \(state.id) vanished during a transaction")
-            }
             var stored = state.record
             if stored.liveCount == 0 {
                 stored.newestCreatedAt = 0
                 stored.newestSeq = 0
             }
-            value.withUnsafeMutableBytes { stored.store(into: $0) }
-            try trees.conversations.update(key, value: value)
+            // In place, one descent (the record's name bytes stay as they are).
+            guard try trees.conversations.modify(key, { stored.store(into: $0) }) else {
+                throw StorageError.corrupted(file: "pages", offset: 0, reason: "conversation \(state.id) vanished during a transaction")
+            }
             let before = State.activity(state.original, id: state.id)
             let after = State.activity(state.record, id: state.id)
             if before != after {

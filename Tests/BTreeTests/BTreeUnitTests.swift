@@ -113,6 +113,13 @@ import Testing
         #expect(!replacedNew && seen.count == 1)
         #expect(try tree.get(BTreeKey(1, 3)) == [8, 8, 8, 8])
         #expect(try tree.delete(BTreeKey(1, 3)))
+        // modify changes a value in place; an absent key is not offered.
+        #expect(try tree.modify(BTreeKey(1, 2)) { $0[1] = 9 })
+        #expect(try tree.get(BTreeKey(1, 2)) == [7, 9, 7, 7])
+        var called = false
+        let modifiedAbsent = try tree.modify(BTreeKey(1, 3)) { _ in called = true }
+        #expect(!modifiedAbsent && !called)
+        #expect(try tree.get(BTreeKey(1, 3)) == nil)
         #expect(try tree.get(BTreeKey(9, 9)) == nil)
         #expect(tree.count == 2)
         #expect(try !tree.delete(BTreeKey(9, 9)))
@@ -127,6 +134,34 @@ import Testing
         let reader = pager.beginRead()
         #expect(throws: StorageError.self) { try BTree(reader, slot: 3).insert(BTreeKey(7, 7), value: [0, 0, 0, 0]) }
         reader.rollback()
+        try checkCommitted(pager)
+    }
+
+    /// `modify` in a tree of three levels: copy on write, so a snapshot from before keeps the
+    /// old value and a snapshot after the commit sees the new one; the tree stays valid.
+    @Test func modifyCopiesOnWriteInATallTree() throws {
+        let pager = try makePager()
+        let load = try pager.beginWrite()
+        let tree = try BTree.create(in: load, slot: 3, keyWords: 1, valueSize: 8)
+        for k in 0..<UInt64(60_000) { try tree.insert(BTreeKey(k), value: withUnsafeBytes(of: k.littleEndian) { Array($0) }) }
+        #expect(tree.root.height == 3)
+        try load.commit()
+        let before = pager.beginRead()
+        let write = try pager.beginWrite()
+        let writable = try BTree(write, slot: 3)
+        for k in [UInt64(0), 31_337, 59_999] {
+            #expect(try writable.modify(BTreeKey(k)) { $0.storeBytes(of: (k + 1_000_000).littleEndian, as: UInt64.self) })
+        }
+        try writable.checkInvariants()
+        try write.commit()
+        let after = pager.beginRead()
+        for k in [UInt64(0), 31_337, 59_999] {
+            #expect(try BTree(before, slot: 3).get(BTreeKey(k)) == withUnsafeBytes(of: k.littleEndian) { Array($0) })
+            #expect(try BTree(after, slot: 3).get(BTreeKey(k)) == withUnsafeBytes(of: (k + 1_000_000).littleEndian) { Array($0) })
+        }
+        #expect(try BTree(after, slot: 3).get(BTreeKey(1)) == withUnsafeBytes(of: UInt64(1).littleEndian) { Array($0) })
+        before.rollback()
+        after.rollback()
         try checkCommitted(pager)
     }
 
