@@ -63,6 +63,7 @@ package final class SortedRunWriter {
     /// encodings back to back in `batchRaw`.
     private var batch: [PendingBlock] = []
     private var batchRaw: [UInt8] = []
+    private var batchRecords: UInt64 = 0
 
     private struct PendingBlock {
         var rawStart: Int
@@ -75,7 +76,8 @@ package final class SortedRunWriter {
 
     /// Blocks compressed together when several threads compress (about 512 KiB of encodings
     /// at the default block size: a few milliseconds of LZ4 HC per thread, so the hand-over
-    /// to the pool costs little).
+    /// to the pool costs little). A batch is also compressed once its encodings reach this
+    /// many block sizes (records larger than a block make larger blocks).
     static let parallelBatchBlocks = 64
 
     /// Creates `run-<id>.run.tmp` in `directory` (replacing a stale one) and writes the header.
@@ -119,9 +121,7 @@ package final class SortedRunWriter {
     }
 
     /// Records appended so far.
-    package var recordCount: UInt64 {
-        records + UInt64(blockCount) + batch.reduce(0) { $0 + UInt64($1.records) }
-    }
+    package var recordCount: UInt64 { records + batchRecords + UInt64(blockCount) }
 
     /// Appends one record with a tag (an opaque per-record number the reader gets back).
     /// REQUIRES: `key` greater than every key appended before (else `.invalidArgument`,
@@ -162,7 +162,9 @@ package final class SortedRunWriter {
         let rawStart = parallel ? batchRaw.count : 0
         if !parallel { scratch.removeAll(keepingCapacity: true) }
         func encode(into raw: inout [UInt8]) {
-            raw.reserveCapacity(raw.count + rawLength)
+            // (Not for the batch: reserving exactly the next block's bytes each time would defeat
+            // the array's doubling and copy the batch over and over.)
+            if !parallel { raw.reserveCapacity(rawLength) }
             withUnsafeBytes(of: UInt32(blockCount).littleEndian) { raw.append(contentsOf: $0) }
             raw.append(contentsOf: keys.bytes)
             raw.append(contentsOf: tags.bytes)
@@ -174,6 +176,7 @@ package final class SortedRunWriter {
         if parallel {
             encode(into: &batchRaw)
             batch.append(block)
+            batchRecords += UInt64(block.records)
         } else {
             encode(into: &scratch)
         }
@@ -183,7 +186,9 @@ package final class SortedRunWriter {
         payloads.bytes.removeAll(keepingCapacity: true)
         blockCount = 0
         if parallel {
-            if batch.count >= Self.parallelBatchBlocks { try compressBatch() }
+            if batch.count >= Self.parallelBatchBlocks || batchRaw.count >= Self.parallelBatchBlocks * blockSize {
+                try compressBatch()
+            }
             return
         }
         let bound = Int(LZ4_compressBound(Int32(rawLength)))
@@ -200,6 +205,12 @@ package final class SortedRunWriter {
     private func compressBatch() throws {
         guard !batch.isEmpty else { return }
         let blocks = batch
+        // Emptied whatever happens below: a failed batch is not stored again by a later call.
+        defer {
+            batch.removeAll(keepingCapacity: true)
+            batchRaw.removeAll(keepingCapacity: true)
+            batchRecords = 0
+        }
         var starts: [Int] = []   // each block's slot in `compressed`
         starts.reserveCapacity(blocks.count + 1)
         var total = 0
@@ -236,8 +247,6 @@ package final class SortedRunWriter {
                 }
             }
         }
-        batch.removeAll(keepingCapacity: true)
-        batchRaw.removeAll(keepingCapacity: true)
     }
 
     /// LZ4 of `source` into `target` (at least `LZ4_compressBound` bytes); 0 when it failed.

@@ -41,6 +41,7 @@ struct ByteKeyTable {
 
     /// Adds `key` (REQUIRES: not present) with `value`.
     mutating func insert(_ key: UnsafeRawBufferPointer, hash: UInt64, value: UInt64) {
+        precondition(key.count < 1 << 24, "ByteKeyTable keys are shorter than 16 MiB")   // callers pass names and ids (≤ 255 bytes)
         if (count + 1) * 2 > hashes.count { grow() }
         let offset = bytes.count
         bytes.append(contentsOf: key)
@@ -88,8 +89,9 @@ struct ByteKeyTable {
 /// simply finds no messages under its id). Names are compared as UTF-8 bytes (`ByteString`'s
 /// rule). At `limit` entries the cache starts over.
 ///
-/// Cost of a lookup: a hash of the name's bytes (8 at a time, seeded per cache with a random
-/// value, so names cannot be chosen to collide), one mutex hold, a probe and a `memcmp`.
+/// Cost of a lookup: a hash of the name's bytes (8 at a time, mixed with a random seed of the
+/// cache at every step, so that which names share a hash differs between processes; a shared
+/// hash only lengthens a probe, the bytes decide), one mutex hold, a probe and a `memcmp`.
 /// Thread-safe (one mutex).
 final class NameIDCache: Sendable {
     private let table = Lock(ByteKeyTable())
@@ -136,7 +138,7 @@ final class NameIDCache: Sendable {
         var i = 0
         while i + 8 <= bytes.count {
             h = (h ^ bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xFF51_AFD7_ED55_8CCD
-            h ^= h >> 32
+            h ^= (h >> 32) ^ seed
             i += 8
         }
         var tail: UInt64 = 0

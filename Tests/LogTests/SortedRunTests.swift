@@ -140,7 +140,17 @@ import TestSupport
             try store.run(3).verify()
         }
         let fs = MemoryFileSystem()
-        #expect(throws: StorageError.self) { try makeStore(fs).writer(id: 1, compression: compression, compressionThreads: 0) }
+        let store = try makeStore(fs)
+        #expect(throws: StorageError.self) { try store.writer(id: 1, compression: compression, compressionThreads: 0) }
+        // Counted while blocks wait in a batch; abandoned with a batch pending, nothing is left.
+        let input = records(count: 500, seed: 5)
+        let writer = try store.writer(id: 9, compression: compression, compressionThreads: 2)
+        for (i, (key, payload)) in input.enumerated() {
+            try payload.withUnsafeBytes { try writer.append(key, payload: $0) }
+            #expect(writer.recordCount == UInt64(i + 1))
+        }
+        writer.abandon()
+        #expect(try fs.listDirectory(directory).isEmpty)
     }
 
     @Test func incompressibleBlocksAreStored() throws {
