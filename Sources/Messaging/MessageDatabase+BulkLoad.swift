@@ -26,13 +26,15 @@ extension MessageDatabase {
     /// Messages per sorted run of a bulk load: the load holds one run's messages in memory
     /// (their encoded records plus 40 bytes each) while it sorts them.
     package static let bulkLoadRunMessages = 1 << 20
-    /// How a bulk load's run is compressed: LZ4 HC at level 2, on up to four cores at once.
+    /// How a bulk load's run is compressed: LZ4 HC at level 3, on up to four cores at once.
     /// Measured on the reference dataset's run (8 KiB blocks, one core): LZ4's fast mode 79.7
-    /// bytes per message at 630 MB/s, HC level 2 61.3 at 110 MB/s, level 4 57.5 at 72, level 9
-    /// 56.1 at 49. The run is marked highly compressed, so compaction does not rewrite it
-    /// (before, a load's run stayed in fast mode while the change stream's retention kept the
-    /// load, and the store after load and compaction was 18 MiB larger).
-    package static let bulkLoadCompression = RunCompression.high(level: 2)
+    /// bytes per message at 630 MB/s, HC level 2 61.3 at 110 MB/s, level 3 58.8 at 89, level
+    /// 4 57.5 at 72, level 9 56.1 at 49 (level 3: the store after the benchmark's load, writes
+    /// and compaction under 0.6× SQLite's file, the load within 0.2 s of fast mode's on two
+    /// cores). The run is marked highly compressed, so compaction does not rewrite it (before,
+    /// a load's run stayed in fast mode while the change stream's retention kept the load, and
+    /// the store after load and compaction was 18–20 MiB larger).
+    package static let bulkLoadCompression = RunCompression.high(level: 3)
     static var bulkLoadCompressionThreads: Int { max(1, min(4, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))) }
 
     /// Adds `messages` in one durable commit: every message is validated first (an invalid one
