@@ -116,7 +116,7 @@ package enum MessageSchema {
         // One descent: a new message's entry is inserted, an edit's repointed (its old pointer
         // seen on the way).
         var old: MessagePointer? = nil
-        try pointer.bytes.withUnsafeBytes { value in
+        try pointer.withBytes { value in
             try trees.messages.upsert(key, value: value) { old = MessagePointer($0) }
         }
         liveness.recordBecameLive(at: position)
@@ -228,10 +228,11 @@ package enum MessageSchema {
 /// hash by checking `(hash)` and then the collision entries `(hash, *)`.
 enum IDIndex {
     static func insert(idHash: UInt64, key: MessageKey, _ trees: MessageSchema.Trees) throws {
-        let value = MessageIDValue(key: key).bytes
-        // One descent when the hash is new (an insert leaves a present key unchanged).
-        if try !trees.ids.insert(MessageIDKey(idHash: idHash).treeKey, value: value) {
-            try trees.idCollisions.insert(MessageIDCollisionKey(idHash: idHash, seq: key.seq).treeKey, value: value)
+        try MessageIDValue(key: key).withBytes { value in
+            // One descent when the hash is new (an insert leaves a present key unchanged).
+            if try !trees.ids.insert(MessageIDKey(idHash: idHash).treeKey, value: value) {
+                try trees.idCollisions.insert(MessageIDCollisionKey(idHash: idHash, seq: key.seq).treeKey, value: value)
+            }
         }
     }
 

@@ -25,6 +25,13 @@ package struct MessagePointer: Equatable, Sendable {
         value.withUnsafeMutableBytes { $0.storeLE(position, at: 0) }
         return value
     }
+
+    /// The value's bytes on the stack, for the duration of `body` (no allocation: the write
+    /// path's form of `bytes`).
+    @inline(__always)
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeBytes(of: position.littleEndian, body)
+    }
 }
 
 /// A message-id index value: the message's packed `MessageKey`.
@@ -42,6 +49,13 @@ package struct MessageIDValue: Equatable, Sendable {
     var bytes: [UInt8] {
         let packed = key.treeKey
         return twoWords(packed.w0, packed.w1)
+    }
+
+    /// The value's bytes on the stack, for the duration of `body` (no allocation).
+    @inline(__always)
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let packed = key.treeKey
+        return try withUnsafeBytes(of: (packed.w0.littleEndian, packed.w1.littleEndian), body)
     }
 }
 

@@ -151,6 +151,7 @@ import Testing
         #expect(LogPositions.segment(pointer.position) == 1)
         #expect(LogPositions.offset(pointer.position) == UInt32(LogSegmentLayout.headerSize))
         #expect(MessagePointer(position: LogPositions.make(segment: 1, offset: 24)).bytes == Array(entry[16...]))
+        #expect(MessagePointer(position: LogPositions.make(segment: 1, offset: 24)).withBytes { Array($0) } == Array(entry[16...]))
         // Packing keeps the order of (conversation, createdAt, seq).
         let keys = [MessageKey(conversation: 1, createdAt: (1 << 53) - 1, seq: (1 << 43) - 1),
                     MessageKey(conversation: 2, createdAt: 0, seq: 1), MessageKey(conversation: 2, createdAt: 0, seq: 2),
@@ -172,6 +173,7 @@ import Testing
         let decoded = value.withUnsafeBytes { MessageIDValue($0) }
         #expect(decoded.key == MessageKey(conversation: 2, createdAt: 1_700_000_000_123, seq: 7))
         #expect(MessageIDValue(key: decoded.key).bytes == value)
+        #expect(MessageIDValue(key: decoded.key).withBytes { Array($0) } == value)
     }
 
     @Test func joinRecordExample() throws {
