@@ -94,9 +94,9 @@ package final class Log: @unchecked Sendable {
     var syncedThrough: LogPosition
     /// End of the last completed append (every position below it is written).
     var writtenEnd: LogPosition
-    var syncInProgress = false
-    /// `syncInProgress`, readable without `syncMonitor` (`isSyncing`).
-    let syncing = Atomic<Bool>(false)
+    /// True while a leader's `fdatasync` runs: written under `syncMonitor` (`leadSync`), read
+    /// under it by the group commit and without it by `isSyncing`.
+    let syncInProgress = Atomic<Bool>(false)
     var poisonLatch = PoisonLatch()
     /// The active segment's file, which a sync leader syncs.
     var syncFile: SegmentFile
@@ -396,12 +396,12 @@ package final class Log: @unchecked Sendable {
         if let synced = try syncInternal(through: position) { appendSyncWitness(synced) }
     }
 
-    /// Returns the position this caller synced through as the leader of the last sync it
-    /// ran, or nil when others' syncs covered `position`.
     /// True while a group-commit sync of the active segment runs (a commit's, or
     /// `allocateAhead`'s). Lock-free; a hint, stale as soon as it is read.
-    package var isSyncing: Bool { syncing.load(ordering: .acquiring) }
+    package var isSyncing: Bool { syncInProgress.load(ordering: .acquiring) }
 
+    /// Returns the position this caller synced through as the leader of the last sync it
+    /// ran, or nil when others' syncs covered `position`.
     @discardableResult
     func syncInternal(through position: LogPosition) throws -> LogPosition? {
         syncMonitor.lock()
@@ -414,7 +414,7 @@ package final class Log: @unchecked Sendable {
                 throw StorageError.invalidArgument(
                     "sync through \(LogPositions.describe(position)) past the log end \(LogPositions.describe(writtenEnd))")
             }
-            if syncInProgress {
+            if syncInProgress.load(ordering: .relaxed) {
                 syncMonitor.wait()
                 continue
             }
@@ -430,7 +430,7 @@ package final class Log: @unchecked Sendable {
         defer { syncMonitor.unlock() }
         while true {
             try poisonLatch.check()
-            if !syncInProgress { break }
+            if !syncInProgress.load(ordering: .relaxed) { break }
             syncMonitor.wait()
         }
         let before = syncedThrough
@@ -442,16 +442,14 @@ package final class Log: @unchecked Sendable {
     /// starts. REQUIRES: syncMonitor held, no sync in progress (it is released meanwhile).
     /// A failure poisons the log and is rethrown.
     private func leadSync() throws -> LogPosition {
-        syncInProgress = true
-        syncing.store(true, ordering: .releasing)
+        syncInProgress.store(true, ordering: .releasing)
         let target = writtenEnd
         let file = syncFile
         syncMonitor.unlock()
         var failure: (any Error)?
         do { try file.handle.syncData() } catch { failure = error }
         syncMonitor.lock()
-        syncInProgress = false
-        syncing.store(false, ordering: .releasing)
+        syncInProgress.store(false, ordering: .releasing)
         syncCount.add(1, ordering: .relaxed)
         if let failure {
             poisonLatch.latch("fdatasync of \(file.path) failed: \(failure)")

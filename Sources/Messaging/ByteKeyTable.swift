@@ -14,7 +14,7 @@ import ScrollbackIO
 /// name caches (`NameIDCache`). It replaced `Dictionary<ByteString, UInt64>` in both: SipHash
 /// of every key, rehashing on every growth and a `String` per entry were 30% of the
 /// reference load's time, and a quarter of a warm unread count. Memory: 24 bytes per slot
-/// plus the keys' bytes. Keys up to 16 MiB. Not thread-safe.
+/// plus the keys' bytes. Keys up to `maxKeyBytes`. Not thread-safe.
 struct ByteKeyTable {
     /// Per slot: the key's hash, 0 meaning empty (a hash of 0 is stored as 1).
     private var hashes: [UInt64] = []
@@ -39,14 +39,20 @@ struct ByteKeyTable {
         return nil
     }
 
-    /// Adds `key` (REQUIRES: not present) with `value`.
-    mutating func insert(_ key: UnsafeRawBufferPointer, hash: UInt64, value: UInt64) {
-        precondition(key.count < 1 << 24, "ByteKeyTable keys are shorter than 16 MiB")   // callers pass names and ids (≤ 255 bytes)
+    /// Longest key the table holds (its length is stored in 24 bits).
+    static let maxKeyBytes = (1 << 24) - 1
+
+    /// Adds `key` (REQUIRES: not present) with `value`; false, adding nothing, for a key longer
+    /// than `maxKeyBytes` (names and ids are at most 255 bytes).
+    @discardableResult
+    mutating func insert(_ key: UnsafeRawBufferPointer, hash: UInt64, value: UInt64) -> Bool {
+        guard key.count <= Self.maxKeyBytes else { return false }
         if (count + 1) * 2 > hashes.count { grow() }
         let offset = bytes.count
         bytes.append(contentsOf: key)
         place(Self.stored(hash), value, UInt64(offset) << 24 | UInt64(key.count))
         count += 1
+        return true
     }
 
     /// Forgets every entry; keeps the memory.

@@ -150,7 +150,9 @@ struct BulkLoader {
             return
         }
         let conversation = try conversationID(message.conversation, into: &batch)
-        id.withUTF8 { seenIDs.insert(UnsafeRawBufferPointer($0), hash: idHash, value: conversation) }
+        guard id.withUTF8({ seenIDs.insert(UnsafeRawBufferPointer($0), hash: idHash, value: conversation) }) else {
+            throw StorageError.limitExceeded("bulk load: an id of \(id.utf8.count) bytes")   // validated ids are ≤ 128 bytes
+        }
         guard context.nextSeq <= MessageLimits.maxSeq else {
             throw StorageError.limitExceeded("a store holds at most \(MessageLimits.maxSeq) messages over its lifetime")
         }

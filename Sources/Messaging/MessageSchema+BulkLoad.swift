@@ -35,13 +35,14 @@ extension MessageSchema {
                 throw MessageBody.corrupted(describe(), "bulk-loaded message \(key) of segment \(tag) is out of range")
             }
             let body = try MessageBody.parse(payload, describe())
-            let pointer = MessagePointer(position: LogPositions.make(segment: load.segment, offset: ordinal)).bytes
-            if builder != nil {
-                try builder!.append(key.treeKey, value: pointer)
-            } else {
-                // A load's seqs are new: a key that exists means the run is not this load's.
-                guard try trees.messages.insert(key.treeKey, value: pointer) else {
-                    throw MessageBody.corrupted(describe(), "bulk-loaded message \(key) is in the store already")
+            try MessagePointer(position: LogPositions.make(segment: load.segment, offset: ordinal)).withBytes { pointer in
+                if builder != nil {
+                    try builder!.append(key.treeKey, value: pointer)
+                } else {
+                    // A load's seqs are new: a key that exists means the run is not this load's.
+                    guard try trees.messages.insert(key.treeKey, value: pointer) else {
+                        throw MessageBody.corrupted(describe(), "bulk-loaded message \(key) is in the store already")
+                    }
                 }
             }
             ids.append((Hash64.hash(UnsafeRawBufferPointer(rebasing: payload[body.idStart..<body.senderStart])), key))

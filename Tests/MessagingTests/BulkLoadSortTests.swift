@@ -116,6 +116,10 @@ import TestSupport
         #expect(table.count == 0 && Self.lookUp(table, "id-1", Self.hash("id-1", number: 1)) == nil)
         "id-1".utf8.withContiguousStorageIfAvailable { table.insert(UnsafeRawBufferPointer($0), hash: 5, value: 9) }
         #expect(Self.lookUp(table, "id-1", 5) == 9 && table.count == 1)
+        // A key past the limit is refused, not stored.
+        let long = [UInt8](repeating: 7, count: ByteKeyTable.maxKeyBytes + 1)
+        #expect(long.withUnsafeBytes { !table.insert($0, hash: 3, value: 1) } && table.count == 1)
+        #expect(long.withUnsafeBytes { table.value(of: $0, hash: 3) } == nil)
     }
 }
 
