@@ -55,18 +55,57 @@ struct CacheState {
 /// Thread-safety: every method is safe from any thread; one `Lock` guards the map and the
 /// frame table. Lock order: the pager's core lock may be held while calling in here, never
 /// the other way round.
+///
+/// **Lock-free hits.** Beside the map, a direct-mapped *hint table* of atomic words
+/// `page << 32 | (frame index + 1)` (0 = empty; one slot per page number hash, a newer hint
+/// replaces an older one) and a table of frame addresses by index let a hit skip the lock:
+/// the reader loads the hint, stores the frame's address into one of its transaction's pin
+/// slots (sequentially consistent), then loads the hint and the frame address again and
+/// uses the frame only if both are unchanged; otherwise it empties the slot and takes the
+/// locked path. Every change that could give a mapped frame other bytes (eviction, `release`
+/// for `drop`/`installNewPage`/a lost load race, `trim`) first removes the frame's hint with a
+/// sequentially consistent compare-exchange and only then checks the pins (also sequentially
+/// consistent). Either the reader sees the hint gone, or the evictor sees the pin: a frame
+/// is never reused under a reader that validated it (the store-load order of both sides is
+/// the point; relaxed or acquire-release ordering would allow both to miss). Hints are
+/// installed (release store) only under the lock, for a mapped frame whose bytes are
+/// complete — a committed page a transaction asked for; a writer's own new pages never get
+/// one. The hit sets the frame's reference bit in frame memory (`FrameMemory.markReferenced`)
+/// and counts itself in the transaction's pin-slot block (`hits` sums them), so it writes
+/// no shared cache line when the bit is already set.
 final class PageCache: @unchecked Sendable {
     let pageSize: Int
     let capacityFrames: Int
     let state = Lock(CacheState())
+    /// Hint table (see "Lock-free hits"): `hintMask + 1` words, a power of two.
+    private let hints: UnsafeMutablePointer<Atomic<UInt64>>
+    private let hintMask: Int
+    /// Frame address by frame index (0 while the index has no memory), for indexes below
+    /// `hintedFrameLimit`; frames above it (a cache grown far past its capacity) get no hints.
+    private let frameAddresses: UnsafeMutablePointer<Atomic<UInt>>
+    private let hintedFrameLimit: Int
 
     init(pageSize: Int, capacityFrames: Int) {
         self.pageSize = pageSize
         self.capacityFrames = capacityFrames
+        var hintCount = 64
+        while hintCount < capacityFrames && hintCount < 1 << 16 { hintCount <<= 1 }
+        hints = .allocate(capacity: hintCount)
+        for i in 0..<hintCount { (hints + i).initialize(to: Atomic(0)) }
+        hintMask = hintCount - 1
+        hintedFrameLimit = min(max(2 * capacityFrames, 64), 1 << 20)
+        frameAddresses = .allocate(capacity: hintedFrameLimit)
+        for i in 0..<hintedFrameLimit { (frameAddresses + i).initialize(to: Atomic(0)) }
     }
 
     deinit {
         let pageSize = self.pageSize
+        defer {
+            hints.deinitialize(count: hintMask + 1)
+            hints.deallocate()
+            frameAddresses.deinitialize(count: hintedFrameLimit)
+            frameAddresses.deallocate()
+        }
         state.withLock { state in
             for frame in state.frames {
                 // A frame still pinned here is a PageRef that outlived its pager: leak it
@@ -101,10 +140,46 @@ final class PageCache: @unchecked Sendable {
 
     // MARK: Hot path
 
-    /// Pins and returns the frame of `page` if it is cached: one lock, one hash lookup, one
-    /// store into a pin slot of `slots` (or an atomic increment if they are all in use).
+    /// Pins and returns the frame of `page` if it is cached. With a hint for it (see
+    /// "Lock-free hits"): no lock, three atomic loads and a sequentially consistent store into
+    /// a pin slot. Otherwise one lock, one hash lookup, one store into a pin slot of `slots`
+    /// (or an atomic increment if they are all in use), and the page gets a hint.
     @inline(__always)
     func pinCached(_ page: PageNumber, slots: PinSlots) -> (UnsafeMutableRawPointer, PinToken)? {
+        if let hit = pinHinted(page, slots: slots) { return hit }
+        return pinLocked(page, slots: slots)
+    }
+
+    @inline(__always)
+    private func hintSlot(_ page: PageNumber) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        hints + Int(truncatingIfNeeded: (page &* 0x9E37_79B9_7F4A_7C15) >> 32) & hintMask
+    }
+
+    /// The lock-free hit (see "Lock-free hits"); nil sends the caller to the locked path.
+    @inline(__always)
+    private func pinHinted(_ page: PageNumber, slots: PinSlots) -> (UnsafeMutableRawPointer, PinToken)? {
+        let hint = hintSlot(page)
+        let entry = hint.pointee.load(ordering: .acquiring)
+        guard entry >> 32 == page, entry != 0 else { return nil }
+        let index = Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) &- 1
+        guard index >= 0, index < hintedFrameLimit else { return nil }
+        let address = frameAddresses[index].load(ordering: .acquiring)
+        guard address != 0, let slot = slots.emptySlot() else { return nil }
+        slot.pointee.store(address, ordering: .sequentiallyConsistent)
+        guard hint.pointee.load(ordering: .sequentiallyConsistent) == entry,
+              frameAddresses[index].load(ordering: .sequentiallyConsistent) == address
+        else {
+            slot.pointee.store(0, ordering: .releasing)
+            return nil
+        }
+        let base = UnsafeMutableRawPointer(bitPattern: address).unsafelyUnwrapped
+        FrameMemory.markReferenced(base, pageSize: pageSize)
+        slots.countHit()
+        return (base, .slot(slot))
+    }
+
+    @inline(never)
+    private func pinLocked(_ page: PageNumber, slots: PinSlots) -> (UnsafeMutableRawPointer, PinToken)? {
         let pageSize = self.pageSize
         return state.withLock { state -> (UnsafeMutableRawPointer, PinToken)? in
             guard let index = state.map.find(page) else { return nil }
@@ -112,10 +187,30 @@ final class PageCache: @unchecked Sendable {
             state.frames[i].referenced = true
             state.hits &+= 1
             let base = state.frames[i].base.unsafelyUnwrapped
+            setHint(page, i)
             if let token = slots.claim(for: base) { return (base, token) }
             FrameMemory.pin(base, pageSize: pageSize)
             return (base, .counter(base, pageSize: pageSize))
         }
+    }
+
+    /// Hints `page` at frame `i`. REQUIRES: the lock; the frame is mapped to `page` and its
+    /// bytes are complete (a committed page).
+    @inline(__always)
+    private func setHint(_ page: PageNumber, _ i: Int) {
+        guard page < 1 << 32, i < hintedFrameLimit else { return }
+        let entry = page << 32 | UInt64(i + 1)
+        let hint = hintSlot(page)
+        if hint.pointee.load(ordering: .relaxed) != entry { hint.pointee.store(entry, ordering: .releasing) }
+    }
+
+    /// Removes the hint of frame `i` (holding `page`) if it has one, before the caller checks
+    /// the frame's pins. REQUIRES: the lock.
+    private func clearHint(_ page: PageNumber, _ i: Int) {
+        guard page < 1 << 32, i < hintedFrameLimit else { return }
+        _ = hintSlot(page).pointee.compareExchange(
+            expected: page << 32 | UInt64(i + 1), desired: 0,
+            successOrdering: .sequentiallyConsistent, failureOrdering: .sequentiallyConsistent)
     }
 
     // MARK: Misses
@@ -165,6 +260,7 @@ final class PageCache: @unchecked Sendable {
             state.frames[reservedIndex].kind = .clean
             state.frames[reservedIndex].referenced = true
             state.map.insert(page, Int32(reservedIndex))
+            setHint(page, reservedIndex)
             return nil
         }
         return other ?? reserved.base
@@ -233,6 +329,7 @@ final class PageCache: @unchecked Sendable {
                 } else {
                     break
                 }
+                if index < hintedFrameLimit { frameAddresses[index].store(0, ordering: .sequentiallyConsistent) }
                 if let base = state.frames[index].base { FrameMemory.deallocate(base, pageSize: pageSize) }
                 state.frames[index] = Frame()
                 state.vacantFrames.append(Int32(index))
@@ -248,7 +345,7 @@ final class PageCache: @unchecked Sendable {
     var counters: Counters {
         state.withLock { state in
             Counters(
-                hits: state.hits, misses: state.misses, evictions: state.evictions,
+                hits: state.slotBlocks.reduce(state.hits) { $0 &+ $1.hits }, misses: state.misses, evictions: state.evictions,
                 dirtyBytes: state.dirtyFrames * pageSize, cachedBytes: state.allocatedFrames * pageSize,
                 sweptFrames: state.sweptFrames)
         }
@@ -278,12 +375,16 @@ final class PageCache: @unchecked Sendable {
     private func allocateFrame(_ state: inout CacheState) -> Int {
         let base = FrameMemory.allocate(pageSize: pageSize)
         state.allocatedFrames += 1
+        let index: Int
         if let slot = state.vacantFrames.popLast() {
-            state.frames[Int(slot)] = Frame(base: base, kind: .free)
-            return Int(slot)
+            index = Int(slot)
+            state.frames[index] = Frame(base: base, kind: .free)
+        } else {
+            state.frames.append(Frame(base: base, kind: .free))
+            index = state.frames.count - 1
         }
-        state.frames.append(Frame(base: base, kind: .free))
-        return state.frames.count - 1
+        if index < hintedFrameLimit { frameAddresses[index].store(UInt(bitPattern: base), ordering: .releasing) }
+        return index
     }
 
     /// CLOCK: sweeps at most two rounds for an unpinned clean (or orphaned) frame whose
@@ -314,9 +415,18 @@ final class PageCache: @unchecked Sendable {
                 }
                 continue
             }
-            if frame.referenced {
+            // Either bit: the lock-free hits set the one in frame memory.
+            if FrameMemory.takeReferenced(base, pageSize: pageSize) || frame.referenced {
                 state.frames[i].referenced = false
                 continue
+            }
+            if frame.kind == .clean {
+                // The hint goes first, then the pins are checked again (see "Lock-free hits").
+                clearHint(frame.page, i)
+                if isPinned(state, base) {
+                    skipped += 1
+                    continue
+                }
             }
             state.sweptFrames &+= UInt64(step + 1)
             if frame.kind == .clean {
@@ -337,6 +447,7 @@ final class PageCache: @unchecked Sendable {
     /// Returns an unmapped frame to the free list, or orphans it while it is pinned.
     private func release(_ state: inout CacheState, _ i: Int) {
         guard let base = state.frames[i].base else { return }
+        clearHint(state.frames[i].page, i)
         if isPinned(state, base) {
             setKind(&state, i, .orphan)
         } else {

@@ -1,25 +1,50 @@
 import Synchronization
 
 /// Memory of one cache frame: `pageSize` bytes of page (aligned to the page size) followed by
-/// the frame's pin count (`Atomic<Int>`). Keeping the pin count next to the bytes lets a
-/// `PageRef` unpin without a lock, an object reference or a table lookup.
+/// the frame's pin count (`Atomic<Int>`) and its lock-free reference bit (`Atomic<Int>`, set
+/// by hits that bypass the cache lock, read and cleared by the CLOCK sweep). Keeping the pin
+/// count next to the bytes lets a `PageRef` unpin without a lock, an object reference or a
+/// table lookup.
 enum FrameMemory {
     static func allocate(pageSize: Int) -> UnsafeMutableRawPointer {
         let base = UnsafeMutableRawPointer.allocate(
-            byteCount: pageSize + MemoryLayout<Atomic<Int>>.stride, alignment: pageSize)
+            byteCount: pageSize + 2 * MemoryLayout<Atomic<Int>>.stride, alignment: pageSize)
         base.initializeMemory(as: UInt8.self, repeating: 0, count: pageSize)
-        (base + pageSize).bindMemory(to: Atomic<Int>.self, capacity: 1).initialize(to: Atomic(0))
+        (base + pageSize).bindMemory(to: Atomic<Int>.self, capacity: 2).initialize(to: Atomic(0))
+        (base + pageSize).assumingMemoryBound(to: Atomic<Int>.self).advanced(by: 1).initialize(to: Atomic(0))
         return base
     }
 
     static func deallocate(_ base: UnsafeMutableRawPointer, pageSize: Int) {
-        _ = pins(base, pageSize: pageSize).deinitialize(count: 1)
+        _ = pins(base, pageSize: pageSize).deinitialize(count: 2)
         base.deallocate()
     }
 
     @inline(__always)
     static func pins(_ base: UnsafeMutableRawPointer, pageSize: Int) -> UnsafeMutablePointer<Atomic<Int>> {
         (base + pageSize).assumingMemoryBound(to: Atomic<Int>.self)
+    }
+
+    @inline(__always)
+    static func referenceBit(_ base: UnsafeMutableRawPointer, pageSize: Int) -> UnsafeMutablePointer<Atomic<Int>> {
+        pins(base, pageSize: pageSize) + 1
+    }
+
+    /// Sets the frame's lock-free reference bit (a load first: a hot page's bit is usually
+    /// set already, and a store would take its cache line from other cores).
+    @inline(__always)
+    static func markReferenced(_ base: UnsafeMutableRawPointer, pageSize: Int) {
+        let bit = referenceBit(base, pageSize: pageSize)
+        if bit.pointee.load(ordering: .relaxed) == 0 { bit.pointee.store(1, ordering: .relaxed) }
+    }
+
+    /// Clears the lock-free reference bit and returns whether it was set.
+    @inline(__always)
+    static func takeReferenced(_ base: UnsafeMutableRawPointer, pageSize: Int) -> Bool {
+        let bit = referenceBit(base, pageSize: pageSize)
+        guard bit.pointee.load(ordering: .relaxed) != 0 else { return false }
+        bit.pointee.store(0, ordering: .relaxed)
+        return true
     }
 
     @inline(__always)
@@ -34,7 +59,7 @@ enum FrameMemory {
 
     @inline(__always)
     static func isPinned(_ base: UnsafeMutableRawPointer, pageSize: Int) -> Bool {
-        pins(base, pageSize: pageSize).pointee.load(ordering: .acquiring) != 0
+        pins(base, pageSize: pageSize).pointee.load(ordering: .sequentiallyConsistent) != 0
     }
 }
 
@@ -72,21 +97,22 @@ struct PinToken: Sendable {
 }
 
 /// A transaction's pin slots: a fixed block of words, each empty (0) or holding the address
-/// of a frame the transaction has pinned. Only the owning transaction fills a slot (under the
-/// cache lock); the reference that filled it empties it. The cache treats a frame whose
-/// address is in any slot as pinned.
+/// of a frame the transaction has pinned, followed by one word counting the transaction's
+/// lock-free cache hits. Only the owning transaction fills a slot (under the cache lock, or
+/// on the lock-free hit path with a sequentially consistent store); the reference that
+/// filled it empties it. The cache treats a frame whose address is in any slot as pinned.
 struct PinSlots: @unchecked Sendable {
     static let count = 16
     let block: UnsafeMutablePointer<Atomic<UInt>>
 
     static func allocate() -> PinSlots {
-        let block = UnsafeMutablePointer<Atomic<UInt>>.allocate(capacity: count)
-        for i in 0..<count { (block + i).initialize(to: Atomic(0)) }
+        let block = UnsafeMutablePointer<Atomic<UInt>>.allocate(capacity: count + 1)
+        for i in 0...count { (block + i).initialize(to: Atomic(0)) }
         return PinSlots(block: block)
     }
 
     func deallocate() {
-        block.deinitialize(count: Self.count)
+        block.deinitialize(count: Self.count + 1)
         block.deallocate()
     }
 
@@ -103,16 +129,33 @@ struct PinSlots: @unchecked Sendable {
         return nil
     }
 
+    /// An empty slot, not yet filled; nil if all are in use.
+    @inline(__always)
+    func emptySlot() -> UnsafeMutablePointer<Atomic<UInt>>? {
+        for i in 0..<Self.count where (block + i).pointee.load(ordering: .relaxed) == 0 { return block + i }
+        return nil
+    }
+
+    /// Lock-free hits counted by the owning transaction (one writer; any thread may read).
+    @inline(__always)
+    func countHit() {
+        let counter = block + Self.count
+        counter.pointee.store(counter.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+    }
+
+    var hits: UInt64 { UInt64((block + Self.count).pointee.load(ordering: .relaxed)) }
+
     /// True if any slot is in use.
     var anySlotSet: Bool {
         for i in 0..<Self.count where (block + i).pointee.load(ordering: .acquiring) != 0 { return true }
         return false
     }
 
-    /// True if `base` is in one of the block's slots.
+    /// True if `base` is in one of the block's slots. Sequentially consistent loads: the
+    /// eviction side of the lock-free hit protocol (`PageCache`, "Lock-free hits").
     func contains(_ base: UnsafeMutableRawPointer) -> Bool {
         let key = UInt(bitPattern: base)
-        for i in 0..<Self.count where (block + i).pointee.load(ordering: .acquiring) == key { return true }
+        for i in 0..<Self.count where (block + i).pointee.load(ordering: .sequentiallyConsistent) == key { return true }
         return false
     }
 }

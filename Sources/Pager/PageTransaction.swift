@@ -18,8 +18,13 @@ package final class PageTransaction: @unchecked Sendable {
     /// would otherwise pay a dynamic access check.)
     @exclusivity(unchecked) package var state: CommittedState
     /// Reader: the snapshot's id (its state's transaction id). Writer: this transaction's id.
-    package let id: UInt64
-    let pager: Pager
+    /// (Set again when the pager hands out a recycled reader: `reopen`.)
+    @exclusivity(unchecked) package private(set) var id: UInt64
+    /// The pager, without reference counting on the hot path; `pagerLifetime` keeps it alive
+    /// while the transaction is open (a finished reader waiting in the pager's pool of readers
+    /// holds no strong reference, so the pool makes no cycle).
+    unowned(unsafe) let pager: Pager
+    private var pagerLifetime: Pager?
     package let pageSize: Int
     @exclusivity(unchecked) private var finished = false
     /// This transaction's pin slots: a reader's go back to the pager when it ends, a writer's
@@ -35,6 +40,7 @@ package final class PageTransaction: @unchecked Sendable {
 
     init(pager: Pager, reading state: CommittedState, pinSlots: PinSlots) {
         self.pager = pager
+        self.pagerLifetime = pager
         self.pageSize = pager.pageSize
         self.isWritable = false
         self.state = state
@@ -44,6 +50,7 @@ package final class PageTransaction: @unchecked Sendable {
 
     init(pager: Pager, writing state: CommittedState, pinSlots: PinSlots) {
         self.pager = pager
+        self.pagerLifetime = pager
         self.pageSize = pager.pageSize
         self.isWritable = true
         self.state = state
@@ -52,8 +59,26 @@ package final class PageTransaction: @unchecked Sendable {
     }
 
     deinit {
+        // A pooled reader (finished, `pagerLifetime` nil) touches nothing: its pager may be
+        // gone (the pool is released with the pager).
         if !finished { rollback() }
         if isWritable { pager.returnPinSlots(pinSlots) }
+    }
+
+    /// A finished reader from the pager's pool starts a new snapshot (`Pager.beginRead`, which
+    /// registered `state`'s id). REQUIRES: a finished read transaction no one else references.
+    func reopen(pager: Pager, state: CommittedState) {
+        self.state = state
+        self.id = state.transactionID
+        self.pagerLifetime = pager
+        self.finished = false
+    }
+
+    /// Ends a reader for the pool (`Pager.endRead`): finished, no strong reference to the
+    /// pager. The caller ends the snapshot's registration.
+    func finishForPool() {
+        finished = true
+        pagerLifetime = nil
     }
 
     /// True once `commit()` or `rollback()` ended the transaction.
@@ -65,9 +90,11 @@ package final class PageTransaction: @unchecked Sendable {
     /// pages. On a cache miss the page is read and its checksum, page number and write
     /// sequence verified; damage throws `.corrupted(file:, offset: number * pageSize, reason:)`,
     /// as does a page number outside the page space.
-    /// Cost on a hit: one lock, one hash lookup, one store into a pin slot (no atomic
-    /// read-modify-write while fewer than 16 references of this transaction are alive); a
-    /// writer's own pages need neither lock nor pin.
+    /// Cost on a hit: for a page the cache has hinted (any committed page read before while
+    /// its frame stayed), no lock: three atomic loads and one store into a pin slot; else
+    /// one lock, one hash lookup, one store into a pin slot (no atomic read-modify-write
+    /// while fewer than 16 references of this transaction are alive). A writer's own pages
+    /// need neither lock nor pin.
     @inline(__always)
     package func page(_ number: PageNumber) throws -> PageRef {
         if isWritable, let base = owned.find(number) {

@@ -57,6 +57,9 @@ struct PagerCore {
     /// under this lock; a reader's in the same hold as its snapshot's registration). Every
     /// block ever made is also in the cache's `slotBlocks`.
     var freePinSlots: [PinSlots] = []
+    /// Finished read transactions (each with its pin-slot block) that `beginRead` hands out
+    /// again instead of allocating one (`endRead` returns them; at most `readerPoolLimit`).
+    var freeReaders: [PageTransaction] = []
     var writer: WriterRecord?
     var checkpointRunning = false
     /// The pages a running checkpoint writes (they were `unwritten` when it was planned).
@@ -185,14 +188,47 @@ package final class Pager: @unchecked Sendable {
 
     /// A read snapshot of the latest committed state. Never blocks on the writer or on a
     /// checkpoint. End it with `rollback()` (or let it deinit) so its pages can be reused.
-    /// Cost: one acquisition of the pager's lock (registration and a pin-slot block) and the
-    /// transaction object; when no block is free, the cache's lock and a new block too.
+    /// Cost: one acquisition of the pager's lock (registration, and a pooled reader from
+    /// `endRead` or a pin-slot block) and, without a pooled reader, the transaction object;
+    /// when no block is free either, the cache's lock and a new block too.
     package func beginRead() -> PageTransaction {
-        let (state, slots): (CommittedState, PinSlots?) = core.withLock { core in
+        let (state, reader, slots): (CommittedState, PageTransaction?, PinSlots?) = core.withLock { core in
             core.snapshots.add(core.committed.transactionID)
-            return (core.committed, core.freePinSlots.popLast())
+            if let reader = core.freeReaders.popLast() { return (core.committed, reader, nil) }
+            return (core.committed, nil, core.freePinSlots.popLast())
+        }
+        if let reader {
+            reader.reopen(pager: self, state: state)
+            return reader
         }
         return PageTransaction(pager: self, reading: state, pinSlots: slots ?? cache.makePinSlots())
+    }
+
+    /// Most finished readers the pager keeps for reuse.
+    static let readerPoolLimit = 16
+
+    /// Ends a read snapshot from `beginRead` (or any transaction: a writer or a finished one
+    /// is rolled back as by `rollback()`). When `transaction` is the only reference to it, the
+    /// object goes back to the pager's pool with its pin slots (in the lock hold that ends the
+    /// snapshot) and the next `beginRead` reuses it instead of allocating; a reference kept
+    /// elsewhere (a tree or cursor that escaped the read) makes it end as `rollback()` does.
+    /// The caller does not use `transaction` after the call (the pager may hand it out again).
+    package func endRead(_ transaction: inout PageTransaction) {
+        guard !transaction.isWritable, !transaction.isFinished, transaction.pager === self,
+              isKnownUniquelyReferenced(&transaction) else {
+            transaction.rollback()
+            return
+        }
+        let reader = transaction
+        reader.finishForPool()
+        core.withLock { core in
+            core.snapshots.remove(reader.id)
+            if core.freeReaders.count < Self.readerPoolLimit {
+                core.freeReaders.append(reader)
+            } else {
+                core.freePinSlots.append(reader.pinSlots)
+            }
+        }
     }
 
     /// The single write transaction, starting from the latest committed state.

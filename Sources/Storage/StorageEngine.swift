@@ -150,9 +150,10 @@ package final class StorageEngine: @unchecked Sendable {
     }
 
     /// Runs `body` on a fresh snapshot and ends the snapshot afterwards.
+    /// The snapshot object is reused by a later `read` when `body` kept no reference to it.
     package func read<R>(_ body: (PageTransaction) throws -> R) throws -> R {
-        let snapshot = try snapshot()
-        defer { snapshot.rollback() }
+        var snapshot = try snapshot()
+        defer { pager.endRead(&snapshot) }
         return try body(snapshot)
     }
 

@@ -313,4 +313,60 @@ import Testing
         let reader = reopened.beginRead()
         #expect(try stamp(reader, kept[1]) == 2)
     }
+
+    /// `endRead` gives a reader no one else references back to the pager, and the next
+    /// `beginRead` reuses it with the new snapshot; a reader referenced elsewhere ends as a
+    /// rollback and is not reused; the pool keeps the pager no longer than its owner does.
+    @Test func endedReadersAreReusedOnlyWhenUnreferenced() throws {
+        let fs = try makeFileSystem()
+        weak var weakPager: Pager?
+        do {
+            let pager = try makePager(fs)
+            weakPager = pager
+            let setup = try pager.beginWrite()
+            let first = try allocateFilled(setup, count: 1, stampBase: 10)[0]
+            setState(setup, root: first, version: 1)
+            try setup.commit()
+
+            var reader = pager.beginRead()
+            let identity = ObjectIdentifier(reader)
+            #expect(reader.state.counters[0] == 1)
+            #expect(try stamp(reader, first) == 10)
+            pager.endRead(&reader)
+            #expect(reader.isFinished)
+            #expect(pager.oldestSnapshotID == nil)
+
+            let writer = try pager.beginWrite()
+            let second = try allocateFilled(writer, count: 1, stampBase: 20)[0]
+            setState(writer, root: second, version: 2)
+            try writer.commit()
+
+            // Reused: same object, the new snapshot, open again.
+            var again = pager.beginRead()
+            #expect(ObjectIdentifier(again) == identity)
+            #expect(!again.isFinished)
+            #expect(again.state.counters[0] == 2)
+            #expect(again.id == pager.committedState.transactionID)
+            #expect(try stamp(again, second) == 20)
+            #expect(pager.oldestSnapshotID == again.id)
+
+            // Referenced elsewhere: ended, not pooled, so the kept reference can never see
+            // another snapshot.
+            let kept = again
+            pager.endRead(&again)
+            #expect(kept.isFinished)
+            #expect(pager.oldestSnapshotID == nil)
+            #expect(throws: StorageError.self) { _ = try kept.page(second) }
+            let other = pager.beginRead()
+            #expect(ObjectIdentifier(other) != identity)
+            #expect(kept.isFinished)
+            var otherReader = other
+            pager.endRead(&otherReader)  // `other` still references it: not pooled either
+            var fresh = pager.beginRead()
+            pager.endRead(&fresh)
+            try pager.close()
+        }
+        // Pooled readers hold no strong reference to their pager.
+        #expect(weakPager == nil)
+    }
 }
