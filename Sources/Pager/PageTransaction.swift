@@ -28,8 +28,13 @@ package final class PageTransaction: @unchecked Sendable {
     package let pageSize: Int
     @exclusivity(unchecked) private var finished = false
     /// This transaction's pin slots: a reader's go back to the pager when it ends, a writer's
-    /// on deinit.
+    /// on deinit; a pooled reader keeps its own (they go back when it deinits).
     let pinSlots: PinSlots
+    /// Readers from `Pager.beginRead` may go to the pager's pool (`Pager.endRead`).
+    let isPoolable: Bool
+    /// A pooled reader's registration word in the pager's `ReaderRegistry` (its snapshot is
+    /// registered there, not in the pager's `SnapshotCounts`); -1 for other transactions.
+    var registryIndex = -1
     /// Writer: pages allocated by this transaction and not freed again → their frames.
     private var owned = PageMap<UnsafeMutableRawPointer>()
     /// Writer: pages it allocated and freed again (reused first by `allocatePage`).
@@ -38,9 +43,10 @@ package final class PageTransaction: @unchecked Sendable {
     private var freed: [PageNumber] = []
     private var freedSet = Set<PageNumber>()
 
-    init(pager: Pager, reading state: CommittedState, pinSlots: PinSlots) {
+    init(pager: Pager, reading state: CommittedState, pinSlots: PinSlots, poolable: Bool = false) {
         self.pager = pager
         self.pagerLifetime = pager
+        self.isPoolable = poolable
         self.pageSize = pager.pageSize
         self.isWritable = false
         self.state = state
@@ -51,6 +57,7 @@ package final class PageTransaction: @unchecked Sendable {
     init(pager: Pager, writing state: CommittedState, pinSlots: PinSlots) {
         self.pager = pager
         self.pagerLifetime = pager
+        self.isPoolable = false
         self.pageSize = pager.pageSize
         self.isWritable = true
         self.state = state
@@ -62,7 +69,11 @@ package final class PageTransaction: @unchecked Sendable {
         // A pooled reader (finished, `pagerLifetime` nil) touches nothing: its pager may be
         // gone (the pool is released with the pager).
         if !finished { rollback() }
-        if isWritable { pager.returnPinSlots(pinSlots) }
+        if isWritable {
+            pager.returnPinSlots(pinSlots)
+        } else if registryIndex >= 0, let pager = pagerLifetime {
+            pager.retireRegisteredReader(registryIndex, pinSlots: pinSlots)
+        }
     }
 
     /// A finished reader from the pager's pool starts a new snapshot (`Pager.beginRead`, which
@@ -70,6 +81,13 @@ package final class PageTransaction: @unchecked Sendable {
     func reopen(pager: Pager, state: CommittedState) {
         self.state = state
         self.id = state.transactionID
+        self.pagerLifetime = pager
+        self.finished = false
+    }
+
+    /// A finished reader from the pager's pool starts a new snapshot of the state it holds
+    /// (`Pager.beginRead` registered that state's id, still the committed one).
+    func reopen(pager: Pager) {
         self.pagerLifetime = pager
         self.finished = false
     }
@@ -186,6 +204,8 @@ package final class PageTransaction: @unchecked Sendable {
             pager.rollbackWriter(id: id)
             owned.removeAll()
             localFree.removeAll()
+        } else if registryIndex >= 0 {
+            pager.registry.unregister(registryIndex)
         } else {
             pager.endSnapshot(id, pinSlots: pinSlots)
         }

@@ -121,7 +121,7 @@ extension Pager {
     package func oldestBaseInUse() -> MetaPage {
         core.withLock { core in
             guard var state = core.readOnly else { return core.durable }
-            let oldest = min(core.snapshots.oldest ?? .max, core.committed.transactionID)
+            let oldest = min(core.oldestSnapshot ?? .max, core.committed.transactionID)
             var keep = 0
             while keep + 1 < state.generations.count, state.generations[keep + 1].start <= oldest { keep += 1 }
             if keep > 0 {

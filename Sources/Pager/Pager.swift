@@ -57,9 +57,12 @@ struct PagerCore {
     /// under this lock; a reader's in the same hold as its snapshot's registration). Every
     /// block ever made is also in the cache's `slotBlocks`.
     var freePinSlots: [PinSlots] = []
-    /// Finished read transactions (each with its pin-slot block) that `beginRead` hands out
-    /// again instead of allocating one (`endRead` returns them; at most `readerPoolLimit`).
-    var freeReaders: [PageTransaction] = []
+    /// Registration words and pool of the pooled readers (`ReaderRegistry`): live snapshots
+    /// besides `snapshots`.
+    let registry: ReaderRegistry
+    /// Registration indexes no reader owns yet (a reader gets one when `endRead` pools it
+    /// and gives it back when it deinits).
+    var freeRegistryIndexes = Array((0..<ReaderRegistry.capacity).reversed())
     var writer: WriterRecord?
     var checkpointRunning = false
     /// The pages a running checkpoint writes (they were `unwritten` when it was planned).
@@ -77,7 +80,7 @@ struct PagerCore {
     /// past them too. Returns the memory-only pages among them, whose frames the caller drops.
     mutating func releaseFreedPages() -> [PageNumber] {
         if awaitingSnapshots.isEmpty && awaitingReaders.isEmpty { return [] }
-        let oldest = snapshots.oldest ?? .max
+        let oldest = oldestSnapshot ?? .max
         var released = 0
         var dropFrames: [PageNumber] = []
         while released < awaitingSnapshots.count, awaitingSnapshots[released].transaction <= oldest {
@@ -95,6 +98,14 @@ struct PagerCore {
         }
         awaitingReaders.removeFirst(released)
         return dropFrames
+    }
+
+    /// The oldest live snapshot of this process: registered in `snapshots` or in `registry`.
+    var oldestSnapshot: UInt64? {
+        switch (snapshots.oldest, registry.oldest) {
+        case let (a?, b?): min(a, b)
+        case let (a, b): a ?? b
+        }
     }
 
     /// Every page free for the committed state (unsorted).
@@ -155,6 +166,11 @@ package final class Pager: @unchecked Sendable {
     /// Read-only pagers: page numbers below this may be read from the file (the largest page
     /// count of the page-file states in use); above it only memory pages exist.
     let fileBound: Atomic<UInt64>
+    /// Pooled readers' registration words and pool (lock-free snapshot begin and end).
+    let registry: ReaderRegistry
+    /// Mirror of `core.committed.transactionID`, stored (sequentially consistent) by the
+    /// commit that publishes the state: the pooled readers' lock-free begin checks it.
+    let committedID: Atomic<UInt64>
 
     init(fileSystem: any FileSystem, path: String, file: any FileHandle, meta: MetaPage,
          freeListPages: [PageNumber], freePages: [PageNumber], cacheBytes: Int, readOnly: Bool = false) {
@@ -165,8 +181,10 @@ package final class Pager: @unchecked Sendable {
         self.cache = PageCache(
             pageSize: meta.pageSize, capacityFrames: max(Self.minimumCacheFrames, cacheBytes / meta.pageSize))
         let pageCount = readOnly ? Self.firstMemoryPage : meta.pageCount
+        let registry = ReaderRegistry()
         var core = PagerCore(
-            committed: meta.state, pageCount: pageCount, durable: meta, durableFreeListPages: freeListPages)
+            committed: meta.state, pageCount: pageCount, durable: meta, durableFreeListPages: freeListPages,
+            registry: registry)
         // Free at open, but a reader in another process may still read a state older than
         // this meta page: they wait for the reader floor like pages freed by its transaction.
         core.awaitingReaders = freePages.map { PendingFree(transaction: meta.state.transactionID, page: $0, memoryOnly: false) }
@@ -176,6 +194,8 @@ package final class Pager: @unchecked Sendable {
         self.durableSequence = Atomic(meta.checkpointSequence)
         self.isReadOnly = readOnly
         self.fileBound = Atomic(meta.pageCount)
+        self.registry = registry
+        self.committedID = Atomic(meta.state.transactionID)
     }
 
     /// The latest committed state (what a new snapshot would see).
@@ -187,47 +207,80 @@ package final class Pager: @unchecked Sendable {
     // MARK: Transactions
 
     /// A read snapshot of the latest committed state. Never blocks on the writer or on a
-    /// checkpoint. End it with `rollback()` (or let it deinit) so its pages can be reused.
-    /// Cost: one acquisition of the pager's lock (registration, and a pooled reader from
-    /// `endRead` or a pin-slot block) and, without a pooled reader, the transaction object;
-    /// when no block is free either, the cache's lock and a new block too.
+    /// checkpoint. End it with `endRead` (the object may then be reused), `rollback()`, or let
+    /// it deinit, so its pages can be reused.
+    /// Cost: a pooled reader (`endRead`) whose state is still the committed one begins
+    /// without a lock (`ReaderRegistry`: an atomic exchange, a sequentially consistent store
+    /// and two loads); after a commit, one acquisition of the pager's lock and a copy of the
+    /// state. Without a pooled reader: the lock (registration and a pin-slot block) and the
+    /// transaction object; when no block is free either, the cache's lock and a new block.
     package func beginRead() -> PageTransaction {
-        let (state, reader, slots): (CommittedState, PageTransaction?, PinSlots?) = core.withLock { core in
-            core.snapshots.add(core.committed.transactionID)
-            if let reader = core.freeReaders.popLast() { return (core.committed, reader, nil) }
-            return (core.committed, nil, core.freePinSlots.popLast())
-        }
-        if let reader {
+        if let reader = registry.pop() {
+            let index = reader.registryIndex
+            let current = committedID.load(ordering: .sequentiallyConsistent)
+            if reader.state.transactionID == current {
+                registry.register(index, current)
+                if committedID.load(ordering: .sequentiallyConsistent) == current {
+                    reader.reopen(pager: self)
+                    return reader
+                }
+            }
+            let state: CommittedState = core.withLock { core in
+                core.registry.register(index, core.committed.transactionID)
+                return core.committed
+            }
             reader.reopen(pager: self, state: state)
             return reader
         }
-        return PageTransaction(pager: self, reading: state, pinSlots: slots ?? cache.makePinSlots())
+        let (state, slots): (CommittedState, PinSlots?) = core.withLock { core in
+            core.snapshots.add(core.committed.transactionID)
+            return (core.committed, core.freePinSlots.popLast())
+        }
+        return PageTransaction(pager: self, reading: state, pinSlots: slots ?? cache.makePinSlots(), poolable: true)
     }
 
-    /// Most finished readers the pager keeps for reuse.
-    static let readerPoolLimit = 16
-
-    /// Ends a read snapshot from `beginRead` (or any transaction: a writer or a finished one
-    /// is rolled back as by `rollback()`). When `transaction` is the only reference to it, the
-    /// object goes back to the pager's pool with its pin slots (in the lock hold that ends the
-    /// snapshot) and the next `beginRead` reuses it instead of allocating; a reference kept
-    /// elsewhere (a tree or cursor that escaped the read) makes it end as `rollback()` does.
-    /// The caller does not use `transaction` after the call (the pager may hand it out again).
+    /// Ends a read snapshot from `beginRead` (or any transaction: a writer, a finished one or
+    /// another kind of snapshot is rolled back as by `rollback()`). When `transaction` is the
+    /// only reference to it, the object goes to the pager's pool of readers with its pin
+    /// slots and the next `beginRead` reuses it instead of allocating (a pooled reader ends
+    /// without a lock; one not pooled before gets a registration index under the pager's
+    /// lock, while the pool has room); a reference kept elsewhere (a tree or cursor that
+    /// escaped the read) makes it end as `rollback()` does. The caller does not use
+    /// `transaction` after the call (the pager may hand it out again).
     package func endRead(_ transaction: inout PageTransaction) {
-        guard !transaction.isWritable, !transaction.isFinished, transaction.pager === self,
+        guard !transaction.isWritable, !transaction.isFinished, transaction.isPoolable, transaction.pager === self,
               isKnownUniquelyReferenced(&transaction) else {
             transaction.rollback()
             return
         }
         let reader = transaction
+        if reader.registryIndex >= 0 {
+            registry.unregister(reader.registryIndex)
+            reader.finishForPool()
+            if !registry.push(reader) { retireRegisteredReader(reader.registryIndex, pinSlots: reader.pinSlots) }
+            return
+        }
         reader.finishForPool()
         core.withLock { core in
             core.snapshots.remove(reader.id)
-            if core.freeReaders.count < Self.readerPoolLimit {
-                core.freeReaders.append(reader)
+            if let index = core.freeRegistryIndexes.popLast() {
+                reader.registryIndex = index
+                if !core.registry.push(reader) {
+                    core.freeRegistryIndexes.append(index)
+                    core.freePinSlots.append(reader.pinSlots)
+                }
             } else {
                 core.freePinSlots.append(reader.pinSlots)
             }
+        }
+    }
+
+    /// A pooled reader that is not coming back (it deinits): its registration index and pin
+    /// slots are free again.
+    func retireRegisteredReader(_ index: Int, pinSlots: PinSlots) {
+        core.withLock { core in
+            core.freeRegistryIndexes.append(index)
+            core.freePinSlots.append(pinSlots)
         }
     }
 
@@ -328,6 +381,7 @@ package final class Pager: @unchecked Sendable {
                 throw StorageError.invalidArgument("the write transaction has ended")
             }
             core.committed = state
+            committedID.store(state.transactionID, ordering: .sequentiallyConsistent)
             if let base = writer.rebase { adoptBase(base, transaction: id, &core) }
             let localSet = Set(localFree)
             for page in writer.allocated where !localSet.contains(page) { core.unwritten.insert(page) }
@@ -469,7 +523,7 @@ package final class Pager: @unchecked Sendable {
     /// The transaction id of the oldest live read snapshot, or nil when none is open. A layer
     /// above uses it to defer freeing resources (e.g. log segments) that older snapshots may
     /// still read: every snapshot begun later sees at least the then-committed state.
-    package var oldestSnapshotID: UInt64? { core.withLock { $0.snapshots.oldest } }
+    package var oldestSnapshotID: UInt64? { core.withLock { $0.oldestSnapshot } }
 
     /// Pages currently held by the cache, sorted (tests).
     package var cachedPageNumbers: [PageNumber] { cache.cachedPages }
