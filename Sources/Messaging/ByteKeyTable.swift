@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -95,23 +96,62 @@ struct ByteKeyTable {
 /// simply finds no messages under its id). Names are compared as UTF-8 bytes (`ByteString`'s
 /// rule). At `limit` entries the cache starts over.
 ///
+/// Two levels. The table (`ByteKeyTable` under a mutex) holds every cached name. In front of
+/// it, a lock-free direct-mapped array of `frontSlots` entries for names of up to 32 bytes
+/// (`FrontEntry` words: a sequence word, the id, the length, the bytes zero-padded to four
+/// words), each guarded by its sequence word (a seqlock: the one writer, holding the
+/// table's mutex, makes it odd, stores the fields, makes it even again; a reader keeps what
+/// it read only if the word was even and unchanged around its loads). A name the front does
+/// not answer (another name in its entry, a longer name, a racing write) is looked up in the
+/// table.
+///
 /// Cost of a lookup: a hash of the name's bytes (8 at a time, mixed with a random seed of the
 /// cache at every step, so that which names share a hash differs between processes; a shared
-/// hash only lengthens a probe, the bytes decide), one mutex hold, a probe and a `memcmp`.
-/// Thread-safe (one mutex).
-final class NameIDCache: Sendable {
+/// hash only lengthens a probe, the bytes decide); in the front, eight atomic loads and a
+/// compare of at most four words; else one mutex hold, a probe and a `memcmp`.
+/// Thread-safe.
+final class NameIDCache: @unchecked Sendable {
     private let table = Lock(ByteKeyTable())
     private let seed = UInt64.random(in: 1...UInt64.max)
     let limit: Int
+    /// Front entries (`frontSlots` of `FrontEntry.words` atomic words each).
+    private let front: UnsafeMutablePointer<Atomic<UInt64>>
+    private let frontMask: Int
+    static let frontSlots = 4096
+    /// Longest name the front holds.
+    static let frontNameBytes = 32
+
+    /// Word offsets inside a front entry.
+    enum FrontEntry {
+        static let sequence = 0, id = 1, length = 2, bytes = 3
+        static let words = 7
+        /// `length` of an empty entry.
+        static let empty = UInt64.max
+    }
 
     init(limit: Int) {
         self.limit = limit
+        var slots = 16
+        while slots < Self.frontSlots && slots < 2 * limit { slots <<= 1 }
+        frontMask = slots - 1
+        front = .allocate(capacity: slots * FrontEntry.words)
+        for slot in 0..<slots {
+            for word in 0..<FrontEntry.words {
+                (front + slot * FrontEntry.words + word).initialize(to: Atomic(word == FrontEntry.length ? FrontEntry.empty : 0))
+            }
+        }
+    }
+
+    deinit {
+        front.deinitialize(count: (frontMask + 1) * FrontEntry.words)
+        front.deallocate()
     }
 
     /// The cached id of `name`, or nil.
     func id(of name: String) -> UInt64? {
         Self.withBytes(name) { bytes in
             let hash = Self.hash(bytes, seed: seed)
+            if bytes.count <= Self.frontNameBytes, let id = frontID(of: bytes, hash: hash) { return id }
             return table.withLock { $0.value(of: bytes, hash: hash) }
         }
     }
@@ -122,13 +162,62 @@ final class NameIDCache: Sendable {
             let hash = Self.hash(bytes, seed: seed)
             table.withLock { table in
                 guard table.value(of: bytes, hash: hash) == nil else { return }
-                if table.count >= limit { table.removeAll() }
-                table.insert(bytes, hash: hash, value: id)
+                if table.count >= limit {
+                    table.removeAll()
+                    for slot in 0...frontMask { writeFront(slot, id: 0, bytes: nil) }
+                }
+                if table.insert(bytes, hash: hash, value: id), bytes.count <= Self.frontNameBytes {
+                    writeFront(Int(truncatingIfNeeded: hash) & frontMask, id: id, bytes: bytes)
+                }
             }
         }
     }
 
     var count: Int { table.withLock { $0.count } }
+
+    /// `bytes` (at most 32) as four little-endian words, zero-padded.
+    @inline(__always)
+    private static func words(_ bytes: UnsafeRawBufferPointer) -> (UInt64, UInt64, UInt64, UInt64) {
+        var w: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &w) { $0.copyMemory(from: bytes) }
+        return w
+    }
+
+    /// The front's answer for `bytes` (≤ 32), or nil (not there, or a write raced the read).
+    @inline(__always)
+    private func frontID(of bytes: UnsafeRawBufferPointer, hash: UInt64) -> UInt64? {
+        let entry = front + (Int(truncatingIfNeeded: hash) & frontMask) * FrontEntry.words
+        let before = entry[FrontEntry.sequence].load(ordering: .acquiring)
+        guard before & 1 == 0 else { return nil }
+        let id = entry[FrontEntry.id].load(ordering: .relaxed)
+        let length = entry[FrontEntry.length].load(ordering: .relaxed)
+        let b0 = entry[FrontEntry.bytes].load(ordering: .relaxed)
+        let b1 = entry[FrontEntry.bytes + 1].load(ordering: .relaxed)
+        let b2 = entry[FrontEntry.bytes + 2].load(ordering: .relaxed)
+        let b3 = entry[FrontEntry.bytes + 3].load(ordering: .relaxed)
+        atomicMemoryFence(ordering: .acquiring)
+        guard entry[FrontEntry.sequence].load(ordering: .relaxed) == before, length == UInt64(bytes.count) else { return nil }
+        let w = Self.words(bytes)
+        guard b0 == w.0, b1 == w.1, b2 == w.2, b3 == w.3 else { return nil }
+        return id
+    }
+
+    /// Sets front entry `slot` to `bytes` → `id` (nil bytes: empty). REQUIRES: the table's
+    /// mutex (the one writer).
+    private func writeFront(_ slot: Int, id: UInt64, bytes: UnsafeRawBufferPointer?) {
+        let entry = front + slot * FrontEntry.words
+        let sequence = entry[FrontEntry.sequence].load(ordering: .relaxed)
+        entry[FrontEntry.sequence].store(sequence &+ 1, ordering: .relaxed)
+        atomicMemoryFence(ordering: .releasing)
+        let w = bytes.map(Self.words) ?? (0, 0, 0, 0)
+        entry[FrontEntry.id].store(id, ordering: .relaxed)
+        entry[FrontEntry.length].store(bytes.map { UInt64($0.count) } ?? FrontEntry.empty, ordering: .relaxed)
+        entry[FrontEntry.bytes].store(w.0, ordering: .relaxed)
+        entry[FrontEntry.bytes + 1].store(w.1, ordering: .relaxed)
+        entry[FrontEntry.bytes + 2].store(w.2, ordering: .relaxed)
+        entry[FrontEntry.bytes + 3].store(w.3, ordering: .relaxed)
+        entry[FrontEntry.sequence].store(sequence &+ 2, ordering: .releasing)
+    }
 
     @inline(__always)
     private static func withBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {

@@ -7,7 +7,8 @@ import Synchronization
 /// references are not reused while they live. Writers see the latest committed state plus
 /// their own changes; they copy pages on write (`allocatePage`, fill, `freePage(old)`).
 ///
-/// Thread-safety: not safe to use from two threads at once; may be handed between threads.
+/// Thread-safety: not safe to use from two threads at once; may be handed between threads
+/// (which is why its stored properties skip the run-time exclusivity check).
 /// `PageRef`s it returns are valid only while the transaction is open.
 package final class PageTransaction: @unchecked Sendable {
     package let isWritable: Bool
@@ -24,7 +25,10 @@ package final class PageTransaction: @unchecked Sendable {
     /// while the transaction is open (a finished reader waiting in the pager's pool of readers
     /// holds no strong reference, so the pool makes no cycle).
     unowned(unsafe) let pager: Pager
-    private var pagerLifetime: Pager?
+    /// `pager` for the page lookup, used at +0 (`_withUnsafeGuaranteedRef`): reading an
+    /// `unowned(unsafe)` reference retains and releases it around the call.
+    private let pagerHandle: Unmanaged<Pager>
+    @exclusivity(unchecked) private var pagerLifetime: Pager?
     package let pageSize: Int
     @exclusivity(unchecked) private var finished = false
     /// This transaction's pin slots: a reader's go back to the pager when it ends, a writer's
@@ -34,17 +38,18 @@ package final class PageTransaction: @unchecked Sendable {
     let isPoolable: Bool
     /// A pooled reader's registration word in the pager's `ReaderRegistry` (its snapshot is
     /// registered there, not in the pager's `SnapshotCounts`); -1 for other transactions.
-    var registryIndex = -1
+    @exclusivity(unchecked) var registryIndex = -1
     /// Writer: pages allocated by this transaction and not freed again → their frames.
-    private var owned = PageMap<UnsafeMutableRawPointer>()
+    @exclusivity(unchecked) private var owned = PageMap<UnsafeMutableRawPointer>()
     /// Writer: pages it allocated and freed again (reused first by `allocatePage`).
-    private var localFree: [(page: PageNumber, base: UnsafeMutableRawPointer)] = []
+    @exclusivity(unchecked) private var localFree: [(page: PageNumber, base: UnsafeMutableRawPointer)] = []
     /// Writer: committed pages it freed.
-    private var freed: [PageNumber] = []
-    private var freedSet = Set<PageNumber>()
+    @exclusivity(unchecked) private var freed: [PageNumber] = []
+    @exclusivity(unchecked) private var freedSet = Set<PageNumber>()
 
     init(pager: Pager, reading state: CommittedState, pinSlots: PinSlots, poolable: Bool = false) {
         self.pager = pager
+        self.pagerHandle = Unmanaged.passUnretained(pager)
         self.pagerLifetime = pager
         self.isPoolable = poolable
         self.pageSize = pager.pageSize
@@ -56,6 +61,7 @@ package final class PageTransaction: @unchecked Sendable {
 
     init(pager: Pager, writing state: CommittedState, pinSlots: PinSlots) {
         self.pager = pager
+        self.pagerHandle = Unmanaged.passUnretained(pager)
         self.pagerLifetime = pager
         self.isPoolable = false
         self.pageSize = pager.pageSize
@@ -119,7 +125,9 @@ package final class PageTransaction: @unchecked Sendable {
             return PageRef(frame: base, pageSize: pageSize, pin: .none)
         }
         if finished { throw StorageError.invalidArgument("page(\(number)) on a finished transaction") }
-        return try pager.readPage(number, slots: pinSlots)
+        let slots = pinSlots
+        let (base, pin) = try pagerHandle._withUnsafeGuaranteedRef { try $0.pinPage(number, slots: slots) }
+        return PageRef(frame: base, pageSize: pageSize, pin: pin)
     }
 
     /// True if `number` was allocated by this (write) transaction, i.e. may be modified in place.

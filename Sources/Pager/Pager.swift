@@ -415,28 +415,26 @@ package final class Pager: @unchecked Sendable {
 
     // MARK: Reading pages
 
-    /// The page `number`, pinned (in `slots` when one is free); reads and verifies it on a
-    /// cache miss.
+    /// The page `number`, pinned (in `slots` when one is free): its frame and pin, for the
+    /// caller to wrap in a `PageRef`. Reads and verifies it on a cache miss.
     @inline(__always)
-    func readPage(_ number: PageNumber, slots: PinSlots) throws -> PageRef {
+    func pinPage(_ number: PageNumber, slots: PinSlots) throws -> (UnsafeMutableRawPointer, PinToken) {
         guard number >= PageFileLayout.metaPageCount, number < pageCountBound.load(ordering: .relaxed) else {
             throw outOfRange(number)
         }
-        if let (base, pin) = cache.pinCached(number, slots: slots) {
-            return PageRef(frame: base, pageSize: pageSize, pin: pin)
-        }
+        if let hit = cache.pinCached(number, slots: slots) { return hit }
         return try readPageFromDisk(number)
     }
 
     @inline(never)
-    func readPageFromDisk(_ number: PageNumber) throws -> PageRef {
+    func readPageFromDisk(_ number: PageNumber) throws -> (UnsafeMutableRawPointer, PinToken) {
         if isReadOnly, number >= fileBound.load(ordering: .acquiring) { throw outOfRange(number) }
         let maxSequence = durableSequence.load(ordering: .acquiring)
         let base = try cache.load(number) { buffer in
             try file.readExactly(into: buffer, at: number * UInt64(pageSize))
             try Self.verifyPage(UnsafeRawBufferPointer(buffer), number: number, maxSequence: maxSequence, file: path)
         }
-        return PageRef(frame: base, pageSize: pageSize, pin: .counter(base, pageSize: pageSize))
+        return (base, .counter(base, pageSize: pageSize))
     }
 
     @inline(never)

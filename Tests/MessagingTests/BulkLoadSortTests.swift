@@ -1,3 +1,5 @@
+import Synchronization
+import Foundation
 @testable import ScrollbackMessaging
 import Testing
 import TestSupport
@@ -150,5 +152,46 @@ import TestSupport
         cache.insert("room-b", id: 8)
         #expect(cache.count == 1, "started over at the limit")
         #expect(cache.id(of: "room-b") == 8 && cache.id(of: "room-1") == nil)
+    }
+
+    /// The lock-free front against a writer: three threads look names up while one inserts
+    /// and starts over (a limit of 64, so entries are rewritten all the time, names of 1 to
+    /// 32 bytes sharing entries); every answer is nil or the name's own id, never another
+    /// name's (a torn read of an entry would pair one name's bytes with another's id).
+    @Test func lockFreeLookupsNeverAnswerAnotherNamesID() {
+        let cache = NameIDCache(limit: 64)
+        // Names that differ only late in their bytes, so a torn entry can match.
+        let names = (0..<256).map { i in String(repeating: "x", count: i % 31) + "-\(i)" }
+        let done = Atomic<Bool>(false)
+        let wrong = Atomic<Int>(0)
+        let answered = Atomic<Int>(0)
+        let finished = Atomic<Int>(0)
+        for r in 0..<3 {
+            Thread.detachNewThread {
+                var random = UInt64(r + 1) &* 0x9E37_79B9_7F4A_7C15
+                var found = 0
+                while !done.load(ordering: .relaxed) {
+                    random = random &* 6364136223846793005 &+ 1442695040888963407
+                    let i = Int(random >> 33) % names.count
+                    if let id = cache.id(of: names[i]) {
+                        found += 1
+                        if id != UInt64(i + 1) { wrong.add(1, ordering: .relaxed) }
+                    }
+                }
+                answered.add(found, ordering: .relaxed)
+                finished.add(1, ordering: .releasing)
+            }
+        }
+        let start = Date()
+        var random: UInt64 = 12345
+        while Date().timeIntervalSince(start) < 0.5 {
+            random = random &* 6364136223846793005 &+ 1442695040888963407
+            let i = Int(random >> 33) % names.count
+            cache.insert(names[i], id: UInt64(i + 1))
+        }
+        done.store(true, ordering: .relaxed)
+        while finished.load(ordering: .acquiring) < 3 { usleep(1000) }
+        #expect(wrong.load(ordering: .relaxed) == 0)
+        #expect(answered.load(ordering: .relaxed) > 0)
     }
 }
