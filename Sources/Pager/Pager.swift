@@ -135,8 +135,11 @@ struct PagerCore {
 /// found at open count as freed by the meta page's transaction.
 ///
 /// Thread-safety: `Pager` is safe to use from many threads. Each `PageTransaction` is used by
-/// one thread at a time. Readers never wait for the writer or for a checkpoint's I/O (they
-/// take the cache mutex briefly, and the core mutex at begin and end). A checkpoint is
+/// one thread at a time. Readers never wait for the writer or for a checkpoint's I/O: a pooled
+/// reader (`endRead`) begins and ends without a lock while no commit came between
+/// (`ReaderRegistry`), else it takes the core mutex briefly; a page the cache has hinted is
+/// pinned without a lock (`PageCache`, "Lock-free hits"), else the cache mutex is taken
+/// briefly. A checkpoint is
 /// planned while no write transaction is open (`beginCheckpoint` throws `.invalidArgument`
 /// otherwise; the layer above serializes them); write transactions may then run during its
 /// I/O (`writeCheckpoint`).
