@@ -103,7 +103,8 @@ struct ByteKeyTable {
 /// table's mutex, makes it odd, stores the fields, makes it even again; a reader keeps what
 /// it read only if the word was even and unchanged around its loads). A name the front does
 /// not answer (another name in its entry, a longer name, a racing write) is looked up in the
-/// table.
+/// table, and a short one found there takes its front entry back (so the names in use keep
+/// the front, one per entry).
 ///
 /// Cost of a lookup: a hash of the name's bytes (8 at a time, mixed with a random seed of the
 /// cache at every step, so that which names share a hash differs between processes; a shared
@@ -132,7 +133,7 @@ final class NameIDCache: @unchecked Sendable {
     init(limit: Int) {
         self.limit = limit
         var slots = 16
-        while slots < Self.frontSlots && slots < 2 * limit { slots <<= 1 }
+        while slots < Self.frontSlots && slots / 2 < limit { slots <<= 1 }
         frontMask = slots - 1
         front = .allocate(capacity: slots * FrontEntry.words)
         for slot in 0..<slots {
@@ -151,8 +152,14 @@ final class NameIDCache: @unchecked Sendable {
     func id(of name: String) -> UInt64? {
         Self.withBytes(name) { bytes in
             let hash = Self.hash(bytes, seed: seed)
-            if bytes.count <= Self.frontNameBytes, let id = frontID(of: bytes, hash: hash) { return id }
-            return table.withLock { $0.value(of: bytes, hash: hash) }
+            let short = bytes.count <= Self.frontNameBytes
+            if short, let id = frontID(of: bytes, hash: hash) { return id }
+            return table.withLock { table in
+                let id = table.value(of: bytes, hash: hash)
+                // A name the front lost to another (one entry per hash) takes it back.
+                if short, let id { writeFront(Int(truncatingIfNeeded: hash) & frontMask, id: id, bytes: bytes) }
+                return id
+            }
         }
     }
 

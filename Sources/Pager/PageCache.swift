@@ -23,7 +23,8 @@ struct Frame {
     var base: UnsafeMutableRawPointer?
     var page: PageNumber = 0
     var kind: FrameKind = .vacant
-    /// CLOCK reference bit: set on every hit, cleared by the sweeping hand.
+    /// CLOCK reference bit: set on every hit under the lock, cleared by the sweeping hand
+    /// (lock-free hits set the bit in frame memory instead: `FrameMemory.markReferenced`).
     var referenced = false
 }
 
@@ -68,9 +69,10 @@ struct CacheState {
 /// consistent). Either the reader sees the hint gone, or the evictor sees the pin: a frame
 /// is never reused under a reader that validated it (the store-load order of both sides is
 /// the point; relaxed or acquire-release ordering would allow both to miss). Hints are
-/// installed (release store) only under the lock, for a mapped frame whose bytes are
-/// complete — a committed page a transaction asked for; a writer's own new pages never get
-/// one. The hit sets the frame's reference bit in frame memory (`FrameMemory.markReferenced`)
+/// installed (release store) only under the lock, for a mapped frame a transaction asked for
+/// through the cache (a committed page, or a page the writer freed and reads again; a
+/// writer's own new pages are reached through its own map and never get one — a freed page
+/// it allocates again is filled in place, hint or not, but no reader can ask for it). The hit sets the frame's reference bit in frame memory (`FrameMemory.markReferenced`)
 /// and counts itself in the transaction's pin-slot block (`hits` sums them), so it writes
 /// no shared cache line when the bit is already set.
 final class PageCache: @unchecked Sendable {
@@ -141,8 +143,9 @@ final class PageCache: @unchecked Sendable {
     // MARK: Hot path
 
     /// Pins and returns the frame of `page` if it is cached. With a hint for it (see
-    /// "Lock-free hits"): no lock, three atomic loads and a sequentially consistent store into
-    /// a pin slot. Otherwise one lock, one hash lookup, one store into a pin slot of `slots`
+    /// "Lock-free hits"): no lock — a few atomic loads (hint, frame address, a free pin slot,
+    /// then hint and address again), a sequentially consistent store into the pin slot, the
+    /// reference bit and the transaction's hit count. Otherwise one lock, one hash lookup, one store into a pin slot of `slots`
     /// (or an atomic increment if they are all in use), and the page gets a hint.
     @inline(__always)
     func pinCached(_ page: PageNumber, slots: PinSlots) -> (UnsafeMutableRawPointer, PinToken)? {
@@ -425,6 +428,10 @@ final class PageCache: @unchecked Sendable {
                 clearHint(frame.page, i)
                 if isPinned(state, base) {
                     skipped += 1
+                    if skipped == skipLimit {
+                        state.sweptFrames &+= UInt64(step + 1)
+                        return nil
+                    }
                     continue
                 }
             }

@@ -69,8 +69,8 @@ enum FrameMemory {
 /// - 0: not pinned (a page owned by the open write transaction: dirty frames are never
 ///   evicted and only that transaction could reuse the page);
 /// - address of a pin slot | 1: the frame's address is stored in a pin slot of the
-///   transaction (set under the cache lock, cleared with one release store, no atomic
-///   read-modify-write);
+///   transaction (set under the cache lock, or by a lock-free hit with a sequentially
+///   consistent store; cleared with one release store; no atomic read-modify-write);
 /// - address of the frame's pin count: one atomic decrement (the fallback when all of a
 ///   transaction's pin slots are in use, and for pages loaded by a cache miss).
 struct PinToken: Sendable {

@@ -3,8 +3,9 @@ import Synchronization
 
 /// A transaction over the pager: a read snapshot or the single write transaction.
 ///
-/// Readers see the committed state of the moment they began, forever: pages their state
-/// references are not reused while they live. Writers see the latest committed state plus
+/// Readers see the committed state of the moment they began until they end: pages their
+/// state references are not reused while they live. (A reader ended with `Pager.endRead`
+/// may be handed out again as a new snapshot; its state is changed only by the pager.) Writers see the latest committed state plus
 /// their own changes; they copy pages on write (`allocatePage`, fill, `freePage(old)`).
 ///
 /// Thread-safety: not safe to use from two threads at once; may be handed between threads
@@ -16,7 +17,8 @@ package final class PageTransaction: @unchecked Sendable {
     /// `transactionID` already set to this transaction's id); the layer above updates the
     /// trees, counters and log position; `commit()` publishes it. (Exclusivity is not checked
     /// at run time: one thread at a time uses a transaction, and every read of a tree root
-    /// would otherwise pay a dynamic access check.)
+    /// would otherwise pay a dynamic access check.) Readers never change it: a pooled reader
+    /// keeps its state for a later snapshot of the same transaction id (`Pager.beginRead`).
     @exclusivity(unchecked) package var state: CommittedState
     /// Reader: the snapshot's id (its state's transaction id). Writer: this transaction's id.
     /// (Set again when the pager hands out a recycled reader: `reopen`.)

@@ -54,7 +54,8 @@ struct PagerCore {
     /// Live snapshots: snapshot id → number of read transactions holding it.
     var snapshots = SnapshotCounts()
     /// Pin-slot blocks of ended transactions, ready for the next one (taken and returned
-    /// under this lock; a reader's in the same hold as its snapshot's registration). Every
+    /// under this lock; a reader's in the same hold as its snapshot's registration). A pooled
+    /// reader keeps its block while pooled; it comes back here when the reader retires. Every
     /// block ever made is also in the cache's `slotBlocks`.
     var freePinSlots: [PinSlots] = []
     /// Registration words and pool of the pooled readers (`ReaderRegistry`): live snapshots
@@ -136,8 +137,9 @@ struct PagerCore {
 ///
 /// Thread-safety: `Pager` is safe to use from many threads. Each `PageTransaction` is used by
 /// one thread at a time. Readers never wait for the writer or for a checkpoint's I/O: a pooled
-/// reader (`endRead`) begins and ends without a lock while no commit came between
-/// (`ReaderRegistry`), else it takes the core mutex briefly; a page the cache has hinted is
+/// reader (`endRead`) begins without a lock while no commit came since its last snapshot
+/// (`ReaderRegistry`) and ends without one; its first end, and a begin after a commit, take
+/// the core mutex briefly, as do readers that are not pooled; a page the cache has hinted is
 /// pinned without a lock (`PageCache`, "Lock-free hits"), else the cache mutex is taken
 /// briefly. A checkpoint is
 /// planned while no write transaction is open (`beginCheckpoint` throws `.invalidArgument`
@@ -248,19 +250,24 @@ package final class Pager: @unchecked Sendable {
     /// slots and the next `beginRead` reuses it instead of allocating (a pooled reader ends
     /// without a lock; one not pooled before gets a registration index under the pager's
     /// lock, while the pool has room); a reference kept elsewhere (a tree or cursor that
-    /// escaped the read) makes it end as `rollback()` does. The caller does not use
-    /// `transaction` after the call (the pager may hand it out again).
-    package func endRead(_ transaction: inout PageTransaction) {
-        guard !transaction.isWritable, !transaction.isFinished, transaction.isPoolable, transaction.pager === self,
-              isKnownUniquelyReferenced(&transaction) else {
-            transaction.rollback()
+    /// escaped the read) makes it end as `rollback()` does. `transaction` is nil afterwards
+    /// (the pager may hand the object out again).
+    package func endRead(_ transaction: inout PageTransaction?) {
+        guard transaction != nil else { return }
+        let unique = isKnownUniquelyReferenced(&transaction)
+        let reader = transaction.unsafelyUnwrapped
+        transaction = nil
+        guard unique, !reader.isWritable, !reader.isFinished, reader.isPoolable, reader.pager === self else {
+            reader.rollback()
             return
         }
-        let reader = transaction
         if reader.registryIndex >= 0 {
             registry.unregister(reader.registryIndex)
             reader.finishForPool()
-            if !registry.push(reader) { retireRegisteredReader(reader.registryIndex, pinSlots: reader.pinSlots) }
+            if !registry.push(reader) {
+                retireRegisteredReader(reader.registryIndex, pinSlots: reader.pinSlots)
+                reader.registryIndex = -1
+            }
             return
         }
         reader.finishForPool()
@@ -269,6 +276,7 @@ package final class Pager: @unchecked Sendable {
             if let index = core.freeRegistryIndexes.popLast() {
                 reader.registryIndex = index
                 if !core.registry.push(reader) {
+                    reader.registryIndex = -1
                     core.freeRegistryIndexes.append(index)
                     core.freePinSlots.append(reader.pinSlots)
                 }

@@ -152,9 +152,9 @@ package final class StorageEngine: @unchecked Sendable {
     /// Runs `body` on a fresh snapshot and ends the snapshot afterwards.
     /// The snapshot object is reused by a later `read` when `body` kept no reference to it.
     package func read<R>(_ body: (PageTransaction) throws -> R) throws -> R {
-        var snapshot = try snapshot()
+        var snapshot: PageTransaction? = try snapshot()
         defer { pager.endRead(&snapshot) }
-        return try body(snapshot)
+        return try body(snapshot.unsafelyUnwrapped)
     }
 
     /// Calls `body` with the type and payload of the record at `position` (as a snapshot's

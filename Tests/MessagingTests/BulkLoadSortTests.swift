@@ -155,13 +155,14 @@ import TestSupport
     }
 
     /// The lock-free front against a writer: three threads look names up while one inserts
-    /// and starts over (a limit of 64, so entries are rewritten all the time, names of 1 to
-    /// 32 bytes sharing entries); every answer is nil or the name's own id, never another
-    /// name's (a torn read of an entry would pair one name's bytes with another's id).
+    /// and starts over (a limit of 64, so entries are rewritten all the time, names of 2 to
+    /// 31 bytes sharing entries); every answer is nil or the name's own id, never another
+    /// name's (a torn read of an entry would pair one name's bytes with another's id; such a
+    /// race is caught only with a probability, a wrong compare every time).
     @Test func lockFreeLookupsNeverAnswerAnotherNamesID() {
         let cache = NameIDCache(limit: 64)
         // Names that differ only late in their bytes, so a torn entry can match.
-        let names = (0..<256).map { i in String(repeating: "x", count: i % 31) + "-\(i)" }
+        let names = (0..<256).map { i in String(repeating: "x", count: i % 28) + "-\(i)" }  // 2…31 bytes
         let done = Atomic<Bool>(false)
         let wrong = Atomic<Int>(0)
         let answered = Atomic<Int>(0)

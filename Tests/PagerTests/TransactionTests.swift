@@ -315,8 +315,10 @@ import Testing
     }
 
     /// `endRead` gives a reader no one else references back to the pager, and the next
-    /// `beginRead` reuses it with the new snapshot; a reader referenced elsewhere ends as a
-    /// rollback and is not reused; the pool keeps the pager no longer than its owner does.
+    /// `beginRead` reuses it: after a commit with the new state (registered under the lock),
+    /// without one with its own state (registered without the lock); either way its snapshot
+    /// counts for page reuse until it ends. A reader referenced elsewhere ends as a rollback
+    /// and is not reused; the pool keeps the pager no longer than its owner does.
     @Test func endedReadersAreReusedOnlyWhenUnreferenced() throws {
         let fs = try makeFileSystem()
         weak var weakPager: Pager?
@@ -328,42 +330,61 @@ import Testing
             setState(setup, root: first, version: 1)
             try setup.commit()
 
-            var reader = pager.beginRead()
-            let identity = ObjectIdentifier(reader)
-            #expect(reader.state.counters[0] == 1)
-            #expect(try stamp(reader, first) == 10)
+            var reader: PageTransaction? = pager.beginRead()
+            let identity = ObjectIdentifier(reader!)
+            #expect(reader!.state.counters[0] == 1)
+            #expect(try stamp(reader!, first) == 10)
             pager.endRead(&reader)
-            #expect(reader.isFinished)
+            #expect(reader == nil)
             #expect(pager.oldestSnapshotID == nil)
 
+            // A commit between: reused, with the new snapshot, registered.
             let writer = try pager.beginWrite()
             let second = try allocateFilled(writer, count: 1, stampBase: 20)[0]
+            try writer.freePage(first)
             setState(writer, root: second, version: 2)
             try writer.commit()
+            var again: PageTransaction? = pager.beginRead()
+            #expect(ObjectIdentifier(again!) == identity)
+            #expect(!again!.isFinished)
+            #expect(again!.state.counters[0] == 2)
+            #expect(again!.id == pager.committedState.transactionID)
+            #expect(try stamp(again!, second) == 20)
+            #expect(pager.oldestSnapshotID == again!.id)
+            pager.endRead(&again)
+            #expect(pager.oldestSnapshotID == nil, "the pooled reader's lock-free end unregisters it")
 
-            // Reused: same object, the new snapshot, open again.
-            var again = pager.beginRead()
-            #expect(ObjectIdentifier(again) == identity)
-            #expect(!again.isFinished)
-            #expect(again.state.counters[0] == 2)
-            #expect(again.id == pager.committedState.transactionID)
-            #expect(try stamp(again, second) == 20)
-            #expect(pager.oldestSnapshotID == again.id)
+            // No commit between: the lock-free begin, same object and state, registered.
+            var third: PageTransaction? = pager.beginRead()
+            #expect(ObjectIdentifier(third!) == identity)
+            #expect(third!.state.counters[0] == 2 && !third!.isFinished)
+            #expect(pager.oldestSnapshotID == third!.id)
+            #expect(try stamp(third!, second) == 20)
+            // While it is open, the page freed by the commit after it stays unused.
+            let rewrite = try pager.beginWrite()
+            let replacement = try allocateFilled(rewrite, count: 1, stampBase: 30)[0]
+            try rewrite.freePage(second)
+            setState(rewrite, root: replacement, version: 3)
+            try rewrite.commit()
+            let probe = try pager.beginWrite()
+            let fresh = try probe.allocatePage()
+            #expect(fresh != second, "a page the open pooled snapshot reads was handed out")
+            probe.rollback()
+            #expect(try stamp(third!, second) == 20)
+            pager.endRead(&third)
+            #expect(pager.oldestSnapshotID == nil)
 
             // Referenced elsewhere: ended, not pooled, so the kept reference can never see
             // another snapshot.
-            let kept = again
-            pager.endRead(&again)
-            #expect(kept.isFinished)
+            var referenced: PageTransaction? = pager.beginRead()
+            let kept = referenced!
+            pager.endRead(&referenced)
+            #expect(referenced == nil && kept.isFinished)
             #expect(pager.oldestSnapshotID == nil)
-            #expect(throws: StorageError.self) { _ = try kept.page(second) }
-            let other = pager.beginRead()
-            #expect(ObjectIdentifier(other) != identity)
-            #expect(kept.isFinished)
-            var otherReader = other
-            pager.endRead(&otherReader)  // `other` still references it: not pooled either
-            var fresh = pager.beginRead()
-            pager.endRead(&fresh)
+            #expect(throws: StorageError.self) { _ = try kept.page(replacement) }
+            var other: PageTransaction? = pager.beginRead()
+            #expect(ObjectIdentifier(other!) != ObjectIdentifier(kept))
+            pager.endRead(&other)
             try pager.close()
         }
         // Pooled readers hold no strong reference to their pager.
