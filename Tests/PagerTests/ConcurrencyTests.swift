@@ -32,6 +32,24 @@ import Foundation
         return directory
     }
 
+    /// Commits `version`: the data pages at `indices` copied on write with the version's
+    /// stamps (`version * 1000 + index`), the old directory freed and a new one written.
+    func commitVersion(_ pager: Pager, _ version: UInt64, rewriting indices: [Int], of pages: inout [PageNumber],
+                       directory: inout PageNumber) throws {
+        let txn = try pager.beginWrite()
+        for i in indices {
+            let fresh = try txn.allocatePage()
+            try fill(txn, fresh, stamp: version * 1000 + UInt64(i))
+            try txn.freePage(pages[i])
+            pages[i] = fresh
+        }
+        try txn.freePage(directory)
+        directory = try writeDirectory(txn, pages: pages, version: version)
+        txn.state.trees[0] = TreeRoot(rootPage: directory, entryCount: 1, height: 1, keyWords: 1)
+        txn.state.counters[0] = version
+        try txn.commit()
+    }
+
     /// Reads a snapshot's whole version; returns the number of problems found.
     static func verifySnapshot(_ reader: PageTransaction) throws -> Int {
         let root = reader.state.trees[0].rootPage
@@ -94,18 +112,7 @@ import Foundation
         var oldDirectory = pager.committedState.trees[0].rootPage
         for version in UInt64(2)...150 {
             if version % 10 == 0 { waitForReads(beyond: shared.snapshotsRead.load(ordering: .relaxed)) }
-            let txn = try pager.beginWrite()
-            for i in pages.indices {
-                let fresh = try txn.allocatePage()
-                try fill(txn, fresh, stamp: version * 1000 + UInt64(i))
-                try txn.freePage(pages[i])
-                pages[i] = fresh
-            }
-            try txn.freePage(oldDirectory)
-            oldDirectory = try writeDirectory(txn, pages: pages, version: version)
-            txn.state.trees[0] = TreeRoot(rootPage: oldDirectory, entryCount: 1, height: 1, keyWords: 1)
-            txn.state.counters[0] = version
-            try txn.commit()
+            try commitVersion(pager, version, rewriting: Array(pages.indices), of: &pages, directory: &oldDirectory)
             if version % 10 == 0 { try pager.checkpoint() }
         }
         shared.done.store(true, ordering: .relaxed)
@@ -196,20 +203,12 @@ import Foundation
         var version: UInt64 = 1
         while version < 300 || (Date().timeIntervalSince(start) < 1.0 && version < 100_000) {
             version += 1
-            let txn = try pager.beginWrite()
+            var rewritten: Set<Int> = []
             for _ in 0..<4 {
                 random = random &* 6364136223846793005 &+ 1442695040888963407
-                let i = Int(random >> 33) % pageCount
-                let fresh = try txn.allocatePage()
-                try fill(txn, fresh, stamp: version * 1000 + UInt64(i))
-                try txn.freePage(pages[i])
-                pages[i] = fresh
+                rewritten.insert(Int(random >> 33) % pageCount)
             }
-            try txn.freePage(oldDirectory)
-            oldDirectory = try writeDirectory(txn, pages: pages, version: version)
-            txn.state.trees[0] = TreeRoot(rootPage: oldDirectory, entryCount: 1, height: 1, keyWords: 1)
-            txn.state.counters[0] = version
-            try txn.commit()
+            try commitVersion(pager, version, rewriting: Array(rewritten), of: &pages, directory: &oldDirectory)
             try pager.checkpoint()
             usleep(200)
         }
