@@ -202,7 +202,7 @@ final class ScrollbackEngine: ChatEngine {
 
     /// Bytes of the search index's two trees (`spaceUsage`).
     func searchIndexBytes() throws -> UInt64 {
-        try store.spaceUsage().filter { $0.structure == "tree searchTerms" || $0.structure == "tree searchPostings" }
+        try store.spaceUsage().filter { ["tree searchTerms", "tree searchPostings", "tree searchPostingBlocks"].contains($0.structure) }
             .reduce(0) { $0 + $1.bytes }
     }
 }

@@ -286,10 +286,13 @@ struct Upgrade: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Upgrade a store written by an older release to this release's format.",
         discussion: """
-            The old store is read without changes, a new store is built beside it \
-            (STORE.upgrading), and then the old one is renamed to STORE.format1 (kept; remove \
-            it once the new store serves) and the new one to STORE. Stop every process using \
-            the store first. Interrupted, it leaves the old store usable; run it again.
+            Store format 1: the old store is read without changes, a new store is built beside \
+            it (STORE.upgrading), and then the old one is renamed to STORE.format1 (kept; \
+            remove it once the new store serves) and the new one to STORE. Stop every process \
+            using the store first. Interrupted, it leaves the old store usable; run it again. \
+            A store whose search index an earlier build made (format version 3) is upgraded in \
+            place: its index is rebuilt in the current layout, step by step (interrupted, run \
+            it again to finish).
             """)
 
     @Argument(help: "The store directory.")
@@ -297,8 +300,10 @@ struct Upgrade: ParsableCommand {
 
     func run() throws {
         let report = try MessageStore.upgrade(path: store)
+        let kept = report.previousFormatPath.isEmpty
+            ? "upgraded in place (its search index rebuilt)" : "the old store is kept at \(report.previousFormatPath)"
         Output.standardOutput.line(
             "upgraded \(store): \(report.messages) messages, \(report.conversations) conversations, "
-                + "\(report.readMarkers) read markers; the old store is kept at \(report.previousFormatPath)")
+                + "\(report.readMarkers) read markers; \(kept)")
     }
 }

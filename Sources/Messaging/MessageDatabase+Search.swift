@@ -231,6 +231,10 @@ extension MessageDatabase {
                     + "enableSearchIndex() (scrollback search-index STORE)")
         }
         let index = try SearchIndex.Trees(snapshot)
+        guard case .blocks(let postings) = index.postings else {
+            throw MessagingError.invalidArgument(
+                argument: "search", reason: "the search index of \(directory) has the layout of format 3: run scrollback upgrade STORE")
+        }
         var resolved: [ResolvedTerm] = []
         for word in query.words {
             let term = try ResolvedTerm(prefix: word, index.terms)
@@ -256,6 +260,9 @@ extension MessageDatabase {
         for (i, term) in resolved.enumerated() where i != driverIndex {
             if term.checkByPostings { checks.append(term) } else { needsBody = true }
         }
+        // The rarest first: a candidate without it is rejected after one probe.
+        checks.sort { $0.postings < $1.postings }
+        var probes = checks.map { _ in SearchPostings.Probe(postings) }
 
         var stream: CandidateStream
         if let scope {
@@ -269,15 +276,15 @@ extension MessageDatabase {
             let seeks = UInt64(ids.count * driver.ids.count)
             let (budget, overflow) = seeks.multipliedReportingOverflow(by: UInt64(max(0, searchPostingsScannedPerSeek)))
             if !ids.isEmpty && driver.postings <= (overflow ? .max : budget) {
-                stream = try CandidateStream(sorting: driver.ids, in: ids.sorted(), below: after, index.postings,
+                stream = try CandidateStream(sorting: driver.ids, in: ids.sorted(), below: after, postings,
                                              firstRound: limit == .max ? 1 << 16 : min(limit, 1 << 16) * 2 + 8)
             } else {
-                stream = try CandidateStream(merging: driver.ids, conversations: ids, below: after, index.postings)
+                stream = try CandidateStream(merging: driver.ids, conversations: ids, below: after, postings)
             }
         } else {
             // The first round keeps one more than the page (plus a margin for candidates the
             // other terms reject); `searchCount` (limit .max) takes big rounds from the start.
-            stream = try CandidateStream(sorting: driver.ids, below: after, index.postings,
+            stream = try CandidateStream(sorting: driver.ids, below: after, postings,
                                          firstRound: limit == .max ? 1 << 16 : min(limit, 1 << 16) * 2 + 8)
         }
 
@@ -285,7 +292,7 @@ extension MessageDatabase {
         var reader = engine.recordReader(for: snapshot)
         var taken = 0
         candidates: while let key = try stream.next() {
-            for check in checks where !(try check.hasPosting(key, index.postings)) { continue candidates }
+            for i in checks.indices where !(try checks[i].hasPosting(key, &probes[i])) { continue candidates }
             var found: LogPosition? = nil
             try messages.withValue(for: key.treeKey) { found = MessagePointer.position(in: $0) }
             guard let position = found else {
@@ -347,8 +354,8 @@ private struct ResolvedTerm {
         }
     }
 
-    func hasPosting(_ key: MessageKey, _ postings: BTree) throws -> Bool {
-        for id in ids where try postings.contains(SearchPostingKey.key(termID: id, key)) { return true }
+    func hasPosting(_ key: MessageKey, _ probe: inout SearchPostings.Probe) throws -> Bool {
+        for id in ids where try probe.contains(Posting(term: id, key)) { return true }
         return false
     }
 }
@@ -358,7 +365,7 @@ private struct ResolvedTerm {
 /// reverse scans for a scope, rounds of top-k selection for the whole store.
 private struct CandidateStream {
     // Scoped: one reverse cursor per (conversation, term id), merged by a heap.
-    private var cursors: [BTreeCursor] = []
+    private var cursors: [PostingReverseCursor] = []
     private var heap = FeedHeap()
     // Whole store: the term's postings, sorted.
     private var sorted: [MessageKey] = []
@@ -376,26 +383,22 @@ private struct CandidateStream {
         return nil
     }
 
-    init(merging termIDs: [UInt64], conversations: [UInt64], below position: CursorToken.Position?, _ postings: BTree) throws {
+    init(merging termIDs: [UInt64], conversations: [UInt64], below position: CursorToken.Position?, _ postings: SearchPostings) throws {
         merging = true
         for conversation in conversations {
             guard let upper = Self.upperBound(conversation, below: position) else { continue }
             for termID in termIDs {
-                var cursor = postings.cursor()
-                guard try cursor.seek(atMost: SearchPostingKey.key(termID: termID, upper)) else { continue }
-                var head: MessageKey? = nil
-                _ = try cursor.withCurrent { k, _ in
-                    let key = SearchPostingKey.message(of: k)
-                    if k.w0 == termID && key.conversation == conversation { head = key }
-                }
-                guard let head else { continue }
+                var cursor = PostingReverseCursor(postings)
+                guard try cursor.seek(atMost: Posting(term: termID, upper)) else { continue }
+                let head = cursor.current
+                guard head.term == termID && head.conversation == conversation else { continue }
                 heap.push(FeedHeap.Entry(createdAt: head.createdAt, seq: head.seq, source: cursors.count))
                 cursors.append(cursor)
             }
         }
     }
 
-    init(sorting termIDs: [UInt64], in conversations: [UInt64]? = nil, below position: CursorToken.Position?, _ postings: BTree,
+    init(sorting termIDs: [UInt64], in conversations: [UInt64]? = nil, below position: CursorToken.Position?, _ postings: SearchPostings,
          firstRound: Int) throws {
         merging = false
         self.termIDs = termIDs
@@ -422,7 +425,7 @@ private struct CandidateStream {
         }
         return low < sorted.count && sorted[low] == value
     }
-    private var postings: BTree? = nil
+    private var postings: SearchPostings? = nil
     private var roundSize = 0
     private var roundWasFull = false
 
@@ -434,11 +437,8 @@ private struct CandidateStream {
         kept.items.reserveCapacity(roundSize)
         let k = roundSize
         for termID in termIDs {
-            var cursor = postings.cursor()
-            guard try cursor.seek(atLeast: BTreeKey(termID, 0, 0)) else { continue }
-            _ = try cursor.walk(forward: true) { raw, _ in
-                guard raw.w0 == termID else { return false }
-                let key = SearchPostingKey.message(of: raw)
+            try postings.forEach(term: termID) { posting in
+                let key = posting.message
                 if let conversations, !Self.contains(conversations, key.conversation) { return true }
                 if let p = position, !(key.createdAt < p.createdAt || (key.createdAt == p.createdAt && key.seq < p.seq)) {
                     return true
@@ -464,15 +464,12 @@ private struct CandidateStream {
             let key: MessageKey
             if merging {
                 guard let top = heap.popMax() else { return nil }
-                var current = BTreeKey.min
-                _ = try cursors[top.source].withCurrent { k, _ in current = k }
-                key = SearchPostingKey.message(of: current)
+                let current = cursors[top.source].current
+                key = current.message
                 if try cursors[top.source].previous() {
-                    var next = BTreeKey.min
-                    _ = try cursors[top.source].withCurrent { k, _ in next = k }
-                    let nextKey = SearchPostingKey.message(of: next)
-                    if next.w0 == current.w0 && nextKey.conversation == key.conversation {
-                        heap.push(FeedHeap.Entry(createdAt: nextKey.createdAt, seq: nextKey.seq, source: top.source))
+                    let next = cursors[top.source].current
+                    if next.term == current.term && next.conversation == current.conversation {
+                        heap.push(FeedHeap.Entry(createdAt: next.createdAt, seq: next.seq, source: top.source))
                     }
                 }
             } else {

@@ -69,6 +69,62 @@ extension MessageDatabase {
                               readMarkers: content.markers.count, previousFormatDirectory: kept)
     }
 
+    /// What `upgrade` does for the store at `directory`: format 1 (and an interrupted format-1
+    /// upgrade) `upgradeFormatOne`; any other store `upgradeSearchIndex`.
+    package static func upgrade(fileSystem: any FileSystem, directory: String, options: MessageDatabaseOptions) throws
+        -> UpgradeSummary {
+        if fileSystem.fileExists(directory + upgradeKeptSuffix) || !storeExists(fileSystem: fileSystem, at: directory) {
+            return try upgradeFormatOne(fileSystem: fileSystem, directory: directory, options: options)
+        }
+        let checkpointed = try {
+            let store = try FrozenStore(fileSystem: fileSystem, directory: directory)
+            defer { store.close() }
+            let counters = store.state.counters
+            return counters.count > FormatOneReader.formatVersionCounter ? counters[FormatOneReader.formatVersionCounter] : 0
+        }()
+        if checkpointed == 1 {
+            return try upgradeFormatOne(fileSystem: fileSystem, directory: directory, options: options)
+        }
+        return try upgradeSearchIndex(fileSystem: fileSystem, directory: directory, options: options)
+    }
+
+    /// Upgrades a store of format 3 (the search index's previous layout: one 24-byte key per
+    /// posting) to format 4 in place: one durable commit turns the old index off (its pages
+    /// freed) and the index on again (counter 6 becomes 4), then the index is built from the
+    /// messages in steps (`enableSearchIndex`), each a durable commit. Interrupted, the store
+    /// is of format 4 with its index part-built: it opens, searches say so, and `upgrade` (or
+    /// `enableSearchIndex`) again finishes the build. A store of format 2 or 4 whose index is
+    /// built (or off) has nothing to upgrade (`invalidArgument`).
+    package static func upgradeSearchIndex(fileSystem: any FileSystem, directory: String, options: MessageDatabaseOptions) throws
+        -> UpgradeSummary {
+        let database = try MessageDatabase.open(fileSystem: fileSystem, directory: directory, options: options,
+                                                acceptingLegacySearchIndex: true)
+        do {
+            let version = database.engine.committedState[counter: .formatVersion]
+            var state = try database.searchIndexState()
+            if version == MessageLimits.legacySearchFormatVersion {
+                try database.engine.commit { transaction, batch in
+                    guard transaction.state[counter: .formatVersion] == MessageLimits.legacySearchFormatVersion else { return }
+                    try batch.append(type: .searchDisable, payloadCount: 0) { _ in }
+                    try batch.append(type: .searchEnable, payloadCount: 0) { _ in }
+                }
+                state = try database.searchIndexState()
+            } else if !(state.enabled && !state.built) {
+                throw StorageError.invalidArgument("\(directory) is in store format \(version) already: nothing to upgrade")
+            }
+            if state.enabled && !state.built { try database.enableSearchIndex() }
+            let counts = try database.engine.read { snapshot in
+                (Int(snapshot.state[counter: .liveMessages]), try BTree(snapshot, .conversations).count,
+                 try BTree(snapshot, .readMarkers).count)
+            }
+            try database.close()
+            return UpgradeSummary(messages: counts.0, conversations: counts.1, readMarkers: counts.2, previousFormatDirectory: "")
+        } catch {
+            try? database.close()
+            throw error
+        }
+    }
+
     /// An upgrade interrupted between its two renames leaves no store at `directory`, the old
     /// one at `<directory>.format1` and the new one, complete, at `<directory>.upgrading`.
     /// Opening `directory` then would create an empty store in its place; it is refused with

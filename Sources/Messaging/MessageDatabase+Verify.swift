@@ -103,7 +103,7 @@ struct MessageAudit {
                         expectedPostings[term, default: 0] += 1
                         var termID: UInt64? = nil
                         try index.terms.withValue(for: SearchTermKey.key(term)) { termID = SearchTermValue($0).termID }
-                        guard let termID, try index.postings.contains(SearchPostingKey.key(termID: termID, key)) else {
+                        guard let termID, try index.postings.contains(Posting(term: termID, key)) else {
                             found.append("message \(key): search posting of term \"\(String(decoding: term, as: UTF8.self))\" missing")
                             continue
                         }
@@ -162,8 +162,13 @@ struct MessageAudit {
     /// `checkRecord`, so equal counts leave no extra).
     private mutating func checkSearchIndex(_ index: SearchIndex.Trees) throws {
         let expectedTotal = expectedPostings.values.reduce(0, +)
-        if UInt64(index.postings.count) != expectedTotal {
-            report("search index holds \(index.postings.count) postings, the messages it covers imply \(expectedTotal)")
+        var disorder: [String] = []
+        let held = try index.postings.count { previous, next in
+            if disorder.count < 10 { disorder.append("search postings out of order: \(next) after \(previous)") }
+        }
+        for problem in disorder { report(problem) }
+        if UInt64(held) != expectedTotal {
+            report("search index holds \(held) postings, the messages it covers imply \(expectedTotal)")
         }
         var cursor = index.terms.cursor()
         var valid = try cursor.seekFirst()

@@ -52,11 +52,12 @@ package final class MessageDatabase: Sendable {
     /// file nor log segments is `.notAStore` (never written into); a store of a newer message
     /// format is `.unsupportedVersion` (`MessageSchema.checkFormat`). A new store gets its
     /// initialize record (format version, a random cursor secret) in its first commit.
-    package static func open(fileSystem: any FileSystem, directory: String, options: MessageDatabaseOptions) throws
-        -> MessageDatabase {
+    /// `acceptingLegacySearchIndex`: opens a store of format 3 too (the upgrade).
+    package static func open(fileSystem: any FileSystem, directory: String, options: MessageDatabaseOptions,
+                             acceptingLegacySearchIndex: Bool = false) throws -> MessageDatabase {
         try refuseInterruptedUpgrade(fileSystem: fileSystem, directory: directory)
         let engine = try StorageEngine.open(fileSystem: fileSystem, directory: directory, options: options.storage,
-                                            schema: MessageSchema.schema)
+                                            schema: acceptingLegacySearchIndex ? MessageSchema.legacySearchSchema : MessageSchema.schema)
         do {
             if engine.committedState[counter: .formatVersion] == 0 {
                 var generator = SystemRandomNumberGenerator()

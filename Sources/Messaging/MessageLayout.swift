@@ -38,8 +38,12 @@ package enum MessageTree: Int, CaseIterable, Sendable, CustomStringConvertible {
     /// postings): the search index's dictionary (spec/message-records.md, "Search index").
     case searchTerms = 11
     /// `SearchPostingKey` (term id, the packed `MessageKey`) → 0 B: one entry per distinct
-    /// term of each indexed message.
+    /// term of each indexed message — the postings of format 3, empty in format 4 (kept for
+    /// the log tail of a format-3 store until `scrollback upgrade` rebuilds its index).
     case searchPostings = 12
+    /// `SearchPostingKey` of a block's first posting → `PostingBlock` (246 B): the postings
+    /// of format 4, packed (`SearchPostings`).
+    case searchPostingBlocks = 13
 
     /// The tree's name, as `dump` and the tests print it.
     package var description: String {
@@ -57,6 +61,7 @@ package enum MessageTree: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .longNames: "longNames"
         case .searchTerms: "searchTerms"
         case .searchPostings: "searchPostings"
+        case .searchPostingBlocks: "searchPostingBlocks"
         }
     }
 
@@ -79,6 +84,7 @@ package enum MessageTree: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .longNames: .init(slot: rawValue, keyWords: 3, valueSize: LongName.chunkSize)
         case .searchTerms: .init(slot: rawValue, keyWords: 4, valueSize: SearchTermValue.size)
         case .searchPostings: .init(slot: rawValue, keyWords: 3, valueSize: 0)
+        case .searchPostingBlocks: .init(slot: rawValue, keyWords: 3, valueSize: PostingBlock.valueSize)
         }
     }
 }
@@ -264,11 +270,14 @@ extension CommittedState {
 package enum MessageLimits {
     /// Message-layer format version (spec/message-records.md, "Version history").
     package static let formatVersion: UInt64 = 2
-    /// The version of a format-2 store whose search index has been turned on (records 31–33,
-    /// slots 11–12, counters 11–14): `searchEnable` raises counter 6 to it, so a build that
+    /// The version of a format-2 store whose search index has been turned on (records 31–34,
+    /// slots 11 and 13, counters 11–14): `searchEnable` raises counter 6 to it, so a build that
     /// does not maintain the index refuses the store (`unsupportedVersion`) instead of letting
     /// the index fall behind the messages.
-    package static let searchFormatVersion: UInt64 = 3
+    package static let searchFormatVersion: UInt64 = 4
+    /// Format 2 with the search index of the previous layout (one 24-byte key per posting in
+    /// slot 12): opened only by `scrollback upgrade`, which rebuilds the index as format 4.
+    package static let legacySearchFormatVersion: UInt64 = 3
     /// The largest conversation id and seq the packed messages-tree key holds.
     package static let maxConversationID: UInt64 = (1 << 32) - 2
     package static let maxSeq: UInt64 = (1 << 43) - 1

@@ -6,24 +6,37 @@ import ScrollbackStorage
 /// records into tree changes, for live commits and recovery alike, and what sealing and
 /// merging need to know about messages (spec/message-records.md).
 package enum MessageSchema {
-    package static let schema = StorageSchema(
-        trees: MessageTree.allCases.filter { !$0.isEngineTree }.map(\.shape),
-        liveness: LivenessLayout(
-            segmentTable: MessageTree.segments.rawValue, runTable: MessageTree.runs.rawValue,
-            retireRecordType: MessageRecordType.retireSegment.rawValue, sealRecordType: MessageRecordType.sealed.rawValue,
-            mergeRecordType: MessageRecordType.merged.rawValue, attachRecordType: MessageRecordType.attached.rawValue,
-            retirementCounter: MessageCounter.compactions.rawValue, nextRunCounter: MessageCounter.nextRun.rawValue,
-            virtualSegmentCounter: MessageCounter.lowestVirtualSegment.rawValue),
-        checkState: { state, pageFile in try checkFormat(state, pageFile: pageFile) },
-        apply: { transaction, records, liveness in try apply(transaction, records, &liveness) },
-        sealRecord: { snapshot, position, type, payload, arena in try sealRecord(snapshot, position, type, payload, &arena) },
-        isLive: { snapshot, key, segment in try isLive(snapshot, key, segment) })
+    package static let schema = makeSchema(acceptingLegacySearchIndex: false)
+    /// The schema `scrollback upgrade` opens a format-3 store with (its search index in the
+    /// previous layout) to rebuild the index.
+    static let legacySearchSchema = makeSchema(acceptingLegacySearchIndex: true)
+
+    private static func makeSchema(acceptingLegacySearchIndex: Bool) -> StorageSchema {
+        StorageSchema(
+            trees: MessageTree.allCases.filter { !$0.isEngineTree }.map(\.shape),
+            liveness: LivenessLayout(
+                segmentTable: MessageTree.segments.rawValue, runTable: MessageTree.runs.rawValue,
+                retireRecordType: MessageRecordType.retireSegment.rawValue, sealRecordType: MessageRecordType.sealed.rawValue,
+                mergeRecordType: MessageRecordType.merged.rawValue, attachRecordType: MessageRecordType.attached.rawValue,
+                retirementCounter: MessageCounter.compactions.rawValue, nextRunCounter: MessageCounter.nextRun.rawValue,
+                virtualSegmentCounter: MessageCounter.lowestVirtualSegment.rawValue),
+            checkState: { state, pageFile in
+                try checkFormat(state, pageFile: pageFile, acceptingLegacySearchIndex: acceptingLegacySearchIndex)
+            },
+            apply: { transaction, records, liveness in try apply(transaction, records, &liveness) },
+            sealRecord: { snapshot, position, type, payload, arena in try sealRecord(snapshot, position, type, payload, &arena) },
+            isLive: { snapshot, key, segment in try isLive(snapshot, key, segment) })
+    }
 
     /// Refuses a store written by another message-layer format (counter 6; 0 is a store
-    /// whose initialize record is not written yet; 3 is format 2 with the search index on):
-    /// a newer one is `unsupportedVersion`, an older one names the upgrade.
-    static func checkFormat(_ state: CommittedState, pageFile: String) throws {
+    /// whose initialize record is not written yet; 4 is format 2 with the search index on):
+    /// a newer one is `unsupportedVersion`, an older one names the upgrade — including 3, the
+    /// search index's previous layout, unless `acceptingLegacySearchIndex` (the upgrade).
+    static func checkFormat(_ state: CommittedState, pageFile: String, acceptingLegacySearchIndex: Bool = false) throws {
         let version = state[counter: .formatVersion]
+        if version == MessageLimits.legacySearchFormatVersion && !acceptingLegacySearchIndex {
+            throw StorageError.needsUpgrade(file: pageFile, found: UInt32(version), current: UInt32(MessageLimits.searchFormatVersion))
+        }
         if version > MessageLimits.searchFormatVersion {
             throw MessagingError.unsupportedVersion(
                 path: pageFile, found: UInt32(truncatingIfNeeded: version), supported: UInt32(MessageLimits.searchFormatVersion))

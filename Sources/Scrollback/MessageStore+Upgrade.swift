@@ -9,7 +9,8 @@ public struct UpgradeReport: Sendable, Hashable {
     public var conversations: Int
     /// Read markers carried over.
     public var readMarkers: Int
-    /// Where the store in the older format was kept (remove it once the new one serves).
+    /// Where the store in the older format was kept (remove it once the new one serves);
+    /// empty when the store was upgraded in place (format 3: its search index rebuilt).
     public var previousFormatPath: String
 }
 
@@ -25,8 +26,15 @@ extension MessageStore {
     /// a crash between them is finished by the next `upgrade`. Keyset cursors issued by the
     /// old store are refused by the new one (`.invalidArgument`): restart those pagings.
     ///
-    /// REQUIRES: no process has the old store open (the older release took no lock).
-    /// Memory: every live message of the store at once.
+    /// A store whose search index an earlier build made (format version 3: one 24-byte key per
+    /// posting) is upgraded in place instead: one durable commit turns the old index off and
+    /// the index on again, then the index is built from the messages in steps, each a durable
+    /// commit (interrupted, the store opens with its index part-built; upgrade again to
+    /// finish). A store with nothing to upgrade is `.invalidArgument`.
+    ///
+    /// REQUIRES: no process has the old store open (the older release took no lock; the
+    /// in-place upgrade takes the store's lock). Memory: every live message of the store at
+    /// once (format 1).
     @discardableResult
     public static func upgrade(path: String, options: StoreOptions = StoreOptions()) throws -> UpgradeReport {
         try upgrade(path: path, options: options, fileSystem: PosixFileSystem())
@@ -39,7 +47,7 @@ extension MessageStore {
         try validatePath(path, argument: "path")
         let config = try configuration(options)
         let summary = try mapErrors {
-            try MessageDatabase.upgradeFormatOne(fileSystem: fileSystem, directory: path, options: config)
+            try MessageDatabase.upgrade(fileSystem: fileSystem, directory: path, options: config)
         }
         return UpgradeReport(messages: summary.messages, conversations: summary.conversations, readMarkers: summary.readMarkers,
                              previousFormatPath: summary.previousFormatDirectory)

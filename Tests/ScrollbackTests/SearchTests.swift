@@ -248,24 +248,23 @@ import Testing
             bodies.append("w\(i % 37) shared x\(i / 300) 前言\(i % 5 == 0 ? "你好" : "世界") n\(i % 1_000)")
         }
         let messages = bodies.enumerated().map { Self.message("m\($0.offset)", at: Int64($0.offset), $0.element) }
+        // The terms tree's entries, and the postings (decoded: blocks split where their writes
+        // happened to fill them, which differs between the ways of adding the same postings).
         func trees(_ store: MessageStore) throws -> [[BTreeKey]] {
             try store.database.engine.read { snapshot in
-                try [MessageTree.searchTerms, .searchPostings].map { tree in
-                    var keys: [BTreeKey] = []
-                    var cursor = try BTree(snapshot, tree).cursor()
-                    var valid = try cursor.seekFirst()
-                    while valid {
-                        _ = try cursor.withCurrent { key, value in
-                            keys.append(key)
-                            if value.count == SearchTermValue.size {   // the term's id and postings count
-                                let entry = SearchTermValue(value)
-                                keys.append(BTreeKey(entry.termID, entry.postings))
-                            }
-                        }
-                        valid = try cursor.next()
+                var terms: [BTreeKey] = []
+                var cursor = try BTree(snapshot, .searchTerms).cursor()
+                var valid = try cursor.seekFirst()
+                while valid {
+                    _ = try cursor.withCurrent { key, value in
+                        let entry = SearchTermValue(value)   // the term's id and postings count
+                        terms += [key, BTreeKey(entry.termID, entry.postings)]
                     }
-                    return keys
+                    valid = try cursor.next()
                 }
+                var postings: [BTreeKey] = []
+                try SearchPostings(snapshot).forEachPosting { postings.append($0.blockKey) }
+                return [terms, postings]
             }
         }
         let oneByOne = try Self.open(MemoryFileSystem())

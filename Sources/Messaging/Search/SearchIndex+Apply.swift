@@ -6,22 +6,88 @@ import ScrollbackStorage
 /// come from counter 14 in the order in which terms first occur (messages in order, each
 /// message's terms sorted).
 ///
-/// Cost per message: one terms-tree descent (read and update) and one postings insert per
-/// distinct term; a build step and a bulk load batch their messages (`addAll`: one terms-tree
-/// read and write per distinct term of the batch, the postings inserted in key order).
+/// Cost per message: one terms-tree descent (read and update) and one posting-block insert
+/// (a descent, one block decoded and written back) per distinct term; a build step and a bulk
+/// load batch their messages (`addAll`: one terms-tree read and write per distinct term of
+/// the batch, the postings inserted in key order, each block they fall in written once).
 enum SearchIndex {
-    /// The index's two trees in one transaction (opened only when the index is on: stores
-    /// that never turned it on may lack them when opened read-only).
+    /// The index's trees in one transaction (opened only when the index is on: stores that
+    /// never turned it on may lack them when opened read-only).
     struct Trees {
         let terms: BTree
-        let postings: BTree
+        let postings: PostingStore
 
         init(_ transaction: PageTransaction) throws {
             terms = try BTree(transaction, .searchTerms)
-            postings = try BTree(transaction, .searchPostings)
+            postings = transaction.state[counter: .formatVersion] == MessageLimits.legacySearchFormatVersion
+                ? .legacy(try BTree(transaction, .searchPostings))
+                : .blocks(try SearchPostings(transaction))
         }
 
         var transaction: PageTransaction { terms.transaction }
+
+        /// Frees every page of the index's trees.
+        func freeAllPages() throws {
+            switch postings {
+            case .blocks(let blocks): try blocks.freeAllPages()
+            case .legacy(let tree): try tree.freeAllPages()
+            }
+            try terms.freeAllPages()
+        }
+    }
+
+    /// Where the postings are: in blocks (slot 13, format 4), or — in a store of format 3 until
+    /// `scrollback upgrade` rebuilds its index — one key per posting (slot 12), kept up to date
+    /// only so that the log tail of such a store replays as the build that wrote it would.
+    enum PostingStore {
+        case blocks(SearchPostings)
+        case legacy(BTree)
+
+        /// Adds `postings` (sorted, distinct), calling `added` for each that was not there.
+        func insert(sorted postings: [Posting], added: (Posting) -> Void) throws {
+            switch self {
+            case .blocks(let blocks):
+                try blocks.insert(sorted: postings, added: added)
+            case .legacy(let tree):
+                for posting in postings where try tree.insert(SearchPostingKey.key(termID: posting.term, posting.message), value: []) {
+                    added(posting)
+                }
+            }
+        }
+
+        /// Whether `posting` is there.
+        func contains(_ posting: Posting) throws -> Bool {
+            switch self {
+            case .blocks(let blocks): try blocks.contains(posting)
+            case .legacy(let tree): try tree.contains(SearchPostingKey.key(termID: posting.term, posting.message))
+            }
+        }
+
+        /// The number of postings: O(1) for the legacy tree, a decoding walk of every block
+        /// otherwise, which also reports postings out of order across blocks.
+        func count(outOfOrder: (Posting, Posting) -> Void) throws -> Int {
+            switch self {
+            case .legacy(let tree):
+                return tree.count
+            case .blocks(let blocks):
+                var count = 0
+                var previous: Posting? = nil
+                try blocks.forEachPosting { posting in
+                    if let previous, !(previous < posting) { outOfOrder(previous, posting) }
+                    previous = posting
+                    count += 1
+                }
+                return count
+            }
+        }
+
+        /// Removes `posting`; false when it is not there.
+        func remove(_ posting: Posting) throws -> Bool {
+            switch self {
+            case .blocks(let blocks): try blocks.remove(posting)
+            case .legacy(let tree): try tree.delete(SearchPostingKey.key(termID: posting.term, posting.message))
+            }
+        }
     }
 
     /// Adds a posting of `key` for each of `terms` (distinct), creating terms that are new.
@@ -29,7 +95,9 @@ enum SearchIndex {
         for term in terms {
             let termKey = SearchTermKey.key(term)
             var (entry, isNew) = try termEntry(termKey, trees)
-            guard try trees.postings.insert(SearchPostingKey.key(termID: entry.termID, key), value: []) else { continue }
+            var added = false
+            try trees.postings.insert(sorted: [Posting(term: entry.termID, key)]) { _ in added = true }
+            guard added else { continue }
             entry.postings &+= 1
             try storeTermEntry(termKey, entry, isNew: isNew, trees)
         }
@@ -61,7 +129,7 @@ enum SearchIndex {
     /// leaf per posting), and one terms-tree write per term that gained postings.
     static func addAll(_ entries: [SearchEntry], _ trees: Trees) throws {
         var known: [BTreeKey: (entry: SearchTermValue, isNew: Bool)] = [:]
-        var postings: [BTreeKey] = []
+        var postings: [Posting] = []
         postings.reserveCapacity(entries.reduce(0) { $0 + $1.terms.count })
         for entry in entries {
             for term in entry.terms {
@@ -74,14 +142,12 @@ enum SearchIndex {
                     known[termKey] = found
                     termID = found.entry.termID
                 }
-                postings.append(SearchPostingKey.key(termID: termID, entry.key))
+                postings.append(Posting(term: termID, entry.key))
             }
         }
         postings.sort()
         var added: [UInt64: UInt64] = [:]
-        for posting in postings where try trees.postings.insert(posting, value: []) {
-            added[posting.w0, default: 0] &+= 1
-        }
+        try trees.postings.insert(sorted: postings) { added[$0.term, default: 0] &+= 1 }
         for (termKey, term) in known.sorted(by: { $0.key < $1.key }) {
             // No posting added: the term is left as it was (as `add`). Only on a damaged index
             // (postings under an id the counter has not handed out yet) can a new term's first
@@ -100,8 +166,7 @@ enum SearchIndex {
             let termKey = SearchTermKey.key(term)
             var value: SearchTermValue? = nil
             try trees.terms.withValue(for: termKey) { value = SearchTermValue($0) }
-            guard var entry = value,
-                  try trees.postings.delete(SearchPostingKey.key(termID: entry.termID, key)) else { continue }
+            guard var entry = value, try trees.postings.remove(Posting(term: entry.termID, key)) else { continue }
             entry.postings &-= 1
             if entry.postings == 0 {
                 try trees.terms.delete(termKey)
@@ -169,9 +234,7 @@ enum SearchIndex {
     /// index is off. O(pages of the index).
     static func applyDisable(_ transaction: PageTransaction) throws {
         guard SearchCoverage(transaction.state).isEnabled else { return }
-        let trees = try Trees(transaction)
-        try trees.postings.freeAllPages()
-        try trees.terms.freeAllPages()
+        try Trees(transaction).freeAllPages()
         transaction.state[counter: .searchFlags] = 0
         transaction.state[counter: .searchCursorHigh] = 0
         transaction.state[counter: .searchCursorLow] = 0
@@ -188,10 +251,15 @@ enum SearchIndex {
                 throw MessageHeader.corrupted(position, 0, "searchBuild entry \(entry.key) lies outside the step's range")
             }
         }
-        try addAll(build.entries, try Trees(transaction))
+        let trees = try Trees(transaction)
+        try addAll(build.entries, trees)
         transaction.state[counter: .searchCursorHigh] = build.cursor.w0
         transaction.state[counter: .searchCursorLow] = build.cursor.w1
-        if build.built { transaction.state[counter: .searchFlags] |= SearchCoverage.builtFlag }
+        if build.built {
+            transaction.state[counter: .searchFlags] |= SearchCoverage.builtFlag
+            // The build's inserts left blocks and leaves part-full: pack them.
+            if case .blocks(let blocks) = trees.postings { try blocks.repack() }
+        }
     }
 
     static func applyRemove(_ entry: SearchEntry, _ transaction: PageTransaction) throws {

@@ -1,0 +1,338 @@
+import ScrollbackBTree
+import ScrollbackStorage
+
+/// The search index's postings as blocks in the postings tree (slot 13): each entry is a
+/// block keyed by its first posting, holding the postings after it up to the next block's key
+/// (`PostingBlock`). Blocks may hold postings of several terms (a rare term shares a block
+/// with its neighbours).
+///
+/// Writes decode the one block a posting falls in (the last whose key is not above it),
+/// change its list and write it back: one block when the list fits, else split after the last
+/// posting added (appends in order fill blocks; the postings after them keep their own
+/// block), each part packed greedily into full blocks. Removing a block's first posting
+/// re-keys the block. Blocks are never merged: removals leave them as full as they were
+/// minus what was removed (an empty block goes).
+///
+/// Cost: an insert, remove or membership test is one descent plus the decoding of one block
+/// (at most `PostingBlock.maxFollowers` postings, typically 60–250); a scan of a term decodes
+/// its blocks in order. Not thread-safe beyond its transaction's rules (as `BTree`).
+struct SearchPostings {
+    let tree: BTree
+    var file: String { tree.file }
+
+    init(_ transaction: PageTransaction) throws {
+        tree = try BTree(transaction, .searchPostingBlocks)
+    }
+
+    /// Over `tree` (3 key words, `PostingBlock.valueSize`-byte values).
+    init(tree: BTree) { self.tree = tree }
+
+    // MARK: Reading
+
+    /// Calls `body` with a reader of the block holding `posting`'s position (the last block
+    /// whose first posting is not above it) and the block's key; false when every block starts
+    /// above it (or there is none).
+    private func withBlock<R>(atMost posting: Posting, _ body: (inout PostingBlockReader, BTreeKey) throws -> R) throws -> R? {
+        var cursor = tree.cursor()
+        guard try cursor.seek(atMost: posting.blockKey) else { return nil }
+        var result: R? = nil
+        _ = try cursor.withCurrent { key, value in
+            var reader = try PostingBlockReader(key: key, value: value, file: file)
+            result = try body(&reader, key)
+        }
+        return result
+    }
+
+    /// Whether `posting` is in the index.
+    func contains(_ posting: Posting) throws -> Bool {
+        try withBlock(atMost: posting) { reader, _ in
+            while let p = try reader.next() {
+                if p == posting { return true }
+                if posting < p { return false }
+            }
+            return false
+        } ?? false
+    }
+
+    /// A membership test that keeps the last block it decoded: probes that fall in the same
+    /// block (a check of one term against neighbouring candidates) cost a binary search.
+    struct Probe {
+        let postings: SearchPostings
+        private var buffer: [Posting] = []
+        /// The block in `buffer` holds every posting in [low, high) (high nil: no bound).
+        private var low: Posting? = nil
+        private var high: Posting? = nil
+
+        init(_ postings: SearchPostings) { self.postings = postings }
+
+        mutating func contains(_ posting: Posting) throws -> Bool {
+            if let low, !(posting < low), high.map({ posting < $0 }) ?? true {
+                return Self.search(buffer, posting)
+            }
+            var cursor = postings.tree.cursor()
+            guard try cursor.seek(atMost: posting.blockKey) else { return false }
+            try SearchPostings.decode(cursor, into: &buffer, file: postings.file)
+            low = buffer.first
+            high = try cursor.next() ? try cursor.key().map { Posting(blockKey: $0) } : nil
+            return Self.search(buffer, posting)
+        }
+
+        private static func search(_ list: [Posting], _ posting: Posting) -> Bool {
+            var lo = 0, hi = list.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if list[mid] < posting { lo = mid + 1 } else { hi = mid }
+            }
+            return lo < list.count && list[lo] == posting
+        }
+    }
+
+    /// Calls `visit` with each posting of `term` in order while it returns true.
+    func forEach(term: UInt64, _ visit: (Posting) throws -> Bool) throws {
+        let start = Posting(term: term, conversation: 0, createdAt: 0, seq: 0)
+        var cursor = tree.cursor()
+        var valid = try cursor.seek(atMost: start.blockKey)
+        if !valid { valid = try cursor.seekFirst() }
+        while valid {
+            var done = false
+            _ = try cursor.withCurrent { key, value in
+                var reader = try PostingBlockReader(key: key, value: value, file: file)
+                while let p = try reader.next() {
+                    if p.term < term { continue }
+                    if try p.term > term || !visit(p) { done = true; return }
+                }
+            }
+            if done { return }
+            valid = try cursor.next()
+        }
+    }
+
+    /// Calls `visit` with every posting in order (all terms).
+    func forEachPosting(_ visit: (Posting) throws -> Void) throws {
+        var cursor = tree.cursor()
+        var valid = try cursor.seekFirst()
+        while valid {
+            _ = try cursor.withCurrent { key, value in
+                var reader = try PostingBlockReader(key: key, value: value, file: file)
+                while let p = try reader.next() { try visit(p) }
+            }
+            valid = try cursor.next()
+        }
+    }
+
+    /// The postings of the block at the cursor, in order, into `list` (replacing its content).
+    static func decode(_ cursor: BTreeCursor, into list: inout [Posting], file: String) throws {
+        list.removeAll(keepingCapacity: true)
+        _ = try cursor.withCurrent { key, value in
+            var reader = try PostingBlockReader(key: key, value: value, file: file)
+            while let p = try reader.next() { list.append(p) }
+        }
+    }
+
+    // MARK: Writing
+
+    /// Adds `posting`; false when it is there already.
+    func insert(_ posting: Posting) throws -> Bool {
+        var added = false
+        try insert(sorted: [posting]) { _ in added = true }
+        return added
+    }
+
+    /// Adds `postings` (sorted, distinct), calling `added` for each that was not there
+    /// already. Each block the new postings fall in is decoded and written once.
+    func insert(sorted postings: [Posting], added: (Posting) -> Void) throws {
+        var i = postings.startIndex
+        var list: [Posting] = []
+        while i < postings.endIndex {
+            var cursor = tree.cursor()
+            var oldKey: BTreeKey? = nil
+            list.removeAll(keepingCapacity: true)
+            if try cursor.seek(atMost: postings[i].blockKey) {
+                oldKey = try cursor.key()
+                try Self.decode(cursor, into: &list, file: file)
+                if !(try cursor.next()) { cursor = tree.cursor() }
+            } else if try cursor.seekFirst() {
+                // Before every block: the new postings join the first block (re-keyed).
+                oldKey = try cursor.key()
+                try Self.decode(cursor, into: &list, file: file)
+                if !(try cursor.next()) { cursor = tree.cursor() }
+            }
+            // The new postings that fall in this block: those below the next block's key.
+            let upper = try cursor.key().map { Posting(blockKey: $0) }
+            var j = i
+            while j < postings.endIndex, upper.map({ postings[j] < $0 }) ?? true { j += 1 }
+            // Merge.
+            var merged: [Posting] = []
+            merged.reserveCapacity(list.count + (j - i))
+            var a = 0, b = i, lastNew = -1
+            while a < list.count || b < j {
+                if b == j || (a < list.count && list[a] < postings[b]) {
+                    merged.append(list[a]); a += 1
+                } else if a < list.count && list[a] == postings[b] {
+                    merged.append(list[a]); a += 1; b += 1
+                } else {
+                    merged.append(postings[b])
+                    added(postings[b])
+                    b += 1
+                    lastNew = merged.count - 1
+                }
+            }
+            if lastNew >= 0 { try write(merged, replacing: oldKey, splitAfter: lastNew) }
+            i = j
+        }
+    }
+
+    /// Removes `posting`; false when it is not there.
+    func remove(_ posting: Posting) throws -> Bool {
+        var cursor = tree.cursor()
+        guard try cursor.seek(atMost: posting.blockKey), let key = try cursor.key() else { return false }
+        var list: [Posting] = []
+        try Self.decode(cursor, into: &list, file: file)
+        guard let index = list.firstIndex(of: posting) else { return false }
+        list.remove(at: index)
+        try write(list, replacing: key, splitAfter: nil)
+        return true
+    }
+
+    /// Writes `list` (sorted) in place of the block `oldKey` (nil: none): one block when it
+    /// fits; else the postings up to `splitAfter` and those after it are packed separately
+    /// (greedily, into full blocks).
+    private func write(_ list: [Posting], replacing oldKey: BTreeKey?, splitAfter: Int?) throws {
+        var blocks: [(key: BTreeKey, value: [UInt8])] = []
+        if let first = list.first, let value = PostingBlock.encode(list[...]) {
+            blocks.append((first.blockKey, value))
+        } else if let splitAfter, splitAfter + 1 < list.count {
+            // Added in the middle: what follows the last posting added keeps a block of its own.
+            try Self.pack(list[...splitAfter], into: &blocks)
+            try Self.pack(list[(splitAfter + 1)...], into: &blocks)
+        } else if !list.isEmpty {
+            try Self.pack(list[...], into: &blocks)
+        }
+        var rest = blocks[...]
+        if let oldKey {
+            if let first = rest.first, first.key == oldKey {
+                _ = try tree.modify(oldKey) { out in first.value.withUnsafeBytes { out.copyMemory(from: $0) } }
+                rest = rest.dropFirst()
+            } else {
+                _ = try tree.delete(oldKey)
+            }
+        }
+        for block in rest {
+            guard try tree.insert(block.key, value: block.value) else {
+                throw StorageError.corrupted(file: file, offset: 0,
+                                             reason: "search posting block \(Posting(blockKey: block.key)) exists twice")
+            }
+        }
+    }
+
+    /// `list` as full blocks: each about the longest prefix of what is left that fits.
+    private static func pack(_ list: ArraySlice<Posting>, into blocks: inout [(key: BTreeKey, value: [UInt8])]) throws {
+        try list.withUnsafeBufferPointer { all in
+            var start = 0
+            while start < all.count {
+                let (count, value) = try packOne(UnsafeBufferPointer(rebasing: all[start...]))
+                blocks.append((all[start].blockKey, value))
+                start += count
+            }
+        }
+    }
+
+    /// The first block of `rest` (not empty): about the longest prefix that fits in `bits` of
+    /// the stream — the prefix that fits under the parameters of the whole of `rest`,
+    /// shortened until it encodes with its own. O(n) plus an encode or two.
+    private static func packOne(_ rest: UnsafeBufferPointer<Posting>, bits: Int = PostingBlock.streamBits) throws
+        -> (count: Int, value: [UInt8]) {
+        let limited = UnsafeBufferPointer(rebasing: rest[..<min(rest.count, 2 * (PostingBlock.maxFollowers + 1))])
+        var count = limited.count == 1 ? 1 : PostingBlock.prefixThatFits(limited, PostingBlock.parameters(limited), bits: bits)
+        var value = PostingBlock.encode(UnsafeBufferPointer(rebasing: limited[..<count]))
+        while value == nil && count > 1 {
+            count = max(1, count - max(1, count / 16))
+            value = PostingBlock.encode(UnsafeBufferPointer(rebasing: limited[..<count]))
+        }
+        guard let value else { throw StorageError.invalidArgument("posting \(rest[0]) does not encode as a block") }
+        return (count, value)
+    }
+
+    /// Rewrites the tree bottom-up (`BTreeBuilder`): every posting, in order, in blocks filled
+    /// to `repackFill` of their bits, in full leaves. The end of an index build calls it, so a
+    /// built index takes few pages (blocks split by inserts are partly empty, and so are
+    /// leaves split by inserts of blocks) and still takes the next postings of most blocks
+    /// without a split (a split adds an entry to a full leaf: a leaf split). Cost: one decoding of every block, one encoding of every
+    /// new block, every page of the tree written; memory: the new blocks (about the tree's
+    /// size) before they are written.
+    static let repackFill = 7.0 / 8
+
+    func repack() throws {
+        var keys: [BTreeKey] = []
+        var values: [UInt8] = []
+        var pending: [Posting] = []
+        var start = 0
+        let window = 2 * (PostingBlock.maxFollowers + 1)
+        func emit(final: Bool) throws {
+            while pending.count - start >= (final ? 1 : window) {
+                let (count, value) = try pending.withUnsafeBufferPointer {
+                    try Self.packOne(UnsafeBufferPointer(rebasing: $0[start...]), bits: Int(Double(PostingBlock.streamBits) * Self.repackFill))
+                }
+                keys.append(pending[start].blockKey)
+                values += value
+                start += count
+            }
+            if start >= 4 * window || final {
+                pending.removeFirst(start)
+                start = 0
+            }
+        }
+        try forEachPosting { posting in
+            pending.append(posting)
+            if pending.count - start >= 2 * window { try emit(final: false) }
+        }
+        try emit(final: true)
+        try tree.freeAllPages()
+        var builder = try BTreeBuilder(tree)
+        try values.withUnsafeBytes { raw in
+            for (i, key) in keys.enumerated() {
+                let offset = i * PostingBlock.valueSize
+                try builder.append(key, value: UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + PostingBlock.valueSize)]))
+            }
+        }
+        try builder.finish()
+    }
+
+    /// Frees every page of the tree.
+    func freeAllPages() throws { try tree.freeAllPages() }
+}
+
+/// A cursor over the postings walking backwards (newest first within a term and
+/// conversation), block by block: one block decoded at a time into a buffer it reuses.
+struct PostingReverseCursor {
+    private var cursor: BTreeCursor
+    private var buffer: [Posting] = []
+    private var index = -1
+    private let file: String
+
+    init(_ postings: SearchPostings) {
+        cursor = postings.tree.cursor()
+        file = postings.tree.file
+    }
+
+    /// Positions at the last posting not above `posting`; false when there is none.
+    mutating func seek(atMost posting: Posting) throws -> Bool {
+        guard try cursor.seek(atMost: posting.blockKey) else { index = -1; return false }
+        try SearchPostings.decode(cursor, into: &buffer, file: file)
+        index = buffer.count - 1
+        while index >= 0 && posting < buffer[index] { index -= 1 }
+        return index >= 0
+    }
+
+    /// The posting at the cursor. REQUIRES: a successful `seek` or `previous`.
+    var current: Posting { buffer[index] }
+
+    /// Moves to the posting before; false when there is none.
+    mutating func previous() throws -> Bool {
+        if index > 0 { index -= 1; return true }
+        guard try cursor.previous() else { index = -1; return false }
+        try SearchPostings.decode(cursor, into: &buffer, file: file)
+        index = buffer.count - 1
+        return index >= 0
+    }
+}
