@@ -255,7 +255,7 @@ extension Benchmark {
                                "≤1.5×: " + (cost <= 1.5 ? "met" : "NOT met")])
         }
         table.notes.append("\(f.queries) search answers compared with FTS5 (`\"word\"*` per word, ORDER BY createdAt DESC, rowid DESC). "
-                           + "Each engine's index is built after every other phase; index bytes: Scrollback's two search trees, "
+                           + "Each engine's index is built after every other phase; index bytes: Scrollback's search trees, "
                            + "FTS5's growth of the SQLite file. × = FTS5's time / Scrollback's (> 1: Scrollback faster).")
         if f.cjkMessages > 0 {
             table.notes.append("CJK rows: a separate dataset of \(grouped(f.cjkMessages)) messages (500 per conversation) whose bodies are "
