@@ -417,14 +417,6 @@ private struct CandidateStream {
     /// hashing for the few a scope names).
     private var conversations: [UInt64]? = nil
 
-    private static func contains(_ sorted: [UInt64], _ value: UInt64) -> Bool {
-        var low = 0, high = sorted.count
-        while low < high {
-            let middle = (low + high) / 2
-            if sorted[middle] < value { low = middle + 1 } else { high = middle }
-        }
-        return low < sorted.count && sorted[low] == value
-    }
     private var postings: SearchPostings? = nil
     private var roundSize = 0
     private var roundWasFull = false
@@ -439,7 +431,7 @@ private struct CandidateStream {
         for termID in termIDs {
             try postings.forEach(term: termID) { posting in
                 let key = posting.message
-                if let conversations, !Self.contains(conversations, key.conversation) { return true }
+                if let conversations, !conversations.sortedContains(key.conversation) { return true }
                 if let p = position, !(key.createdAt < p.createdAt || (key.createdAt == p.createdAt && key.seq < p.seq)) {
                     return true
                 }

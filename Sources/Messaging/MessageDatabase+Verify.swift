@@ -39,7 +39,8 @@ struct MessageAudit {
     private var expectedIDs = 0
     /// Which messages the search index covers, and the postings per term they imply.
     private let searchCoverage: SearchCoverage
-    private let searchTrees: SearchIndex.Trees?
+    /// The index's trees (verify runs on stores of format 4: format 3 is refused at open).
+    private let searchTrees: (terms: BTree, blocks: SearchPostings)?
     private var expectedPostings: [[UInt8]: UInt64] = [:]
 
     init(database: MessageDatabase, snapshot: PageTransaction) throws {
@@ -47,7 +48,7 @@ struct MessageAudit {
         self.snapshot = snapshot
         trees = try MessageSchema.Trees(snapshot)
         searchCoverage = SearchCoverage(snapshot.state)
-        searchTrees = searchCoverage.isEnabled ? try SearchIndex.Trees(snapshot) : nil
+        searchTrees = searchCoverage.isEnabled ? (try BTree(snapshot, .searchTerms), try SearchPostings(snapshot)) : nil
     }
 
     mutating func report(_ text: String) { if problems.count < 100 { problems.append(text) } }
@@ -103,7 +104,7 @@ struct MessageAudit {
                         expectedPostings[term, default: 0] += 1
                         var termID: UInt64? = nil
                         try index.terms.withValue(for: SearchTermKey.key(term)) { termID = SearchTermValue($0).termID }
-                        guard let termID, try index.postings.contains(Posting(term: termID, key)) else {
+                        guard let termID, try index.blocks.contains(Posting(term: termID, key)) else {
                             found.append("message \(key): search posting of term \"\(String(decoding: term, as: UTF8.self))\" missing")
                             continue
                         }
@@ -160,11 +161,17 @@ struct MessageAudit {
     /// The terms tree holds exactly the terms of the covered messages, each with their number
     /// of postings, and the postings tree exactly those postings (each one was looked up by
     /// `checkRecord`, so equal counts leave no extra).
-    private mutating func checkSearchIndex(_ index: SearchIndex.Trees) throws {
+    private mutating func checkSearchIndex(_ index: (terms: BTree, blocks: SearchPostings)) throws {
         let expectedTotal = expectedPostings.values.reduce(0, +)
+        var held = 0
         var disorder: [String] = []
-        let held = try index.postings.count { previous, next in
-            if disorder.count < 10 { disorder.append("search postings out of order: \(next) after \(previous)") }
+        var previous: Posting? = nil
+        try index.blocks.forEachPosting { posting in
+            if let previous, !(previous < posting), disorder.count < 10 {
+                disorder.append("search postings out of order: \(posting) after \(previous)")
+            }
+            previous = posting
+            held += 1
         }
         for problem in disorder { report(problem) }
         if UInt64(held) != expectedTotal {

@@ -55,32 +55,6 @@ enum SearchIndex {
             }
         }
 
-        /// Whether `posting` is there.
-        func contains(_ posting: Posting) throws -> Bool {
-            switch self {
-            case .blocks(let blocks): try blocks.contains(posting)
-            case .legacy(let tree): try tree.contains(SearchPostingKey.key(termID: posting.term, posting.message))
-            }
-        }
-
-        /// The number of postings: O(1) for the legacy tree, a decoding walk of every block
-        /// otherwise, which also reports postings out of order across blocks.
-        func count(outOfOrder: (Posting, Posting) -> Void) throws -> Int {
-            switch self {
-            case .legacy(let tree):
-                return tree.count
-            case .blocks(let blocks):
-                var count = 0
-                var previous: Posting? = nil
-                try blocks.forEachPosting { posting in
-                    if let previous, !(previous < posting) { outOfOrder(previous, posting) }
-                    previous = posting
-                    count += 1
-                }
-                return count
-            }
-        }
-
         /// Removes `posting`; false when it is not there.
         func remove(_ posting: Posting) throws -> Bool {
             switch self {

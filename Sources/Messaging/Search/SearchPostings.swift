@@ -67,23 +67,14 @@ struct SearchPostings {
 
         mutating func contains(_ posting: Posting) throws -> Bool {
             if let low, !(posting < low), high.map({ posting < $0 }) ?? true {
-                return Self.search(buffer, posting)
+                return buffer.sortedContains(posting)
             }
             var cursor = postings.tree.cursor()
             guard try cursor.seek(atMost: posting.blockKey) else { return false }
             try SearchPostings.decode(cursor, into: &buffer, file: postings.file)
             low = buffer.first
             high = try cursor.next() ? try cursor.key().map { Posting(blockKey: $0) } : nil
-            return Self.search(buffer, posting)
-        }
-
-        private static func search(_ list: [Posting], _ posting: Posting) -> Bool {
-            var lo = 0, hi = list.count
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                if list[mid] < posting { lo = mid + 1 } else { hi = mid }
-            }
-            return lo < list.count && list[lo] == posting
+            return buffer.sortedContains(posting)
         }
     }
 
@@ -147,12 +138,8 @@ struct SearchPostings {
             var cursor = tree.cursor()
             var oldKey: BTreeKey? = nil
             list.removeAll(keepingCapacity: true)
-            if try cursor.seek(atMost: postings[i].blockKey) {
-                oldKey = try cursor.key()
-                try Self.decode(cursor, into: &list, file: file)
-                if !(try cursor.next()) { cursor = tree.cursor() }
-            } else if try cursor.seekFirst() {
-                // Before every block: the new postings join the first block (re-keyed).
+            // The block the posting falls in; before every block: the first block (re-keyed).
+            if try cursor.seek(atMost: postings[i].blockKey) || cursor.seekFirst() {
                 oldKey = try cursor.key()
                 try Self.decode(cursor, into: &list, file: file)
                 if !(try cursor.next()) { cursor = tree.cursor() }
@@ -334,5 +321,17 @@ struct PostingReverseCursor {
         try SearchPostings.decode(cursor, into: &buffer, file: file)
         index = buffer.count - 1
         return index >= 0
+    }
+}
+
+extension Array where Element: Comparable {
+    /// Whether the array, sorted ascending, holds `value`. O(log n).
+    func sortedContains(_ value: Element) -> Bool {
+        var low = 0, high = count
+        while low < high {
+            let middle = (low + high) / 2
+            if self[middle] < value { low = middle + 1 } else { high = middle }
+        }
+        return low < count && self[low] == value
     }
 }
