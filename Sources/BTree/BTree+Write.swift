@@ -74,6 +74,48 @@ extension BTree {
         }
     }
 
+    /// Rewrites, in one descent, the value of the last entry whose key is at most `key`: `body`
+    /// gets that entry's key, its stored value (read-only) and a buffer of the value's size
+    /// (uninitialized), and returns true to store the buffer as the entry's new value (the
+    /// page is copied on write only then) or false to leave the entry as it is. Returns nil,
+    /// without calling `body`, when no key is at most `key`; else what `body` returned. `body`
+    /// must not use this tree. Cost: one descent (two when the entry is the last of a leaf
+    /// before the one `key` leads to: a separator left below its subtree by a delete).
+    @discardableResult
+    package func modifyLast(atMost key: BTreeKey,
+                            _ body: (BTreeKey, UnsafeRawBufferPointer, UnsafeMutableRawBufferPointer) throws -> Bool) throws -> Bool? {
+        try checkWrite(key)
+        guard root.rootPage != 0 else { return nil }
+        return try withUnsafeTemporaryAllocation(byteCount: valueSize, alignment: 8) { scratch in
+            try withPath { frames -> Bool? in
+                let last = frames.count - 1
+                if !(try descend(to: key, into: frames)) {
+                    if frames[last].index > 0 {
+                        frames[last].index -= 1
+                    } else {
+                        var cursor = self.cursor()
+                        guard try cursor.seek(atMost: key), let previous = try cursor.key() else { return nil }
+                        guard try descend(to: previous, into: frames) else {
+                            throw StorageError.corrupted(file: file, offset: 0,
+                                                         reason: "tree slot \(slot): key \(previous) found by a cursor but not by a descent")
+                        }
+                    }
+                }
+                let leaf = frames[last]
+                let changed = try withPage(leaf.page, level: 0) { bytes, _ in
+                    try body(loadKey(bytes, at: leafOffset(leaf.index)), leafValue(bytes, leaf.index), scratch)
+                }
+                guard changed else { return false }
+                try makeWritable(frames, delta: 0)
+                let ref = try transaction.mutablePage(frames[last].page)
+                let offset = leafOffset(leaf.index) + keyWords * 8
+                UnsafeMutableRawBufferPointer(rebasing: ref.bytes[offset..<(offset + valueSize)])
+                    .copyMemory(from: UnsafeRawBufferPointer(scratch))
+                return true
+            }
+        }
+    }
+
     /// Replaces the value of an existing `key`; returns false (and changes nothing) if absent.
     @discardableResult
     package func update(_ key: BTreeKey, value: UnsafeRawBufferPointer) throws -> Bool {

@@ -165,6 +165,61 @@ import Testing
         try checkCommitted(pager)
     }
 
+    /// `modifyLast(atMost:)` finds the last entry whose key is at most the key asked for (in
+    /// its leaf, or the last of the leaf before after a delete left a separator behind),
+    /// writes the new value only when the body says so, copies on write, and offers nothing
+    /// when every key is above.
+    @Test func modifyLastRewritesTheEntryAtMostTheKey() throws {
+        let pager = try makePager()
+        let all = (0..<UInt64(1_000)).map { $0 * 10 }
+        try buildTree(pager, keys: all)
+        let before = pager.beginRead()
+        let txn = try pager.beginWrite()
+        let tree = try BTree(txn, slot: 0)
+        #expect(tree.height == 2)
+        var current: [UInt64: UInt64] = [:]   // values rewritten so far
+        func rewrite(_ key: UInt64, to value: UInt64, store: Bool = true) throws -> (found: UInt64?, result: Bool?) {
+            var found: UInt64? = nil
+            let result = try tree.modifyLast(atMost: BTreeKey(key)) { entry, old, out in
+                #expect(Array(old) == smallValue(current[entry.w0] ?? entry.w0))
+                if store { current[entry.w0] = value }
+                found = entry.w0
+                smallValue(value).withUnsafeBytes { out.copyMemory(from: $0) }
+                return store
+            }
+            return (found, result)
+        }
+        #expect(try rewrite(15, to: 7_001) == (10, true))
+        #expect(try rewrite(20, to: 7_002) == (20, true))
+        #expect(try rewrite(99_999, to: 7_003) == (9_990, true))
+        #expect(try rewrite(5, to: 7_004, store: false) == (0, false))
+        #expect(try tree.get(BTreeKey(10)) == smallValue(7_001))
+        #expect(try tree.get(BTreeKey(20)) == smallValue(7_002))
+        #expect(try tree.get(BTreeKey(9_990)) == smallValue(7_003))
+        #expect(try tree.get(BTreeKey(0)) == smallValue(0))
+        // The first key of the second leaf removed: what is at most it is the first leaf's last.
+        let firstLeaf = Int(try childCounts(tree)[0])
+        #expect(try tree.delete(BTreeKey(all[firstLeaf])))
+        for probe in [all[firstLeaf], all[firstLeaf] + 5] {
+            #expect(try rewrite(probe, to: 7_005) == (all[firstLeaf - 1], true))
+        }
+        #expect(try tree.get(BTreeKey(all[firstLeaf - 1])) == smallValue(7_005))
+        try tree.checkInvariants()
+        try txn.commit()
+        #expect(try BTree(before, slot: 0).get(BTreeKey(10)) == smallValue(10))   // the snapshot kept the old value
+        before.rollback()
+        try checkCommitted(pager)
+        // Every key above (and an empty tree): nil, and the body is not called.
+        let other = try pager.beginWrite()
+        let small = try BTree.create(in: other, slot: 5, keyWords: 1, valueSize: 8)
+        var called = false
+        #expect(try small.modifyLast(atMost: BTreeKey(5)) { _, _, _ in called = true; return true } == nil)
+        try small.insert(BTreeKey(100), value: smallValue(100))
+        #expect(try small.modifyLast(atMost: BTreeKey(50)) { _, _, _ in called = true; return true } == nil)
+        #expect(!called)
+        other.rollback()
+    }
+
     // MARK: delete, merge, redistribute, collapse
 
     /// A sequential run followed by other keys in its page (a conversation's appends before

@@ -87,6 +87,59 @@ import TestSupport
         }
     }
 
+    /// A posting added in place (`PostingBlock.inserting`) gives a block that decodes as the
+    /// list with the posting, under the block's own parameters; a posting already there is
+    /// `.present`; one below the key is left to the caller.
+    @Test func insertingInPlaceMatchesTheList() throws {
+        let seed = UInt64.random(in: 0...UInt64.max)
+        var rng = SeededRandom(seed: seed)
+        var inserted = 0, full = 0
+        var out = [UInt8](repeating: 0xAA, count: PostingBlock.valueSize)
+        for round in 0..<600 {
+            let count = 1 + Int(rng.next() % 120)
+            var set = Set<Posting>()
+            let spread = [UInt64(1), 1_000, 1 << 20, 1 << 40][round % 4]
+            let seqSpread = min(spread * 50 + 1_000, MessageKey.maxSeq - 1)
+            while set.count < count {
+                set.insert(Posting(term: 1 + rng.next() % (round % 3 == 0 ? 2 : 8), conversation: 1 + rng.next() % 6,
+                                   createdAt: 1_700_000_000_000 + rng.next() % spread * 7, seq: 1 + rng.next() % seqSpread))
+            }
+            var list = set.sorted()
+            guard var value = PostingBlock.encode(list[...]) else { continue }
+            // Up to ten postings added one after another, each to the block the last one gave.
+            for _ in 0..<10 {
+                let new = Posting(term: list[0].term + rng.next() % 3, conversation: 1 + rng.next() % 6,
+                                  createdAt: 1_700_000_000_000 + rng.next() % spread * 7, seq: 1 + rng.next() % seqSpread)
+                let key = list[0].blockKey
+                let result = try value.withUnsafeBytes { raw in
+                    try out.withUnsafeMutableBytes { try PostingBlock.inserting(new, key: key, value: raw, into: $0, file: "pages") }
+                }
+                switch result {
+                case .present:
+                    #expect(set.contains(new), "seed \(seed) round \(round)")
+                case .inserted:
+                    #expect(!set.contains(new) && list[0] < new, "seed \(seed) round \(round)")
+                    set.insert(new)
+                    list = set.sorted()
+                    #expect(try Self.decode(key, out) == list, "seed \(seed) round \(round)")
+                    #expect(out[2..<8] == value[2..<8], "seed \(seed): the parameters are the block's")
+                    value = out
+                    inserted += 1
+                case .doesNotFit:
+                    #expect(new < list[0] || !set.contains(new), "seed \(seed) round \(round)")
+                    if !(new < list[0]) { full += 1 }
+                }
+            }
+            // Every posting of the block is `.present`.
+            let known = list[Int(rng.next() % UInt64(list.count))]
+            let again = try value.withUnsafeBytes { raw in
+                try out.withUnsafeMutableBytes { try PostingBlock.inserting(known, key: list[0].blockKey, value: raw, into: $0, file: "pages") }
+            }
+            #expect(again == .present, "seed \(seed) round \(round)")
+        }
+        #expect(inserted > 1_000 && full > 0, "seed \(seed): \(inserted) inserted, \(full) did not fit")
+    }
+
     /// `SearchPostings` against a sorted set: random single inserts and removes, sorted batches
     /// (as build steps add them), appends in order; after each phase the postings read back
     /// in order, by term (forward) and by reverse cursor, every posting is `contains`, a few

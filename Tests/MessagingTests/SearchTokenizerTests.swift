@@ -51,6 +51,24 @@ import Testing
         #expect(t.singles.count == 9)
     }
 
+    /// ASCII text takes a path without strings: the same terms as a reference split, and as
+    /// the general path (the same text with a non-ASCII word after it, less that word).
+    @Test func asciiIndexTermsMatchTheGeneralPath() {
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array("abcXYZ019 .,'-_!\t\n")
+        for _ in 0..<500 {
+            let length = Int.random(in: 0...60, using: &rng)
+            var text = String((0..<length).map { _ in alphabet.randomElement(using: &rng)! })
+            if Bool.random(using: &rng) { text += String(repeating: "q", count: Int.random(in: 30...40, using: &rng)) }
+            let reference = Set(text.split { !($0.isASCII && ($0.isLetter || $0.isNumber)) }
+                .map { Array($0.lowercased().utf8.prefix(SearchTermKey.maxBytes)) })
+                .sorted { $0.lexicographicallyPrecedes($1) }
+            #expect(SearchTokenizer.indexTerms(of: text) == reference, "\(text)")
+            let general = SearchTokenizer.indexTerms(of: text + " \u{E9}\u{E9}\u{E9}")
+            #expect(general.filter { $0 != Array("eee".utf8) || reference.contains($0) } == reference, "\(text)")
+        }
+    }
+
     @Test func cjkRangesAreTheRulesRanges() {
         for value: UInt32 in [0x3040, 0x30FF, 0x3400, 0x4DBF, 0x4E00, 0x9FFF, 0xF900, 0xFAFF, 0xAC00, 0xD7AF,
                               0x1100, 0x11FF, 0x3130, 0x318F, 0x20000, 0x2A6DF] {

@@ -28,7 +28,7 @@ package struct Posting: Comparable, Hashable, Sendable, CustomStringConvertible 
 
     /// The block key of a block that starts with this posting: (term, packed message key).
     @inline(__always)
-    var blockKey: BTreeKey {
+    package var blockKey: BTreeKey {
         let packed = message.treeKey
         return BTreeKey(term, packed.w0, packed.w1)
     }
@@ -222,31 +222,98 @@ package enum PostingBlock {
             raw.storeLE(UInt32(parameters.q), at: 4)
             var writer = BitWriter(UnsafeMutableRawBufferPointer(rebasing: raw[headerSize...]))
             for i in 1...followers {
-                let s = step(postings[i - 1], postings[i], q: parameters.q)
-                switch s.kind {
-                case 0:
-                    writer.write(0, 1)
-                    writer.rice(s.seq, parameters.kSeq)
-                    writer.rice(s.residual, parameters.kTime)
-                case 1:
-                    writer.write(0b01, 2)
-                    writer.length(s.conversation)
-                    writer.length(s.seq)
-                    writer.length(s.residual)
-                default:
-                    writer.write(0b11, 2)
-                    writer.length(s.termGap)
-                    writer.length(s.conversation)
-                    writer.length(s.seq)
-                    writer.length(s.residual)
-                }
+                write(step(postings[i - 1], postings[i], q: parameters.q), parameters, &writer)
             }
             writer.flush()
         }
         return out
     }
 
-    static func encode(_ postings: ArraySlice<Posting>) -> [UInt8]? {
+    @inline(__always)
+    private static func write(_ s: Step, _ parameters: Parameters, _ writer: inout BitWriter) {
+        switch s.kind {
+        case 0:
+            writer.write(0, 1)
+            writer.rice(s.seq, parameters.kSeq)
+            writer.rice(s.residual, parameters.kTime)
+        case 1:
+            writer.write(0b01, 2)
+            writer.length(s.conversation)
+            writer.length(s.seq)
+            writer.length(s.residual)
+        default:
+            writer.write(0b11, 2)
+            writer.length(s.termGap)
+            writer.length(s.conversation)
+            writer.length(s.seq)
+            writer.length(s.residual)
+        }
+    }
+
+    /// What `inserting` made of a block.
+    package enum Splice {
+        /// The block holds the posting already.
+        case present
+        /// The block's new value is written (its key is unchanged).
+        case inserted
+        /// The posting is below the block's first, or it does not fit under the block's
+        /// parameters: the caller re-encodes the block's list (new parameters, or a split).
+        case doesNotFit
+    }
+
+    /// The block `key` → `value` with `posting` added, without re-encoding the block: under
+    /// the block's own parameters the followers before the posting keep their bits, the
+    /// posting and the follower after it (now coded relative to it) are written, and the
+    /// followers after those keep their bits, moved. The result is the block `encode` would
+    /// give for the same list with these parameters, so it decodes as that list; it goes to
+    /// `out` (`valueSize` bytes), written only for `.inserted`. Cost: one decoding of the block
+    /// (it is checked as it is read) and a copy of its bits; no allocation.
+    package static func inserting(_ posting: Posting, key: BTreeKey, value: UnsafeRawBufferPointer,
+                          into out: UnsafeMutableRawBufferPointer, file: String) throws -> Splice {
+        var reader = try PostingBlockReader(key: key, value: value, file: file)
+        guard let first = try reader.next() else { return .doesNotFit }
+        if first == posting { return .present }
+        if posting < first { return .doesNotFit }
+        var previous = first
+        var cut = 0             // where the follower after `previous` starts
+        var next: Posting? = nil
+        var nextEnd = 0         // where that follower ends
+        while let p = try reader.next() {
+            if p < posting {
+                previous = p
+                cut = reader.end
+                continue
+            }
+            if p == posting { return .present }
+            next = p
+            nextEnd = reader.end
+            break
+        }
+        while try reader.next() != nil {}
+        let used = reader.end
+        if next == nil { nextEnd = cut }
+        let followers = Int(value.loadLE(UInt16.self, at: 0)) + 1
+        guard followers <= maxFollowers else { return .doesNotFit }
+        let parameters = Parameters(q: UInt64(value.loadLE(UInt32.self, at: 4)), kSeq: Int(value[2]), kTime: Int(value[3]))
+        let added = step(previous, posting, q: parameters.q)
+        let after = next.map { step(posting, $0, q: parameters.q) }
+        let bits = used - (nextEnd - cut) + cost(added, parameters) + (after.map { cost($0, parameters) } ?? 0)
+        guard bits <= streamBits else { return .doesNotFit }
+        guard out.count == valueSize else { throw StorageError.invalidArgument("a posting block is \(valueSize) bytes, not \(out.count)") }
+        let stream = UnsafeRawBufferPointer(rebasing: value[headerSize...])
+        out.initializeMemory(as: UInt8.self, repeating: 0)
+        out.copyMemory(from: UnsafeRawBufferPointer(rebasing: value[..<headerSize]))
+        out.storeLE(UInt16(followers), at: 0)
+        var writer = BitWriter(UnsafeMutableRawBufferPointer(rebasing: out[headerSize...]))
+        writer.copy(stream, from: 0, to: cut)
+        write(added, parameters, &writer)
+        if let after { write(after, parameters, &writer) }
+        writer.copy(stream, from: nextEnd, to: used)
+        writer.flush()
+        return .inserted
+    }
+
+    package static func encode(_ postings: ArraySlice<Posting>) -> [UInt8]? {
         postings.withUnsafeBufferPointer { encode($0) }
     }
 
@@ -321,6 +388,24 @@ private struct BitWriter {
         if n > 1 { write(x, n - 1) }
     }
 
+    /// Appends bits `start ..< end` of `stream` (least significant first, as written here).
+    mutating func copy(_ stream: UnsafeRawBufferPointer, from start: Int, to end: Int) {
+        var at = start
+        while at < end {
+            let n = min(56, end - at)
+            let byte = at >> 3
+            var word: UInt64 = 0
+            if byte + 8 <= stream.count {
+                word = UInt64(littleEndian: stream.loadUnaligned(fromByteOffset: byte, as: UInt64.self))
+            } else {
+                var i = 0
+                while byte + i < stream.count { word |= UInt64(stream[byte + i]) << UInt64(8 * i); i += 1 }
+            }
+            write(word >> UInt64(at & 7), n)
+            at += n
+        }
+    }
+
     mutating func flush() {
         while count > 0 {
             out[byte] = UInt8(truncatingIfNeeded: accumulator)
@@ -346,6 +431,9 @@ package struct PostingBlockReader {
     private let q: UInt64
     private var previous: Posting?
     private let first: Posting
+    /// The bit offset in the stream just after the posting `next()` returned last (0 after
+    /// the first, the key's), before any padding.
+    private(set) var end = 0
 
     /// A reader of the block `key` → `value` (`PostingBlock.valueSize` bytes).
     package init(key: BTreeKey, value: UnsafeRawBufferPointer, file: String) throws {
@@ -381,33 +469,54 @@ package struct PostingBlockReader {
         guard remaining > 0 else { return nil }
         remaining -= 1
         var c = p
-        let kind: Int
-        if try bit() == 0 {
-            kind = 0
-        } else {
-            kind = try bit() == 0 ? 1 : 2
-        }
+        // Fields are read at a local bit offset; bits past the stream read as 0, and one check
+        // at the end rejects a follower that runs past it.
+        var at = position
+        let w = peek(at)
         let seqDelta: UInt64, residual: UInt64
-        switch kind {
-        case 0:
-            seqDelta = try rice(kSeq)
-            residual = try rice(kTime)
-        case 1:
-            let gap = try length()
+        if w & 1 == 0 {
+            // Same term and conversation. Both Rice codes in this window: the common case.
+            let seqOnes = (~(w >> 1)).trailingZeroBitCount
+            let seqEnd = 2 + seqOnes + kSeq
+            let timeOnes = seqEnd <= 57 ? (~(w >> UInt64(seqEnd))).trailingZeroBitCount : 64
+            let total = seqEnd + timeOnes + 1 + kTime
+            if seqOnes < Int(PostingBlock.escapeQuotient) && timeOnes < Int(PostingBlock.escapeQuotient) && total <= 57 {
+                seqDelta = UInt64(seqOnes) << UInt64(kSeq) | (w >> UInt64(2 + seqOnes)) & ((1 << UInt64(kSeq)) - 1)
+                residual = UInt64(timeOnes) << UInt64(kTime) | (w >> UInt64(seqEnd + timeOnes + 1)) & ((1 << UInt64(kTime)) - 1)
+                at += total
+            } else {
+                at += 1
+                seqDelta = try rice(&at, kSeq)
+                residual = try rice(&at, kTime)
+            }
+        } else if w & 2 == 0 {
+            at += 2
+            let gap = try length(&at)
             let (conversation, overflow) = p.conversation.addingReportingOverflow(gap &+ 1)
             guard !overflow, gap != .max else { throw corrupt("conversation gap overflows") }
             c.conversation = conversation
-            seqDelta = try length()
-            residual = try length()
-        default:
-            let gap = try length()
+            seqDelta = try length(&at)
+            residual = try length(&at)
+        } else {
+            at += 2
+            let gap = try length(&at)
             let (term, overflow) = p.term.addingReportingOverflow(gap &+ 1)
             guard !overflow, gap != .max else { throw corrupt("term gap overflows") }
             c.term = term
-            c.conversation = try length()
-            seqDelta = try length()
-            residual = try length()
+            c.conversation = try length(&at)
+            seqDelta = try length(&at)
+            residual = try length(&at)
         }
+        guard at <= totalBits else { throw corrupt("bit stream ends inside a posting") }
+        position = at
+        return try finish(p, c, seqDelta: seqDelta, residual: residual)
+    }
+
+    /// `c` (`p` with its term and conversation changed as the follower says) with the seq and
+    /// time fields applied, checked, made the previous posting.
+    @inline(__always)
+    private mutating func finish(_ p: Posting, _ c: Posting, seqDelta: UInt64, residual: UInt64) throws -> Posting {
+        var c = c
         let ds = PostingBlock.unzigzag(seqDelta)
         c.seq = p.seq &+ ds
         c.createdAt = p.createdAt &+ (PostingBlock.unzigzag(residual) &+ q &* ds)
@@ -416,17 +525,18 @@ package struct PostingBlockReader {
             throw corrupt("posting \(c) after \(p) is out of order or out of range")
         }
         previous = c
+        end = position
         if remaining == 0 { try checkPadding() }
         return c
     }
 
     private func corrupt(_ reason: String) -> StorageError { PostingBlock.corrupted(key, reason, file: file) }
 
-    /// The stream's bits from `position` on, least significant first: at least 57 valid bits
-    /// (bits past the stream's end read as 0).
+    /// The stream's bits from bit `at` on, least significant first: at least 57 valid bits
+    /// (bits past the stream's end read as 0, at any offset).
     @inline(__always)
-    private func window() -> UInt64 {
-        let byte = position >> 3
+    private func peek(_ at: Int) -> UInt64 {
+        let byte = at >> 3
         var word: UInt64 = 0
         if byte + 8 <= stream.count {
             word = UInt64(littleEndian: stream.loadUnaligned(fromByteOffset: byte, as: UInt64.self))
@@ -434,52 +544,40 @@ package struct PostingBlockReader {
             var i = 0
             while byte + i < stream.count { word |= UInt64(stream[byte + i]) << UInt64(8 * i); i += 1 }
         }
-        return word >> UInt64(position & 7)
+        return word >> UInt64(at & 7)
     }
 
+    /// The `n` bits (0 … 64) at bit `at`.
     @inline(__always)
-    private mutating func advance(_ n: Int) throws {
-        guard position + n <= totalBits else { throw corrupt("bit stream ends inside a posting") }
-        position += n
+    private func field(_ at: Int, _ n: Int) -> UInt64 {
+        if n <= 57 { return peek(at) & ((1 << UInt64(n)) - 1) }
+        return peek(at) & 0xFFFF_FFFF | (peek(at + 32) & ((1 << UInt64(n - 32)) - 1)) << 32
     }
 
+    /// Rice(x, k) at `at`, which moves past it.
     @inline(__always)
-    private mutating func bit() throws -> UInt64 {
-        let value = window() & 1
-        try advance(1)
+    private func rice(_ at: inout Int, _ k: Int) throws -> UInt64 {
+        let ones = (~peek(at)).trailingZeroBitCount
+        if ones >= Int(PostingBlock.escapeQuotient) {
+            at += Int(PostingBlock.escapeQuotient)
+            return try length(&at)
+        }
+        at += ones + 1
+        let value = UInt64(ones) << UInt64(k) | field(at, k)
+        at += k
         return value
     }
 
-    /// The next `n` bits (0 … 63).
+    /// L(x) at `at`, which moves past it.
     @inline(__always)
-    private mutating func bits(_ n: Int) throws -> UInt64 {
-        if n == 0 { return 0 }
-        if n <= 56 {
-            let value = window() & ((1 << UInt64(n)) - 1)
-            try advance(n)
-            return value
-        }
-        let low = try bits(32)
-        return low | (try bits(n - 32)) << 32
-    }
-
-    @inline(__always)
-    private mutating func rice(_ k: Int) throws -> UInt64 {
-        let ones = (~window()).trailingZeroBitCount
-        if ones >= Int(PostingBlock.escapeQuotient) {
-            try advance(Int(PostingBlock.escapeQuotient))
-            return try length()
-        }
-        try advance(ones + 1)
-        return UInt64(ones) << UInt64(k) | (try bits(k))
-    }
-
-    @inline(__always)
-    private mutating func length() throws -> UInt64 {
-        let n = Int(try bits(7))
-        guard n <= 64 else { throw corrupt("field length \(n) exceeds 64 bits") }
+    private func length(_ at: inout Int) throws -> UInt64 {
+        let n = Int(peek(at) & 0x7F)
+        at += 7
         if n <= 1 { return UInt64(n) }
-        return (1 << UInt64(n - 1)) | (try bits(n - 1))
+        guard n <= 64 else { throw corrupt("field length \(n) exceeds 64 bits") }
+        let value = (1 << UInt64(n - 1)) | field(at, n - 1)
+        at += n - 1
+        return value
     }
 
     private mutating func checkPadding() throws {
@@ -489,7 +587,8 @@ package struct PostingBlockReader {
                 guard stream[position >> 3] == 0 else { throw corrupt("nonzero bits after the last posting") }
                 position += 8
             } else {
-                guard try bit() == 0 else { throw corrupt("nonzero bits after the last posting") }
+                guard peek(position) & 1 == 0 else { throw corrupt("nonzero bits after the last posting") }
+                position += 1
             }
         }
     }

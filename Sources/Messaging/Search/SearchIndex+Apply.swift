@@ -55,6 +55,14 @@ enum SearchIndex {
             }
         }
 
+        /// Adds `posting`; false when it is there already.
+        func insert(_ posting: Posting) throws -> Bool {
+            switch self {
+            case .blocks(let blocks): try blocks.insert(posting)
+            case .legacy(let tree): try tree.insert(SearchPostingKey.key(termID: posting.term, posting.message), value: [])
+            }
+        }
+
         /// Removes `posting`; false when it is not there.
         func remove(_ posting: Posting) throws -> Bool {
             switch self {
@@ -68,10 +76,23 @@ enum SearchIndex {
     static func add(_ terms: [[UInt8]], of key: MessageKey, _ trees: Trees) throws {
         for term in terms {
             let termKey = SearchTermKey.key(term)
+            // A known term: its count goes up in the descent that reads it (and back down in
+            // the rare case the posting was there already: only on a damaged index).
+            var known: SearchTermValue? = nil
+            try trees.terms.modify(termKey) { value in
+                var entry = SearchTermValue(UnsafeRawBufferPointer(value))
+                known = entry
+                entry.postings &+= 1
+                entry.store(into: value)
+            }
+            if let known {
+                if !(try trees.postings.insert(Posting(term: known.termID, key))) {
+                    try trees.terms.modify(termKey) { known.store(into: $0) }
+                }
+                continue
+            }
             var (entry, isNew) = try termEntry(termKey, trees)
-            var added = false
-            try trees.postings.insert(sorted: [Posting(term: entry.termID, key)]) { _ in added = true }
-            guard added else { continue }
+            guard try trees.postings.insert(Posting(term: entry.termID, key)) else { continue }
             entry.postings &+= 1
             try storeTermEntry(termKey, entry, isNew: isNew, trees)
         }

@@ -58,11 +58,14 @@ package struct SearchTermValue: Equatable {
 
     var bytes: [UInt8] {
         var out = [UInt8](repeating: 0, count: Self.size)
-        out.withUnsafeMutableBytes {
-            $0.storeLE(termID, at: 0)
-            $0.storeLE(postings, at: 8)
-        }
+        out.withUnsafeMutableBytes { store(into: $0) }
         return out
+    }
+
+    /// Writes the value's `size` bytes at the start of `out`.
+    func store(into out: UnsafeMutableRawBufferPointer) {
+        out.storeLE(termID, at: 0)
+        out.storeLE(postings, at: 8)
     }
 }
 
@@ -234,6 +237,14 @@ extension SearchTokenizer {
     /// same order on every run): words (at most `SearchTermKey.maxBytes` bytes kept, cut at a
     /// character boundary), the last character of each CJK run, and CJK pairs.
     package static func indexTerms(of text: String) -> [[UInt8]] {
+        if var words = asciiWordBytes(of: text) {
+            for i in words.indices where words[i].count > SearchTermKey.maxBytes { words[i] = truncated(words[i]) }
+            words.sort { $0.lexicographicallyPrecedes($1) }
+            var distinct: [[UInt8]] = []
+            distinct.reserveCapacity(words.count)
+            for word in words where distinct.last != word { distinct.append(word) }
+            return distinct
+        }
         let terms = terms(of: text)
         var set = Set<[UInt8]>()
         for word in terms.words { set.insert(truncated(Array(word.utf8))) }

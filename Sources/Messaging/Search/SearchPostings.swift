@@ -6,8 +6,10 @@ import ScrollbackStorage
 /// (`PostingBlock`). Blocks may hold postings of several terms (a rare term shares a block
 /// with its neighbours).
 ///
-/// Writes decode the one block a posting falls in (the last whose key is not above it),
-/// change its list and write it back: one block when the list fits, else split after the last
+/// A single posting (a send, an edit) goes into the block it falls in (the last whose key is
+/// not above it) in place when it fits under the block's parameters (`PostingBlock.inserting`,
+/// one descent, no re-encoding). Otherwise writes decode that block, change its list and
+/// write it back: one block when the list fits, else split after the last
 /// posting added (appends in order fill blocks; the postings after them keep their own
 /// block), each part packed greedily into full blocks. Removing a block's first posting
 /// re-keys the block. Blocks are never merged: removals leave them as full as they were
@@ -122,8 +124,21 @@ struct SearchPostings {
 
     // MARK: Writing
 
-    /// Adds `posting`; false when it is there already.
+    /// Adds `posting`; false when it is there already. The block it falls in takes it in
+    /// place when it fits under the block's own parameters (`PostingBlock.inserting`: one
+    /// decoding and a copy of bits, no re-encoding); else as `insert(sorted:)` (new
+    /// parameters, or a split).
     func insert(_ posting: Posting) throws -> Bool {
+        var splice = PostingBlock.Splice.doesNotFit
+        try tree.modifyLast(atMost: posting.blockKey) { key, value, out in
+            splice = try PostingBlock.inserting(posting, key: key, value: value, into: out, file: file)
+            return splice == .inserted
+        }
+        switch splice {
+        case .present: return false
+        case .inserted: return true
+        case .doesNotFit: break
+        }
         var added = false
         try insert(sorted: [posting]) { _ in added = true }
         return added

@@ -71,6 +71,10 @@ package enum SearchTokenizer {
     /// Splits `text` into terms.
     package static func terms(of text: String) -> Terms {
         var terms = Terms()
+        if text.utf8.allSatisfy({ $0 < 0x80 }) {   // one stretch without CJK
+            appendASCIIWords(of: text, to: &terms.words)
+            return terms
+        }
         var other = String.UnicodeScalarView()      // the current non-CJK stretch
         var cjkRun: [Unicode.Scalar] = []
         func flushOther() {
@@ -134,6 +138,26 @@ package enum SearchTokenizer {
         }
         flushWord()
         flushRun()
+    }
+
+    /// The words of ASCII `text` as lowercased bytes (nil when `text` is not ASCII): the
+    /// same words as `terms(of:)`, without building strings.
+    static func asciiWordBytes(of text: String) -> [[UInt8]]? {
+        var words: [[UInt8]] = []
+        var word: [UInt8] = []
+        for b in text.utf8 {
+            if b >= 0x80 { return nil }
+            if (b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x7A) {
+                word.append(b)
+            } else if b >= 0x41 && b <= 0x5A {
+                word.append(b | 0x20)
+            } else if !word.isEmpty {
+                words.append(word)
+                word.removeAll(keepingCapacity: true)
+            }
+        }
+        if !word.isEmpty { words.append(word) }
+        return words
     }
 
     static func appendASCIIWords(of stretch: String, to words: inout [String]) {
