@@ -195,6 +195,14 @@ import TestSupport
                 let p = random()
                 #expect(try postings.contains(p) == model.contains(p), "seed \(seed) \(phase) \(p)")
             }
+            // A probe (kept blocks, decoded part-way): candidates newest first in a few
+            // conversations, then in random order, present and absent mixed.
+            var probe = SearchPostings.Probe(postings)
+            let few = Set(expected.shuffled(using: &rng).prefix(4).map(\.conversation))
+            var asked = expected.filter { few.contains($0.conversation) }.reversed().map { $0 }
+            asked += (0..<400).map { _ in random() }
+            asked += expected.shuffled(using: &rng).prefix(300)
+            for p in asked { #expect(try probe.contains(p) == model.contains(p), "seed \(seed) \(phase) probe \(p)") }
         }
         // Singles.
         for _ in 0..<3_000 {

@@ -56,27 +56,69 @@ struct SearchPostings {
         } ?? false
     }
 
-    /// A membership test that keeps the last block it decoded: probes that fall in the same
-    /// block (a check of one term against neighbouring candidates) cost a binary search.
+    /// A membership test that keeps the blocks it decoded last (up to `slotCount`): the checks
+    /// of one term against candidates newest first — in each of a scope's conversations, the
+    /// candidates fall in the same few blocks, one below the other — cost a comparison with
+    /// each kept block and a binary search. A block is decoded only up to the posting asked
+    /// for (the next candidates of its conversation are below it), so a kept block answers for
+    /// postings from its first to the highest it has decoded or shown absent.
     struct Probe {
         let postings: SearchPostings
-        private var buffer: [Posting] = []
-        /// The block in `buffer` holds every posting in [low, high) (high nil: no bound).
-        private var low: Posting? = nil
-        private var high: Posting? = nil
+        /// Slot i holds the postings of the block that starts with `firsts[i]`, from the first
+        /// to the highest decoded; it answers for [firsts[i], throughs[i]].
+        private var firsts: [Posting] = []
+        private var throughs: [Posting] = []
+        private var lists: [[Posting]] = []
+        private var complete: [Bool] = []
+        private var hand = 0
+        static let slotCount = 24
 
         init(_ postings: SearchPostings) { self.postings = postings }
 
         mutating func contains(_ posting: Posting) throws -> Bool {
-            if let low, !(posting < low), high.map({ posting < $0 }) ?? true {
-                return buffer.sortedContains(posting)
+            for i in firsts.indices where !(posting < firsts[i]) && !(throughs[i] < posting) {
+                return lists[i].sortedContains(posting)
             }
             var cursor = postings.tree.cursor()
-            guard try cursor.seek(atMost: posting.blockKey) else { return false }
-            try SearchPostings.decode(cursor, into: &buffer, file: postings.file)
-            low = buffer.first
-            high = try cursor.next() ? try cursor.key().map { Posting(blockKey: $0) } : nil
-            return buffer.sortedContains(posting)
+            guard try cursor.seek(atMost: posting.blockKey), let key = try cursor.key() else { return false }
+            let first = Posting(blockKey: key)
+            let slot: Int
+            if let i = firsts.firstIndex(of: first) {
+                // A block kept but decoded below `posting`: fully decoded, it does not hold it
+                // (and the next block starts above it); else decode it further.
+                if complete[i] {
+                    throughs[i] = posting
+                    return false
+                }
+                slot = i
+            } else if firsts.count < Self.slotCount {
+                slot = firsts.count
+                firsts.append(first)
+                throughs.append(first)
+                lists.append([])
+                complete.append(false)
+            } else {
+                slot = hand
+                hand = (hand + 1) % Self.slotCount
+                firsts[slot] = first
+            }
+            var list: [Posting] = []
+            swap(&list, &lists[slot])
+            list.removeAll(keepingCapacity: true)
+            var ended = false
+            _ = try cursor.withCurrent { key, value in
+                var reader = try PostingBlockReader(key: key, value: value, file: postings.file)
+                while true {
+                    guard let p = try reader.next() else { ended = true; return }
+                    list.append(p)
+                    if !(p < posting) { return }
+                }
+            }
+            let found = list.last == posting
+            complete[slot] = ended
+            throughs[slot] = ended ? posting : list.last ?? first
+            swap(&list, &lists[slot])
+            return found
         }
     }
 
@@ -317,12 +359,16 @@ struct PostingReverseCursor {
         file = postings.tree.file
     }
 
-    /// Positions at the last posting not above `posting`; false when there is none.
+    /// Positions at the last posting not above `posting`; false when there is none. The block
+    /// is decoded only up to `posting`.
     mutating func seek(atMost posting: Posting) throws -> Bool {
         guard try cursor.seek(atMost: posting.blockKey) else { index = -1; return false }
-        try SearchPostings.decode(cursor, into: &buffer, file: file)
+        buffer.removeAll(keepingCapacity: true)
+        _ = try cursor.withCurrent { key, value in
+            var reader = try PostingBlockReader(key: key, value: value, file: file)
+            while let p = try reader.next(), !(posting < p) { buffer.append(p) }
+        }
         index = buffer.count - 1
-        while index >= 0 && posting < buffer[index] { index -= 1 }
         return index >= 0
     }
 
