@@ -212,9 +212,12 @@ extension MessageDatabase {
     /// The core of `search` and `searchCount`: candidates from the postings of the query's
     /// rarest term (a k-way merge over the scope's conversations, or — across the store, or
     /// for a scope when the term has at most `searchPostingsScannedPerSeek` postings per seek
-    /// the merge would make — rounds of top-k over a scan of the term's postings), each checked against the other terms (by their postings
-    /// when they have few term ids, else by the terms of the message's body). Calls `match`
-    /// for up to `limit` matches in order; returns whether another match follows.
+    /// the merge would make — rounds of top-k over a scan of the term's postings), each
+    /// checked against the other terms (by their postings when they have few term ids, else
+    /// by the terms of the message's body). When the rarest term and the rarest check are
+    /// single terms and probing would cost more (`joinIsCheaper`), the candidates are instead
+    /// the messages holding both, from a merge of the two terms' postings. Calls `match` for
+    /// up to `limit` matches in order; returns whether another match follows.
     private func searchMatches(
         _ query: SearchQuery, in scope: [String]?, after: CursorToken.Position?, limit: Int, _ snapshot: PageTransaction,
         _ match: (MessageKey, LogPosition, inout RecordReader) throws -> Void
@@ -264,13 +267,27 @@ extension MessageDatabase {
         checks.sort { $0.postings < $1.postings }
         var probes = checks.map { _ in SearchPostings.Probe(postings) }
 
-        var stream: CandidateStream
+        var scopeIDs: [UInt64]? = nil
         if let scope {
             var ids: [UInt64] = []
             var seen = Set<ByteString>()
             for name in scope where seen.insert(ByteString(name)).inserted {
                 if let id = try conversationID(name, in: snapshot) { ids.append(id) }
             }
+            scopeIDs = ids
+        }
+        // The messages holding the driver and every check of one term id, by a merge of their
+        // postings, when that decodes fewer postings than the probes it saves would cost.
+        var joined = Array(repeating: false, count: checks.count)
+        var stream: CandidateStream
+        let single = checks.indices.filter { checks[$0].ids.count == 1 }
+        if driver.ids.count == 1, !single.isEmpty,
+           try joinIsCheaper(driver.postings, single.map { checks[$0].postings }, scope: scopeIDs, limit: limit, snapshot) {
+            let keys = try Self.joinedCandidates([driver.ids[0]] + single.map { checks[$0].ids[0] }, in: scopeIDs?.sorted(),
+                                                 below: after, postings)
+            stream = CandidateStream(sortedKeys: keys)
+            for i in single { joined[i] = true }
+        } else if let ids = scopeIDs {
             // Few postings: one scan of them, filtered by conversation, costs less than a seek
             // per (conversation, term id).
             let seeks = UInt64(ids.count * driver.ids.count)
@@ -292,7 +309,7 @@ extension MessageDatabase {
         var reader = engine.recordReader(for: snapshot)
         var taken = 0
         candidates: while let key = try stream.next() {
-            for i in checks.indices where !(try checks[i].hasPosting(key, &probes[i])) { continue candidates }
+            for i in checks.indices where !joined[i] { if !(try checks[i].hasPosting(key, &probes[i])) { continue candidates } }
             var found: LogPosition? = nil
             try messages.withValue(for: key.treeKey) { found = MessagePointer.position(in: $0) }
             guard let position = found else {
@@ -310,6 +327,85 @@ extension MessageDatabase {
             try match(key, position, &reader)
         }
         return false
+    }
+}
+
+extension MessageDatabase {
+    /// Whether merging the postings of the driver (`driver` postings) and of the checks
+    /// (`checks`, the rarest first) decodes fewer postings than probing the candidates would
+    /// cost (`searchDecodesPerProbe` each). The probes: the driver's candidates until `limit`
+    /// + 1 matches, at the rate the rarest check's share of the messages predicts (terms taken
+    /// as independent); a scope takes its share of the conversations, and a seek per term each.
+    fileprivate func joinIsCheaper(_ driver: UInt64, _ checks: [UInt64], scope: [UInt64]?, limit: Int,
+                                   _ snapshot: PageTransaction) throws -> Bool {
+        let messages = Double(max(1, snapshot.state[counter: .liveMessages]))
+        let terms = Double(1 + checks.count)
+        var share = 1.0, seeks = terms
+        if let scope {
+            let conversations = Double(max(1, try BTree(snapshot, .conversations).count))
+            share = min(1, Double(scope.count) / conversations)
+            seeks = terms * Double(scope.count)
+        }
+        let candidates = Double(driver) * share
+        let rarest = Double(max(1, checks.min() ?? 1))
+        let wanted = limit == .max ? candidates : min(candidates, (Double(limit) + 1) * messages / rarest)
+        let merge = checks.reduce(Double(driver)) { $0 + Double($1) } * share + seeks * searchDecodesPerProbe
+        return merge < wanted * searchDecodesPerProbe
+    }
+
+    /// The messages that hold every one of `terms` (term ids, at least one), in
+    /// `conversations` (sorted; nil: all), below `after`, newest first (createdAt, then seq,
+    /// descending): a merge of the terms' postings in key order in which each cursor behind
+    /// skips to the message the one ahead is at (inside its block, or by a seek).
+    fileprivate static func joinedCandidates(_ terms: [UInt64], in conversations: [UInt64]?, below after: CursorToken.Position?,
+                                             _ postings: SearchPostings) throws -> [MessageKey] {
+        var keys: [MessageKey] = []
+        var cursors = terms.map { _ in PostingForwardCursor(postings) }
+        /// The message at cursor i as a posting of term 0 (for comparisons across terms), or
+        /// nil when the cursor has left its term or `last`.
+        func message(_ i: Int, _ last: UInt64) -> Posting? {
+            let p = cursors[i].current
+            guard p.term == terms[i], p.conversation <= last else { return nil }
+            return Posting(term: 0, conversation: p.conversation, createdAt: p.createdAt, seq: p.seq)
+        }
+        func merge(from first: UInt64, through last: UInt64) throws {
+            for i in terms.indices {
+                guard try cursors[i].seek(atLeast: Posting(term: terms[i], conversation: first, createdAt: 0, seq: 0)) else { return }
+            }
+            while true {
+                // The furthest cursor's message; every other cursor skips to it.
+                var target = Posting(term: 0, conversation: 0, createdAt: 0, seq: 0)
+                for i in terms.indices {
+                    guard let m = message(i, last) else { return }
+                    if target < m { target = m }
+                }
+                var agree = true
+                for i in terms.indices {
+                    guard let m = message(i, last) else { return }
+                    if m < target {
+                        guard try cursors[i].advance(to: Posting(term: terms[i], target.message)) else { return }
+                        guard let moved = message(i, last) else { return }
+                        if moved != target { agree = false }
+                    }
+                }
+                guard agree else { continue }
+                if let after, !(target.createdAt < after.createdAt || (target.createdAt == after.createdAt && target.seq < after.seq)) {
+                    // At or above the page's position: not on this page.
+                } else {
+                    keys.append(target.message)
+                }
+                for i in terms.indices {
+                    guard try cursors[i].next() else { return }
+                }
+            }
+        }
+        if let conversations {
+            for conversation in conversations { try merge(from: conversation, through: conversation) }
+        } else {
+            try merge(from: 0, through: .max)
+        }
+        keys.sort { $0.createdAt != $1.createdAt ? $0.createdAt > $1.createdAt : $0.seq > $1.seq }
+        return keys
     }
 }
 
@@ -396,6 +492,12 @@ private struct CandidateStream {
                 cursors.append(cursor)
             }
         }
+    }
+
+    /// Over `keys`, already in order.
+    init(sortedKeys keys: [MessageKey]) {
+        merging = false
+        sorted = keys
     }
 
     init(sorting termIDs: [UInt64], in conversations: [UInt64]? = nil, below position: CursorToken.Position?, _ postings: SearchPostings,

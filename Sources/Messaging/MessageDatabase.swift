@@ -22,6 +22,8 @@ package final class MessageDatabase: Sendable {
     package let maxBodyBytes: Int
     /// `MessageDatabaseOptions.searchPostingsScannedPerSeek`.
     let searchPostingsScannedPerSeek: Int
+    /// `MessageDatabaseOptions.searchDecodesPerProbe`.
+    let searchDecodesPerProbe: Double
     let autoCompactGarbageRatio: Double?
     /// The store's cursor secret (counter 4), fixed at creation.
     let cursorSecret: UInt64
@@ -42,6 +44,7 @@ package final class MessageDatabase: Sendable {
         self.fileSystem = fileSystem
         self.maxBodyBytes = options.maxBodyBytes
         self.searchPostingsScannedPerSeek = options.searchPostingsScannedPerSeek
+        self.searchDecodesPerProbe = options.searchDecodesPerProbe
         self.autoCompactGarbageRatio = options.autoCompactGarbageRatio
         self.cursorSecret = secret
     }

@@ -68,6 +68,11 @@ package struct MessageDatabaseOptions: Sendable {
     /// seeking each conversation when the term has at most this many postings per seek the
     /// merge would make. Tests set 0 (always merge) or a huge value (always scan).
     package var searchPostingsScannedPerSeek = 128
+    /// A search whose two rarest terms are single terms checks its candidates by a merge of
+    /// their postings (skipping by seeks) instead of probing each candidate when the merge
+    /// decodes fewer postings than this many per probe it saves (a probe: a descent and part
+    /// of a block). Tests set 0 (always probe) or a huge value (always merge).
+    package var searchDecodesPerProbe: Double = 70
     package init() {}
 }
 

@@ -145,6 +145,7 @@ public final class MessageStore: Sendable {
         config.storage.changeRetentionBytes = UInt64(options.changeRetentionBytes)
         config.maxBodyBytes = options.maxBodyBytes
         config.searchPostingsScannedPerSeek = options.searchPostingsScannedPerSeek
+        config.searchDecodesPerProbe = options.searchDecodesPerProbe
         if let label = options.lockLabel { config.storage.lockLabel = label }
         config.autoCompactGarbageRatio = options.autoCompactGarbageRatio
         return config

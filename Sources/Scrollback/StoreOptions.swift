@@ -36,6 +36,9 @@ public struct StoreOptions: Sendable, Hashable {
     /// Tests only: a scoped search scans its rarest term's postings instead of seeking each
     /// conversation when the term has at most this many postings per seek (0: always seek).
     package var searchPostingsScannedPerSeek: Int = 128
+    /// Tests only: a search checks its candidates by a merge of its two rarest terms' postings
+    /// when that decodes fewer postings than this many per probe saved (0: always probe).
+    package var searchDecodesPerProbe: Double = 70
     /// Log kept for the change stream (`MessageStore.changes`): a log segment that nothing
     /// else needs any more stays while the log written after it is smaller than this, so a
     /// consumer that falls up to this far behind can still continue from its position.

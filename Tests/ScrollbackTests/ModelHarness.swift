@@ -249,6 +249,9 @@ final class ModelHarness {
         // Scoped searches: always a merge of per-conversation seeks, the default choice, or
         // always a filtered scan of the rarest term's postings.
         options.searchPostingsScannedPerSeek = [0, 128, 1 << 40][Int(configuration.seed % 3)]
+        // Candidates checked by probes only, by the default choice, or by a merge of the two
+        // rarest terms' postings whenever they are single terms.
+        options.searchDecodesPerProbe = [0, 70, 1e12][Int(configuration.seed / 3 % 3)]
         return options
     }
 

@@ -4,6 +4,7 @@ import ScrollbackBTree
 import ScrollbackIO
 @testable import ScrollbackMessaging
 import Testing
+import TestSupport
 
 /// Message search: the term rules of the README (diacritics, apostrophes, compatibility forms,
 /// CJK characters and pairs), scopes, order, paging with cursors bound to the query and scope,
@@ -18,9 +19,10 @@ import Testing
         return options
     }
 
-    static func open(_ fs: MemoryFileSystem, scannedPerSeek: Int = 128) throws -> MessageStore {
+    static func open(_ fs: MemoryFileSystem, scannedPerSeek: Int = 128, decodesPerProbe: Double = 70) throws -> MessageStore {
         var options = options()
         options.searchPostingsScannedPerSeek = scannedPerSeek
+        options.searchDecodesPerProbe = decodesPerProbe
         return try MessageStore(path: "/db", options: options, fileSystem: fs)
     }
 
@@ -131,6 +133,56 @@ import Testing
 
     /// Turning the index off frees its pages and makes searches refuse; writes go on
     /// unindexed; turning it on again rebuilds it from the messages (after a reopen too).
+    /// Two-word searches give the same pages and counts whether the candidates are checked by
+    /// probes or by a merge of the two terms' postings (whole store, one conversation, several;
+    /// paged), on a store with blocks of many postings (common and rare words, CJK pairs).
+    @Test func mergeAndProbesAgree() throws {
+        let fs = MemoryFileSystem()
+        let vocabulary = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta", "你好", "前言"]
+        var rng = SeededRandom(seed: 42)
+        do {
+            let store = try Self.open(fs)
+            try store.enableSearchIndex()
+            for i in 0..<1_500 {
+                // Skewed: the first words are common, the last rare.
+                let words = (0..<(1 + Int(rng.next() % 5))).map { _ in
+                    vocabulary[Int(Double(vocabulary.count) * pow(Double(rng.next() % 1_000) / 1_000, 2))]
+                }
+                try store.append(Self.message("m\(i)", in: "c\(rng.next() % 9)", at: Int64(i / 3), words.joined(separator: " ")))
+            }
+            try store.close()
+        }
+        var pages: [[[String]]] = []
+        var counts: [[Int]] = []
+        for decodesPerProbe in [0.0, 1e12] {
+            let store = try Self.open(fs, decodesPerProbe: decodesPerProbe)
+            var walks: [[String]] = []
+            var counted: [Int] = []
+            for a in vocabulary.indices {
+                for b in vocabulary.indices where b != a {
+                    let query = vocabulary[a] + " " + vocabulary[b]
+                    for scope in [SearchScope.wholeStore, .conversation("c3"), .conversations(["c1", "c5", "c8"])] {
+                        var walked: [String] = []
+                        var page = try store.search(query, in: scope, limit: 7)
+                        walked += Self.ids(page)
+                        while let next = page.next {
+                            page = try store.search(query, in: scope, after: next, limit: 7)
+                            walked += Self.ids(page)
+                        }
+                        walks.append(walked)
+                        counted.append(try store.searchCount(query, in: scope))
+                    }
+                }
+            }
+            pages.append(walks)
+            counts.append(counted)
+            try store.close()
+        }
+        #expect(pages[0] == pages[1])
+        #expect(counts[0] == counts[1])
+        #expect(counts[0].reduce(0, +) > 1_000, "the queries barely matched")
+    }
+
     @Test func disablingFreesTheIndexAndEnablingRebuildsIt() throws {
         let fs = MemoryFileSystem()
         var store = try Self.open(fs)

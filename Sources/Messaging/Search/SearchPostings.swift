@@ -385,6 +385,69 @@ struct PostingReverseCursor {
     }
 }
 
+/// A cursor over the postings walking forwards, block by block, that skips ahead: `advance`
+/// moves inside the decoded block when the target is in it, else seeks (one descent), so a
+/// merge of two terms' postings skips the blocks between their common messages.
+struct PostingForwardCursor {
+    private var cursor: BTreeCursor
+    private var buffer: [Posting] = []
+    private var index = 0
+    private let file: String
+
+    init(_ postings: SearchPostings) {
+        cursor = postings.tree.cursor()
+        file = postings.tree.file
+    }
+
+    /// Positions at the first posting not below `posting`; false when there is none.
+    mutating func seek(atLeast posting: Posting) throws -> Bool {
+        if !(try cursor.seek(atMost: posting.blockKey)) {
+            guard try cursor.seekFirst() else { return false }
+        }
+        try SearchPostings.decode(cursor, into: &buffer, file: file)
+        index = 0
+        return try skip(below: posting)
+    }
+
+    /// The posting at the cursor. REQUIRES: a successful `seek`, `next` or `advance`.
+    var current: Posting { buffer[index] }
+
+    /// Moves to the posting after; false when there is none.
+    mutating func next() throws -> Bool {
+        index += 1
+        while index == buffer.count {
+            guard try cursor.next() else { return false }
+            try SearchPostings.decode(cursor, into: &buffer, file: file)
+            index = 0
+        }
+        return true
+    }
+
+    /// Moves to the first posting not below `posting` (at or after the current one); false
+    /// when there is none.
+    mutating func advance(to posting: Posting) throws -> Bool {
+        guard let last = buffer.last, !(last < posting) else { return try seek(atLeast: posting) }
+        var low = index, high = buffer.count - 1
+        while low < high {
+            let middle = (low + high) / 2
+            if buffer[middle] < posting { low = middle + 1 } else { high = middle }
+        }
+        index = low
+        return true
+    }
+
+    /// Steps past the postings below `posting`, into later blocks when needed.
+    private mutating func skip(below posting: Posting) throws -> Bool {
+        while true {
+            while index < buffer.count && buffer[index] < posting { index += 1 }
+            if index < buffer.count { return true }
+            guard try cursor.next() else { return false }
+            try SearchPostings.decode(cursor, into: &buffer, file: file)
+            index = 0
+        }
+    }
+}
+
 extension Array where Element: Comparable {
     /// Whether the array, sorted ascending, holds `value`. O(log n).
     func sortedContains(_ value: Element) -> Bool {
