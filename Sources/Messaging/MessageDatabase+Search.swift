@@ -26,6 +26,23 @@ package struct SearchQuery: Sendable {
         loneSingles = distinct(terms.singles.filter { !paired.contains($0) }.map { Array(String($0).utf8) })
     }
 
+    /// For each of `pairs`, its group: pairs that share a character (transitively: the pairs
+    /// of one CJK run) have the same.
+    var pairGroups: [Int] {
+        var group = Array(pairs.indices)
+        func root(_ i: Int) -> Int { group[i] == i ? i : root(group[i]) }
+        for i in pairs.indices {
+            for j in pairs.indices where j > i {
+                let a = pairs[i], b = pairs[j]
+                let half = a.count / 2, otherHalf = b.count / 2
+                let shares = a[half...].elementsEqual(b[..<otherHalf]) || b[otherHalf...].elementsEqual(a[..<half])
+                    || a[..<half].elementsEqual(b[..<otherHalf]) || a[half...].elementsEqual(b[otherHalf...])
+                if shares { group[root(j)] = root(i) }
+            }
+        }
+        return pairs.indices.map(root)
+    }
+
     /// Whether a body with these terms matches: every word a prefix of one of its words, every
     /// CJK character and pair among its own.
     package func matches(_ body: SearchTokenizer.Terms) -> Bool {
@@ -238,33 +255,44 @@ extension MessageDatabase {
             throw MessagingError.invalidArgument(
                 argument: "search", reason: "the search index of \(directory) has the layout of format 3: run scrollback upgrade STORE")
         }
-        var resolved: [ResolvedTerm] = []
+        // Each term's group: the pairs of one CJK run share one (a message with one of them
+        // mostly has the others); every other term has its own.
+        var resolved: [(term: ResolvedTerm, group: Int)] = []
         for word in query.words {
             let term = try ResolvedTerm(prefix: word, index.terms)
             if term.ids.isEmpty { return false }
-            resolved.append(term)
+            resolved.append((term, -1 - resolved.count))
         }
         for single in query.loneSingles {
             // Exact: the terms starting with a CJK character are it and the pairs it starts.
             let term = try ResolvedTerm(prefix: single, index.terms)
             if term.ids.isEmpty { return false }
-            resolved.append(term)
+            resolved.append((term, -1 - resolved.count))
         }
-        for exact in query.pairs {
+        let groups = query.pairGroups
+        for (i, exact) in query.pairs.enumerated() {
             let term = try ResolvedTerm(exact: exact, index.terms)
             if term.ids.isEmpty { return false }
-            resolved.append(term)
+            resolved.append((term, groups[i]))
         }
         // A query has at least one term (SearchQuery), so `resolved` is never empty.
-        guard let driverIndex = resolved.indices.min(by: { resolved[$0].postings < resolved[$1].postings }) else { return false }
-        let driver = resolved[driverIndex]
-        var checks: [ResolvedTerm] = []
-        var needsBody = !driver.isExact
-        for (i, term) in resolved.enumerated() where i != driverIndex {
-            if term.checkByPostings { checks.append(term) } else { needsBody = true }
+        guard let driverIndex = resolved.indices.min(by: { resolved[$0].term.postings < resolved[$1].term.postings }) else {
+            return false
         }
-        // The rarest first: a candidate without it is rejected after one probe.
-        checks.sort { $0.postings < $1.postings }
+        let driver = resolved[driverIndex].term
+        var grouped: [(term: ResolvedTerm, withDriver: Bool)] = []
+        var needsBody = !driver.isExact
+        for (i, entry) in resolved.enumerated() where i != driverIndex {
+            if entry.term.checkByPostings {
+                grouped.append((entry.term, entry.group == resolved[driverIndex].group))
+            } else {
+                needsBody = true
+            }
+        }
+        // Terms of other groups first, the rarest first: a candidate without one is rejected
+        // after one probe (a candidate of the driver mostly holds the rest of its run).
+        grouped.sort { $0.withDriver != $1.withDriver ? !$0.withDriver : $0.term.postings < $1.term.postings }
+        let checks = grouped.map(\.term)
         var probes = checks.map { _ in SearchPostings.Probe(postings) }
 
         var scopeIDs: [UInt64]? = nil
@@ -282,7 +310,8 @@ extension MessageDatabase {
         var stream: CandidateStream
         let single = checks.indices.filter { checks[$0].ids.count == 1 }
         if driver.ids.count == 1, !single.isEmpty,
-           try joinIsCheaper(driver.postings, single.map { checks[$0].postings }, scope: scopeIDs, limit: limit, snapshot) {
+           try joinIsCheaper(driver.postings, single.map { checks[$0].postings }, rate: grouped.first { !$0.withDriver }?.term.postings,
+                             scope: scopeIDs, limit: limit, snapshot) {
             let keys = try Self.joinedCandidates([driver.ids[0]] + single.map { checks[$0].ids[0] }, in: scopeIDs?.sorted(),
                                                  below: after, postings)
             stream = CandidateStream(sortedKeys: keys)
@@ -332,11 +361,13 @@ extension MessageDatabase {
 
 extension MessageDatabase {
     /// Whether merging the postings of the driver (`driver` postings) and of the checks
-    /// (`checks`, the rarest first) decodes fewer postings than probing the candidates would
-    /// cost (`searchDecodesPerProbe` each). The probes: the driver's candidates until `limit`
-    /// + 1 matches, at the rate the rarest check's share of the messages predicts (terms taken
-    /// as independent); a scope takes its share of the conversations, and a seek per term each.
-    fileprivate func joinIsCheaper(_ driver: UInt64, _ checks: [UInt64], scope: [UInt64]?, limit: Int,
+    /// (`checks`) decodes fewer postings than probing the candidates would cost
+    /// (`searchDecodesPerProbe` each). The probes: the driver's candidates until `limit` + 1
+    /// matches, at the rate the share of the messages holding the `rate` term (the rarest
+    /// check outside the driver's group; terms taken as independent; nil: every candidate
+    /// matches) predicts; a scope takes its share of the conversations, and a seek per term
+    /// each.
+    fileprivate func joinIsCheaper(_ driver: UInt64, _ checks: [UInt64], rate: UInt64?, scope: [UInt64]?, limit: Int,
                                    _ snapshot: PageTransaction) throws -> Bool {
         let messages = Double(max(1, snapshot.state[counter: .liveMessages]))
         let terms = Double(1 + checks.count)
@@ -347,8 +378,8 @@ extension MessageDatabase {
             seeks = terms * Double(scope.count)
         }
         let candidates = Double(driver) * share
-        let rarest = Double(max(1, checks.min() ?? 1))
-        let wanted = limit == .max ? candidates : min(candidates, (Double(limit) + 1) * messages / rarest)
+        let holding = Double(max(1, min(rate ?? .max, UInt64(messages))))
+        let wanted = limit == .max ? candidates : min(candidates, (Double(limit) + 1) * messages / holding)
         let merge = checks.reduce(Double(driver)) { $0 + Double($1) } * share + seeks * searchDecodesPerProbe
         return merge < wanted * searchDecodesPerProbe
     }

@@ -79,6 +79,19 @@ import TestSupport
         #expect(try store.verify().isEmpty)
     }
 
+    /// The pairs of one CJK run form one group (checked after the other runs' pairs); the
+    /// pairs of separate runs, separate groups.
+    @Test func pairsOfARunShareAGroup() throws {
+        let query = try SearchQuery("前言你好 中文 文字 abc")
+        let names = query.pairs.map { String(decoding: $0, as: UTF8.self) }
+        let groups = Dictionary(uniqueKeysWithValues: zip(names, query.pairGroups))
+        #expect(Set(names) == ["前言", "言你", "你好", "中文", "文字"])
+        #expect(groups["前言"] == groups["言你"] && groups["言你"] == groups["你好"])
+        #expect(groups["中文"] == groups["文字"])   // two runs that share 文: one group
+        #expect(groups["前言"] != groups["中文"])
+        #expect(try SearchQuery("你好").pairGroups == [0])
+    }
+
     @Test func searchNeedsTheIndexAndSaysSo() throws {
         let store = try Self.open(MemoryFileSystem())
         try store.append(Self.message("m1", at: 1, "hello"))

@@ -385,18 +385,31 @@ struct PostingReverseCursor {
     }
 }
 
-/// A cursor over the postings walking forwards, block by block, that skips ahead: `advance`
-/// moves inside the decoded block when the target is in it, else seeks (one descent), so a
-/// merge of two terms' postings skips the blocks between their common messages.
+/// A cursor over the postings walking forwards that skips ahead: it decodes its block lazily
+/// (a copy of the block's bytes, read as far as asked), knows where the next block starts,
+/// and `advance` reads on inside the block when the target is before the next block, else
+/// seeks (one descent, then only the part of that block up to the target). A merge of terms'
+/// postings thus skips the blocks between their common messages and decodes little of the
+/// blocks it lands in. Copies of a cursor share its block buffer: use one copy.
 struct PostingForwardCursor {
-    private var cursor: BTreeCursor
-    private var buffer: [Posting] = []
-    private var index = 0
+    private var cursor: BTreeCursor       // at the block after the one being read (invalid: none)
+    private let block: BlockBytes
+    private var reader: PostingBlockReader? = nil
+    private var nextBlock: Posting? = nil
     private let file: String
+    /// The posting at the cursor. Valid after a successful `seek`, `next` or `advance`.
+    private(set) var current = Posting(term: 0, conversation: 0, createdAt: 0, seq: 0)
+
+    /// The bytes of the block being read (its reader points into them).
+    final class BlockBytes {
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: PostingBlock.valueSize, alignment: 8)
+        deinit { bytes.deallocate() }
+    }
 
     init(_ postings: SearchPostings) {
         cursor = postings.tree.cursor()
         file = postings.tree.file
+        block = BlockBytes()
     }
 
     /// Positions at the first posting not below `posting`; false when there is none.
@@ -404,47 +417,52 @@ struct PostingForwardCursor {
         if !(try cursor.seek(atMost: posting.blockKey)) {
             guard try cursor.seekFirst() else { return false }
         }
-        try SearchPostings.decode(cursor, into: &buffer, file: file)
-        index = 0
-        return try skip(below: posting)
+        try load()
+        return try read(until: posting)
     }
-
-    /// The posting at the cursor. REQUIRES: a successful `seek`, `next` or `advance`.
-    var current: Posting { buffer[index] }
 
     /// Moves to the posting after; false when there is none.
     mutating func next() throws -> Bool {
-        index += 1
-        while index == buffer.count {
-            guard try cursor.next() else { return false }
-            try SearchPostings.decode(cursor, into: &buffer, file: file)
-            index = 0
-        }
-        return true
-    }
-
-    /// Moves to the first posting not below `posting` (at or after the current one); false
-    /// when there is none.
-    mutating func advance(to posting: Posting) throws -> Bool {
-        guard let last = buffer.last, !(last < posting) else { return try seek(atLeast: posting) }
-        var low = index, high = buffer.count - 1
-        while low < high {
-            let middle = (low + high) / 2
-            if buffer[middle] < posting { low = middle + 1 } else { high = middle }
-        }
-        index = low
-        return true
-    }
-
-    /// Steps past the postings below `posting`, into later blocks when needed.
-    private mutating func skip(below posting: Posting) throws -> Bool {
         while true {
-            while index < buffer.count && buffer[index] < posting { index += 1 }
-            if index < buffer.count { return true }
-            guard try cursor.next() else { return false }
-            try SearchPostings.decode(cursor, into: &buffer, file: file)
-            index = 0
+            if let p = try reader?.next() {
+                current = p
+                return true
+            }
+            guard nextBlock != nil else { return false }
+            try load()
         }
+    }
+
+    /// Moves to the first posting not below `posting` (the current one when it is not);
+    /// false when there is none.
+    mutating func advance(to posting: Posting) throws -> Bool {
+        if !(current < posting) { return true }
+        if let nextBlock, !(posting < nextBlock) { return try seek(atLeast: posting) }
+        return try read(until: posting)
+    }
+
+    private mutating func read(until posting: Posting) throws -> Bool {
+        while try next() {
+            if !(current < posting) { return true }
+        }
+        return false
+    }
+
+    /// Copies the block at the B-tree cursor, starts reading it, and moves the B-tree cursor
+    /// to the next block (noting its first posting).
+    private mutating func load() throws {
+        var key = BTreeKey(0)
+        let bytes = block.bytes
+        let file = file
+        _ = try cursor.withCurrent { k, value in
+            guard value.count == bytes.count else {
+                throw StorageError.corrupted(file: file, offset: 0, reason: "search posting block of \(value.count) bytes")
+            }
+            key = k
+            bytes.copyMemory(from: value)
+        }
+        reader = try PostingBlockReader(key: key, value: UnsafeRawBufferPointer(bytes), file: file)
+        nextBlock = try cursor.next() ? try cursor.key().map { Posting(blockKey: $0) } : nil
     }
 }
 
