@@ -420,11 +420,7 @@ extension MessageDatabase {
                     }
                 }
                 guard agree else { continue }
-                if let after, !(target.createdAt < after.createdAt || (target.createdAt == after.createdAt && target.seq < after.seq)) {
-                    // At or above the page's position: not on this page.
-                } else {
-                    keys.append(target.message)
-                }
+                if after?.isAbove(target.message) ?? true { keys.append(target.message) }
                 for i in terms.indices {
                     guard try cursors[i].next() else { return }
                 }
@@ -437,6 +433,15 @@ extension MessageDatabase {
         }
         keys.sort { $0.createdAt != $1.createdAt ? $0.createdAt > $1.createdAt : $0.seq > $1.seq }
         return keys
+    }
+}
+
+extension CursorToken.Position {
+    /// Whether a search page that continues after this position may hold `key`: the key is
+    /// below it in search order (createdAt, then seq, descending).
+    @inline(__always)
+    func isAbove(_ key: MessageKey) -> Bool {
+        key.createdAt < createdAt || (key.createdAt == createdAt && key.seq < seq)
     }
 }
 
@@ -565,9 +570,7 @@ private struct CandidateStream {
             try postings.forEach(term: termID) { posting in
                 let key = posting.message
                 if let conversations, !conversations.sortedContains(key.conversation) { return true }
-                if let p = position, !(key.createdAt < p.createdAt || (key.createdAt == p.createdAt && key.seq < p.seq)) {
-                    return true
-                }
+                if let position, !position.isAbove(key) { return true }
                 let entry = FeedHeap.Entry(createdAt: ~key.createdAt, seq: ~key.seq, source: Int(key.conversation))
                 if kept.items.count < k {
                     kept.push(entry)

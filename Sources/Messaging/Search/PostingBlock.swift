@@ -91,6 +91,21 @@ package enum PostingBlock {
 
     @inline(__always) static func bitLength(_ x: UInt64) -> Int { 64 - x.leadingZeroBitCount }
 
+    /// The bits of `stream` from bit `at` on, least significant first: at least 57 valid bits
+    /// (bits past the stream's end read as 0, at any offset).
+    @inline(__always)
+    static func peek(_ stream: UnsafeRawBufferPointer, at: Int) -> UInt64 {
+        let byte = at >> 3
+        var word: UInt64 = 0
+        if byte + 8 <= stream.count {
+            word = UInt64(littleEndian: stream.loadUnaligned(fromByteOffset: byte, as: UInt64.self))
+        } else {
+            var i = 0
+            while byte + i < stream.count { word |= UInt64(stream[byte + i]) << UInt64(8 * i); i += 1 }
+        }
+        return word >> UInt64(at & 7)
+    }
+
     @inline(__always) static func lengthCost(_ x: UInt64) -> Int { 7 + max(0, bitLength(x) - 1) }
 
     @inline(__always) static func riceCost(_ x: UInt64, _ k: Int) -> Int {
@@ -393,15 +408,7 @@ private struct BitWriter {
         var at = start
         while at < end {
             let n = min(56, end - at)
-            let byte = at >> 3
-            var word: UInt64 = 0
-            if byte + 8 <= stream.count {
-                word = UInt64(littleEndian: stream.loadUnaligned(fromByteOffset: byte, as: UInt64.self))
-            } else {
-                var i = 0
-                while byte + i < stream.count { word |= UInt64(stream[byte + i]) << UInt64(8 * i); i += 1 }
-            }
-            write(word >> UInt64(at & 7), n)
+            write(PostingBlock.peek(stream, at: at), n)
             at += n
         }
     }
@@ -532,20 +539,8 @@ package struct PostingBlockReader {
 
     private func corrupt(_ reason: String) -> StorageError { PostingBlock.corrupted(key, reason, file: file) }
 
-    /// The stream's bits from bit `at` on, least significant first: at least 57 valid bits
-    /// (bits past the stream's end read as 0, at any offset).
     @inline(__always)
-    private func peek(_ at: Int) -> UInt64 {
-        let byte = at >> 3
-        var word: UInt64 = 0
-        if byte + 8 <= stream.count {
-            word = UInt64(littleEndian: stream.loadUnaligned(fromByteOffset: byte, as: UInt64.self))
-        } else {
-            var i = 0
-            while byte + i < stream.count { word |= UInt64(stream[byte + i]) << UInt64(8 * i); i += 1 }
-        }
-        return word >> UInt64(at & 7)
-    }
+    private func peek(_ at: Int) -> UInt64 { PostingBlock.peek(stream, at: at) }
 
     /// The `n` bits (0 … 64) at bit `at`.
     @inline(__always)
