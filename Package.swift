@@ -65,6 +65,7 @@ let package = Package(
             path: "Sources/Storage", swiftSettings: strict),
 
         .executableTarget(name: "FormatBench", dependencies: ["ScrollbackFormat"], path: "Benchmarks/FormatBench", swiftSettings: strict),
+        .executableTarget(name: "SearchBench", dependencies: ["Scrollback"], path: "Benchmarks/SearchBench", swiftSettings: strict),
         .executableTarget(name: "PostingBench", dependencies: ["ScrollbackMessaging", "ScrollbackBTree"], path: "Benchmarks/PostingBench", swiftSettings: strict),
         .executableTarget(name: "BTreeBench", dependencies: ["ScrollbackBTree", "ScrollbackPager", "ScrollbackIO", "ScrollbackFormat"], path: "Benchmarks/BTreeBench", swiftSettings: strict),
 

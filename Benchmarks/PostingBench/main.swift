@@ -4,7 +4,8 @@
 //
 // Builds blocks from postings shaped like the benchmark's two datasets (`latin`: a third of
 // the followers start another conversation, as a common word's block on the reference
-// dataset; `runs`: long same-conversation runs, as a rare term's or a heavy room's) and
+// dataset; `runs`: long same-conversation runs, as a rare term's or a heavy room's; `spread`:
+// every follower in another conversation, as a CJK pair's on the CJK variant) and
 // prints the best of several rounds, in nanoseconds: a posting decoded, a block encoded, a
 // posting added in place (`PostingBlock.inserting`). The results are folded into a printed
 // value so the optimizer cannot drop the work. (Blocks are packed full, so most postings added
@@ -80,7 +81,7 @@ func best(_ rounds: Int, _ body: () throws -> Int) rethrows -> (nanoseconds: Dou
 }
 
 var folded = 0
-for (label, run) in [("latin", UInt64(3)), ("runs", UInt64(60))] {
+for (label, run) in [("latin", UInt64(3)), ("runs", UInt64(60)), ("spread", UInt64(1))] {
     let list = postings(count: 200_000, conversationRun: run, seed: run)
     let packed = blocks(list)
     let perBlock = Double(list.count) / Double(packed.count)
