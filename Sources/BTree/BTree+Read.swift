@@ -26,6 +26,52 @@ extension BTree {
         }
     }
 
+    /// Calls `body` with the last entry whose key is at most `key` — its key and its value (a
+    /// view valid only inside `body`) — and `limit`: nil, or a key at most the next entry's
+    /// (the next entry's own when it is in the same leaf, else the separator above the leaf on
+    /// the path), so that no other entry's key lies in [the entry's key, limit). Returns false,
+    /// without calling `body`, when every key is above `key` (or the tree is empty). Cost: one
+    /// descent, no allocation; a cursor's seek and a copy of the value when the entry is the
+    /// last of the leaf before the one `key` descends to (a separator left below that leaf's
+    /// first key by a delete).
+    @discardableResult
+    package func withLast(atMost key: BTreeKey, _ body: (BTreeKey, UnsafeRawBufferPointer, BTreeKey?) throws -> Void) throws -> Bool {
+        let root = self.root
+        guard root.rootPage != 0 else { return false }
+        var page = root.rootPage
+        var level = Int(root.height) - 1
+        var upper: BTreeKey? = nil
+        while level > 0 {
+            page = try withPage(page, level: level) { bytes, count in
+                let index = branchChildIndex(bytes, count: count, key)
+                if index + 1 < count { upper = loadKey(bytes, at: branchOffset(index + 1) + layout.branchKeyOffset) }
+                return childPage(bytes, index)
+            }
+            level -= 1
+        }
+        let found = try withPage(page, level: 0) { bytes, count -> Bool in
+            var index = leafLowerBound(bytes, count: count, key)
+            if index == count || !leafKey(bytes, index, equals: key) {
+                guard index > 0 else { return false }
+                index -= 1
+            }
+            let limit = index + 1 < count ? loadKey(bytes, at: leafOffset(index + 1)) : upper
+            try body(loadKey(bytes, at: leafOffset(index)), leafValue(bytes, index), limit)
+            return true
+        }
+        if found { return true }
+        // Every key of the leaf is above `key` (a separator below the leaf's first key): the
+        // entry, if any, is the last of an earlier leaf.
+        var cursor = self.cursor()
+        guard try cursor.seek(atMost: key) else { return false }
+        var entry: (BTreeKey, [UInt8])? = nil
+        _ = try cursor.withCurrent { k, value in entry = (k, Array(value)) }
+        guard let (entryKey, value) = entry else { return false }
+        let limit = try cursor.next() ? try cursor.key() : nil
+        try value.withUnsafeBytes { try body(entryKey, $0, limit) }
+        return true
+    }
+
     /// A copy of the value stored under `key`, or nil. O(log n).
     package func get(_ key: BTreeKey) throws -> [UInt8]? {
         var result: [UInt8]? = nil

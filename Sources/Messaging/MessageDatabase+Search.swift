@@ -18,12 +18,19 @@ package struct SearchQuery: Sendable {
         guard !terms.isEmpty else {
             throw MessagingError.invalidArgument(argument: "query", reason: "\"\(text)\" has no words or CJK characters to search for")
         }
-        func distinct(_ list: [[UInt8]]) -> [[UInt8]] { Array(Set(list)).sorted { $0.lexicographicallyPrecedes($1) } }
+        func distinct(_ list: [[UInt8]]) -> [[UInt8]] {
+            let sorted = list.sorted { $0.lexicographicallyPrecedes($1) }
+            return sorted.indices.filter { $0 == 0 || sorted[$0] != sorted[$0 - 1] }.map { sorted[$0] }
+        }
+        func bytes(_ scalar: Unicode.Scalar) -> [UInt8] {
+            var bytes: [UInt8] = []
+            UTF8.encode(scalar) { bytes.append($0) }
+            return bytes
+        }
         words = distinct(terms.words.map { Array($0.utf8) })
-        singles = distinct(terms.singles.map { Array(String($0).utf8) })
-        pairs = distinct(terms.pairs.map { Array($0.description.utf8) })
-        let paired = Set(terms.pairs.flatMap { [$0.first, $0.second] })
-        loneSingles = distinct(terms.singles.filter { !paired.contains($0) }.map { Array(String($0).utf8) })
+        singles = distinct(terms.singles.map(bytes))
+        pairs = distinct(terms.pairs.map(\.utf8))
+        loneSingles = distinct(terms.singles.filter { s in !terms.pairs.contains { $0.first == s || $0.second == s } }.map(bytes))
     }
 
     /// For each of `pairs`, its group: pairs that share a character (transitively: the pairs
@@ -65,9 +72,9 @@ package struct SearchQuery: Sendable {
         }
         bytes.append(0xFE)
         if let scope {
-            let names = Set(scope.map { Array($0.utf8) }).sorted { $0.lexicographicallyPrecedes($1) }
-            for name in names {   // length-prefixed: names may hold any byte
-                bytes.append(UInt8(truncatingIfNeeded: name.count))
+            let names = scope.map { Array($0.utf8) }.sorted { $0.lexicographicallyPrecedes($1) }
+            for (i, name) in names.enumerated() where i == 0 || name != names[i - 1] {   // distinct
+                bytes.append(UInt8(truncatingIfNeeded: name.count))   // length-prefixed: names may hold any byte
                 bytes += name
             }
         } else {
@@ -185,12 +192,13 @@ extension MessageDatabase {
     package func search(_ text: String, in scope: [String]?, after token: String?, limit: Int,
                         _ visit: MessageVisitor) throws -> String? {
         let query = try SearchQuery(text)
-        let binding = query.binding(scope: scope)
         return try engine.read { snapshot in
-            let secret = snapshot.state[counter: .cursorSecret] ^ binding
+            // The binding is hashed only when a cursor is read or made (most searches end on
+            // their first page).
+            func secret() -> UInt64 { snapshot.state[counter: .cursorSecret] ^ query.binding(scope: scope) }
             var after: CursorToken.Position? = nil
             if let token {
-                guard let position = CursorToken.decode(token, secret: secret, version: CursorToken.searchVersion) else {
+                guard let position = CursorToken.decode(token, secret: secret(), version: CursorToken.searchVersion) else {
                     throw MessagingError.invalidCursor("the cursor is damaged, or belongs to another search, scope or store")
                 }
                 after = position
@@ -211,7 +219,7 @@ extension MessageDatabase {
             guard more else { return nil }
             // A page of limit 0 with matches left continues where it started.
             let position = last ?? after ?? CursorToken.Position(conversation: 0, createdAt: MessageKey.maxCreatedAt + 1, seq: 0)
-            return CursorToken.encode(position, secret: secret, version: CursorToken.searchVersion)
+            return CursorToken.encode(position, secret: secret(), version: CursorToken.searchVersion)
         }
     }
 
@@ -230,8 +238,9 @@ extension MessageDatabase {
     /// rarest term (a k-way merge over the scope's conversations, or — across the store, or
     /// for a scope when the term has at most `searchPostingsScannedPerSeek` postings per seek
     /// the merge would make — rounds of top-k over a scan of the term's postings), each
-    /// checked against the other terms (by their postings when they have few term ids, else
-    /// by the terms of the message's body). When the rarest term and the rarest check are
+    /// checked against the other terms (by their postings when they have few term ids: a
+    /// round's candidates at once, in key order, by `RoundFilter`; a merged candidate by a
+    /// `SearchPostings.Probe` each; else by the terms of the message's body). When the rarest term and the rarest check are
     /// single terms and probing would cost more (`joinIsCheaper`), the candidates are instead
     /// the messages holding both, from a merge of the two terms' postings. Calls `match` for
     /// up to `limit` matches in order; returns whether another match follows.
@@ -293,16 +302,17 @@ extension MessageDatabase {
         // after one probe (a candidate of the driver mostly holds the rest of its run).
         grouped.sort { $0.withDriver != $1.withDriver ? !$0.withDriver : $0.term.postings < $1.term.postings }
         let checks = grouped.map(\.term)
-        var probes = checks.map { _ in SearchPostings.Probe(postings) }
 
+        // The scope's conversation ids, sorted, each once (a name given twice counts once).
         var scopeIDs: [UInt64]? = nil
         if let scope {
             var ids: [UInt64] = []
-            var seen = Set<ByteString>()
-            for name in scope where seen.insert(ByteString(name)).inserted {
+            ids.reserveCapacity(scope.count)
+            for name in scope {
                 if let id = try conversationID(name, in: snapshot) { ids.append(id) }
             }
-            scopeIDs = ids
+            ids.sort()
+            scopeIDs = ids.indices.filter { $0 == 0 || ids[$0] != ids[$0 - 1] }.map { ids[$0] }
         }
         // The messages holding the driver and every check of one term id, by a merge of their
         // postings, when that decodes fewer postings than the probes it saves would cost.
@@ -312,33 +322,39 @@ extension MessageDatabase {
         if driver.ids.count == 1, !single.isEmpty,
            try joinIsCheaper(driver.postings, single.map { checks[$0].postings }, rate: grouped.first { !$0.withDriver }?.term.postings,
                              scope: scopeIDs, limit: limit, snapshot) {
-            let keys = try Self.joinedCandidates([driver.ids[0]] + single.map { checks[$0].ids[0] }, in: scopeIDs?.sorted(),
+            let keys = try Self.joinedCandidates([driver.ids[0]] + single.map { checks[$0].ids[0] }, in: scopeIDs,
                                                  below: after, postings)
             stream = CandidateStream(sortedKeys: keys)
             for i in single { joined[i] = true }
-        } else if let ids = scopeIDs {
-            // Few postings: one scan of them, filtered by conversation, costs less than a seek
-            // per (conversation, term id).
-            let seeks = UInt64(ids.count * driver.ids.count)
-            let (budget, overflow) = seeks.multipliedReportingOverflow(by: UInt64(max(0, searchPostingsScannedPerSeek)))
-            if !ids.isEmpty && driver.postings <= (overflow ? .max : budget) {
-                stream = try CandidateStream(sorting: driver.ids, in: ids.sorted(), below: after, postings,
-                                             firstRound: limit == .max ? 1 << 16 : min(limit, 1 << 16) * 2 + 8)
-            } else {
-                stream = try CandidateStream(merging: driver.ids, conversations: ids, below: after, postings)
-            }
         } else {
-            // The first round keeps one more than the page (plus a margin for candidates the
-            // other terms reject); `searchCount` (limit .max) takes big rounds from the start.
-            stream = try CandidateStream(sorting: driver.ids, below: after, postings,
-                                         firstRound: limit == .max ? 1 << 16 : min(limit, 1 << 16) * 2 + 8)
+            // Few postings in a scope: one scan of them, filtered by conversation, costs less
+            // than a seek per (conversation, term id). Across the store: always a scan.
+            var scan = true
+            if let ids = scopeIDs {
+                let seeks = UInt64(ids.count * driver.ids.count)
+                let (budget, overflow) = seeks.multipliedReportingOverflow(by: UInt64(max(0, searchPostingsScannedPerSeek)))
+                scan = !ids.isEmpty && driver.postings <= (overflow ? .max : budget)
+            }
+            if scan {
+                // Rounds of the newest candidates, each checked against every check term at
+                // once (`RoundFilter`). The first round keeps one more than the page plus a
+                // margin for candidates the checks reject; `searchCount` (limit .max) takes
+                // big rounds from the start.
+                let filter = RoundFilter(checks: checks.map(\.ids), postings: postings)
+                stream = try CandidateStream(sorting: driver.ids, in: scopeIDs, below: after, postings,
+                                             firstRound: limit == .max ? 1 << 16 : min(limit, 1 << 16) * 2 + 8, filter: filter)
+                for i in checks.indices { joined[i] = true }
+            } else {
+                stream = try CandidateStream(merging: driver.ids, conversations: scopeIDs ?? [], below: after, postings)
+            }
         }
 
+        var probes = checks.indices.map { joined[$0] ? nil : SearchPostings.Probe(postings) }
         let messages = try BTree(snapshot, .messages)
         var reader = engine.recordReader(for: snapshot)
         var taken = 0
         candidates: while let key = try stream.next() {
-            for i in checks.indices where !joined[i] { if !(try checks[i].hasPosting(key, &probes[i])) { continue candidates } }
+            for i in checks.indices where !joined[i] { if !(try checks[i].hasPosting(key, &probes[i]!)) { continue candidates } }
             var found: LogPosition? = nil
             try messages.withValue(for: key.treeKey) { found = MessagePointer.position(in: $0) }
             guard let position = found else {
@@ -537,11 +553,12 @@ private struct CandidateStream {
     }
 
     init(sorting termIDs: [UInt64], in conversations: [UInt64]? = nil, below position: CursorToken.Position?, _ postings: SearchPostings,
-         firstRound: Int) throws {
+         firstRound: Int, filter: RoundFilter? = nil) throws {
         merging = false
         self.termIDs = termIDs
         self.conversations = conversations
         self.postings = postings
+        self.filter = filter
         roundSize = max(1, firstRound)
         try selectRound(below: position)
     }
@@ -558,6 +575,10 @@ private struct CandidateStream {
     private var postings: SearchPostings? = nil
     private var roundSize = 0
     private var roundWasFull = false
+    /// The last key of the round before filtering: the next round starts below it.
+    private var roundLast: MessageKey? = nil
+    /// Applied to each round (nil: the round as selected).
+    private var filter: RoundFilter? = nil
 
     /// One round: the newest `roundSize` postings below `position`. The heap is the feed's
     /// max-heap over complemented (createdAt, seq), so its top is the oldest posting kept.
@@ -584,6 +605,8 @@ private struct CandidateStream {
         roundWasFull = kept.items.count == k
         sorted = kept.items.map { MessageKey(conversation: UInt64($0.source), createdAt: ~$0.createdAt, seq: ~$0.seq) }
             .sorted { $0.createdAt != $1.createdAt ? $0.createdAt > $1.createdAt : $0.seq > $1.seq }
+        roundLast = sorted.last
+        if let filter { try filter.apply(&sorted) }
         nextSorted = 0
     }
 
@@ -601,13 +624,12 @@ private struct CandidateStream {
                     }
                 }
             } else {
-                if nextSorted == sorted.count {
+                while nextSorted == sorted.count {
                     // The round is used up: another, below its last key, if it was full.
-                    guard roundWasFull, let last = sorted.last else { return nil }
+                    guard roundWasFull, let last = roundLast else { return nil }
                     roundSize = min(roundSize * 2, 1 << 20)
                     try selectRound(below: CursorToken.Position(conversation: last.conversation, createdAt: last.createdAt,
                                                                 seq: last.seq))
-                    if sorted.isEmpty { return nil }
                 }
                 key = sorted[nextSorted]
                 nextSorted += 1
@@ -617,5 +639,40 @@ private struct CandidateStream {
             lastSeq = key.seq
             return key
         }
+    }
+}
+
+/// The candidates of a round checked against the other terms at once: in key order (by
+/// conversation, then time), each check term's postings are walked forward with one cursor
+/// per term id, which reads on inside a block or steps over a few blocks by their keys rather
+/// than descending the tree for every candidate. A candidate passes a check when one of its
+/// term ids holds it; the checks go in order, each over the candidates the ones before passed.
+/// Cost per round and term id: one descent, the blocks between its first and last candidate
+/// (stepped over by key, or a seek past `PostingForwardCursor.maxSteps` of them), and the
+/// postings of the blocks holding candidates up to the last candidate in each.
+struct RoundFilter {
+    let checks: [[UInt64]]
+    let postings: SearchPostings
+
+    /// Keeps the keys of `keys` (in any order, kept as it is) that pass every check.
+    func apply(_ keys: inout [MessageKey]) throws {
+        guard !checks.isEmpty, !keys.isEmpty else { return }
+        var order = keys.map { Posting(term: 0, $0) }.sorted()
+        for ids in checks {
+            var passed = Array(repeating: false, count: order.count)
+            for id in ids {
+                var cursor = PostingForwardCursor(postings)
+                var positioned = false
+                for i in order.indices where !passed[i] {
+                    let target = Posting(term: id, order[i].message)
+                    guard try positioned ? cursor.advance(to: target) : cursor.seek(atLeast: target) else { break }
+                    positioned = true
+                    if cursor.current == target { passed[i] = true }
+                }
+            }
+            order = order.indices.filter { passed[$0] }.map { order[$0] }
+            if order.isEmpty { break }
+        }
+        keys.removeAll { !order.sortedContains(Posting(term: 0, $0)) }
     }
 }

@@ -220,6 +220,57 @@ import Testing
         other.rollback()
     }
 
+    /// `withLast(atMost:)` gives the last entry whose key is at most the key asked for (as a
+    /// cursor's `seek(atMost:)` finds it), its value, and a limit that no other key lies
+    /// between: the next key in the leaf, or a separator at most the next leaf's first key
+    /// (nil only for the tree's last entry) — also after deletes left separators below their
+    /// leaves' first keys; nothing when every key is above.
+    @Test func withLastGivesTheEntryAtMostTheKeyAndALimit() throws {
+        let pager = try makePager()
+        let all = (0..<UInt64(3_000)).map { $0 * 10 }
+        try buildTree(pager, keys: all)
+        let txn = try pager.beginWrite()
+        let tree = try BTree(txn, slot: 0)
+        var rng = SeededRandomShuffle(seed: 7)
+        var present = Set(all)
+        // Deletes, among them leaves' first keys (their separators stay).
+        var firsts: [UInt64] = []
+        var offset = 0
+        for count in try childCounts(tree) { firsts.append(all[offset]); offset += Int(count) }
+        for key in firsts.dropFirst() + rng.shuffled(all).prefix(400) where present.contains(key) {
+            #expect(try tree.delete(BTreeKey(key)))
+            present.remove(key)
+        }
+        let sorted = present.sorted()
+        var limited = 0
+        for probe in (0..<2_000).map({ _ in rng.next() % 30_100 }) + firsts + firsts.map({ $0 + 1 }) {
+            var got: (key: UInt64, value: [UInt8], limit: BTreeKey?)? = nil
+            let found = try tree.withLast(atMost: BTreeKey(probe)) { key, value, limit in got = (key.w0, Array(value), limit) }
+            var cursor = tree.cursor()
+            let expected = try cursor.seek(atMost: BTreeKey(probe)) ? try cursor.key()?.w0 : nil
+            #expect(found == (expected != nil), "probe \(probe)")
+            guard let got, let expected else { continue }
+            #expect(got.key == expected && got.value == smallValue(expected), "probe \(probe)")
+            let index = sorted.firstIndex(of: expected)!
+            if let limit = got.limit {
+                limited += 1
+                #expect(limit.w0 > probe, "probe \(probe): limit \(limit.w0)")
+                #expect(index + 1 < sorted.count && limit.w0 <= sorted[index + 1], "probe \(probe): limit \(limit.w0)")
+            } else {
+                #expect(index + 1 == sorted.count, "probe \(probe): no limit before the last key")
+            }
+        }
+        #expect(limited > 1_000)
+        // Every key above, and an empty tree: false, and the body is not called.
+        let small = try BTree.create(in: txn, slot: 5, keyWords: 1, valueSize: 8)
+        var called = false
+        #expect(try !small.withLast(atMost: BTreeKey(5)) { _, _, _ in called = true })
+        try small.insert(BTreeKey(100), value: smallValue(100))
+        #expect(try !small.withLast(atMost: BTreeKey(50)) { _, _, _ in called = true })
+        #expect(!called)
+        txn.rollback()
+    }
+
     // MARK: delete, merge, redistribute, collapse
 
     /// A sequential run followed by other keys in its page (a conversation's appends before

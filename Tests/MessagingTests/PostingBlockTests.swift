@@ -142,8 +142,10 @@ import TestSupport
 
     /// `SearchPostings` against a sorted set: random single inserts and removes, sorted batches
     /// (as build steps add them), appends in order; after each phase the postings read back
-    /// in order, by term (forward) and by reverse cursor, every posting is `contains`, a few
-    /// absent ones are not, and each block's postings lie below the next block's key.
+    /// in order, by term (forward) and by reverse cursor, every posting is `contains` (and a
+    /// probe's), a few absent ones are not, a forward cursor advances to the first posting at
+    /// or after each target, a round of candidates is filtered as the model says, and each
+    /// block's postings lie below the next block's key.
     @Test func postingsTreeMatchesModel() throws {
         let seed = UInt64.random(in: 0...UInt64.max)
         var rng = SeededRandom(seed: seed)
@@ -203,6 +205,35 @@ import TestSupport
             asked += (0..<400).map { _ in random() }
             asked += expected.shuffled(using: &rng).prefix(300)
             for p in asked { #expect(try probe.contains(p) == model.contains(p), "seed \(seed) \(phase) probe \(p)") }
+            // A forward cursor advanced to ascending targets, near (inside a block, a few
+            // blocks on: steps) and far (a seek): the first posting not below each.
+            var targets = (expected.shuffled(using: &rng).prefix(150) + (0..<150).map { _ in random() }).sorted()
+            for i in stride(from: 0, to: targets.count, by: 10) {   // runs of close targets
+                targets.append(Posting(term: targets[i].term, conversation: targets[i].conversation,
+                                       createdAt: targets[i].createdAt, seq: targets[i].seq + 1))
+            }
+            targets.sort()
+            var forward = PostingForwardCursor(postings)
+            var positioned = false
+            for target in targets {
+                let moved = try positioned ? forward.advance(to: target) : forward.seek(atLeast: target)
+                positioned = true
+                let want = expected.first { !($0 < target) }
+                #expect(moved == (want != nil), "seed \(seed) \(phase) advance to \(target)")
+                if moved { #expect(forward.current == want, "seed \(seed) \(phase) advance to \(target)") }
+                if !moved { break }
+            }
+            // A round of candidates filtered by two checks (the second of two term ids): the
+            // keys that every check holds, in the round's order.
+            let terms = Set(expected.map(\.term)).sorted()
+            if terms.count >= 3 {
+                let checks = [[terms[0]], [terms[1], terms[2]]]
+                var round = expected.shuffled(using: &rng).prefix(60).map(\.message) + (0..<40).map { _ in random().message }
+                let holds = { (key: MessageKey, ids: [UInt64]) in ids.contains { model.contains(Posting(term: $0, key)) } }
+                let want = round.filter { key in checks.allSatisfy { holds(key, $0) } }
+                try RoundFilter(checks: checks, postings: postings).apply(&round)
+                #expect(round == want, "seed \(seed) \(phase) round filter")
+            }
         }
         // Singles.
         for _ in 0..<3_000 {

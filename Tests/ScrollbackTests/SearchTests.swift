@@ -147,8 +147,9 @@ import TestSupport
     /// Turning the index off frees its pages and makes searches refuse; writes go on
     /// unindexed; turning it on again rebuilds it from the messages (after a reopen too).
     /// Two-word searches give the same pages and counts whether the candidates are checked by
-    /// probes or by a merge of the two terms' postings (whole store, one conversation, several;
-    /// paged), on a store with blocks of many postings (common and rare words, CJK pairs).
+    /// probes, a round at once, or by a merge of the two terms' postings (whole store, one
+    /// conversation, several; paged), on a store with blocks of many postings (common and rare
+    /// words, CJK pairs).
     @Test func mergeAndProbesAgree() throws {
         let fs = MemoryFileSystem()
         let vocabulary = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta", "你好", "前言"]
@@ -167,8 +168,11 @@ import TestSupport
         }
         var pages: [[[String]]] = []
         var counts: [[Int]] = []
-        for decodesPerProbe in [0.0, 1e12] {
-            let store = try Self.open(fs, decodesPerProbe: decodesPerProbe)
+        // Always a merge of the postings; else candidates checked a round at once (a scan of
+        // the rarest term's postings); else each by probes (a merge of per-conversation
+        // cursors; across the store still a scan).
+        for (decodesPerProbe, scannedPerSeek) in [(0.0, 128), (1e12, 1 << 40), (1e12, 0)] {
+            let store = try Self.open(fs, scannedPerSeek: scannedPerSeek, decodesPerProbe: decodesPerProbe)
             var walks: [[String]] = []
             var counted: [Int] = []
             for a in vocabulary.indices {
@@ -191,8 +195,8 @@ import TestSupport
             counts.append(counted)
             try store.close()
         }
-        #expect(pages[0] == pages[1])
-        #expect(counts[0] == counts[1])
+        #expect(pages[0] == pages[1] && pages[0] == pages[2])
+        #expect(counts[0] == counts[1] && counts[0] == counts[2])
         #expect(counts[0].reduce(0, +) > 1_000, "the queries barely matched")
     }
 

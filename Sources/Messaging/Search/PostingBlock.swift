@@ -493,26 +493,30 @@ package struct PostingBlockReader {
                 at += total
             } else {
                 at += 1
-                seqDelta = try rice(&at, kSeq)
-                residual = try rice(&at, kTime)
+                guard let s = Self.rice(stream, &at, kSeq), let t = Self.rice(stream, &at, kTime) else { throw badLength() }
+                seqDelta = s
+                residual = t
             }
         } else if w & 2 == 0 {
             at += 2
-            let gap = try length(&at)
+            guard let gap = Self.length(stream, &at), let s = Self.length(stream, &at), let t = Self.length(stream, &at) else {
+                throw badLength()
+            }
             let (conversation, overflow) = p.conversation.addingReportingOverflow(gap &+ 1)
             guard !overflow, gap != .max else { throw corrupt("conversation gap overflows") }
             c.conversation = conversation
-            seqDelta = try length(&at)
-            residual = try length(&at)
+            seqDelta = s
+            residual = t
         } else {
             at += 2
-            let gap = try length(&at)
+            guard let gap = Self.length(stream, &at), let conversation = Self.length(stream, &at), let s = Self.length(stream, &at),
+                  let t = Self.length(stream, &at) else { throw badLength() }
             let (term, overflow) = p.term.addingReportingOverflow(gap &+ 1)
             guard !overflow, gap != .max else { throw corrupt("term gap overflows") }
             c.term = term
-            c.conversation = try length(&at)
-            seqDelta = try length(&at)
-            residual = try length(&at)
+            c.conversation = conversation
+            seqDelta = s
+            residual = t
         }
         guard at <= totalBits else { throw corrupt("bit stream ends inside a posting") }
         position = at
@@ -539,40 +543,51 @@ package struct PostingBlockReader {
 
     private func corrupt(_ reason: String) -> StorageError { PostingBlock.corrupted(key, reason, file: file) }
 
+    private func badLength() -> StorageError { corrupt("a field's bit length exceeds 64") }
+
     @inline(__always)
     private func peek(_ at: Int) -> UInt64 { PostingBlock.peek(stream, at: at) }
 
-    /// The `n` bits (0 … 64) at bit `at`.
+    // The field readers are static over the stream alone: a method of the reader would pass
+    // the whole reader (a copy of it, as `next` mutates it) to each call.
+
+    /// The `n` bits (0 … 64) of `stream` at bit `at`.
     @inline(__always)
-    private func field(_ at: Int, _ n: Int) -> UInt64 {
-        if n <= 57 { return peek(at) & ((1 << UInt64(n)) - 1) }
-        return peek(at) & 0xFFFF_FFFF | (peek(at + 32) & ((1 << UInt64(n - 32)) - 1)) << 32
+    private static func field(_ stream: UnsafeRawBufferPointer, _ at: Int, _ n: Int) -> UInt64 {
+        if n <= 57 { return PostingBlock.peek(stream, at: at) & ((1 << UInt64(n)) - 1) }
+        return PostingBlock.peek(stream, at: at) & 0xFFFF_FFFF | (PostingBlock.peek(stream, at: at + 32) & ((1 << UInt64(n - 32)) - 1)) << 32
     }
 
-    /// Rice(x, k) at `at`, which moves past it.
+    /// Rice(x, k) at `at`, which moves past it; nil for an escape whose length exceeds 64.
+    /// One load when the code fits in the 57 bits of a `peek` (the common case).
     @inline(__always)
-    private func rice(_ at: inout Int, _ k: Int) throws -> UInt64 {
-        let ones = (~peek(at)).trailingZeroBitCount
+    private static func rice(_ stream: UnsafeRawBufferPointer, _ at: inout Int, _ k: Int) -> UInt64? {
+        let w = PostingBlock.peek(stream, at: at)
+        let ones = (~w).trailingZeroBitCount
         if ones >= Int(PostingBlock.escapeQuotient) {
             at += Int(PostingBlock.escapeQuotient)
-            return try length(&at)
+            return length(stream, &at)
         }
-        at += ones + 1
-        let value = UInt64(ones) << UInt64(k) | field(at, k)
-        at += k
-        return value
+        let low = ones + 1 + k <= 57 ? (w >> UInt64(ones + 1)) & ((1 << UInt64(k)) - 1) : field(stream, at + ones + 1, k)
+        at += ones + 1 + k
+        return UInt64(ones) << UInt64(k) | low
     }
 
-    /// L(x) at `at`, which moves past it.
+    /// L(x) at `at`, which moves past it; nil when its length exceeds 64. One load when the
+    /// code fits in the 57 bits of a `peek` (x below 2^51).
     @inline(__always)
-    private func length(_ at: inout Int) throws -> UInt64 {
-        let n = Int(peek(at) & 0x7F)
-        at += 7
-        if n <= 1 { return UInt64(n) }
-        guard n <= 64 else { throw corrupt("field length \(n) exceeds 64 bits") }
-        let value = (1 << UInt64(n - 1)) | field(at, n - 1)
-        at += n - 1
-        return value
+    private static func length(_ stream: UnsafeRawBufferPointer, _ at: inout Int) -> UInt64? {
+        let w = PostingBlock.peek(stream, at: at)
+        let n = Int(w & 0x7F)
+        if n <= 1 {
+            at += 7
+            return UInt64(n)
+        }
+        guard n <= 64 else { return nil }
+        let bits = n - 1
+        let low = 7 + bits <= 57 ? (w >> 7) & ((1 << UInt64(bits)) - 1) : field(stream, at + 7, bits)
+        at += 7 + bits
+        return (1 << UInt64(bits)) | low
     }
 
     private mutating func checkPadding() throws {

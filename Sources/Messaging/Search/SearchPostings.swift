@@ -56,69 +56,89 @@ struct SearchPostings {
         } ?? false
     }
 
-    /// A membership test that keeps the blocks it decoded last (up to `slotCount`): the checks
-    /// of one term against candidates newest first — in each of a scope's conversations, the
-    /// candidates fall in the same few blocks, one below the other — cost a comparison with
-    /// each kept block and a binary search. A block is decoded only up to the posting asked
-    /// for (the next candidates of its conversation are below it), so a kept block answers for
-    /// postings from its first to the highest it has decoded or shown absent.
+    /// A membership test that keeps the blocks it read last (up to `slotCount`): the checks of
+    /// one term against candidates — in each of a scope's conversations, newest first — fall
+    /// in a few blocks, often the same one for many conversations. A kept block knows where the
+    /// next block starts, so a posting in its range is answered without a descent; it is
+    /// decoded lazily, only as far as the highest posting asked for (a copy of its bytes and a
+    /// reader paused there), so each block is descended to and decoded at most once per probe.
     struct Probe {
         let postings: SearchPostings
-        /// Slot i holds the postings of the block that starts with `firsts[i]`, from the first
-        /// to the highest decoded; it answers for [firsts[i], throughs[i]].
+        /// Slot i holds the block that starts with `firsts[i]` and answers for postings in
+        /// [firsts[i], limits[i]) (limits[i]: the next block's first posting, or above every
+        /// posting); `lists[i]` are its postings decoded so far, `readers[i]` reads the rest
+        /// (nil once the block is decoded to its end).
         private var firsts: [Posting] = []
-        private var throughs: [Posting] = []
+        private var limits: [Posting] = []
         private var lists: [[Posting]] = []
-        private var complete: [Bool] = []
+        private var readers: [PostingBlockReader?] = []
+        private let bytes: BlockBytes
         private var hand = 0
         static let slotCount = 24
 
-        init(_ postings: SearchPostings) { self.postings = postings }
+        /// The copies of the kept blocks' bytes (`slotCount` blocks; readers point into them).
+        final class BlockBytes {
+            let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: Probe.slotCount * PostingBlock.valueSize, alignment: 8)
+            deinit { bytes.deallocate() }
+        }
+
+        /// Above every posting: the limit of the last block.
+        private static let end = Posting(term: .max, conversation: .max, createdAt: .max, seq: .max)
+
+        init(_ postings: SearchPostings) {
+            self.postings = postings
+            bytes = BlockBytes()
+        }
 
         mutating func contains(_ posting: Posting) throws -> Bool {
-            for i in firsts.indices where !(posting < firsts[i]) && !(throughs[i] < posting) {
-                return lists[i].sortedContains(posting)
+            for i in firsts.indices where !(posting < firsts[i]) && posting < limits[i] {
+                if let last = lists[i].last, !(last < posting) { return lists[i].sortedContains(posting) }
+                return try read(i, until: posting)
             }
-            var cursor = postings.tree.cursor()
-            guard try cursor.seek(atMost: posting.blockKey), let key = try cursor.key() else { return false }
-            let first = Posting(blockKey: key)
-            let slot: Int
-            if let i = firsts.firstIndex(of: first) {
-                // A block kept but decoded below `posting`: fully decoded, it does not hold it
-                // (and the next block starts above it); else decode it further.
-                if complete[i] {
-                    throughs[i] = posting
-                    return false
+            let slot = firsts.count < Self.slotCount ? firsts.count : hand
+            let copy = UnsafeMutableRawBufferPointer(rebasing: bytes.bytes[(slot * PostingBlock.valueSize)...].prefix(PostingBlock.valueSize))
+            let file = postings.file
+            var key = BTreeKey(0)
+            var limit = Self.end
+            let found = try postings.tree.withLast(atMost: posting.blockKey) { k, value, next in
+                guard value.count == copy.count else {
+                    throw StorageError.corrupted(file: file, offset: 0, reason: "search posting block of \(value.count) bytes")
                 }
-                slot = i
-            } else if firsts.count < Self.slotCount {
-                slot = firsts.count
-                firsts.append(first)
-                throughs.append(first)
+                key = k
+                copy.copyMemory(from: value)
+                if let next { limit = Posting(blockKey: next) }
+            }
+            guard found else { return false }
+            if slot == firsts.count {
+                firsts.append(posting)
+                limits.append(posting)
                 lists.append([])
-                complete.append(false)
+                readers.append(nil)
             } else {
-                slot = hand
                 hand = (hand + 1) % Self.slotCount
-                firsts[slot] = first
             }
+            firsts[slot] = Posting(blockKey: key)
+            readers[slot] = try PostingBlockReader(key: key, value: UnsafeRawBufferPointer(copy), file: file)
+            limits[slot] = limit
+            lists[slot].removeAll(keepingCapacity: true)
+            return try read(slot, until: posting)
+        }
+
+        /// Decodes slot `i` on up to the first posting not below `posting`; whether that is it.
+        private mutating func read(_ i: Int, until posting: Posting) throws -> Bool {
+            guard var reader = readers[i] else { return false }
+            readers[i] = nil
             var list: [Posting] = []
-            swap(&list, &lists[slot])
-            list.removeAll(keepingCapacity: true)
-            var ended = false
-            _ = try cursor.withCurrent { key, value in
-                var reader = try PostingBlockReader(key: key, value: value, file: postings.file)
-                while true {
-                    guard let p = try reader.next() else { ended = true; return }
-                    list.append(p)
-                    if !(p < posting) { return }
+            swap(&list, &lists[i])
+            defer { swap(&list, &lists[i]) }
+            while let p = try reader.next() {
+                list.append(p)
+                if !(p < posting) {
+                    readers[i] = reader
+                    return p == posting
                 }
             }
-            let found = list.last == posting
-            complete[slot] = ended
-            throughs[slot] = ended ? posting : list.last ?? first
-            swap(&list, &lists[slot])
-            return found
+            return false
         }
     }
 
@@ -434,12 +454,31 @@ struct PostingForwardCursor {
     }
 
     /// Moves to the first posting not below `posting` (the current one when it is not);
-    /// false when there is none.
+    /// false when there is none. A target past the block being read is reached by stepping
+    /// over up to `maxSteps` blocks by their keys (no decoding; their leaf pages are mostly
+    /// the one in hand), else by a seek.
     mutating func advance(to posting: Posting) throws -> Bool {
         if !(current < posting) { return true }
-        if let nextBlock, !(posting < nextBlock) { return try seek(atLeast: posting) }
-        return try read(until: posting)
+        guard let nextBlock, !(posting < nextBlock) else { return try read(until: posting) }
+        // The B-tree cursor is at the block that starts with `nextBlock` (not above `posting`):
+        // the target's block is it or one after it.
+        for _ in 0..<Self.maxSteps {
+            guard try cursor.next(), let key = try cursor.key() else {
+                guard try cursor.previous() else { return false }   // it is the last block
+                try load()
+                return try read(until: posting)
+            }
+            if posting < Posting(blockKey: key) {
+                guard try cursor.previous() else { return false }
+                try load()
+                return try read(until: posting)
+            }
+        }
+        return try seek(atLeast: posting)
     }
+
+    /// Blocks `advance` steps over before it seeks instead.
+    static let maxSteps = 8
 
     private mutating func read(until posting: Posting) throws -> Bool {
         while try next() {

@@ -66,6 +66,14 @@ package enum SearchTokenizer {
             self.second = second
         }
         package var description: String { String(first) + String(second) }
+        /// The pair's UTF-8 bytes (its term in the index), without making a string.
+        package var utf8: [UInt8] {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(8)
+            UTF8.encode(first) { bytes.append($0) }
+            UTF8.encode(second) { bytes.append($0) }
+            return bytes
+        }
     }
 
     /// Splits `text` into terms.
