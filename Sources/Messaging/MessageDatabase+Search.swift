@@ -568,8 +568,8 @@ private struct CandidateStream {
     // round's last key (in `conversations`, when given) in a heap (O(P log k), no array of every
     // posting); a consumer that needs more starts another round, twice as big.
     private var termIDs: [UInt64] = []
-    /// The scope's conversation ids, sorted (a binary search per posting: cheaper than
-    /// hashing for the few a scope names).
+    /// The scope's conversation ids, sorted: a round walks the term's postings forward through
+    /// them.
     private var conversations: [UInt64]? = nil
 
     private var postings: SearchPostings? = nil
@@ -587,19 +587,37 @@ private struct CandidateStream {
         var kept = FeedHeap()
         kept.items.reserveCapacity(roundSize)
         let k = roundSize
+        func consider(_ key: MessageKey) {
+            if let position, !position.isAbove(key) { return }
+            let entry = FeedHeap.Entry(createdAt: ~key.createdAt, seq: ~key.seq, source: Int(key.conversation))
+            if kept.items.count < k {
+                kept.push(entry)
+            } else if kept.items[0].isAbove(entry) {   // newer than the oldest kept
+                _ = kept.popMax()
+                kept.push(entry)
+            }
+        }
         for termID in termIDs {
-            try postings.forEach(term: termID) { posting in
-                let key = posting.message
-                if let conversations, !conversations.sortedContains(key.conversation) { return true }
-                if let position, !position.isAbove(key) { return true }
-                let entry = FeedHeap.Entry(createdAt: ~key.createdAt, seq: ~key.seq, source: Int(key.conversation))
-                if kept.items.count < k {
-                    kept.push(entry)
-                } else if kept.items[0].isAbove(entry) {   // newer than the oldest kept
-                    _ = kept.popMax()
-                    kept.push(entry)
+            guard let conversations else {
+                try postings.forEach(term: termID) { posting in
+                    consider(posting.message)
+                    return true
                 }
-                return true
+                continue
+            }
+            // The scope's conversations in order, with one forward cursor: the blocks between
+            // them are stepped over by key (or sought past), not decoded.
+            var cursor = PostingForwardCursor(postings)
+            var positioned = false
+            scope: for conversation in conversations {
+                let start = Posting(term: termID, conversation: conversation, createdAt: 0, seq: 0)
+                guard try positioned ? cursor.advance(to: start) : cursor.seek(atLeast: start) else { break }
+                positioned = true
+                while cursor.current.term == termID && cursor.current.conversation == conversation {
+                    consider(cursor.current.message)
+                    guard try cursor.next() else { break scope }
+                }
+                if cursor.current.term != termID { break }
             }
         }
         roundWasFull = kept.items.count == k
