@@ -16,6 +16,8 @@ enum Decoder: UInt8, CaseIterable {
     case logSegment = 0, sealedSegment, btreePage, metaPage, freeListPage, messageRecord, cursorToken
     /// A sorted-run file (spec/sorted-run.md), a body record, an engine record (spec/storage-records.md).
     case sortedRun, bodyRecord, engineRecord
+    /// A search posting block (spec/message-records.md): its 24-byte key, then its value.
+    case postingBlock
 }
 
 let pageSize = 4096
@@ -23,7 +25,8 @@ let logOptions = LogOptions(segmentSize: 64 << 10, blockSize: 4096, blockCacheBy
 
 func fuzzOne(_ input: [UInt8]) {
     guard let first = input.first else { return }
-    let decoder = Decoder(rawValue: first % UInt8(Decoder.allCases.count))!
+    // Bit 7 is a flag of some decoders: the selector is the low seven bits.
+    let decoder = Decoder(rawValue: (first & 0x7F) % UInt8(Decoder.allCases.count))!
     let body = Array(input.dropFirst())
     switch decoder {
     case .logSegment, .sealedSegment:
@@ -38,6 +41,60 @@ func fuzzOne(_ input: [UInt8]) {
     case .sortedRun: sortedRun(body)
     case .bodyRecord: bodyRecord(body)
     case .engineRecord: engineRecord(body)
+    case .postingBlock: postingBlock(body)
+    }
+}
+
+/// The postings of the block `key` → `value`, or nil when it does not read (a typed error).
+func readPostings(_ key: BTreeKey, _ value: [UInt8], _ context: String) -> [Posting]? {
+    do {
+        return try value.withUnsafeBytes { raw in
+            var reader = try PostingBlockReader(key: key, value: raw, file: "fuzz")
+            var list: [Posting] = []
+            while let p = try reader.next() { list.append(p) }
+            return list
+        }
+    } catch {
+        expectTyped(error, context)
+        return nil
+    }
+}
+
+/// A posting block: bytes 0..<24 its key (three little-endian words), the rest its value.
+/// It reads as a list or throws a typed error; a list that reads encodes (when it fits with
+/// the encoder's parameters) to a block that reads as the same list; a posting added in place
+/// (`PostingBlock.inserting`) reads back as the list with it, and one already there is
+/// `.present`.
+func postingBlock(_ bytes: [UInt8]) {
+    guard bytes.count >= 24 else { return }
+    let key = bytes.withUnsafeBytes { BTreeKey($0.loadLE(UInt64.self, at: 0), $0.loadLE(UInt64.self, at: 8), $0.loadLE(UInt64.self, at: 16)) }
+    let value = Array(bytes[24...])
+    guard let list = readPostings(key, value, "posting block read"), let first = list.first else { return }
+    if let encoded = PostingBlock.encode(list[...]) {
+        guard readPostings(first.blockKey, encoded, "posting block re-read") == list else {
+            fatalError("a posting block's list does not read back after encoding")
+        }
+    }
+    let middle = list[list.count / 2]
+    guard middle.seq < MessageKey.maxSeq else { return }
+    let added = Posting(term: middle.term, conversation: middle.conversation, createdAt: middle.createdAt, seq: middle.seq + 1)
+    var out = [UInt8](repeating: 0, count: PostingBlock.valueSize)
+    do {
+        let splice = try value.withUnsafeBytes { raw in
+            try out.withUnsafeMutableBytes { try PostingBlock.inserting(added, key: key, value: raw, into: $0, file: "fuzz") }
+        }
+        switch splice {
+        case .present:
+            if !list.contains(added) { fatalError("inserting reports a posting present that the block does not hold") }
+        case .inserted:
+            guard readPostings(key, out, "posting block after insert") == (list + [added]).sorted() else {
+                fatalError("a posting inserted in place does not read back with the block's list")
+            }
+        case .doesNotFit:
+            break
+        }
+    } catch {
+        expectTyped(error, "posting block insert")
     }
 }
 

@@ -4,6 +4,7 @@
 import FuzzSupport
 import Glibc
 @testable import Scrollback
+import ScrollbackBTree
 import ScrollbackFormat
 import ScrollbackIO
 @testable import ScrollbackLog
@@ -134,6 +135,27 @@ func writeSeeds(to directory: String) {
     }
     _ = try! pagedWriter.finish()
     add(.sortedRun, pagedFS.contents(of: "/p/" + SortedRun.fileName(1))!)
+    // Posting blocks: a common word's (conversations change often), a long run in one
+    // conversation, and several terms in one block.
+    func block(_ postings: [Posting]) {
+        guard let value = PostingBlock.encode(postings[...]) else { return }
+        let key = postings[0].blockKey
+        var bytes: [UInt8] = []
+        for word in [key.w0, key.w1, key.w2] { withUnsafeBytes(of: word.littleEndian) { bytes += $0 } }
+        add(.postingBlock, bytes + value)
+    }
+    let base: UInt64 = 1_700_000_000_000
+    var common: [Posting] = []
+    for i in UInt64(0)..<40 {
+        common.append(Posting(term: 9, conversation: 3 + (i / 3) * 2, createdAt: base + i * 60_000, seq: 100 + i * 7))
+    }
+    block(common)
+    var run: [Posting] = []
+    for i in UInt64(0)..<150 { run.append(Posting(term: 4, conversation: 12, createdAt: base + i * 8_640, seq: 5_000 + i)) }
+    block(run)
+    var terms: [Posting] = []
+    for i in UInt64(0)..<30 { terms.append(Posting(term: 20 + i / 10, conversation: 1 + i % 10, createdAt: base + i, seq: 1 + i)) }
+    block(terms)
     for (i, seed) in seeds.enumerated() {
         let path = directory + "/seed-\(i)"
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
