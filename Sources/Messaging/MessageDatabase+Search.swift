@@ -564,9 +564,10 @@ private struct CandidateStream {
     }
 
     // Whole store (or a scope whose driver has few postings): rounds of top-k selection. Each
-    // round scans the term's postings once and keeps the newest `roundSize` below the previous
-    // round's last key (in `conversations`, when given) in a heap (O(P log k), no array of every
-    // posting); a consumer that needs more starts another round, twice as big.
+    // round reads the term's postings once (in a scope, only those of its conversations, by a
+    // forward walk) and keeps the newest `roundSize` below the previous round's last key in a
+    // heap (O(P log k), no array of every posting); a consumer that needs more starts another
+    // round, twice as big.
     private var termIDs: [UInt64] = []
     /// The scope's conversation ids, sorted: a round walks the term's postings forward through
     /// them.

@@ -64,9 +64,10 @@ package struct MessageDatabaseOptions: Sendable {
     package var storage = StorageOptions()
     package var maxBodyBytes = ArgumentLimits.defaultBodyBytes
     package var autoCompactGarbageRatio: Double? = 0.5
-    /// A scoped search scans its rarest term's postings (filtered by conversation) instead of
-    /// seeking each conversation when the term has at most this many postings per seek the
-    /// merge would make. Tests set 0 (always merge) or a huge value (always scan).
+    /// A scoped search walks its rarest term's postings forward through the scope's
+    /// conversations (rounds of the newest, checked a round at once) instead of seeking each
+    /// conversation's newest when the term has at most this many postings per seek the merge
+    /// would make. Tests set 0 (always merge) or a huge value (always walk).
     package var searchPostingsScannedPerSeek = 128
     /// A search whose two rarest terms are single terms checks its candidates by a merge of
     /// their postings (skipping by seeks) instead of probing each candidate when the merge

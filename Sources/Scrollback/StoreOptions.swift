@@ -33,8 +33,10 @@ public struct StoreOptions: Sendable, Hashable {
     public var pageSize: Int = 8192
     /// Target size of a log segment. Default 16 MiB. Range 64 KiB … 1 GiB.
     public var segmentBytes: Int = 16 << 20
-    /// Tests only: a scoped search scans its rarest term's postings instead of seeking each
-    /// conversation when the term has at most this many postings per seek (0: always seek).
+    /// Tests only: a scoped search walks its rarest term's postings forward through the
+    /// scope's conversations (rounds of the newest, checked a round at once) instead of seeking
+    /// each conversation's newest when the term has at most this many postings per seek (0:
+    /// always seek).
     package var searchPostingsScannedPerSeek: Int = 128
     /// Tests only: a search checks its candidates by a merge of its two rarest terms' postings
     /// when that decodes fewer postings than this many per probe saved (0: always probe).

@@ -168,10 +168,10 @@ import TestSupport
         }
         var pages: [[[String]]] = []
         var counts: [[Int]] = []
-        // Always a merge of the postings; else candidates checked a round at once (a scan of
-        // the rarest term's postings); else each by probes (a merge of per-conversation
-        // cursors; across the store still a scan).
-        for (decodesPerProbe, scannedPerSeek) in [(0.0, 128), (1e12, 1 << 40), (1e12, 0)] {
+        // Mostly a merge of the two terms' postings (decodesPerProbe huge); never: candidates
+        // checked a round at once (a walk of the rarest term's postings), or in a scope each
+        // by probes (a merge of per-conversation cursors; across the store still rounds).
+        for (decodesPerProbe, scannedPerSeek) in [(1e12, 128), (0.0, 1 << 40), (0.0, 0)] {
             let store = try Self.open(fs, scannedPerSeek: scannedPerSeek, decodesPerProbe: decodesPerProbe)
             var walks: [[String]] = []
             var counted: [Int] = []

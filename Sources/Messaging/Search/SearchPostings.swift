@@ -96,6 +96,11 @@ struct SearchPostings {
                 return try read(i, until: posting)
             }
             let slot = firsts.count < Self.slotCount ? firsts.count : hand
+            if slot < firsts.count {
+                // The slot's bytes are about to change: it answers for nothing until refilled.
+                readers[slot] = nil
+                limits[slot] = firsts[slot]
+            }
             let copy = UnsafeMutableRawBufferPointer(rebasing: bytes.bytes[(slot * PostingBlock.valueSize)...].prefix(PostingBlock.valueSize))
             let file = postings.file
             var key = BTreeKey(0)
