@@ -18,19 +18,11 @@ package struct SearchQuery: Sendable {
         guard !terms.isEmpty else {
             throw MessagingError.invalidArgument(argument: "query", reason: "\"\(text)\" has no words or CJK characters to search for")
         }
-        func distinct(_ list: [[UInt8]]) -> [[UInt8]] {
-            let sorted = list.sorted { $0.lexicographicallyPrecedes($1) }
-            return sorted.indices.filter { $0 == 0 || sorted[$0] != sorted[$0 - 1] }.map { sorted[$0] }
-        }
-        func bytes(_ scalar: Unicode.Scalar) -> [UInt8] {
-            var bytes: [UInt8] = []
-            UTF8.encode(scalar) { bytes.append($0) }
-            return bytes
-        }
-        words = distinct(terms.words.map { Array($0.utf8) })
-        singles = distinct(terms.singles.map(bytes))
-        pairs = distinct(terms.pairs.map(\.utf8))
-        loneSingles = distinct(terms.singles.filter { s in !terms.pairs.contains { $0.first == s || $0.second == s } }.map(bytes))
+        words = terms.words.map { Array($0.utf8) }.sortedDistinct()
+        singles = terms.singles.map(SearchTokenizer.utf8).sortedDistinct()
+        pairs = terms.pairs.map(\.utf8).sortedDistinct()
+        loneSingles = terms.singles.filter { s in !terms.pairs.contains { $0.first == s || $0.second == s } }
+            .map(SearchTokenizer.utf8).sortedDistinct()
     }
 
     /// For each of `pairs`, its group: pairs that share a character (transitively: the pairs
@@ -54,8 +46,8 @@ package struct SearchQuery: Sendable {
     /// CJK character and pair among its own.
     package func matches(_ body: SearchTokenizer.Terms) -> Bool {
         if !singles.isEmpty || !pairs.isEmpty {
-            let bodySingles = Set(body.singles.map { Array(String($0).utf8) })
-            let bodyPairs = Set(body.pairs.map { Array($0.description.utf8) })
+            let bodySingles = Set(body.singles.map(SearchTokenizer.utf8))
+            let bodyPairs = Set(body.pairs.map(\.utf8))
             guard singles.allSatisfy(bodySingles.contains), pairs.allSatisfy(bodyPairs.contains) else { return false }
         }
         let bodyWords = body.words.map { Array($0.utf8) }
@@ -72,8 +64,7 @@ package struct SearchQuery: Sendable {
         }
         bytes.append(0xFE)
         if let scope {
-            let names = scope.map { Array($0.utf8) }.sorted { $0.lexicographicallyPrecedes($1) }
-            for (i, name) in names.enumerated() where i == 0 || name != names[i - 1] {   // distinct
+            for name in scope.map({ Array($0.utf8) }).sortedDistinct() {
                 bytes.append(UInt8(truncatingIfNeeded: name.count))   // length-prefixed: names may hold any byte
                 bytes += name
             }
@@ -240,8 +231,9 @@ extension MessageDatabase {
     /// the merge would make — rounds of top-k over a scan of the term's postings), each
     /// checked against the other terms (by their postings when they have few term ids: a
     /// round's candidates at once, in key order, by `RoundFilter`; a merged candidate by a
-    /// `SearchPostings.Probe` each; else by the terms of the message's body). When the rarest term and the rarest check are
-    /// single terms and probing would cost more (`joinIsCheaper`), the candidates are instead
+    /// `SearchPostings.Probe` each; else by the terms of the message's body). When the rarest
+    /// term and the rarest check are single terms and probing would cost more
+    /// (`joinIsCheaper`), the candidates are instead
     /// the messages holding both, from a merge of the two terms' postings. Calls `match` for
     /// up to `limit` matches in order; returns whether another match follows.
     private func searchMatches(
@@ -311,8 +303,7 @@ extension MessageDatabase {
             for name in scope {
                 if let id = try conversationID(name, in: snapshot) { ids.append(id) }
             }
-            ids.sort()
-            scopeIDs = ids.indices.filter { $0 == 0 || ids[$0] != ids[$0 - 1] }.map { ids[$0] }
+            scopeIDs = ids.sortedDistinct(by: <)
         }
         // The messages holding the driver and every check of one term id, by a merge of their
         // postings, when that decodes fewer postings than the probes it saves would cost.
@@ -609,11 +600,8 @@ private struct CandidateStream {
             // The scope's conversations in order, with one forward cursor: the blocks between
             // them are stepped over by key (or sought past), not decoded.
             var cursor = PostingForwardCursor(postings)
-            var positioned = false
             scope: for conversation in conversations {
-                let start = Posting(term: termID, conversation: conversation, createdAt: 0, seq: 0)
-                guard try positioned ? cursor.advance(to: start) : cursor.seek(atLeast: start) else { break }
-                positioned = true
+                guard try cursor.advance(to: Posting(term: termID, conversation: conversation, createdAt: 0, seq: 0)) else { break }
                 while cursor.current.term == termID && cursor.current.conversation == conversation {
                     consider(cursor.current.message)
                     guard try cursor.next() else { break scope }
@@ -681,11 +669,9 @@ struct RoundFilter {
             var passed = Array(repeating: false, count: order.count)
             for id in ids {
                 var cursor = PostingForwardCursor(postings)
-                var positioned = false
                 for i in order.indices where !passed[i] {
                     let target = Posting(term: id, order[i].message)
-                    guard try positioned ? cursor.advance(to: target) : cursor.seek(atLeast: target) else { break }
-                    positioned = true
+                    guard try cursor.advance(to: target) else { break }
                     if cursor.current == target { passed[i] = true }
                 }
             }

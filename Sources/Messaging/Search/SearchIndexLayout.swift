@@ -239,18 +239,10 @@ extension SearchTokenizer {
     package static func indexTerms(of text: String) -> [[UInt8]] {
         if var words = asciiWordBytes(of: text) {
             for i in words.indices where words[i].count > SearchTermKey.maxBytes { words[i] = truncated(words[i]) }
-            words.sort { $0.lexicographicallyPrecedes($1) }
-            var distinct: [[UInt8]] = []
-            distinct.reserveCapacity(words.count)
-            for word in words where distinct.last != word { distinct.append(word) }
-            return distinct
+            return words.sortedDistinct()
         }
         let terms = terms(of: text)
-        var set = Set<[UInt8]>()
-        for word in terms.words { set.insert(truncated(Array(word.utf8))) }
-        for single in terms.runEnds { set.insert(Array(String(single).utf8)) }
-        for pair in terms.pairs { set.insert(Array(pair.description.utf8)) }
-        return set.sorted { $0.lexicographicallyPrecedes($1) }
+        return (terms.words.map { truncated(Array($0.utf8)) } + terms.runEnds.map(utf8) + terms.pairs.map(\.utf8)).sortedDistinct()
     }
 
     /// `bytes` cut to at most `SearchTermKey.maxBytes` at a UTF-8 character boundary.

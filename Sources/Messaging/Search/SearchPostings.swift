@@ -459,21 +459,19 @@ struct PostingForwardCursor {
     }
 
     /// Moves to the first posting not below `posting` (the current one when it is not);
-    /// false when there is none. A target past the block being read is reached by stepping
-    /// over up to `maxSteps` blocks by their keys (no decoding; their leaf pages are mostly
-    /// the one in hand), else by a seek.
+    /// false when there is none. A cursor not yet positioned seeks. A target past the block
+    /// being read is reached by stepping over up to `maxSteps` blocks by their keys (no
+    /// decoding; their leaf pages are mostly the one in hand), else by a seek.
     mutating func advance(to posting: Posting) throws -> Bool {
+        guard reader != nil else { return try seek(atLeast: posting) }
         if !(current < posting) { return true }
         guard let nextBlock, !(posting < nextBlock) else { return try read(until: posting) }
         // The B-tree cursor is at the block that starts with `nextBlock` (not above `posting`):
-        // the target's block is it or one after it.
+        // the target's block is it or one after it — the last before a key above the target,
+        // or the last block.
         for _ in 0..<Self.maxSteps {
-            guard try cursor.next(), let key = try cursor.key() else {
-                guard try cursor.previous() else { return false }   // it is the last block
-                try load()
-                return try read(until: posting)
-            }
-            if posting < Posting(blockKey: key) {
+            let following = try cursor.next() ? try cursor.key() : nil
+            if following.map({ posting < Posting(blockKey: $0) }) ?? true {
                 guard try cursor.previous() else { return false }
                 try load()
                 return try read(until: posting)
@@ -508,6 +506,21 @@ struct PostingForwardCursor {
         reader = try PostingBlockReader(key: key, value: UnsafeRawBufferPointer(bytes), file: file)
         nextBlock = try cursor.next() ? try cursor.key().map { Posting(blockKey: $0) } : nil
     }
+}
+
+extension Array where Element: Equatable {
+    /// The elements in the order `areInIncreasingOrder` gives, each once. O(n log n).
+    func sortedDistinct(by areInIncreasingOrder: (Element, Element) -> Bool) -> [Element] {
+        var distinct: [Element] = []
+        distinct.reserveCapacity(count)
+        for element in sorted(by: areInIncreasingOrder) where distinct.last != element { distinct.append(element) }
+        return distinct
+    }
+}
+
+extension Array where Element == [UInt8] {
+    /// The byte strings in byte order, each once (the order of the terms tree's keys).
+    func sortedDistinct() -> [[UInt8]] { sortedDistinct { $0.lexicographicallyPrecedes($1) } }
 }
 
 extension Array where Element: Comparable {

@@ -67,13 +67,14 @@ package enum SearchTokenizer {
         }
         package var description: String { String(first) + String(second) }
         /// The pair's UTF-8 bytes (its term in the index), without making a string.
-        package var utf8: [UInt8] {
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(8)
-            UTF8.encode(first) { bytes.append($0) }
-            UTF8.encode(second) { bytes.append($0) }
-            return bytes
-        }
+        package var utf8: [UInt8] { SearchTokenizer.utf8(first) + SearchTokenizer.utf8(second) }
+    }
+
+    /// The UTF-8 bytes of `scalar` (a CJK character's term), without making a string.
+    package static func utf8(_ scalar: Unicode.Scalar) -> [UInt8] {
+        var bytes: [UInt8] = []
+        UTF8.encode(scalar) { bytes.append($0) }
+        return bytes
     }
 
     /// Splits `text` into terms.
