@@ -69,99 +69,36 @@ enum RunBlockEncoding {
 }
 
 /// One block of a sorted run, decoded: keys, payload offsets and payload bytes in one
-/// buffer with O(1) access to record `i`. Immutable after decoding; shared through the
-/// block cache and freed when the cache and every reader let go.
+/// buffer with O(1) access to record `i` (through `records`). Immutable after decoding;
+/// shared through the block cache and freed when the cache and every reader let go.
 ///
 /// Layout of the buffer: `count` keys (3 × u64 each, native order), `count` tags (u32),
 /// `count + 1` payload offsets (u32, relative to the payload area), the payload area.
 package final class DecodedRunBlock: @unchecked Sendable {
-    package let count: Int
+    /// The records, read in place; valid while this block is alive.
+    package let records: RunBlockRecords
     let base: UnsafeMutableRawPointer
     let byteCount: Int
-    let keys: UnsafeMutablePointer<UInt64>
-    let tags: UnsafeMutablePointer<UInt32>
-    let offsets: UnsafeMutablePointer<UInt32>
-    let payloads: UnsafeMutableRawPointer
 
     init(count: Int, payloadBytes: Int) {
-        self.count = count
         let keyBytes = count * RunKeyStride.bytes
         let tagBytes = count * 4
         let offsetBytes = (count + 1) * 4
         byteCount = keyBytes + tagBytes + offsetBytes + payloadBytes
         base = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 16)
-        keys = base.bindMemory(to: UInt64.self, capacity: count * 3)
-        tags = (base + keyBytes).bindMemory(to: UInt32.self, capacity: count)
-        offsets = (base + keyBytes + tagBytes).bindMemory(to: UInt32.self, capacity: count + 1)
-        payloads = base + keyBytes + tagBytes + offsetBytes
+        records = RunBlockRecords(
+            count: count, keys: base.bindMemory(to: UInt64.self, capacity: count * 3),
+            tags: (base + keyBytes).bindMemory(to: UInt32.self, capacity: count),
+            offsets: (base + keyBytes + tagBytes).bindMemory(to: UInt32.self, capacity: count + 1),
+            payloads: base + keyBytes + tagBytes + offsetBytes)
     }
 
     deinit { base.deallocate() }
 
+    package var count: Int { records.count }
+
     /// Bytes this block holds in memory (its cost in the block cache).
     package var memoryCost: Int { byteCount + 64 }
-
-    @inline(__always)
-    package func key(_ i: Int) -> RunKey {
-        RunKey(keys[3 * i], keys[3 * i + 1], keys[3 * i + 2])
-    }
-
-    /// The tag of record `i` (the writer's per-record number; the storage engine stores the
-    /// log segment the record was written in).
-    @inline(__always)
-    package func tag(_ i: Int) -> UInt32 { tags[i] }
-
-    /// The payload of record `i`; valid while the block is alive.
-    @inline(__always)
-    package func payload(_ i: Int) -> UnsafeRawBufferPointer {
-        let start = Int(offsets[i]), end = Int(offsets[i + 1])
-        return UnsafeRawBufferPointer(start: payloads + start, count: end - start)
-    }
-
-    /// Asks the CPU to load record `i`'s payload into its caches (up to three 64-byte lines,
-    /// a typical chat message): a scan calls it for the record it visits next, so that one's
-    /// first touch does not wait for memory. Only a hint; `i` must be a valid index.
-    @inline(__always)
-    func prefetchPayload(_ i: Int) {
-        let start = Int(offsets[i]), end = Int(offsets[i + 1])
-        var line = start
-        while line < end && line < start + 192 {
-            scrollback_prefetch(payloads + line)
-            line += 64
-        }
-    }
-
-    @inline(__always)
-    func isKey(_ i: Int, lessThan key: RunKey) -> Bool {
-        let a = keys[3 * i]
-        if a != key.w0 { return a < key.w0 }
-        let b = keys[3 * i + 1]
-        if b != key.w1 { return b < key.w1 }
-        return keys[3 * i + 2] < key.w2
-    }
-
-    @inline(__always)
-    func isKey(_ i: Int, equalTo key: RunKey) -> Bool {
-        keys[3 * i] == key.w0 && keys[3 * i + 1] == key.w1 && keys[3 * i + 2] == key.w2
-    }
-
-    /// Index of the first record whose key is ≥ `key` (`count` if none). O(log count).
-    @inline(__always)
-    package func lowerBound(_ key: RunKey) -> Int {
-        var low = 0, high = count
-        while low < high {
-            let mid = (low + high) >> 1
-            if isKey(mid, lessThan: key) { low = mid + 1 } else { high = mid }
-        }
-        return low
-    }
-
-    /// Index of the record with exactly `key`, or nil.
-    @inline(__always)
-    package func index(of key: RunKey) -> Int? {
-        let i = lowerBound(key)
-        return i < count && isKey(i, equalTo: key) ? i : nil
-    }
 
     /// Decodes the encoded block `bytes` (after decompression) and checks it against its
     /// index entry: record count, first and last key, strictly increasing keys, payload
@@ -227,19 +164,93 @@ package final class DecodedRunBlock: @unchecked Sendable {
             throw damaged("payload lengths add up to \(total) bytes, \(reader.remaining) remain")
         }
         let block = DecodedRunBlock(count: count, payloadBytes: total)
-        block.keys.update(from: keyWords, count: count * 3)
-        block.tags.update(from: tagValues, count: count)
+        let records = block.records
+        records.keys.update(from: keyWords, count: count * 3)
+        records.tags.update(from: tagValues, count: count)
         var offset: UInt32 = 0
         for i in 0..<count {
-            block.offsets[i] = offset
+            records.offsets[i] = offset
             offset &+= lengths[i]
         }
-        block.offsets[count] = offset
+        records.offsets[count] = offset
         if total > 0 {
             let source = try reader.readBytes(total)
-            block.payloads.copyMemory(from: source.baseAddress!, byteCount: total)
+            records.payloads.copyMemory(from: source.baseAddress!, byteCount: total)
         }
         return block
+    }
+}
+
+/// The records of a decoded run block as raw pointers into its buffer: what a cursor reads
+/// per record, with no reference counting (a copy of this view does not keep the block
+/// alive). Valid while the `DecodedRunBlock` it came from is alive.
+package struct RunBlockRecords {
+    package let count: Int
+    let keys: UnsafeMutablePointer<UInt64>
+    let tags: UnsafeMutablePointer<UInt32>
+    let offsets: UnsafeMutablePointer<UInt32>
+    let payloads: UnsafeMutableRawPointer
+
+    @inline(__always)
+    package func key(_ i: Int) -> RunKey {
+        RunKey(keys[3 * i], keys[3 * i + 1], keys[3 * i + 2])
+    }
+
+    /// The tag of record `i` (the writer's per-record number; the storage engine stores the
+    /// log segment the record was written in).
+    @inline(__always)
+    package func tag(_ i: Int) -> UInt32 { tags[i] }
+
+    /// The payload of record `i`; valid while the block is alive.
+    @inline(__always)
+    package func payload(_ i: Int) -> UnsafeRawBufferPointer {
+        let start = Int(offsets[i]), end = Int(offsets[i + 1])
+        return UnsafeRawBufferPointer(start: payloads + start, count: end - start)
+    }
+
+    /// Asks the CPU to load record `i`'s payload into its caches (up to three 64-byte lines,
+    /// a typical chat message): a scan calls it for the record it visits next, so that one's
+    /// first touch does not wait for memory. Only a hint; `i` must be a valid index.
+    @inline(__always)
+    func prefetchPayload(_ i: Int) {
+        let start = Int(offsets[i]), end = Int(offsets[i + 1])
+        var line = start
+        while line < end && line < start + 192 {
+            scrollback_prefetch(payloads + line)
+            line += 64
+        }
+    }
+
+    @inline(__always)
+    func isKey(_ i: Int, lessThan key: RunKey) -> Bool {
+        let a = keys[3 * i]
+        if a != key.w0 { return a < key.w0 }
+        let b = keys[3 * i + 1]
+        if b != key.w1 { return b < key.w1 }
+        return keys[3 * i + 2] < key.w2
+    }
+
+    @inline(__always)
+    func isKey(_ i: Int, equalTo key: RunKey) -> Bool {
+        keys[3 * i] == key.w0 && keys[3 * i + 1] == key.w1 && keys[3 * i + 2] == key.w2
+    }
+
+    /// Index of the first record whose key is ≥ `key` (`count` if none). O(log count).
+    @inline(__always)
+    package func lowerBound(_ key: RunKey) -> Int {
+        var low = 0, high = count
+        while low < high {
+            let mid = (low + high) >> 1
+            if isKey(mid, lessThan: key) { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+
+    /// Index of the record with exactly `key`, or nil.
+    @inline(__always)
+    package func index(of key: RunKey) -> Int? {
+        let i = lowerBound(key)
+        return i < count && isKey(i, equalTo: key) ? i : nil
     }
 }
 

@@ -9,11 +9,16 @@ import ScrollbackFormat
 /// searches of the page table (skipped when the key lies in the current block's index page),
 /// of the index page (read on its first use) and of the block, and one block-cache lookup.
 ///
-/// Holds a reference to its current decoded block; not thread-safe (one scan, one thread).
+/// Holds a reference to its current decoded block and reads its records through a view
+/// (`records`) that the reference keeps valid: no reference counting per record. Not
+/// thread-safe (one scan, one thread).
 package struct RunCursor {
     package let run: SortedRun
     let cache: RunBlockCache
+    /// The current block (nil before the first move): owned here, read through `records`.
     package private(set) var block: DecodedRunBlock?
+    /// `block`'s records (nil exactly when `block` is).
+    private var records: RunBlockRecords?
     package private(set) var blockNumber = -1
     package private(set) var index = -1
     /// The current block's key range (valid when `block` is set).
@@ -28,21 +33,21 @@ package struct RunCursor {
     /// Moves to the record with `key`; false (cursor unchanged) if the run has no such record.
     @inline(__always)
     package mutating func find(_ key: RunKey) throws -> Bool {
-        if let block, !(key < blockFirst) && !(blockLast < key) {
+        if let records, !(key < blockFirst) && !(blockLast < key) {
             // Neighbours first: scans move one record at a time in either direction.
             // The record after the one found in the scan's direction is likely the next one
             // asked for: its bytes are prefetched while the caller reads this one.
-            if index + 1 < block.count && block.isKey(index + 1, equalTo: key) {
+            if index + 1 < records.count && records.isKey(index + 1, equalTo: key) {
                 index += 1
-                if index + 1 < block.count { block.prefetchPayload(index + 1) }
+                if index + 1 < records.count { records.prefetchPayload(index + 1) }
                 return true
             }
-            if index > 0 && block.isKey(index - 1, equalTo: key) {
+            if index > 0 && records.isKey(index - 1, equalTo: key) {
                 index -= 1
-                if index > 0 { block.prefetchPayload(index - 1) }
+                if index > 0 { records.prefetchPayload(index - 1) }
                 return true
             }
-            guard let i = block.index(of: key) else { return false }
+            guard let i = records.index(of: key) else { return false }
             index = i
             return true
         }
@@ -55,8 +60,8 @@ package struct RunCursor {
     /// payload stays valid while this cursor stays on its block (until it moves to another
     /// block or dies).
     package mutating func payload(of key: RunKey, tag: UInt32) throws -> UnsafeRawBufferPointer? {
-        guard try find(key), let block, block.tag(index) == tag else { return nil }
-        return block.payload(index)
+        guard try find(key), let records, records.tag(index) == tag else { return nil }
+        return records.payload(index)
     }
 
     /// The index page of the current block (-1 before the first move): tried first by lookups.
@@ -65,6 +70,7 @@ package struct RunCursor {
     /// Makes `found` (block `number`, indexed by `entry`) the current block.
     private mutating func adopt(_ found: DecodedRunBlock, number: Int, entry: RunBlockEntry) {
         block = found
+        records = found.records
         blockNumber = number
         blockFirst = entry.firstKey
         blockLast = entry.lastKey
@@ -74,7 +80,7 @@ package struct RunCursor {
     mutating func findSlow(_ key: RunKey) throws -> Bool {
         guard let (number, entry) = try run.locate(atLeast: key, hint: pageHint), !(key < entry.firstKey) else { return false }
         let found = try run.block(number, entry: entry, cache: cache)
-        guard let i = found.index(of: key) else { return false }
+        guard let i = found.records.index(of: key) else { return false }
         adopt(found, number: number, entry: entry)
         index = i
         return true
@@ -83,21 +89,21 @@ package struct RunCursor {
     /// The payload of the current record; valid while this cursor (or another reference to
     /// its block) is alive. REQUIRES: a successful `find`.
     @inline(__always)
-    package var payload: UnsafeRawBufferPointer { block!.payload(index) }
+    package var payload: UnsafeRawBufferPointer { records!.payload(index) }
 
     @inline(__always)
-    package var key: RunKey { block!.key(index) }
+    package var key: RunKey { records!.key(index) }
 
     /// The tag of the current record. REQUIRES: a successful `find` or seek.
     @inline(__always)
-    package var tag: UInt32 { block!.tag(index) }
+    package var tag: UInt32 { records!.tag(index) }
 
     /// Moves to the first record with a key ≥ `key` (false at the end of the run).
     package mutating func seek(atLeast key: RunKey) throws -> Bool {
         guard let (number, entry) = try run.locate(atLeast: key, hint: pageHint) else { return false }
         let found = try run.block(number, entry: entry, cache: cache)
         adopt(found, number: number, entry: entry)
-        index = found.lowerBound(key)
+        index = found.records.lowerBound(key)
         return index < found.count
     }
 
@@ -106,8 +112,8 @@ package struct RunCursor {
 
     /// Moves to the next record (false at the end; the cursor then stays on the last one).
     package mutating func next() throws -> Bool {
-        guard let block else { return false }
-        if index + 1 < block.count {
+        guard let records else { return false }
+        if index + 1 < records.count {
             index += 1
             return true
         }
