@@ -39,43 +39,55 @@ package struct RecordReader {
     @inline(__always)
     package mutating func withRecord<R>(at position: LogPosition, key: RunKey, _ body: (StoredRecord) throws -> R) throws -> R {
         let segment = LogPositions.segment(position)
-        if segment != lastSegment {
-            lastRun = SegmentAliases.run(in: engine.aliases.bindings(of: segment), for: transaction)
-            lastSegment = segment
-        }
-        guard let run = lastRun else {
-            var bodyThrew = false
-            do {
-                return try engine.log.withRecord(at: position) { type, payload in
-                    do {
-                        return try body(.log(type: type, payload: payload))
-                    } catch {
-                        bodyThrew = true
-                        throw error
-                    }
-                }
-            } catch let error as StorageError where !bodyThrew {
-                // The segment may have been sealed since the binding was looked up: once its
-                // run is bound, snapshots from the binding's start read the run, and the raw
-                // file may go. Look again; read the run if there is one now. (Only a failure
-                // of the log read itself: an error of `body` passes through, so `body` never
-                // runs twice for one record.)
-                lastRun = SegmentAliases.run(in: engine.aliases.bindings(of: segment), for: transaction)
-                guard lastRun != nil else { throw error }
-                return try withRecord(at: position, key: key, body)
-            }
-        }
+        if segment != lastSegment { bind(segment) }
+        guard let run = lastRun else { return try withLogRecord(at: position, key: key, body) }
         if run != lastCursorRun {
             lastCursor = try cursorIndex(run)
             lastCursorRun = run
         }
-        let index = lastCursor
-        guard let payload = try cursors[index].payload(of: key, tag: segment) else {
+        guard let payload = try cursors[lastCursor].payload(of: key, tag: segment) else {
             throw Self.missing(key: key, segment: segment, run: run, position: position)
         }
         // The cursor, which this reader holds and does not move during `body`, keeps the block
         // (and so the payload's bytes) alive: no copy of the block reference per record.
         return try body(.run(payload: payload))
+    }
+
+    /// Looks up the run bound to `segment` for this snapshot (nil while it is a log segment).
+    /// Out of line, as are the log reads: a scan inlines only the per-record path of
+    /// `withRecord`.
+    @inline(never)
+    private mutating func bind(_ segment: UInt32) {
+        lastRun = SegmentAliases.run(in: engine.aliases.bindings(of: segment), for: transaction)
+        lastSegment = segment
+    }
+
+    /// `withRecord` for a record of a segment that has no run for this snapshot: read from the
+    /// log by position.
+    @inline(never)
+    private mutating func withLogRecord<R>(at position: LogPosition, key: RunKey, _ body: (StoredRecord) throws -> R)
+        throws -> R {
+        let segment = LogPositions.segment(position)
+        var bodyThrew = false
+        do {
+            return try engine.log.withRecord(at: position) { type, payload in
+                do {
+                    return try body(.log(type: type, payload: payload))
+                } catch {
+                    bodyThrew = true
+                    throw error
+                }
+            }
+        } catch let error as StorageError where !bodyThrew {
+            // The segment may have been sealed since the binding was looked up: once its
+            // run is bound, snapshots from the binding's start read the run, and the raw
+            // file may go. Look again; read the run if there is one now. (Only a failure
+            // of the log read itself: an error of `body` passes through, so `body` never
+            // runs twice for one record.)
+            bind(segment)
+            guard lastRun != nil else { throw error }
+            return try withRecord(at: position, key: key, body)
+        }
     }
 
     private mutating func cursorIndex(_ run: UInt32) throws -> Int {
