@@ -48,16 +48,16 @@ package enum CursorToken {
     }
 
     package static func encode(_ position: Position, secret: UInt64, version: UInt8) -> String {
-        var bytes = [UInt8](repeating: 0, count: byteCount)
-        bytes.withUnsafeMutableBytes { out in
+        // On the stack: a keyset page makes one token (no array per token).
+        withUnsafeTemporaryAllocation(byteCount: byteCount, alignment: 8) { out in
             out[0] = version
             out.storeLE(position.conversation, at: 1)
             out.storeLE(position.createdAt, at: 9)
             out.storeLE(position.seq, at: 17)
             let c = check(UnsafeRawBufferPointer(rebasing: out[0..<25]), secret: secret)
             out.storeLE(c, at: 25)
+            return Base64URL.encode(UnsafeRawBufferPointer(out))
         }
-        return Base64URL.encode(bytes)
     }
 
     /// Decodes and checks a token of `version`; nil when it is malformed, of another version,
@@ -70,46 +70,62 @@ package enum CursorToken {
     /// Decodes and checks a token of any version; nil when it is malformed or its check value
     /// does not match.
     package static func decode(_ token: String, secret: UInt64) -> (version: UInt8, position: Position)? {
-        guard token.utf8.count == tokenLength, let bytes = Base64URL.decode(token), bytes.count == byteCount else {
-            return nil
+        guard token.utf8.count == tokenLength else { return nil }
+        func decode(_ text: UnsafeBufferPointer<UInt8>) -> (UInt8, Position)? {
+            withUnsafeTemporaryAllocation(byteCount: byteCount, alignment: 8) { raw -> (UInt8, Position)? in
+                guard Base64URL.decode(text, into: raw) == byteCount else { return nil }
+                let c = check(UnsafeRawBufferPointer(rebasing: raw[0..<25]), secret: secret)
+                guard c == raw.loadLE(UInt64.self, at: 25) else { return nil }
+                return (raw[0], Position(conversation: raw.loadLE(UInt64.self, at: 1),
+                                         createdAt: raw.loadLE(UInt64.self, at: 9), seq: raw.loadLE(UInt64.self, at: 17)))
+            }
         }
-        return bytes.withUnsafeBytes { raw -> (UInt8, Position)? in
-            let c = check(UnsafeRawBufferPointer(rebasing: raw[0..<25]), secret: secret)
-            guard c == raw.loadLE(UInt64.self, at: 25) else { return nil }
-            return (raw[0], Position(conversation: raw.loadLE(UInt64.self, at: 1), createdAt: raw.loadLE(UInt64.self, at: 9),
-                                     seq: raw.loadLE(UInt64.self, at: 17)))
-        }
+        if let decoded = token.utf8.withContiguousStorageIfAvailable(decode) { return decoded }
+        return Array(token.utf8).withUnsafeBufferPointer(decode)
     }
 }
 
 /// RFC 4648 §5 base64url without padding.
 package enum Base64URL {
-    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    /// The encoding of `bytes`.
+    package static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
+        String(unsafeUninitializedCapacity: (bytes.count * 4 + 2) / 3) { out in
+            var i = 0, o = 0
+            while i + 3 <= bytes.count {
+                let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+                out[o] = character(v >> 18)
+                out[o + 1] = character(v >> 12)
+                out[o + 2] = character(v >> 6)
+                out[o + 3] = character(v)
+                i += 3
+                o += 4
+            }
+            let rest = bytes.count - i
+            if rest > 0 {
+                let v = UInt32(bytes[i]) << 16 | (rest == 2 ? UInt32(bytes[i + 1]) << 8 : 0)
+                out[o] = character(v >> 18)
+                out[o + 1] = character(v >> 12)
+                o += 2
+                if rest == 2 {
+                    out[o] = character(v >> 6)
+                    o += 1
+                }
+            }
+            return o
+        }
+    }
 
-    package static func encode(_ bytes: [UInt8]) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity((bytes.count * 4 + 2) / 3)
-        var i = 0
-        while i + 3 <= bytes.count {
-            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
-            out.append(alphabet[Int(v >> 18 & 63)])
-            out.append(alphabet[Int(v >> 12 & 63)])
-            out.append(alphabet[Int(v >> 6 & 63)])
-            out.append(alphabet[Int(v & 63)])
-            i += 3
+    /// The character of the low six bits of `v`.
+    @inline(__always)
+    static func character(_ v: UInt32) -> UInt8 {
+        let d = UInt8(truncatingIfNeeded: v & 63)
+        switch d {
+        case 0..<26: return UInt8(ascii: "A") + d
+        case 26..<52: return UInt8(ascii: "a") + (d - 26)
+        case 52..<62: return UInt8(ascii: "0") + (d - 52)
+        case 62: return UInt8(ascii: "-")
+        default: return UInt8(ascii: "_")
         }
-        let rest = bytes.count - i
-        if rest == 1 {
-            let v = UInt32(bytes[i]) << 16
-            out.append(alphabet[Int(v >> 18 & 63)])
-            out.append(alphabet[Int(v >> 12 & 63)])
-        } else if rest == 2 {
-            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
-            out.append(alphabet[Int(v >> 18 & 63)])
-            out.append(alphabet[Int(v >> 12 & 63)])
-            out.append(alphabet[Int(v >> 6 & 63)])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 
     @inline(__always)
@@ -128,27 +144,40 @@ package enum Base64URL {
     package static func decode(_ text: String) -> [UInt8]? {
         let chars = Array(text.utf8)
         if chars.count % 4 == 1 { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(chars.count * 3 / 4)
-        var i = 0
-        while i < chars.count {
-            let n = min(4, chars.count - i)
+        let decodedCount = chars.count * 3 / 4
+        var valid = false
+        let out = [UInt8](unsafeUninitializedCapacity: decodedCount) { buffer, count in
+            valid = chars.withUnsafeBufferPointer { decode($0, into: UnsafeMutableRawBufferPointer(buffer)) } == decodedCount
+            count = valid ? decodedCount : 0
+        }
+        return valid ? out : nil
+    }
+
+    /// Decodes canonical base64url without padding from `text` into the start of `out`;
+    /// returns the number of bytes decoded, or nil when `text` is not canonical base64url or
+    /// its bytes do not fit in `out`.
+    static func decode(_ text: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableRawBufferPointer) -> Int? {
+        if text.count % 4 == 1 || text.count * 3 / 4 > out.count { return nil }
+        var i = 0, o = 0
+        while i < text.count {
+            let n = min(4, text.count - i)
             var v: UInt32 = 0
             for j in 0..<4 {
                 v <<= 6
                 if j < n {
-                    guard let d = value(chars[i + j]) else { return nil }
+                    guard let d = value(text[i + j]) else { return nil }
                     v |= d
                 }
             }
-            out.append(UInt8(v >> 16 & 0xFF))
-            if n > 2 { out.append(UInt8(v >> 8 & 0xFF)) }
-            if n > 3 { out.append(UInt8(v & 0xFF)) }
+            out[o] = UInt8(v >> 16 & 0xFF)
+            if n > 2 { out[o + 1] = UInt8(v >> 8 & 0xFF) }
+            if n > 3 { out[o + 2] = UInt8(v & 0xFF) }
             // Canonical form: unused low bits must be zero.
             if n == 2 && v & 0xFFFF != 0 { return nil }
             if n == 3 && v & 0xFF != 0 { return nil }
+            o += n - 1
             i += n
         }
-        return out
+        return o
     }
 }

@@ -1,0 +1,77 @@
+import Foundation
+@testable import ScrollbackMessaging
+import Testing
+
+/// Base64url and the cursor token's encoding, against Foundation's base64 and by round trip.
+@Suite struct CursorTokenTests {
+    /// Foundation's base64 of `bytes` in the URL alphabet without padding (RFC 4648 §5).
+    func reference(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    @Test func base64URLAgreesWithFoundation() {
+        var random = SystemRandomNumberGenerator()
+        let seed = UInt64.random(in: 0...UInt64.max, using: &random)
+        var generator = SplitMix(seed: seed)
+        for length in 0...70 {
+            for _ in 0..<20 {
+                let bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+                let encoded = bytes.withUnsafeBytes { Base64URL.encode($0) }
+                #expect(encoded == reference(bytes), "seed \(seed) length \(length)")
+                #expect(Base64URL.decode(encoded) == bytes, "seed \(seed) length \(length)")
+            }
+        }
+    }
+
+    @Test func base64URLRejectsWhatIsNotCanonical() {
+        #expect(Base64URL.decode("A") == nil)            // a length of 4k + 1
+        #expect(Base64URL.decode("AB") == nil)           // unused low bits set
+        #expect(Base64URL.decode("AAB") == nil)
+        #expect(Base64URL.decode("AA") == [0])
+        #expect(Base64URL.decode("AAA") == [0, 0])
+        #expect(Base64URL.decode("AA==") == nil)         // padding
+        #expect(Base64URL.decode("ab+c") == nil)         // the standard alphabet
+        #expect(Base64URL.decode("ab/c") == nil)
+        #expect(Base64URL.decode("ab c") == nil)
+        #expect(Base64URL.decode("") == [])
+        #expect(Base64URL.decode("_-_-") == [0xFF, 0xEF, 0xFE])
+    }
+
+    @Test func tokensRoundTripAndRejectDamage() {
+        let secret: UInt64 = 0x0123_4567_89AB_CDEF
+        let position = CursorToken.Position(conversation: 77, createdAt: 1_700_000_000_123, seq: 9)
+        let token = CursorToken.encode(position, secret: secret, version: CursorToken.newestFirstVersion)
+        #expect(token.utf8.count == CursorToken.tokenLength)
+        #expect(CursorToken.decode(token, secret: secret, version: CursorToken.newestFirstVersion) == position)
+        #expect(CursorToken.decode(token, secret: secret, version: CursorToken.oldestFirstVersion) == nil)
+        #expect(CursorToken.decode(token, secret: secret ^ 1) == nil)
+        // Every one-character change is rejected (by the alphabet, canonical form or the check).
+        let characters = Array(token.utf8)
+        for i in characters.indices {
+            for replacement in Array("Aa0-_+/=".utf8) where replacement != characters[i] {
+                var damaged = characters
+                damaged[i] = replacement
+                #expect(CursorToken.decode(String(decoding: damaged, as: UTF8.self), secret: secret) == nil, "at \(i)")
+            }
+        }
+        // A token that is not a native string (bridged or not contiguous) decodes the same.
+        let copy = String(token.utf8.map { Character(Unicode.Scalar($0)) })
+        #expect(CursorToken.decode(copy, secret: secret, version: CursorToken.newestFirstVersion) == position)
+        #expect(CursorToken.decode(token + "A", secret: secret) == nil)
+        #expect(CursorToken.decode(String(token.dropLast()), secret: secret) == nil)
+    }
+}
+
+/// A small seeded generator (SplitMix64).
+private struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
