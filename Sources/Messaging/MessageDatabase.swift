@@ -271,34 +271,45 @@ package final class MessageDatabase: Sendable {
 
 /// A message record seen in place (no copy): valid only during the call it is passed to.
 /// The string accessors decode the UTF-8 bytes of the record.
+///
+/// The fields a read passes on per message are stored, computed once when the view is made:
+/// the layer above reads them as fields (a package type's accessors are not inlined across
+/// modules, and a call per field per message showed in profiles of the borrowing read).
 package struct MessageView {
     package let key: MessageKey
-    package let body: MessageBody
-    /// The body record (from the kind byte on).
-    package let record: UnsafeRawBufferPointer
+    package let idBytes: UnsafeRawBufferPointer
+    package let senderBytes: UnsafeRawBufferPointer
+    package let bodyBytes: UnsafeRawBufferPointer
+    /// The replied-to id's bytes (nil for none).
+    package let replyToBytes: UnsafeRawBufferPointer?
+    /// The metadata bytes (nil for none).
+    package let metadataBytes: UnsafeRawBufferPointer?
+    package let createdAt: Int64
+    package let kind: UInt8
+    package let edited: Bool
     package let conversation: String
 
+    /// A view of `record`, the body record (from the kind byte on) that `body` was parsed from.
     @inline(__always)
-    func bytes(_ start: Int, _ end: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: record[start..<end]) }
-
-    package var idBytes: UnsafeRawBufferPointer { bytes(body.idStart, body.senderStart) }
-    package var senderBytes: UnsafeRawBufferPointer { bytes(body.senderStart, body.replyToStart) }
-    package var replyToBytes: UnsafeRawBufferPointer? {
-        body.replyToLength == 0 ? nil : bytes(body.replyToStart, body.metadataStart)
+    package init(key: MessageKey, body: MessageBody, record: UnsafeRawBufferPointer, conversation: String) {
+        func bytes(_ start: Int, _ end: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: record[start..<end]) }
+        self.key = key
+        idBytes = bytes(body.idStart, body.senderStart)
+        senderBytes = bytes(body.senderStart, body.replyToStart)
+        bodyBytes = bytes(body.textStart, body.end)
+        replyToBytes = body.replyToLength == 0 ? nil : bytes(body.replyToStart, body.metadataStart)
+        metadataBytes = body.metadataLength == 0 ? nil : bytes(body.metadataStart, body.textStart)
+        createdAt = Int64(key.createdAt)
+        kind = body.kind
+        edited = body.flags & MessageFlags.edited != 0
+        self.conversation = conversation
     }
-    package var metadataBytes: UnsafeRawBufferPointer? {
-        body.metadataLength == 0 ? nil : bytes(body.metadataStart, body.textStart)
-    }
-    package var bodyBytes: UnsafeRawBufferPointer { bytes(body.textStart, body.end) }
 
     package var id: String { String(decoding: idBytes, as: UTF8.self) }
     package var sender: String { String(decoding: senderBytes, as: UTF8.self) }
     package var replyTo: String? { replyToBytes.map { String(decoding: $0, as: UTF8.self) } }
     package var text: String { String(decoding: bodyBytes, as: UTF8.self) }
     package var metadata: [UInt8]? { metadataBytes.map { Array($0) } }
-    package var createdAt: Int64 { Int64(key.createdAt) }
-    package var kind: UInt8 { body.kind }
-    package var edited: Bool { body.flags & MessageFlags.edited != 0 }
     package var seq: UInt64 { key.seq }
 
     package var stored: StoredMessage {

@@ -10,28 +10,64 @@ import ScrollbackMessaging
 ///
 /// Thread-safety: use it on the thread of the call that passes it.
 public struct BorrowedMessage {
-    let view: MessageView
+    // Compact (the id's address, where each later field starts from it, the scalars and the
+    // conversation), with inlinable accessors: a caller in another module computes a field
+    // in place, neither through a call nor by copying a large struct per message. The fields
+    // lie back to back in the record, in this order (spec/message-records.md).
+    @usableFromInline let start: UnsafeRawPointer?
+    @usableFromInline let senderStart: UInt32
+    @usableFromInline let replyToStart: UInt32
+    @usableFromInline let metadataStart: UInt32
+    @usableFromInline let bodyStart: UInt32
+    @usableFromInline let end: UInt32
+    public let createdAt: Int64
+    public let kind: MessageKind
+    public let edited: Bool
+    /// The conversation (the one the read asked for; no copy is made per message).
+    public let conversation: String
 
-    init(_ view: MessageView) { self.view = view }
+    @inline(__always)
+    init(_ view: MessageView) {
+        start = view.idBytes.baseAddress
+        senderStart = UInt32(view.idBytes.count)
+        replyToStart = senderStart + UInt32(view.senderBytes.count)
+        metadataStart = replyToStart + UInt32(view.replyToBytes?.count ?? 0)
+        bodyStart = metadataStart + UInt32(view.metadataBytes?.count ?? 0)
+        end = bodyStart + UInt32(view.bodyBytes.count)
+        createdAt = view.createdAt
+        kind = MessageKind(rawValue: view.kind) ?? .text
+        edited = view.edited
+        conversation = view.conversation
+    }
+
+    @inlinable @inline(__always)
+    func bytes(_ from: UInt32, _ to: UInt32) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: start.map { $0 + Int(from) }, count: Int(to &- from))
+    }
 
     /// The id's UTF-8 bytes.
-    public var idBytes: UnsafeRawBufferPointer { view.idBytes }
+    @inlinable public var idBytes: UnsafeRawBufferPointer { bytes(0, senderStart) }
     /// The sender's UTF-8 bytes.
-    public var senderBytes: UnsafeRawBufferPointer { view.senderBytes }
+    @inlinable public var senderBytes: UnsafeRawBufferPointer { bytes(senderStart, replyToStart) }
     /// The body's UTF-8 bytes.
-    public var bodyBytes: UnsafeRawBufferPointer { view.bodyBytes }
+    @inlinable public var bodyBytes: UnsafeRawBufferPointer { bytes(bodyStart, end) }
     /// The replied-to id's UTF-8 bytes, if any.
-    public var replyToBytes: UnsafeRawBufferPointer? { view.replyToBytes }
+    @inlinable public var replyToBytes: UnsafeRawBufferPointer? {
+        metadataStart == replyToStart ? nil : bytes(replyToStart, metadataStart)
+    }
     /// The metadata bytes, if any.
-    public var metadataBytes: UnsafeRawBufferPointer? { view.metadataBytes }
-    /// The conversation (the one the read asked for; no copy is made per message).
-    public var conversation: String { view.conversation }
-    public var createdAt: Int64 { view.createdAt }
-    public var kind: MessageKind { MessageKind(rawValue: view.kind) ?? .text }
-    public var edited: Bool { view.edited }
+    @inlinable public var metadataBytes: UnsafeRawBufferPointer? {
+        bodyStart == metadataStart ? nil : bytes(metadataStart, bodyStart)
+    }
 
     /// A copy as an owning `Message` (what `latest`, `page` and `messages` return).
-    public func message() -> Message { MessageStore.message(view) }
+    public func message() -> Message {
+        Message(id: String(decoding: idBytes, as: UTF8.self), conversation: conversation,
+                sender: String(decoding: senderBytes, as: UTF8.self), createdAt: createdAt, kind: kind,
+                body: String(decoding: bodyBytes, as: UTF8.self),
+                replyTo: replyToBytes.map { String(decoding: $0, as: UTF8.self) }, edited: edited,
+                metadata: metadataBytes.map { Array($0) })
+    }
 }
 
 extension MessageStore {
