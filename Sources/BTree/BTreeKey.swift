@@ -3,12 +3,17 @@
 /// On a page each used word is stored little-endian (spec/btree-page.md, "Keys").
 ///
 /// For the messages tree the words are (conversation, createdAt biased to unsigned, seq).
-package struct BTreeKey: Comparable, Hashable, Sendable, CustomStringConvertible {
-    package var w0: UInt64
-    package var w1: UInt64
-    package var w2: UInt64
-    package var w3: UInt64
+///
+/// Public (the module is not a product) only so that its small members are inlined in the
+/// other modules of the package: the members of a package type are not, and a scan compares
+/// keys per entry.
+public struct BTreeKey: Comparable, Hashable, Sendable, CustomStringConvertible {
+    public var w0: UInt64
+    public var w1: UInt64
+    public var w2: UInt64
+    public var w3: UInt64
 
+    @inlinable @inline(__always)
     package init(_ w0: UInt64, _ w1: UInt64 = 0, _ w2: UInt64 = 0, _ w3: UInt64 = 0) {
         self.w0 = w0
         self.w1 = w1
@@ -44,7 +49,8 @@ package struct BTreeKey: Comparable, Hashable, Sendable, CustomStringConvertible
         }
     }
 
-    package static func < (a: BTreeKey, b: BTreeKey) -> Bool {
+    @inlinable @inline(__always)
+    public static func < (a: BTreeKey, b: BTreeKey) -> Bool {
         if a.w0 != b.w0 { return a.w0 < b.w0 }
         if a.w1 != b.w1 { return a.w1 < b.w1 }
         if a.w2 != b.w2 { return a.w2 < b.w2 }
@@ -61,5 +67,10 @@ package struct BTreeKey: Comparable, Hashable, Sendable, CustomStringConvertible
         }
     }
 
-    package var description: String { "(\(w0), \(w1), \(w2), \(w3))" }
+    @inlinable @inline(__always)
+    public static func == (a: BTreeKey, b: BTreeKey) -> Bool {
+        a.w0 == b.w0 && a.w1 == b.w1 && a.w2 == b.w2 && a.w3 == b.w3
+    }
+
+    public var description: String { "(\(w0), \(w1), \(w2), \(w3))" }
 }

@@ -4,9 +4,11 @@
 /// Positions order like the log: comparing two positions as integers compares
 /// (segment, offset). Sealing keeps positions valid: a sealed segment is addressed by the
 /// offsets of the raw segment it replaced.
-package typealias LogPosition = UInt64
+public typealias LogPosition = UInt64
 
-package enum LogPositions {
+/// Public (the module is not a product) only so that its inlinable members are inlined in the
+/// other modules of the package, as a package type's are not: a read calls them per record.
+public enum LogPositions {
     @inlinable @inline(__always)
     package static func make(segment: UInt32, offset: UInt32) -> LogPosition {
         (UInt64(segment) << 32) | UInt64(offset)

@@ -4,12 +4,16 @@ import ScrollbackIO
 
 /// A key of a sorted run: three unsigned 64-bit words compared lexicographically (word 0
 /// first). The message layer stores (conversation, createdAt, seq) in them.
-package struct RunKey: Comparable, Hashable, Sendable, CustomStringConvertible {
-    package var w0: UInt64
-    package var w1: UInt64
-    package var w2: UInt64
+///
+/// Public (the module is not a product) only so that its small members are inlined in the
+/// other modules of the package: the members of a package type are not, and a read calls
+/// them per record.
+public struct RunKey: Comparable, Hashable, Sendable, CustomStringConvertible {
+    public var w0: UInt64
+    public var w1: UInt64
+    public var w2: UInt64
 
-    @inline(__always)
+    @inlinable @inline(__always)
     package init(_ w0: UInt64, _ w1: UInt64, _ w2: UInt64) {
         self.w0 = w0
         self.w1 = w1
@@ -19,14 +23,17 @@ package struct RunKey: Comparable, Hashable, Sendable, CustomStringConvertible {
     package static let min = RunKey(0, 0, 0)
     package static let max = RunKey(.max, .max, .max)
 
-    @inline(__always)
-    package static func < (a: RunKey, b: RunKey) -> Bool {
+    @inlinable @inline(__always)
+    public static func < (a: RunKey, b: RunKey) -> Bool {
         if a.w0 != b.w0 { return a.w0 < b.w0 }
         if a.w1 != b.w1 { return a.w1 < b.w1 }
         return a.w2 < b.w2
     }
 
-    package var description: String { "(\(w0), \(w1), \(w2))" }
+    @inlinable @inline(__always)
+    public static func == (a: RunKey, b: RunKey) -> Bool { a.w0 == b.w0 && a.w1 == b.w1 && a.w2 == b.w2 }
+
+    public var description: String { "(\(w0), \(w1), \(w2))" }
 
     func store(into bytes: UnsafeMutableRawBufferPointer, at offset: Int) {
         bytes.storeLE(w0, at: offset)
