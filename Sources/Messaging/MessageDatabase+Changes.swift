@@ -176,10 +176,10 @@ extension MessageDatabase {
         case .message:
             let header = try MessageHeader.parse(payload, position: position, offset: 0)
             let conversation = try names.conversation(header.conversation, for: position)
-            let view = MessageView(key: header.key, body: header.body, record: MessageHeader.bodyRecord(of: payload),
-                                   conversation: conversation)
-            if view.edited { return .edit(conversation: conversation, id: view.id, body: view.text) }
-            return .append(view.stored)
+            return MessageView.with(key: header.key, body: header.body, record: MessageHeader.bodyRecord(of: payload),
+                                    conversation: conversation) { view in
+                view.edited ? .edit(conversation: conversation, id: view.id, body: view.text) : .append(view.stored)
+            }
         case .delete:
             let delete = try DeleteRecord.decode(payload, position: position)
             return .delete(conversation: try names.conversation(delete.key.conversation, for: position),
@@ -223,7 +223,8 @@ extension MessageDatabase {
             let key = MessageKey(runKey)
             let body = try MessageBody.parse(payload, "run \(load.run) record \(ordinal)")
             let conversation = try names.conversation(key.conversation, for: position)
-            emit(.append(MessageView(key: key, body: body, record: payload, conversation: conversation).stored), position, ordinal)
+            emit(.append(MessageView.with(key: key, body: body, record: payload, conversation: conversation) { $0.stored }),
+                 position, ordinal)
         }
     }
 }

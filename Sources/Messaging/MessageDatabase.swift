@@ -264,7 +264,7 @@ package final class MessageDatabase: Sendable {
     func visitMessage(at position: LogPosition, key: MessageKey, conversation: String, _ reader: inout RecordReader,
                       _ visit: MessageVisitor) throws {
         try withMessage(at: position, key: key, &reader) { body, record in
-            try visit(MessageView(key: key, body: body, record: record, conversation: conversation))
+            try MessageView.with(key: key, body: body, record: record, conversation: conversation, visit)
         }
     }
 }
@@ -287,11 +287,24 @@ package struct MessageView {
     package let createdAt: Int64
     package let kind: UInt8
     package let edited: Bool
-    package let conversation: String
+    /// The conversation's name, held by the read that passes the view (no reference counting
+    /// per message): valid during the call, as the bytes are.
+    package let conversationPointer: UnsafePointer<String>
 
-    /// A view of `record`, the body record (from the kind byte on) that `body` was parsed from.
+    /// The conversation's name.
+    package var conversation: String { conversationPointer.pointee }
+
+    /// Calls `use` with a view of `record` (see the initializer) naming `conversation`.
     @inline(__always)
-    package init(key: MessageKey, body: MessageBody, record: UnsafeRawBufferPointer, conversation: String) {
+    package static func with<R>(key: MessageKey, body: MessageBody, record: UnsafeRawBufferPointer, conversation: String,
+                                _ use: (MessageView) throws -> R) rethrows -> R {
+        try withUnsafePointer(to: conversation) { try use(MessageView(key: key, body: body, record: record, conversation: $0)) }
+    }
+
+    /// A view of `record`, the body record (from the kind byte on) that `body` was parsed from,
+    /// in the conversation `conversation` names (which must outlive the view).
+    @inline(__always)
+    package init(key: MessageKey, body: MessageBody, record: UnsafeRawBufferPointer, conversation: UnsafePointer<String>) {
         func bytes(_ start: Int, _ end: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: record[start..<end]) }
         self.key = key
         idBytes = bytes(body.idStart, body.senderStart)
@@ -302,7 +315,7 @@ package struct MessageView {
         createdAt = Int64(key.createdAt)
         kind = body.kind
         edited = body.flags & MessageFlags.edited != 0
-        self.conversation = conversation
+        conversationPointer = conversation
     }
 
     package var id: String { String(decoding: idBytes, as: UTF8.self) }

@@ -72,7 +72,11 @@ package enum MessageRecordDescription {
 
     /// A message's fields (`record` is its body record), as a log or run record shows them.
     package static func message(_ key: MessageKey, _ body: MessageBody, _ record: UnsafeRawBufferPointer) -> String {
-        let view = MessageView(key: key, body: body, record: record, conversation: "")
+        MessageView.with(key: key, body: body, record: record, conversation: "") { view in describe(view, body) }
+    }
+
+    private static func describe(_ view: MessageView, _ body: MessageBody) -> String {
+        let key = view.key
         let text = view.bodyBytes
         var preview = Self.text(UnsafeRawBufferPointer(rebasing: text.prefix(40)))
         if text.count > 40 { preview += "…" }

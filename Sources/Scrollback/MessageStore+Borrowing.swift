@@ -23,8 +23,8 @@ public struct BorrowedMessage {
     public let createdAt: Int64
     public let kind: MessageKind
     public let edited: Bool
-    /// The conversation (the one the read asked for; no copy is made per message).
-    public let conversation: String
+    /// The conversation's name, held by the read (no reference counting per message).
+    let conversationName: UnsafePointer<String>
 
     @inline(__always)
     init(_ view: MessageView) {
@@ -37,8 +37,11 @@ public struct BorrowedMessage {
         createdAt = view.createdAt
         kind = MessageKind(rawValue: view.kind) ?? .text
         edited = view.edited
-        conversation = view.conversation
+        conversationName = view.conversationPointer
     }
+
+    /// The conversation (the one the read asked for; no copy is made per message).
+    public var conversation: String { conversationName.pointee }
 
     @inlinable @inline(__always)
     func bytes(_ from: UInt32, _ to: UInt32) -> UnsafeRawBufferPointer {

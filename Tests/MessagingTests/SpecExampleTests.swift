@@ -99,9 +99,9 @@ import Testing
                     && header.body.flags == MessageFlags.hasReplyTo | MessageFlags.hasMetadata)
             #expect(header.body.idLength == 4 && header.body.senderLength == 5 && header.body.replyToLength == 4
                     && header.body.metadataLength == 3 && header.body.bodyLength == 8)
-            let view = MessageView(key: header.key, body: header.body, record: MessageHeader.bodyRecord(of: raw),
-                                   conversation: "general")
-            #expect(view.stored == Self.example)
+            let stored = MessageView.with(key: header.key, body: header.body, record: MessageHeader.bodyRecord(of: raw),
+                                          conversation: "general") { $0.stored }
+            #expect(stored == Self.example)
         }
         // The encoder produces exactly these bytes.
         var batch = ScrollbackLog.LogBatch()
@@ -115,9 +115,9 @@ import Testing
             #expect(record.count == 36)
             let body = try MessageBody.parse(record, "test")
             #expect(body.end == record.count && body.metadataLength == 3 && body.bodyLength == 8)
-            let view = MessageView(key: MessageKey(conversation: 2, createdAt: 1_700_000_000_123, seq: 7), body: body,
-                                   record: record, conversation: "general")
-            #expect(view.stored == Self.example)
+            let stored = MessageView.with(key: MessageKey(conversation: 2, createdAt: 1_700_000_000_123, seq: 7), body: body,
+                                          record: record, conversation: "general") { $0.stored }
+            #expect(stored == Self.example)
         }
         // A damaged length, flag or reserved byte is corruption, not a trap.
         for (offset, value) in [(0x20, UInt8(9)), (0x19, UInt8(2)), (0x19, UInt8(0x0E)), (0x1D, UInt8(1)), (0x18, UInt8(7))] {
