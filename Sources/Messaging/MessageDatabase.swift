@@ -242,7 +242,10 @@ package final class MessageDatabase: Sendable {
     @inline(__always)
     func withMessage<R>(at position: LogPosition, key: MessageKey, _ reader: inout RecordReader,
                         _ body: (MessageBody, UnsafeRawBufferPointer) throws -> R) throws -> R {
-        try reader.withRecord(at: position, key: key.runKey) { stored in
+        if let record = try reader.runPayload(at: position, key: key.runKey) {
+            return try body(try MessageBody.parse(record, "run record \(key) of log position \(LogPositions.describe(position))"), record)
+        }
+        return try reader.withRecord(at: position, key: key.runKey) { stored in
             switch stored {
             case .run(let record):
                 return try body(try MessageBody.parse(record, "run record \(key) of log position \(LogPositions.describe(position))"), record)

@@ -38,9 +38,19 @@ package struct RecordReader {
     /// Throws `.corrupted` when the record is not where the position and the key say.
     @inline(__always)
     package mutating func withRecord<R>(at position: LogPosition, key: RunKey, _ body: (StoredRecord) throws -> R) throws -> R {
+        if let payload = try runPayload(at: position, key: key) { return try body(.run(payload: payload)) }
+        return try withLogRecord(at: position, key: key, body)
+    }
+
+    /// The payload of the record the trees point at when its segment is bound to a run for
+    /// this snapshot (the usual case: all but the newest records), nil when it is to be read
+    /// from the log (with `withRecord`). The payload stays valid until this reader reads
+    /// another record: its cursor holds the block. Throws `.corrupted` when the run does not
+    /// hold the record. Not generic and without a closure: a scan's call per record.
+    package mutating func runPayload(at position: LogPosition, key: RunKey) throws -> UnsafeRawBufferPointer? {
         let segment = LogPositions.segment(position)
         if segment != lastSegment { bind(segment) }
-        guard let run = lastRun else { return try withLogRecord(at: position, key: key, body) }
+        guard let run = lastRun else { return nil }
         if run != lastCursorRun {
             lastCursor = try cursorIndex(run)
             lastCursorRun = run
@@ -48,9 +58,7 @@ package struct RecordReader {
         guard let payload = try cursors[lastCursor].payload(of: key, tag: segment) else {
             throw Self.missing(key: key, segment: segment, run: run, position: position)
         }
-        // The cursor, which this reader holds and does not move during `body`, keeps the block
-        // (and so the payload's bytes) alive: no copy of the block reference per record.
-        return try body(.run(payload: payload))
+        return payload
     }
 
     /// Looks up the run bound to `segment` for this snapshot (nil while it is a log segment).
