@@ -1,6 +1,7 @@
 import Foundation
 @testable import ScrollbackMessaging
 import Testing
+import TestSupport
 
 /// Base64url and the cursor token's encoding, against Foundation's base64 and by round trip.
 @Suite struct CursorTokenTests {
@@ -11,9 +12,8 @@ import Testing
     }
 
     @Test func base64URLAgreesWithFoundation() {
-        var random = SystemRandomNumberGenerator()
-        let seed = UInt64.random(in: 0...UInt64.max, using: &random)
-        var generator = SplitMix(seed: seed)
+        let seed = UInt64.random(in: 0...UInt64.max)
+        var generator = SeededRandom(seed: seed)
         for length in 0...70 {
             for _ in 0..<20 {
                 let bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
@@ -60,18 +60,5 @@ import Testing
         #expect(CursorToken.decode(copy, secret: secret, version: CursorToken.newestFirstVersion) == position)
         #expect(CursorToken.decode(token + "A", secret: secret) == nil)
         #expect(CursorToken.decode(String(token.dropLast()), secret: secret) == nil)
-    }
-}
-
-/// A small seeded generator (SplitMix64).
-private struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
