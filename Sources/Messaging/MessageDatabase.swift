@@ -242,13 +242,15 @@ package final class MessageDatabase: Sendable {
     @inline(__always)
     func withMessage<R>(at position: LogPosition, key: MessageKey, _ reader: inout RecordReader,
                         _ body: (MessageBody, UnsafeRawBufferPointer) throws -> R) throws -> R {
-        if let record = try reader.runPayload(at: position, key: key.runKey) {
-            return try body(try MessageBody.parse(record, "run record \(key) of log position \(LogPositions.describe(position))"), record)
+        func fromRun(_ record: UnsafeRawBufferPointer) throws -> R {
+            try body(try MessageBody.parse(record, "run record \(key) of log position \(LogPositions.describe(position))"), record)
         }
+        // The usual case in one plain call; `withRecord` reads the log (and a run bound meanwhile).
+        if let record = try reader.runPayload(at: position, key: key.runKey) { return try fromRun(record) }
         return try reader.withRecord(at: position, key: key.runKey) { stored in
             switch stored {
             case .run(let record):
-                return try body(try MessageBody.parse(record, "run record \(key) of log position \(LogPositions.describe(position))"), record)
+                return try fromRun(record)
             case .log(let type, let payload):
                 guard type == MessageRecordType.message.rawValue else {
                     throw MessageHeader.corrupted(position, 0, "record of type \(type) where a message was expected")

@@ -515,11 +515,7 @@ public final class MessageStore: Sendable {
 
     /// Builds the public value straight from the record bytes (one String per field).
     @inline(__always)
-    static func message(_ view: MessageView) -> Message {
-        Message(id: view.id, conversation: view.conversation, sender: view.sender, createdAt: view.createdAt,
-                kind: MessageKind(rawValue: view.kind) ?? .text, body: view.text, replyTo: view.replyTo, edited: view.edited,
-                metadata: view.metadata)
-    }
+    static func message(_ view: MessageView) -> Message { BorrowedMessage(view).message() }
 
     static func checkName(_ value: String, _ argument: String) throws {
         try checkLength(value, argument, ArgumentLimits.nameBytes)
