@@ -39,7 +39,7 @@ package struct BTree {
     /// Copies of the `BTreePageLayout` constants. Members of `package` types are not inlined
     /// across modules by Swift 6.3 (each use would be a getter call), so the hot paths read
     /// these stored copies instead.
-    let layout = LayoutConstants()
+    let layout = LayoutConstants.shared
     let leafEntrySize: Int
     let branchEntrySize: Int
 
@@ -47,10 +47,9 @@ package struct BTree {
     /// Throws `.invalidArgument` if the slot is out of range or unused (keyWords 0), and
     /// `.corrupted` if the catalog names a shape this format does not allow.
     package init(_ transaction: PageTransaction, slot: Int, file: String = "pages") throws {
-        guard slot >= 0, slot < transaction.state.trees.count else {
+        guard let root = transaction.treeRoot(slot) else {
             throw StorageError.invalidArgument("tree slot \(slot) out of range 0..<\(transaction.state.trees.count)")
         }
-        let root = transaction.state.trees[slot]
         guard root.keyWords != 0 else { throw StorageError.invalidArgument("tree slot \(slot) is unused") }
         guard Self.isValidShape(keyWords: Int(root.keyWords), valueSize: Int(root.valueSize)) else {
             throw StorageError.corrupted(file: file, offset: 0,
@@ -105,11 +104,13 @@ package struct BTree {
     }
 
     /// The catalog entry of this tree in the transaction's state.
-    package var root: TreeRoot { transaction.state.trees[slot] }
+    /// (`treeRoot` is a call into the pager: reading `state.trees` from this module pays a
+    /// dynamic exclusivity check. The slot was checked when the tree was opened.)
+    package var root: TreeRoot { transaction.treeRoot(slot) ?? .unused }
     /// Number of entries. O(1).
-    package var count: Int { Int(truncatingIfNeeded: transaction.state.trees[slot].entryCount) }
+    package var count: Int { Int(truncatingIfNeeded: root.entryCount) }
     /// Height: 0 for an empty tree, 1 when the root is a leaf.
-    package var height: Int { Int(transaction.state.trees[slot].height) }
+    package var height: Int { Int(root.height) }
 
     // MARK: capacities and fill policy (spec/btree-page.md, "Fill and merge policy")
 
@@ -370,6 +371,8 @@ package struct BTree {
 
 /// Stored copies of the `BTreePageLayout` constants (see `BTree.layout`).
 struct LayoutConstants: Sendable {
+    /// Made once: each constant is a global of another module, read through a call.
+    static let shared = LayoutConstants()
     let headerSize = BTreePageLayout.headerSize
     let pageTypeOffset = BTreePageLayout.pageTypeOffset
     let treeSlotOffset = BTreePageLayout.treeSlotOffset

@@ -21,15 +21,47 @@ package struct BTreeCursor {
         var count: Int
     }
 
+    /// The root-to-leaf path, held inline (a cursor allocates nothing).
+    struct FrameStack {
+        /// The most levels a valid tree has: a non-root branch holds at least 21 children
+        /// (a quarter of the 84 entries of the smallest page with the longest keys), the root
+        /// at least 2, so a tree of height h has at least 2 * 21^(h - 2) leaves, each with an
+        /// entry, and a u64 entry count allows h <= 16. A taller catalog entry is corrupt.
+        static let capacity = 16
+        private var storage = InlineArray<16, Frame>(repeating: Frame(page: 0, index: 0, count: 0))
+        private(set) var count = 0
+
+        var isEmpty: Bool { count == 0 }
+        var last: Frame? { count == 0 ? nil : storage[count - 1] }
+
+        subscript(depth: Int) -> Frame {
+            get { storage[depth] }
+            set { storage[depth] = newValue }
+        }
+
+        mutating func removeAll() { count = 0 }
+
+        /// REQUIRES: `count < capacity` (a descent checks the height first).
+        mutating func append(_ frame: Frame) {
+            storage[count] = frame
+            count += 1
+        }
+    }
+
     package let tree: BTree
-    var frames: [Frame] = []
+    var frames = FrameStack()
+    /// Whether seeks by key count the entries before the position (see `rank`).
+    let tracksRank: Bool
     /// Rank (0-based position in key order) of the current entry; -1 before the first entry,
-    /// `tree.count` after the last.
+    /// `tree.count` after the last. Unspecified after a seek by key on a cursor that does not
+    /// track it (`BTree.scanCursor()`); seeks by rank always set it.
     package private(set) var rank: Int = -1
 
-    package init(_ tree: BTree) {
+    /// A cursor that tracks its rank when `tracksRank` (a seek by key then sums the subtree
+    /// counts before the path: up to half of each branch's entries).
+    package init(_ tree: BTree, tracksRank: Bool = true) {
         self.tree = tree
-        frames.reserveCapacity(max(Int(tree.root.height), 4))
+        self.tracksRank = tracksRank
     }
 
     /// True iff the cursor is on an entry.
@@ -85,7 +117,7 @@ package struct BTreeCursor {
     /// cursor before the first / after the last entry and returns false.
     @discardableResult
     package mutating func seek(toRank target: Int) throws -> Bool {
-        frames.removeAll(keepingCapacity: true)
+        frames.removeAll()
         let root = tree.root
         guard root.rootPage != 0 else { rank = -1; return false }
         let total = Int(truncatingIfNeeded: root.entryCount)
@@ -96,7 +128,7 @@ package struct BTreeCursor {
         let clamped = min(max(target, 0), total - 1)
         var page = root.rootPage
         var remaining = UInt64(clamped)
-        let height = Int(root.height)
+        let height = try checkedHeight(root)
         for depth in 0..<height {
             let level = height - 1 - depth
             let current = page
@@ -259,16 +291,25 @@ package struct BTreeCursor {
 
     // MARK: descent helpers
 
+    /// The height of a non-empty tree, `.corrupted` when it is more than a valid tree has.
+    private func checkedHeight(_ root: TreeRoot) throws -> Int {
+        guard Int(root.height) <= FrameStack.capacity else {
+            throw StorageError.corrupted(file: tree.file, offset: 0,
+                                         reason: "tree slot \(tree.slot): height \(root.height) is more than any valid tree has (\(FrameStack.capacity))")
+        }
+        return Int(root.height)
+    }
+
     /// Builds the path to the leaf where `key` belongs (leaf index = lower bound, possibly
     /// == count) and sets `rank` to the number of entries before that position.
     private mutating func descend(to key: BTreeKey) throws -> Bool {
-        frames.removeAll(keepingCapacity: true)
+        frames.removeAll()
         let root = tree.root
         guard root.rootPage != 0 else { rank = -1; return false }
         var page = root.rootPage
         var total = root.entryCount
         var before: UInt64 = 0
-        let height = Int(root.height)
+        let height = try checkedHeight(root)
         for depth in 0..<height {
             let level = height - 1 - depth
             let current = page
@@ -279,8 +320,10 @@ package struct BTreeCursor {
                     return Frame(page: current, index: index, count: count)
                 }
                 let index = tree.branchChildIndex(bytes, count: count, key)
-                before &+= tree.countBefore(bytes, count: count, child: index, total: total)
-                total = tree.childCount(bytes, index)
+                if tracksRank {
+                    before &+= tree.countBefore(bytes, count: count, child: index, total: total)
+                    total = tree.childCount(bytes, index)
+                }
                 page = tree.childPage(bytes, index)
                 return Frame(page: current, index: index, count: count)
             }
@@ -308,4 +351,8 @@ package struct BTreeCursor {
 extension BTree {
     /// A new unpositioned cursor over this tree.
     package func cursor() -> BTreeCursor { BTreeCursor(self) }
+
+    /// A new unpositioned cursor for scans, which do not ask for ranks: its seeks by key do
+    /// not count the entries before the position (`rank` is then unspecified).
+    package func scanCursor() -> BTreeCursor { BTreeCursor(self, tracksRank: false) }
 }

@@ -53,7 +53,7 @@ extension MessageDatabase {
         let activity = try BTree(snapshot, .activity)
         let conversations = try BTree(snapshot, .conversations)
         let startName = try start.conversation == 0 ? nil : listedName(start.conversation, conversations)
-        var cursor = activity.cursor()
+        var cursor = activity.scanCursor()
         var page = ListPage(start: start, startName: startName, limit: limit)
         var full = false
         if try cursor.seek(atMost: ActivityKey(newestCreatedAt: start.lastActivity, conversation: .max).treeKey) {

@@ -145,7 +145,7 @@ extension MessageDatabase {
     /// the markers tree, then each conversation's record and name.
     private func memberConversations(of userID: UInt64, in snapshot: PageTransaction) throws -> [InboxCandidate] {
         var members: [(conversation: UInt64, value: MarkerValue)] = []
-        var cursor = try BTree(snapshot, .readMarkers).cursor()
+        var cursor = try BTree(snapshot, .readMarkers).scanCursor()
         var valid = try cursor.seek(atLeast: MarkerKey(user: userID, conversation: 0).treeKey)
         while valid {
             var done = false

@@ -28,7 +28,7 @@ extension MessageDatabase {
               inclusive: Bool, forward: Bool, bound: MessageKey, limit: Int, lastKey: UnsafeMutablePointer<MessageKey>? = nil,
               _ visit: MessageVisitor) throws -> Bool {
         let messages = try BTree(snapshot, .messages)
-        var cursor = messages.cursor()
+        var cursor = messages.scanCursor()
         let startKey = start.treeKey, boundKey = bound.treeKey
         var valid: Bool
         if forward {
@@ -43,17 +43,21 @@ extension MessageDatabase {
         var more = false
         var reader = engine.recordReader(for: snapshot)
         // One page access per leaf; the record reader reads each run block once.
-        try cursor.walk(forward: forward) { key, value in
-            guard MessageKey.conversation(of: key) == conversationID, forward ? key <= boundKey : key >= boundKey else { return false }
-            if taken == limit {
-                more = true
-                return false
+        try withUnsafePointer(to: name) { name in
+            _ = try cursor.walk(forward: forward) { key, value in
+                guard MessageKey.conversation(of: key) == conversationID, forward ? key <= boundKey : key >= boundKey else {
+                    return false
+                }
+                if taken == limit {
+                    more = true
+                    return false
+                }
+                let messageKey = MessageKey(key)
+                try visitMessage(at: MessagePointer.position(in: value), key: messageKey, conversation: name, &reader, visit)
+                lastKey?.pointee = messageKey
+                taken += 1
+                return true
             }
-            let messageKey = MessageKey(key)
-            try visitMessage(at: MessagePointer.position(in: value), key: messageKey, conversation: name, &reader, visit)
-            lastKey?.pointee = messageKey
-            taken += 1
-            return true
         }
         return more
     }
@@ -160,15 +164,18 @@ extension MessageDatabase {
             // The room's size: one descent while its bounds share a child (a second rank would sum counts again).
             let size = try messages.count(from: low, to: MessageKey.first(of: id &+ 1).treeKey, inclusive: false)
             guard offset < size, limit > 0 else { return }
-            var cursor = messages.cursor()
+            var cursor = messages.scanCursor()
             guard try cursor.seek(toRank: first + (forward ? offset : size - 1 - offset)) else { return }
             var taken = 0
             var reader = engine.recordReader(for: snapshot)
-            try cursor.walk(forward: forward) { key, value in
-                guard taken < limit, MessageKey.conversation(of: key) == id else { return false }
-                try visitMessage(at: MessagePointer.position(in: value), key: MessageKey(key), conversation: conversation, &reader, visit)
-                taken += 1
-                return true
+            try withUnsafePointer(to: conversation) { conversation in
+                _ = try cursor.walk(forward: forward) { key, value in
+                    guard taken < limit, MessageKey.conversation(of: key) == id else { return false }
+                    try visitMessage(at: MessagePointer.position(in: value), key: MessageKey(key), conversation: conversation,
+                                     &reader, visit)
+                    taken += 1
+                    return true
+                }
             }
         }
     }
@@ -203,7 +210,7 @@ extension MessageDatabase {
             var heap = FeedHeap()
             for name in conversations where seen.insert(ByteString(name)).inserted {
                 guard let id = try conversationID(name, in: snapshot) else { continue }
-                var cursor = messages.cursor()
+                var cursor = messages.scanCursor()
                 if try cursor.seek(atMost: MessageKey.last(of: id).treeKey), let treeKey = try cursor.key(),
                    MessageKey.conversation(of: treeKey) == id {
                     let key = MessageKey(treeKey)
@@ -241,7 +248,7 @@ extension MessageDatabase {
     package func latestMessage(in conversations: [String], _ visit: (MessageView?) throws -> Void) throws {
         try engine.read { snapshot in
             let messages = try BTree(snapshot, .messages)
-            var cursor = messages.cursor()
+            var cursor = messages.scanCursor()
             var reader = engine.recordReader(for: snapshot)
             for name in conversations {
                 guard let id = try conversationID(name, in: snapshot) else {

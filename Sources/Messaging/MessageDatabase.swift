@@ -272,6 +272,16 @@ package final class MessageDatabase: Sendable {
             try MessageView.with(key: key, body: body, record: record, conversation: conversation, visit)
         }
     }
+
+    /// `visitMessage` for a scan's messages: the conversation's name is pinned once per scan
+    /// (`withUnsafePointer`), not once per message.
+    @inline(__always)
+    func visitMessage(at position: LogPosition, key: MessageKey, conversation: UnsafePointer<String>,
+                      _ reader: inout RecordReader, _ visit: MessageVisitor) throws {
+        try withMessage(at: position, key: key, &reader) { body, record in
+            try visit(MessageView(key: key, body: body, record: record, conversation: conversation))
+        }
+    }
 }
 
 /// A message record seen in place (no copy): valid only during the call it is passed to.

@@ -112,6 +112,17 @@ package final class PageTransaction: @unchecked Sendable {
 
     // MARK: Reading
 
+    /// The catalog entry of tree `slot` in `state` (nil for a slot out of range). For the
+    /// layers above: their reads of `state` pay a dynamic exclusivity check each (the
+    /// `@exclusivity(unchecked)` above holds only inside this module), this call does not.
+    package func treeRoot(_ slot: Int) -> TreeRoot? {
+        slot >= 0 && slot < state.trees.count ? state.trees[slot] : nil
+    }
+
+    /// The id of the transaction whose state this is (`state.transactionID`), without the
+    /// dynamic exclusivity check of a read of `state` from another module.
+    package var stateTransactionID: UInt64 { state.transactionID }
+
     /// Read view of page `number`, pinned while the `PageRef` lives. A writer sees its own new
     /// pages. On a cache miss the page is read and its checksum, page number and write
     /// sequence verified; damage throws `.corrupted(file:, offset: number * pageSize, reason:)`,

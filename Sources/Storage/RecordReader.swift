@@ -19,13 +19,21 @@ package enum StoredRecord {
 /// the last one (no lookup, lock or hash per record), and reads each block once.
 ///
 /// Not thread-safe: one reader per scan. The payload views are valid only inside `body`.
+/// A reader must not outlive its engine (it is a local of a read; it does not retain the
+/// engine).
 package struct RecordReader {
-    let engine: StorageEngine
+    /// Not retained: a reader lives inside a read whose caller holds the engine. (A retain
+    /// and release per read showed in profiles of short reads: the engine is referenced
+    /// weakly by its maintenance worker, which puts its reference count on the slow path.)
+    unowned(unsafe) let engine: StorageEngine
     let transaction: UInt64
-    private var cursors: [RunCursor] = []
+    /// The cursor of the first run read: most reads touch one run, and need no array.
+    private var firstCursor: RunCursor? = nil
+    /// The cursors of the other runs read, in the order first read.
+    private var otherCursors: [RunCursor] = []
     private var lastSegment: UInt32 = .max
     private var lastRun: UInt32? = nil
-    /// The cursor of the run read last (its index in `cursors`).
+    /// The cursor of the run read last: 0 for `firstCursor`, i + 1 for `otherCursors[i]`.
     private var lastCursorRun: UInt32 = .max
     private var lastCursor = 0
 
@@ -55,9 +63,9 @@ package struct RecordReader {
             lastCursor = try cursorIndex(run)
             lastCursorRun = run
         }
-        guard let payload = try cursors[lastCursor].payload(of: key, tag: segment) else {
-            throw Self.missing(key: key, segment: segment, run: run, position: position)
-        }
+        let payload = lastCursor == 0 ? try firstCursor!.payload(of: key, tag: segment)
+                                       : try otherCursors[lastCursor - 1].payload(of: key, tag: segment)
+        guard let payload else { throw Self.missing(key: key, segment: segment, run: run, position: position) }
         return payload
     }
 
@@ -66,7 +74,7 @@ package struct RecordReader {
     /// `withRecord`.
     @inline(never)
     private mutating func bind(_ segment: UInt32) {
-        lastRun = SegmentAliases.run(in: engine.aliases.bindings(of: segment), for: transaction)
+        lastRun = engine.aliases.run(of: segment, for: transaction)
         lastSegment = segment
     }
 
@@ -98,10 +106,18 @@ package struct RecordReader {
         }
     }
 
+    /// The cursor of `run` (made on its first use): 0 for `firstCursor`, i + 1 for
+    /// `otherCursors[i]`.
+    @inline(never)
     private mutating func cursorIndex(_ run: UInt32) throws -> Int {
-        if let i = cursors.firstIndex(where: { $0.run.id == run }) { return i }
-        cursors.append(try engine.runs.cursor(run))
-        return cursors.count - 1
+        guard let first = firstCursor else {
+            firstCursor = try engine.runs.cursor(run)
+            return 0
+        }
+        if first.run.id == run { return 0 }
+        if let i = otherCursors.firstIndex(where: { $0.run.id == run }) { return i + 1 }
+        otherCursors.append(try engine.runs.cursor(run))
+        return otherCursors.count
     }
 
     @inline(never)
@@ -114,6 +130,6 @@ package struct RecordReader {
 extension StorageEngine {
     /// A record reader for `snapshot`.
     package func recordReader(for snapshot: PageTransaction) -> RecordReader {
-        RecordReader(engine: self, transaction: snapshot.state.transactionID)
+        RecordReader(engine: self, transaction: snapshot.stateTransactionID)
     }
 }

@@ -16,7 +16,7 @@ import ScrollbackLog
 /// on, and resets to the newest state's table once no older snapshot is alive
 /// (StorageEngine+ReadOnly.swift).
 ///
-/// Thread-safety: one lock; `bindings(of:)` copies a small array out.
+/// Thread-safety: one lock; `bindings(of:)` copies a small array out, `run(of:for:)` does not.
 final class SegmentAliases: @unchecked Sendable {
     struct Binding: Equatable {
         var run: UInt32
@@ -39,7 +39,17 @@ final class SegmentAliases: @unchecked Sendable {
         table.withLock { $0[segment] ?? [] }
     }
 
-    /// The run a snapshot of `transaction` reads `segment` from, or nil for the log.
+    /// The run a snapshot of `transaction` reads `segment` from, or nil for the log. One
+    /// lock and one hash; nothing is copied out.
+    func run(of segment: UInt32, for transaction: UInt64) -> UInt32? {
+        table.withLock { table in
+            guard let bindings = table[segment] else { return nil }
+            return Self.run(in: bindings, for: transaction)
+        }
+    }
+
+    /// The run a snapshot of `transaction` reads a segment with `bindings` from, or nil for
+    /// the log.
     @inline(__always)
     static func run(in bindings: [Binding], for transaction: UInt64) -> UInt32? {
         for binding in bindings where binding.from <= transaction { return binding.run }

@@ -511,6 +511,56 @@ import Testing
         snapshot.rollback()
     }
 
+    @Test func scanCursorsSeekAsRankingCursorsAndRejectAnImpossibleHeight() throws {
+        // A deep tree (4 entries per leaf): the scan cursor skips the subtree counts on its way
+        // down, and must still land on exactly the entries a rank-tracking cursor lands on.
+        let pager = try makePager()
+        let txn = try pager.beginWrite()
+        let tree = try BTree.create(in: txn, slot: 0, keyWords: 4, valueSize: 984)
+        let n = 600
+        for i in 0..<n {
+            let k = BTreeKey(UInt64(i % 7) + 1, UInt64(i), 0, UInt64(i) * 3)
+            try tree.insert(k, value: valueBytes(k, version: 1, size: 984))
+        }
+        try txn.commit()
+        let snapshot = pager.beginRead()
+        let reader = try BTree(snapshot, slot: 0)
+        #expect(reader.height >= 3)
+        var ranking = reader.cursor()
+        var scanning = reader.scanCursor()
+        var probes: [BTreeKey] = [BTreeKey(0), BTreeKey(.max, .max, .max, .max)]
+        var all: [BTreeKey] = []
+        #expect(try ranking.seekFirst())
+        _ = try ranking.walk(forward: true) { key, _ in all.append(key); return true }
+        for i in stride(from: 0, to: n, by: 37) {
+            var between = all[i]
+            between.w3 += 1
+            probes += [all[i], between]
+        }
+        for probe in probes {
+            #expect(try ranking.seek(atLeast: probe) == scanning.seek(atLeast: probe))
+            #expect(try ranking.key() == scanning.key())
+            #expect(try ranking.seek(atMost: probe) == scanning.seek(atMost: probe))
+            #expect(try ranking.key() == scanning.key())
+            // Both walk the same entries from there, across leaves.
+            var fromRanking: [BTreeKey] = [], fromScanning: [BTreeKey] = []
+            _ = try ranking.walk(forward: false) { key, _ in fromRanking.append(key); return fromRanking.count < 9 }
+            _ = try scanning.walk(forward: false) { key, _ in fromScanning.append(key); return fromScanning.count < 9 }
+            #expect(fromRanking == fromScanning)
+        }
+        // A catalog entry taller than any valid tree (17 levels) is corruption, not a trap.
+        snapshot.state.trees[0].height = 17
+        let tall = try BTree(snapshot, slot: 0)
+        for seek in [{ (c: inout BTreeCursor) in _ = try c.seek(atLeast: BTreeKey(1)) },
+                     { (c: inout BTreeCursor) in _ = try c.seek(atMost: BTreeKey(1)) },
+                     { (c: inout BTreeCursor) in _ = try c.seek(toRank: 1) }] {
+            var cursor = tall.scanCursor()
+            let error = #expect(throws: StorageError.self) { try seek(&cursor) }
+            if case .corrupted? = error {} else { Issue.record("expected .corrupted, got \(String(describing: error))") }
+        }
+        snapshot.rollback()
+    }
+
     // MARK: snapshots
 
     @Test func snapshotStaysStableWhileTheWriterRewritesAndFreesItsPages() throws {
