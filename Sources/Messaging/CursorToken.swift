@@ -115,29 +115,21 @@ package enum Base64URL {
         }
     }
 
+    /// The alphabet, by value (a constant: no allocation, no lazy initialization).
+    private static let alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    /// The value of each byte, `invalid` for a byte not in the alphabet. (A table: a switch over
+    /// the ranges mispredicts on the random characters of a token.)
+    private static let values: [UInt8] = {
+        var table = [UInt8](repeating: invalid, count: 256)
+        for value in 0..<64 { table[Int(alphabet.utf8Start[value])] = UInt8(value) }
+        return table
+    }()
+    private static let invalid: UInt8 = 0xFF
+
     /// The character of the low six bits of `v`.
     @inline(__always)
     static func character(_ v: UInt32) -> UInt8 {
-        let d = UInt8(truncatingIfNeeded: v & 63)
-        switch d {
-        case 0..<26: return UInt8(ascii: "A") + d
-        case 26..<52: return UInt8(ascii: "a") + (d - 26)
-        case 52..<62: return UInt8(ascii: "0") + (d - 52)
-        case 62: return UInt8(ascii: "-")
-        default: return UInt8(ascii: "_")
-        }
-    }
-
-    @inline(__always)
-    static func value(_ c: UInt8) -> UInt32? {
-        switch c {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"): return UInt32(c - UInt8(ascii: "A"))
-        case UInt8(ascii: "a")...UInt8(ascii: "z"): return UInt32(c - UInt8(ascii: "a")) + 26
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt32(c - UInt8(ascii: "0")) + 52
-        case UInt8(ascii: "-"): return 62
-        case UInt8(ascii: "_"): return 63
-        default: return nil
-        }
+        alphabet.utf8Start[Int(v & 63)]
     }
 
     /// Decodes canonical base64url without padding; nil for any other input.
@@ -158,6 +150,12 @@ package enum Base64URL {
     /// its bytes do not fit in `out`.
     static func decode(_ text: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableRawBufferPointer) -> Int? {
         if text.count % 4 == 1 || text.count * 3 / 4 > out.count { return nil }
+        return values.withUnsafeBufferPointer { values in decode(text, into: out, values: values) }
+    }
+
+    @inline(__always)
+    private static func decode(_ text: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableRawBufferPointer,
+                               values: UnsafeBufferPointer<UInt8>) -> Int? {
         var i = 0, o = 0
         while i < text.count {
             let n = min(4, text.count - i)
@@ -165,8 +163,9 @@ package enum Base64URL {
             for j in 0..<4 {
                 v <<= 6
                 if j < n {
-                    guard let d = value(text[i + j]) else { return nil }
-                    v |= d
+                    let d = values[Int(text[i + j])]
+                    guard d != invalid else { return nil }
+                    v |= UInt32(d)
                 }
             }
             out[o] = UInt8(v >> 16 & 0xFF)

@@ -36,6 +36,23 @@ import TestSupport
         #expect(Base64URL.decode("ab c") == nil)
         #expect(Base64URL.decode("") == [])
         #expect(Base64URL.decode("_-_-") == [0xFF, 0xEF, 0xFE])
+        // Every byte value in every position: exactly the 64 of the alphabet decode, to their value.
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+        var out = [UInt8](repeating: 0, count: 3)
+        for byte in 0...255 {
+            for position in 0..<4 {
+                var text = [UInt8](repeating: UInt8(ascii: "A"), count: 4)
+                text[position] = UInt8(byte)
+                let decoded = text.withUnsafeBufferPointer { text in out.withUnsafeMutableBytes { Base64URL.decode(text, into: $0) } }
+                guard let value = alphabet.firstIndex(of: UInt8(byte)) else {
+                    #expect(decoded == nil, "byte \(byte) at \(position)")
+                    continue
+                }
+                let expected = UInt32(value) << (6 * (3 - position))
+                #expect(decoded == 3 && out == [UInt8(expected >> 16 & 0xFF), UInt8(expected >> 8 & 0xFF), UInt8(expected & 0xFF)],
+                        "byte \(byte) at \(position)")
+            }
+        }
     }
 
     @Test func tokensRoundTripAndRejectDamage() {
