@@ -62,21 +62,21 @@ extension BTree {
         let pageSize = bytes.count
         let count = try validate(bytes, number, level: level)
         let isLeaf = level == 0
-        guard bytes.loadLE(UInt16.self, at: layout.reservedOffset) == 0 else {
-            throw corrupted(number, pageSize: pageSize, at: layout.reservedOffset, "reserved header bytes are not zero")
+        guard bytes.loadLE(UInt16.self, at: Layout.reservedOffset) == 0 else {
+            throw corrupted(number, pageSize: pageSize, at: Layout.reservedOffset, "reserved header bytes are not zero")
         }
-        let end = layout.headerSize + count * entrySize(isLeaf: isLeaf)
+        let end = Layout.headerSize + count * entrySize(isLeaf: isLeaf)
         if let offset = firstNonzeroByte(bytes, from: end) {
             throw corrupted(number, pageSize: pageSize, at: offset, "nonzero byte after the last entry")
         }
         if !isRoot {
             let minimum = minimumFill(isLeaf: isLeaf, pageSize: pageSize)
             guard count >= minimum else {
-                throw corrupted(number, pageSize: pageSize, at: layout.entryCountOffset,
+                throw corrupted(number, pageSize: pageSize, at: Layout.entryCountOffset,
                                 "\(count) entries, below the minimum fill \(minimum)")
             }
         } else if !isLeaf, count < 2 {
-            throw corrupted(number, pageSize: pageSize, at: layout.entryCountOffset, "root branch with \(count) child")
+            throw corrupted(number, pageSize: pageSize, at: Layout.entryCountOffset, "root branch with \(count) child")
         }
         let first = loadKey(bytes, at: keyOffset(0, isLeaf: isLeaf))
         if let separator, separator != first {
@@ -98,9 +98,9 @@ extension BTree {
         var previousSeparator: BTreeKey? = nil
         for index in 0..<count {
             let offset = branchOffset(index)
-            let key = loadKey(bytes, at: offset + layout.branchKeyOffset)
+            let key = loadKey(bytes, at: offset + Layout.branchKeyOffset)
             if let previousSeparator, !(previousSeparator < key) {
-                throw corrupted(number, pageSize: pageSize, at: offset + layout.branchKeyOffset,
+                throw corrupted(number, pageSize: pageSize, at: offset + Layout.branchKeyOffset,
                                 "separator \(key) not greater than the previous separator")
             }
             previousSeparator = key
@@ -109,7 +109,7 @@ extension BTree {
             let (actual, _) = try checkSubtree(child, level: level - 1, isRoot: false, separator: key,
                                                previousKey: &previousKey, pages: &pages, summary: &summary)
             guard stated == actual else {
-                throw corrupted(number, pageSize: pageSize, at: offset + layout.branchCountOffset,
+                throw corrupted(number, pageSize: pageSize, at: offset + Layout.branchCountOffset,
                                 "entry \(index) states \(stated) entries below, child page \(child) holds \(actual)")
             }
             total &+= actual

@@ -44,7 +44,7 @@ extension BTree {
         while level > 0 {
             page = try withPage(page, level: level) { bytes, count in
                 let index = branchChildIndex(bytes, count: count, key)
-                if index + 1 < count { upper = loadKey(bytes, at: branchOffset(index + 1) + layout.branchKeyOffset) }
+                if index + 1 < count { upper = loadKey(bytes, at: branchOffset(index + 1) + Layout.branchKeyOffset) }
                 return childPage(bytes, index)
             }
             level -= 1
@@ -141,7 +141,7 @@ extension BTree {
                 let low = branchChildIndex(bytes, count: count, lower)
                 // `upper` ≥ `lower`: its child is `low` unless the next separator is ≤ `upper`
                 // (one comparison for a narrow range instead of a second search).
-                let high = low + 1 < count && storedKey(bytes, at: branchOffset(low + 1) + layout.branchKeyOffset, isAtMost: upper)
+                let high = low + 1 < count && storedKey(bytes, at: branchOffset(low + 1) + Layout.branchKeyOffset, isAtMost: upper)
                     ? branchChildIndex(bytes, count: count, upper) : low
                 if low >= high {
                     return (true, childPage(bytes, low), childCount(bytes, low), 0, 0, 0, 0, 0)
@@ -186,14 +186,14 @@ extension BTree {
                     if rest < c { return (childPage(bytes, index), rest) }
                     rest -= c
                 }
-                throw corrupted(page, pageSize: bytes.count, at: layout.headerSize,
+                throw corrupted(page, pageSize: bytes.count, at: Layout.headerSize,
                                 "subtree counts add up to less than rank \(remaining)")
             }
             level -= 1
         }
         return try withPage(page, level: 0) { bytes, count -> Bool in
             guard remaining < UInt64(count) else {
-                throw corrupted(page, pageSize: bytes.count, at: layout.entryCountOffset,
+                throw corrupted(page, pageSize: bytes.count, at: Layout.entryCountOffset,
                                 "leaf holds \(count) entries, parent count implies rank \(remaining)")
             }
             let index = Int(remaining)

@@ -187,8 +187,8 @@ extension BTree {
                 let ref = try transaction.mutablePage(page)
                 initializeHeader(ref.bytes, isLeaf: true, level: 0)
                 writeLeafEntry(ref.bytes, at: 0, key, value)
-                ref.bytes.storeLE(UInt16(1), at: layout.entryCountOffset)
-                ref.bytes.storeLE(UInt16(1), at: layout.insertHintOffset)
+                ref.bytes.storeLE(UInt16(1), at: Layout.entryCountOffset)
+                ref.bytes.storeLE(UInt16(1), at: Layout.insertHintOffset)
             }
             transaction.state.trees[slot].rootPage = page
             transaction.state.trees[slot].entryCount = 1
@@ -268,7 +268,7 @@ extension BTree {
             }
             if delta != 0, depth < frames.count - 1 {
                 let ref = try transaction.mutablePage(frames[depth].page)
-                let offset = branchOffset(frames[depth].index) + layout.branchCountOffset
+                let offset = branchOffset(frames[depth].index) + Layout.branchCountOffset
                 ref.bytes.storeLE(ref.bytes.loadLE(UInt64.self, at: offset) &+ UInt64(bitPattern: Int64(delta)), at: offset)
             }
         }
@@ -298,18 +298,18 @@ extension BTree {
 
     func setChild(_ parent: PageNumber, _ index: Int, page: PageNumber) throws {
         let ref = try transaction.mutablePage(parent)
-        ref.bytes.storeLE(page, at: branchOffset(index) + layout.branchChildOffset)
+        ref.bytes.storeLE(page, at: branchOffset(index) + Layout.branchChildOffset)
     }
 
     func initializeHeader(_ bytes: UnsafeMutableRawBufferPointer, isLeaf: Bool, level: Int) {
-        bytes[layout.pageTypeOffset] = isLeaf ? layout.leafType : layout.branchType
-        bytes[layout.treeSlotOffset] = UInt8(slot)
-        bytes.storeLE(UInt16(0), at: layout.entryCountOffset)
-        bytes[layout.levelOffset] = UInt8(level)
-        bytes[layout.keyWordsOffset] = UInt8(keyWords)
-        bytes.storeLE(UInt16(isLeaf ? valueSize : 0), at: layout.valueSizeOffset)
-        bytes.storeLE(UInt16(0), at: layout.insertHintOffset)
-        bytes.storeLE(UInt16(0), at: layout.reservedOffset)
+        bytes[Layout.pageTypeOffset] = isLeaf ? Layout.leafType : Layout.branchType
+        bytes[Layout.treeSlotOffset] = UInt8(slot)
+        bytes.storeLE(UInt16(0), at: Layout.entryCountOffset)
+        bytes[Layout.levelOffset] = UInt8(level)
+        bytes[Layout.keyWordsOffset] = UInt8(keyWords)
+        bytes.storeLE(UInt16(isLeaf ? valueSize : 0), at: Layout.valueSizeOffset)
+        bytes.storeLE(UInt16(0), at: Layout.insertHintOffset)
+        bytes.storeLE(UInt16(0), at: Layout.reservedOffset)
     }
 
     func writeLeafEntry(_ bytes: UnsafeMutableRawBufferPointer, at index: Int, _ key: BTreeKey, _ value: UnsafeRawBufferPointer,
@@ -322,9 +322,9 @@ extension BTree {
     }
 
     func writeBranchEntry(_ bytes: UnsafeMutableRawBufferPointer, at offset: Int, child: PageNumber, count: UInt64, key: BTreeKey) {
-        bytes.storeLE(child, at: offset + layout.branchChildOffset)
-        bytes.storeLE(count, at: offset + layout.branchCountOffset)
-        storeKey(key, bytes, at: offset + layout.branchKeyOffset)
+        bytes.storeLE(child, at: offset + Layout.branchChildOffset)
+        bytes.storeLE(count, at: offset + Layout.branchCountOffset)
+        storeKey(key, bytes, at: offset + Layout.branchKeyOffset)
     }
 
     func firstKey(_ page: PageNumber, isLeaf: Bool) throws -> BTreeKey {
@@ -335,7 +335,7 @@ extension BTree {
     /// Total entries below a page: its entry count for a leaf, the sum of its counts for a branch.
     func subtreeCount(_ page: PageNumber, isLeaf: Bool) throws -> UInt64 {
         let ref = try transaction.page(page)
-        let count = Int(ref.bytes.loadLE(UInt16.self, at: layout.entryCountOffset))
+        let count = Int(ref.bytes.loadLE(UInt16.self, at: Layout.entryCountOffset))
         return isLeaf ? UInt64(count) : sumCounts(ref.bytes, 0..<count)
     }
 
@@ -348,7 +348,7 @@ extension BTree {
             let key = try firstKey(frames[child].page, isLeaf: child == leafDepth)
             let parent = frames[child - 1]
             let ref = try transaction.mutablePage(parent.page)
-            storeKey(key, ref.bytes, at: branchOffset(parent.index) + layout.branchKeyOffset)
+            storeKey(key, ref.bytes, at: branchOffset(parent.index) + Layout.branchKeyOffset)
             if parent.index != 0 { break }
             child -= 1
         }
@@ -380,7 +380,7 @@ extension BTree {
                     initializeHeader(ref.bytes, isLeaf: false, level: level)
                     writeBranchEntry(ref.bytes, at: branchOffset(0), child: frame.page, count: leftTotal, key: leftKey)
                     writeBranchEntry(ref.bytes, at: branchOffset(1), child: right, count: rightTotal, key: rightKey)
-                    ref.bytes.storeLE(UInt16(2), at: layout.entryCountOffset)
+                    ref.bytes.storeLE(UInt16(2), at: Layout.entryCountOffset)
                 }
                 transaction.state.trees[slot].rootPage = newRoot
                 transaction.state.trees[slot].height = UInt8(level + 1)
@@ -389,7 +389,7 @@ extension BTree {
             let parent = frames[depth - 1]
             do {
                 let ref = try transaction.mutablePage(parent.page)
-                ref.bytes.storeLE(leftTotal, at: branchOffset(parent.index) + layout.branchCountOffset)
+                ref.bytes.storeLE(leftTotal, at: branchOffset(parent.index) + Layout.branchCountOffset)
             }
             let size = branchEntrySize
             entry = withUnsafeMutableBytes(of: &scratch) { buffer in
@@ -410,18 +410,18 @@ extension BTree {
         let bytes = ref.bytes
         let base = bytes.baseAddress!
         let size = entrySize(isLeaf: isLeaf)
-        let count = Int(bytes.loadLE(UInt16.self, at: layout.entryCountOffset))
+        let count = Int(bytes.loadLE(UInt16.self, at: Layout.entryCountOffset))
         let capacity = capacity(isLeaf: isLeaf, pageSize: bytes.count)
-        let header = layout.headerSize
+        let header = Layout.headerSize
         guard index >= 0, index <= count, count <= capacity else {
-            throw corrupted(page, pageSize: bytes.count, at: layout.entryCountOffset, "entry count \(count) inconsistent with insert position \(index)")
+            throw corrupted(page, pageSize: bytes.count, at: Layout.entryCountOffset, "entry count \(count) inconsistent with insert position \(index)")
         }
         if count < capacity {
             let offset = header + index * size
             (base + offset + size).copyMemory(from: base + offset, byteCount: (count - index) * size)
             (base + offset).copyMemory(from: entry.baseAddress!, byteCount: size)
-            bytes.storeLE(UInt16(count + 1), at: layout.entryCountOffset)
-            bytes.storeLE(UInt16(index + 1), at: layout.insertHintOffset)
+            bytes.storeLE(UInt16(count + 1), at: Layout.entryCountOffset)
+            bytes.storeLE(UInt16(index + 1), at: Layout.insertHintOffset)
             return nil
         }
         // Split point: the middle, unless the previous insert into this page was just before
@@ -435,7 +435,7 @@ extension BTree {
         //   free space, away from the keys that follow, until that page is full and the run
         //   reaches its end. (At most one sparse page per place where a run meets other keys.)
         // Time-ordered inserts so leave pages full instead of half (or 3/4) full.
-        let hint = Int(bytes.loadLE(UInt16.self, at: layout.insertHintOffset))
+        let hint = Int(bytes.loadLE(UInt16.self, at: Layout.insertHintOffset))
         let leftCount: Int
         if hint != 0 && hint == index {
             if index == count {
@@ -470,10 +470,10 @@ extension BTree {
         }
         let leftEnd = header + leftCount * size
         (base + leftEnd).initializeMemory(as: UInt8.self, repeating: 0, count: bytes.count - leftEnd)
-        bytes.storeLE(UInt16(leftCount), at: layout.entryCountOffset)
-        rightRef.bytes.storeLE(UInt16(rightCount), at: layout.entryCountOffset)
-        bytes.storeLE(UInt16(index < leftCount ? index + 1 : 0), at: layout.insertHintOffset)
-        rightRef.bytes.storeLE(UInt16(index < leftCount ? 0 : index - leftCount + 1), at: layout.insertHintOffset)
+        bytes.storeLE(UInt16(leftCount), at: Layout.entryCountOffset)
+        rightRef.bytes.storeLE(UInt16(rightCount), at: Layout.entryCountOffset)
+        bytes.storeLE(UInt16(index < leftCount ? index + 1 : 0), at: Layout.insertHintOffset)
+        rightRef.bytes.storeLE(UInt16(index < leftCount ? 0 : index - leftCount + 1), at: Layout.insertHintOffset)
         return rightPage
     }
 
@@ -485,14 +485,14 @@ extension BTree {
         let bytes = ref.bytes
         let base = bytes.baseAddress!
         let size = entrySize(isLeaf: isLeaf)
-        let count = Int(bytes.loadLE(UInt16.self, at: layout.entryCountOffset))
+        let count = Int(bytes.loadLE(UInt16.self, at: Layout.entryCountOffset))
         guard index >= 0, index < count else {
-            throw corrupted(page, pageSize: bytes.count, at: layout.entryCountOffset, "entry count \(count) has no entry \(index)")
+            throw corrupted(page, pageSize: bytes.count, at: Layout.entryCountOffset, "entry count \(count) has no entry \(index)")
         }
-        let offset = layout.headerSize + index * size
+        let offset = Layout.headerSize + index * size
         (base + offset).copyMemory(from: base + offset + size, byteCount: (count - index - 1) * size)
-        (base + layout.headerSize + (count - 1) * size).initializeMemory(as: UInt8.self, repeating: 0, count: size)
-        bytes.storeLE(UInt16(count - 1), at: layout.entryCountOffset)
+        (base + Layout.headerSize + (count - 1) * size).initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        bytes.storeLE(UInt16(count - 1), at: Layout.entryCountOffset)
         return count - 1
     }
 
@@ -507,16 +507,16 @@ extension BTree {
             let page = frames[depth].page
             let (count, pageSize) = try {
                 let ref = try transaction.page(page)
-                return (Int(ref.bytes.loadLE(UInt16.self, at: layout.entryCountOffset)), ref.bytes.count)
+                return (Int(ref.bytes.loadLE(UInt16.self, at: Layout.entryCountOffset)), ref.bytes.count)
             }()
             if count >= underflowFill(isLeaf: isLeaf, pageSize: pageSize) { return }
             let parent = frames[depth - 1]
             let parentCount = try {
                 let ref = try transaction.page(parent.page)
-                return Int(ref.bytes.loadLE(UInt16.self, at: layout.entryCountOffset))
+                return Int(ref.bytes.loadLE(UInt16.self, at: Layout.entryCountOffset))
             }()
             guard parentCount >= 2 else {
-                throw corrupted(parent.page, pageSize: pageSize, at: layout.entryCountOffset, "branch with a single child below the root")
+                throw corrupted(parent.page, pageSize: pageSize, at: Layout.entryCountOffset, "branch with a single child below the root")
             }
             let siblingIndex = parent.index > 0 ? parent.index - 1 : parent.index + 1
             var sibling = try { let ref = try transaction.page(parent.page); return childPage(ref.bytes, siblingIndex) }()
@@ -531,7 +531,7 @@ extension BTree {
             do {
                 let ref = try transaction.mutablePage(parent.page)
                 let bytes = ref.bytes
-                let leftCountOffset = branchOffset(leftIndex) + layout.branchCountOffset
+                let leftCountOffset = branchOffset(leftIndex) + Layout.branchCountOffset
                 if merged {
                     let total = childCount(UnsafeRawBufferPointer(bytes), leftIndex) &+ childCount(UnsafeRawBufferPointer(bytes), leftIndex + 1)
                     bytes.storeLE(total, at: leftCountOffset)
@@ -539,10 +539,10 @@ extension BTree {
                     let total = childCount(UnsafeRawBufferPointer(bytes), leftIndex) &+ childCount(UnsafeRawBufferPointer(bytes), leftIndex + 1)
                     let leftTotal = try subtreeCount(left, isLeaf: isLeaf)
                     bytes.storeLE(leftTotal, at: leftCountOffset)
-                    bytes.storeLE(total &- leftTotal, at: branchOffset(leftIndex + 1) + layout.branchCountOffset)
-                    storeKey(try firstKey(right, isLeaf: isLeaf), bytes, at: branchOffset(leftIndex + 1) + layout.branchKeyOffset)
+                    bytes.storeLE(total &- leftTotal, at: branchOffset(leftIndex + 1) + Layout.branchCountOffset)
+                    storeKey(try firstKey(right, isLeaf: isLeaf), bytes, at: branchOffset(leftIndex + 1) + Layout.branchKeyOffset)
                 }
-                storeKey(try firstKey(left, isLeaf: isLeaf), bytes, at: branchOffset(leftIndex) + layout.branchKeyOffset)
+                storeKey(try firstKey(left, isLeaf: isLeaf), bytes, at: branchOffset(leftIndex) + Layout.branchKeyOffset)
             }
             if merged { _ = try removeEntry(page: parent.page, index: leftIndex + 1, isLeaf: false) }
             if leftIndex == 0 { try refreshSeparators(frames, fromDepth: depth - 1) }
@@ -555,7 +555,7 @@ extension BTree {
     /// otherwise moves entries so both hold half (returns false). Both pages must be owned.
     func mergeOrRedistribute(left: PageNumber, right: PageNumber, isLeaf: Bool) throws -> Bool {
         let size = entrySize(isLeaf: isLeaf)
-        let header = layout.headerSize
+        let header = Layout.headerSize
         let merged: Bool
         do {
             let leftRef = try transaction.mutablePage(left)
@@ -563,13 +563,13 @@ extension BTree {
             let l = leftRef.bytes.baseAddress!
             let r = rightRef.bytes.baseAddress!
             let pageSize = leftRef.bytes.count
-            let leftCount = Int(leftRef.bytes.loadLE(UInt16.self, at: layout.entryCountOffset))
-            let rightCount = Int(rightRef.bytes.loadLE(UInt16.self, at: layout.entryCountOffset))
+            let leftCount = Int(leftRef.bytes.loadLE(UInt16.self, at: Layout.entryCountOffset))
+            let rightCount = Int(rightRef.bytes.loadLE(UInt16.self, at: Layout.entryCountOffset))
             let capacity = capacity(isLeaf: isLeaf, pageSize: pageSize)
             let total = leftCount + rightCount
             if total <= capacity {
                 (l + header + leftCount * size).copyMemory(from: r + header, byteCount: rightCount * size)
-                leftRef.bytes.storeLE(UInt16(total), at: layout.entryCountOffset)
+                leftRef.bytes.storeLE(UInt16(total), at: Layout.entryCountOffset)
                 merged = true
             } else {
                 let newLeft = total / 2
@@ -585,9 +585,9 @@ extension BTree {
                     (r + header).copyMemory(from: l + header + newLeft * size, byteCount: k * size)
                     (l + header + newLeft * size).initializeMemory(as: UInt8.self, repeating: 0, count: k * size)
                 }
-                leftRef.bytes.storeLE(UInt16(newLeft), at: layout.entryCountOffset)
-                rightRef.bytes.storeLE(UInt16(newRight), at: layout.entryCountOffset)
-                rightRef.bytes.storeLE(UInt16(0), at: layout.insertHintOffset)
+                leftRef.bytes.storeLE(UInt16(newLeft), at: Layout.entryCountOffset)
+                rightRef.bytes.storeLE(UInt16(newRight), at: Layout.entryCountOffset)
+                rightRef.bytes.storeLE(UInt16(0), at: Layout.insertHintOffset)
                 merged = false
             }
         }
@@ -601,7 +601,7 @@ extension BTree {
             let rootPage = transaction.state.trees[slot].rootPage
             let (count, child) = try {
                 let ref = try transaction.page(rootPage)
-                return (Int(ref.bytes.loadLE(UInt16.self, at: layout.entryCountOffset)), childPage(ref.bytes, 0))
+                return (Int(ref.bytes.loadLE(UInt16.self, at: Layout.entryCountOffset)), childPage(ref.bytes, 0))
             }()
             guard count == 1 else { return }
             try transaction.freePage(rootPage)

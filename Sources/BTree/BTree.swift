@@ -36,10 +36,6 @@ package struct BTree {
     package let valueSize: Int
     /// File name used in `.corrupted` errors.
     package let file: String
-    /// Copies of the `BTreePageLayout` constants. Members of `package` types are not inlined
-    /// across modules by Swift 6.3 (each use would be a getter call), so the hot paths read
-    /// these stored copies instead.
-    let layout = LayoutConstants.shared
     let leafEntrySize: Int
     let branchEntrySize: Int
 
@@ -117,13 +113,13 @@ package struct BTree {
     /// Entries that fit a leaf of a page of `pageSize` bytes.
     @inline(__always)
     func leafCapacity(_ pageSize: Int) -> Int {
-        Swift.min((pageSize - layout.headerSize) / Swift.max(leafEntrySize, 1), layout.maxEntriesPerPage)
+        Swift.min((pageSize - Layout.headerSize) / Swift.max(leafEntrySize, 1), Layout.maxEntriesPerPage)
     }
 
     /// Children that fit a branch of a page of `pageSize` bytes.
     @inline(__always)
     func branchCapacity(_ pageSize: Int) -> Int {
-        Swift.min((pageSize - layout.headerSize) / branchEntrySize, layout.maxEntriesPerPage)
+        Swift.min((pageSize - Layout.headerSize) / branchEntrySize, Layout.maxEntriesPerPage)
     }
 
     /// Fewest entries a non-root page may hold (the invariant `checkInvariants` verifies): a
@@ -169,14 +165,14 @@ package struct BTree {
     /// Fast path: a handful of byte compares, no division; the slow path names the problem.
     func validate(_ bytes: UnsafeRawBufferPointer, _ number: PageNumber, level: Int) throws -> Int {
         let isLeaf = level == 0
-        if bytes.count >= layout.minPageSize {
-            let count = Int(bytes.loadLE(UInt16.self, at: layout.entryCountOffset))
-            if bytes[layout.pageTypeOffset] == (isLeaf ? layout.leafType : layout.branchType),
-               Int(bytes[layout.treeSlotOffset]) == slot,
-               Int(bytes[layout.levelOffset]) == level,
-               Int(bytes[layout.keyWordsOffset]) == keyWords,
-               Int(bytes.loadLE(UInt16.self, at: layout.valueSizeOffset)) == (isLeaf ? valueSize : 0),
-               count >= 1, layout.headerSize + count * entrySize(isLeaf: isLeaf) <= bytes.count {
+        if bytes.count >= Layout.minPageSize {
+            let count = Int(bytes.loadLE(UInt16.self, at: Layout.entryCountOffset))
+            if bytes[Layout.pageTypeOffset] == (isLeaf ? Layout.leafType : Layout.branchType),
+               Int(bytes[Layout.treeSlotOffset]) == slot,
+               Int(bytes[Layout.levelOffset]) == level,
+               Int(bytes[Layout.keyWordsOffset]) == keyWords,
+               Int(bytes.loadLE(UInt16.self, at: Layout.valueSizeOffset)) == (isLeaf ? valueSize : 0),
+               count >= 1, Layout.headerSize + count * entrySize(isLeaf: isLeaf) <= bytes.count {
                 return count
             }
         }
@@ -222,17 +218,17 @@ package struct BTree {
     // MARK: entry codec (offsets from spec/btree-page.md)
 
     @inline(__always)
-    func leafOffset(_ index: Int) -> Int { layout.headerSize + index * leafEntrySize }
+    func leafOffset(_ index: Int) -> Int { Layout.headerSize + index * leafEntrySize }
 
     @inline(__always)
-    func branchOffset(_ index: Int) -> Int { layout.headerSize + index * branchEntrySize }
+    func branchOffset(_ index: Int) -> Int { Layout.headerSize + index * branchEntrySize }
 
     @inline(__always)
     func entryOffset(_ index: Int, isLeaf: Bool) -> Int { isLeaf ? leafOffset(index) : branchOffset(index) }
 
     @inline(__always)
     func keyOffset(_ index: Int, isLeaf: Bool) -> Int {
-        isLeaf ? leafOffset(index) : branchOffset(index) + layout.branchKeyOffset
+        isLeaf ? leafOffset(index) : branchOffset(index) + Layout.branchKeyOffset
     }
 
     /// The value of leaf entry `index`: a view of `bytes`.
@@ -329,7 +325,7 @@ package struct BTree {
         var high = count
         while low < high {
             let mid = (low &+ high) >> 1
-            if storedKey(bytes, at: branchOffset(mid) + layout.branchKeyOffset, isAtMost: key) {
+            if storedKey(bytes, at: branchOffset(mid) + Layout.branchKeyOffset, isAtMost: key) {
                 low = mid + 1
             } else {
                 high = mid
@@ -340,19 +336,19 @@ package struct BTree {
 
     @inline(__always)
     func childPage(_ bytes: UnsafeRawBufferPointer, _ index: Int) -> PageNumber {
-        bytes.loadLE(UInt64.self, at: branchOffset(index) + layout.branchChildOffset)
+        bytes.loadLE(UInt64.self, at: branchOffset(index) + Layout.branchChildOffset)
     }
 
     @inline(__always)
     func childCount(_ bytes: UnsafeRawBufferPointer, _ index: Int) -> UInt64 {
-        bytes.loadLE(UInt64.self, at: branchOffset(index) + layout.branchCountOffset)
+        bytes.loadLE(UInt64.self, at: branchOffset(index) + Layout.branchCountOffset)
     }
 
     /// Sum of the subtree counts of branch entries `range`.
     @inline(__always)
     func sumCounts(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> UInt64 {
         var total: UInt64 = 0
-        var offset = branchOffset(range.lowerBound) + layout.branchCountOffset
+        var offset = branchOffset(range.lowerBound) + Layout.branchCountOffset
         for _ in range {
             total &+= bytes.loadLE(UInt64.self, at: offset)
             offset += branchEntrySize
@@ -369,25 +365,11 @@ package struct BTree {
     }
 }
 
-/// Stored copies of the `BTreePageLayout` constants (see `BTree.layout`).
-struct LayoutConstants: Sendable {
-    /// Made once: each constant is a global of another module, read through a call.
-    static let shared = LayoutConstants()
-    let headerSize = BTreePageLayout.headerSize
-    let pageTypeOffset = BTreePageLayout.pageTypeOffset
-    let treeSlotOffset = BTreePageLayout.treeSlotOffset
-    let entryCountOffset = BTreePageLayout.entryCountOffset
-    let levelOffset = BTreePageLayout.levelOffset
-    let keyWordsOffset = BTreePageLayout.keyWordsOffset
-    let valueSizeOffset = BTreePageLayout.valueSizeOffset
-    let insertHintOffset = BTreePageLayout.insertHintOffset
-    let reservedOffset = BTreePageLayout.reservedOffset
-    let branchChildOffset = BTreePageLayout.branchChildOffset
-    let branchCountOffset = BTreePageLayout.branchCountOffset
-    let branchKeyOffset = BTreePageLayout.branchKeyOffset
-    let minPageSize = BTreePageLayout.minPageSize
-    let maxEntriesPerPage = BTreePageLayout.maxEntriesPerPage
-    let leafType = BTreePageType.leaf.rawValue
-    let branchType = BTreePageType.branch.rawValue
-    init() {}
+/// The B+tree page format's constants (`BTreePageLayout`: inlinable literals).
+typealias Layout = BTreePageLayout
+
+extension BTreePageLayout {
+    /// `BTreePageType` raw values.
+    @inline(__always) static var leafType: UInt8 { BTreePageType.leaf.rawValue }
+    @inline(__always) static var branchType: UInt8 { BTreePageType.branch.rawValue }
 }

@@ -117,12 +117,12 @@ package struct BTreeBuilder {
         let page = try tree.transaction.allocatePage()
         let ref = try tree.transaction.mutablePage(page)
         tree.initializeHeader(ref.bytes, isLeaf: true, level: 0)
-        ref.bytes.storeLE(UInt16(count), at: tree.layout.entryCountOffset)
+        ref.bytes.storeLE(UInt16(count), at: Layout.entryCountOffset)
         let bytes = count * tree.leafEntrySize
         entries.withUnsafeBytes { source in
-            (ref.bytes.baseAddress! + tree.layout.headerSize).copyMemory(from: source.baseAddress!, byteCount: bytes)
+            (ref.bytes.baseAddress! + Layout.headerSize).copyMemory(from: source.baseAddress!, byteCount: bytes)
         }
-        let first = tree.loadKey(UnsafeRawBufferPointer(ref.bytes), at: tree.layout.headerSize)
+        let first = tree.loadKey(UnsafeRawBufferPointer(ref.bytes), at: Layout.headerSize)
         children.append((page, first, UInt64(count)))
     }
 
@@ -149,7 +149,7 @@ package struct BTreeBuilder {
             let page = try tree.transaction.allocatePage()
             let ref = try tree.transaction.mutablePage(page)
             tree.initializeHeader(ref.bytes, isLeaf: false, level: level)
-            ref.bytes.storeLE(UInt16(size), at: tree.layout.entryCountOffset)
+            ref.bytes.storeLE(UInt16(size), at: Layout.entryCountOffset)
             var sum: UInt64 = 0
             for i in 0..<size {
                 let child = nodes[start + i]

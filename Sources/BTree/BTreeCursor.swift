@@ -135,7 +135,7 @@ package struct BTreeCursor {
             let frame: Frame = try tree.withPage(current, level: level) { bytes, count in
                 if level == 0 {
                     guard remaining < UInt64(count) else {
-                        throw tree.corrupted(current, pageSize: bytes.count, at: tree.layout.entryCountOffset,
+                        throw tree.corrupted(current, pageSize: bytes.count, at: Layout.entryCountOffset,
                                              "leaf holds \(count) entries, parent count implies rank \(remaining)")
                     }
                     return Frame(page: current, index: Int(remaining), count: count)
@@ -148,7 +148,7 @@ package struct BTreeCursor {
                     }
                     remaining -= c
                 }
-                throw tree.corrupted(current, pageSize: bytes.count, at: tree.layout.headerSize,
+                throw tree.corrupted(current, pageSize: bytes.count, at: Layout.headerSize,
                                      "subtree counts add up to less than the rank")
             }
             frames.append(frame)
@@ -233,7 +233,7 @@ package struct BTreeCursor {
         guard let leaf = frames.last, leaf.index >= 0, leaf.index < leaf.count else { return false }
         return try tree.withPage(leaf.page, level: 0) { bytes, count in
             guard leaf.index < count else {
-                throw tree.corrupted(leaf.page, pageSize: bytes.count, at: tree.layout.entryCountOffset, "leaf entry count changed under a cursor")
+                throw tree.corrupted(leaf.page, pageSize: bytes.count, at: Layout.entryCountOffset, "leaf entry count changed under a cursor")
             }
             try body(tree.loadKey(bytes, at: tree.leafOffset(leaf.index)), tree.leafValue(bytes, leaf.index))
             return true
@@ -262,7 +262,7 @@ package struct BTreeCursor {
             do {
                 stopped = try tree.withPage(leaf.page, level: 0) { bytes, count in
                     guard count == leaf.count else {
-                        throw tree.corrupted(leaf.page, pageSize: bytes.count, at: tree.layout.entryCountOffset, "leaf entry count changed under a cursor")
+                        throw tree.corrupted(leaf.page, pageSize: bytes.count, at: Layout.entryCountOffset, "leaf entry count changed under a cursor")
                     }
                     while index >= 0 && index < count {
                         if try !body(tree.loadKey(bytes, at: tree.leafOffset(index)), tree.leafValue(bytes, index)) { return true }
