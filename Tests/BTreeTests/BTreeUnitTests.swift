@@ -401,13 +401,13 @@ import Testing
 
     // MARK: cursors
 
-    @Test func cursorsAtBothEndsAndAcrossLeafBoundaries() throws {
-        // 4-word keys and 984-byte values: 4 entries per leaf, a deep tree.
+    /// A committed tree of `entries` entries with 4-word keys and 984-byte values (4 entries
+    /// per leaf: deep), and a snapshot reading it.
+    func deepTree(entries: Int) throws -> (PageTransaction, BTree) {
         let pager = try makePager()
         let txn = try pager.beginWrite()
         let tree = try BTree.create(in: txn, slot: 0, keyWords: 4, valueSize: 984)
-        let n = 600
-        for i in 0..<n {
+        for i in 0..<entries {
             let k = BTreeKey(UInt64(i % 7) + 1, UInt64(i), 0, UInt64(i) * 3)
             try tree.insert(k, value: valueBytes(k, version: 1, size: 984))
         }
@@ -415,6 +415,12 @@ import Testing
         let snapshot = pager.beginRead()
         let reader = try BTree(snapshot, slot: 0)
         #expect(reader.height >= 3)
+        return (snapshot, reader)
+    }
+
+    @Test func cursorsAtBothEndsAndAcrossLeafBoundaries() throws {
+        let n = 600
+        let (snapshot, reader) = try deepTree(entries: n)
         var all: [BTreeKey] = []
         var cursor = reader.cursor()
         var valid = try cursor.seekFirst()
@@ -514,18 +520,8 @@ import Testing
     @Test func scanCursorsSeekAsRankingCursorsAndRejectAnImpossibleHeight() throws {
         // A deep tree (4 entries per leaf): the scan cursor skips the subtree counts on its way
         // down, and must still land on exactly the entries a rank-tracking cursor lands on.
-        let pager = try makePager()
-        let txn = try pager.beginWrite()
-        let tree = try BTree.create(in: txn, slot: 0, keyWords: 4, valueSize: 984)
         let n = 600
-        for i in 0..<n {
-            let k = BTreeKey(UInt64(i % 7) + 1, UInt64(i), 0, UInt64(i) * 3)
-            try tree.insert(k, value: valueBytes(k, version: 1, size: 984))
-        }
-        try txn.commit()
-        let snapshot = pager.beginRead()
-        let reader = try BTree(snapshot, slot: 0)
-        #expect(reader.height >= 3)
+        let (snapshot, reader) = try deepTree(entries: n)
         var ranking = reader.cursor()
         var scanning = reader.scanCursor()
         var probes: [BTreeKey] = [BTreeKey(0), BTreeKey(.max, .max, .max, .max)]
