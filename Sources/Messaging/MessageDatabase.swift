@@ -287,22 +287,18 @@ package final class MessageDatabase: Sendable {
 /// A message record seen in place (no copy): valid only during the call it is passed to.
 /// The string accessors decode the UTF-8 bytes of the record.
 ///
-/// Compact and stored: where the id starts and where each later field starts from it (the
-/// fields lie back to back in the record, spec/message-records.md), the scalars and the
-/// conversation. The layer above reads these as fields (a package type's accessors are not
-/// inlined across modules) and copies them as they are into its own view; the buffer
-/// accessors here compute a field's bytes from two offsets.
+/// The fields a read passes on per message are stored, computed once when the view is made:
+/// the layer above reads them as fields (a package type's accessors are not inlined across
+/// modules, and a call per field per message showed in profiles of the borrowing read).
 package struct MessageView {
     package let key: MessageKey
-    /// The id's first byte (nil only for an empty record, which no parsed body is).
-    package let start: UnsafeRawPointer?
-    /// Offsets from `start`: each field runs from its start to the next one's. (A record is
-    /// at most a log transaction, 1 GiB: the offsets fit.)
-    package let senderStart: UInt32
-    package let replyToStart: UInt32
-    package let metadataStart: UInt32
-    package let bodyStart: UInt32
-    package let end: UInt32
+    package let idBytes: UnsafeRawBufferPointer
+    package let senderBytes: UnsafeRawBufferPointer
+    package let bodyBytes: UnsafeRawBufferPointer
+    /// The replied-to id's bytes (nil for none).
+    package let replyToBytes: UnsafeRawBufferPointer?
+    /// The metadata bytes (nil for none).
+    package let metadataBytes: UnsafeRawBufferPointer?
     package let createdAt: Int64
     package let kind: UInt8
     package let edited: Bool
@@ -313,19 +309,6 @@ package struct MessageView {
     /// The conversation's name.
     package var conversation: String { conversationPointer.pointee }
 
-    @inline(__always)
-    func bytes(_ from: UInt32, _ to: UInt32) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: start.map { $0 + Int(from) }, count: Int(to &- from))
-    }
-
-    package var idBytes: UnsafeRawBufferPointer { bytes(0, senderStart) }
-    package var senderBytes: UnsafeRawBufferPointer { bytes(senderStart, replyToStart) }
-    package var bodyBytes: UnsafeRawBufferPointer { bytes(bodyStart, end) }
-    /// The replied-to id's bytes (nil for none).
-    package var replyToBytes: UnsafeRawBufferPointer? { metadataStart == replyToStart ? nil : bytes(replyToStart, metadataStart) }
-    /// The metadata bytes (nil for none).
-    package var metadataBytes: UnsafeRawBufferPointer? { bodyStart == metadataStart ? nil : bytes(metadataStart, bodyStart) }
-
     /// Calls `use` with a view of `record` (see the initializer) naming `conversation`.
     @inline(__always)
     package static func with<R>(key: MessageKey, body: MessageBody, record: UnsafeRawBufferPointer, conversation: String,
@@ -333,18 +316,17 @@ package struct MessageView {
         try withUnsafePointer(to: conversation) { try use(MessageView(key: key, body: body, record: record, conversation: $0)) }
     }
 
-    /// A view of `record`, the body record (from the kind byte on) that `body` was parsed from
-    /// (so its fields lie within it), in the conversation `conversation` names (which must
-    /// outlive the view).
+    /// A view of `record`, the body record (from the kind byte on) that `body` was parsed from,
+    /// in the conversation `conversation` names (which must outlive the view).
     @inline(__always)
     package init(key: MessageKey, body: MessageBody, record: UnsafeRawBufferPointer, conversation: UnsafePointer<String>) {
+        func bytes(_ start: Int, _ end: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: record[start..<end]) }
         self.key = key
-        start = record.baseAddress.map { $0 + body.idStart }
-        senderStart = UInt32(truncatingIfNeeded: body.idLength)
-        replyToStart = senderStart &+ UInt32(truncatingIfNeeded: body.senderLength)
-        metadataStart = replyToStart &+ UInt32(truncatingIfNeeded: body.replyToLength)
-        bodyStart = metadataStart &+ UInt32(truncatingIfNeeded: body.metadataLength)
-        end = bodyStart &+ UInt32(truncatingIfNeeded: body.bodyLength)
+        idBytes = bytes(body.idStart, body.senderStart)
+        senderBytes = bytes(body.senderStart, body.replyToStart)
+        bodyBytes = bytes(body.textStart, body.end)
+        replyToBytes = body.replyToLength == 0 ? nil : bytes(body.replyToStart, body.metadataStart)
+        metadataBytes = body.metadataLength == 0 ? nil : bytes(body.metadataStart, body.textStart)
         createdAt = Int64(key.createdAt)
         kind = body.kind
         edited = body.flags & MessageFlags.edited != 0

@@ -26,15 +26,14 @@ public struct BorrowedMessage {
     /// The conversation's name, held by the read (no reference counting per message).
     let conversationName: UnsafePointer<String>
 
-    /// The view's fields as they are (its layout is this one).
     @inline(__always)
     init(_ view: MessageView) {
-        start = view.start
-        senderStart = view.senderStart
-        replyToStart = view.replyToStart
-        metadataStart = view.metadataStart
-        bodyStart = view.bodyStart
-        end = view.end
+        start = view.idBytes.baseAddress
+        senderStart = UInt32(view.idBytes.count)
+        replyToStart = senderStart + UInt32(view.senderBytes.count)
+        metadataStart = replyToStart + UInt32(view.replyToBytes?.count ?? 0)
+        bodyStart = metadataStart + UInt32(view.metadataBytes?.count ?? 0)
+        end = bodyStart + UInt32(view.bodyBytes.count)
         createdAt = view.createdAt
         kind = MessageKind(rawValue: view.kind) ?? .text
         edited = view.edited
