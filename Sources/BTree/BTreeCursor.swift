@@ -27,8 +27,9 @@ package struct BTreeCursor {
         /// (a quarter of the 84 entries of the smallest page with the longest keys), the root
         /// at least 2, so a tree of height h has at least 2 * 21^(h - 2) leaves, each with an
         /// entry, and a u64 entry count allows h <= 16. A taller catalog entry is corrupt.
-        static let capacity = 16
-        private var storage = InlineArray<16, Frame>(repeating: Frame(page: 0, index: 0, count: 0))
+        typealias Storage = InlineArray<16, Frame>
+        static var capacity: Int { Storage.count }
+        private var storage = Storage(repeating: Frame(page: 0, index: 0, count: 0))
         private(set) var count = 0
 
         var isEmpty: Bool { count == 0 }

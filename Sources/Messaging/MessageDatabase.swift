@@ -268,12 +268,10 @@ package final class MessageDatabase: Sendable {
     @inline(__always)
     func visitMessage(at position: LogPosition, key: MessageKey, conversation: String, _ reader: inout RecordReader,
                       _ visit: MessageVisitor) throws {
-        try withMessage(at: position, key: key, &reader) { body, record in
-            try MessageView.with(key: key, body: body, record: record, conversation: conversation, visit)
-        }
+        try withUnsafePointer(to: conversation) { try visitMessage(at: position, key: key, conversation: $0, &reader, visit) }
     }
 
-    /// `visitMessage` for a scan's messages: the conversation's name is pinned once per scan
+    /// `visitMessage` with the conversation's name pinned by the caller: a scan pins it once
     /// (`withUnsafePointer`), not once per message.
     @inline(__always)
     func visitMessage(at position: LogPosition, key: MessageKey, conversation: UnsafePointer<String>,
