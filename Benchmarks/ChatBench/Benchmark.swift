@@ -130,7 +130,7 @@ final class Benchmark {
         }
         timerOverheadNanoseconds = empty.sorted()[5_000]
 
-        // 5. Read queries: agreement (also the warm-up), then timing.
+        // 5. Read queries: agreement, then per engine a warm-up and the timing.
         let queries = try makeReadQueries(sample)
         let wanted = queries.filter { options.wants($0.key) }
         let readBar = ProgressBar("read queries", total: wanted.count)
@@ -419,7 +419,8 @@ final class Benchmark {
     }
 
     func runRead(_ query: ReadQuery) throws {
-        // Agreement on every distinct parameter set; this pass is also the warm-up.
+        // Agreement on every distinct parameter set (this pass also brings every engine's pages
+        // into memory); then per engine a short untimed warm-up and the timed runs.
         for i in 0..<query.parameterCount {
             var results: [QueryResult] = []
             for (ei, engine) in engines.enumerated() { results.append(try query.run(ei, engine, i)) }
@@ -430,6 +431,7 @@ final class Benchmark {
         var summaries: [String: LatencySummary] = [:]
         var sink = 0
         for (ei, engine) in engines.enumerated() {
+            try warmUp(query.parameterCount) { sink &+= try query.run(ei, engine, $0).size }
             var samples = [UInt64]()
             samples.reserveCapacity(iterations)
             let deadline = nowNanoseconds() + UInt64(options.secondsPerQuery * 1e9)
@@ -447,6 +449,17 @@ final class Benchmark {
         if sink == Int.min { log("") }  // keeps results alive
         latencies.append((query.key, summaries))
         log(progressLine(query.key, summaries))
+    }
+
+    /// Runs `run` untimed over the first parameter sets, as the timed loop will, for
+    /// `options.warmUpIterations` calls or `options.warmUpSeconds`, whichever ends first: the
+    /// engine about to be timed then finds its own pages and code in the CPU caches.
+    func warmUp(_ parameterCount: Int, _ run: (Int) throws -> Void) rethrows {
+        let deadline = nowNanoseconds() + UInt64(options.warmUpSeconds * 1e9)
+        for n in 0..<options.warmUpIterations {
+            try run(n % parameterCount)
+            if nowNanoseconds() > deadline { break }
+        }
     }
 
     func progressLine(_ key: QueryKey, _ summaries: [String: LatencySummary]) -> String {

@@ -20,6 +20,13 @@ struct Options {
     /// Stop timing a query on an engine after this long (once it has `minimumSamples`).
     var secondsPerQuery = 2.0
     var minimumSamples = 50
+    /// Untimed runs of a query on an engine just before its timed runs (cycling over the
+    /// parameter sets as the timed runs do), at most `warmUpSeconds`: the agreement pass
+    /// interleaves the engines per parameter set, so without them an engine's first timed
+    /// runs find the CPU caches holding the other engines' pages (its first ~40 samples ran
+    /// at 2–3× its p50, and a p99 of 1,000 samples is the 10th slowest).
+    var warmUpIterations = 100
+    var warmUpSeconds = 0.2
     var sends = 200
     /// Durable sends to random conversations (`sendSpread`): enough that a store's
     /// checkpoints and (at the larger bands) seals happen during them.
@@ -67,6 +74,8 @@ struct Options {
           --change-retention-mb N  Scrollback's StoreOptions.changeRetentionBytes (default: the store's, 16)
           --iterations N       timed runs per query and engine (default 1000)
           --seconds-per-query S  time cap per query and engine (default 2)
+          --warm-up N          untimed runs per query and engine just before its timed runs
+                               (default 100, at most 0.2 s; 0: none)
           --dir PATH           where the databases go (default .build/bench-data; wiped first)
           --keep               leave the databases on disk
           --threads LIST       reader threads of the readers-with-a-writer phase (default 1,4,16,64)
@@ -142,6 +151,10 @@ struct Options {
             case "--seconds-per-query":
                 guard let s = Double(try value()), s > 0 else { throw OptionError("--seconds-per-query needs a number") }
                 o.secondsPerQuery = s
+            case "--warm-up":
+                let n = try integer()
+                guard n >= 0 else { throw OptionError("--warm-up needs a count ≥ 0") }
+                o.warmUpIterations = n
             case "--dir": o.directory = try value()
             case "--keep": o.keep = true
             case "--force": o.force = true
@@ -175,6 +188,7 @@ struct Options {
         if o.quick {
             o.distinctParameters = 25
             o.iterations = 25
+            o.warmUpIterations = 5
             o.secondsPerQuery = 0.5
             o.minimumSamples = 5
             o.sends = 10

@@ -364,6 +364,7 @@ extension Benchmark {
                 "quick": options.quick, "durability": options.durability == .full ? "full" : "normal",
                 "cache_bytes": options.cacheBytes, "engines": engines.map(\.name),
                 "distinct_parameters": options.distinctParameters, "iterations": options.iterations,
+                "warm_up_iterations": options.warmUpIterations,
                 "seconds_per_query": options.secondsPerQuery, "load_batch": options.loadBatch,
                 "sends": options.sends, "writer_threads": options.writerThreads,
                 "sends_per_writer": options.sendsPerWriter,

@@ -156,6 +156,7 @@ extension Benchmark {
             if found == 0 { mismatches.append("\(title): every one of \(params.count) answers is empty") }
             var summaries: [String: LatencySummary] = [:]
             for engine in pair {
+                try warmUp(params.count) { if try run(engine, params[$0]).count == Int.min { log("") } }
                 var samples: [UInt64] = []
                 let deadline = nowNanoseconds() + UInt64(options.secondsPerQuery * 1e9)
                 for n in 0..<options.iterations {
