@@ -64,7 +64,7 @@ public final class MessageStore: Sendable {
         config.storage.log.allocateAhead = !readOnly && fileSystem.allowsBackgroundIO
         // Checkpoints and sealing on the store's own thread, beside the commits (same exception).
         config.storage.backgroundMaintenance = !readOnly && fileSystem.allowsBackgroundIO
-        cacheCapacity = (config.storage.pageCacheBytes, config.storage.log.blockCacheBytes)
+        cacheCapacity = (config.storage.pageCacheBytes, config.storage.runCacheBytes)
         let opening = services.opening(options) { !MessageDatabase.storeExists(fileSystem: fileSystem, at: path) }
         do {
             database = readOnly
@@ -133,11 +133,13 @@ public final class MessageStore: Sendable {
         }
         var config = MessageDatabaseOptions()
         config.storage.pageSize = options.pageSize
+        // Three quarters for tree pages, a quarter for the decoded blocks of the sorted runs
+        // (sealed history). The log's own caches serve format-1 sealed segments only, which a
+        // format-2 store never has (an upgrade reads them with its own reader): none.
         config.storage.pageCacheBytes = options.cacheBytes - options.cacheBytes / 4
-        // A quarter for the log: half decompressed blocks, half single records (a large
-        // conversation's messages are scattered over many blocks; see RecordCache).
-        config.storage.log.blockCacheBytes = options.cacheBytes / 8
-        config.storage.log.recordCacheBytes = options.cacheBytes / 4 - options.cacheBytes / 8
+        config.storage.runCacheBytes = options.cacheBytes / 4
+        config.storage.log.blockCacheBytes = 0
+        config.storage.log.recordCacheBytes = 0
         config.storage.log.segmentSize = options.segmentBytes
         config.storage.durability = options.durability == .full ? .full : .normal
         config.storage.checkpointDirtyBytes = options.checkpointDirtyBytes
@@ -477,7 +479,7 @@ public final class MessageStore: Sendable {
         get throws {
             let s = try mapErrors { try database.statistics() }
             let pager = s.storage.pager
-            let blocks = s.storage.log.blockCache
+            let blocks = s.storage.runs.blockCache
             var statistics = StoreStatistics(
                 messages: s.messages, conversations: s.conversations, pageFileBytes: s.pageFileBytes,
                 rawLogBytes: s.rawLogBytes, sealedLogBytes: s.sealedLogBytes, garbageRatio: s.garbageRatio,

@@ -12,9 +12,9 @@ public enum Durability: Sendable, Hashable {
 
 /// Options of `MessageStore`. Sizes are in bytes.
 public struct StoreOptions: Sendable, Hashable {
-    /// Memory for caches: B+tree pages (three quarters), decompressed log blocks (an eighth)
-    /// and single log records (an eighth) share it. Default 64 MiB.
-    /// Range 1 MiB … 1 TiB.
+    /// Memory for caches: B+tree pages (three quarters) and the decoded blocks of the sorted
+    /// runs that hold sealed history (a quarter) share it; `StoreStatistics` reports both.
+    /// Default 64 MiB. Range 1 MiB … 1 TiB.
     public var cacheBytes: Int = 64 << 20
     /// When a write is durable: `.full` (the default) or `.normal`.
     public var durability: Durability = .full
@@ -97,9 +97,9 @@ public struct StoreStatistics: Sendable, Hashable {
     public var sealedLogBytes: UInt64
     /// Bytes of dead records (deleted or replaced) over all record bytes, 0…1.
     public var garbageRatio: Double
-    /// B+tree pages.
+    /// B+tree pages (three quarters of `cacheBytes`).
     public var pageCache: Cache
-    /// Decompressed blocks of sealed log segments.
+    /// Decoded blocks of the sorted runs (sealed history; a quarter of `cacheBytes`).
     public var blockCache: Cache
     /// Write transactions committed since open.
     public var commits: UInt64

@@ -231,6 +231,28 @@ import Testing
         #expect(try metrics.expectGauge("scrollback_messages").values.count == reports)
     }
 
+    /// `cacheBytes` is split between the tree pages (three quarters) and the decoded blocks of
+    /// the sorted runs (a quarter), and `statistics` reports the cache that reads of sealed
+    /// history go through: it fills (within its budget) as sealed messages are read, and a
+    /// walk page by page finds most blocks there again.
+    @Test func theCacheBudgetIsSplitBetweenTreePagesAndRunBlocks() throws {
+        var options = ReadOnlyStoreTests.options()   // 64 KiB segments: filled ones are sealed into runs
+        options.cacheBytes = 4 << 20
+        let store = try MessageStore(path: "/db", options: options, fileSystem: MemoryFileSystem())
+        for i in 0..<1800 { try store.append(ReadOnlyStoreTests.message(i)) }
+        let written = try store.statistics
+        #expect(written.sealedLogBytes > 0, "no segment was sealed")
+        #expect(written.pageCache.capacityBytes == 3 << 20)
+        #expect(written.blockCache.capacityBytes == 1 << 20)
+        let contents = try ReadOnlyStoreTests.contents(store)   // keyset pages of 7, oldest first
+        #expect(contents.values.map(\.count).reduce(0, +) == 1800)
+        let read = try store.statistics
+        #expect(read.blockCache.misses > written.blockCache.misses, "reading sealed history decoded no run block")
+        #expect(read.blockCache.hits > read.blockCache.misses, "pages of one block did not find it cached")
+        #expect(read.blockCache.bytes > 0 && read.blockCache.bytes <= read.blockCache.capacityBytes)
+        try store.close()
+    }
+
     /// The hit ratio covers the lookups since the previous report.
     @Test func hitRatioIsPerInterval() throws {
         let factory = TestMetrics()
