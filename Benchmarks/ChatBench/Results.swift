@@ -137,7 +137,7 @@ extension Benchmark {
         out += "- machine: \(m["nproc"] ?? "?") cores, \(m["cpu_model"] ?? "?"), \(memory), Linux \(m["kernel"] ?? "?"); load average at the end \(load)\n"
         out += "- dataset: \(bandLabel), \(grouped(configuration.messages)) messages, \(grouped(configuration.conversations)) conversations, \(grouped(configuration.users)) users, \(configuration.days) days, seed \(configuration.seed)\(validation?.passed == true ? " (passes every workload rule)" : "")\n"
         out += "- engines: \(engineNames.joined(separator: ", ")); \(libraryVersions); cache \(formatBytes(UInt64(options.cacheBytes))) each; durability \(options.durability == .full ? "full" : "normal")\n"
-        out += "- timing: per query and engine \(grouped(options.warmUpIterations)) untimed warm-up runs, then up to \(grouped(options.iterations)) timed runs (\(String(format: "%g", options.secondsPerQuery)) s cap)\n"
+        out += "- timing: per query and engine \(grouped(options.warmUpIterations)) untimed warm-up runs (at most \(String(format: "%g", options.warmUpSeconds)) s), then up to \(grouped(options.iterations)) timed runs (\(String(format: "%g", options.secondsPerQuery)) s cap)\n"
         out += "- agreement: every engine returned equal results for all \(grouped(agreementChecks)) checked queries\n"
         out += "- run time: \(String(format: "%.0f", Double(nowNanoseconds() - started) / 1e9)) s (" + phaseSeconds.map { "\($0.0) \(String(format: "%.0f", $0.1)) s" }.joined(separator: ", ") + ")\n\n"
         out += "![latency per query and engine](bench.png)\n\n"
