@@ -21,8 +21,11 @@ package final class PageTransaction: @unchecked Sendable {
     /// keeps its state for a later snapshot of the same transaction id (`Pager.beginRead`).
     @exclusivity(unchecked) package var state: CommittedState
     /// Reader: the snapshot's id (its state's transaction id). Writer: this transaction's id.
-    /// (Set again when the pager hands out a recycled reader: `reopen`.)
-    @exclusivity(unchecked) package private(set) var id: UInt64
+    /// (Set again when the pager hands out a recycled reader: `reopen`.) Read through an
+    /// accessor from the layers above: `@exclusivity(unchecked)` holds only inside this module,
+    /// and a read of the stored property from another module would pay a dynamic access check.
+    package var id: UInt64 { storedID }
+    @exclusivity(unchecked) private var storedID: UInt64
     /// The pager, without reference counting on the hot path; `pagerLifetime` keeps it alive
     /// while the transaction is open (a finished reader waiting in the pager's pool of readers
     /// holds no strong reference, so the pool makes no cycle).
@@ -57,7 +60,7 @@ package final class PageTransaction: @unchecked Sendable {
         self.pageSize = pager.pageSize
         self.isWritable = false
         self.state = state
-        self.id = state.transactionID
+        self.storedID = state.transactionID
         self.pinSlots = pinSlots
     }
 
@@ -69,7 +72,7 @@ package final class PageTransaction: @unchecked Sendable {
         self.pageSize = pager.pageSize
         self.isWritable = true
         self.state = state
-        self.id = state.transactionID
+        self.storedID = state.transactionID
         self.pinSlots = pinSlots
     }
 
@@ -88,7 +91,7 @@ package final class PageTransaction: @unchecked Sendable {
     /// registered `state`'s id). REQUIRES: a finished read transaction no one else references.
     func reopen(pager: Pager, state: CommittedState) {
         self.state = state
-        self.id = state.transactionID
+        self.storedID = state.transactionID
         self.pagerLifetime = pager
         self.finished = false
     }
@@ -118,10 +121,6 @@ package final class PageTransaction: @unchecked Sendable {
     package func treeRoot(_ slot: Int) -> TreeRoot? {
         slot >= 0 && slot < state.trees.count ? state.trees[slot] : nil
     }
-
-    /// The id of the transaction whose state this is (`state.transactionID`), without the
-    /// dynamic exclusivity check of a read of `state` from another module.
-    package var stateTransactionID: UInt64 { state.transactionID }
 
     /// Read view of page `number`, pinned while the `PageRef` lives. A writer sees its own new
     /// pages. On a cache miss the page is read and its checksum, page number and write

@@ -130,6 +130,6 @@ package struct RecordReader {
 extension StorageEngine {
     /// A record reader for `snapshot`.
     package func recordReader(for snapshot: PageTransaction) -> RecordReader {
-        RecordReader(engine: self, transaction: snapshot.stateTransactionID)
+        RecordReader(engine: self, transaction: snapshot.id)
     }
 }
