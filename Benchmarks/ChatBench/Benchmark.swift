@@ -420,42 +420,61 @@ final class Benchmark {
 
     func runRead(_ query: ReadQuery) throws {
         // Agreement on every distinct parameter set (this pass also brings every engine's pages
-        // into memory); then per engine a short untimed warm-up and the timed runs.
+        // into memory); then the timed runs, in rounds of every engine's warm-up and share.
         for i in 0..<query.parameterCount {
             var results: [QueryResult] = []
             for (ei, engine) in engines.enumerated() { results.append(try query.run(ei, engine, i)) }
             compare("\(query.key.rawValue) #\(i)", results)
         }
-        // Timing: exact samples; the closure is the only work inside the timed region.
+        // Timing: exact samples, in rounds (`timedRounds`).
         let iterations = query.key == .keyset ? max(query.parameterCount, options.iterations) : options.iterations
-        var summaries: [String: LatencySummary] = [:]
-        var sink = 0
-        for (ei, engine) in engines.enumerated() {
-            try warmUp(query.parameterCount) { sink &+= try query.run(ei, engine, $0).size }
-            var samples = [UInt64]()
-            samples.reserveCapacity(iterations)
-            let deadline = nowNanoseconds() + UInt64(options.secondsPerQuery * 1e9)
-            for n in 0..<iterations {
-                let i = n % query.parameterCount
-                let t0 = nowNanoseconds()
-                let result = try query.run(ei, engine, i)
-                let t1 = nowNanoseconds()
-                samples.append(t1 - t0)
-                sink &+= result.size
-                if t1 > deadline, samples.count >= options.minimumSamples { break }
-            }
-            summaries[engine.name] = LatencySummary(nanoseconds: samples)
+        let samples = try timedRounds(engines: engines.count, iterations: iterations, parameterCount: query.parameterCount) {
+            try query.run($0, engines[$0], $1)
         }
-        if sink == Int.min { log("") }  // keeps results alive
+        var summaries: [String: LatencySummary] = [:]
+        for (ei, engine) in engines.enumerated() { summaries[engine.name] = LatencySummary(nanoseconds: samples[ei]) }
         latencies.append((query.key, summaries))
         log(progressLine(query.key, summaries))
     }
 
-    /// Runs `run` untimed over the first parameter sets, as the timed loop will, for
-    /// `options.warmUpIterations` calls or `options.warmUpSeconds`, whichever ends first: the
-    /// engine about to be timed then finds its own pages and code in the CPU caches.
-    func warmUp(_ parameterCount: Int, _ run: (Int) throws -> Void) rethrows {
-        let deadline = nowNanoseconds() + UInt64(options.warmUpSeconds * 1e9)
+    /// Times `run(engine, parameter set)` for `iterations` calls per engine (cycling over the
+    /// parameter sets) and returns each engine's samples in nanoseconds; the call is the only
+    /// work inside the timed region. The calls are taken in `options.rounds` rounds: in each,
+    /// every engine in turn (every other round in reverse order) warms up and makes its next
+    /// share of the calls, continuing over the parameter sets where its last share ended. A
+    /// slow engine ends its share of a round at its share of `options.secondsPerQuery` once
+    /// it has its share of `options.minimumSamples`. Each call's result is released after
+    /// the clock read that ends its sample.
+    func timedRounds<Result>(engines count: Int, iterations: Int, parameterCount: Int,
+                             _ run: (Int, Int) throws -> Result) throws -> [[UInt64]] {
+        let rounds = max(1, min(options.rounds, iterations))
+        var samples = Array(repeating: [UInt64](), count: count)
+        for e in 0..<count { samples[e].reserveCapacity(iterations) }
+        for round in 0..<rounds {
+            let start = iterations * round / rounds, end = iterations * (round + 1) / rounds
+            let minimum = options.minimumSamples * (round + 1) / rounds
+            for e in round % 2 == 0 ? Array(0..<count) : (0..<count).reversed() {
+                try warmUp(parameterCount, seconds: options.warmUpSeconds / Double(rounds)) { _ = try run(e, $0) }
+                let deadline = nowNanoseconds() + UInt64(options.secondsPerQuery / Double(rounds) * 1e9)
+                for n in start..<end {
+                    let i = n % parameterCount
+                    let t0 = nowNanoseconds()
+                    let result = try run(e, i)
+                    let t1 = nowNanoseconds()
+                    withExtendedLifetime(result) {}
+                    samples[e].append(t1 - t0)
+                    if t1 > deadline, samples[e].count >= minimum { break }
+                }
+            }
+        }
+        return samples
+    }
+
+    /// Runs `run` untimed over the first parameter sets for `options.warmUpIterations` calls
+    /// or `seconds` (default `options.warmUpSeconds`), whichever ends first: the engine about
+    /// to be timed then finds its own pages and code in the CPU caches.
+    func warmUp(_ parameterCount: Int, seconds: Double? = nil, _ run: (Int) throws -> Void) rethrows {
+        let deadline = nowNanoseconds() + UInt64((seconds ?? options.warmUpSeconds) * 1e9)
         for n in 0..<options.warmUpIterations {
             try run(n % parameterCount)
             if nowNanoseconds() > deadline { break }

@@ -20,13 +20,19 @@ struct Options {
     /// Stop timing a query on an engine after this long (once it has `minimumSamples`).
     var secondsPerQuery = 2.0
     var minimumSamples = 50
-    /// Untimed runs of a query on an engine just before its timed runs (cycling over the
-    /// parameter sets as the timed runs do), at most `warmUpSeconds`: the agreement pass
-    /// interleaves the engines per parameter set, so without them an engine's first timed
-    /// runs find the CPU caches holding the other engines' pages (its first ~40 samples ran
-    /// at 2–3× its p50, and a p99 of 1,000 samples is the 10th slowest).
+    /// Untimed runs of a query on an engine just before each round of its timed runs (cycling
+    /// over the first parameter sets), at most `warmUpSeconds` over all rounds: switching
+    /// engines costs, so without them an engine's first timed runs find the CPU caches
+    /// holding the other engines' pages (its first ~40 samples ran at 2–3× its p50, and a p99
+    /// of 1,000 samples is the 10th slowest).
     var warmUpIterations = 100
     var warmUpSeconds = 0.2
+    /// The timed runs of a read query are taken in this many rounds, each engine in turn per
+    /// round (the order reversed every other round), each round after its own warm-up: a
+    /// change of the machine's speed during a query (this machine's runs shift by about a
+    /// third at times) then falls on every engine alike instead of on whichever one was timed
+    /// then. 1: each engine's runs back to back, as before.
+    var rounds = 5
     var sends = 200
     /// Durable sends to random conversations (`sendSpread`): enough that a store's
     /// checkpoints and (at the larger bands) seals happen during them.
@@ -75,7 +81,9 @@ struct Options {
           --iterations N       timed runs per query and engine (default 1000)
           --seconds-per-query S  time cap per query and engine (default 2)
           --warm-up N          untimed runs per query and engine just before its timed runs
-                               (default 100, at most 0.2 s; 0: none)
+                               (default 100, at most 0.2 s; 0: none), repeated every round
+          --rounds N           take a read query's timed runs in N rounds, the engines in turn
+                               in each (default 5; 1: each engine's runs back to back)
           --dir PATH           where the databases go (default .build/bench-data; wiped first)
           --keep               leave the databases on disk
           --threads LIST       reader threads of the readers-with-a-writer phase (default 1,4,16,64)
@@ -155,6 +163,10 @@ struct Options {
                 let n = try integer()
                 guard n >= 0 else { throw OptionError("--warm-up needs a count ≥ 0") }
                 o.warmUpIterations = n
+            case "--rounds":
+                let n = try integer()
+                guard n >= 1 else { throw OptionError("--rounds needs a count ≥ 1") }
+                o.rounds = n
             case "--dir": o.directory = try value()
             case "--keep": o.keep = true
             case "--force": o.force = true

@@ -365,6 +365,7 @@ extension Benchmark {
                 "cache_bytes": options.cacheBytes, "engines": engines.map(\.name),
                 "distinct_parameters": options.distinctParameters, "iterations": options.iterations,
                 "warm_up_iterations": options.warmUpIterations,
+                "rounds": options.rounds,
                 "seconds_per_query": options.secondsPerQuery, "load_batch": options.loadBatch,
                 "sends": options.sends, "writer_threads": options.writerThreads,
                 "sends_per_writer": options.sendsPerWriter,

@@ -154,22 +154,11 @@ extension Benchmark {
             }
             // The words come from stored bodies: a kind whose every answer is empty compares nothing.
             if found == 0 { mismatches.append("\(title): every one of \(params.count) answers is empty") }
-            var summaries: [String: LatencySummary] = [:]
-            for engine in pair {
-                try warmUp(params.count) { if try run(engine, params[$0]).count == Int.min { log("") } }
-                var samples: [UInt64] = []
-                let deadline = nowNanoseconds() + UInt64(options.secondsPerQuery * 1e9)
-                for n in 0..<options.iterations {
-                    let query = params[n % params.count]
-                    let t0 = nowNanoseconds()
-                    let found = try run(engine, query)
-                    let t1 = nowNanoseconds()
-                    samples.append(t1 - t0)
-                    if found.count == Int.min { log("") }
-                    if t1 > deadline, samples.count >= options.minimumSamples { break }
-                }
-                summaries[engine.name] = LatencySummary(nanoseconds: samples)
+            let samples = try timedRounds(engines: pair.count, iterations: options.iterations, parameterCount: params.count) {
+                try run(pair[$0], params[$1])
             }
+            var summaries: [String: LatencySummary] = [:]
+            for (e, engine) in pair.enumerated() { summaries[engine.name] = LatencySummary(nanoseconds: samples[e]) }
             figures.rows.append(SearchRow(title: title, wholeStore: wholeStore, summaries: summaries))
             log("  \(title): " + pair.map { e in
                 summaries[e.name].map { "\(e.name) p50 \(formatMicroseconds($0.p50)) p99 \(formatMicroseconds($0.p99))" } ?? ""
