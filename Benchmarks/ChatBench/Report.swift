@@ -49,9 +49,9 @@ extension Benchmark {
             if !r.isEmpty { parts.append("SQLite ≥\(goalRatio(g)): " + (r.allSatisfy { $0 >= g } ? "met" : "NOT met")) }
         }
         switch key.peerGoal {
-        case .lmdbFirstBar:
+        case .lmdbWithin(let bound):
             if let s = summaries["scrollback"], let l = summaries["lmdb"] {
-                parts.append("LMDB ≤1.5×: " + (s.p50 <= 1.5 * l.p50 ? "met" : "NOT met"))
+                parts.append("LMDB ≤\(goalRatio(bound)): " + (s.p50 <= bound * l.p50 ? "met" : "NOT met"))
             }
         case .aheadOfKeyValue:
             if let s = summaries["scrollback"] {
