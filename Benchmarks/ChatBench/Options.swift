@@ -27,11 +27,11 @@ struct Options {
     /// of 1,000 samples is the 10th slowest).
     var warmUpIterations = 100
     var warmUpSeconds = 0.2
-    /// The timed runs of a read query are taken in this many rounds, each engine in turn per
-    /// round (the order reversed every other round), each round after its own warm-up: a
-    /// change of the machine's speed during a query (this machine's runs shift by about a
-    /// third at times) then falls on every engine alike instead of on whichever one was timed
-    /// then. 1: each engine's runs back to back, as before.
+    /// The timed runs of a read or search query are taken in this many rounds, each engine in
+    /// turn per round (the order reversed every other round), each round after its own
+    /// warm-up: a change of the machine's speed during a query (this machine's runs shift by
+    /// about a third at times) then falls on every engine alike instead of on whichever one
+    /// was timed then. 1: each engine's runs back to back, as before.
     var rounds = 5
     var sends = 200
     /// Durable sends to random conversations (`sendSpread`): enough that a store's
@@ -80,10 +80,10 @@ struct Options {
           --change-retention-mb N  Scrollback's StoreOptions.changeRetentionBytes (default: the store's, 16)
           --iterations N       timed runs per query and engine (default 1000)
           --seconds-per-query S  time cap per query and engine (default 2)
-          --warm-up N          untimed runs per query and engine just before its timed runs
-                               (default 100, at most 0.2 s; 0: none), repeated every round
-          --rounds N           take a read query's timed runs in N rounds, the engines in turn
-                               in each (default 5; 1: each engine's runs back to back)
+          --warm-up N          untimed runs per query and engine before each round of its
+                               timed runs (default 100; at most 0.2 s over all rounds; 0: none)
+          --rounds N           take a query's timed runs in N rounds, the engines in turn in
+                               each (default 5; 1: each engine's runs back to back)
           --dir PATH           where the databases go (default .build/bench-data; wiped first)
           --keep               leave the databases on disk
           --threads LIST       reader threads of the readers-with-a-writer phase (default 1,4,16,64)
