@@ -471,10 +471,10 @@ final class Benchmark {
     }
 
     /// Runs `run` untimed over the first parameter sets for `options.warmUpIterations` calls
-    /// or `seconds` (default `options.warmUpSeconds`), whichever ends first: the engine about
-    /// to be timed then finds its own pages and code in the CPU caches.
-    func warmUp(_ parameterCount: Int, seconds: Double? = nil, _ run: (Int) throws -> Void) rethrows {
-        let deadline = nowNanoseconds() + UInt64((seconds ?? options.warmUpSeconds) * 1e9)
+    /// or `seconds`, whichever ends first: the engine about to be timed then finds its own
+    /// pages and code in the CPU caches.
+    func warmUp(_ parameterCount: Int, seconds: Double, _ run: (Int) throws -> Void) rethrows {
+        let deadline = nowNanoseconds() + UInt64(seconds * 1e9)
         for n in 0..<options.warmUpIterations {
             try run(n % parameterCount)
             if nowNanoseconds() > deadline { break }
