@@ -298,14 +298,19 @@ package struct MessageView {
     /// The metadata bytes (nil for none).
     package let metadataBytes: UnsafeRawBufferPointer?
     package let createdAt: Int64
-    package let kind: UInt8
-    package let edited: Bool
+    /// The kind byte, and `MessageFlags.edited` shifted left by 8 when set: one 32-bit word,
+    /// stored and loaded whole. (Two byte fields were stored as bytes and loaded by the
+    /// caller's code as one wider word, which the processor cannot forward from the stores
+    /// just made: a stall per message in profiles of the borrowing read.)
+    package let kindAndFlags: UInt32
     /// The conversation's name, held by the read that passes the view (no reference counting
     /// per message): valid during the call, as the bytes are.
     package let conversationPointer: UnsafePointer<String>
 
     /// The conversation's name.
     package var conversation: String { conversationPointer.pointee }
+    package var kind: UInt8 { UInt8(truncatingIfNeeded: kindAndFlags) }
+    package var edited: Bool { kindAndFlags & 1 << 8 != 0 }
 
     /// Calls `use` with a view of `record` (see the initializer) naming `conversation`.
     @inline(__always)
@@ -326,8 +331,7 @@ package struct MessageView {
         replyToBytes = body.replyToLength == 0 ? nil : bytes(body.replyToStart, body.metadataStart)
         metadataBytes = body.metadataLength == 0 ? nil : bytes(body.metadataStart, body.textStart)
         createdAt = Int64(key.createdAt)
-        kind = body.kind
-        edited = body.flags & MessageFlags.edited != 0
+        kindAndFlags = UInt32(body.kind) | (body.flags & MessageFlags.edited != 0 ? 1 << 8 : 0)
         conversationPointer = conversation
     }
 
