@@ -23,6 +23,11 @@ import Darwin
 /// does 15,000–19,000 reads/s at 16 and 64 threads. ThreadSanitizer intercepts pthread
 /// mutexes too, so TSan runs (`make tsan`) check the primitive the release build runs.
 ///
+/// The class is public (its members are not) only so that `withLock` is inlined and
+/// specialized in the modules above: Swift 6.3 emits the `@inlinable` bodies of a package
+/// type's members into no client module, so each call went through the generic method, its
+/// closure and type metadata (`perf`: about 1% of a short read, besides the calls).
+///
 /// Cost: `withLock` is `@inlinable` (callers get it specialized). Single-threaded, the
 /// pthread calls and the lock's own heap object cost the reference queries about 10–20%
 /// against `Mutex` stored inline (A/B runs, ratios to SQLite: unread count 4.3–4.8× against
@@ -30,7 +35,7 @@ import Darwin
 /// order). Tried and measured: an inlined compare-and-swap on a futex word with a short spin
 /// before sleeping (Drepper's mutex) — single-threaded the same as this, and at 16 and 64
 /// reader threads a 2–3× worse read p99 (32 and 121 ms against 12–20 and 46–59 ms).
-package final class Lock<Value>: @unchecked Sendable {
+public final class Lock<Value>: @unchecked Sendable {
     @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
     /// Exclusivity is not checked at run time: the mutex is what serializes access. The
     /// dynamic check (`swift_beginAccess`/`swift_endAccess`, a thread-local lookup each) on

@@ -29,9 +29,11 @@ package struct BlockCacheStatistics: Sendable, Equatable {
 }
 
 /// Identifies a block of a sealed segment.
-struct BlockKey: Hashable, Sendable {
+struct BlockKey: Hashable, ClockCacheKey {
     var segment: UInt32
     var block: UInt32
+
+    var packed: UInt64 { UInt64(segment) << 32 | UInt64(block) }
 }
 
 /// The byte-bounded cache of decompressed sealed blocks (CLOCK; each block charged its size).

@@ -9,10 +9,13 @@ import Synchronization
 /// entry whose bit is clear. An entry costing more than the whole capacity is not cached.
 /// Lookup and insert are O(1) amortized; `removeAll(where:)` is O(slots).
 ///
+/// Keys are found through an `IntegerMap` of their 64-bit packing (`ClockCacheKey`), not a
+/// `Dictionary`: a lookup is one per read, and SipHash was most of its cost.
+///
 /// Thread-safety: one lock around the table; values are immutable objects handed out as
 /// references, so readers use them outside the lock and an evicted value lives on until its
 /// last reader lets go.
-final class ClockCache<Key: Hashable & Sendable, Value: AnyObject & Sendable>: Sendable {
+final class ClockCache<Key: ClockCacheKey, Value: AnyObject & Sendable>: Sendable {
     struct Counters: Sendable, Equatable {
         var hits: UInt64 = 0
         var misses: UInt64 = 0
@@ -29,7 +32,8 @@ final class ClockCache<Key: Hashable & Sendable, Value: AnyObject & Sendable>: S
     }
 
     private struct State {
-        var map: [Key: Int] = [:]
+        /// Packed key → index in `slots`.
+        var map = IntegerMap<Int>()
         var slots: [Slot?] = []
         var freeSlots: [Int] = []
         var hand = 0
@@ -43,7 +47,7 @@ final class ClockCache<Key: Hashable & Sendable, Value: AnyObject & Sendable>: S
 
     func lookup(_ key: Key) -> Value? {
         state.withLock { state in
-            guard let index = state.map[key], let slot = state.slots[index] else {
+            guard let index = state.map[key.packed], let slot = state.slots[index] else {
                 state.counters.misses += 1
                 return nil
             }
@@ -60,7 +64,7 @@ final class ClockCache<Key: Hashable & Sendable, Value: AnyObject & Sendable>: S
     func insert(_ key: Key, _ value: Value, cost: Int) -> Value {
         guard cost <= capacity else { return value }
         return state.withLock { state in
-            if let index = state.map[key], let existing = state.slots[index] { return existing.value }
+            if let index = state.map[key.packed], let existing = state.slots[index] { return existing.value }
             while state.counters.bytes + cost > capacity, state.map.count > 0 {
                 Self.evictOne(&state)
             }
@@ -73,7 +77,7 @@ final class ClockCache<Key: Hashable & Sendable, Value: AnyObject & Sendable>: S
                 state.slots.append(slot)
                 index = state.slots.count - 1
             }
-            state.map[key] = index
+            state.map[key.packed] = index
             state.counters.bytes += cost
             state.counters.entries += 1
             return value
@@ -111,8 +115,17 @@ final class ClockCache<Key: Hashable & Sendable, Value: AnyObject & Sendable>: S
     private static func release(_ state: inout State, index: Int, slot: Slot) {
         state.slots[index] = nil
         state.freeSlots.append(index)
-        state.map[slot.key] = nil
+        state.map[slot.key.packed] = nil
         state.counters.bytes -= slot.cost
         state.counters.entries -= 1
     }
+}
+
+/// A cache key with a one-to-one packing into 64 bits (the cache's table is keyed by it).
+protocol ClockCacheKey: Equatable, Sendable {
+    var packed: UInt64 { get }
+}
+
+extension UInt64: ClockCacheKey {
+    var packed: UInt64 { self }
 }

@@ -278,9 +278,11 @@ package struct RunBlockEntry: Equatable, Sendable {
 }
 
 /// Identifies a block of a run in the block cache.
-struct RunBlockKey: Hashable, Sendable {
+struct RunBlockKey: Hashable, ClockCacheKey {
     var run: UInt32
     var block: UInt32
+
+    var packed: UInt64 { UInt64(run) << 32 | UInt64(block) }
 }
 
 /// The byte-bounded cache of decoded run blocks (CLOCK; each block charged its size).

@@ -25,7 +25,8 @@ package final class RunStore: Sendable {
     let fileSystem: any FileSystem
     let cache: RunBlockCache
     let blockSize: Int
-    private let table: Lock<[UInt32: Entry]>
+    /// Run id → entry. An `IntegerMap` (no SipHash): `run(_:)` is once per read.
+    private let table: Lock<IntegerMap<Entry>>
 
     enum Entry {
         case unopened
@@ -38,11 +39,11 @@ package final class RunStore: Sendable {
         self.directory = directory
         self.blockSize = blockSize
         cache = RunBlockCache(capacity: max(0, cacheBytes))
-        var entries: [UInt32: Entry] = [:]
+        var entries = IntegerMap<Entry>()
         var removed = false
         for name in try fileSystem.listDirectory(directory) {
             if let id = SortedRun.id(fromFileName: name) {
-                entries[id] = .unopened
+                entries[UInt64(id)] = .unopened
             } else if removeTemporaryFiles, name.hasPrefix(SortedRunLayout.filePrefix), name.hasSuffix(SortedRunLayout.temporarySuffix) {
                 try fileSystem.removeFile(Path.join(directory, name))
                 removed = true
@@ -53,24 +54,24 @@ package final class RunStore: Sendable {
     }
 
     /// Ids of the run files present, ascending.
-    package func ids() -> [UInt32] { table.withLock { Array($0.keys) }.sorted() }
+    package func ids() -> [UInt32] { table.withLock { $0.keys.map { UInt32(truncatingIfNeeded: $0) } }.sorted() }
 
     /// The path of run `id`'s file (whether or not it exists).
     package func path(of id: UInt32) -> String { Path.join(directory, SortedRun.fileName(id)) }
 
-    package func contains(_ id: UInt32) -> Bool { table.withLock { $0[id] != nil } }
+    package func contains(_ id: UInt32) -> Bool { table.withLock { $0.contains(UInt64(id)) } }
 
     /// Run `id`, opening (and validating) it on first use. A missing file is `.corrupted`:
     /// the caller asks only for runs its table names.
     package func run(_ id: UInt32) throws -> SortedRun {
-        switch table.withLock({ $0[id] }) {
+        switch table.withLock({ $0[UInt64(id)] }) {
         case .open(let run)?:
             return run
         case .unopened?:
             let run = try SortedRun.open(fileSystem: fileSystem, path: Path.join(directory, SortedRun.fileName(id)), id: id)
             return table.withLock { entries in
-                if case .open(let existing)? = entries[id] { return existing }
-                entries[id] = .open(run)
+                if case .open(let existing)? = entries[UInt64(id)] { return existing }
+                entries[UInt64(id)] = .open(run)
                 return run
             }
         case nil:
@@ -88,7 +89,7 @@ package final class RunStore: Sendable {
 
     /// Registers a run a writer finished.
     package func add(_ run: SortedRun) {
-        table.withLock { $0[run.id] = .open(run) }
+        table.withLock { $0[UInt64(run.id)] = .open(run) }
     }
 
     /// Registers the run files present now that this store has not listed yet: a read-only
@@ -98,7 +99,7 @@ package final class RunStore: Sendable {
     package func adoptFilesPresent() throws {
         let found = try fileSystem.listDirectory(directory).compactMap { SortedRun.id(fromFileName: $0) }
         table.withLock { entries in
-            for id in found where entries[id] == nil { entries[id] = .unopened }
+            for id in found where !entries.contains(UInt64(id)) { entries[UInt64(id)] = .unopened }
         }
     }
 
@@ -106,13 +107,13 @@ package final class RunStore: Sendable {
     /// a later `adoptFilesPresent` lists a file still present again). Their cached blocks are
     /// dropped; a cursor that holds one keeps reading it until it lets go.
     package func forget(_ ids: some Sequence<UInt32>) {
-        for id in ids where table.withLock({ $0.removeValue(forKey: id) }) != nil { cache.removeAll(run: id) }
+        for id in ids where table.withLock({ $0.remove(UInt64(id)) }) != nil { cache.removeAll(run: id) }
     }
 
     /// Removes run `id`'s file and syncs the directory; its cached blocks are dropped. Readers
     /// holding the run keep reading through their open handle until they let go.
     package func remove(_ id: UInt32) throws {
-        guard table.withLock({ $0.removeValue(forKey: id) }) != nil else { return }
+        guard table.withLock({ $0.remove(UInt64(id)) }) != nil else { return }
         cache.removeAll(run: id)
         try fileSystem.removeFile(Path.join(directory, SortedRun.fileName(id)))
         try fileSystem.syncDirectory(directory)
@@ -143,7 +144,7 @@ package final class RunStore: Sendable {
             for (id, entry) in entries {
                 switch entry {
                 case .open(let run): opened.append(run)
-                case .unopened: unopened.append(id)
+                case .unopened: unopened.append(UInt32(truncatingIfNeeded: id))
                 }
             }
             return (opened, unopened)

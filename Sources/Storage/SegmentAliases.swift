@@ -1,3 +1,4 @@
+import ScrollbackIO
 import ScrollbackLog
 
 /// In memory: which sorted runs hold each sealed segment's live records, and from which
@@ -17,6 +18,7 @@ import ScrollbackLog
 /// (StorageEngine+ReadOnly.swift).
 ///
 /// Thread-safety: one lock; `bindings(of:)` copies a small array out, `run(of:for:)` does not.
+/// The table is an `IntegerMap` (no SipHash): `run(of:for:)` is once per read.
 final class SegmentAliases: @unchecked Sendable {
     struct Binding: Equatable {
         var run: UInt32
@@ -25,25 +27,25 @@ final class SegmentAliases: @unchecked Sendable {
     }
 
     /// Per segment, newest binding first.
-    private let table = Lock<[UInt32: [Binding]]>([:])
+    private let table = Lock(IntegerMap<[Binding]>())
 
     init(_ accounts: [SegmentAccount]) {
         table.withLock { table in
-            for account in accounts where account.run != 0 { table[account.id] = [Binding(run: account.run, from: 0)] }
+            for account in accounts where account.run != 0 { table[UInt64(account.id)] = [Binding(run: account.run, from: 0)] }
         }
     }
 
     /// The bindings of `segment`, newest first (empty: read it from the log).
     @inline(__always)
     func bindings(of segment: UInt32) -> [Binding] {
-        table.withLock { $0[segment] ?? [] }
+        table.withLock { $0[UInt64(segment)] ?? [] }
     }
 
     /// The run a snapshot of `transaction` reads `segment` from, or nil for the log. One
     /// lock and one hash; nothing is copied out.
     func run(of segment: UInt32, for transaction: UInt64) -> UInt32? {
         table.withLock { table in
-            guard let bindings = table[segment] else { return nil }
+            guard let bindings = table[UInt64(segment)] else { return nil }
             return Self.run(in: bindings, for: transaction)
         }
     }
@@ -57,7 +59,7 @@ final class SegmentAliases: @unchecked Sendable {
     }
 
     func bind(_ segment: UInt32, to run: UInt32, from transaction: UInt64) {
-        table.withLock { $0[segment, default: []].insert(Binding(run: run, from: transaction), at: 0) }
+        table.withLock { $0[UInt64(segment)] = [Binding(run: run, from: transaction)] + ($0[UInt64(segment)] ?? []) }
     }
 
     /// Every segment whose newest binding is one of `sources` is bound to `result` too.
@@ -83,8 +85,8 @@ final class SegmentAliases: @unchecked Sendable {
     /// snapshot older than the state `accounts` come from is alive (a read-only engine's
     /// pruning).
     func reset(to accounts: [SegmentAccount]) {
-        var fresh: [UInt32: [Binding]] = [:]
-        for account in accounts where account.run != 0 { fresh[account.id] = [Binding(run: account.run, from: 0)] }
+        var fresh = IntegerMap<[Binding]>()
+        for account in accounts where account.run != 0 { fresh[UInt64(account.id)] = [Binding(run: account.run, from: 0)] }
         table.withLock { $0 = fresh }
     }
 
