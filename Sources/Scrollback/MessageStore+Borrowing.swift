@@ -66,6 +66,10 @@ public struct BorrowedMessage {
     }
 
     /// A copy as an owning `Message` (what `latest`, `page` and `messages` return).
+    /// Inlined into the store's reads: returned through memory, the `Message` was stored
+    /// field by field and then loaded 16 bytes at a time to be appended to the result, and
+    /// the processor cannot forward a load that spans two stores (a stall per message).
+    @inline(__always)
     public func message() -> Message {
         Message(id: String(decoding: idBytes, as: UTF8.self), conversation: conversation,
                 sender: String(decoding: senderBytes, as: UTF8.self), createdAt: createdAt, kind: kind,
