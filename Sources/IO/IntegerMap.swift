@@ -15,10 +15,11 @@
 ///
 /// Not thread-safe: a value type; callers that share one guard it (e.g. with `Lock`).
 ///
-/// The type is public (its members are not, but its iteration is) only so that the modules above get its
-/// `@inlinable` code specialized and inlined: Swift 6.3 emits the inlinable bodies of a
-/// package type's members into no client module, and the unspecialized generic code, passed
-/// the value type's metadata on every lookup, made a read slower than with `Dictionary`.
+/// The type is public (its members are not, but its iteration is) only so that the modules
+/// above get its `@inlinable` code specialized and inlined: Swift 6.3 emits the inlinable
+/// bodies of a package type's members into no client module, and the unspecialized generic
+/// code, passed the value type's metadata on every lookup, made a read slower than with
+/// `Dictionary`.
 public struct IntegerMap<Value> {
     @usableFromInline var slotKeys: [UInt64] = []
     /// nil: the slot is empty (then its key is meaningless).
