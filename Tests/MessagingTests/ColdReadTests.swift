@@ -2,13 +2,12 @@
 import ScrollbackFormat
 import ScrollbackIO
 import ScrollbackLog
-import Synchronization
 import Testing
 import TestSupport
 
-/// A file system that records every read of a sorted-run file (`run-*`): which file, where,
-/// how many bytes. Everything else passes through to a `MemoryFileSystem`.
-final class RunReadRecorder: FileSystem, @unchecked Sendable {
+/// Records every read of a sorted-run file (`run-*`) of a store in a `MemoryFileSystem`:
+/// which file, where, how many bytes. The store opens `files`.
+final class RunReadRecorder: Sendable {
     struct Read: Hashable {
         var file: String
         var offset: UInt64
@@ -16,51 +15,22 @@ final class RunReadRecorder: FileSystem, @unchecked Sendable {
     }
 
     let base = MemoryFileSystem()
-    private let recorded = Mutex<[Read]>([])
+    let files: ObservedFileSystem
+    private let recorded: Lock<[Read]>
+
+    init() {
+        let recorded = Lock<[Read]>([])
+        files = ObservedFileSystem(base: base) { call in
+            guard case let .read(path, offset, count) = call else { return }
+            let file = Path.name(of: path)
+            guard SortedRun.id(fromFileName: file) != nil else { return }
+            recorded.withLock { $0.append(Read(file: file, offset: offset, count: count)) }
+        }
+        self.recorded = recorded
+    }
 
     /// The reads recorded since the last call, and forgets them.
     func take() -> [Read] { recorded.withLock { reads in defer { reads = [] }; return reads } }
-
-    func record(_ path: String, _ offset: UInt64, _ count: Int) {
-        let file = Path.name(of: path)
-        guard SortedRun.id(fromFileName: file) != nil else { return }
-        recorded.withLock { $0.append(Read(file: file, offset: offset, count: count)) }
-    }
-
-    func open(_ path: String, mode: OpenMode) throws -> any FileHandle {
-        RecordingHandle(base: try base.open(path, mode: mode), owner: self)
-    }
-    func fileExists(_ path: String) -> Bool { base.fileExists(path) }
-    func listDirectory(_ path: String) throws -> [String] { try base.listDirectory(path) }
-    func createDirectory(_ path: String) throws { try base.createDirectory(path) }
-    func rename(_ source: String, to destination: String) throws { try base.rename(source, to: destination) }
-    func removeFile(_ path: String) throws { try base.removeFile(path) }
-    func syncDirectory(_ directory: String) throws { try base.syncDirectory(directory) }
-}
-
-final class RecordingHandle: FileHandle, @unchecked Sendable {
-    let base: any FileHandle
-    let owner: RunReadRecorder
-
-    init(base: any FileHandle, owner: RunReadRecorder) {
-        self.base = base
-        self.owner = owner
-    }
-
-    var path: String { base.path }
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
-        owner.record(path, offset, buffer.count)
-        return try base.read(into: buffer, at: offset)
-    }
-    func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws { try base.write(bytes, at: offset) }
-    func truncate(to size: UInt64) throws { try base.truncate(to: size) }
-    func allocate(upTo size: UInt64) throws { try base.allocate(upTo: size) }
-    func syncData() throws { try base.syncData() }
-    func size() throws -> UInt64 { try base.size() }
-    func close() throws { try base.close() }
-    func tryLock(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool { try base.tryLock(range, exclusive: exclusive) }
-    func unlock(_ range: Range<UInt64>) throws { try base.unlock(range) }
-    func isLockedByOthers(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool { try base.isLockedByOthers(range, exclusive: exclusive) }
 }
 
 /// Issue 11's cold-read goal, counted through the I/O layer (not timed): on a store opened
@@ -111,7 +81,7 @@ final class RecordingHandle: FileHandle, @unchecked Sendable {
         #expect(!offsets.isEmpty, "\(label): the store has no sorted run")
         let history = messages.filter { $0.conversation == heavy }.sorted { $0.createdAt > $1.createdAt }
         _ = fs.take()
-        let store = try MessageStore(path: "/db", options: Fixture.options(), fileSystem: fs)
+        let store = try MessageStore(path: "/db", options: Fixture.options(), fileSystem: fs.files)
         defer { try? store.close() }
         _ = blocksRead(fs, offsets)   // the open's reads (none should be blocks; not the goal's)
 
@@ -148,7 +118,7 @@ final class RecordingHandle: FileHandle, @unchecked Sendable {
         let fs = RunReadRecorder()
         let messages = Self.chat(seed: 11)
         do {
-            let store = try MessageStore(path: "/db", options: Fixture.options(), fileSystem: fs)
+            let store = try MessageStore(path: "/db", options: Fixture.options(), fileSystem: fs.files)
             _ = try store.load(messages)
             try store.close()
         }
@@ -161,7 +131,7 @@ final class RecordingHandle: FileHandle, @unchecked Sendable {
         let fs = RunReadRecorder()
         let messages = Self.chat(seed: 12)
         do {
-            let store = try MessageStore(path: "/db", options: Fixture.options(), fileSystem: fs)
+            let store = try MessageStore(path: "/db", options: Fixture.options(), fileSystem: fs.files)
             var batch = WriteBatch()
             for message in messages {
                 batch.append(message)

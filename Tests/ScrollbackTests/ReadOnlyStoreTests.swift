@@ -2,8 +2,8 @@ import Foundation
 @testable import Scrollback
 import ScrollbackFormat
 import ScrollbackIO
-import Synchronization
 import Testing
+import TestSupport
 
 /// One writer per store, any number of read-only opens (spec/reader-table.md), in one process
 /// on the simulated file systems and on real files. (Real processes: Tests/ProcessLockTests.)
@@ -39,38 +39,25 @@ import Testing
         return result
     }
 
-    /// A file system that records every call that could change a file or a name.
-    final class RecordingFileSystem: FileSystem, @unchecked Sendable {
-        let base: MemoryFileSystem
-        let changed = Mutex<[String]>([])
-        init(_ base: MemoryFileSystem) { self.base = base }
-        func note(_ what: String) { changed.withLock { $0.append(what) } }
-        func open(_ path: String, mode: OpenMode) throws -> any ScrollbackIO.FileHandle {
-            if mode != .readOnly && mode != .existing && !base.fileExists(path) { note("create \(path)") }
-            return Handle(try base.open(path, mode: mode), owner: self)
+    /// `base` observed: every call that could change a file or a name is noted in `changed`
+    /// ("write /db/readers", "create /db/x", …).
+    static func recordingChanges(of base: MemoryFileSystem) -> (fs: ObservedFileSystem, changed: Lock<[String]>) {
+        let changed = Lock<[String]>([])
+        let fs = ObservedFileSystem(base: base) { call in
+            let note: String? = switch call {
+            case let .open(path, mode): mode != .readOnly && mode != .existing && !base.fileExists(path) ? "create \(path)" : nil
+            case .read: nil
+            case let .write(path, _, _): "write \(path)"
+            case let .truncate(path, _): "truncate \(path)"
+            case let .syncData(path): "fdatasync \(path)"
+            case let .createDirectory(path): "mkdir \(path)"
+            case let .rename(source, _): "rename \(source)"
+            case let .removeFile(path): "unlink \(path)"
+            case let .syncDirectory(directory): "fsync \(directory)"
+            }
+            if let note { changed.withLock { $0.append(note) } }
         }
-        func fileExists(_ path: String) -> Bool { base.fileExists(path) }
-        func listDirectory(_ path: String) throws -> [String] { try base.listDirectory(path) }
-        func createDirectory(_ path: String) throws { note("mkdir \(path)"); try base.createDirectory(path) }
-        func rename(_ source: String, to destination: String) throws { note("rename \(source)"); try base.rename(source, to: destination) }
-        func removeFile(_ path: String) throws { note("unlink \(path)"); try base.removeFile(path) }
-        func syncDirectory(_ directory: String) throws { note("fsync \(directory)"); try base.syncDirectory(directory) }
-
-        final class Handle: ScrollbackIO.FileHandle, @unchecked Sendable {
-            let inner: any ScrollbackIO.FileHandle
-            let owner: RecordingFileSystem
-            init(_ inner: any ScrollbackIO.FileHandle, owner: RecordingFileSystem) { self.inner = inner; self.owner = owner }
-            var path: String { inner.path }
-            func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int { try inner.read(into: buffer, at: offset) }
-            func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws { owner.note("write \(path)"); try inner.write(bytes, at: offset) }
-            func truncate(to size: UInt64) throws { owner.note("truncate \(path)"); try inner.truncate(to: size) }
-            func syncData() throws { owner.note("fdatasync \(path)"); try inner.syncData() }
-            func size() throws -> UInt64 { try inner.size() }
-            func close() throws { try inner.close() }
-            func tryLock(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool { try inner.tryLock(range, exclusive: exclusive) }
-            func unlock(_ range: Range<UInt64>) throws { try inner.unlock(range) }
-            func isLockedByOthers(_ range: Range<UInt64>, exclusive: Bool) throws -> Bool { try inner.isLockedByOthers(range, exclusive: exclusive) }
-        }
+        return (fs, changed)
     }
 
     // MARK: One writer
@@ -208,7 +195,7 @@ import Testing
         for i in 0..<200 { try writer.append(Self.message(i)) }
         try writer.checkpoint()
         for i in 200..<260 { try writer.append(Self.message(i)) }   // in the log only
-        let fs = RecordingFileSystem(base)
+        let (fs, changed) = Self.recordingChanges(of: base)
         let reader = try MessageStore(path: "/db", options: Self.options(), fileSystem: fs, readOnly: true)
         #expect(try reader.statistics.messages == 260)
         for i in 260..<300 { try writer.append(Self.message(i)) }
@@ -217,8 +204,8 @@ import Testing
         #expect(try Self.contents(reader) == (try Self.contents(writer)))
         #expect(try reader.verify() == [])
         try reader.close()
-        let changed = Set(fs.changed.withLock { $0 })
-        #expect(changed.isSubset(of: ["write /db/readers"]), "\(changed.sorted())")
+        let notes = Set(changed.withLock { $0 })
+        #expect(notes.isSubset(of: ["write /db/readers"]), "\(notes.sorted())")
         try writer.close()
 
         // Without any writer: the log after the last checkpoint is read, never recovered.
