@@ -20,13 +20,24 @@ extension MessageDatabase {
         return result
     }
 
+    /// A scan asked to say how many messages it will visit (`expecting`) says so once it has
+    /// visited this many and goes on. Shorter scans (nearly all) do not count: the count is a
+    /// second walk down the tree, worth it only where it spares the caller's result several
+    /// regrowths (a day of a busy room: hundreds of messages).
+    static let remainingCountAfter = 64
+
     /// Walks the messages of `conversationID` from `start` in one direction, visiting up to
     /// `limit` messages whose key stays within `bound` (inclusive). Returns whether another
     /// message of the conversation (within `bound`) follows the last one visited.
+    ///
+    /// `expecting` is called at most once: when the walk goes on after `countingAfter`
+    /// messages, with the exact number it will still visit (the counted tree's count up to
+    /// `bound`, capped by `limit`), so that a caller collecting the messages sizes its result
+    /// once. O(log n) for that call; `.max` (the default) never counts.
     @inline(__always)
     func scan(_ snapshot: PageTransaction, conversation conversationID: UInt64, name: String, from start: MessageKey,
               inclusive: Bool, forward: Bool, bound: MessageKey, limit: Int, lastKey: UnsafeMutablePointer<MessageKey>? = nil,
-              _ visit: MessageVisitor) throws -> Bool {
+              countingAfter: Int = .max, expecting: (Int) -> Void = { _ in }, _ visit: MessageVisitor) throws -> Bool {
         let messages = try BTree(snapshot, .messages)
         var cursor = messages.scanCursor()
         let startKey = start.treeKey, boundKey = bound.treeKey
@@ -56,6 +67,12 @@ extension MessageDatabase {
                 try visitMessage(at: MessagePointer.position(in: value), key: messageKey, conversation: name, &reader, visit)
                 lastKey?.pointee = messageKey
                 taken += 1
+                if taken == countingAfter, taken < limit {
+                    // The messages strictly after `key` in the walk's direction, through `bound`.
+                    let remaining = forward ? try messages.count(from: key, to: boundKey, inclusive: true) - 1
+                                            : try messages.count(from: boundKey, to: key, inclusive: false)
+                    expecting(min(limit - taken, max(0, remaining)))
+                }
                 return true
             }
         }
@@ -78,14 +95,33 @@ extension MessageDatabase {
                 MessageKey(conversation: id, createdAt: min(UInt64(through), MessageKey.maxCreatedAt), seq: MessageKey.maxSeq))
     }
 
+    /// The messages of `from ≤ createdAt ≤ through`, up to `limit`, in one direction.
     package func messages(in conversation: String, from: Int64, through: Int64, forward: Bool, limit: Int,
                           _ visit: MessageVisitor) throws {
+        try messages(in: conversation, from: from, through: through, forward: forward, limit: limit,
+                     countingAfter: .max, expecting: { _ in }, visit)
+    }
+
+    /// `messages(in:from:through:forward:limit:_:)` for a caller that collects them: a long
+    /// range calls `expecting` once with the number of messages still to come (see `scan`).
+    /// Separate (not an optional argument) because an optional closure escapes: its context
+    /// would be allocated on every call.
+    package func messages(in conversation: String, from: Int64, through: Int64, forward: Bool, limit: Int,
+                          expecting: (Int) -> Void, _ visit: MessageVisitor) throws {
+        try messages(in: conversation, from: from, through: through, forward: forward, limit: limit,
+                     countingAfter: Self.remainingCountAfter, expecting: expecting, visit)
+    }
+
+    @inline(__always)
+    private func messages(in conversation: String, from: Int64, through: Int64, forward: Bool, limit: Int,
+                          countingAfter: Int, expecting: (Int) -> Void, _ visit: MessageVisitor) throws {
         guard Self.rangeKeys(of: 0, from: from, through: through) != nil else { return }   // no snapshot for an empty range
         try engine.read { snapshot in
             guard let id = try conversationID(conversation, in: snapshot),
                   let (earliest, latest) = Self.rangeKeys(of: id, from: from, through: through) else { return }
             _ = try scan(snapshot, conversation: id, name: conversation, from: forward ? earliest : latest, inclusive: true,
-                         forward: forward, bound: forward ? latest : earliest, limit: limit, visit)
+                         forward: forward, bound: forward ? latest : earliest, limit: limit, countingAfter: countingAfter,
+                         expecting: expecting, visit)
         }
     }
 
@@ -104,6 +140,21 @@ extension MessageDatabase {
     /// named it) and for this conversation, else `invalidCursor`. O(log n + limit).
     package func page(in conversation: String, from: Int64, through: Int64, after token: String?, limit: Int, forward: Bool,
                       _ visit: MessageVisitor) throws -> String? {
+        try page(in: conversation, from: from, through: through, after: token, limit: limit, forward: forward,
+                 countingAfter: .max, expecting: { _ in }, visit)
+    }
+
+    /// `page(in:from:through:after:limit:forward:_:)` for a caller that collects the page: a
+    /// long one calls `expecting` once with the number of messages still to come (see `scan`).
+    package func page(in conversation: String, from: Int64, through: Int64, after token: String?, limit: Int, forward: Bool,
+                      expecting: (Int) -> Void, _ visit: MessageVisitor) throws -> String? {
+        try page(in: conversation, from: from, through: through, after: token, limit: limit, forward: forward,
+                 countingAfter: Self.remainingCountAfter, expecting: expecting, visit)
+    }
+
+    @inline(__always)
+    private func page(in conversation: String, from: Int64, through: Int64, after token: String?, limit: Int, forward: Bool,
+                      countingAfter: Int, expecting: (Int) -> Void, _ visit: MessageVisitor) throws -> String? {
         let start = try token.map { try messagePosition($0, forward: forward) }
         return try engine.read { snapshot in
             guard let id = try conversationID(conversation, in: snapshot) else {
@@ -126,7 +177,8 @@ extension MessageDatabase {
             }
             var last = first
             let more = try scan(snapshot, conversation: id, name: conversation, from: first, inclusive: inclusive,
-                                forward: forward, bound: forward ? latest : earliest, limit: limit, lastKey: &last, visit)
+                                forward: forward, bound: forward ? latest : earliest, limit: limit, lastKey: &last,
+                                countingAfter: countingAfter, expecting: expecting, visit)
             guard more else { return nil }
             let position = CursorToken.Position(conversation: id, createdAt: last.createdAt, seq: last.seq)
             return CursorToken.encode(position, secret: cursorSecret, version: CursorToken.messageVersion(forward: forward))
