@@ -148,6 +148,31 @@ import TestSupport
         }
     }
 
+    /// A long range is collected into a result sized once (the scan counts what is still to
+    /// come after its first 64 messages) rather than one grown by doubling: a result of 300
+    /// would otherwise have room for 512. Forward and backward, with and without a limit
+    /// that cuts the range, and edges of the range lying between messages.
+    @Test func longRangeResultIsSizedOnce() throws {
+        let store = try Fixture.open()
+        try store.write { batch in
+            for i in 0..<600 { batch.append(Fixture.message("m\(i)", at: 10 * Int64(i))) }
+            for i in 0..<100 { batch.append(Fixture.message("o\(i)", in: "c2", at: 10 * Int64(i))) }
+        }
+        for order in [Order.oldestFirst, .newestFirst] {
+            for (from, through, limit, expected) in [(Int64(1_000), Int64(3_990), Int?.none, 100..<400),
+                                                     (995, 4_005, 250, 100..<401), (0, 5_990, nil, 0..<600),
+                                                     (-5, 700, 70, 0..<71)] {
+                let result = try store.messages(in: "c1", from: from, through: through, order: order, limit: limit)
+                var ids = expected.map { "m\($0)" }
+                if order == .newestFirst { ids.reverse() }
+                if let limit { ids = Array(ids.prefix(limit)) }
+                #expect(result.map(\.id) == ids, "\(order) \(from)...\(through) limit \(String(describing: limit))")
+                #expect(result.capacity < result.count + 32,
+                        "\(order) \(from)...\(through): room for \(result.capacity) messages, \(result.count) returned")
+            }
+        }
+    }
+
     @Test func deletedIDCanBeReused() throws {
         let store = try Fixture.open()
         try store.append(Fixture.message("x", at: 1, body: "old"))
