@@ -53,8 +53,10 @@ extension MessageDatabase {
         options.autoCompactGarbageRatio = nil
         let database = try MessageDatabase.open(fileSystem: fileSystem, directory: build, options: options)
         do {
-            _ = try database.bulkLoad(content.messages.lazy.map { BulkMessage(message: $0.message, seq: $0.seq, keepsEdited: true) },
-                                      conversations: content.conversations, runMessages: bulkLoadRunMessages)
+            var messages = content.messages.makeIterator()
+            _ = try database.bulkLoad(conversations: content.conversations, runMessages: bulkLoadRunMessages) {
+                messages.next().map { BulkMessage(message: $0.message, seq: $0.seq, keepsEdited: true) }
+            }
             try database.restoreReadMarkers(content.markers)
             try database.close()
         } catch {

@@ -128,11 +128,14 @@ extension MessageSchema {
         var builder = try BTreeBuilder(trees.ids, leafFill: bulkLeafFill)
         var previous: UInt64? = nil
         for entry in ids {
-            if entry.hash == previous {
-                try trees.idCollisions.insert(MessageIDCollisionKey(idHash: entry.hash, seq: entry.key.seq).treeKey,
-                                              value: MessageIDValue(key: entry.key).bytes)
-            } else {
-                try builder.append(MessageIDKey(idHash: entry.hash).treeKey, value: MessageIDValue(key: entry.key).bytes)
+            // The value's bytes on the stack: an array per id was a million allocations a load.
+            try MessageIDValue(key: entry.key).withBytes { value in
+                if entry.hash == previous {
+                    try trees.idCollisions.insert(MessageIDCollisionKey(idHash: entry.hash, seq: entry.key.seq).treeKey,
+                                                  value: value)
+                } else {
+                    try builder.append(MessageIDKey(idHash: entry.hash).treeKey, value: value)
+                }
             }
             previous = entry.hash
         }

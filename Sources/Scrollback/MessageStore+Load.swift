@@ -36,7 +36,8 @@ extension MessageStore {
     /// for live traffic and `load` for imports, migrations and benchmarks.
     @discardableResult
     public func load(_ messages: some Sequence<Message>) throws -> LoadSummary {
-        let summary = try mapErrors { try database.bulkLoad(messages.lazy.map(Self.stored)) }
+        var iterator = messages.makeIterator()
+        let summary = try mapErrors { try database.bulkLoad { iterator.next().map(Self.stored) } }
         return LoadSummary(appended: summary.appended, duplicates: summary.duplicates)
     }
 
