@@ -361,6 +361,35 @@ import TestSupport
         #expect(try store.verify() == [])
     }
 
+    /// A feed over more conversations than the feed's inline set of ids holds (32), each
+    /// named twice, and one history long enough to span many leaves of the messages tree (the
+    /// merge steps each cursor back across leaf and conversation boundaries).
+    @Test func feedOverManyConversationsNamedTwiceAndLongHistories() throws {
+        let store = try Fixture.open()
+        var model = Model()
+        var rng = SeededRandom(seed: 11)
+        let names = (0..<70).map { "r\($0)" }
+        var batch: [Message] = []
+        for i in 0..<4000 {
+            // Half of the messages in r0 (a long history), the rest spread over the others.
+            let conversation = i % 2 == 0 ? "r0" : names[Int.random(in: 1..<names.count, using: &rng)]
+            batch.append(Fixture.message("m\(i)", in: conversation, at: Int64.random(in: 0..<5000, using: &rng)))
+        }
+        for m in batch {
+            try store.append(m)
+            _ = model.append(m)
+        }
+        let set = (names + names + ["nope"]).shuffled(using: &rng)
+        let expected = model.messages.values.sorted { ($0.message.createdAt, $0.seq) > ($1.message.createdAt, $1.seq) }
+            .map(\.message.id)
+        for limit in [1, 33, 700, 2500, 4000] {
+            #expect(try store.feed(set, limit: limit).map(\.id) == Array(expected.prefix(limit)), "limit \(limit)")
+        }
+        // The long history alone, named three times among unknown names.
+        let r0 = model.ordered("r0").reversed().map(\.id)
+        #expect(try store.feed(["x", "r0", "y", "r0", "r0"], limit: 3000).map(\.id) == Array(r0))
+    }
+
     @Test func feedMergesNewestFirstWithInsertionTieBreak() throws {
         let store = try Fixture.open()
         var model = Model()
